@@ -1,0 +1,190 @@
+//! Strict, unpadded base64url (RFC 4648 §5) as JWS compact serialization requires.
+//!
+//! Only the 64 characters of the URL-safe alphabet are accepted: no padding, no whitespace, no
+//! standard-alphabet `+`/`/`. The unused low bits of the last character must be zero, so every byte
+//! string has exactly one accepted encoding (a flipped trailing bit can never yield an "equivalent"
+//! token that still verifies).
+
+use thiserror::Error;
+
+/// Why a base64url segment was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Base64UrlError {
+    /// A byte outside the base64url alphabet (this includes `=` padding, `+`, `/` and whitespace).
+    #[error("character {byte:#04x} at offset {offset} is not in the unpadded base64url alphabet")]
+    InvalidCharacter {
+        /// The offending byte.
+        byte: u8,
+        /// Its offset within the segment.
+        offset: usize,
+    },
+    /// A length of 4k+1 characters cannot encode whole bytes.
+    #[error("length {0} is not a valid unpadded base64url length")]
+    InvalidLength(usize),
+    /// The last character carries non-zero bits that encode nothing (non-canonical encoding).
+    #[error("the final character has non-zero unused bits (non-canonical encoding)")]
+    NonCanonical,
+    /// The decoded value does not fit the caller's buffer.
+    #[error("decoded value is longer than {0} bytes")]
+    TooLong(usize),
+}
+
+const INVALID: u8 = 0xFF;
+
+const DECODE_TABLE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let alphabet = ALPHABET;
+    let mut i = 0;
+    while i < 64 {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Number of bytes that `encoded_len` base64url characters decode to, or an error for 4k+1.
+pub fn decoded_len(encoded_len: usize) -> Result<usize, Base64UrlError> {
+    match encoded_len % 4 {
+        1 => Err(Base64UrlError::InvalidLength(encoded_len)),
+        0 => Ok(encoded_len / 4 * 3),
+        rem => Ok(encoded_len / 4 * 3 + rem - 1),
+    }
+}
+
+/// Decodes `input` into a new vector.
+pub fn decode(input: &[u8]) -> Result<Vec<u8>, Base64UrlError> {
+    let len = decoded_len(input.len())?;
+    let mut out = vec![0u8; len];
+    decode_into(input, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes `input` into the front of `out`, returning the number of bytes written.
+pub fn decode_into(input: &[u8], out: &mut [u8]) -> Result<usize, Base64UrlError> {
+    let len = decoded_len(input.len())?;
+    if len > out.len() {
+        return Err(Base64UrlError::TooLong(out.len()));
+    }
+    let sextet = |offset: usize| -> Result<u32, Base64UrlError> {
+        let byte = input[offset];
+        match DECODE_TABLE[byte as usize] {
+            INVALID => Err(Base64UrlError::InvalidCharacter { byte, offset }),
+            value => Ok(u32::from(value)),
+        }
+    };
+    let full_chunks = input.len() / 4;
+    let mut written = 0;
+    for chunk in 0..full_chunks {
+        let at = chunk * 4;
+        let word =
+            sextet(at)? << 18 | sextet(at + 1)? << 12 | sextet(at + 2)? << 6 | sextet(at + 3)?;
+        out[written] = (word >> 16) as u8;
+        out[written + 1] = (word >> 8) as u8;
+        out[written + 2] = word as u8;
+        written += 3;
+    }
+    let at = full_chunks * 4;
+    match input.len() - at {
+        2 => {
+            let (a, b) = (sextet(at)?, sextet(at + 1)?);
+            if b & 0x0F != 0 {
+                return Err(Base64UrlError::NonCanonical);
+            }
+            out[written] = (a << 2 | b >> 4) as u8;
+            written += 1;
+        }
+        3 => {
+            let (a, b, c) = (sextet(at)?, sextet(at + 1)?, sextet(at + 2)?);
+            if c & 0x03 != 0 {
+                return Err(Base64UrlError::NonCanonical);
+            }
+            let word = a << 12 | b << 6 | c;
+            out[written] = (word >> 10) as u8;
+            out[written + 1] = (word >> 2) as u8;
+            written += 2;
+        }
+        _ => {}
+    }
+    Ok(written)
+}
+
+/// Encodes `input` as unpadded base64url.
+pub fn encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let word = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let index = (word >> (18 - 6 * i)) & 0x3F;
+            out.push(char::from(ALPHABET[index as usize]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_length() {
+        let data: Vec<u8> = (0..=255u8).collect();
+        for len in 0..data.len() {
+            let encoded = encode(&data[..len]);
+            assert_eq!(decode(encoded.as_bytes()).as_deref(), Ok(&data[..len]));
+        }
+    }
+
+    #[test]
+    fn matches_rfc4648_examples() {
+        assert_eq!(encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(encode(b"fo"), "Zm8");
+        assert_eq!(encode(&[0xfb, 0xff]), "-_8");
+        assert_eq!(decode(b"Zm9vYg"), Ok(b"foob".to_vec()));
+    }
+
+    #[test]
+    fn rejects_padding_and_foreign_characters() {
+        assert_eq!(
+            decode(b"Zm8="),
+            Err(Base64UrlError::InvalidCharacter {
+                byte: b'=',
+                offset: 3
+            })
+        );
+        assert!(matches!(
+            decode(b"+/8"),
+            Err(Base64UrlError::InvalidCharacter { .. })
+        ));
+        assert!(matches!(
+            decode(b"Zm 9"),
+            Err(Base64UrlError::InvalidCharacter { .. })
+        ));
+        assert_eq!(decode(b"Zm9vY"), Err(Base64UrlError::InvalidLength(5)));
+    }
+
+    #[test]
+    fn rejects_non_canonical_trailing_bits() {
+        // "Zm9" is canonical for "fo"; "Zm-" sets unused bits.
+        assert!(decode(b"Zm8").is_ok());
+        assert_eq!(decode(b"Zm9"), Err(Base64UrlError::NonCanonical));
+        assert_eq!(decode(b"AB"), Err(Base64UrlError::NonCanonical));
+        assert!(decode(b"AA").is_ok());
+    }
+
+    #[test]
+    fn refuses_output_that_does_not_fit() {
+        let mut small = [0u8; 2];
+        assert_eq!(
+            decode_into(b"Zm9v", &mut small),
+            Err(Base64UrlError::TooLong(2))
+        );
+    }
+}

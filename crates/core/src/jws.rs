@@ -1,0 +1,425 @@
+//! JWS compact serialization (RFC 7515 §7.1), parsed strictly and without trusting anything yet.
+//!
+//! [`CompactJws::parse`] checks the size limit before decoding anything, splits exactly three
+//! segments, decodes the header as canonical base64url into a strict JSON object and reads the
+//! parameters jwtgate acts on. The payload and signature stay encoded until they are needed, so a
+//! token that fails early costs almost nothing.
+
+use crate::alg::Algorithm;
+use crate::base64url::{self, Base64UrlError};
+use crate::json::{self, JsonError};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// Default maximum size of a whole token: 64 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 64 * 1024;
+
+/// Largest signature jwtgate can meet (RSA 8192), decoded.
+pub const MAX_SIGNATURE_LEN: usize = 1024;
+
+/// Which of the three segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// The protected header.
+    Header,
+    /// The payload (claims).
+    Payload,
+    /// The signature.
+    Signature,
+}
+
+impl std::fmt::Display for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Segment::Header => "header",
+            Segment::Payload => "payload",
+            Segment::Signature => "signature",
+        })
+    }
+}
+
+/// Structural problems: the input is not a well-formed JWS.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JwsError {
+    /// Nothing at all.
+    #[error("the token is empty")]
+    Empty,
+    /// Longer than the configured limit (checked before decoding).
+    #[error("the token is {len} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// Token length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No `.` at all: an opaque access token, not a JWT.
+    #[error("the token is opaque (no '.' separators): not a JWT")]
+    Opaque,
+    /// Five segments: a JWE (encrypted token), which jwtgate cannot and should not verify.
+    #[error("the token is a JWE (encrypted, five segments), not a signed JWT")]
+    Jwe {
+        /// The JWE header's `alg` and `enc`, when they could be read.
+        alg_enc: Option<(String, String)>,
+    },
+    /// Not three segments.
+    #[error("the token has {0} segments; a signed JWT has exactly three")]
+    SegmentCount(usize),
+    /// An empty header or signature segment.
+    #[error("the {0} segment is empty")]
+    EmptySegment(Segment),
+    /// Bytes outside printable ASCII (JWS compact is base64url and dots only).
+    #[error("the token contains a byte ({0:#04x}) that cannot appear in a JWS")]
+    NotAscii(u8),
+    /// A segment is not canonical unpadded base64url.
+    #[error("the {segment} segment is not valid base64url: {error}")]
+    Base64 {
+        /// Which segment.
+        segment: Segment,
+        /// What was wrong.
+        error: Base64UrlError,
+    },
+    /// The header or payload is not a strict JSON object.
+    #[error("the {segment} is not a valid JSON object: {error}")]
+    Json {
+        /// Which segment.
+        segment: Segment,
+        /// What was wrong.
+        error: JsonError,
+    },
+    /// The header breaks a rule of jwtgate's policy.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+}
+
+/// Header parameters that are present but not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HeaderError {
+    /// No `alg`.
+    #[error("the header has no \"alg\"")]
+    MissingAlg,
+    /// `alg` is not a string.
+    #[error("the header's \"alg\" is not a string")]
+    AlgNotString,
+    /// `alg` is `none` in any spelling: unsecured JWS is never accepted.
+    #[error("the header's \"alg\" is {0:?}: unsigned tokens are never accepted")]
+    AlgNone(String),
+    /// `alg` names an algorithm jwtgate does not implement.
+    #[error("the header's \"alg\" {0:?} is not a supported algorithm")]
+    UnsupportedAlg(String),
+    /// `kid` is present but not a string.
+    #[error("the header's \"kid\" is not a string")]
+    KidNotString,
+    /// `crit` is present: jwtgate understands no extensions, so it must refuse (RFC 7515 §4.1.11).
+    #[error("the header has \"crit\"; no critical extensions are understood")]
+    Crit,
+    /// `b64` is present (RFC 7797 unencoded payloads are not accepted).
+    #[error("the header has \"b64\"; unencoded payloads (RFC 7797) are not accepted")]
+    B64,
+    /// `typ` is not a string.
+    #[error("the header's \"typ\" is not a string")]
+    TypNotString,
+    /// `typ` names another kind of token.
+    #[error("the header's \"typ\" is {0:?}, which is not an access token type")]
+    WrongTyp(String),
+}
+
+/// The protected header, with the parameters jwtgate acts on already checked.
+///
+/// `jwk`, `jku`, `x5u` and `x5c` are deliberately not exposed: keys never come from the token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The algorithm, one jwtgate implements (not yet checked against a policy's allowlist).
+    pub alg: Algorithm,
+    /// The key id, when present.
+    pub kid: Option<String>,
+    /// The declared type, when present; one of the accepted token types.
+    pub typ: Option<String>,
+    /// Every header parameter, for display.
+    pub raw: Map<String, Value>,
+}
+
+impl Header {
+    /// True when `typ` declares an RFC 9068 access token (`at+jwt` or `application/at+jwt`).
+    pub fn is_access_token_type(&self) -> bool {
+        self.typ.as_deref().is_some_and(|typ| {
+            let typ = typ.to_ascii_lowercase();
+            typ == "at+jwt" || typ == "application/at+jwt"
+        })
+    }
+}
+
+/// Accepted `typ` values, compared case-insensitively.
+const ACCEPTED_TYPES: [&str; 4] = ["at+jwt", "application/at+jwt", "jwt", "application/jwt"];
+
+impl Header {
+    /// Reads and checks the parameters of a decoded header object.
+    pub fn from_object(raw: Map<String, Value>) -> Result<Header, HeaderError> {
+        let alg = match raw.get("alg") {
+            None => return Err(HeaderError::MissingAlg),
+            Some(Value::String(name)) => {
+                if name.eq_ignore_ascii_case("none") {
+                    return Err(HeaderError::AlgNone(name.clone()));
+                }
+                name.parse::<Algorithm>()
+                    .map_err(|_| HeaderError::UnsupportedAlg(name.clone()))?
+            }
+            Some(_) => return Err(HeaderError::AlgNotString),
+        };
+        if raw.contains_key("crit") {
+            return Err(HeaderError::Crit);
+        }
+        if raw.contains_key("b64") {
+            return Err(HeaderError::B64);
+        }
+        let kid = match raw.get("kid") {
+            None => None,
+            Some(Value::String(kid)) => Some(kid.clone()),
+            Some(_) => return Err(HeaderError::KidNotString),
+        };
+        let typ = match raw.get("typ") {
+            None => None,
+            Some(Value::String(typ)) => {
+                if !ACCEPTED_TYPES.iter().any(|t| t.eq_ignore_ascii_case(typ)) {
+                    return Err(HeaderError::WrongTyp(typ.clone()));
+                }
+                Some(typ.clone())
+            }
+            Some(_) => return Err(HeaderError::TypNotString),
+        };
+        Ok(Header { alg, kid, typ, raw })
+    }
+}
+
+/// A parsed but unverified JWS: the header is decoded and checked, nothing else is trusted.
+#[derive(Debug, Clone)]
+pub struct CompactJws<'a> {
+    header: Header,
+    signing_input: &'a [u8],
+    payload: &'a [u8],
+    signature: &'a [u8],
+}
+
+impl<'a> CompactJws<'a> {
+    /// Parses `token` (with no `Bearer ` prefix), refusing anything longer than `max_len` bytes
+    /// before decoding it.
+    pub fn parse(token: &'a [u8], max_len: usize) -> Result<CompactJws<'a>, JwsError> {
+        if token.is_empty() {
+            return Err(JwsError::Empty);
+        }
+        if token.len() > max_len {
+            return Err(JwsError::TooLarge {
+                len: token.len(),
+                max: max_len,
+            });
+        }
+        let mut dots = [0usize; 2];
+        let mut count = 0usize;
+        for (index, &byte) in token.iter().enumerate() {
+            if byte == b'.' {
+                if count < 2 {
+                    dots[count] = index;
+                }
+                count += 1;
+            } else if !(0x21..0x7F).contains(&byte) {
+                return Err(JwsError::NotAscii(byte));
+            }
+        }
+        match count {
+            0 => return Err(JwsError::Opaque),
+            2 => {}
+            4 => {
+                return Err(JwsError::Jwe {
+                    alg_enc: jwe_alg_enc(token),
+                })
+            }
+            _ => return Err(JwsError::SegmentCount(count + 1)),
+        }
+        let header_b64 = &token[..dots[0]];
+        let payload = &token[dots[0] + 1..dots[1]];
+        let signature = &token[dots[1] + 1..];
+        if header_b64.is_empty() {
+            return Err(JwsError::EmptySegment(Segment::Header));
+        }
+        if signature.is_empty() {
+            return Err(JwsError::EmptySegment(Segment::Signature));
+        }
+        let header_json = base64url::decode(header_b64).map_err(|error| JwsError::Base64 {
+            segment: Segment::Header,
+            error,
+        })?;
+        let header_map = json::parse_object(&header_json).map_err(|error| JwsError::Json {
+            segment: Segment::Header,
+            error,
+        })?;
+        let header = Header::from_object(header_map)?;
+        Ok(CompactJws {
+            header,
+            signing_input: &token[..dots[1]],
+            payload,
+            signature,
+        })
+    }
+
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// `BASE64URL(header) '.' BASE64URL(payload)`: the bytes the signature covers.
+    pub fn signing_input(&self) -> &'a [u8] {
+        self.signing_input
+    }
+
+    /// The still-encoded payload segment.
+    pub fn payload_b64(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// The still-encoded signature segment.
+    pub fn signature_b64(&self) -> &'a [u8] {
+        self.signature
+    }
+
+    /// Decodes the payload (it may be empty in a JWS; a JWT needs an object).
+    pub fn decode_payload(&self) -> Result<Vec<u8>, JwsError> {
+        base64url::decode(self.payload).map_err(|error| JwsError::Base64 {
+            segment: Segment::Payload,
+            error,
+        })
+    }
+
+    /// Decodes the signature into `buffer`, returning the filled part.
+    pub fn decode_signature<'b>(
+        &self,
+        buffer: &'b mut [u8; MAX_SIGNATURE_LEN],
+    ) -> Result<&'b [u8], JwsError> {
+        let len =
+            base64url::decode_into(self.signature, buffer).map_err(|error| JwsError::Base64 {
+                segment: Segment::Signature,
+                error,
+            })?;
+        Ok(&buffer[..len])
+    }
+}
+
+/// Best-effort read of a JWE header's `alg` and `enc`, for the error message only.
+fn jwe_alg_enc(token: &[u8]) -> Option<(String, String)> {
+    let end = token.iter().position(|&b| b == b'.')?;
+    let header = json::parse_object(&base64url::decode(&token[..end]).ok()?).ok()?;
+    let alg = header.get("alg")?.as_str()?.to_owned();
+    let enc = header.get("enc")?.as_str()?.to_owned();
+    Some((alg, enc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base64url::encode;
+
+    fn token(header: &str, payload: &str, sig: &str) -> String {
+        format!(
+            "{}.{}.{}",
+            encode(header.as_bytes()),
+            encode(payload.as_bytes()),
+            sig
+        )
+    }
+
+    #[test]
+    fn parses_a_well_formed_token() {
+        let t = token(r#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#, "{}", "AAAA");
+        let jws = CompactJws::parse(t.as_bytes(), DEFAULT_MAX_TOKEN_LEN);
+        let jws = jws.as_ref().map(CompactJws::header);
+        assert_eq!(jws.map(|h| h.alg), Ok(Algorithm::RS256));
+        assert_eq!(jws.map(|h| h.kid.clone()), Ok(Some("k1".into())));
+        assert_eq!(jws.map(Header::is_access_token_type), Ok(true));
+    }
+
+    #[test]
+    fn classifies_segment_counts() {
+        let parse = |t: &str| CompactJws::parse(t.as_bytes(), DEFAULT_MAX_TOKEN_LEN).err();
+        assert_eq!(parse(""), Some(JwsError::Empty));
+        assert_eq!(parse("abcdef"), Some(JwsError::Opaque));
+        assert_eq!(parse("a.b"), Some(JwsError::SegmentCount(2)));
+        assert_eq!(parse("a.b.c.d"), Some(JwsError::SegmentCount(4)));
+        let jwe = format!("{}.x.y.z.w", encode(br#"{"alg":"dir","enc":"A256GCM"}"#));
+        assert_eq!(
+            parse(&jwe),
+            Some(JwsError::Jwe {
+                alg_enc: Some(("dir".into(), "A256GCM".into()))
+            })
+        );
+        assert_eq!(
+            parse(".e30.AAAA"),
+            Some(JwsError::EmptySegment(Segment::Header))
+        );
+        assert_eq!(
+            parse(&format!("{}.e30.", encode(br#"{"alg":"RS256"}"#))),
+            Some(JwsError::EmptySegment(Segment::Signature))
+        );
+        assert_eq!(parse("a b.c.d"), Some(JwsError::NotAscii(b' ')));
+    }
+
+    #[test]
+    fn size_limit_is_checked_before_decoding() {
+        let long = "x".repeat(100);
+        assert_eq!(
+            CompactJws::parse(long.as_bytes(), 99).err(),
+            Some(JwsError::TooLarge { len: 100, max: 99 })
+        );
+    }
+
+    #[test]
+    fn header_rules() {
+        let header = |h: &str| {
+            let t = token(h, "{}", "AAAA");
+            CompactJws::parse(t.as_bytes(), DEFAULT_MAX_TOKEN_LEN).err()
+        };
+        let err = |e: HeaderError| Some(JwsError::Header(e));
+        assert_eq!(
+            header(r#"{"alg":"none"}"#),
+            err(HeaderError::AlgNone("none".into()))
+        );
+        assert_eq!(
+            header(r#"{"alg":"nOnE"}"#),
+            err(HeaderError::AlgNone("nOnE".into()))
+        );
+        assert_eq!(
+            header(r#"{"alg":"rs256"}"#),
+            err(HeaderError::UnsupportedAlg("rs256".into()))
+        );
+        assert_eq!(header(r#"{"typ":"JWT"}"#), err(HeaderError::MissingAlg));
+        assert_eq!(header(r#"{"alg":256}"#), err(HeaderError::AlgNotString));
+        assert_eq!(
+            header(r#"{"alg":"RS256","kid":7}"#),
+            err(HeaderError::KidNotString)
+        );
+        assert_eq!(
+            header(r#"{"alg":"RS256","crit":[]}"#),
+            err(HeaderError::Crit)
+        );
+        assert_eq!(
+            header(r#"{"alg":"RS256","b64":true}"#),
+            err(HeaderError::B64)
+        );
+        assert_eq!(
+            header(r#"{"alg":"RS256","typ":"dpop+jwt"}"#),
+            err(HeaderError::WrongTyp("dpop+jwt".into()))
+        );
+        assert_eq!(
+            header(r#"{"alg":"RS256","typ":1}"#),
+            err(HeaderError::TypNotString)
+        );
+        assert_eq!(
+            header(r#"{"alg":"RS256","typ":"Application/JWT","jku":"https://evil"}"#),
+            None
+        );
+        assert!(matches!(
+            header(r#"{"alg":"RS256","alg":"none"}"#),
+            Some(JwsError::Json {
+                error: JsonError::DuplicateMember(_),
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,186 @@
+//! Scope requirements and how a token grants scopes.
+//!
+//! A token grants a scope through an exact, case-sensitive entry in the space-delimited `scope`
+//! string (RFC 9068 §2.2.3), the `scp` claim (a string or an array, as Okta and Entra ID issue it)
+//! or the `permissions` array (Auth0 RBAC). `read:users2` does not grant `read:users`.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Whether every listed scope is required, or any one of them suffices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScopeMode {
+    /// All scopes must be granted.
+    #[default]
+    AllOf,
+    /// At least one scope must be granted.
+    AnyOf,
+}
+
+/// The scopes a request needs. An empty requirement is always met.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScopeRequirement {
+    scopes: Vec<String>,
+    mode: ScopeMode,
+}
+
+impl ScopeRequirement {
+    /// Every scope in `scopes` is required.
+    pub fn all_of<I, S>(scopes: I) -> ScopeRequirement
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ScopeRequirement {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            mode: ScopeMode::AllOf,
+        }
+    }
+
+    /// Any one scope in `scopes` is enough.
+    pub fn any_of<I, S>(scopes: I) -> ScopeRequirement
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ScopeRequirement {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            mode: ScopeMode::AnyOf,
+        }
+    }
+
+    /// The listed scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// All-of or any-of.
+    pub fn mode(&self) -> ScopeMode {
+        self.mode
+    }
+
+    /// True when nothing is required.
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_empty()
+    }
+
+    /// The required scopes the claims do not grant; empty when the requirement is met.
+    pub fn missing<'a>(&'a self, claims: &Map<String, Value>) -> Vec<&'a str> {
+        let missing: Vec<&str> = self
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|scope| !grants(claims, scope))
+            .collect();
+        match self.mode {
+            ScopeMode::AnyOf if missing.len() < self.scopes.len() => Vec::new(),
+            _ => missing,
+        }
+    }
+}
+
+impl fmt::Display for ScopeRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let joiner = match self.mode {
+            ScopeMode::AllOf => " ",
+            ScopeMode::AnyOf => " | ",
+        };
+        f.write_str(&self.scopes.join(joiner))
+    }
+}
+
+/// The claims that grant scopes.
+pub const SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
+
+/// Every scope the claims grant, in claim order (`scope`, then `scp`, then `permissions`).
+pub fn granted(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
+    let scope = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .into_iter()
+        .flat_map(|s| s.split(' ').filter(|s| !s.is_empty()));
+    let scp = claims.get("scp").into_iter().flat_map(|value| {
+        let (text, items) = match value {
+            Value::String(text) => (Some(text.as_str()), None),
+            Value::Array(items) => (None, Some(items)),
+            _ => (None, None),
+        };
+        text.into_iter()
+            .flat_map(|s| s.split(' ').filter(|s| !s.is_empty()))
+            .chain(items.into_iter().flatten().filter_map(Value::as_str))
+    });
+    let permissions = claims
+        .get("permissions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    scope.chain(scp).chain(permissions)
+}
+
+/// True when the claims grant `scope` exactly.
+pub fn grants(claims: &Map<String, Value>, scope: &str) -> bool {
+    granted(claims).any(|granted| granted == scope)
+}
+
+/// Claims other than the scope claims that contain `scope` (as a string, a space-delimited entry
+/// or an array element): a hint that the provider put the permission in the wrong place.
+pub fn found_elsewhere<'a>(claims: &'a Map<String, Value>, scope: &str) -> Vec<&'a str> {
+    let contains = |value: &Value| match value {
+        Value::String(text) => text.split(' ').any(|s| s == scope),
+        Value::Array(items) => items.iter().any(|item| item.as_str() == Some(scope)),
+        _ => false,
+    };
+    claims
+        .iter()
+        .filter(|(name, value)| !SCOPE_CLAIMS.contains(&name.as_str()) && contains(value))
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn all_three_claims_grant() {
+        let c =
+            claims(json!({"scope":"openid read:users","scp":["a"],"permissions":["write:users"]}));
+        assert!(grants(&c, "read:users"));
+        assert!(grants(&c, "a"));
+        assert!(grants(&c, "write:users"));
+        assert!(!grants(&c, "read"));
+        assert!(!grants(&c, "Read:Users"));
+        let c = claims(json!({"scp":"x y"}));
+        assert!(grants(&c, "y"));
+    }
+
+    #[test]
+    fn exact_match_only() {
+        let c = claims(json!({"scope":"read:users2 read:user"}));
+        assert!(!grants(&c, "read:users"));
+    }
+
+    #[test]
+    fn all_of_and_any_of() {
+        let c = claims(json!({"scope":"a b"}));
+        assert!(ScopeRequirement::all_of(["a", "b"]).missing(&c).is_empty());
+        assert_eq!(ScopeRequirement::all_of(["a", "c"]).missing(&c), vec!["c"]);
+        assert!(ScopeRequirement::any_of(["c", "b"]).missing(&c).is_empty());
+        assert_eq!(
+            ScopeRequirement::any_of(["c", "d"]).missing(&c),
+            vec!["c", "d"]
+        );
+    }
+
+    #[test]
+    fn finds_scopes_in_other_claims() {
+        let c = claims(json!({"https://app/roles":["read:users"],"scope":"openid"}));
+        assert_eq!(found_elsewhere(&c, "read:users"), vec!["https://app/roles"]);
+    }
+}

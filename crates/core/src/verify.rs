@@ -1,0 +1,515 @@
+//! Verification as a sequence of typed states: [`UnverifiedToken`] (structure and header checked)
+//! → [`SignedToken`] (signature checked with the one selected key) → [`Verified`] (claims checked
+//! against the [`Policy`]). A state can only be reached through the one before it, so a caller
+//! cannot read trusted claims without a verified signature.
+//!
+//! [`Verifier`] chains the three for the common case; [`explain`] runs every check and reports each.
+
+use crate::alg::Algorithm;
+use crate::json;
+use crate::jwk::{KeySet, SelectedKey};
+use crate::jws::{CompactJws, Header, JwsError, Segment, MAX_SIGNATURE_LEN};
+use crate::policy::Policy;
+use crate::rejection::{IdTokenSigns, Reason, Rejection};
+use crate::scope::{self, ScopeRequirement};
+use crate::time::{self, UnixTime};
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+
+/// A parsed token whose header passed the structural rules and the algorithm allowlist.
+/// Nothing in it is trusted yet.
+#[derive(Debug, Clone)]
+pub struct UnverifiedToken<'a> {
+    jws: CompactJws<'a>,
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Parses `token` under `policy`'s size limit and algorithm allowlist.
+    pub fn parse(token: &'a [u8], policy: &Policy) -> Result<UnverifiedToken<'a>, Rejection> {
+        let jws = CompactJws::parse(token, policy.max_token_len).map_err(Reason::Malformed)?;
+        let alg = jws.header().alg;
+        if !policy.algorithms.contains(alg) {
+            return Err(Reason::AlgorithmNotAllowed {
+                alg,
+                allowed: policy.algorithms,
+            }
+            .into());
+        }
+        Ok(UnverifiedToken { jws })
+    }
+
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        self.jws.header()
+    }
+
+    /// Decodes the claims *without* verifying anything: only for choosing a key source by `iss`
+    /// or for display. Never base a decision on these.
+    pub fn unverified_claims(&self) -> Result<Map<String, Value>, Rejection> {
+        decode_claims(&self.jws)
+    }
+
+    /// Chooses the key from `keys` and checks the signature.
+    pub fn verify_signature(self, keys: &KeySet) -> Result<SignedToken, Rejection> {
+        self.check_signature(keys)?;
+        let claims = decode_claims(&self.jws)?;
+        Ok(SignedToken {
+            header: self.jws.header().clone(),
+            claims,
+        })
+    }
+
+    /// Checks the signature and returns the raw payload bytes, whatever they are: the JWS layer
+    /// alone, for payloads that are not JWT claims.
+    pub fn verify_jws(&self, keys: &KeySet) -> Result<Vec<u8>, Rejection> {
+        self.check_signature(keys)?;
+        self.jws
+            .decode_payload()
+            .map_err(|e| Reason::BadPayload(e).into())
+    }
+
+    fn check_signature(&self, keys: &KeySet) -> Result<(), Rejection> {
+        let header = self.jws.header();
+        let key = keys.select(header).map_err(Reason::NoKey)?;
+        let mut buffer = [0u8; MAX_SIGNATURE_LEN];
+        let signature = self
+            .jws
+            .decode_signature(&mut buffer)
+            .map_err(Reason::Malformed)?;
+        let message = self.jws.signing_input();
+        let result = match key {
+            SelectedKey::Public(jwk) => jwk.key().verify(header.alg, message, signature),
+            SelectedKey::Secret(secret) => secret.key().verify(header.alg, message, signature),
+        };
+        result.map_err(|error| {
+            Reason::BadSignature {
+                alg: header.alg,
+                kid: header.kid.clone(),
+                error,
+            }
+            .into()
+        })
+    }
+}
+
+fn decode_claims(jws: &CompactJws<'_>) -> Result<Map<String, Value>, Rejection> {
+    let payload = jws.decode_payload().map_err(Reason::BadPayload)?;
+    json::parse_object(&payload).map_err(|error| {
+        Reason::BadPayload(JwsError::Json {
+            segment: Segment::Payload,
+            error,
+        })
+        .into()
+    })
+}
+
+/// A token whose signature verified; its claims are authentic but not yet checked against policy.
+#[derive(Debug, Clone)]
+pub struct SignedToken {
+    header: Header,
+    claims: Map<String, Value>,
+}
+
+impl SignedToken {
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The authentic, unchecked claims.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// Applies `policy` at time `now`.
+    pub fn check(self, policy: &Policy, now: UnixTime) -> Result<Verified, Rejection> {
+        for check in Check::ALL {
+            if check.applies(policy) {
+                check.run(policy, &self.header, &self.claims, now)?;
+            }
+        }
+        Ok(Verified {
+            header: self.header,
+            claims: self.claims,
+        })
+    }
+}
+
+/// An accepted token: signature, issuer, audience, times and policy scopes all checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    header: Header,
+    claims: Map<String, Value>,
+}
+
+impl Verified {
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The algorithm the token was signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.header.alg
+    }
+
+    /// Every claim.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// Consumes the result, returning the claims.
+    pub fn into_claims(self) -> Map<String, Value> {
+        self.claims
+    }
+
+    /// `sub`, when it is a string.
+    pub fn subject(&self) -> Option<&str> {
+        self.claims.get("sub").and_then(Value::as_str)
+    }
+
+    /// `iss` (always present in a verified token).
+    pub fn issuer(&self) -> &str {
+        self.claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Every scope granted through `scope`, `scp` or `permissions`.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        scope::granted(&self.claims)
+    }
+
+    /// Checks a further requirement (for example a route's), giving `insufficient_scope` if unmet.
+    pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Rejection> {
+        check_scopes(requirement, &self.claims).map_err(Rejection::new)
+    }
+}
+
+/// Verifies tokens against one policy and one key set.
+#[derive(Debug)]
+pub struct Verifier {
+    policy: Policy,
+    keys: KeySet,
+}
+
+impl Verifier {
+    /// A verifier for `policy` using `keys`. If the key set holds HMAC secrets, the HMAC
+    /// algorithms they serve must also be in the policy's allowlist to be used.
+    pub fn new(policy: Policy, keys: KeySet) -> Verifier {
+        Verifier { policy, keys }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Verifies `token` (without any `Bearer ` prefix) at time `now`.
+    pub fn verify(&self, token: &[u8], now: UnixTime) -> Result<Verified, Rejection> {
+        UnverifiedToken::parse(token, &self.policy)?
+            .verify_signature(&self.keys)?
+            .check(&self.policy, now)
+    }
+}
+
+/// One claims check, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `typ` is `at+jwt` (strict RFC 9068 mode only).
+    AccessTokenType,
+    /// `iss` equals a configured issuer.
+    Issuer,
+    /// `aud` contains a configured audience.
+    Audience,
+    /// `exp` is present and in the future.
+    Expiry,
+    /// `nbf`, if present, is not in the future.
+    NotBefore,
+    /// `iat`, if present, is not in the future.
+    IssuedAt,
+    /// `iat` is within the maximum age (when configured).
+    MaxAge,
+    /// `sub`, `client_id`, `jti` and `iat` present (strict RFC 9068 mode only).
+    ProfileClaims,
+    /// `azp`/`client_id` is an allowed client (when configured).
+    Client,
+    /// Claims required with fixed values (when configured).
+    RequiredClaims,
+    /// The policy's scopes are granted.
+    Scopes,
+}
+
+impl Check {
+    /// All checks in evaluation order (`invalid_token` causes before `insufficient_scope`).
+    pub const ALL: [Check; 11] = [
+        Check::AccessTokenType,
+        Check::Issuer,
+        Check::Audience,
+        Check::Expiry,
+        Check::NotBefore,
+        Check::IssuedAt,
+        Check::MaxAge,
+        Check::ProfileClaims,
+        Check::Client,
+        Check::RequiredClaims,
+        Check::Scopes,
+    ];
+
+    /// A short name for listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::AccessTokenType => "typ is at+jwt",
+            Check::Issuer => "issuer",
+            Check::Audience => "audience",
+            Check::Expiry => "expiry (exp)",
+            Check::NotBefore => "not before (nbf)",
+            Check::IssuedAt => "issued at (iat)",
+            Check::MaxAge => "maximum age",
+            Check::ProfileClaims => "RFC 9068 claims",
+            Check::Client => "client (azp/client_id)",
+            Check::RequiredClaims => "required claims",
+            Check::Scopes => "scopes",
+        }
+    }
+
+    /// Whether the policy asks for this check at all.
+    pub fn applies(self, policy: &Policy) -> bool {
+        match self {
+            Check::AccessTokenType | Check::ProfileClaims => policy.require_at_jwt,
+            Check::MaxAge => policy.max_age.is_some(),
+            Check::Client => !policy.allowed_clients.is_empty(),
+            Check::RequiredClaims => !policy.required_claims.is_empty(),
+            _ => true,
+        }
+    }
+
+    /// Runs the check.
+    pub fn run(
+        self,
+        policy: &Policy,
+        header: &Header,
+        claims: &Map<String, Value>,
+        now: UnixTime,
+    ) -> Result<(), Reason> {
+        let leeway = policy.leeway;
+        let leeway_i = i64::try_from(leeway).unwrap_or(i64::MAX);
+        match self {
+            Check::AccessTokenType => {
+                if header.is_access_token_type() {
+                    Ok(())
+                } else {
+                    Err(Reason::NotAccessTokenType {
+                        typ: header.typ.clone(),
+                    })
+                }
+            }
+            Check::Issuer => {
+                let iss = string_claim(claims, "iss")?;
+                if policy.issuers.iter().any(|i| i == iss) {
+                    Ok(())
+                } else {
+                    Err(Reason::IssuerMismatch {
+                        found: iss.to_owned(),
+                        expected: policy.issuers.clone(),
+                    })
+                }
+            }
+            Check::Audience => check_audience(policy, claims),
+            Check::Expiry => {
+                let exp = number_claim(claims, "exp")?.ok_or(Reason::MissingClaim("exp"))?;
+                if time::compare(exp, now.saturating_sub(leeway_i)) == Ordering::Greater {
+                    Ok(())
+                } else {
+                    Err(Reason::Expired {
+                        exp: time::approximate(exp),
+                        now,
+                        leeway,
+                    })
+                }
+            }
+            Check::NotBefore => match number_claim(claims, "nbf")? {
+                Some(nbf)
+                    if time::compare(nbf, now.saturating_add(leeway_i)) == Ordering::Greater =>
+                {
+                    Err(Reason::NotYetValid {
+                        nbf: time::approximate(nbf),
+                        now,
+                        leeway,
+                    })
+                }
+                _ => Ok(()),
+            },
+            Check::IssuedAt => match number_claim(claims, "iat")? {
+                Some(iat)
+                    if time::compare(iat, now.saturating_add(leeway_i)) == Ordering::Greater =>
+                {
+                    Err(Reason::IssuedInFuture {
+                        iat: time::approximate(iat),
+                        now,
+                        leeway,
+                    })
+                }
+                _ => Ok(()),
+            },
+            Check::MaxAge => {
+                let max_age = policy.max_age.unwrap_or(u64::MAX);
+                let iat = number_claim(claims, "iat")?.ok_or(Reason::MissingClaim("iat"))?;
+                let oldest = now
+                    .saturating_sub(i64::try_from(max_age).unwrap_or(i64::MAX))
+                    .saturating_sub(leeway_i);
+                if time::compare(iat, oldest) == Ordering::Less {
+                    Err(Reason::TooOld {
+                        iat: time::approximate(iat),
+                        now,
+                        max_age,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+            Check::ProfileClaims => {
+                for name in ["sub", "client_id", "jti"] {
+                    string_claim(claims, name)?;
+                }
+                number_claim(claims, "iat")?.ok_or(Reason::MissingClaim("iat"))?;
+                Ok(())
+            }
+            Check::Client => {
+                let client =
+                    optional_string(claims, "azp")?.or(optional_string(claims, "client_id")?);
+                match client {
+                    Some(client) if policy.allowed_clients.iter().any(|c| c == client) => Ok(()),
+                    client => Err(Reason::ClientNotAllowed {
+                        client: client.map(str::to_owned),
+                        allowed: policy.allowed_clients.clone(),
+                    }),
+                }
+            }
+            Check::RequiredClaims => {
+                for (name, expected) in &policy.required_claims {
+                    let found = claims.get(name);
+                    if found != Some(expected) {
+                        return Err(Reason::ClaimValueMismatch {
+                            name: name.clone(),
+                            expected: expected.clone(),
+                            found: found.cloned(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Check::Scopes => check_scopes(&policy.scopes, claims),
+        }
+    }
+}
+
+fn string_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Result<&'c str, Reason> {
+    optional_string(claims, name)?.ok_or(Reason::MissingClaim(name))
+}
+
+fn optional_string<'c>(
+    claims: &'c Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'c str>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(Reason::InvalidClaim {
+            name,
+            expected: "a string",
+        }),
+    }
+}
+
+fn number_claim<'c>(
+    claims: &'c Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'c serde_json::Number>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(number)) => Ok(Some(number)),
+        Some(_) => Err(Reason::InvalidClaim {
+            name,
+            expected: "a number (NumericDate)",
+        }),
+    }
+}
+
+fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Reason> {
+    let invalid = Reason::InvalidClaim {
+        name: "aud",
+        expected: "a string or an array of strings",
+    };
+    let matches = |aud: &str| policy.audiences.iter().any(|a| a == aud);
+    let ok = match claims.get("aud") {
+        None => return Err(Reason::MissingClaim("aud")),
+        Some(Value::String(aud)) => matches(aud),
+        Some(Value::Array(items)) => {
+            let mut any = false;
+            for item in items {
+                any |= matches(item.as_str().ok_or(invalid.clone())?);
+            }
+            any
+        }
+        Some(_) => return Err(invalid),
+    };
+    if ok {
+        return Ok(());
+    }
+    let found: Vec<String> = match claims.get("aud") {
+        Some(Value::String(aud)) => vec![aud.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Err(Reason::AudienceMismatch {
+        id_token: id_token_signs(claims, &found),
+        found,
+        expected: policy.audiences.clone(),
+    })
+}
+
+/// Looks for the marks of an OpenID Connect ID token.
+pub fn id_token_signs(claims: &Map<String, Value>, audiences: &[String]) -> IdTokenSigns {
+    let claims_found = ["nonce", "at_hash", "c_hash"]
+        .into_iter()
+        .filter(|name| claims.contains_key(*name))
+        .collect();
+    let azp = claims.get("azp").and_then(Value::as_str);
+    let aud_is_client_id = audiences.len() == 1 && azp.is_some_and(|azp| azp == audiences[0]);
+    IdTokenSigns {
+        claims: claims_found,
+        aud_is_client_id,
+    }
+}
+
+fn check_scopes(requirement: &ScopeRequirement, claims: &Map<String, Value>) -> Result<(), Reason> {
+    let missing = requirement.missing(claims);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let elsewhere = missing
+        .iter()
+        .flat_map(|scope| {
+            scope::found_elsewhere(claims, scope)
+                .into_iter()
+                .map(move |claim| ((*scope).to_owned(), claim.to_owned()))
+        })
+        .collect();
+    Err(Reason::InsufficientScope {
+        required: requirement.clone(),
+        missing: missing.into_iter().map(str::to_owned).collect(),
+        granted: scope::granted(claims).map(str::to_owned).collect(),
+        elsewhere,
+    })
+}

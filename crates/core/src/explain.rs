@@ -196,7 +196,7 @@ pub fn explain(token: &[u8], policy: &Policy, keys: &KeySet, now: UnixTime) -> E
                 name,
                 Status::Pass(pass_detail(check, policy, &claims, now)),
             )),
-            Err(reason) => fail(&mut steps, &name, reason.into()),
+            Err(rejection) => fail(&mut steps, &name, rejection),
         }
     }
     let _ = (first_failure, token_state);

@@ -87,4 +87,4 @@ pub use rejection::{ErrorCode, Reason, Rejection};
 pub use scope::ScopeRequirement;
 pub use sign::SigningKey;
 pub use time::UnixTime;
-pub use verify::{Check, SignedToken, UnverifiedToken, Verified, Verifier};
+pub use verify::{id_token_signs, Check, SignedToken, UnverifiedToken, Verified, Verifier};

@@ -65,6 +65,16 @@ impl IdTokenSigns {
     pub fn any(&self) -> bool {
         !self.claims.is_empty() || self.aud_is_client_id
     }
+
+    /// Each sign in words: "aud is a client id", "has nonce", …
+    pub fn descriptions(&self) -> Vec<String> {
+        let mut signs = Vec::new();
+        if self.aud_is_client_id {
+            signs.push("aud is a client id".to_owned());
+        }
+        signs.extend(self.claims.iter().map(|c| format!("has {c}")));
+        signs
+    }
 }
 
 /// The precise cause of a rejection.
@@ -188,16 +198,19 @@ pub enum Reason {
     },
 }
 
-/// A refused token: code, reason and description.
+/// A refused token: code, reason and description. The reason is boxed so that `Result<_,
+/// Rejection>` stays small on the accepting path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
-    reason: Reason,
+    reason: Box<Reason>,
 }
 
 impl Rejection {
     /// Wraps a reason.
     pub fn new(reason: Reason) -> Rejection {
-        Rejection { reason }
+        Rejection {
+            reason: Box::new(reason),
+        }
     }
 
     /// The machine-readable cause.
@@ -207,7 +220,7 @@ impl Rejection {
 
     /// The RFC 6750 error code.
     pub fn code(&self) -> ErrorCode {
-        match &self.reason {
+        match self.reason.as_ref() {
             Reason::Malformed(JwsError::Empty) => ErrorCode::InvalidRequest,
             Reason::InsufficientScope { .. } => ErrorCode::InsufficientScope,
             _ => ErrorCode::InvalidToken,
@@ -310,11 +323,7 @@ fn describe(reason: &Reason) -> String {
                 list(expected)
             );
             if id_token.any() {
-                let mut signs: Vec<String> = Vec::new();
-                if id_token.aud_is_client_id {
-                    signs.push("aud is a client id".to_owned());
-                }
-                signs.extend(id_token.claims.iter().map(|c| format!("has {c}")));
+                let signs = id_token.descriptions();
                 text.push_str(&format!(
                     "; this looks like an ID token ({}): send the access token instead",
                     signs.join(", ")

@@ -59,8 +59,10 @@ pub fn human_duration(seconds: f64) -> String {
         format!("{} min", (s / 60.0).round())
     } else if s < 172_800.0 {
         format!("{} h", (s / 3600.0).round())
-    } else {
+    } else if s < 63_072_000.0 {
         format!("{} d", (s / 86400.0).round())
+    } else {
+        format!("{} years", (s / 31_557_600.0).round())
     }
 }
 

@@ -183,7 +183,7 @@ impl Verified {
 
     /// Checks a further requirement (for example a route's), giving `insufficient_scope` if unmet.
     pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Rejection> {
-        check_scopes(requirement, &self.claims).map_err(Rejection::new)
+        check_scopes(requirement, &self.claims)
     }
 }
 
@@ -297,7 +297,7 @@ impl Check {
         header: &Header,
         claims: &Map<String, Value>,
         now: UnixTime,
-    ) -> Result<(), Reason> {
+    ) -> Result<(), Rejection> {
         let leeway = policy.leeway;
         let leeway_i = i64::try_from(leeway).unwrap_or(i64::MAX);
         match self {
@@ -305,7 +305,7 @@ impl Check {
                 if header.is_access_token_type() {
                     Ok(())
                 } else {
-                    Err(Reason::NotAccessTokenType {
+                    fail(Reason::NotAccessTokenType {
                         typ: header.typ.clone(),
                     })
                 }
@@ -315,7 +315,7 @@ impl Check {
                 if policy.issuers.iter().any(|i| i == iss) {
                     Ok(())
                 } else {
-                    Err(Reason::IssuerMismatch {
+                    fail(Reason::IssuerMismatch {
                         found: iss.to_owned(),
                         expected: policy.issuers.clone(),
                     })
@@ -327,7 +327,7 @@ impl Check {
                 if time::compare(exp, now.saturating_sub(leeway_i)) == Ordering::Greater {
                     Ok(())
                 } else {
-                    Err(Reason::Expired {
+                    fail(Reason::Expired {
                         exp: time::approximate(exp),
                         now,
                         leeway,
@@ -338,7 +338,7 @@ impl Check {
                 Some(nbf)
                     if time::compare(nbf, now.saturating_add(leeway_i)) == Ordering::Greater =>
                 {
-                    Err(Reason::NotYetValid {
+                    fail(Reason::NotYetValid {
                         nbf: time::approximate(nbf),
                         now,
                         leeway,
@@ -350,7 +350,7 @@ impl Check {
                 Some(iat)
                     if time::compare(iat, now.saturating_add(leeway_i)) == Ordering::Greater =>
                 {
-                    Err(Reason::IssuedInFuture {
+                    fail(Reason::IssuedInFuture {
                         iat: time::approximate(iat),
                         now,
                         leeway,
@@ -365,7 +365,7 @@ impl Check {
                     .saturating_sub(i64::try_from(max_age).unwrap_or(i64::MAX))
                     .saturating_sub(leeway_i);
                 if time::compare(iat, oldest) == Ordering::Less {
-                    Err(Reason::TooOld {
+                    fail(Reason::TooOld {
                         iat: time::approximate(iat),
                         now,
                         max_age,
@@ -386,7 +386,7 @@ impl Check {
                     optional_string(claims, "azp")?.or(optional_string(claims, "client_id")?);
                 match client {
                     Some(client) if policy.allowed_clients.iter().any(|c| c == client) => Ok(()),
-                    client => Err(Reason::ClientNotAllowed {
+                    client => fail(Reason::ClientNotAllowed {
                         client: client.map(str::to_owned),
                         allowed: policy.allowed_clients.clone(),
                     }),
@@ -396,7 +396,7 @@ impl Check {
                 for (name, expected) in &policy.required_claims {
                     let found = claims.get(name);
                     if found != Some(expected) {
-                        return Err(Reason::ClaimValueMismatch {
+                        return fail(Reason::ClaimValueMismatch {
                             name: name.clone(),
                             expected: expected.clone(),
                             found: found.cloned(),
@@ -410,18 +410,22 @@ impl Check {
     }
 }
 
-fn string_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Result<&'c str, Reason> {
-    optional_string(claims, name)?.ok_or(Reason::MissingClaim(name))
+fn fail<T>(reason: Reason) -> Result<T, Rejection> {
+    Err(reason.into())
+}
+
+fn string_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Result<&'c str, Rejection> {
+    optional_string(claims, name)?.ok_or_else(|| Reason::MissingClaim(name).into())
 }
 
 fn optional_string<'c>(
     claims: &'c Map<String, Value>,
     name: &'static str,
-) -> Result<Option<&'c str>, Reason> {
+) -> Result<Option<&'c str>, Rejection> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::String(value)) => Ok(Some(value)),
-        Some(_) => Err(Reason::InvalidClaim {
+        Some(_) => fail(Reason::InvalidClaim {
             name,
             expected: "a string",
         }),
@@ -431,25 +435,25 @@ fn optional_string<'c>(
 fn number_claim<'c>(
     claims: &'c Map<String, Value>,
     name: &'static str,
-) -> Result<Option<&'c serde_json::Number>, Reason> {
+) -> Result<Option<&'c serde_json::Number>, Rejection> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(number)) => Ok(Some(number)),
-        Some(_) => Err(Reason::InvalidClaim {
+        Some(_) => fail(Reason::InvalidClaim {
             name,
             expected: "a number (NumericDate)",
         }),
     }
 }
 
-fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Reason> {
+fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Rejection> {
     let invalid = Reason::InvalidClaim {
         name: "aud",
         expected: "a string or an array of strings",
     };
     let matches = |aud: &str| policy.audiences.iter().any(|a| a == aud);
     let ok = match claims.get("aud") {
-        None => return Err(Reason::MissingClaim("aud")),
+        None => return fail(Reason::MissingClaim("aud")),
         Some(Value::String(aud)) => matches(aud),
         Some(Value::Array(items)) => {
             let mut any = false;
@@ -458,7 +462,7 @@ fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Re
             }
             any
         }
-        Some(_) => return Err(invalid),
+        Some(_) => return fail(invalid),
     };
     if ok {
         return Ok(());
@@ -472,7 +476,7 @@ fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Re
             .collect(),
         _ => Vec::new(),
     };
-    Err(Reason::AudienceMismatch {
+    fail(Reason::AudienceMismatch {
         id_token: id_token_signs(claims, &found),
         found,
         expected: policy.audiences.clone(),
@@ -493,7 +497,7 @@ pub fn id_token_signs(claims: &Map<String, Value>, audiences: &[String]) -> IdTo
     }
 }
 
-fn check_scopes(requirement: &ScopeRequirement, claims: &Map<String, Value>) -> Result<(), Reason> {
+fn check_scopes(requirement: &ScopeRequirement, claims: &Map<String, Value>) -> Result<(), Rejection> {
     let missing = requirement.missing(claims);
     if missing.is_empty() {
         return Ok(());
@@ -506,7 +510,7 @@ fn check_scopes(requirement: &ScopeRequirement, claims: &Map<String, Value>) -> 
                 .map(move |claim| ((*scope).to_owned(), claim.to_owned()))
         })
         .collect();
-    Err(Reason::InsufficientScope {
+    fail(Reason::InsufficientScope {
         required: requirement.clone(),
         missing: missing.into_iter().map(str::to_owned).collect(),
         granted: scope::granted(claims).map(str::to_owned).collect(),

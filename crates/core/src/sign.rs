@@ -97,9 +97,9 @@ impl SigningKey {
                 EcdsaKeyPair::from_pkcs8(ec_signing(curve), pkcs8).map_err(|e| key_error(&e))?,
                 curve,
             ),
-            crate::alg::KeyFamily::Ed25519 => {
-                Inner::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| key_error(&e))?)
-            }
+            crate::alg::KeyFamily::Ed25519 => Inner::Ed25519(
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|e| key_error(&e))?,
+            ),
             crate::alg::KeyFamily::Hmac => return Err(SignError::WrongAlgorithm(alg)),
         };
         Ok(SigningKey {

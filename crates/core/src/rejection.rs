@@ -92,6 +92,16 @@ pub enum Reason {
     },
     /// No single key could be chosen.
     NoKey(KeySelectionError),
+    /// The issuer's keys could not be obtained, or no key fits and refreshing the set failed.
+    /// Still `invalid_token`: a key source problem is never a server error for the token.
+    KeysUnavailable {
+        /// Where the keys come from (a URL, file or issuer).
+        source: String,
+        /// Why fetching failed.
+        error: String,
+        /// The selection failure on the keys still held, if any were.
+        selection: Option<KeySelectionError>,
+    },
     /// The signature does not verify.
     BadSignature {
         /// The algorithm.
@@ -285,6 +295,16 @@ fn describe(reason: &Reason) -> String {
             format!("algorithm {alg} is not allowed (allowed: {allowed})")
         }
         Reason::NoKey(error) => format!("no verification key: {error}"),
+        Reason::KeysUnavailable {
+            source,
+            error,
+            selection,
+        } => match selection {
+            Some(selection) => format!(
+                "no verification key: {selection}; the keys could not be refreshed from {source}: {error}"
+            ),
+            None => format!("the issuer's keys could not be loaded from {source}: {error}"),
+        },
         Reason::BadSignature { alg, kid, error } => {
             let kid = kid
                 .as_ref()
@@ -438,6 +458,11 @@ fn hint(reason: &Reason) -> Option<String> {
         }
         Reason::NoKey(_) => {
             "check that the key set is the issuer's and lists this token's key".to_owned()
+        }
+        Reason::KeysUnavailable { .. } => {
+            "the issuer's JWKS endpoint is failing or unreachable from here: check its URL, the \
+             network path and the provider's status"
+                .to_owned()
         }
         Reason::BadSignature { .. } => {
             "the token was altered, or signed by a different key with the same kid (another \

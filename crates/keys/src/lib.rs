@@ -1,0 +1,50 @@
+//! # jwtgate-keys
+//!
+//! Where jwtgate's verification keys come from: JWKS files, JWKS URLs and issuers resolved by
+//! OpenID Connect discovery (RFC 8414 as fallback) — cached, refreshed before they expire, and
+//! safe against the two ways remote keys fail in production: an attacker inventing `kid`s to make
+//! the verifier hammer the provider, and the provider's endpoint being slow or down.
+//!
+//! ## Design
+//!
+//! * **One [`KeySource`] per issuer, one cache per source.** Lookups on fresh keys never wait and
+//!   never do I/O; a refresh due soon is started in the background.
+//! * **Bounded fetching.** Unknown `kid`s refresh at most once per cooldown (single-flight: a
+//!   hundred concurrent requests share one fetch), unknown `kid`s are remembered until the next
+//!   refresh, and every attempt — failed ones too — starts the cooldown.
+//! * **Stale-if-error.** A failed, malformed, oversized or empty response never replaces good keys;
+//!   they stay in use up to `max_stale`. Tokens are then refused as `invalid_token` with a
+//!   description saying the keys could not be refreshed — never a server error.
+//! * **Time is injected** ([`Clock`]) so every rule is tested without sleeping.
+//! * **Multi-tenant** [`Registry`]: the unverified `iss` only picks the issuer; unknown issuers are
+//!   refused without a network call.
+//!
+//! All settings, with defaults and reasons, are in [`CacheSettings`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+mod fetch;
+mod metrics;
+mod registry;
+mod settings;
+mod source;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use fetch::{oidc_discovery_url, parse_url, url_allowed, FetchError, FetchedKeys, Fetcher};
+pub use metrics::{KeyMetrics, KeyMetricsSnapshot};
+pub use registry::{IssuerEntry, Registry, RegistryError};
+pub use settings::{CacheSettings, SettingsError};
+pub use source::{KeySource, RefreshOutcome, Snapshot, SourceKind};
+
+/// A key source could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    /// Inconsistent settings.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// A URL is invalid or not allowed, or the HTTP client could not be built.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}

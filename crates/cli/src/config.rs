@@ -35,9 +35,12 @@ pub enum ConfigError {
         /// What is wrong.
         error: jwtgate_core::crypto::KeyError,
     },
-    /// No key source was given.
-    #[error("no key source: give --jwks FILE (or --secret-file FILE for HS256/384/512)")]
-    NoKeySource,
+    /// Fetching remote keys failed.
+    #[error("{0}")]
+    Fetch(#[from] jwtgate_keys::FetchError),
+    /// The HTTP client or async runtime could not start.
+    #[error("cannot start the HTTP client: {0}")]
+    Runtime(String),
     /// Key files were given, but no key in them is usable.
     #[error("no usable key in the given key files ({0} skipped; see the warnings above)")]
     NoUsableKeys(usize),
@@ -77,10 +80,19 @@ fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
 impl Setup {
     /// Reads the key files and builds the policy. Skipped keys are reported on standard error.
     pub fn from_args(args: &VerifyArgs) -> Result<Setup, ConfigError> {
-        if args.jwks.is_empty() && args.secret_file.is_none() {
-            return Err(ConfigError::NoKeySource);
-        }
         let mut keys = KeySet::new();
+        let no_source =
+            args.jwks.is_empty() && args.jwks_urls.is_empty() && args.secret_file.is_none();
+        if !args.jwks_urls.is_empty() || args.discover || no_source {
+            let issuer = (args.discover || no_source).then(|| args.issuers[0].clone());
+            if no_source && !args.discover {
+                eprintln!(
+                    "jwtgate: no key source given: discovering the keys of {}",
+                    args.issuers[0]
+                );
+            }
+            keys.absorb(fetch_remote(&args.jwks_urls, issuer.as_deref())?);
+        }
         for path in &args.jwks {
             let document = read(path)?;
             let before = keys.skipped().len();
@@ -93,7 +105,7 @@ impl Setup {
                 eprintln!("jwtgate: warning: {}: {skipped}", path.display());
             }
         }
-        if !args.jwks.is_empty() && keys.keys().is_empty() && args.secret_file.is_none() {
+        if keys.keys().is_empty() && args.secret_file.is_none() {
             return Err(ConfigError::NoUsableKeys(keys.skipped().len()));
         }
         let mut algorithms: AlgorithmSet = args
@@ -154,6 +166,40 @@ impl Setup {
             now: args.now.unwrap_or_else(system_now),
         })
     }
+}
+
+/// Runs `future` to completion on a small single-threaded runtime (the CLI is otherwise
+/// synchronous).
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, ConfigError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ConfigError::Runtime(e.to_string()))?;
+    Ok(runtime.block_on(future))
+}
+
+/// Fetches every JWKS URL, and the issuer's keys by discovery when `discover_issuer` is given.
+fn fetch_remote(urls: &[String], discover_issuer: Option<&str>) -> Result<KeySet, ConfigError> {
+    let settings = jwtgate_keys::CacheSettings::default();
+    let fetcher = jwtgate_keys::Fetcher::new(&settings)?;
+    block_on(async {
+        let mut keys = KeySet::new();
+        let mut targets = Vec::new();
+        for url in urls {
+            targets.push(jwtgate_keys::parse_url(url, settings.allow_insecure_http)?);
+        }
+        if let Some(issuer) = discover_issuer {
+            targets.push(fetcher.discover(issuer).await?);
+        }
+        for url in targets {
+            let fetched = fetcher.fetch_jwks(&url).await?;
+            for skipped in fetched.keys.skipped() {
+                eprintln!("jwtgate: warning: {url}: {skipped}");
+            }
+            keys.absorb(fetched.keys);
+        }
+        Ok(keys)
+    })?
 }
 
 /// When exactly one HMAC algorithm is allowed, the secret is pinned to it (and its length is

@@ -10,6 +10,7 @@
 mod config;
 mod decode;
 mod input;
+mod jwks;
 mod render;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -31,6 +32,8 @@ enum Command {
     Decode(DecodeArgs),
     /// Run every check and print each on its own line, with a hint for failures.
     Explain(VerifyArgs),
+    /// Fetch an issuer's (or a URL's or file's) key set and list its keys and cache headers.
+    Jwks(jwks::JwksArgs),
 }
 
 /// Output format.
@@ -48,6 +51,13 @@ pub struct VerifyArgs {
     /// JWKS (or single JWK) file with the issuer's public keys; repeatable.
     #[arg(long = "jwks", value_name = "FILE")]
     jwks: Vec<std::path::PathBuf>,
+    /// JWKS URL to fetch the keys from (https://, or http:// to loopback); repeatable.
+    #[arg(long = "jwks-url", value_name = "URL")]
+    jwks_urls: Vec<String>,
+    /// Find the keys by OpenID Connect discovery from the (first) issuer. This is also what
+    /// happens when no key source is given at all.
+    #[arg(long)]
+    discover: bool,
     /// Accepted issuer, compared exactly with `iss` (a trailing slash matters); repeatable.
     #[arg(long = "issuer", value_name = "ISS", required = true)]
     issuers: Vec<String>,
@@ -113,6 +123,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => run_verify(&args),
         Command::Explain(args) => run_explain(&args),
         Command::Decode(args) => run_decode(&args),
+        Command::Jwks(args) => jwks::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -264,10 +264,11 @@ fn configuration_errors_exit_2_with_nothing_on_stdout() {
             "json",
             token.as_str(),
         ],
+        // No key source: discovery from the issuer, unreachable here (loopback, closed port).
         vec![
             "verify",
             "--issuer",
-            ISS,
+            "http://127.0.0.1:9/",
             "--audience",
             AUD,
             "--format",

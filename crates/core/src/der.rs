@@ -142,6 +142,58 @@ pub fn rsa_public_key(der: &[u8]) -> Result<(&[u8], &[u8]), DerError> {
     Ok((n, e))
 }
 
+/// Descriptive fields of a certificate, for display only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CertificateInfo {
+    /// The subject's common name, when present and a string.
+    pub subject_cn: Option<String>,
+    /// The end of the validity period as written (`YYMMDDHHMMSSZ` or `YYYYMMDDHHMMSSZ`).
+    pub not_after: Option<String>,
+}
+
+const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+const SET: u8 = 0x31;
+
+/// Reads the subject common name and `notAfter` of a DER X.509 certificate.
+pub fn certificate_info(cert: &[u8]) -> Result<CertificateInfo, DerError> {
+    let mut outer = Reader(cert);
+    let mut certificate = Reader(outer.read(SEQUENCE)?);
+    let mut tbs = Reader(certificate.read(SEQUENCE)?);
+    if tbs.peek_tag() == Some(VERSION_TAG) {
+        tbs.read(VERSION_TAG)?;
+    }
+    tbs.read(INTEGER)?;
+    tbs.read(SEQUENCE)?;
+    tbs.read(SEQUENCE)?;
+    let mut validity = Reader(tbs.read(SEQUENCE)?);
+    let read_time = |r: &mut Reader<'_>| -> Result<Option<String>, DerError> {
+        match r.peek_tag() {
+            Some(tag @ (0x17 | 0x18)) => Ok(Some(String::from_utf8_lossy(r.read(tag)?).into_owned())),
+            _ => Err(DerError::Malformed),
+        }
+    };
+    read_time(&mut validity)?;
+    let not_after = read_time(&mut validity)?;
+    let mut subject = Reader(tbs.read(SEQUENCE)?);
+    let mut subject_cn = None;
+    while !subject.is_empty() {
+        let mut rdn = Reader(subject.read(SET)?);
+        while !rdn.is_empty() {
+            let mut attribute = Reader(rdn.read(SEQUENCE)?);
+            let oid = attribute.read(OID)?;
+            if oid == OID_COMMON_NAME {
+                if let Some(tag) = attribute.peek_tag() {
+                    subject_cn = Some(String::from_utf8_lossy(attribute.read(tag)?).into_owned());
+                }
+            }
+        }
+    }
+    Ok(CertificateInfo {
+        subject_cn,
+        not_after,
+    })
+}
+
 fn subject_public_key_info(contents: &[u8]) -> Result<SpkiKey<'_>, DerError> {
     let mut spki = Reader(contents);
     let mut algorithm = Reader(spki.read(SEQUENCE)?);

@@ -307,6 +307,18 @@ impl KeySet {
         }
     }
 
+    /// Moves every key, skipped entry and secret of `other` into this set.
+    pub fn absorb(&mut self, other: KeySet) {
+        let base = self.keys.len() + self.skipped.len();
+        self.keys.extend(other.keys);
+        self.skipped
+            .extend(other.skipped.into_iter().map(|mut skipped| {
+                skipped.index += base;
+                skipped
+            }));
+        self.secrets.extend(other.secrets);
+    }
+
     /// Adds an already-built public key.
     pub fn add_public_key(&mut self, key: PublicKey, kid: Option<String>, alg: Option<Algorithm>) {
         self.keys.push(Jwk { kid, alg, key });

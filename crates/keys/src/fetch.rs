@@ -99,8 +99,8 @@ pub struct FetchedKeys {
     pub max_age: Option<Duration>,
     /// The raw `Cache-Control` header, for display.
     pub cache_control: Option<String>,
-    /// Body size in bytes.
-    pub body_len: usize,
+    /// The document as received (for display; the keys above are what verification uses).
+    pub body: Vec<u8>,
 }
 
 /// An HTTP client configured with jwtgate's fetch limits.
@@ -266,8 +266,8 @@ impl Fetcher {
                 .as_deref()
                 .and_then(|cc| parse_max_age(cc, age)),
             cache_control,
-            body_len: body.len(),
             keys,
+            body,
         })
     }
 

@@ -307,7 +307,7 @@ impl KeySource {
                     keys,
                     max_age: None,
                     cache_control: None,
-                    body_len: bytes.len(),
+                    body: bytes,
                 };
                 Ok((fetched, origin))
             }

@@ -12,6 +12,7 @@ mod decode;
 mod input;
 mod jwks;
 mod render;
+mod serve;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -34,6 +35,10 @@ enum Command {
     Explain(VerifyArgs),
     /// Fetch an issuer's (or a URL's or file's) key set and list its keys and cache headers.
     Jwks(jwks::JwksArgs),
+    /// Run the gateway: forward-auth endpoint and/or reverse proxy with per-route rules.
+    Serve(Box<serve::ServeArgs>),
+    /// Validate a gateway configuration file and print the effective configuration.
+    CheckConfig(serve::CheckConfigArgs),
 }
 
 /// Output format.
@@ -124,6 +129,8 @@ fn main() -> ExitCode {
         Command::Explain(args) => run_explain(&args),
         Command::Decode(args) => run_decode(&args),
         Command::Jwks(args) => jwks::run(&args),
+        Command::Serve(args) => return report(serve::run(&args)),
+        Command::CheckConfig(args) => return report(serve::check_config(&args)),
     };
     match result {
         Ok(code) => code,
@@ -132,6 +139,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn report(result: Result<ExitCode, Box<dyn std::error::Error>>) -> ExitCode {
+    result.unwrap_or_else(|error| {
+        eprintln!("jwtgate: error: {error}");
+        ExitCode::from(2)
+    })
 }
 
 fn run_verify(args: &VerifyArgs) -> Result<ExitCode, config::ConfigError> {

@@ -6,7 +6,7 @@
 //! parsing, no allocation and no lookup beyond an array index.
 
 use crate::alg::{Algorithm, Curve, KeyFamily};
-use aws_lc_rs::hmac;
+use aws_lc_rs::{digest, hmac};
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents, VerificationAlgorithm};
 use thiserror::Error;
 
@@ -366,4 +366,16 @@ impl std::fmt::Debug for HmacKey {
             .field("len", &self.len)
             .finish_non_exhaustive()
     }
+}
+
+/// SHA-256 of `data`: cache keys and log fingerprints of tokens (a token is never logged whole).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
+/// A short, non-reversible name for a token in logs: the first 12 hex digits of its SHA-256.
+pub fn fingerprint(token: &[u8]) -> String {
+    sha256(token)[..6].iter().map(|b| format!("{b:02x}")).collect()
 }

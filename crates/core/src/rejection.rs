@@ -246,6 +246,36 @@ impl Rejection {
     pub fn hint(&self) -> Option<String> {
         hint(&self.reason)
     }
+
+    /// A short, stable label for the cause (for metrics and logs): `expired`, `bad_signature`, …
+    pub fn kind(&self) -> &'static str {
+        match self.reason.as_ref() {
+            Reason::Malformed(JwsError::Empty) => "empty_token",
+            Reason::Malformed(JwsError::Opaque) => "opaque_token",
+            Reason::Malformed(JwsError::Jwe { .. }) => "jwe",
+            Reason::Malformed(JwsError::TooLarge { .. }) => "too_large",
+            Reason::Malformed(JwsError::Header(_)) => "bad_header",
+            Reason::Malformed(_) => "malformed",
+            Reason::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
+            Reason::NoKey(_) => "no_key",
+            Reason::KeysUnavailable { .. } => "keys_unavailable",
+            Reason::BadSignature { .. } => "bad_signature",
+            Reason::BadPayload(_) => "bad_payload",
+            Reason::MissingClaim(_) => "missing_claim",
+            Reason::InvalidClaim { .. } => "invalid_claim",
+            Reason::IssuerMismatch { .. } => "issuer_mismatch",
+            Reason::AudienceMismatch { id_token, .. } if id_token.any() => "id_token",
+            Reason::AudienceMismatch { .. } => "audience_mismatch",
+            Reason::Expired { .. } => "expired",
+            Reason::NotYetValid { .. } => "not_yet_valid",
+            Reason::IssuedInFuture { .. } => "issued_in_future",
+            Reason::TooOld { .. } => "too_old",
+            Reason::NotAccessTokenType { .. } => "not_access_token_type",
+            Reason::ClientNotAllowed { .. } => "client_not_allowed",
+            Reason::ClaimValueMismatch { .. } => "claim_value_mismatch",
+            Reason::InsufficientScope { .. } => "insufficient_scope",
+        }
+    }
 }
 
 impl From<Reason> for Rejection {

@@ -1,0 +1,181 @@
+//! Finding the bearer token in a request (RFC 6750 §2): the `Authorization` header, and — only
+//! when configured — a cookie or a query parameter. A token in more than one place, or a
+//! malformed `Authorization: Bearer` header, is `invalid_request`; no token at all is the plain
+//! 401 challenge.
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::HeaderMap;
+
+/// Where else than the `Authorization` header a token may come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenLocations {
+    /// Cookie name to read the token from, if any.
+    pub cookie: Option<String>,
+    /// Query parameter to read the token from, if any (RFC 6750 §2.3 discourages it).
+    pub query: Option<String>,
+}
+
+/// What the request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerToken {
+    /// No token anywhere (including an `Authorization` header of another scheme).
+    Missing,
+    /// Exactly one token.
+    Present(String),
+    /// A malformed header or several tokens: `invalid_request`.
+    Invalid(&'static str),
+}
+
+fn from_authorization(headers: &HeaderMap) -> BearerToken {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return BearerToken::Missing;
+    };
+    if values.next().is_some() {
+        return BearerToken::Invalid("more than one Authorization header");
+    }
+    let Ok(text) = value.to_str() else {
+        return BearerToken::Invalid("the Authorization header is not ASCII");
+    };
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return BearerToken::Missing;
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return BearerToken::Invalid("the Authorization header has the Bearer scheme but no token");
+    }
+    if token.contains(' ') {
+        return BearerToken::Invalid("the bearer token contains a space");
+    }
+    BearerToken::Present(token.to_owned())
+}
+
+fn from_cookie(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .collect()
+}
+
+fn from_query(query: Option<&str>, name: &str) -> Vec<String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .collect()
+}
+
+/// Finds the token in `headers` (and `query`, the raw query string) according to `locations`.
+pub fn extract(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    locations: &TokenLocations,
+) -> BearerToken {
+    let mut found: Vec<String> = Vec::new();
+    match from_authorization(headers) {
+        BearerToken::Present(token) => found.push(token),
+        BearerToken::Invalid(why) => return BearerToken::Invalid(why),
+        BearerToken::Missing => {}
+    }
+    if let Some(name) = &locations.cookie {
+        found.extend(from_cookie(headers, name));
+    }
+    if let Some(name) = &locations.query {
+        found.extend(from_query(query, name));
+    }
+    match found.len() {
+        0 => BearerToken::Missing,
+        1 => match found.pop() {
+            Some(token) if !token.is_empty() => BearerToken::Present(token),
+            _ => BearerToken::Invalid("the bearer token is empty"),
+        },
+        _ => BearerToken::Invalid("the token was sent in more than one place"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in values {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn authorization_header() {
+        let none = TokenLocations::default();
+        assert_eq!(extract(&headers(&[]), None, &none), BearerToken::Missing);
+        assert_eq!(
+            extract(&headers(&[("authorization", "Bearer abc")]), None, &none),
+            BearerToken::Present("abc".into())
+        );
+        assert_eq!(
+            extract(&headers(&[("authorization", "bearer abc")]), None, &none),
+            BearerToken::Present("abc".into())
+        );
+        assert_eq!(
+            extract(
+                &headers(&[("authorization", "Basic dXNlcg==")]),
+                None,
+                &none
+            ),
+            BearerToken::Missing
+        );
+        assert!(matches!(
+            extract(&headers(&[("authorization", "Bearer")]), None, &none),
+            BearerToken::Invalid(_)
+        ));
+        assert!(matches!(
+            extract(&headers(&[("authorization", "Bearer a b")]), None, &none),
+            BearerToken::Invalid(_)
+        ));
+        assert!(matches!(
+            extract(
+                &headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]),
+                None,
+                &none
+            ),
+            BearerToken::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn cookie_and_query_only_when_configured() {
+        let none = TokenLocations::default();
+        let both = TokenLocations {
+            cookie: Some("access_token".into()),
+            query: Some("access_token".into()),
+        };
+        let cookie = headers(&[("cookie", "a=1; access_token=xyz")]);
+        assert_eq!(extract(&cookie, None, &none), BearerToken::Missing);
+        assert_eq!(
+            extract(&cookie, None, &both),
+            BearerToken::Present("xyz".into())
+        );
+        assert_eq!(
+            extract(&headers(&[]), Some("access_token=q1"), &both),
+            BearerToken::Present("q1".into())
+        );
+        assert!(matches!(
+            extract(
+                &headers(&[("authorization", "Bearer abc")]),
+                Some("access_token=q1"),
+                &both
+            ),
+            BearerToken::Invalid("the token was sent in more than one place")
+        ));
+    }
+}

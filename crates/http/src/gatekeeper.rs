@@ -1,0 +1,273 @@
+//! The decision for one request, shared by the tower layer, the forward-auth endpoint and the
+//! reverse proxy: normalise the path, find the route, find the token, verify it (through the
+//! verified-token cache), check the route's scopes, and produce either the identity headers or an
+//! RFC 6750 denial.
+
+use crate::answer::Denial;
+use crate::bearer::{self, BearerToken, TokenLocations};
+use crate::cache::TokenCache;
+use crate::identity::IdentityHeaders;
+use crate::metrics::GatewayMetrics;
+use crate::path;
+use crate::routes::{Requirement, RouteTable};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use jwtgate_core::Verified;
+use jwtgate_keys::Registry;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Allowed cross-origin callers; preflight requests from them pass without a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cors {
+    /// Allowed origins (exact, e.g. `http://localhost:3000`), or `*`.
+    pub origins: Vec<String>,
+    /// Allowed methods for preflight answers.
+    pub methods: Vec<String>,
+    /// Allowed request headers for preflight answers.
+    pub headers: Vec<String>,
+    /// Preflight cache lifetime in seconds.
+    pub max_age: u64,
+}
+
+impl Cors {
+    /// True when `origin` may call.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o == "*" || o == origin)
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Let it through, with these identity headers (none for public routes).
+    Allow {
+        /// Headers to add for the upstream.
+        identity: Vec<(HeaderName, HeaderValue)>,
+        /// The verified token, when one was required.
+        verified: Option<Arc<Verified>>,
+    },
+    /// A CORS preflight from an allowed origin: answer it (or pass it on) without a token.
+    Preflight,
+    /// Refuse it.
+    Deny(Denial),
+}
+
+/// Everything needed to decide: keys and policies, routes, token locations, identity headers.
+pub struct Gatekeeper {
+    registry: Registry,
+    routes: RouteTable,
+    locations: TokenLocations,
+    realm: String,
+    identity: IdentityHeaders,
+    cache: Option<TokenCache>,
+    cors: Option<Cors>,
+    metrics: GatewayMetrics,
+}
+
+impl std::fmt::Debug for Gatekeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gatekeeper")
+            .field("routes", &self.routes)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Gatekeeper {
+    /// A gatekeeper with default token locations (header only), identity headers and realm
+    /// `jwtgate`, no cache and no CORS; adjust with the `with_*` methods.
+    pub fn new(registry: Registry, routes: RouteTable) -> Gatekeeper {
+        Gatekeeper {
+            registry,
+            routes,
+            locations: TokenLocations::default(),
+            realm: "jwtgate".to_owned(),
+            identity: IdentityHeaders::default(),
+            cache: None,
+            cors: None,
+            metrics: GatewayMetrics::default(),
+        }
+    }
+
+    /// Sets the realm in challenges.
+    pub fn with_realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Sets where tokens may come from besides the `Authorization` header.
+    pub fn with_locations(mut self, locations: TokenLocations) -> Self {
+        self.locations = locations;
+        self
+    }
+
+    /// Sets the identity headers.
+    pub fn with_identity(mut self, identity: IdentityHeaders) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Enables the verified-token cache.
+    pub fn with_cache(mut self, cache: TokenCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Enables CORS.
+    pub fn with_cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// The key registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The identity headers.
+    pub fn identity(&self) -> &IdentityHeaders {
+        &self.identity
+    }
+
+    /// The CORS settings, if enabled.
+    pub fn cors(&self) -> Option<&Cors> {
+        self.cors.as_ref()
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
+    }
+
+    /// Decides for `method` on `target` (path and query as sent) with `headers`, at `now`.
+    pub async fn decide(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Decision {
+        let decision = self.decide_inner(method, target, headers, now).await;
+        match &decision {
+            Decision::Allow { verified, .. } => {
+                let reason = if verified.is_some() {
+                    "verified"
+                } else {
+                    "public"
+                };
+                self.metrics.decision("allow", 200, reason);
+            }
+            Decision::Preflight => self.metrics.decision("allow", 204, "cors_preflight"),
+            Decision::Deny(denial) => {
+                self.metrics
+                    .decision("deny", denial.status.as_u16(), denial.kind);
+                tracing::info!(
+                    method,
+                    path = target.split('?').next().unwrap_or_default(),
+                    status = denial.status.as_u16(),
+                    reason = denial.kind,
+                    "denied"
+                );
+            }
+        }
+        decision
+    }
+
+    async fn decide_inner(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Decision {
+        let path = match path::normalize(target) {
+            Ok(path) => path,
+            Err(error) => {
+                return Decision::Deny(Denial::invalid_request(&self.realm, &error.to_string()))
+            }
+        };
+        if method == "OPTIONS" && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            let origin = headers
+                .get(http::header::ORIGIN)
+                .and_then(|o| o.to_str().ok());
+            if let (Some(cors), Some(origin)) = (&self.cors, origin) {
+                if cors.allows(origin) {
+                    return Decision::Preflight;
+                }
+            }
+        }
+        let requirement = match self.routes.requirement(method, &path) {
+            Requirement::Public => {
+                return Decision::Allow {
+                    identity: Vec::new(),
+                    verified: None,
+                }
+            }
+            Requirement::Deny => return Decision::Deny(Denial::forbidden_route(&self.realm)),
+            Requirement::Token(scopes) => scopes,
+        };
+        let query = target.split_once('?').map(|(_, q)| q);
+        let token = match bearer::extract(headers, query, &self.locations) {
+            BearerToken::Missing => return Decision::Deny(Denial::missing_token(&self.realm)),
+            BearerToken::Invalid(why) => {
+                return Decision::Deny(Denial::invalid_request(&self.realm, why))
+            }
+            BearerToken::Present(token) => token,
+        };
+        let verified = match self.verify(token.as_bytes(), now).await {
+            Ok(verified) => verified,
+            Err(rejection) => {
+                tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token.as_bytes()), %rejection, "token rejected");
+                return Decision::Deny(Denial::from_rejection(&self.realm, &rejection));
+            }
+        };
+        if let Err(rejection) = verified.require(requirement) {
+            return Decision::Deny(Denial::from_rejection(&self.realm, &rejection));
+        }
+        Decision::Allow {
+            identity: self.identity.headers_for(&verified),
+            verified: Some(verified),
+        }
+    }
+
+    /// Verifies a token through the cache.
+    pub async fn verify(
+        &self,
+        token: &[u8],
+        now: i64,
+    ) -> Result<Arc<Verified>, jwtgate_core::Rejection> {
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(token, now) {
+                self.metrics.cache_lookup(true);
+                return Ok(hit);
+            }
+            self.metrics.cache_lookup(false);
+        }
+        let started = Instant::now();
+        let result = self.registry.verify(token, now).await;
+        self.metrics.verify_latency(started.elapsed());
+        let verified = Arc::new(result?);
+        if let Some(cache) = &self.cache {
+            cache.insert(token, verified.clone(), now);
+        }
+        Ok(verified)
+    }
+}

@@ -1,0 +1,190 @@
+//! The tower [`Layer`] that puts jwtgate in front of any service, and the axum extractor that
+//! hands the verified token to handlers.
+//!
+//! Allowed requests reach the inner service with client-sent identity headers removed, the
+//! verified identity headers added and the [`VerifiedToken`] in the request extensions; refused
+//! ones get the RFC 6750 answer without reaching it. With CORS configured, preflights from
+//! allowed origins are answered here and every answer to an allowed origin (refusals included,
+//! so the SPA can read `WWW-Authenticate`) carries the CORS headers.
+
+use crate::gatekeeper::{unix_now, Cors, Decision, Gatekeeper};
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use jwtgate_core::Verified;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// The verified token of the current request (in request extensions after [`AuthLayer`]).
+#[derive(Debug, Clone)]
+pub struct VerifiedToken(pub Arc<Verified>);
+
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<VerifiedToken>()
+            .cloned()
+            .ok_or_else(|| crate::answer::Denial::missing_token("jwtgate").into_response())
+    }
+}
+
+impl IntoResponse for crate::answer::Denial {
+    fn into_response(self) -> Response {
+        crate::answer::Denial::into_response(self)
+    }
+}
+
+/// Adds jwtgate's decision in front of a service.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    gatekeeper: Arc<Gatekeeper>,
+}
+
+impl AuthLayer {
+    /// A layer deciding with `gatekeeper`.
+    pub fn new(gatekeeper: Arc<Gatekeeper>) -> AuthLayer {
+        AuthLayer { gatekeeper }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService {
+            inner,
+            gatekeeper: self.gatekeeper.clone(),
+        }
+    }
+}
+
+/// The service produced by [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    gatekeeper: Arc<Gatekeeper>,
+}
+
+/// Applies a decision's identity to a request: strips every identity header the client sent,
+/// adds the verified ones, stores the verified token.
+pub fn apply_identity<B>(request: &mut Request<B>, gatekeeper: &Gatekeeper, decision: &Decision) {
+    for name in gatekeeper.identity().names() {
+        request.headers_mut().remove(name);
+    }
+    if let Decision::Allow { identity, verified } = decision {
+        for (name, value) in identity {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+        if let Some(verified) = verified {
+            request
+                .extensions_mut()
+                .insert(VerifiedToken(verified.clone()));
+        }
+    }
+}
+
+/// Adds CORS response headers when the request's origin is allowed.
+pub fn add_cors(
+    headers: &mut HeaderMap,
+    cors: Option<&Cors>,
+    origin: Option<&HeaderValue>,
+    preflight: bool,
+) {
+    let (Some(cors), Some(origin)) = (cors, origin) else {
+        return;
+    };
+    if !origin.to_str().is_ok_and(|o| cors.allows(o)) {
+        return;
+    }
+    headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("WWW-Authenticate"),
+    );
+    if preflight {
+        let join = |items: &[String]| HeaderValue::from_str(&items.join(", ")).ok();
+        if let Some(methods) = join(&cors.methods) {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, methods);
+        }
+        if let Some(allowed) = join(&cors.headers) {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
+        }
+        if let Ok(max_age) = HeaderValue::from_str(&cors.max_age.to_string()) {
+            headers.insert(http::header::ACCESS_CONTROL_MAX_AGE, max_age);
+        }
+    }
+}
+
+/// The empty 204 answer to an allowed preflight.
+pub fn preflight_response(gatekeeper: &Gatekeeper, origin: Option<&HeaderValue>) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    add_cors(response.headers_mut(), gatekeeper.cors(), origin, true);
+    response
+}
+
+impl<S, B> Service<Request<B>> for AuthService<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        // The service that was polled ready is the one that must be called.
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let gatekeeper = self.gatekeeper.clone();
+        Box::pin(async move {
+            let method = request.method().as_str().to_owned();
+            let target = request.uri().path_and_query().map_or_else(
+                || request.uri().path().to_owned(),
+                |pq| pq.as_str().to_owned(),
+            );
+            let origin = request.headers().get(http::header::ORIGIN).cloned();
+            let decision = gatekeeper
+                .decide(&method, &target, request.headers(), unix_now())
+                .await;
+            match decision {
+                Decision::Preflight => Ok(preflight_response(&gatekeeper, origin.as_ref())),
+                Decision::Deny(denial) => {
+                    let mut response = denial.into_response();
+                    add_cors(
+                        response.headers_mut(),
+                        gatekeeper.cors(),
+                        origin.as_ref(),
+                        false,
+                    );
+                    Ok(response)
+                }
+                allow @ Decision::Allow { .. } => {
+                    apply_identity(&mut request, &gatekeeper, &allow);
+                    let mut response = inner.call(request).await?;
+                    add_cors(
+                        response.headers_mut(),
+                        gatekeeper.cors(),
+                        origin.as_ref(),
+                        false,
+                    );
+                    Ok(response)
+                }
+            }
+        })
+    }
+}

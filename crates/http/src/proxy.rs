@@ -1,0 +1,268 @@
+//! Reverse-proxy mode: requests the layer allowed are forwarded to one upstream.
+//!
+//! Bodies stream in both directions; connections to the upstream are pooled (keep-alive);
+//! hop-by-hop headers (and those named in `Connection`) are removed; the token itself is not
+//! forwarded unless configured; `X-Forwarded-For/-Proto/-Host` are set. WebSocket (and other
+//! `Upgrade`) requests pass through once authorised. The path sent upstream is the normalised path
+//! that the route rules were matched against, so the upstream serves exactly what was authorised.
+
+use crate::path;
+use axum::body::Body;
+use axum::response::Response;
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, UPGRADE};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn default_connect_timeout() -> u64 {
+    2000
+}
+fn default_response_timeout() -> u64 {
+    30_000
+}
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+
+/// `[proxy]`: the upstream and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyOptions {
+    /// Upstream base URL (`http://host:port`).
+    pub upstream: String,
+    /// Forward the `Authorization` header too (default false: the upstream gets identity
+    /// headers, not the token).
+    #[serde(default)]
+    pub forward_token: bool,
+    /// Connect timeout in milliseconds (default 2000).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Time to the upstream's response headers in milliseconds (default 30000).
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout_ms: u64,
+    /// Largest request body forwarded, in bytes (default 10 MiB); larger gets 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl ProxyOptions {
+    /// Checks the options; on error returns (key, message).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let uri: Uri = self.upstream.parse().map_err(|_| {
+            (
+                "upstream".to_owned(),
+                format!("{:?} is not a URL", self.upstream),
+            )
+        })?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err((
+                "upstream".to_owned(),
+                "must be an http://host:port URL".to_owned(),
+            ));
+        }
+        if self.connect_timeout_ms == 0 || self.response_timeout_ms == 0 {
+            return Err((
+                "connect_timeout_ms".to_owned(),
+                "timeouts must be positive".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// A pooled HTTP/1.1 client to one upstream.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    upstream: Uri,
+    options: ProxyOptions,
+}
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !(keep_upgrade && name == UPGRADE))
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if !keep_upgrade {
+        headers.remove(UPGRADE);
+    }
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    let mut response = Response::new(Body::from(format!("{{\"error\":\"{message}\"}}")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl Proxy {
+    /// A proxy to `options.upstream` (validated by the configuration).
+    pub fn new(options: ProxyOptions) -> Result<Proxy, String> {
+        options
+            .validate()
+            .map_err(|(key, message)| format!("proxy.{key}: {message}"))?;
+        let upstream: Uri = options
+            .upstream
+            .parse()
+            .map_err(|_| "proxy.upstream".to_owned())?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(options.connect_timeout_ms)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Proxy {
+            client,
+            upstream,
+            options,
+        })
+    }
+
+    /// Forwards an authorised request; `client` is the peer address for `X-Forwarded-For`.
+    pub async fn forward(
+        &self,
+        mut request: Request<Body>,
+        client: Option<SocketAddr>,
+    ) -> Response {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        let Ok(normalized) = path::normalize(&target) else {
+            return error_response(StatusCode::BAD_REQUEST, "bad request path");
+        };
+        let query = target
+            .split_once('?')
+            .map(|(_, q)| format!("?{q}"))
+            .unwrap_or_default();
+        let base = self.upstream.path().trim_end_matches('/');
+        let uri = format!(
+            "{}://{}{base}{normalized}{query}",
+            self.upstream.scheme_str().unwrap_or("http"),
+            self.upstream.authority().map_or("", |a| a.as_str()),
+        );
+        let Ok(uri) = uri.parse::<Uri>() else {
+            return error_response(StatusCode::BAD_REQUEST, "bad request path");
+        };
+        let is_upgrade = request.headers().contains_key(UPGRADE);
+        let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
+        let original_host = request.headers().get(HOST).cloned();
+        let (mut parts, body) = request.into_parts();
+        strip_hop_by_hop(&mut parts.headers, is_upgrade);
+        if is_upgrade {
+            parts
+                .headers
+                .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        if !self.options.forward_token {
+            parts.headers.remove(http::header::AUTHORIZATION);
+        }
+        if let Some(host) = original_host {
+            parts
+                .headers
+                .insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        parts.headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
+        if let Some(addr) = client {
+            let previous = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| format!("{v}, {}", addr.ip()))
+                .unwrap_or_else(|| addr.ip().to_string());
+            if let Ok(value) = HeaderValue::from_str(&previous) {
+                parts
+                    .headers
+                    .insert(HeaderName::from_static("x-forwarded-for"), value);
+            }
+        }
+        if let Some(authority) = self.upstream.authority() {
+            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(HOST, value);
+            }
+        }
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let limited = Limited::new(body, self.options.max_body_bytes);
+        let body = Body::new(limited.map_err(axum::Error::new));
+        let upstream_request = Request::from_parts(parts, body);
+        let timeout = Duration::from_millis(self.options.response_timeout_ms);
+        let response = match tokio::time::timeout(timeout, self.client.request(upstream_request))
+            .await
+        {
+            Err(_) => return error_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+            Ok(Err(error)) => {
+                if is_body_too_large(&error) {
+                    return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                }
+                tracing::warn!(%error, "upstream request failed");
+                return error_response(StatusCode::BAD_GATEWAY, "upstream unavailable");
+            }
+            Ok(Ok(response)) => response,
+        };
+        let (mut parts, body) = response.into_parts();
+        if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream_response = Response::from_parts(parts.clone(), body);
+            let upstream_upgrade = hyper::upgrade::on(upstream_response);
+            if let Some(client_upgrade) = client_upgrade {
+                tokio::spawn(async move {
+                    if let (Ok(client_io), Ok(upstream_io)) =
+                        (client_upgrade.await, upstream_upgrade.await)
+                    {
+                        let mut client_io = TokioIo::new(client_io);
+                        let mut upstream_io = TokioIo::new(upstream_io);
+                        let _ =
+                            tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await;
+                    }
+                });
+            }
+            return Response::from_parts(parts, Body::empty());
+        }
+        strip_hop_by_hop(&mut parts.headers, false);
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+fn is_body_too_large(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}

@@ -1,0 +1,240 @@
+//! The gateway server: operations endpoints, the forward-auth endpoint, and the reverse proxy
+//! behind the same [`AuthLayer`](crate::AuthLayer), with graceful shutdown.
+
+use crate::answer::Denial;
+use crate::gatekeeper::{unix_now, Decision, Gatekeeper};
+use crate::layer::{add_cors, AuthLayer};
+use crate::proxy::{Proxy, ProxyOptions};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where the server listens and which endpoints it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Forward-auth path, if enabled.
+    pub forward_auth_path: Option<String>,
+    /// Status for `invalid_request` at the forward-auth endpoint.
+    pub forward_auth_invalid_request_status: u16,
+    /// Liveness path, if enabled.
+    pub health_path: Option<String>,
+    /// Readiness path, if enabled.
+    pub ready_path: Option<String>,
+    /// Metrics path, if enabled.
+    pub metrics_path: Option<String>,
+    /// The upstream, in proxy mode.
+    pub proxy: Option<ProxyOptions>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    gatekeeper: Arc<Gatekeeper>,
+    invalid_request_status: StatusCode,
+}
+
+/// The original method and URI of a forward-auth check, from `X-Forwarded-Method`/`-Uri`
+/// (Traefik, Caddy) or `X-Original-Method`/`-URI` (the nginx convention).
+fn original_request(headers: &HeaderMap) -> Option<(String, String)> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let method = get("x-forwarded-method").or_else(|| get("x-original-method"));
+    let uri = get("x-forwarded-uri").or_else(|| get("x-original-uri"));
+    match (method, uri) {
+        (Some(method), Some(uri)) => Some((method.to_ascii_uppercase(), uri)),
+        // nginx's auth_request keeps the method of the original request on the subrequest.
+        (None, Some(uri)) => Some((String::new(), uri)),
+        _ => None,
+    }
+}
+
+async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
+    let gatekeeper = &state.gatekeeper;
+    let headers = request.headers();
+    let Some((method, uri)) = original_request(headers) else {
+        tracing::error!("forward-auth request without X-Forwarded-Uri or X-Original-URI: check the proxy configuration");
+        let mut denial = Denial::forbidden_route(gatekeeper.realm());
+        denial.description = "the proxy did not send X-Forwarded-Uri or X-Original-URI".to_owned();
+        return denial.into_response();
+    };
+    let method = if method.is_empty() {
+        request.method().as_str().to_owned()
+    } else {
+        method
+    };
+    match gatekeeper.decide(&method, &uri, headers, unix_now()).await {
+        Decision::Allow { identity, .. } => {
+            let mut response = StatusCode::OK.into_response();
+            for (name, value) in identity {
+                response.headers_mut().insert(name, value);
+            }
+            response
+        }
+        Decision::Preflight => StatusCode::OK.into_response(),
+        Decision::Deny(mut denial) => {
+            if denial.status == StatusCode::BAD_REQUEST {
+                denial.status = state.invalid_request_status;
+            }
+            denial.into_response()
+        }
+    }
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let registry = state.gatekeeper.registry();
+    let pending: Vec<String> = registry
+        .entries()
+        .iter()
+        .filter(|e| !e.source().is_ready())
+        .map(|e| {
+            let issuer = e.policy().issuers().first().cloned().unwrap_or_default();
+            match e.source().last_error() {
+                Some(error) => format!("{issuer}: {error}"),
+                None => format!("{issuer}: keys not loaded yet"),
+            }
+        })
+        .collect();
+    if pending.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{}\n", pending.join("\n")),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state
+        .gatekeeper
+        .metrics()
+        .render(state.gatekeeper.registry());
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    // Without an upstream, only the endpoints exist; preflights still get their answer.
+    let origin = request.headers().get(http::header::ORIGIN).cloned();
+    let mut response = (StatusCode::NOT_FOUND, "not found\n").into_response();
+    add_cors(
+        response.headers_mut(),
+        state.gatekeeper.cors(),
+        origin.as_ref(),
+        false,
+    );
+    response
+}
+
+/// Builds the router for `options`.
+pub fn router(gatekeeper: Arc<Gatekeeper>, options: &ServerOptions) -> Result<Router, String> {
+    let state = AppState {
+        gatekeeper: gatekeeper.clone(),
+        invalid_request_status: StatusCode::from_u16(options.forward_auth_invalid_request_status)
+            .map_err(|e| e.to_string())?,
+    };
+    let mut app: Router<AppState> = Router::new();
+    if let Some(path) = &options.health_path {
+        app = app.route(path, get(health));
+    }
+    if let Some(path) = &options.ready_path {
+        app = app.route(path, get(ready));
+    }
+    if let Some(path) = &options.metrics_path {
+        app = app.route(path, get(metrics));
+    }
+    if let Some(path) = &options.forward_auth_path {
+        app = app.route(path, any(forward_auth));
+    }
+    let app = app.with_state(state.clone());
+    match &options.proxy {
+        Some(proxy_options) => {
+            let proxy = Arc::new(Proxy::new(proxy_options.clone())?);
+            let proxied = Router::new()
+                .fallback(move |request: Request<Body>| {
+                    let proxy = proxy.clone();
+                    let peer = request
+                        .extensions()
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|c| c.0);
+                    async move { proxy.forward(request, peer).await }
+                })
+                .layer(AuthLayer::new(gatekeeper));
+            Ok(app.fallback_service(proxied))
+        }
+        None => {
+            let fallback = Router::new().fallback(not_found).with_state(state);
+            Ok(app.fallback_service(fallback))
+        }
+    }
+}
+
+/// Loads every issuer's keys once (logging failures: the sources keep retrying) and starts their
+/// background refreshers.
+pub async fn prepare_keys(gatekeeper: &Gatekeeper) {
+    for entry in gatekeeper.registry().entries() {
+        let source = entry.source().clone();
+        if let Err(error) = source.refresh_now().await {
+            tracing::warn!(source = %source.kind(), %error, "initial key fetch failed; will retry");
+        }
+        tokio::spawn(source.run_refresher());
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            () = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,516 @@
+//! The gateway over real loopback sockets: forward-auth answers (RFC 6750), identity headers,
+//! route rules with path normalisation, the reverse proxy (identity stripping, streaming,
+//! WebSocket upgrade), the tower layer with the axum extractor, CORS, the token cache, the
+//! operations endpoints and graceful shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::routing::get;
+use axum::Router;
+use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_http::config::GatewayConfig;
+use jwtgate_http::server;
+use jwtgate_http::{AuthLayer, VerifiedToken};
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ISS: &str = "https://tenant.example/";
+const AUD: &str = "https://api.example/";
+
+struct Keys {
+    key: SigningKey,
+    jwks: tempfile::NamedTempFile,
+}
+
+fn keys() -> Keys {
+    let key = SigningKey::generate(Algorithm::ES256, "k1").unwrap();
+    let jwks = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(jwks.path(), json!({"keys": [key.public_jwk()]}).to_string()).unwrap();
+    Keys { key, jwks }
+}
+
+fn now() -> i64 {
+    jwtgate_http::unix_now()
+}
+
+fn token(keys: &Keys, extra: Value) -> String {
+    let mut claims = json!({"iss": ISS, "aud": AUD, "sub": "auth0|alice", "exp": now() + 600, "iat": now(),
+                            "scope": "openid", "permissions": ["read:users"]});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    keys.key.sign(&Map::new(), &claims).unwrap()
+}
+
+fn config(keys: &Keys, extra: &str) -> GatewayConfig {
+    let text = format!(
+        r#"
+        [[issuers]]
+        issuer = "{ISS}"
+        audiences = ["{AUD}"]
+        jwks_file = "{}"
+
+        [[routes]]
+        methods = ["GET"]
+        path = "/api/users"
+        scopes = ["read:users"]
+
+        [[routes]]
+        methods = ["POST"]
+        path = "/api/users"
+        scopes = ["write:users"]
+
+        [[routes]]
+        path = "/public/*"
+        public = true
+
+        [identity.claims]
+        email = "X-Auth-Email"
+        {extra}
+        "#,
+        keys.jwks.path().display()
+    );
+    GatewayConfig::from_toml(&text, "test.toml").unwrap()
+}
+
+async fn start(
+    config: &GatewayConfig,
+) -> (
+    SocketAddr,
+    Arc<jwtgate_http::Gatekeeper>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let built = config.build("test.toml").unwrap();
+    server::prepare_keys(&built.gatekeeper).await;
+    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        server::serve(listener, app, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, built.gatekeeper, tx, handle)
+}
+
+/// A raw HTTP/1.1 exchange, so tests see exactly what goes over the wire.
+async fn http(addr: SocketAddr, request: &str) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn auth_request(method: &str, uri: &str, extra: &str) -> String {
+    format!("GET /auth HTTP/1.1\r\nHost: gw\r\nX-Forwarded-Method: {method}\r\nX-Forwarded-Uri: {uri}\r\n{extra}Connection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn forward_auth_answers_follow_rfc6750() {
+    let keys = keys();
+    let (addr, _, _tx, _) = start(&config(&keys, "")).await;
+    let good = token(&keys, json!({"email": "alice@example.com"}));
+
+    let (status, headers, _) = http(
+        addr,
+        &auth_request(
+            "GET",
+            "/api/users",
+            &format!("Authorization: Bearer {good}\r\n"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-auth-subject"), Some("auth0|alice"));
+    assert_eq!(header(&headers, "x-auth-issuer"), Some(ISS));
+    assert_eq!(header(&headers, "x-auth-scopes"), Some("openid read:users"));
+    assert_eq!(header(&headers, "x-auth-email"), Some("alice@example.com"));
+
+    // No token: 401 with the bare challenge.
+    let (status, headers, _) = http(addr, &auth_request("GET", "/api/users", "")).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        header(&headers, "www-authenticate"),
+        Some("Bearer realm=\"jwtgate\"")
+    );
+
+    // Missing scope: 403 insufficient_scope with scope=.
+    let (status, headers, body) = http(
+        addr,
+        &auth_request(
+            "POST",
+            "/api/users",
+            &format!("Authorization: Bearer {good}\r\n"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let challenge = header(&headers, "www-authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"write:users\""),
+        "{challenge}"
+    );
+    assert!(body.contains("insufficient_scope"));
+
+    // Bad token: 401 invalid_token, even when it also lacks the scope.
+    let expired = token(&keys, json!({"exp": now() - 10, "permissions": []}));
+    let (status, headers, _) = http(
+        addr,
+        &auth_request(
+            "GET",
+            "/api/users",
+            &format!("Authorization: Bearer {expired}\r\n"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(header(&headers, "www-authenticate")
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+
+    // Malformed header: 400 invalid_request.
+    let (status, headers, _) = http(
+        addr,
+        &auth_request("GET", "/api/users", "Authorization: Bearer\r\n"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(header(&headers, "www-authenticate")
+        .unwrap()
+        .contains("error=\"invalid_request\""));
+
+    // Public route: no token needed. Unmatched route: denied.
+    assert_eq!(
+        http(addr, &auth_request("GET", "/public/logo.png", ""))
+            .await
+            .0,
+        200
+    );
+    let (status, _, _) = http(
+        addr,
+        &auth_request(
+            "GET",
+            "/admin",
+            &format!("Authorization: Bearer {good}\r\n"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // nginx convention headers.
+    let request = format!("GET /auth HTTP/1.1\r\nHost: gw\r\nX-Original-URI: /api/users?x=1\r\nX-Original-Method: GET\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
+    assert_eq!(http(addr, &request).await.0, 200);
+}
+
+#[tokio::test]
+async fn path_normalisation_cannot_bypass_rules() {
+    let keys = keys();
+    let (addr, _, _tx, _) = start(&config(&keys, "")).await;
+    let reader = token(&keys, json!({}));
+    for uri in [
+        "/public/../api/users",
+        "/public/%2e%2e/api/users",
+        "/public/./../api/users",
+        "//public/..//api/users",
+    ] {
+        // Each of these *is* /api/users for POST: it needs write:users, not public.
+        let (status, _, _) = http(
+            addr,
+            &auth_request("POST", uri, &format!("Authorization: Bearer {reader}\r\n")),
+        )
+        .await;
+        assert_eq!(status, 403, "{uri}");
+        let (status, _, _) = http(addr, &auth_request("POST", uri, "")).await;
+        assert_eq!(status, 401, "{uri}");
+    }
+    // An encoded slash is not a separator: this is not under /public/.
+    let (status, _, _) = http(addr, &auth_request("GET", "/public%2F..%2Fapi/users", "")).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = http(addr, &auth_request("GET", "/api/users/%zz", "")).await;
+    assert_eq!(status, 400);
+}
+
+async fn upstream() -> SocketAddr {
+    let app = Router::new()
+        .route(
+            "/api/users",
+            get(|headers: axum::http::HeaderMap| async move {
+                let seen: Map<String, Value> = headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+                    .collect();
+                axum::Json(json!({"headers": seen}))
+            }),
+        )
+        .route("/big", get(|| async { "x".repeat(3 * 1024 * 1024) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow"
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn proxy_strips_client_identity_and_adds_the_verified_one() {
+    let keys = keys();
+    let up = upstream().await;
+    let extra = format!("[proxy]\nupstream = \"http://{up}\"\n[[routes]]\nmethods = [\"GET\"]\npath = \"/big\"\n[[routes]]\nmethods = [\"GET\"]\npath = \"/slow\"\n");
+    let (addr, _, _tx, _) = start(&config(&keys, &extra)).await;
+    let good = token(&keys, json!({}));
+    let request = format!(
+        "GET /api/users HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nX-Auth-Subject: admin\r\nX-Auth-Scopes: everything\r\nConnection: close\r\n\r\n"
+    );
+    let (status, _, body) = http(addr, &request).await;
+    assert_eq!(status, 200, "{body}");
+    let body = body
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .collect::<String>();
+    let seen: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
+    assert_eq!(seen["headers"]["x-auth-subject"], "auth0|alice");
+    assert_eq!(seen["headers"]["x-auth-scopes"], "openid read:users");
+    assert!(
+        seen["headers"].get("authorization").is_none(),
+        "the token is not forwarded by default"
+    );
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+
+    // A client-sent identity header on a request without a token never gets through.
+    let request =
+        "GET /api/users HTTP/1.1\r\nHost: gw\r\nX-Auth-Subject: admin\r\nConnection: close\r\n\r\n";
+    assert_eq!(http(addr, request).await.0, 401);
+
+    // Large bodies stream through.
+    let request = format!("GET /big HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
+    let (status, _, body) = http(addr, &request).await;
+    assert_eq!(status, 200);
+    assert!(body.len() >= 3 * 1024 * 1024, "{}", body.len());
+}
+
+#[tokio::test]
+async fn proxy_timeouts_and_dead_upstreams() {
+    let keys = keys();
+    let up = upstream().await;
+    let extra = format!("[proxy]\nupstream = \"http://{up}\"\nresponse_timeout_ms = 100\n[[routes]]\nmethods = [\"GET\"]\npath = \"/slow\"\n");
+    let (addr, _, _tx, _) = start(&config(&keys, &extra)).await;
+    let good = token(&keys, json!({}));
+    let request = format!("GET /slow HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
+    assert_eq!(http(addr, &request).await.0, 504);
+
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = format!("[proxy]\nupstream = \"http://{dead}\"\n");
+    let (addr, _, _tx2, _) = start(&config(&keys, &extra)).await;
+    let request = format!("GET /api/users HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
+    assert_eq!(http(addr, &request).await.0, 502);
+}
+
+#[tokio::test]
+async fn operations_endpoints_and_cache() {
+    let keys = keys();
+    let (addr, gatekeeper, _tx, _) = start(&config(&keys, "")).await;
+    assert_eq!(
+        http(
+            addr,
+            "GET /healthz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        http(
+            addr,
+            "GET /readyz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+        )
+        .await
+        .0,
+        200
+    );
+    let good = token(&keys, json!({}));
+    for _ in 0..5 {
+        let (status, _, _) = http(
+            addr,
+            &auth_request(
+                "GET",
+                "/api/users",
+                &format!("Authorization: Bearer {good}\r\n"),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, headers, body) = http(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    assert!(
+        body.contains(
+            "jwtgate_requests_total{decision=\"allow\",status=\"200\",reason=\"verified\"} 5"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("jwtgate_token_cache_hits_total 4"), "{body}");
+    assert!(
+        body.contains("jwtgate_verify_duration_seconds_count 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("jwtgate_keys_ready{{issuer=\"{ISS}\"}} 1")),
+        "{body}"
+    );
+    assert_eq!(gatekeeper.metrics().count("allow"), 5);
+}
+
+#[tokio::test]
+async fn readiness_reports_missing_keys() {
+    let keys = keys();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = format!("[[issuers]]\nissuer = \"http://{dead}/\"\naudiences = [\"{AUD}\"]\n[[routes]]\npath = \"/x\"\n[keys]\nconnect_timeout = 1\ntotal_timeout = 1\n");
+    let config = GatewayConfig::from_toml(&text, "t").unwrap();
+    let (addr, _, _tx, _) = start(&config).await;
+    let (status, _, body) = http(
+        addr,
+        "GET /readyz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert!(body.contains(&format!("http://{dead}/")), "{body}");
+    // A token while the keys cannot be loaded: invalid_token (401), never a 5xx.
+    let good = token(&keys, json!({"iss": format!("http://{dead}/")}));
+    let (status, headers, _) = http(
+        addr,
+        &auth_request("GET", "/x", &format!("Authorization: Bearer {good}\r\n")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let challenge = header(&headers, "www-authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"invalid_token\"") && challenge.contains("could not be loaded"),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
+async fn layer_and_extractor_in_an_axum_service() {
+    let keys = keys();
+    let built = config(&keys, "[cors]\norigins = [\"http://localhost:3000\"]\n")
+        .build("t")
+        .unwrap();
+    server::prepare_keys(&built.gatekeeper).await;
+    let app = Router::new()
+        .route(
+            "/api/users",
+            get(|VerifiedToken(token): VerifiedToken| async move {
+                format!("hello {}", token.subject().unwrap_or("?"))
+            }),
+        )
+        .layer(AuthLayer::new(built.gatekeeper.clone()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let good = token(&keys, json!({}));
+    let (status, headers, body) = http(addr, &format!("GET /api/users HTTP/1.1\r\nHost: a\r\nOrigin: http://localhost:3000\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("hello auth0|alice"), "{body}");
+    assert_eq!(
+        header(&headers, "access-control-allow-origin"),
+        Some("http://localhost:3000")
+    );
+
+    // A refusal to an allowed origin exposes WWW-Authenticate to the browser.
+    let (status, headers, _) = http(addr, "GET /api/users HTTP/1.1\r\nHost: a\r\nOrigin: http://localhost:3000\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        header(&headers, "access-control-expose-headers"),
+        Some("WWW-Authenticate")
+    );
+
+    // Preflight from an allowed origin passes without a token; from another origin it does not.
+    let preflight = |origin: &str| {
+        format!("OPTIONS /api/users HTTP/1.1\r\nHost: a\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\nConnection: close\r\n\r\n")
+    };
+    let (status, headers, _) = http(addr, &preflight("http://localhost:3000")).await;
+    assert_eq!(status, 204);
+    assert!(header(&headers, "access-control-allow-headers")
+        .unwrap()
+        .contains("Authorization"));
+    let (status, _, _) = http(addr, &preflight("http://evil.example")).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_requests_in_flight() {
+    let keys = keys();
+    let up = upstream().await;
+    let extra = format!(
+        "[proxy]\nupstream = \"http://{up}\"\n[[routes]]\nmethods = [\"GET\"]\npath = \"/slow\"\n"
+    );
+    let (addr, _, tx, handle) = start(&config(&keys, &extra)).await;
+    let good = token(&keys, json!({}));
+    let request = format!("GET /slow HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
+    let in_flight = tokio::spawn(async move { http(addr, &request).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.send(()).unwrap();
+    let (status, _, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("slow"));
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "listener closed after shutdown"
+    );
+}

@@ -238,8 +238,15 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             None => "forward-auth".to_owned(),
         };
         tracing::info!(%address, %mode, forward_auth = ?built.options.forward_auth_path, "jwtgate listening");
-        eprintln!("jwtgate: listening on http://{address} ({mode})");
-        server::serve(listener, app, server::shutdown_signal()).await?;
+        let scheme = if built.options.tls.is_some() { "https" } else { "http" };
+        eprintln!("jwtgate: listening on {scheme}://{address} ({mode})");
+        match &built.options.tls {
+            Some((cert, key)) => {
+                let acceptor = server::tls_acceptor(cert, key)?;
+                server::serve_tls(listener, app, acceptor, server::shutdown_signal()).await?;
+            }
+            None => server::serve(listener, app, server::shutdown_signal()).await?,
+        }
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -95,6 +95,12 @@ pub struct ServerSection {
     /// token) or `public`.
     #[serde(default)]
     pub unmatched: Unmatched,
+    /// TLS certificate chain (PEM) for the listener; with `tls_key`, the listener serves HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -108,6 +114,8 @@ impl Default for ServerSection {
             ready_path: default_ready(),
             metrics_path: default_metrics(),
             unmatched: Unmatched::default(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -605,6 +613,11 @@ impl GatewayConfig {
                 ready_path: non_empty(&self.server.ready_path),
                 metrics_path: non_empty(&self.server.metrics_path),
                 proxy: self.proxy.clone(),
+                tls: self
+                    .server
+                    .tls_cert
+                    .clone()
+                    .zip(self.server.tls_key.clone()),
             },
         })
     }

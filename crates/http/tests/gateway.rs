@@ -514,3 +514,61 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
         "listener closed after shutdown"
     );
 }
+
+#[tokio::test]
+async fn tls_listener_serves_https_with_the_same_decisions() {
+    let keys = keys();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let mut text_config = config(&keys, "");
+    text_config.server.tls_cert = Some(format!("{data}/localhost.crt.pem").into());
+    text_config.server.tls_key = Some(format!("{data}/localhost.key.pem").into());
+    let built = text_config.build("test.toml").unwrap();
+    let (cert, key) = built.options.tls.clone().unwrap();
+    server::prepare_keys(&built.gatekeeper).await;
+    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = server::tls_acceptor(&cert, &key).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server::serve_tls(listener, app, acceptor, async {
+        let _ = rx.await;
+    }));
+    let root =
+        reqwest::Certificate::from_pem(&std::fs::read(format!("{data}/ca.crt.pem")).unwrap())
+            .unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/auth", addr.port());
+    let good = token(&keys, json!({}));
+    let response = client
+        .get(&url)
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Uri", "/api/users")
+        .bearer_auth(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-auth-subject"], "auth0|alice");
+    let response = client
+        .get(&url)
+        .header("X-Forwarded-Uri", "/api/users")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // Plain HTTP to the TLS port is not served.
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", addr.port()))
+            .await
+            .is_err()
+    );
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -8,40 +8,17 @@ use crate::cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
 use crate::gatekeeper::{Cors, Gatekeeper};
 use crate::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
 use crate::proxy::ProxyOptions;
-use crate::routes::{Requirement, Route, RouteTable};
 use crate::server::ServerOptions;
-use jwtgate_core::{Algorithm, AlgorithmSet, Policy, ScopeRequirement};
-use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+use jwtgate_keys::CacheSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-use thiserror::Error;
 
-/// A configuration that cannot be used: which key, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConfigError {
-    /// The TOML does not parse or has unknown/mistyped keys.
-    #[error("{file}: {message}")]
-    Syntax {
-        /// The file.
-        file: String,
-        /// The parser's message (with line and column).
-        message: String,
-    },
-    /// A value is not acceptable.
-    #[error("{file}: `{key}`: {message}")]
-    Invalid {
-        /// The file (or "flags").
-        file: String,
-        /// The key, e.g. `issuers[0].audiences`.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub use jwtgate_config::rules::{
+    build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
+};
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
@@ -117,117 +94,6 @@ impl Default for ServerSection {
             tls_cert: None,
             tls_key: None,
         }
-    }
-}
-
-/// The default for unmatched requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unmatched {
-    /// Refuse (403).
-    #[default]
-    Deny,
-    /// Any valid token.
-    Authenticated,
-    /// No token needed.
-    Public,
-}
-
-/// `[[issuers]]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssuerSection {
-    /// The issuer, exactly as in `iss`.
-    pub issuer: String,
-    /// Accepted audiences.
-    pub audiences: Vec<String>,
-    /// JWKS URL (default: discovery from the issuer).
-    #[serde(default)]
-    pub jwks_url: Option<String>,
-    /// JWKS file instead of a URL.
-    #[serde(default)]
-    pub jwks_file: Option<PathBuf>,
-    /// Allowed algorithms (default: RS/PS/ES 256-512 and EdDSA).
-    #[serde(default)]
-    pub algorithms: Vec<String>,
-    /// Clock leeway in seconds (default 0).
-    #[serde(default)]
-    pub leeway: u64,
-    /// Scopes every request needs, whatever the route.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Require the RFC 9068 profile.
-    #[serde(default)]
-    pub strict: bool,
-    /// Accepted clients (`azp`/`client_id`); empty accepts any.
-    #[serde(default)]
-    pub clients: Vec<String>,
-}
-
-/// `[[routes]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteSection {
-    /// Methods (default: any).
-    #[serde(default)]
-    pub methods: Vec<String>,
-    /// Path pattern: literal segments, `{name}` for one segment, a final `*` for the rest.
-    pub path: String,
-    /// Required scopes (all of them, or any one with `any = true`).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Any one of `scopes` is enough.
-    #[serde(default)]
-    pub any: bool,
-    /// No token needed.
-    #[serde(default)]
-    pub public: bool,
-}
-
-impl RouteSection {
-    /// Parses the command-line form `METHODS PATH [SCOPE …]`: `GET,HEAD /api/users read:users`,
-    /// `GET /healthz public`, `GET /reports any:read:reports admin` (any one scope), `* /api/*`
-    /// (any valid token).
-    pub fn parse_spec(spec: &str) -> Result<RouteSection, String> {
-        let mut words = spec.split_whitespace();
-        let (Some(methods), Some(path)) = (words.next(), words.next()) else {
-            return Err(format!("route {spec:?} is not 'METHODS PATH [SCOPE …]'"));
-        };
-        let rest: Vec<&str> = words.collect();
-        let methods = if methods == "*" {
-            Vec::new()
-        } else {
-            methods.split(',').map(str::to_owned).collect()
-        };
-        let mut section = RouteSection {
-            methods,
-            path: path.to_owned(),
-            scopes: Vec::new(),
-            any: false,
-            public: false,
-        };
-        match rest.as_slice() {
-            ["public"] => section.public = true,
-            [first, more @ ..] if first.starts_with("any:") => {
-                section.any = true;
-                section
-                    .scopes
-                    .push(first.trim_start_matches("any:").to_owned());
-                section.scopes.extend(more.iter().map(|s| (*s).to_owned()));
-            }
-            scopes => section.scopes = scopes.iter().map(|s| (*s).to_owned()).collect(),
-        }
-        Route::new(
-            &section
-                .methods
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            &section.path,
-            Requirement::Public,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(section)
     }
 }
 
@@ -315,32 +181,6 @@ impl Default for CacheSection {
             max_age: cache_max_age(),
         }
     }
-}
-
-/// `[keys]`: key cache settings, in seconds (defaults in the README's table).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeysSection {
-    /// Shortest key lifetime.
-    pub min_ttl: Option<u64>,
-    /// Longest key lifetime.
-    pub max_ttl: Option<u64>,
-    /// Lifetime without `Cache-Control`.
-    pub default_ttl: Option<u64>,
-    /// Fraction of the lifetime after which keys are refreshed in the background.
-    pub refresh_ahead: Option<f64>,
-    /// Unknown-kid refresh cooldown.
-    pub cooldown: Option<u64>,
-    /// Stale-if-error limit.
-    pub max_stale: Option<u64>,
-    /// Largest JWKS body in bytes.
-    pub max_body: Option<usize>,
-    /// Connect timeout.
-    pub connect_timeout: Option<u64>,
-    /// Whole-fetch timeout.
-    pub total_timeout: Option<u64>,
-    /// Allow plain HTTP to non-loopback hosts.
-    pub allow_insecure_http: Option<bool>,
 }
 
 /// `[cors]`.
@@ -435,107 +275,8 @@ impl GatewayConfig {
             key,
             message,
         };
-        if self.issuers.is_empty() {
-            return Err(invalid(
-                "issuers".into(),
-                "at least one issuer is required".into(),
-            ));
-        }
-        let settings = self.key_settings();
-        settings
-            .validate()
-            .map_err(|e| invalid("keys".into(), e.to_string()))?;
-        let clock = Arc::new(SystemClock::new());
-        let mut entries = Vec::new();
-        for (i, section) in self.issuers.iter().enumerate() {
-            let key = |name: &str| format!("issuers[{i}].{name}");
-            let mut builder = Policy::builder()
-                .issuer(section.issuer.clone())
-                .leeway(section.leeway)
-                .require_at_jwt(section.strict)
-                .scopes(ScopeRequirement::all_of(section.scopes.iter().cloned()));
-            for audience in &section.audiences {
-                builder = builder.audience(audience.clone());
-            }
-            for client in &section.clients {
-                builder = builder.allowed_client(client.clone());
-            }
-            if !section.algorithms.is_empty() {
-                let mut set = AlgorithmSet::EMPTY;
-                for name in &section.algorithms {
-                    let alg: Algorithm =
-                        name.parse()
-                            .map_err(|e: jwtgate_core::alg::UnknownAlgorithm| {
-                                invalid(key("algorithms"), e.to_string())
-                            })?;
-                    if alg.is_symmetric() {
-                        return Err(invalid(
-                            key("algorithms"),
-                            format!("{alg} needs a shared secret; the gateway verifies with public keys only"),
-                        ));
-                    }
-                    set.insert(alg);
-                }
-                builder = builder.algorithms(set);
-            }
-            let policy = builder.build().map_err(|e| {
-                let field = match e {
-                    jwtgate_core::PolicyError::NoAudience => "audiences",
-                    jwtgate_core::PolicyError::NoIssuer => "issuer",
-                    jwtgate_core::PolicyError::LeewayTooLarge(_) => "leeway",
-                    _ => "issuer",
-                };
-                invalid(key(field), e.to_string())
-            })?;
-            let kind = match (&section.jwks_url, &section.jwks_file) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(
-                        key("jwks_url"),
-                        "give jwks_url or jwks_file, not both".into(),
-                    ))
-                }
-                (Some(url), None) => SourceKind::Url(
-                    jwtgate_keys::parse_url(url, settings.allow_insecure_http)
-                        .map_err(|e| invalid(key("jwks_url"), e.to_string()))?,
-                ),
-                (None, Some(path)) => SourceKind::File(path.clone()),
-                (None, None) => SourceKind::Discovery {
-                    issuer: section.issuer.clone(),
-                },
-            };
-            let source = KeySource::new(kind, settings.clone(), clock.clone())
-                .map_err(|e| invalid(key("issuer"), e.to_string()))?;
-            entries.push(IssuerEntry::new(policy, source));
-        }
-        let registry =
-            Registry::new(entries).map_err(|e| invalid("issuers".into(), e.to_string()))?;
-
-        let mut routes = Vec::new();
-        for (i, section) in self.routes.iter().enumerate() {
-            if section.public && !section.scopes.is_empty() {
-                return Err(invalid(
-                    format!("routes[{i}].public"),
-                    "a public route cannot require scopes".into(),
-                ));
-            }
-            let requirement = if section.public {
-                Requirement::Public
-            } else if section.any {
-                Requirement::Token(ScopeRequirement::any_of(section.scopes.iter().cloned()))
-            } else {
-                Requirement::Token(ScopeRequirement::all_of(section.scopes.iter().cloned()))
-            };
-            let methods: Vec<&str> = section.methods.iter().map(String::as_str).collect();
-            routes.push(
-                Route::new(&methods, &section.path, requirement)
-                    .map_err(|e| invalid(format!("routes[{i}]"), e.to_string()))?,
-            );
-        }
-        let default = match self.server.unmatched {
-            Unmatched::Deny => Requirement::Deny,
-            Unmatched::Authenticated => Requirement::Token(ScopeRequirement::default()),
-            Unmatched::Public => Requirement::Public,
-        };
+        let registry = build_registry(&self.issuers, &self.keys, file)?;
+        let table = build_routes(&self.routes, self.server.unmatched, file)?;
         let mut identity = IdentityHeaders::with_names(
             &self.identity.subject,
             &self.identity.issuer,
@@ -548,7 +289,7 @@ impl GatewayConfig {
                 .map_claim(claim, header)
                 .map_err(|e| invalid(format!("identity.claims.{claim}"), e.to_string()))?;
         }
-        let mut gatekeeper = Gatekeeper::new(registry, RouteTable::new(routes, default))
+        let mut gatekeeper = Gatekeeper::new(registry, table)
             .with_realm(self.server.realm.clone())
             .with_identity(identity)
             .with_locations(TokenLocations {
@@ -624,40 +365,7 @@ impl GatewayConfig {
 
     /// The key cache settings with this file's overrides.
     pub fn key_settings(&self) -> CacheSettings {
-        let mut s = CacheSettings::default();
-        let k = &self.keys;
-        let secs = Duration::from_secs;
-        if let Some(v) = k.min_ttl {
-            s.min_ttl = secs(v);
-        }
-        if let Some(v) = k.max_ttl {
-            s.max_ttl = secs(v);
-        }
-        if let Some(v) = k.default_ttl {
-            s.default_ttl = secs(v);
-        }
-        if let Some(v) = k.refresh_ahead {
-            s.refresh_ahead = v;
-        }
-        if let Some(v) = k.cooldown {
-            s.cooldown = secs(v);
-        }
-        if let Some(v) = k.max_stale {
-            s.max_stale = secs(v);
-        }
-        if let Some(v) = k.max_body {
-            s.max_body = v;
-        }
-        if let Some(v) = k.connect_timeout {
-            s.connect_timeout = secs(v);
-        }
-        if let Some(v) = k.total_timeout {
-            s.total_timeout = secs(v);
-        }
-        if let Some(v) = k.allow_insecure_http {
-            s.allow_insecure_http = v;
-        }
-        s
+        self.keys.settings()
     }
 }
 

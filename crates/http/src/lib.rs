@@ -26,16 +26,16 @@
 
 pub mod answer;
 pub mod bearer;
-pub mod cache;
 pub mod config;
 mod gatekeeper;
 pub mod identity;
 mod layer;
 pub mod metrics;
-pub mod path;
 pub mod proxy;
-pub mod routes;
 pub mod server;
+
+pub use jwtgate_config::token_cache as cache;
+pub use jwtgate_config::{path, routes};
 
 pub use gatekeeper::{unix_now, Cors, Decision, Gatekeeper};
 pub use layer::{

@@ -53,9 +53,23 @@ fn main() {
     let write = |name: &str, text: String| {
         std::fs::write(out.join(name), text + "\n").expect("write sample");
     };
-    write("jwks.json", serde_json::to_string_pretty(&jwks).expect("json"));
-    write("access-token.jwt", current.sign(&header, &access(FAR_EXP)).expect("sign"));
-    write("expired-access-token.jwt", current.sign(&header, &access(ISSUED + 86_400)).expect("sign"));
-    write("id-token.jwt", current.sign(&header, &id_token).expect("sign"));
+    write(
+        "jwks.json",
+        serde_json::to_string_pretty(&jwks).expect("json"),
+    );
+    write(
+        "access-token.jwt",
+        current.sign(&header, &access(FAR_EXP)).expect("sign"),
+    );
+    write(
+        "expired-access-token.jwt",
+        current
+            .sign(&header, &access(ISSUED + 86_400))
+            .expect("sign"),
+    );
+    write(
+        "id-token.jwt",
+        current.sign(&header, &id_token).expect("sign"),
+    );
     println!("wrote samples to {}", out.display());
 }

@@ -6,8 +6,8 @@
 //! parsing, no allocation and no lookup beyond an array index.
 
 use crate::alg::{Algorithm, Curve, KeyFamily};
-use aws_lc_rs::{digest, hmac};
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents, VerificationAlgorithm};
+use aws_lc_rs::{digest, hmac};
 use thiserror::Error;
 
 /// Smallest RSA modulus accepted, in bits (RFC 8725 §3.5, NIST SP 800-131A).
@@ -377,5 +377,8 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// A short, non-reversible name for a token in logs: the first 12 hex digits of its SHA-256.
 pub fn fingerprint(token: &[u8]) -> String {
-    sha256(token)[..6].iter().map(|b| format!("{b:02x}")).collect()
+    sha256(token)[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

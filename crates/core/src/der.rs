@@ -168,7 +168,9 @@ pub fn certificate_info(cert: &[u8]) -> Result<CertificateInfo, DerError> {
     let mut validity = Reader(tbs.read(SEQUENCE)?);
     let read_time = |r: &mut Reader<'_>| -> Result<Option<String>, DerError> {
         match r.peek_tag() {
-            Some(tag @ (0x17 | 0x18)) => Ok(Some(String::from_utf8_lossy(r.read(tag)?).into_owned())),
+            Some(tag @ (0x17 | 0x18)) => {
+                Ok(Some(String::from_utf8_lossy(r.read(tag)?).into_owned()))
+            }
             _ => Err(DerError::Malformed),
         }
     };

@@ -145,8 +145,8 @@ pub fn explain(token: &[u8], policy: &Policy, keys: &KeySet, now: UnixTime) -> E
             };
             steps.push(step("key selection", Status::Pass(description)));
             match &token_state {
-                Some(state) => match state.verify_jws(keys) {
-                    Ok(_) => {
+                Some(state) => match state.check_signature(keys) {
+                    Ok(()) => {
                         signature_ok = true;
                         steps.push(step(
                             "signature",

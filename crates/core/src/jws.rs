@@ -240,9 +240,6 @@ impl<'a> CompactJws<'a> {
         if header_b64.is_empty() {
             return Err(JwsError::EmptySegment(Segment::Header));
         }
-        if signature.is_empty() {
-            return Err(JwsError::EmptySegment(Segment::Signature));
-        }
         let header_json = base64url::decode(header_b64).map_err(|error| JwsError::Base64 {
             segment: Segment::Header,
             error,
@@ -251,7 +248,11 @@ impl<'a> CompactJws<'a> {
             segment: Segment::Header,
             error,
         })?;
+        // The header is read first so an unsigned `alg: none` token is named as such.
         let header = Header::from_object(header_map)?;
+        if signature.is_empty() {
+            return Err(JwsError::EmptySegment(Segment::Signature));
+        }
         Ok(CompactJws {
             header,
             signing_input: &token[..dots[1]],
@@ -358,6 +359,11 @@ mod tests {
             Some(JwsError::EmptySegment(Segment::Signature))
         );
         assert_eq!(parse("a b.c.d"), Some(JwsError::NotAscii(b' ')));
+        // The classic unsigned token is named as unsigned, not as an empty signature.
+        assert_eq!(
+            parse(&format!("{}.e30.", encode(br#"{"alg":"none"}"#))),
+            Some(JwsError::Header(HeaderError::AlgNone("none".into())))
+        );
     }
 
     #[test]

@@ -461,6 +461,10 @@ fn hint(reason: &Reason) -> Option<String> {
         Reason::Malformed(JwsError::Opaque) | Reason::Malformed(JwsError::Jwe { .. }) => {
             OPAQUE_HINT.to_owned()
         }
+        Reason::Malformed(JwsError::SegmentCount(_)) => format!(
+            "a signed JWT is three base64url segments separated by dots; a token of another \
+             shape may be an opaque access token from your provider: {OPAQUE_HINT}"
+        ),
         Reason::Malformed(JwsError::Empty) => {
             "send `Authorization: Bearer <access token>` with a non-empty token".to_owned()
         }

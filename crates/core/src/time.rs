@@ -61,8 +61,10 @@ pub fn human_duration(seconds: f64) -> String {
         format!("{} h", (s / 3600.0).round())
     } else if s < 63_072_000.0 {
         format!("{} d", (s / 86400.0).round())
-    } else {
+    } else if s < 3_155_760_000.0 {
         format!("{} years", (s / 31_557_600.0).round())
+    } else {
+        "more than 100 years".to_owned()
     }
 }
 

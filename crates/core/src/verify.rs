@@ -68,7 +68,8 @@ impl<'a> UnverifiedToken<'a> {
             .map_err(|e| Reason::BadPayload(e).into())
     }
 
-    fn check_signature(&self, keys: &KeySet) -> Result<(), Rejection> {
+    /// Chooses the key and checks the signature only (the payload is not decoded).
+    pub(crate) fn check_signature(&self, keys: &KeySet) -> Result<(), Rejection> {
         let header = self.jws.header();
         let key = keys.select(header).map_err(Reason::NoKey)?;
         let mut buffer = [0u8; MAX_SIGNATURE_LEN];
@@ -414,7 +415,10 @@ fn fail<T>(reason: Reason) -> Result<T, Rejection> {
     Err(reason.into())
 }
 
-fn string_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Result<&'c str, Rejection> {
+fn string_claim<'c>(
+    claims: &'c Map<String, Value>,
+    name: &'static str,
+) -> Result<&'c str, Rejection> {
     optional_string(claims, name)?.ok_or_else(|| Reason::MissingClaim(name).into())
 }
 
@@ -497,7 +501,10 @@ pub fn id_token_signs(claims: &Map<String, Value>, audiences: &[String]) -> IdTo
     }
 }
 
-fn check_scopes(requirement: &ScopeRequirement, claims: &Map<String, Value>) -> Result<(), Rejection> {
+fn check_scopes(
+    requirement: &ScopeRequirement,
+    claims: &Map<String, Value>,
+) -> Result<(), Rejection> {
     let missing = requirement.missing(claims);
     if missing.is_empty() {
         return Ok(());

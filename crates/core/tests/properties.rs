@@ -1,0 +1,475 @@
+//! Property tests (proptest) of jwtgate-core's public API:
+//!
+//! * parsing and verification never panic, on arbitrary bytes, on strings made of base64url
+//!   characters and dots, and on structurally plausible tokens (random headers, claims and
+//!   signatures) — and `explain` always agrees with `verify`;
+//! * no single-byte change (or deletion) of a valid RS256, ES256 or EdDSA token is ever accepted:
+//!   every position is tried exhaustively with every base64url character, `.` and a few foreign
+//!   bytes, and proptest samples arbitrary byte values at arbitrary positions;
+//! * base64url encode/decode agree with an independent bit-by-bit reference implementation
+//!   (including which inputs are refused: alphabet, length 4k+1, non-zero trailing bits);
+//! * the time checks (`exp`, `nbf`, `iat`, integer and fractional, with leeway) agree with exact
+//!   arithmetic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use jwtgate_core::{base64url, explain, Algorithm, Check, Header, Reason, Verifier};
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use std::sync::LazyLock;
+
+static VERIFIER: LazyLock<Verifier> = LazyLock::new(verifier);
+
+/// Verifies with the shared verifier and checks that `explain` reports the same outcome.
+fn verify_and_explain(token: &[u8], now: i64) -> bool {
+    let v: &Verifier = &VERIFIER;
+    let outcome = v.verify(token, now);
+    let e = explain(token, v.policy(), v.keys(), now);
+    assert_eq!(e.outcome, outcome, "explain disagrees with verify");
+    outcome.is_ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never a panic.
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        prop_assert!(!verify_and_explain(&bytes, NOW));
+        let _ = jwtgate_core::KeySet::from_json(&bytes);
+        let _ = jwtgate_core::json::parse_object(&bytes);
+        let _ = base64url::decode(&bytes);
+    }
+
+    #[test]
+    fn base64url_characters_and_dots_never_panic(text in "[A-Za-z0-9_.-]{0,400}") {
+        prop_assert!(!verify_and_explain(text.as_bytes(), NOW));
+    }
+
+    #[test]
+    fn three_dotted_segments_never_panic(
+        a in "[A-Za-z0-9_-]{0,120}",
+        b in "[A-Za-z0-9_-]{0,120}",
+        c in "[A-Za-z0-9_-]{0,400}",
+    ) {
+        let token = format!("{a}.{b}.{c}");
+        prop_assert!(!verify_and_explain(token.as_bytes(), NOW));
+    }
+}
+
+/// A JSON value of bounded size, used for header and claim members.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        (-1e20f64..1e20).prop_map(|n| json!(n)),
+        "[ -~]{0,12}".prop_map(Value::String),
+        prop::sample::select(vec![
+            ISS, AUD, "none", "RS256", "ES256", "EdDSA", "HS256", "es-1"
+        ])
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{1,4}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn header_strategy() -> impl Strategy<Value = Value> {
+    let alg = prop::sample::select(vec![
+        "RS256", "RS384", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256", "none", "NONE",
+        "rs256", "",
+    ]);
+    let kid = prop::option::of(prop::sample::select(vec![
+        "rs-1", "es-1", "ed-1", "es-2", "unknown",
+    ]));
+    let typ = prop::option::of(prop::sample::select(vec![
+        "JWT",
+        "at+jwt",
+        "dpop+jwt",
+        "application/jwt",
+    ]));
+    let extra = prop::collection::btree_map(
+        prop::sample::select(vec![
+            "crit", "b64", "jwk", "jku", "x5c", "cty", "zip", "foo",
+        ]),
+        json_value(),
+        0..2,
+    );
+    (alg, kid, typ, extra).prop_map(|(alg, kid, typ, extra)| {
+        let mut h: Map<String, Value> = extra.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        h.insert("alg".into(), json!(alg));
+        if let Some(kid) = kid {
+            h.insert("kid".into(), json!(kid));
+        }
+        if let Some(typ) = typ {
+            h.insert("typ".into(), json!(typ));
+        }
+        Value::Object(h)
+    })
+}
+
+fn claims_strategy() -> impl Strategy<Value = Value> {
+    let names = prop::sample::select(vec![
+        "iss",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "sub",
+        "scope",
+        "scp",
+        "permissions",
+        "azp",
+        "nonce",
+        "client_id",
+        "jti",
+    ]);
+    prop::collection::btree_map(names, json_value(), 0..8).prop_map(|m| {
+        let mut c = base_claims();
+        for (k, v) in m {
+            c[k] = v;
+        }
+        c
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    /// Plausible tokens with random signatures: never a panic, never accepted.
+    #[test]
+    fn plausible_tokens_with_random_signatures_are_never_accepted(
+        header in header_strategy(),
+        claims in claims_strategy(),
+        signature in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let token = format!(
+            "{}.{}.{}",
+            b64(&header.to_string()),
+            b64(&claims.to_string()),
+            base64url::encode(&signature),
+        );
+        prop_assert!(!verify_and_explain(token.as_bytes(), NOW));
+    }
+
+    /// Properly signed tokens with random headers and claims: `explain` and `verify` agree, and
+    /// an accepted token really satisfies the core rules.
+    #[test]
+    fn signed_tokens_with_random_contents_agree_with_explain(
+        header in header_strategy(),
+        claims in claims_strategy(),
+        now_offset in -1_000i64..1_000,
+    ) {
+        let k = keys();
+        let signer = match header["alg"].as_str() {
+            Some("RS256") => &k.rs,
+            Some("EdDSA") => &k.ed,
+            _ => &k.es,
+        };
+        let token = sign_raw(signer, &header.to_string(), &claims.to_string());
+        if verify_and_explain(token.as_bytes(), NOW + now_offset) {
+            prop_assert_eq!(claims["iss"].as_str(), Some(ISS));
+            prop_assert!(header.get("crit").is_none() && header.get("b64").is_none());
+            prop_assert_eq!(header["alg"].as_str(), Some(signer.algorithm().name()));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// No single-byte change of a valid token is accepted.
+// ---------------------------------------------------------------------------------------------
+
+const REPLACEMENTS: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \0\xff";
+
+fn valid_tokens() -> Vec<String> {
+    let k = keys();
+    let c = claims(json!({"permissions": ["read:users"], "azp": "spa"}));
+    vec![sign(&k.rs, &c), sign(&k.es, &c), sign(&k.ed, &c)]
+}
+
+#[test]
+fn every_single_byte_change_of_a_valid_token_is_rejected() {
+    let v: &Verifier = &VERIFIER;
+    for token in valid_tokens() {
+        let original = token.as_bytes();
+        assert!(v.verify(original, NOW).is_ok());
+        let mut tried = 0usize;
+        let mut mutated = original.to_vec();
+        for position in 0..original.len() {
+            for &byte in REPLACEMENTS {
+                if byte == original[position] {
+                    continue;
+                }
+                mutated[position] = byte;
+                let result = v.verify(&mutated, NOW);
+                assert!(
+                    result.is_err(),
+                    "accepted with byte {position} changed to {byte:#04x}: {}",
+                    String::from_utf8_lossy(&mutated)
+                );
+                tried += 1;
+            }
+            mutated[position] = original[position];
+            // Deleting the byte is refused as well.
+            let mut shorter = original.to_vec();
+            shorter.remove(position);
+            assert!(
+                v.verify(&shorter, NOW).is_err(),
+                "accepted without byte {position}"
+            );
+        }
+        assert!(tried > original.len() * 60);
+    }
+}
+
+#[test]
+fn every_trailing_bit_variant_of_the_signature_is_rejected() {
+    // The last character of a 64- or 256-byte signature carries 4 unused bits: all 15 non-zero
+    // patterns must be refused, not decoded to the same signature.
+    let v: &Verifier = &VERIFIER;
+    for token in valid_tokens() {
+        let last = token.len() - 1;
+        let value = sextet(token.as_bytes()[last]);
+        assert_eq!(value & 0x0F, 0);
+        for low in 1..16u8 {
+            let mut bytes = token.as_bytes().to_vec();
+            bytes[last] = char_of(value | low);
+            let r = v.verify(&bytes, NOW).unwrap_err();
+            assert!(
+                matches!(
+                    r.reason(),
+                    Reason::Malformed(jwtgate_core::JwsError::Base64 { .. })
+                ),
+                "{r:?}"
+            );
+        }
+    }
+}
+
+static TOKENS: LazyLock<Vec<String>> = LazyLock::new(valid_tokens);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+    #[test]
+    fn sampled_byte_changes_are_rejected(which in 0usize..3, position in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let token = TOKENS[which].as_bytes();
+        let position = position.index(token.len());
+        prop_assume!(token[position] != byte);
+        let mut mutated = token.to_vec();
+        mutated[position] = byte;
+        prop_assert!(!verify_and_explain(&mutated, NOW));
+    }
+
+    #[test]
+    fn sampled_bit_flips_are_rejected(which in 0usize..3, position in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let token = TOKENS[which].as_bytes();
+        let position = position.index(token.len());
+        let mut mutated = token.to_vec();
+        mutated[position] ^= 1 << bit;
+        prop_assert!(!verify_and_explain(&mutated, NOW));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// base64url against a reference implementation.
+// ---------------------------------------------------------------------------------------------
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Reference encoder: the bit string of the input, cut into 6-bit groups, zero-padded at the end.
+fn reference_encode(data: &[u8]) -> String {
+    let bits: Vec<u8> = data
+        .iter()
+        .flat_map(|byte| (0..8).rev().map(move |i| (byte >> i) & 1))
+        .collect();
+    bits.chunks(6)
+        .map(|group| {
+            let value = (0..6).fold(0u8, |acc, i| {
+                (acc << 1) | group.get(i).copied().unwrap_or(0)
+            });
+            char::from(ALPHABET[usize::from(value)])
+        })
+        .collect()
+}
+
+/// Reference strict decoder: alphabet only, no padding, the leftover bits must be fewer than 8 and
+/// all zero.
+fn reference_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let mut bits = Vec::with_capacity(text.len() * 6);
+    for &c in text {
+        let value = ALPHABET.iter().position(|&a| a == c)? as u8;
+        bits.extend((0..6).rev().map(|i| (value >> i) & 1));
+    }
+    let whole = bits.len() / 8 * 8;
+    let leftover = &bits[whole..];
+    if leftover.len() >= 6 || leftover.iter().any(|&b| b != 0) {
+        return None;
+    }
+    Some(
+        bits[..whole]
+            .chunks(8)
+            .map(|byte| byte.iter().fold(0u8, |acc, &b| (acc << 1) | b))
+            .collect(),
+    )
+}
+
+#[test]
+fn reference_implementation_matches_rfc4648_vectors() {
+    for (plain, encoded) in [
+        ("", ""),
+        ("f", "Zg"),
+        ("fo", "Zm8"),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg"),
+        ("fooba", "Zm9vYmE"),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(reference_encode(plain.as_bytes()), encoded);
+        assert_eq!(base64url::encode(plain.as_bytes()), encoded);
+        assert_eq!(
+            reference_decode(encoded.as_bytes()).as_deref(),
+            Some(plain.as_bytes())
+        );
+    }
+    assert_eq!(reference_encode(&[0xfb, 0xff]), "-_8");
+    assert_eq!(reference_decode(b"Zm9"), None);
+    assert_eq!(reference_decode(b"Zm9vY"), None);
+    assert_eq!(reference_decode(b"Zg=="), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+    #[test]
+    fn encode_matches_the_reference(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        let encoded = base64url::encode(&data);
+        prop_assert_eq!(&encoded, &reference_encode(&data));
+        prop_assert_eq!(base64url::decode(encoded.as_bytes()), Ok(data.clone()));
+        prop_assert_eq!(base64url::decoded_len(encoded.len()), Ok(data.len()));
+        // decode_into with an exact buffer gives the same bytes.
+        let mut out = vec![0u8; data.len()];
+        prop_assert_eq!(base64url::decode_into(encoded.as_bytes(), &mut out), Ok(data.len()));
+        prop_assert_eq!(out, data);
+    }
+
+    #[test]
+    fn decode_matches_the_reference_on_alphabet_strings(text in "[A-Za-z0-9_-]{0,120}") {
+        prop_assert_eq!(base64url::decode(text.as_bytes()).ok(), reference_decode(text.as_bytes()));
+    }
+
+    #[test]
+    fn decode_matches_the_reference_on_near_alphabet_strings(text in "[A-Za-z0-9_+/=. -]{0,60}") {
+        prop_assert_eq!(base64url::decode(text.as_bytes()).ok(), reference_decode(text.as_bytes()));
+    }
+
+    #[test]
+    fn decode_matches_the_reference_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+        prop_assert_eq!(base64url::decode(&bytes).ok(), reference_decode(&bytes));
+    }
+
+    #[test]
+    fn every_accepted_encoding_is_the_canonical_one(text in "[A-Za-z0-9_-]{0,120}") {
+        if let Ok(data) = base64url::decode(text.as_bytes()) {
+            prop_assert_eq!(base64url::encode(&data), text);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time checks against exact arithmetic.
+// ---------------------------------------------------------------------------------------------
+
+fn header() -> Header {
+    Header {
+        alg: Algorithm::ES256,
+        kid: None,
+        typ: None,
+        raw: Map::new(),
+    }
+}
+
+fn run(check: Check, leeway: u64, claims: Value, now: i64) -> bool {
+    let policy = policy().leeway(leeway).build().unwrap();
+    let Value::Object(claims) = claims else {
+        unreachable!()
+    };
+    check.run(&policy, &header(), &claims, now).is_ok()
+}
+
+// |values| < 2^50, so every integer and every sum below is exact in f64 and i128.
+const RANGE: i64 = 1 << 50;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+    #[test]
+    fn integer_times_match_exact_arithmetic(
+        t in -RANGE..RANGE,
+        now in -RANGE..RANGE,
+        leeway in 0u64..=86_400,
+        near in -100i64..100,
+    ) {
+        let l = i128::from(leeway);
+        // Half the cases near the boundary.
+        for value in [t, now + near] {
+            let (v, n) = (i128::from(value), i128::from(now));
+            prop_assert_eq!(run(Check::Expiry, leeway, json!({"exp": value}), now), n < v + l);
+            prop_assert_eq!(run(Check::NotBefore, leeway, json!({"nbf": value}), now), v <= n + l);
+            prop_assert_eq!(run(Check::IssuedAt, leeway, json!({"iat": value}), now), v <= n + l);
+        }
+    }
+
+    #[test]
+    fn fractional_times_match_exact_arithmetic(
+        whole in -RANGE..RANGE,
+        frac in 1u32..1_000,
+        now in -RANGE..RANGE,
+        leeway in 0u64..=86_400,
+        near in -3i64..3,
+    ) {
+        for base in [whole, now + near] {
+            // value = base + frac/1000, stored as the nearest double; compare with that double
+            // exactly: it lies strictly between base and base + 1.
+            let value = base as f64 + f64::from(frac) / 1000.0;
+            prop_assume!(value > base as f64 && value < (base + 1) as f64);
+            let l = leeway as i64;
+            // exp accepted iff now < value + L  ⟺  now - L < value  ⟺  now - L ≤ base.
+            prop_assert_eq!(run(Check::Expiry, leeway, json!({"exp": value}), now), now - l <= base);
+            // nbf/iat rejected iff value > now + L  ⟺  base ≥ now + L.
+            prop_assert_eq!(run(Check::NotBefore, leeway, json!({"nbf": value}), now), base < now + l);
+            prop_assert_eq!(run(Check::IssuedAt, leeway, json!({"iat": value}), now), base < now + l);
+        }
+    }
+
+    #[test]
+    fn extreme_times_never_panic(
+        now in any::<i64>(),
+        leeway in 0u64..=86_400,
+        value in prop_oneof![
+            any::<i64>().prop_map(|v| json!(v)),
+            any::<u64>().prop_map(|v| json!(v)),
+            any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(|v| json!(v)),
+        ],
+    ) {
+        for check in [Check::Expiry, Check::NotBefore, Check::IssuedAt] {
+            let claims = json!({"exp": value, "nbf": value, "iat": value});
+            let _ = run(check, leeway, claims, now);
+        }
+        let p = policy().leeway(leeway).max_age(3600).build().unwrap();
+        let Value::Object(claims) = json!({"iat": value}) else { unreachable!() };
+        let _ = Check::MaxAge.run(&p, &header(), &claims, now);
+    }
+}

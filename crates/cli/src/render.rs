@@ -42,7 +42,7 @@ pub fn verdict_text(outcome: &Result<Verified, Rejection>, now: i64) -> String {
                 text.push_str(&format!("  subject: {sub}\n"));
             }
             text.push_str(&format!("  issuer:  {}\n", verified.issuer()));
-            let scopes: Vec<&str> = verified.scopes().collect();
+            let scopes = verified.distinct_scopes();
             if !scopes.is_empty() {
                 text.push_str(&format!("  scopes:  {}\n", scopes.join(" ")));
             }

@@ -276,7 +276,7 @@ fn pass_detail(
         ),
         Check::RequiredClaims => "all present with the required values".to_owned(),
         Check::Scopes => {
-            let granted: Vec<&str> = scope::granted(claims).collect();
+            let granted = scope::distinct(claims);
             if policy.scopes().is_empty() {
                 format!("none required (granted: {})", granted.join(" "))
             } else {

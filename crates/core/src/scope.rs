@@ -118,6 +118,18 @@ pub fn granted(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
     scope.chain(scp).chain(permissions)
 }
 
+/// The granted scopes without repeats, in first-seen order (a scope in both `scope` and
+/// `permissions` appears once): what descriptions and identity headers show.
+pub fn distinct(claims: &Map<String, Value>) -> Vec<&str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for scope in granted(claims) {
+        if !seen.contains(&scope) {
+            seen.push(scope);
+        }
+    }
+    seen
+}
+
 /// True when the claims grant `scope` exactly.
 pub fn grants(claims: &Map<String, Value>, scope: &str) -> bool {
     granted(claims).any(|granted| granted == scope)
@@ -158,6 +170,14 @@ mod tests {
         assert!(!grants(&c, "Read:Users"));
         let c = claims(json!({"scp":"x y"}));
         assert!(grants(&c, "y"));
+    }
+
+    #[test]
+    fn distinct_keeps_first_seen_order() {
+        let c =
+            claims(json!({"scope":"openid read:users","permissions":["read:users","write:users"]}));
+        assert_eq!(distinct(&c), vec!["openid", "read:users", "write:users"]);
+        assert_eq!(granted(&c).count(), 4);
     }
 
     #[test]

@@ -177,9 +177,15 @@ impl Verified {
             .unwrap_or_default()
     }
 
-    /// Every scope granted through `scope`, `scp` or `permissions`.
+    /// Every scope granted through `scope`, `scp` or `permissions` (a scope granted by two
+    /// claims appears twice; see [`Verified::distinct_scopes`]).
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         scope::granted(&self.claims)
+    }
+
+    /// The granted scopes without repeats, in first-seen order.
+    pub fn distinct_scopes(&self) -> Vec<&str> {
+        scope::distinct(&self.claims)
     }
 
     /// Checks a further requirement (for example a route's), giving `insufficient_scope` if unmet.
@@ -520,7 +526,10 @@ fn check_scopes(
     fail(Reason::InsufficientScope {
         required: requirement.clone(),
         missing: missing.into_iter().map(str::to_owned).collect(),
-        granted: scope::granted(claims).map(str::to_owned).collect(),
+        granted: scope::distinct(claims)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         elsewhere,
     })
 }

@@ -100,7 +100,7 @@ impl IdentityHeaders {
             push(&self.subject, sub);
         }
         push(&self.issuer, &Value::String(verified.issuer().to_owned()));
-        let scopes: Vec<&str> = verified.scopes().collect();
+        let scopes = verified.distinct_scopes();
         push(&self.scopes, &Value::String(scopes.join(" ")));
         for (claim, header) in &self.claims {
             if let Some(value) = verified.claims().get(claim) {

@@ -12,6 +12,7 @@ mod decode;
 mod input;
 mod jwks;
 mod render;
+#[cfg(feature = "gateway")]
 mod serve;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -36,9 +37,14 @@ enum Command {
     /// Fetch an issuer's (or a URL's or file's) key set and list its keys and cache headers.
     Jwks(jwks::JwksArgs),
     /// Run the gateway: forward-auth endpoint and/or reverse proxy with per-route rules.
+    #[cfg(feature = "gateway")]
     Serve(Box<serve::ServeArgs>),
     /// Validate a gateway configuration file and print the effective configuration.
+    #[cfg(feature = "gateway")]
     CheckConfig(serve::CheckConfigArgs),
+    /// The whole system on one machine: issuer, gateway, users API (SQLite) and an SPA.
+    #[cfg(feature = "demo")]
+    Demo(jwtgate_demo::cli::DemoArgs),
 }
 
 /// Output format.
@@ -129,8 +135,12 @@ fn main() -> ExitCode {
         Command::Explain(args) => run_explain(&args),
         Command::Decode(args) => run_decode(&args),
         Command::Jwks(args) => jwks::run(&args),
+        #[cfg(feature = "gateway")]
         Command::Serve(args) => return report(serve::run(&args)),
+        #[cfg(feature = "gateway")]
         Command::CheckConfig(args) => return report(serve::check_config(&args)),
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => return report(jwtgate_demo::cli::run(&args)),
     };
     match result {
         Ok(code) => code,
@@ -141,6 +151,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "gateway")]
 fn report(result: Result<ExitCode, Box<dyn std::error::Error>>) -> ExitCode {
     result.unwrap_or_else(|error| {
         eprintln!("jwtgate: error: {error}");

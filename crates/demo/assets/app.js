@@ -1,0 +1,237 @@
+// jwtgate demo SPA: authorization code + PKCE against the local issuer, then API calls through the
+// gateway. Plain browser JavaScript, no build step and no third-party code.
+"use strict";
+
+const store = window.sessionStorage;
+let config = null;
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const field = (root, name) => $(`[data-field="${name}"]`, root);
+
+function base64url(bytes) {
+  let text = "";
+  for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString(bytes = 32) {
+  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+async function pkceChallenge(verifier) {
+  return base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+}
+
+function decodeSegment(segment) {
+  const padded = segment.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((segment.length + 3) % 4);
+  const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+function decodeJwt(token) {
+  const parts = (token || "").split(".");
+  if (parts.length !== 3) return null;
+  try {
+    return { header: decodeSegment(parts[0]), claims: decodeSegment(parts[1]) };
+  } catch (_) {
+    return null;
+  }
+}
+
+async function login(withAudience) {
+  const verifier = randomString(48);
+  const state = randomString(16);
+  const nonce = randomString(16);
+  store.setItem("pkce", JSON.stringify({ verifier, state, nonce, withAudience }));
+  const params = new URLSearchParams({
+    response_type: "code",
+    client_id: config.clientId,
+    redirect_uri: config.redirectUri,
+    scope: "openid profile email read:users write:users",
+    state,
+    nonce,
+    code_challenge: await pkceChallenge(verifier),
+    code_challenge_method: "S256",
+    prompt: "login",
+  });
+  if (withAudience) params.set("audience", config.audience);
+  window.location.assign(`${config.issuer}authorize?${params}`);
+}
+
+async function completeLogin() {
+  const query = new URLSearchParams(window.location.search);
+  if (!query.has("code") && !query.has("error")) return;
+  window.history.replaceState({}, "", "/");
+  const pending = JSON.parse(store.getItem("pkce") || "null");
+  store.removeItem("pkce");
+  if (query.has("error")) {
+    showResult(0, `Login failed: ${query.get("error")}`, "", query.get("error_description") || "");
+    return;
+  }
+  if (!pending || pending.state !== query.get("state")) {
+    showResult(0, "Login failed: the state does not match (start again)", "", "");
+    return;
+  }
+  const response = await fetch(`${config.issuer}oauth/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      client_id: config.clientId,
+      code: query.get("code"),
+      redirect_uri: config.redirectUri,
+      code_verifier: pending.verifier,
+    }),
+  });
+  const tokens = await response.json();
+  if (!response.ok) {
+    showResult(response.status, "Token exchange failed", "", JSON.stringify(tokens, null, 2));
+    return;
+  }
+  const id = decodeJwt(tokens.id_token);
+  if (!id || id.claims.nonce !== pending.nonce) {
+    showResult(0, "Login failed: the ID token's nonce does not match", "", "");
+    return;
+  }
+  store.setItem("tokens", JSON.stringify({
+    access: tokens.access_token,
+    id: tokens.id_token,
+    expiresAt: Date.now() + tokens.expires_in * 1000,
+  }));
+}
+
+function tokens() {
+  return JSON.parse(store.getItem("tokens") || "null");
+}
+
+function renderToken(panel, token) {
+  const raw = field(panel, "raw");
+  const kind = field(panel, "kind");
+  const decoded = field(panel, "decoded");
+  raw.value = token || "";
+  kind.className = "badge";
+  if (!token) {
+    kind.textContent = "none";
+    decoded.textContent = "Log in to get one.";
+    return;
+  }
+  const jwt = decodeJwt(token);
+  if (!jwt) {
+    kind.textContent = "opaque";
+    kind.classList.add("opaque");
+    decoded.textContent = "An opaque token: not a JWT, so an API cannot verify it locally.\n" +
+      "Auth0 (and this issuer) return one when the login did not ask for an audience.";
+    return;
+  }
+  kind.textContent = `JWT · ${jwt.header.alg} · kid ${jwt.header.kid}`;
+  kind.classList.add("jwt");
+  decoded.textContent = `// header\n${JSON.stringify(jwt.header, null, 2)}\n// claims\n${JSON.stringify(jwt.claims, null, 2)}`;
+  panel.dataset.exp = jwt.claims.exp || "";
+}
+
+function tick() {
+  for (const panel of document.querySelectorAll(".token")) {
+    const exp = Number(panel.dataset.exp || 0);
+    const out = field(panel, "expiry");
+    if (!exp || !field(panel, "raw").value) {
+      out.textContent = "";
+      continue;
+    }
+    const left = Math.round(exp - Date.now() / 1000);
+    const minutes = Math.floor(Math.abs(left) / 60);
+    const seconds = String(Math.abs(left) % 60).padStart(2, "0");
+    out.textContent = left > 0 ? `expires in ${minutes}:${seconds}` : `expired ${minutes}:${seconds} ago`;
+  }
+}
+
+function render() {
+  const current = tokens();
+  renderToken($("#access"), current && current.access);
+  renderToken($("#id"), current && current.id);
+  const id = current && decodeJwt(current.id);
+  $("#who").textContent = id ? `signed in as ${id.claims.name || id.claims.sub} (${id.claims.sub})` : "not signed in";
+  tick();
+}
+
+function showResult(status, title, challenge, body) {
+  const result = $("#result");
+  result.className = `result ${status >= 200 && status < 300 ? "ok" : "bad"}`;
+  field(result, "status").textContent = status ? `${status} ${title}` : title;
+  field(result, "challenge").textContent = challenge ? `WWW-Authenticate: ${challenge}` : "";
+  field(result, "body").textContent = body;
+}
+
+async function callApi(method, path, token, body) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  const text = await response.text();
+  let pretty = text;
+  try {
+    pretty = JSON.stringify(JSON.parse(text), null, 2);
+  } catch (_) { /* not JSON */ }
+  showResult(response.status, `${response.statusText} — ${method} ${path}`, response.headers.get("WWW-Authenticate"), pretty);
+  const table = $("#users");
+  if (method === "GET" && response.ok) {
+    const users = JSON.parse(text);
+    const rows = users.map((u) => `<tr><td>${u.id}</td><td>${escapeHtml(u.name)}</td><td>${escapeHtml(u.email)}</td><td>${escapeHtml(u.created_by)}</td></tr>`);
+    $("tbody", table).innerHTML = rows.join("");
+    table.hidden = false;
+  } else if (method === "GET") {
+    table.hidden = true;
+  }
+  return response.status;
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+async function rotate() {
+  const response = await fetch("/demo/rotate", { method: "POST" });
+  const text = await response.text();
+  showResult(response.status, response.ok ? "Issuer key rotated" : "Rotation failed", "", text);
+}
+
+function logout() {
+  store.removeItem("tokens");
+  const params = new URLSearchParams({ client_id: config.clientId, returnTo: config.redirectUri });
+  window.location.assign(`${config.issuer}v2/logout?${params}`);
+}
+
+async function main() {
+  config = await (await fetch("/demo/config")).json();
+  const link = $("#issuer-link");
+  link.href = config.issuer;
+  link.textContent = config.issuer;
+  await completeLogin();
+  render();
+  setInterval(tick, 1000);
+  $("#login").onclick = () => login(true);
+  $("#login-no-audience").onclick = () => login(false);
+  $("#logout").onclick = logout;
+  $("#get-users").onclick = () => callApi("GET", "/api/users", tokens() && tokens().access);
+  $("#new-user").onsubmit = (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    callApi("POST", "/api/users", tokens() && tokens().access, { name: form.get("name"), email: form.get("email") });
+  };
+  $("#with-id-token").onclick = () => callApi("GET", "/api/users", tokens() && tokens().id);
+  $("#rotate").onclick = rotate;
+  for (const button of document.querySelectorAll("button.copy")) {
+    button.onclick = async () => {
+      const value = $(`#${button.dataset.copy} textarea`).value;
+      try {
+        await navigator.clipboard.writeText(value);
+        button.textContent = "Copied";
+      } catch (_) {
+        $(`#${button.dataset.copy} textarea`).select();
+        button.textContent = "Press Ctrl+C";
+      }
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    };
+  }
+}
+
+main().catch((error) => showResult(0, `The page failed: ${error}`, "", ""));

@@ -2,8 +2,9 @@
 //!
 //! The rules every jwtgate deployment mode shares, with no HTTP server or AWS code in them:
 //! which issuers are accepted and where their keys come from ([`rules`]), which routes need which
-//! scopes ([`routes`]), how request paths are normalised before matching ([`path`]), and the
-//! bounded cache of verified tokens ([`token_cache`]).
+//! scopes ([`routes`]), where the bearer token is in a request ([`bearer`]), how request paths
+//! are normalised before matching ([`path`]), and the bounded cache of verified tokens
+//! ([`token_cache`]).
 //!
 //! ## Design
 //!
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bearer;
 pub mod path;
 pub mod routes;
 pub mod rules;

@@ -25,7 +25,6 @@
 #![deny(missing_docs)]
 
 pub mod answer;
-pub mod bearer;
 pub mod config;
 mod gatekeeper;
 pub mod identity;
@@ -35,7 +34,7 @@ pub mod proxy;
 pub mod server;
 
 pub use jwtgate_config::token_cache as cache;
-pub use jwtgate_config::{path, routes};
+pub use jwtgate_config::{bearer, path, routes};
 
 pub use gatekeeper::{unix_now, Cors, Decision, Gatekeeper};
 pub use layer::{

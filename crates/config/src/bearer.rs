@@ -37,6 +37,13 @@ fn from_authorization(headers: &HeaderMap) -> BearerToken {
     let Ok(text) = value.to_str() else {
         return BearerToken::Invalid("the Authorization header is not ASCII");
     };
+    parse_authorization(text)
+}
+
+/// Reads one `Authorization` header value: `Bearer <token>` (scheme case-insensitive) is the
+/// token; another scheme is no token at all; `Bearer` without a token, or a token with a space,
+/// is `invalid_request`.
+pub fn parse_authorization(text: &str) -> BearerToken {
     let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return BearerToken::Missing;

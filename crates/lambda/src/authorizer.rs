@@ -1,0 +1,458 @@
+//! The decision for one authorizer event, mirroring the gateway's: find the route (method and
+//! normalised path from the method ARN), then the token, verify it through the verified-token
+//! cache, check the route's scopes — and render the answer in the event's own format.
+//!
+//! | outcome | REST / HTTP API 1.0 | HTTP API 2.0 simple | HTTP API 2.0 IAM |
+//! | --- | --- | --- | --- |
+//! | valid, scopes present (or public route) | `Allow` policy | `isAuthorized: true` | `Allow` |
+//! | valid, scope missing; route denied | `Deny` policy (403) | `isAuthorized: false` | `Deny` |
+//! | no token, malformed header, invalid token | error `Unauthorized` (401) | same | same |
+
+use crate::arn::MethodArn;
+use crate::config::{HttpApiResponse, PolicyResource};
+use crate::event::{self, AuthorizerRequest, EventError, EventKind};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayV2CustomAuthorizerIamPolicyResponse, ApiGatewayV2CustomAuthorizerSimpleResponse,
+};
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use jwtgate_config::bearer::BearerToken;
+use jwtgate_config::path;
+use jwtgate_config::routes::{Requirement, RouteTable};
+use jwtgate_config::token_cache::TokenCache;
+use jwtgate_core::crypto::fingerprint;
+use jwtgate_core::{ErrorCode, Rejection, ScopeRequirement, Verified};
+use jwtgate_keys::{Registry, SourceKind};
+use lambda_runtime::Diagnostic;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// `principalId` when no token was needed or looked at.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Why an invocation fails instead of answering.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthorizerError {
+    /// No token, a malformed one, or an invalid one. The message is exactly `Unauthorized`: API
+    /// Gateway answers 401 for that message and 500 for any other.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// Not an authorizer event (API Gateway answers 500; a misconfigured integration).
+    #[error("{0}")]
+    Event(#[from] EventError),
+}
+
+impl From<AuthorizerError> for Diagnostic {
+    fn from(error: AuthorizerError) -> Diagnostic {
+        let error_type = match &error {
+            AuthorizerError::Unauthorized => "Unauthorized",
+            AuthorizerError::Event(_) => "jwtgate.InvalidEvent",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// A claim copied into `context`, under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextClaim {
+    /// The claim name, exactly (dots are not paths: `https://example.com/roles` is one name).
+    pub claim: String,
+    /// The context key.
+    pub key: String,
+}
+
+/// Context keys jwtgate always sets; a configured claim may not take them.
+const RESERVED: [&str; 5] = ["sub", "iss", "scope", "error", "error_description"];
+
+impl ContextClaim {
+    /// Parses `name` or `name=key`.
+    pub fn parse(spec: &str) -> Result<ContextClaim, String> {
+        let (claim, key) = match spec.rsplit_once('=') {
+            Some((claim, key)) => (claim.trim(), key.trim()),
+            None => (spec.trim(), spec.trim()),
+        };
+        if claim.is_empty() || key.is_empty() {
+            return Err(format!("{spec:?} is not `claim` or `claim=key`"));
+        }
+        if RESERVED.contains(&key) {
+            return Err(format!(
+                "context key {key:?} is always set by jwtgate; rename it with `{claim}=other_key`"
+            ));
+        }
+        Ok(ContextClaim {
+            claim: claim.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+/// Answer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The resource of policy statements.
+    pub policy_resource: PolicyResource,
+    /// HTTP API 2.0 answer shape.
+    pub http_api_response: HttpApiResponse,
+    /// Claims copied into `context`.
+    pub context_claims: Vec<ContextClaim>,
+    /// Scopes every token of an issuer needs (`JWTGATE_SCOPES`, `issuers[].scopes`).
+    pub issuer_scopes: Vec<(String, ScopeRequirement)>,
+}
+
+/// What was decided, before rendering.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Allow(Option<Arc<Verified>>),
+    Deny {
+        verified: Option<Arc<Verified>>,
+        error: &'static str,
+        description: String,
+    },
+}
+
+/// The authorizer: keys and policies, routes, the verified-token cache and answer settings.
+/// Shared by all invocations of a warm process.
+pub struct Authorizer {
+    registry: Registry,
+    routes: RouteTable,
+    cache: Option<TokenCache>,
+    options: Options,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("routes", &self.routes)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key source that could not be loaded during init.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareFailure {
+    /// The source (file, URL or discovery).
+    pub source: String,
+    /// What went wrong.
+    pub error: String,
+    /// True for a bundled file: a configuration error that fails the init phase.
+    pub fatal: bool,
+}
+
+impl Authorizer {
+    /// An authorizer (see [`crate::LambdaConfig::build`] for the checked way to make one).
+    pub fn new(
+        registry: Registry,
+        routes: RouteTable,
+        cache: Option<TokenCache>,
+        options: Options,
+    ) -> Authorizer {
+        Authorizer {
+            registry,
+            routes,
+            cache,
+            options,
+        }
+    }
+
+    /// The key registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The answer settings.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Loads keys during init: every JWKS file (always), and URL or discovery sources when
+    /// `prefetch` is set. Returns what failed; a failed remote fetch is retried on first use.
+    pub async fn prepare_keys(&self, prefetch: bool) -> Vec<PrepareFailure> {
+        let mut failures = Vec::new();
+        for entry in self.registry.entries() {
+            let source = entry.source();
+            let is_file = matches!(source.kind(), SourceKind::File(_));
+            if !is_file && !prefetch {
+                continue;
+            }
+            if let Err(error) = source.refresh_now().await {
+                failures.push(PrepareFailure {
+                    source: source.kind().to_string(),
+                    error: error.to_string(),
+                    fatal: is_file,
+                });
+            }
+        }
+        failures
+    }
+
+    /// Answers one authorizer event at Unix time `now`: the JSON to return, or the error that
+    /// fails the invocation.
+    pub async fn authorize(&self, event: Value, now: i64) -> Result<Value, AuthorizerError> {
+        let request = event::parse(event)?;
+        let outcome = self.decide(&request, now).await?;
+        Ok(self.render(&request, &outcome))
+    }
+
+    async fn decide(
+        &self,
+        request: &AuthorizerRequest,
+        now: i64,
+    ) -> Result<Outcome, AuthorizerError> {
+        let arn = &request.arn;
+        let path = match path::normalize(arn.path()) {
+            Ok(path) => path,
+            Err(error) => {
+                tracing::info!(kind = request.kind.name(), arn = arn.as_str(), %error, "unauthorized: bad request path");
+                return Err(AuthorizerError::Unauthorized);
+            }
+        };
+        let requirement = match self.routes.requirement(arn.method(), &path) {
+            Requirement::Public => return Ok(Outcome::Allow(None)),
+            Requirement::Deny => {
+                tracing::info!(
+                    method = arn.method(),
+                    path,
+                    "denied: no route allows this request"
+                );
+                return Ok(Outcome::Deny {
+                    verified: None,
+                    error: ErrorCode::InsufficientScope.as_str(),
+                    description: "no route allows this request".to_owned(),
+                });
+            }
+            Requirement::Token(scopes) => scopes,
+        };
+        let token = match &request.token {
+            BearerToken::Present(token) => token.as_bytes(),
+            BearerToken::Missing => {
+                tracing::info!(kind = request.kind.name(), "unauthorized: no bearer token");
+                return Err(AuthorizerError::Unauthorized);
+            }
+            BearerToken::Invalid(why) => {
+                tracing::info!(
+                    kind = request.kind.name(),
+                    reason = why,
+                    "unauthorized: malformed request"
+                );
+                return Err(AuthorizerError::Unauthorized);
+            }
+        };
+        let verified = match self.verify(token, now).await {
+            Ok(verified) => verified,
+            Err(rejection) => return self.rejected(token, &rejection, None),
+        };
+        let issuer_scopes = self
+            .options
+            .issuer_scopes
+            .iter()
+            .filter(|(issuer, _)| issuer == verified.issuer())
+            .map(|(_, scopes)| scopes);
+        for scopes in issuer_scopes.chain([requirement]) {
+            if let Err(rejection) = verified.require(scopes) {
+                return self.rejected(token, &rejection, Some(verified));
+            }
+        }
+        Ok(Outcome::Allow(Some(verified)))
+    }
+
+    fn rejected(
+        &self,
+        token: &[u8],
+        rejection: &Rejection,
+        verified: Option<Arc<Verified>>,
+    ) -> Result<Outcome, AuthorizerError> {
+        let description = rejection.description();
+        let token = fingerprint(token);
+        if rejection.code() == ErrorCode::InsufficientScope {
+            tracing::info!(%token, reason = rejection.kind(), %description, "denied");
+            Ok(Outcome::Deny {
+                verified,
+                error: ErrorCode::InsufficientScope.as_str(),
+                description,
+            })
+        } else {
+            tracing::info!(%token, reason = rejection.kind(), %description, "unauthorized");
+            Err(AuthorizerError::Unauthorized)
+        }
+    }
+
+    /// Verifies a token through the cache (the gateway's `Gatekeeper::verify`).
+    pub async fn verify(&self, token: &[u8], now: i64) -> Result<Arc<Verified>, Rejection> {
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(token, now) {
+                return Ok(hit);
+            }
+        }
+        let verified = Arc::new(self.registry.verify(token, now).await?);
+        if let Some(cache) = &self.cache {
+            cache.insert(token, verified.clone(), now);
+        }
+        Ok(verified)
+    }
+
+    fn resource(&self, arn: &MethodArn) -> String {
+        match self.options.policy_resource {
+            PolicyResource::Wildcard => arn.wildcard(),
+            PolicyResource::Method => arn.as_str().to_owned(),
+        }
+    }
+
+    fn render(&self, request: &AuthorizerRequest, outcome: &Outcome) -> Value {
+        let (allowed, verified) = match outcome {
+            Outcome::Allow(verified) => (true, verified.as_deref()),
+            Outcome::Deny { verified, .. } => (false, verified.as_deref()),
+        };
+        let mut context = verified.map_or_else(Map::new, |v| self.context(v));
+        if let Outcome::Deny {
+            error, description, ..
+        } = outcome
+        {
+            context.insert("error".into(), Value::String((*error).to_owned()));
+            context.insert(
+                "error_description".into(),
+                Value::String(description.clone()),
+            );
+        }
+        let principal = verified.map_or(ANONYMOUS, principal_id).to_owned();
+        let policy = || {
+            let mut statement = IamPolicyStatement::default();
+            statement.action = vec!["execute-api:Invoke".to_owned()];
+            statement.effect = if allowed {
+                IamPolicyEffect::Allow
+            } else {
+                IamPolicyEffect::Deny
+            };
+            statement.resource = vec![self.resource(&request.arn)];
+            let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+            policy.version = Some("2012-10-17".to_owned());
+            policy.statement = vec![statement];
+            policy
+        };
+        let rendered = match (request.kind, self.options.http_api_response) {
+            (EventKind::HttpApiV2, HttpApiResponse::Simple) => {
+                let mut answer =
+                    ApiGatewayV2CustomAuthorizerSimpleResponse::<Map<String, Value>>::default();
+                answer.is_authorized = allowed;
+                answer.context = context;
+                serde_json::to_value(answer)
+            }
+            (EventKind::HttpApiV2, HttpApiResponse::Iam) => {
+                let mut answer =
+                    ApiGatewayV2CustomAuthorizerIamPolicyResponse::<Map<String, Value>>::default();
+                answer.principal_id = Some(principal);
+                answer.policy_document = policy();
+                answer.context = context;
+                serde_json::to_value(answer)
+            }
+            _ => {
+                let mut answer =
+                    ApiGatewayCustomAuthorizerResponse::<Map<String, Value>>::default();
+                answer.principal_id = Some(principal);
+                answer.policy_document = policy();
+                answer.context = context;
+                serde_json::to_value(answer)
+            }
+        };
+        // Serialising these plain structs cannot fail; if it ever did, deny rather than allow.
+        rendered.unwrap_or_else(|_| serde_json::json!({ "isAuthorized": false }))
+    }
+
+    /// `context`: `sub`, `iss`, `scope` (granted scopes, space-separated) and the configured
+    /// claims, each a string, number or boolean.
+    fn context(&self, verified: &Verified) -> Map<String, Value> {
+        let mut context = Map::new();
+        if let Some(sub) = verified.subject() {
+            context.insert("sub".into(), Value::String(sub.to_owned()));
+        }
+        context.insert("iss".into(), Value::String(verified.issuer().to_owned()));
+        let scopes: Vec<&str> = verified.scopes().collect();
+        context.insert("scope".into(), Value::String(scopes.join(" ")));
+        for wanted in &self.options.context_claims {
+            if let Some(value) = verified.claims().get(&wanted.claim).and_then(flatten) {
+                context.insert(wanted.key.clone(), value);
+            }
+        }
+        context
+    }
+}
+
+/// `principalId`: `sub`, or for tokens without one (client credentials at some providers)
+/// `client_id` or `azp`.
+fn principal_id(verified: &Verified) -> &str {
+    verified
+        .subject()
+        .or_else(|| verified.claims().get("client_id").and_then(Value::as_str))
+        .or_else(|| verified.claims().get("azp").and_then(Value::as_str))
+        .unwrap_or(ANONYMOUS)
+}
+
+/// A claim as a context value: strings, numbers and booleans as they are; arrays of strings
+/// joined with spaces (like `scope`); other arrays and objects as compact JSON text; `null` left
+/// out. API Gateway refuses any other value type in `context`.
+pub fn flatten(value: &Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(value.clone()),
+        Value::Array(items) if items.iter().all(Value::is_string) => Some(Value::String(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        Value::Array(_) | Value::Object(_) => Some(Value::String(value.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn context_claim_specs() {
+        let parsed = ContextClaim::parse("https://example.com/roles=roles");
+        assert_eq!(
+            parsed,
+            Ok(ContextClaim {
+                claim: "https://example.com/roles".into(),
+                key: "roles".into()
+            })
+        );
+        assert_eq!(
+            ContextClaim::parse(" email "),
+            Ok(ContextClaim {
+                claim: "email".into(),
+                key: "email".into()
+            })
+        );
+        assert!(ContextClaim::parse("=x").is_err());
+        assert!(ContextClaim::parse("x=").is_err());
+        assert!(ContextClaim::parse("sub").is_err());
+        assert!(ContextClaim::parse("sub=subject").is_ok());
+    }
+
+    #[test]
+    fn flattening() {
+        assert_eq!(flatten(&json!(null)), None);
+        assert_eq!(flatten(&json!("a")), Some(json!("a")));
+        assert_eq!(flatten(&json!(3)), Some(json!(3)));
+        assert_eq!(flatten(&json!(1.5)), Some(json!(1.5)));
+        assert_eq!(flatten(&json!(true)), Some(json!(true)));
+        assert_eq!(flatten(&json!(["a", "b"])), Some(json!("a b")));
+        assert_eq!(flatten(&json!([1, "b"])), Some(json!("[1,\"b\"]")));
+        assert_eq!(flatten(&json!({"x": 1})), Some(json!("{\"x\":1}")));
+    }
+
+    #[test]
+    fn unauthorized_diagnostic_is_exact() {
+        let diagnostic: Diagnostic = AuthorizerError::Unauthorized.into();
+        assert_eq!(diagnostic.error_message, "Unauthorized");
+        assert_eq!(diagnostic.error_type, "Unauthorized");
+    }
+}

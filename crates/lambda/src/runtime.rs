@@ -1,0 +1,153 @@
+//! The Lambda process: the init phase (configuration, keys), then `lambda_runtime`'s loop over
+//! the Runtime API (`AWS_LAMBDA_RUNTIME_API`) with one [`Authorizer`] shared by every
+//! invocation, so keys and verified tokens stay cached while the process is warm.
+//!
+//! A configuration that cannot be used is reported to the Runtime API's
+//! `/2018-06-01/runtime/init/error` and logged, and the process exits with status 1: Lambda then
+//! shows the message for the failed init instead of timing out invocations.
+
+use crate::authorizer::Authorizer;
+use crate::config::{LambdaConfig, Overrides};
+use http::{Method, Request, Uri};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime_api_client::body::Body;
+use lambda_runtime_api_client::PooledClient;
+use serde_json::Value;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The environment Lambda sets for every function, which `lambda_runtime` requires.
+const LAMBDA_VARIABLES: [&str; 3] = [
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Posts an init failure to `/2018-06-01/runtime/init/error` of the Runtime API at `api`
+/// (`host:port`).
+pub async fn report_init_error(api: &str, error_type: &str, message: &str) -> Result<(), String> {
+    let base: Uri = format!("http://{api}")
+        .parse()
+        .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API {api:?} is not host:port: {e}"))?;
+    let client = PooledClient::builder().with_endpoint(base).build();
+    let diagnostic = Diagnostic {
+        error_type: error_type.to_owned(),
+        error_message: message.to_owned(),
+    };
+    let body = serde_json::to_vec(&diagnostic).map_err(|e| e.to_string())?;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/2018-06-01/runtime/init/error")
+        .header("lambda-runtime-function-error-type", "Runtime.InitError")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .map_err(|e| e.to_string())?;
+    let response = client.call(request).await.map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("the Runtime API answered {}", response.status()))
+    }
+}
+
+/// Everything the init phase produced.
+struct Ready {
+    authorizer: Arc<Authorizer>,
+}
+
+/// Loads the configuration and the keys. `Err` is the message for `/init/error`.
+async fn init(overrides: &Overrides, file: Option<&Path>) -> Result<Ready, String> {
+    for variable in LAMBDA_VARIABLES {
+        if std::env::var_os(variable).is_none() {
+            return Err(format!(
+                "{variable} is not set: the Lambda environment is incomplete"
+            ));
+        }
+    }
+    let (config, authorizer) = overrides.load(file).map_err(|e| e.to_string())?;
+    for failure in authorizer.prepare_keys(config.lambda.prefetch).await {
+        if failure.fatal {
+            return Err(format!(
+                "cannot load keys from {}: {}",
+                failure.source, failure.error
+            ));
+        }
+        tracing::warn!(source = %failure.source, error = %failure.error, "key prefetch failed; the keys will be fetched on first use");
+    }
+    log_ready(&config);
+    Ok(Ready {
+        authorizer: Arc::new(authorizer),
+    })
+}
+
+fn log_ready(config: &LambdaConfig) {
+    let issuers: Vec<&str> = config.issuers.iter().map(|i| i.issuer.as_str()).collect();
+    tracing::info!(
+        issuers = ?issuers,
+        routes = config.routes.len(),
+        policy_resource = ?config.effective_policy_resource(),
+        http_api_response = ?config.lambda.http_api_response,
+        "jwtgate authorizer ready"
+    );
+    if !config.routes.is_empty() {
+        tracing::warn!("per-route rules are configured: key API Gateway's authorizer cache on the route too (identity sources with the method and path, or $context.routeKey), or set the result TTL to 0; see docs/aws-lambda.md");
+    }
+}
+
+/// Runs the authorizer until the Runtime API goes away. Returns the process exit status:
+/// 1 when the init phase failed (reported to `/init/error`) or the runtime stopped with an
+/// error, 2 when not running under a Lambda Runtime API at all.
+pub fn run(overrides: &Overrides, file: Option<&Path>) -> ExitCode {
+    lambda_runtime::tracing::init_default_subscriber();
+    let Some(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("jwtgate: error: AWS_LAMBDA_RUNTIME_API is not set: `jwtgate lambda` runs inside AWS Lambda (or under `cargo lambda watch`); use `jwtgate lambda --check` to validate the configuration");
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("jwtgate: error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let ready = match init(overrides, file).await {
+            Ok(ready) => ready,
+            Err(message) => {
+                tracing::error!(error = %message, "init failed: invalid configuration");
+                if let Err(report) =
+                    report_init_error(&api, "jwtgate.ConfigurationError", &message).await
+                {
+                    tracing::error!(error = %report, "could not report the init error");
+                }
+                return ExitCode::from(1);
+            }
+        };
+        let authorizer = ready.authorizer;
+        let handler = service_fn(move |event: LambdaEvent<Value>| {
+            let authorizer = authorizer.clone();
+            async move { authorizer.authorize(event.payload, unix_now()).await }
+        });
+        match lambda_runtime::run(handler).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "the Lambda runtime stopped");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

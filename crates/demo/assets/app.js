@@ -138,9 +138,12 @@ function tick() {
       continue;
     }
     const left = Math.round(exp - Date.now() / 1000);
-    const minutes = Math.floor(Math.abs(left) / 60);
-    const seconds = String(Math.abs(left) % 60).padStart(2, "0");
-    out.textContent = left > 0 ? `expires in ${minutes}:${seconds}` : `expired ${minutes}:${seconds} ago`;
+    const total = Math.abs(left);
+    const hours = Math.floor(total / 3600);
+    const minutes = String(Math.floor((total % 3600) / 60)).padStart(hours ? 2 : 1, "0");
+    const seconds = String(total % 60).padStart(2, "0");
+    const clock = hours ? `${hours}:${minutes}:${seconds}` : `${minutes}:${seconds}`;
+    out.textContent = left > 0 ? `expires in ${clock}` : `expired ${clock} ago`;
   }
 }
 
@@ -171,16 +174,17 @@ async function callApi(method, path, token, body) {
   try {
     pretty = JSON.stringify(JSON.parse(text), null, 2);
   } catch (_) { /* not JSON */ }
-  showResult(response.status, `${response.statusText} — ${method} ${path}`, response.headers.get("WWW-Authenticate"), pretty);
   const table = $("#users");
   if (method === "GET" && response.ok) {
     const users = JSON.parse(text);
+    pretty = `${users.length} users (table below)`;
     const rows = users.map((u) => `<tr><td>${u.id}</td><td>${escapeHtml(u.name)}</td><td>${escapeHtml(u.email)}</td><td>${escapeHtml(u.created_by)}</td></tr>`);
     $("tbody", table).innerHTML = rows.join("");
     table.hidden = false;
   } else if (method === "GET") {
     table.hidden = true;
   }
+  showResult(response.status, `${response.statusText} — ${method} ${path}`, response.headers.get("WWW-Authenticate"), pretty);
   return response.status;
 }
 

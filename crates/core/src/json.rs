@@ -40,7 +40,9 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
             .take()
             .unwrap_or_else(|| JsonError::Malformed(error.to_string()))
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    // One UTF-8 check of the whole document (fast, word at a time) instead of one per string.
+    let text = std::str::from_utf8(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let seed = StrictValue {
         depth: 0,
         failure: &failure,
@@ -132,13 +134,17 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
+        let mut map = Map::with_capacity(8);
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                return Err(self.fail(JsonError::DuplicateMember(key)));
+            // One hash lookup per member: the entry both detects a duplicate and inserts.
+            match map.entry(key) {
+                serde_json::map::Entry::Occupied(entry) => {
+                    return Err(self.fail(JsonError::DuplicateMember(entry.key().clone())));
+                }
+                serde_json::map::Entry::Vacant(entry) => {
+                    entry.insert(access.next_value_seed(self.nested()?)?);
+                }
             }
-            let value = access.next_value_seed(self.nested()?)?;
-            map.insert(key, value);
         }
         Ok(Value::Object(map))
     }

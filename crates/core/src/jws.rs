@@ -212,17 +212,23 @@ impl<'a> CompactJws<'a> {
                 max: max_len,
             });
         }
+        let (printable, count) = scan(token);
+        if !printable {
+            let byte = token
+                .iter()
+                .copied()
+                .find(|&byte| !is_token_byte(byte))
+                .unwrap_or_default();
+            return Err(JwsError::NotAscii(byte));
+        }
         let mut dots = [0usize; 2];
-        let mut count = 0usize;
-        for (index, &byte) in token.iter().enumerate() {
-            if byte == b'.' {
-                if count < 2 {
-                    dots[count] = index;
-                }
-                count += 1;
-            } else if !(0x21..0x7F).contains(&byte) {
-                return Err(JwsError::NotAscii(byte));
-            }
+        if count == 2 {
+            let first = token.iter().position(|&b| b == b'.').unwrap_or_default();
+            let second = token[first + 1..]
+                .iter()
+                .position(|&b| b == b'.')
+                .map_or(0, |at| first + 1 + at);
+            dots = [first, second];
         }
         match count {
             0 => return Err(JwsError::Opaque),
@@ -266,6 +272,11 @@ impl<'a> CompactJws<'a> {
         &self.header
     }
 
+    /// Consumes the token, returning its header (no clone).
+    pub fn into_header(self) -> Header {
+        self.header
+    }
+
     /// `BASE64URL(header) '.' BASE64URL(payload)`: the bytes the signature covers.
     pub fn signing_input(&self) -> &'a [u8] {
         self.signing_input
@@ -301,6 +312,39 @@ impl<'a> CompactJws<'a> {
             })?;
         Ok(&buffer[..len])
     }
+}
+
+/// Printable ASCII (`0x21..0x7F`, which includes `.`).
+fn is_token_byte(byte: u8) -> bool {
+    byte.wrapping_sub(0x21) < 0x5E
+}
+
+/// Whether every byte is printable ASCII, and how many `.` there are: eight bytes at a time
+/// (SWAR), with no branch per byte.
+fn scan(token: &[u8]) -> (bool, usize) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let mut bad = 0u64;
+    let mut dots = 0usize;
+    let mut words = token.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        // Some byte is below 0x21; some byte is above 0x7E (0x7F, or the high bit set).
+        bad |= x.wrapping_sub(ONES * 0x21) & !x & HIGH;
+        bad |= (x.wrapping_add(ONES) | x) & HIGH;
+        // Exactly the bytes equal to '.' end up with a clear high bit in `t`.
+        let y = x ^ (ONES * u64::from(b'.'));
+        let t = ((y & LOW7).wrapping_add(LOW7) | y) & HIGH;
+        dots += (t ^ HIGH).count_ones() as usize;
+    }
+    for &byte in words.remainder() {
+        bad |= u64::from(!is_token_byte(byte));
+        dots += usize::from(byte == b'.');
+    }
+    (bad == 0, dots)
 }
 
 /// Best-effort read of a JWE header's `alg` and `enc`, for the error message only.

@@ -54,7 +54,7 @@ impl<'a> UnverifiedToken<'a> {
         self.check_signature(keys)?;
         let claims = decode_claims(&self.jws)?;
         Ok(SignedToken {
-            header: self.jws.header().clone(),
+            header: self.jws.into_header(),
             claims,
         })
     }

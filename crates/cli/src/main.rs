@@ -45,6 +45,9 @@ enum Command {
     /// The whole system on one machine: issuer, gateway, users API (SQLite) and an SPA.
     #[cfg(feature = "demo")]
     Demo(jwtgate_demo::cli::DemoArgs),
+    /// Run as an AWS API Gateway Lambda authorizer (also what a binary named `bootstrap` does).
+    #[cfg(feature = "lambda")]
+    Lambda(Box<jwtgate_lambda::LambdaArgs>),
 }
 
 /// Output format.
@@ -129,6 +132,13 @@ pub struct DecodeArgs {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "lambda")]
+    if std::env::args_os()
+        .next()
+        .is_some_and(|argv0| jwtgate_lambda::cli::is_bootstrap(&argv0))
+    {
+        return jwtgate_lambda::cli::run_bootstrap();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify(args) => run_verify(&args),
@@ -141,6 +151,8 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => return report(serve::check_config(&args)),
         #[cfg(feature = "demo")]
         Command::Demo(args) => return report(jwtgate_demo::cli::run(&args)),
+        #[cfg(feature = "lambda")]
+        Command::Lambda(args) => return jwtgate_lambda::cli::run(&args),
     };
     match result {
         Ok(code) => code,

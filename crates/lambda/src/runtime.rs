@@ -32,9 +32,14 @@ pub fn unix_now() -> i64 {
 }
 
 /// Posts an init failure to `/2018-06-01/runtime/init/error` of the Runtime API at `api`
-/// (`host:port`).
+/// (`host:port`, or a base URL as `cargo lambda watch` gives it).
 pub async fn report_init_error(api: &str, error_type: &str, message: &str) -> Result<(), String> {
-    let base: Uri = format!("http://{api}")
+    let base = if api.contains("://") {
+        api.to_owned()
+    } else {
+        format!("http://{api}")
+    };
+    let base: Uri = base
         .parse()
         .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API {api:?} is not host:port: {e}"))?;
     let client = PooledClient::builder().with_endpoint(base).build();
@@ -102,11 +107,35 @@ fn log_ready(config: &LambdaConfig) {
     }
 }
 
+/// Logs to standard output (CloudWatch), as Lambda's advanced logging controls ask:
+/// `AWS_LAMBDA_LOG_FORMAT=JSON` gives JSON lines, `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`) the level
+/// (default INFO). No timestamps (Lambda adds them) and no colours unless on a terminal.
+fn init_logging() {
+    use lambda_runtime::tracing::subscriber::filter::LevelFilter;
+    use std::io::IsTerminal;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|text| text.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let builder = lambda_runtime::tracing::subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_max_level(level);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 /// Runs the authorizer until the Runtime API goes away. Returns the process exit status:
 /// 1 when the init phase failed (reported to `/init/error`) or the runtime stopped with an
 /// error, 2 when not running under a Lambda Runtime API at all.
 pub fn run(overrides: &Overrides, file: Option<&Path>) -> ExitCode {
-    lambda_runtime::tracing::init_default_subscriber();
+    init_logging();
     let Some(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
         .ok()
         .filter(|v| !v.is_empty())

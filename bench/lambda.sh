@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Measurements of the Lambda authorizer (issue 5), all on loopback:
+#   size   the release, stripped, Lambda-only binary
+#          (`cargo build --release -p jwtgate --no-default-features --features lambda`);
+#          goal < 10 MiB
+#   cold   process start to the first answered invocation, against a small Lambda Runtime API
+#          on loopback, with keys fetched during init from a JWKS on loopback (20 runs; the
+#          ignored test `measure_cold_start_and_warm_invocations` in crates/cli/tests/lambda.rs,
+#          run against this binary through JWTGATE_BIN); goal < 50 ms
+#   warm   per-invocation handler time in a warm process, event bytes to answer bytes, for a
+#          cached token and for a new token (crates/lambda/benches/authorizer.rs); goal < 0.1 ms
+#          for the cached token
+#
+# Usage: bench/lambda.sh      Environment: CARGO_TARGET_DIR (where the builds go).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+
+cargo build --release -p jwtgate --no-default-features --features lambda
+BIN=$TARGET/lambda-only/bootstrap
+mkdir -p "$(dirname "$BIN")"
+cp "$TARGET/release/jwtgate" "$BIN"
+strip "$BIN"
+SIZE=$(stat -c %s "$BIN")
+echo "size: release stripped Lambda-only binary: $SIZE bytes ($(awk "BEGIN {printf \"%.2f\", $SIZE / 1048576}") MiB)"
+
+JWTGATE_BIN=$BIN cargo test -p jwtgate --test lambda measure_cold_start_and_warm_invocations \
+  -- --ignored --nocapture 2>&1 | grep -E '^(cold|warm)'
+
+cargo bench -p jwtgate-lambda --bench authorizer

@@ -1,0 +1,131 @@
+//! Per-invocation handler time of the authorizer in a warm process, run by
+//! `cargo bench -p jwtgate-lambda --bench authorizer` (and by `bench/lambda.sh`).
+//!
+//! For the documented REST `TOKEN`, REST `REQUEST` and HTTP API 2.0 events it measures what one
+//! invocation costs inside the function, from the event bytes the Runtime API hands over to the
+//! answer bytes posted back (parse the event, decide, render, serialise):
+//!
+//! * **cached** — the same token again: answered from the verified-token cache (the warm case
+//!   API Gateway's own cache does not already absorb: other routes, other API stages, TTL 0);
+//! * **verify** — a token not seen before by this process (cache disabled): one ES256 signature
+//!   check with keys already cached.
+//!
+//! `JWTGATE_BENCH_QUICK=1` (or running without `--bench`, as `cargo test --benches` does) makes a
+//! very short run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_lambda::{Authorizer, LambdaConfig};
+use serde_json::{json, Value};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const NOW: i64 = 1_800_000_000;
+const ISSUER: &str = "https://tenant.example.com/";
+const AUDIENCE: &str = "https://api.example.com";
+
+const EVENTS: [(&str, &str); 3] = [
+    (
+        "rest_token",
+        include_str!("../tests/events/rest-token.json"),
+    ),
+    (
+        "rest_request",
+        include_str!("../tests/events/rest-request.json"),
+    ),
+    (
+        "http_api_v2",
+        include_str!("../tests/events/http-api-v2.json"),
+    ),
+];
+
+fn authorizer(
+    runtime: &tokio::runtime::Runtime,
+    jwks: &std::path::Path,
+    cache: bool,
+) -> Authorizer {
+    let text = format!(
+        "[[issuers]]\nissuer = {ISSUER:?}\naudiences = [{AUDIENCE:?}]\njwks_file = {:?}\n[cache]\ncapacity = {}\n[lambda]\ncontext_claims = [\"email\"]\n",
+        jwks.display().to_string(),
+        if cache { 10_000 } else { 0 }
+    );
+    let authorizer = LambdaConfig::from_toml(&text, "bench.toml")
+        .unwrap()
+        .build("bench.toml")
+        .unwrap();
+    assert!(runtime.block_on(authorizer.prepare_keys(false)).is_empty());
+    authorizer
+}
+
+/// One invocation's work inside the function: event bytes in, answer bytes out.
+fn invoke(runtime: &tokio::runtime::Runtime, authorizer: &Authorizer, event: &[u8]) -> Vec<u8> {
+    let event: Value = serde_json::from_slice(event).unwrap();
+    let answer = runtime.block_on(authorizer.authorize(event, NOW)).unwrap();
+    serde_json::to_vec(&answer).unwrap()
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::var_os("JWTGATE_BENCH_QUICK").is_some()
+        || !std::env::args().any(|a| a == "--bench");
+    let (rounds, per_round) = if quick {
+        (3, Duration::from_millis(20))
+    } else {
+        (15, Duration::from_millis(200))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let signer = SigningKey::generate(Algorithm::ES256, "key-1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, json!({ "keys": [signer.public_jwk()] }).to_string()).unwrap();
+    let token = signer
+        .sign(
+            &Default::default(),
+            &json!({
+                "iss": ISSUER, "aud": [AUDIENCE, "https://tenant.example.com/userinfo"],
+                "sub": "auth0|alice", "iat": NOW - 10, "exp": NOW + 600,
+                "scope": "openid profile read:users", "permissions": ["read:users", "write:users"],
+                "email": "alice@example.com", "azp": "spa-client-id",
+            }),
+        )
+        .unwrap();
+    let cached = authorizer(&runtime, &jwks, true);
+    let uncached = authorizer(&runtime, &jwks, false);
+
+    println!(
+        "per-invocation handler time (event bytes → answer bytes), median of {rounds} rounds:"
+    );
+    for (name, template) in EVENTS {
+        let event = template.replace("${TOKEN}", &token).into_bytes();
+        for (variant, authorizer) in [("cached", &cached), ("verify", &uncached)] {
+            let answer = invoke(&runtime, authorizer, &event);
+            assert!(
+                String::from_utf8_lossy(&answer).contains("Allow")
+                    || String::from_utf8_lossy(&answer).contains("\"isAuthorized\":true"),
+                "{name}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            let mut samples = Vec::new();
+            for _ in 0..rounds {
+                let started = Instant::now();
+                let mut n = 0u32;
+                while started.elapsed() < per_round {
+                    black_box(invoke(&runtime, authorizer, black_box(&event)));
+                    n += 1;
+                }
+                samples.push(started.elapsed().as_secs_f64() / f64::from(n));
+            }
+            println!(
+                "  {name:<13} {variant:<7} {:>8.1} µs",
+                median(samples) * 1e6
+            );
+        }
+    }
+}

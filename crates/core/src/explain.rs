@@ -115,7 +115,7 @@ pub fn explain(token: &[u8], policy: &Policy, keys: &KeySet, now: UnixTime) -> E
                 .unwrap_or_default(),
         )),
     ));
-    let raw_header = Some(header.raw.clone());
+    let raw_header = Some(header.raw().clone());
     let token_state = match UnverifiedToken::parse(token, policy) {
         Ok(state) => {
             steps.push(step(

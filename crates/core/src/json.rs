@@ -7,7 +7,9 @@
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 use thiserror::Error;
 
@@ -52,6 +54,268 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(JsonError::NotAnObject),
+    }
+}
+
+/// Validates `bytes` exactly as [`parse_object`] does (UTF-8, one JSON object, no duplicate member
+/// names, nesting at most [`MAX_DEPTH`]) without building it: only the top-level members for which
+/// `slot_of` returns a slot are kept, as values, in `slots`. This is the request path's parse —
+/// a token's claims are checked from a handful of members, and the full map is built only if a
+/// caller asks for it.
+pub fn scan_object(
+    bytes: &[u8],
+    slot_of: &dyn Fn(&str) -> Option<usize>,
+    slots: &mut [Option<Value>],
+) -> Result<(), JsonError> {
+    let failure = RefCell::new(None);
+    let classify = |error: serde_json::Error| {
+        failure
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| JsonError::Malformed(error.to_string()))
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let seed = TopLevel {
+        slot_of,
+        slots,
+        failure: &failure,
+    };
+    let is_object = seed.deserialize(&mut deserializer).map_err(classify)?;
+    deserializer.end().map_err(classify)?;
+    if is_object {
+        Ok(())
+    } else {
+        Err(JsonError::NotAnObject)
+    }
+}
+
+/// Member names seen in one object, for duplicate detection without allocating in the common
+/// case (names without escapes are borrowed from the input). Small objects are searched
+/// linearly; a large one switches to a hash set so a hostile document cannot make it quadratic.
+struct SeenNames<'de> {
+    names: Vec<Cow<'de, str>>,
+    set: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> SeenNames<'de> {
+    const LINEAR_LIMIT: usize = 16;
+
+    fn new() -> Self {
+        SeenNames {
+            names: Vec::new(),
+            set: None,
+        }
+    }
+
+    /// Adds `name`; false when it was already there.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.set {
+            return set.insert(name);
+        }
+        if self.names.contains(&name) {
+            return false;
+        }
+        self.names.push(name);
+        if self.names.len() > Self::LINEAR_LIMIT {
+            self.set = Some(self.names.drain(..).collect());
+        }
+        true
+    }
+}
+
+/// Deserializes a member name, borrowing it from the input when it has no escapes.
+struct NameSeed;
+
+impl<'de> DeserializeSeed<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(NameSeed)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(value))
+    }
+}
+
+/// The top-level seed of [`scan_object`]: yields whether the document is an object.
+struct TopLevel<'a, 's> {
+    slot_of: &'a dyn Fn(&str) -> Option<usize>,
+    slots: &'s mut [Option<Value>],
+    failure: &'a RefCell<Option<JsonError>>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopLevel<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<bool, E> {
+        if value.is_finite() {
+            Ok(false)
+        } else {
+            Err(E::custom("number is not finite"))
+        }
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        Validate {
+            depth: 0,
+            failure: self.failure,
+        }
+        .visit_seq(seq)?;
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<bool, A::Error> {
+        let mut seen = SeenNames::new();
+        let nested = Validate {
+            depth: 0,
+            failure: self.failure,
+        };
+        while let Some(name) = access.next_key_seed(NameSeed)? {
+            let slot = (self.slot_of)(&name);
+            if !seen.insert(name.clone()) {
+                return Err(nested.fail(JsonError::DuplicateMember(name.into_owned())));
+            }
+            match slot.and_then(|slot| self.slots.get_mut(slot)) {
+                Some(target) => {
+                    let seed = StrictValue {
+                        depth: 0,
+                        failure: self.failure,
+                    }
+                    .nested()?;
+                    *target = Some(access.next_value_seed(seed)?);
+                }
+                None => access.next_value_seed(nested.nested()?)?,
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Validates a value (depth, duplicate names) without building it.
+#[derive(Clone, Copy)]
+struct Validate<'a> {
+    depth: usize,
+    failure: &'a RefCell<Option<JsonError>>,
+}
+
+impl<'a> Validate<'a> {
+    fn nested<E: de::Error>(&self) -> Result<Validate<'a>, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.fail(JsonError::TooDeep));
+        }
+        Ok(Validate {
+            depth: self.depth + 1,
+            failure: self.failure,
+        })
+    }
+
+    fn fail<E: de::Error>(&self, error: JsonError) -> E {
+        let message = error.to_string();
+        *self.failure.borrow_mut() = Some(error);
+        E::custom(message)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Validate<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Validate<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<(), E> {
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(E::custom("number is not finite"))
+        }
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self.nested()?)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        let mut seen = SeenNames::new();
+        while let Some(name) = access.next_key_seed(NameSeed)? {
+            if !seen.insert(name.clone()) {
+                return Err(self.fail(JsonError::DuplicateMember(name.into_owned())));
+            }
+            access.next_value_seed(self.nested()?)?;
+        }
+        Ok(())
     }
 }
 
@@ -183,6 +447,63 @@ mod tests {
         assert!(parse_object(ok.as_bytes()).is_ok());
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(64), "]".repeat(64));
         assert_eq!(parse_object(deep.as_bytes()), Err(JsonError::TooDeep));
+    }
+
+    fn scan(bytes: &[u8]) -> Result<Vec<Option<Value>>, JsonError> {
+        let names = ["a", "x"];
+        let mut slots = vec![None, None];
+        scan_object(
+            bytes,
+            &|name| names.iter().position(|n| *n == name),
+            &mut slots,
+        )?;
+        Ok(slots)
+    }
+
+    #[test]
+    fn scan_agrees_with_parse() {
+        let deep_ok = format!("{{\"a\":{}1{}}}", "[".repeat(63), "]".repeat(63));
+        let deep_bad = format!("{{\"b\":{}1{}}}", "[".repeat(64), "]".repeat(64));
+        let many: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect();
+        let many_dup = format!("{{{many}\"k7\":1}}");
+        let cases: Vec<Vec<u8>> = vec![
+            br#"{"a":1,"b":[true,null,"x"],"c":{"d":1.5}}"#.to_vec(),
+            br#"{"alg":"RS256","alg":"none"}"#.to_vec(),
+            br#"{"z":{"x":1,"x":2}}"#.to_vec(),
+            br#"{"a":1,"\u0061":2}"#.to_vec(),
+            deep_ok.into_bytes(),
+            deep_bad.into_bytes(),
+            many_dup.into_bytes(),
+            b"[1]".to_vec(),
+            b"[1".to_vec(),
+            b"{} x".to_vec(),
+            b"{\"a\":\"\xff\"}".to_vec(),
+            br#"{"a":"\ud800"}"#.to_vec(),
+            b"{\"a\":1e999}".to_vec(),
+            b"7".to_vec(),
+        ];
+        for case in cases {
+            let parsed = parse_object(&case).map(|_| ());
+            let scanned = scan(&case).map(|_| ());
+            let same = match (&parsed, &scanned) {
+                (Ok(()), Ok(())) => true,
+                (Err(JsonError::Malformed(_)), Err(JsonError::Malformed(_))) => true,
+                (a, b) => a == b,
+            };
+            assert!(
+                same,
+                "{:?}: parse {parsed:?}, scan {scanned:?}",
+                String::from_utf8_lossy(&case)
+            );
+        }
+        let slots = scan(br#"{"x":[1,{"y":2}],"b":3,"a":"s"}"#).unwrap_or_default();
+        assert_eq!(
+            slots,
+            vec![
+                Some(Value::from("s")),
+                Some(serde_json::json!([1, {"y": 2}]))
+            ]
+        );
     }
 
     #[test]

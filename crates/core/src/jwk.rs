@@ -689,12 +689,7 @@ mod tests {
     use super::*;
 
     fn header(alg: Algorithm, kid: Option<&str>) -> Header {
-        Header {
-            alg,
-            kid: kid.map(str::to_owned),
-            typ: None,
-            raw: Map::new(),
-        }
+        Header::new(alg, kid.map(str::to_owned), None)
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::alg::Algorithm;
 use crate::base64url::{self, Base64UrlError};
 use crate::json::{self, JsonError};
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 use thiserror::Error;
 
 /// Default maximum size of a whole token: 64 KiB.
@@ -125,8 +126,9 @@ pub enum HeaderError {
 
 /// The protected header, with the parameters jwtgate acts on already checked.
 ///
-/// `jwk`, `jku`, `x5u` and `x5c` are deliberately not exposed: keys never come from the token.
-#[derive(Debug, Clone, PartialEq)]
+/// `jwk`, `jku`, `x5u` and `x5c` are deliberately not exposed as fields: keys never come from the
+/// token. Every parameter is available for display through [`Header::raw`], built on first use.
+#[derive(Debug, Clone)]
 pub struct Header {
     /// The algorithm, one jwtgate implements (not yet checked against a policy's allowlist).
     pub alg: Algorithm,
@@ -134,8 +136,18 @@ pub struct Header {
     pub kid: Option<String>,
     /// The declared type, when present; one of the accepted token types.
     pub typ: Option<String>,
-    /// Every header parameter, for display.
-    pub raw: Map<String, Value>,
+    /// The decoded header JSON (already validated), for [`Header::raw`].
+    json: Box<[u8]>,
+    raw: OnceLock<Map<String, Value>>,
+}
+
+impl PartialEq for Header {
+    fn eq(&self, other: &Self) -> bool {
+        self.alg == other.alg
+            && self.kid == other.kid
+            && self.typ == other.typ
+            && self.raw() == other.raw()
+    }
 }
 
 impl Header {
@@ -146,47 +158,110 @@ impl Header {
             typ == "at+jwt" || typ == "application/at+jwt"
         })
     }
+
+    /// Every header parameter (for display and diagnostics).
+    pub fn raw(&self) -> &Map<String, Value> {
+        self.raw
+            .get_or_init(|| json::parse_object(&self.json).unwrap_or_default())
+    }
+
+    /// A header with just these parameters (for tests and key-selection callers).
+    pub fn new(alg: Algorithm, kid: Option<String>, typ: Option<String>) -> Header {
+        let mut raw = Map::new();
+        raw.insert("alg".into(), Value::from(alg.name()));
+        if let Some(kid) = &kid {
+            raw.insert("kid".into(), Value::from(kid.as_str()));
+        }
+        if let Some(typ) = &typ {
+            raw.insert("typ".into(), Value::from(typ.as_str()));
+        }
+        Header {
+            alg,
+            kid,
+            typ,
+            json: Box::default(),
+            raw: OnceLock::from(raw),
+        }
+    }
 }
 
 /// Accepted `typ` values, compared case-insensitively.
 const ACCEPTED_TYPES: [&str; 4] = ["at+jwt", "application/at+jwt", "jwt", "application/jwt"];
 
+/// The header parameters jwtgate acts on, in the order [`check_parameters`] takes them.
+const HEADER_PARAMETERS: [&str; 5] = ["alg", "kid", "typ", "crit", "b64"];
+
+type Checked = (Algorithm, Option<String>, Option<String>);
+
+fn check_parameters(values: [Option<&Value>; 5]) -> Result<Checked, HeaderError> {
+    let [alg, kid, typ, crit, b64] = values;
+    let alg = match alg {
+        None => return Err(HeaderError::MissingAlg),
+        Some(Value::String(name)) => {
+            if name.eq_ignore_ascii_case("none") {
+                return Err(HeaderError::AlgNone(name.clone()));
+            }
+            name.parse::<Algorithm>()
+                .map_err(|_| HeaderError::UnsupportedAlg(name.clone()))?
+        }
+        Some(_) => return Err(HeaderError::AlgNotString),
+    };
+    if crit.is_some() {
+        return Err(HeaderError::Crit);
+    }
+    if b64.is_some() {
+        return Err(HeaderError::B64);
+    }
+    let kid = match kid {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err(HeaderError::KidNotString),
+    };
+    let typ = match typ {
+        None => None,
+        Some(Value::String(typ)) => {
+            if !ACCEPTED_TYPES.iter().any(|t| t.eq_ignore_ascii_case(typ)) {
+                return Err(HeaderError::WrongTyp(typ.clone()));
+            }
+            Some(typ.clone())
+        }
+        Some(_) => return Err(HeaderError::TypNotString),
+    };
+    Ok((alg, kid, typ))
+}
+
 impl Header {
     /// Reads and checks the parameters of a decoded header object.
     pub fn from_object(raw: Map<String, Value>) -> Result<Header, HeaderError> {
-        let alg = match raw.get("alg") {
-            None => return Err(HeaderError::MissingAlg),
-            Some(Value::String(name)) => {
-                if name.eq_ignore_ascii_case("none") {
-                    return Err(HeaderError::AlgNone(name.clone()));
-                }
-                name.parse::<Algorithm>()
-                    .map_err(|_| HeaderError::UnsupportedAlg(name.clone()))?
-            }
-            Some(_) => return Err(HeaderError::AlgNotString),
-        };
-        if raw.contains_key("crit") {
-            return Err(HeaderError::Crit);
-        }
-        if raw.contains_key("b64") {
-            return Err(HeaderError::B64);
-        }
-        let kid = match raw.get("kid") {
-            None => None,
-            Some(Value::String(kid)) => Some(kid.clone()),
-            Some(_) => return Err(HeaderError::KidNotString),
-        };
-        let typ = match raw.get("typ") {
-            None => None,
-            Some(Value::String(typ)) => {
-                if !ACCEPTED_TYPES.iter().any(|t| t.eq_ignore_ascii_case(typ)) {
-                    return Err(HeaderError::WrongTyp(typ.clone()));
-                }
-                Some(typ.clone())
-            }
-            Some(_) => return Err(HeaderError::TypNotString),
-        };
-        Ok(Header { alg, kid, typ, raw })
+        let (alg, kid, typ) = check_parameters(HEADER_PARAMETERS.map(|name| raw.get(name)))?;
+        Ok(Header {
+            alg,
+            kid,
+            typ,
+            json: Box::default(),
+            raw: OnceLock::from(raw),
+        })
+    }
+
+    /// Validates decoded header JSON strictly and checks its parameters, without building the
+    /// parameter map (that happens only if [`Header::raw`] is called).
+    pub fn parse(json_bytes: Vec<u8>) -> Result<Header, JwsError> {
+        let mut slots: [Option<Value>; 5] = Default::default();
+        let slot_of = |name: &str| HEADER_PARAMETERS.iter().position(|p| *p == name);
+        json::scan_object(&json_bytes, &slot_of, &mut slots).map_err(|error| JwsError::Json {
+            segment: Segment::Header,
+            error,
+        })?;
+        let [a, b, c, d, e] = &slots;
+        let (alg, kid, typ) =
+            check_parameters([a.as_ref(), b.as_ref(), c.as_ref(), d.as_ref(), e.as_ref()])?;
+        Ok(Header {
+            alg,
+            kid,
+            typ,
+            json: json_bytes.into_boxed_slice(),
+            raw: OnceLock::new(),
+        })
     }
 }
 
@@ -212,7 +287,7 @@ impl<'a> CompactJws<'a> {
                 max: max_len,
             });
         }
-        let (printable, count) = scan(token);
+        let (printable, count, dots) = scan(token);
         if !printable {
             let byte = token
                 .iter()
@@ -220,15 +295,6 @@ impl<'a> CompactJws<'a> {
                 .find(|&byte| !is_token_byte(byte))
                 .unwrap_or_default();
             return Err(JwsError::NotAscii(byte));
-        }
-        let mut dots = [0usize; 2];
-        if count == 2 {
-            let first = token.iter().position(|&b| b == b'.').unwrap_or_default();
-            let second = token[first + 1..]
-                .iter()
-                .position(|&b| b == b'.')
-                .map_or(0, |at| first + 1 + at);
-            dots = [first, second];
         }
         match count {
             0 => return Err(JwsError::Opaque),
@@ -250,12 +316,8 @@ impl<'a> CompactJws<'a> {
             segment: Segment::Header,
             error,
         })?;
-        let header_map = json::parse_object(&header_json).map_err(|error| JwsError::Json {
-            segment: Segment::Header,
-            error,
-        })?;
         // The header is read first so an unsigned `alg: none` token is named as such.
-        let header = Header::from_object(header_map)?;
+        let header = Header::parse(header_json)?;
         if signature.is_empty() {
             return Err(JwsError::EmptySegment(Segment::Signature));
         }
@@ -319,15 +381,22 @@ fn is_token_byte(byte: u8) -> bool {
     byte.wrapping_sub(0x21) < 0x5E
 }
 
-/// Whether every byte is printable ASCII, and how many `.` there are: eight bytes at a time
-/// (SWAR), with no branch per byte.
-fn scan(token: &[u8]) -> (bool, usize) {
+/// Whether every byte is printable ASCII, how many `.` there are and where the first two are:
+/// eight bytes at a time (SWAR), with no branch per byte.
+fn scan(token: &[u8]) -> (bool, usize, [usize; 2]) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     let mut bad = 0u64;
     let mut dots = 0usize;
+    let mut positions = [0usize; 2];
+    let mut record = |index: usize, dots: usize| {
+        if let Some(slot) = positions.get_mut(dots) {
+            *slot = index;
+        }
+    };
     let mut words = token.chunks_exact(8);
+    let mut base = 0usize;
     for word in &mut words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
@@ -335,16 +404,24 @@ fn scan(token: &[u8]) -> (bool, usize) {
         // Some byte is below 0x21; some byte is above 0x7E (0x7F, or the high bit set).
         bad |= x.wrapping_sub(ONES * 0x21) & !x & HIGH;
         bad |= (x.wrapping_add(ONES) | x) & HIGH;
-        // Exactly the bytes equal to '.' end up with a clear high bit in `t`.
+        // Exactly the bytes equal to '.' end up with a set high bit in `found`.
         let y = x ^ (ONES * u64::from(b'.'));
-        let t = ((y & LOW7).wrapping_add(LOW7) | y) & HIGH;
-        dots += (t ^ HIGH).count_ones() as usize;
+        let mut found = (((y & LOW7).wrapping_add(LOW7) | y) & HIGH) ^ HIGH;
+        while found != 0 {
+            record(base + found.trailing_zeros() as usize / 8, dots);
+            dots += 1;
+            found &= found - 1;
+        }
+        base += 8;
     }
-    for &byte in words.remainder() {
+    for (offset, &byte) in words.remainder().iter().enumerate() {
         bad |= u64::from(!is_token_byte(byte));
-        dots += usize::from(byte == b'.');
+        if byte == b'.' {
+            record(base + offset, dots);
+            dots += 1;
+        }
     }
-    (bad == 0, dots)
+    (bad == 0, dots, positions)
 }
 
 /// Best-effort read of a JWE header's `alg` and `enc`, for the error message only.
@@ -408,6 +485,34 @@ mod tests {
             parse(&format!("{}.e30.", encode(br#"{"alg":"none"}"#))),
             Some(JwsError::Header(HeaderError::AlgNone("none".into())))
         );
+    }
+
+    #[test]
+    fn scan_finds_every_dot() {
+        let inputs = [
+            "a.b.c",
+            "abcdefgh.ijklmnop.q",
+            ".",
+            "........",
+            "abcdefghijklmnopq",
+            "ab.cdefghijklmnop.qrstuvwxyz.0123",
+        ];
+        for input in inputs {
+            let naive: Vec<usize> = input
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'.')
+                .map(|(i, _)| i)
+                .collect();
+            let (printable, count, positions) = scan(input.as_bytes());
+            assert!(printable);
+            assert_eq!(count, naive.len(), "{input}");
+            for (i, position) in naive.iter().take(2).enumerate() {
+                assert_eq!(positions[i], *position, "{input}");
+            }
+        }
+        assert!(!scan(b"abc\x7fdefgh").0);
+        assert!(!scan(b"abcdefgh ijk").0);
     }
 
     #[test]

@@ -64,6 +64,7 @@
 
 pub mod alg;
 pub mod base64url;
+pub mod claims;
 pub mod crypto;
 pub mod der;
 mod explain;
@@ -79,6 +80,7 @@ pub mod time;
 mod verify;
 
 pub use alg::{Algorithm, AlgorithmSet};
+pub use claims::ClaimSet;
 pub use explain::{explain, Explanation, Status, Step};
 pub use jwk::{KeySet, Secret, SkipReason, SkippedKey};
 pub use jws::{CompactJws, Header, JwsError};

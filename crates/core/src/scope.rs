@@ -4,6 +4,7 @@
 //! string (RFC 9068 §2.2.3), the `scp` claim (a string or an array, as Okta and Entra ID issue it)
 //! or the `permissions` array (Auth0 RBAC). `read:users2` does not grant `read:users`.
 
+use crate::claims::ClaimSet;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -65,7 +66,7 @@ impl ScopeRequirement {
     }
 
     /// The required scopes the claims do not grant; empty when the requirement is met.
-    pub fn missing<'a>(&'a self, claims: &Map<String, Value>) -> Vec<&'a str> {
+    pub fn missing<'a>(&'a self, claims: &dyn ClaimSet) -> Vec<&'a str> {
         let missing: Vec<&str> = self
             .scopes
             .iter()
@@ -93,13 +94,13 @@ impl fmt::Display for ScopeRequirement {
 pub const SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
 
 /// Every scope the claims grant, in claim order (`scope`, then `scp`, then `permissions`).
-pub fn granted(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
+pub fn granted(claims: &dyn ClaimSet) -> impl Iterator<Item = &str> + '_ {
     let scope = claims
-        .get("scope")
+        .claim("scope")
         .and_then(Value::as_str)
         .into_iter()
         .flat_map(|s| s.split(' ').filter(|s| !s.is_empty()));
-    let scp = claims.get("scp").into_iter().flat_map(|value| {
+    let scp = claims.claim("scp").into_iter().flat_map(|value| {
         let (text, items) = match value {
             Value::String(text) => (Some(text.as_str()), None),
             Value::Array(items) => (None, Some(items)),
@@ -110,7 +111,7 @@ pub fn granted(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
             .chain(items.into_iter().flatten().filter_map(Value::as_str))
     });
     let permissions = claims
-        .get("permissions")
+        .claim("permissions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -120,7 +121,7 @@ pub fn granted(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
 
 /// The granted scopes without repeats, in first-seen order (a scope in both `scope` and
 /// `permissions` appears once): what descriptions and identity headers show.
-pub fn distinct(claims: &Map<String, Value>) -> Vec<&str> {
+pub fn distinct(claims: &dyn ClaimSet) -> Vec<&str> {
     let mut seen: Vec<&str> = Vec::new();
     for scope in granted(claims) {
         if !seen.contains(&scope) {
@@ -131,7 +132,7 @@ pub fn distinct(claims: &Map<String, Value>) -> Vec<&str> {
 }
 
 /// True when the claims grant `scope` exactly.
-pub fn grants(claims: &Map<String, Value>, scope: &str) -> bool {
+pub fn grants(claims: &dyn ClaimSet, scope: &str) -> bool {
     granted(claims).any(|granted| granted == scope)
 }
 

@@ -6,6 +6,7 @@
 //! [`Verifier`] chains the three for the common case; [`explain`] runs every check and reports each.
 
 use crate::alg::Algorithm;
+use crate::claims::{CapturedClaims, ClaimSet};
 use crate::json;
 use crate::jwk::{KeySet, SelectedKey};
 use crate::jws::{CompactJws, Header, JwsError, Segment, MAX_SIGNATURE_LEN};
@@ -15,6 +16,7 @@ use crate::scope::{self, ScopeRequirement};
 use crate::time::{self, UnixTime};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
+use std::sync::OnceLock;
 
 /// A parsed token whose header passed the structural rules and the algorithm allowlist.
 /// Nothing in it is trusted yet.
@@ -49,13 +51,25 @@ impl<'a> UnverifiedToken<'a> {
         decode_claims(&self.jws)
     }
 
-    /// Chooses the key from `keys` and checks the signature.
+    /// Chooses the key from `keys`, checks the signature, and validates the payload as a strict
+    /// JSON object (capturing the registered claims the policy checks read).
     pub fn verify_signature(self, keys: &KeySet) -> Result<SignedToken, Rejection> {
         self.check_signature(keys)?;
-        let claims = decode_claims(&self.jws)?;
+        let payload = self.jws.decode_payload().map_err(Reason::BadPayload)?;
+        let mut captured = CapturedClaims::default();
+        json::scan_object(&payload, &CapturedClaims::slot, captured.slots_mut()).map_err(
+            |error| {
+                Rejection::from(Reason::BadPayload(JwsError::Json {
+                    segment: Segment::Payload,
+                    error,
+                }))
+            },
+        )?;
         Ok(SignedToken {
             header: self.jws.into_header(),
-            claims,
+            payload: payload.into_boxed_slice(),
+            captured,
+            claims: OnceLock::new(),
         })
     }
 
@@ -108,7 +122,34 @@ fn decode_claims(jws: &CompactJws<'_>) -> Result<Map<String, Value>, Rejection> 
 #[derive(Debug, Clone)]
 pub struct SignedToken {
     header: Header,
-    claims: Map<String, Value>,
+    payload: Box<[u8]>,
+    captured: CapturedClaims,
+    claims: OnceLock<Map<String, Value>>,
+}
+
+/// The full claims map of a validated payload, built on first use.
+fn full_claims<'a>(
+    cell: &'a OnceLock<Map<String, Value>>,
+    payload: &[u8],
+) -> &'a Map<String, Value> {
+    // The payload was validated by `scan_object` with the same rules, so this cannot fail.
+    cell.get_or_init(|| json::parse_object(payload).unwrap_or_default())
+}
+
+/// The captured claims, falling back to the full map for any other name.
+struct ClaimView<'a> {
+    captured: &'a CapturedClaims,
+    payload: &'a [u8],
+    full: &'a OnceLock<Map<String, Value>>,
+}
+
+impl ClaimSet for ClaimView<'_> {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        match CapturedClaims::slot(name) {
+            Some(_) => self.captured.claim(name),
+            None => full_claims(self.full, self.payload).get(name),
+        }
+    }
 }
 
 impl SignedToken {
@@ -119,28 +160,45 @@ impl SignedToken {
 
     /// The authentic, unchecked claims.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.claims
+        full_claims(&self.claims, &self.payload)
     }
 
     /// Applies `policy` at time `now`.
     pub fn check(self, policy: &Policy, now: UnixTime) -> Result<Verified, Rejection> {
+        let view = ClaimView {
+            captured: &self.captured,
+            payload: &self.payload,
+            full: &self.claims,
+        };
         for check in Check::ALL {
-            if check.applies(policy) {
-                check.run(policy, &self.header, &self.claims, now)?;
+            if check.applies(policy) && check.run(policy, &self.header, &view, now).is_err() {
+                // Run the failing check again on every claim, for the complete diagnosis.
+                let claims = full_claims(&self.claims, &self.payload);
+                check.run(policy, &self.header, claims, now)?;
             }
         }
         Ok(Verified {
             header: self.header,
+            payload: self.payload,
+            captured: self.captured,
             claims: self.claims,
         })
     }
 }
 
 /// An accepted token: signature, issuer, audience, times and policy scopes all checked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Verified {
     header: Header,
-    claims: Map<String, Value>,
+    payload: Box<[u8]>,
+    captured: CapturedClaims,
+    claims: OnceLock<Map<String, Value>>,
+}
+
+impl PartialEq for Verified {
+    fn eq(&self, other: &Self) -> bool {
+        self.header == other.header && self.payload == other.payload
+    }
 }
 
 impl Verified {
@@ -154,25 +212,26 @@ impl Verified {
         self.header.alg
     }
 
-    /// Every claim.
+    /// Every claim (the map is built on first use).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.claims
+        full_claims(&self.claims, &self.payload)
     }
 
     /// Consumes the result, returning the claims.
     pub fn into_claims(self) -> Map<String, Value> {
-        self.claims
+        full_claims(&self.claims, &self.payload);
+        self.claims.into_inner().unwrap_or_default()
     }
 
     /// `sub`, when it is a string.
     pub fn subject(&self) -> Option<&str> {
-        self.claims.get("sub").and_then(Value::as_str)
+        self.captured.claim("sub").and_then(Value::as_str)
     }
 
     /// `iss` (always present in a verified token).
     pub fn issuer(&self) -> &str {
-        self.claims
-            .get("iss")
+        self.captured
+            .claim("iss")
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
@@ -180,17 +239,20 @@ impl Verified {
     /// Every scope granted through `scope`, `scp` or `permissions` (a scope granted by two
     /// claims appears twice; see [`Verified::distinct_scopes`]).
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        scope::granted(&self.claims)
+        scope::granted(&self.captured)
     }
 
     /// The granted scopes without repeats, in first-seen order.
     pub fn distinct_scopes(&self) -> Vec<&str> {
-        scope::distinct(&self.claims)
+        scope::distinct(&self.captured)
     }
 
     /// Checks a further requirement (for example a route's), giving `insufficient_scope` if unmet.
     pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Rejection> {
-        check_scopes(requirement, &self.claims)
+        if requirement.missing(&self.captured).is_empty() {
+            return Ok(());
+        }
+        check_scopes(requirement, self.claims())
     }
 }
 
@@ -302,7 +364,7 @@ impl Check {
         self,
         policy: &Policy,
         header: &Header,
-        claims: &Map<String, Value>,
+        claims: &dyn ClaimSet,
         now: UnixTime,
     ) -> Result<(), Rejection> {
         let leeway = policy.leeway;
@@ -401,7 +463,7 @@ impl Check {
             }
             Check::RequiredClaims => {
                 for (name, expected) in &policy.required_claims {
-                    let found = claims.get(name);
+                    let found = claims.claim(name);
                     if found != Some(expected) {
                         return fail(Reason::ClaimValueMismatch {
                             name: name.clone(),
@@ -421,18 +483,15 @@ fn fail<T>(reason: Reason) -> Result<T, Rejection> {
     Err(reason.into())
 }
 
-fn string_claim<'c>(
-    claims: &'c Map<String, Value>,
-    name: &'static str,
-) -> Result<&'c str, Rejection> {
+fn string_claim<'c>(claims: &'c dyn ClaimSet, name: &'static str) -> Result<&'c str, Rejection> {
     optional_string(claims, name)?.ok_or_else(|| Reason::MissingClaim(name).into())
 }
 
 fn optional_string<'c>(
-    claims: &'c Map<String, Value>,
+    claims: &'c dyn ClaimSet,
     name: &'static str,
 ) -> Result<Option<&'c str>, Rejection> {
-    match claims.get(name) {
+    match claims.claim(name) {
         None => Ok(None),
         Some(Value::String(value)) => Ok(Some(value)),
         Some(_) => fail(Reason::InvalidClaim {
@@ -443,10 +502,10 @@ fn optional_string<'c>(
 }
 
 fn number_claim<'c>(
-    claims: &'c Map<String, Value>,
+    claims: &'c dyn ClaimSet,
     name: &'static str,
 ) -> Result<Option<&'c serde_json::Number>, Rejection> {
-    match claims.get(name) {
+    match claims.claim(name) {
         None => Ok(None),
         Some(Value::Number(number)) => Ok(Some(number)),
         Some(_) => fail(Reason::InvalidClaim {
@@ -456,13 +515,13 @@ fn number_claim<'c>(
     }
 }
 
-fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Rejection> {
+fn check_audience(policy: &Policy, claims: &dyn ClaimSet) -> Result<(), Rejection> {
     let invalid = Reason::InvalidClaim {
         name: "aud",
         expected: "a string or an array of strings",
     };
     let matches = |aud: &str| policy.audiences.iter().any(|a| a == aud);
-    let ok = match claims.get("aud") {
+    let ok = match claims.claim("aud") {
         None => return fail(Reason::MissingClaim("aud")),
         Some(Value::String(aud)) => matches(aud),
         Some(Value::Array(items)) => {
@@ -477,7 +536,7 @@ fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Re
     if ok {
         return Ok(());
     }
-    let found: Vec<String> = match claims.get("aud") {
+    let found: Vec<String> = match claims.claim("aud") {
         Some(Value::String(aud)) => vec![aud.clone()],
         Some(Value::Array(items)) => items
             .iter()
@@ -494,12 +553,12 @@ fn check_audience(policy: &Policy, claims: &Map<String, Value>) -> Result<(), Re
 }
 
 /// Looks for the marks of an OpenID Connect ID token.
-pub fn id_token_signs(claims: &Map<String, Value>, audiences: &[String]) -> IdTokenSigns {
+pub fn id_token_signs(claims: &dyn ClaimSet, audiences: &[String]) -> IdTokenSigns {
     let claims_found = ["nonce", "at_hash", "c_hash"]
         .into_iter()
-        .filter(|name| claims.contains_key(*name))
+        .filter(|name| claims.claim(name).is_some())
         .collect();
-    let azp = claims.get("azp").and_then(Value::as_str);
+    let azp = claims.claim("azp").and_then(Value::as_str);
     let aud_is_client_id = audiences.len() == 1 && azp.is_some_and(|azp| azp == audiences[0]);
     IdTokenSigns {
         claims: claims_found,
@@ -507,10 +566,7 @@ pub fn id_token_signs(claims: &Map<String, Value>, audiences: &[String]) -> IdTo
     }
 }
 
-fn check_scopes(
-    requirement: &ScopeRequirement,
-    claims: &Map<String, Value>,
-) -> Result<(), Rejection> {
+fn check_scopes(requirement: &ScopeRequirement, claims: &dyn ClaimSet) -> Result<(), Rejection> {
     let missing = requirement.missing(claims);
     if missing.is_empty() {
         return Ok(());
@@ -518,7 +574,10 @@ fn check_scopes(
     let elsewhere = missing
         .iter()
         .flat_map(|scope| {
-            scope::found_elsewhere(claims, scope)
+            claims
+                .as_map()
+                .map(|all| scope::found_elsewhere(all, scope))
+                .unwrap_or_default()
                 .into_iter()
                 .map(move |claim| ((*scope).to_owned(), claim.to_owned()))
         })

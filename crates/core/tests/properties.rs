@@ -393,12 +393,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 
 fn header() -> Header {
-    Header {
-        alg: Algorithm::ES256,
-        kid: None,
-        typ: None,
-        raw: Map::new(),
-    }
+    Header::new(Algorithm::ES256, None, None)
 }
 
 fn run(check: Check, leeway: u64, claims: Value, now: i64) -> bool {

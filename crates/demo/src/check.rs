@@ -51,7 +51,11 @@ impl Report {
             let _ = writeln!(text, "{mark} {}: {}", step.name, step.detail);
         }
         let passed = self.steps.iter().filter(|s| s.passed).count();
-        let _ = writeln!(text, "{passed} passed, {} failed", self.steps.len() - passed);
+        let _ = writeln!(
+            text,
+            "{passed} passed, {} failed",
+            self.steps.len() - passed
+        );
         text
     }
 }
@@ -114,7 +118,12 @@ pub async fn login(demo: &Demo, user: &str, audience: Option<&str>) -> Result<To
         .ok_or_else(|| format!("login answered {} without a redirect", redirect.status()))?;
     let location = url::Url::parse(location).map_err(|e| e.to_string())?;
     let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     if get("state").as_deref() != Some(state.as_str()) {
         return Err("the redirect's state does not match".into());
     }
@@ -140,17 +149,26 @@ pub async fn login(demo: &Demo, user: &str, audience: Option<&str>) -> Result<To
 }
 
 /// An API call through the gateway: status, `WWW-Authenticate`, body.
-pub async fn call(demo: &Demo, method: &str, token: Option<&str>) -> Result<(StatusCode, String, String), String> {
+pub async fn call(
+    demo: &Demo,
+    method: &str,
+    token: Option<&str>,
+) -> Result<(StatusCode, String, String), String> {
     let client = reqwest::Client::new();
     let url = format!("{}api/users", demo.app_url);
     let mut request = match method {
-        "POST" => client.post(&url).json(&serde_json::json!({"name": "Check User", "email": "check@example.com"})),
+        "POST" => client
+            .post(&url)
+            .json(&serde_json::json!({"name": "Check User", "email": "check@example.com"})),
         _ => client.get(&url),
     };
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.map_err(|e| format!("{method} /api/users: {e}"))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("{method} /api/users: {e}"))?;
     let status = response.status();
     let challenge = response
         .headers()
@@ -162,7 +180,13 @@ pub async fn call(demo: &Demo, method: &str, token: Option<&str>) -> Result<(Sta
     Ok((status, challenge, body))
 }
 
-fn expect(report: &mut Report, name: &str, outcome: Result<(StatusCode, String, String), String>, status: u16, words: &str) {
+fn expect(
+    report: &mut Report,
+    name: &str,
+    outcome: Result<(StatusCode, String, String), String>,
+    status: u16,
+    words: &str,
+) {
     match outcome {
         Ok((got, challenge, body)) => {
             let ok = got.as_u16() == status && (words.is_empty() || challenge.contains(words));
@@ -180,35 +204,97 @@ fn expect(report: &mut Report, name: &str, outcome: Result<(StatusCode, String, 
 /// Runs the whole flow against a running demo.
 pub async fn run(demo: &Demo) -> Report {
     let mut report = Report::default();
-    let discovery = reqwest::get(format!("{}.well-known/openid-configuration", demo.issuer_url)).await;
+    let discovery = reqwest::get(format!(
+        "{}.well-known/openid-configuration",
+        demo.issuer_url
+    ))
+    .await;
     let discovery_ok = discovery.as_ref().is_ok_and(|r| r.status().is_success());
-    report.record("issuer discovery", discovery_ok, format!("{}.well-known/openid-configuration", demo.issuer_url));
+    report.record(
+        "issuer discovery",
+        discovery_ok,
+        format!("{}.well-known/openid-configuration", demo.issuer_url),
+    );
     let page = reqwest::get(demo.app_url.clone()).await;
     let page_ok = match page {
         Ok(page) => page.text().await.is_ok_and(|t| t.contains("jwtgate demo")),
         Err(_) => false,
     };
-    report.record("SPA page served through the gateway", page_ok, demo.app_url.clone());
+    report.record(
+        "SPA page served through the gateway",
+        page_ok,
+        demo.app_url.clone(),
+    );
 
-    expect(&mut report, "no token is refused", call(demo, "GET", None).await, 401, "Bearer realm=");
+    expect(
+        &mut report,
+        "no token is refused",
+        call(demo, "GET", None).await,
+        401,
+        "Bearer realm=",
+    );
     let alice = login(demo, "alice", Some(API_AUDIENCE)).await;
-    report.record("alice logs in (code + PKCE)", alice.is_ok(), alice.as_ref().map_or_else(Clone::clone, |t| format!("access token of {} bytes", t.access_token.len())));
+    report.record(
+        "alice logs in (code + PKCE)",
+        alice.is_ok(),
+        alice.as_ref().map_or_else(Clone::clone, |t| {
+            format!("access token of {} bytes", t.access_token.len())
+        }),
+    );
     if let Ok(alice) = &alice {
-        expect(&mut report, "alice reads users", call(demo, "GET", Some(&alice.access_token)).await, 200, "");
-        expect(&mut report, "alice cannot create users", call(demo, "POST", Some(&alice.access_token)).await, 403, "insufficient_scope");
-        expect(&mut report, "the ID token is refused with the ID-token hint", call(demo, "GET", Some(&alice.id_token)).await, 401, "looks like an ID token");
+        expect(
+            &mut report,
+            "alice reads users",
+            call(demo, "GET", Some(&alice.access_token)).await,
+            200,
+            "",
+        );
+        expect(
+            &mut report,
+            "alice cannot create users",
+            call(demo, "POST", Some(&alice.access_token)).await,
+            403,
+            "insufficient_scope",
+        );
+        expect(
+            &mut report,
+            "the ID token is refused with the ID-token hint",
+            call(demo, "GET", Some(&alice.id_token)).await,
+            401,
+            "looks like an ID token",
+        );
     }
     let bob = login(demo, "bob", Some(API_AUDIENCE)).await;
-    report.record("bob logs in", bob.is_ok(), bob.as_ref().map_or_else(Clone::clone, |_| "ok".to_owned()));
+    report.record(
+        "bob logs in",
+        bob.is_ok(),
+        bob.as_ref().map_or_else(Clone::clone, |_| "ok".to_owned()),
+    );
     if let Ok(bob) = &bob {
-        expect(&mut report, "bob cannot read users", call(demo, "GET", Some(&bob.access_token)).await, 403, "insufficient_scope");
+        expect(
+            &mut report,
+            "bob cannot read users",
+            call(demo, "GET", Some(&bob.access_token)).await,
+            403,
+            "insufficient_scope",
+        );
     }
     let opaque = login(demo, "alice", None).await;
     match &opaque {
         Ok(tokens) => {
             let is_opaque = tokens.access_token.split('.').count() != 3;
-            report.record("without an audience the access token is opaque", is_opaque, format!("{} characters", tokens.access_token.len()));
-            expect(&mut report, "the opaque token is refused with the audience hint", call(demo, "GET", Some(&tokens.access_token)).await, 401, "opaque");
+            report.record(
+                "without an audience the access token is opaque",
+                is_opaque,
+                format!("{} characters", tokens.access_token.len()),
+            );
+            expect(
+                &mut report,
+                "the opaque token is refused with the audience hint",
+                call(demo, "GET", Some(&tokens.access_token)).await,
+                401,
+                "opaque",
+            );
         }
         Err(error) => report.record("login without audience", false, error.clone()),
     }
@@ -217,16 +303,36 @@ pub async fn run(demo: &Demo) -> Report {
         .send()
         .await;
     let rotated = rotation.as_ref().is_ok_and(|r| r.status().is_success());
-    report.record("issuer key rotated", rotated, rotation.map_or_else(|e| e.to_string(), |r| r.status().to_string()));
+    report.record(
+        "issuer key rotated",
+        rotated,
+        rotation.map_or_else(|e| e.to_string(), |r| r.status().to_string()),
+    );
     if let Ok(alice) = &alice {
-        expect(&mut report, "a token signed before the rotation still works", call(demo, "GET", Some(&alice.access_token)).await, 200, "");
+        expect(
+            &mut report,
+            "a token signed before the rotation still works",
+            call(demo, "GET", Some(&alice.access_token)).await,
+            200,
+            "",
+        );
     }
     match login(demo, "alice", Some(API_AUDIENCE)).await {
         Ok(fresh) => {
             let old_kid = alice.as_ref().ok().and_then(|t| kid(&t.access_token));
             let new_kid = kid(&fresh.access_token);
-            report.record("new tokens use the new key", new_kid.is_some() && new_kid != old_kid, format!("kid {new_kid:?} (was {old_kid:?})"));
-            expect(&mut report, "a token signed after the rotation works", call(demo, "GET", Some(&fresh.access_token)).await, 200, "");
+            report.record(
+                "new tokens use the new key",
+                new_kid.is_some() && new_kid != old_kid,
+                format!("kid {new_kid:?} (was {old_kid:?})"),
+            );
+            expect(
+                &mut report,
+                "a token signed after the rotation works",
+                call(demo, "GET", Some(&fresh.access_token)).await,
+                200,
+                "",
+            );
         }
         Err(error) => report.record("login after rotation", false, error),
     }

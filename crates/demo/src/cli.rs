@@ -27,7 +27,9 @@ pub struct DemoArgs {
 
 /// Runs `jwtgate demo`.
 pub fn run(args: &DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         if args.check {
             let temporary = tempfile::tempdir()?;

@@ -121,7 +121,11 @@ fn local_port(listener: &TcpListener) -> Result<u16, DemoError> {
 }
 
 /// The gateway configuration the demo runs: proxy mode in front of the users API.
-pub fn gateway_config(issuer_url: &str, app_port: u16, upstream: SocketAddr) -> Result<GatewayConfig, DemoError> {
+pub fn gateway_config(
+    issuer_url: &str,
+    app_port: u16,
+    upstream: SocketAddr,
+) -> Result<GatewayConfig, DemoError> {
     let mut config = GatewayConfig::default();
     config.server.listen = SocketAddr::from(([127, 0, 0, 1], app_port));
     config.server.realm = "jwtgate demo".to_owned();
@@ -151,15 +155,13 @@ pub fn gateway_config(issuer_url: &str, app_port: u16, upstream: SocketAddr) -> 
             .routes
             .push(RouteSection::parse_spec(spec).map_err(DemoError::Gateway)?);
     }
-    config.proxy = Some(
-        toml_proxy(&format!("http://{upstream}")).map_err(DemoError::Gateway)?,
-    );
+    config.proxy = Some(toml_proxy(&format!("http://{upstream}")).map_err(DemoError::Gateway)?);
     Ok(config)
 }
 
 fn toml_proxy(upstream: &str) -> Result<ProxyOptions, String> {
-    let options: ProxyOptions = serde_json::from_value(json!({ "upstream": upstream }))
-        .map_err(|e| e.to_string())?;
+    let options: ProxyOptions =
+        serde_json::from_value(json!({ "upstream": upstream })).map_err(|e| e.to_string())?;
     Ok(options)
 }
 
@@ -200,7 +202,8 @@ impl Demo {
             let _ = watch.wait_for(|stop| *stop).await;
         };
         let mut tasks = Vec::new();
-        let issuer_task = jwtgate_issuer::serve(issuer_listener, issuer.clone(), stopped(watch.clone()));
+        let issuer_task =
+            jwtgate_issuer::serve(issuer_listener, issuer.clone(), stopped(watch.clone()));
         tasks.push(tokio::spawn(async move {
             if let Err(error) = issuer_task.await {
                 tracing::error!(%error, "issuer stopped");
@@ -218,7 +221,10 @@ impl Demo {
             app_url: app_url.clone(),
         };
         let api = Router::new()
-            .route("/api/users", get(users::list_users).post(users::create_user))
+            .route(
+                "/api/users",
+                get(users::list_users).post(users::create_user),
+            )
             .with_state(state.store.clone())
             .merge(
                 Router::new()
@@ -231,10 +237,12 @@ impl Demo {
             );
         let api_stop = stopped(watch.clone());
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(api_listener, api).with_graceful_shutdown(api_stop).await;
+            let _ = axum::serve(api_listener, api)
+                .with_graceful_shutdown(api_stop)
+                .await;
         }));
-        let gateway = server::router(built.gatekeeper.clone(), &built.options)
-            .map_err(DemoError::Gateway)?;
+        let gateway =
+            server::router(built.gatekeeper.clone(), &built.options).map_err(DemoError::Gateway)?;
         let gateway_stop = stopped(watch);
         tasks.push(tokio::spawn(async move {
             if let Err(error) = server::serve(app_listener, gateway, gateway_stop).await {
@@ -303,11 +311,16 @@ async fn demo_config(State(state): State<AppState>) -> Response {
 async fn rotate(State(state): State<AppState>) -> Response {
     let published = match state.issuer.publish_next_keys() {
         Ok(ids) => ids,
-        Err(error) => return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+        Err(error) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+        }
     };
     for entry in state.gatekeeper.registry().entries() {
         if let Err(error) = entry.source().refresh_now().await {
-            return (StatusCode::BAD_GATEWAY, format!("the gateway could not refresh its keys: {error}"))
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("the gateway could not refresh its keys: {error}"),
+            )
                 .into_response();
         }
     }

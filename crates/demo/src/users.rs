@@ -85,9 +85,11 @@ impl UserStore {
             )
             .map_err(error)?;
         let seeded: bool = connection
-            .query_row("SELECT COUNT(*) FROM meta WHERE key = 'seeded'", [], |row| {
-                row.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM meta WHERE key = 'seeded'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
             .map(|n| n > 0)
             .map_err(error)?;
         if !seeded {
@@ -161,7 +163,10 @@ fn problem(status: StatusCode, message: &str) -> Response {
 /// `GET /api/users`.
 pub async fn list_users(State(store): State<UserStore>, headers: HeaderMap) -> Response {
     if caller(&headers).is_none() {
-        return problem(StatusCode::UNAUTHORIZED, "no verified caller (is the gateway in front?)");
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "no verified caller (is the gateway in front?)",
+        );
     }
     match store.list() {
         Ok(users) => Json(users).into_response(),
@@ -176,11 +181,17 @@ pub async fn create_user(
     Json(user): Json<NewUser>,
 ) -> Response {
     let Some(creator) = caller(&headers) else {
-        return problem(StatusCode::UNAUTHORIZED, "no verified caller (is the gateway in front?)");
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "no verified caller (is the gateway in front?)",
+        );
     };
     let name_ok = !user.name.trim().is_empty() && user.name.chars().count() <= 100;
     if !name_ok || !user.email.contains('@') || user.email.len() > 200 {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "a name (1-100 characters) and an email are required");
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a name (1-100 characters) and an email are required",
+        );
     }
     match store.create(&user, &creator) {
         Ok(row) => (StatusCode::CREATED, Json(row)).into_response(),
@@ -198,7 +209,13 @@ mod tests {
         let path = dir.path().join("users.sqlite");
         let store = UserStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.list().map(|u| u.len()).ok(), Some(3));
-        let added = store.create(&NewUser { name: "Eve".into(), email: "eve@example.com".into() }, "auth0|x");
+        let added = store.create(
+            &NewUser {
+                name: "Eve".into(),
+                email: "eve@example.com".into(),
+            },
+            "auth0|x",
+        );
         assert!(added.is_ok());
         drop(store);
         let again = UserStore::open(&path).unwrap_or_else(|e| panic!("{e}"));

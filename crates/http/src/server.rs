@@ -47,33 +47,70 @@ struct AppState {
     invalid_request_status: StatusCode,
 }
 
+/// Why the original request of a forward-auth check cannot be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OriginalRequestError {
+    /// Neither `X-Forwarded-Uri` nor `X-Original-URI`.
+    Missing,
+    /// The two conventions disagree (or a header is repeated): one copy came from the client.
+    Conflict,
+}
+
 /// The original method and URI of a forward-auth check, from `X-Forwarded-Method`/`-Uri`
-/// (Traefik, Caddy) or `X-Original-Method`/`-URI` (the nginx convention).
-fn original_request(headers: &HeaderMap) -> Option<(String, String)> {
-    let get = |name: &str| {
-        headers
-            .get(name)
+/// (Traefik, Caddy) or `X-Original-Method`/`-URI` (the nginx convention). When both conventions
+/// are present they must agree, and none may be repeated: a proxy that passes the client's own
+/// copy through (nginx's `auth_request` forwards client headers unless told otherwise) must never
+/// let the client choose which path is checked.
+fn original_request(headers: &HeaderMap) -> Result<(String, String), OriginalRequestError> {
+    let get = |name: &str| -> Result<Option<String>, OriginalRequestError> {
+        let mut values = headers.get_all(name).iter();
+        let first = values
+            .next()
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+            .map(str::to_owned);
+        if values.next().is_some() {
+            return Err(OriginalRequestError::Conflict);
+        }
+        Ok(first)
     };
-    let method = get("x-forwarded-method").or_else(|| get("x-original-method"));
-    let uri = get("x-forwarded-uri").or_else(|| get("x-original-uri"));
+    let agree = |a: Option<String>, b: Option<String>, ignore_case: bool| match (a, b) {
+        (Some(a), Some(b))
+            if (ignore_case && !a.eq_ignore_ascii_case(&b)) || (!ignore_case && a != b) =>
+        {
+            Err(OriginalRequestError::Conflict)
+        }
+        (a, b) => Ok(a.or(b)),
+    };
+    let method = agree(get("x-forwarded-method")?, get("x-original-method")?, true)?;
+    let uri = agree(get("x-forwarded-uri")?, get("x-original-uri")?, false)?;
     match (method, uri) {
-        (Some(method), Some(uri)) => Some((method.to_ascii_uppercase(), uri)),
+        (Some(method), Some(uri)) => Ok((method.to_ascii_uppercase(), uri)),
         // nginx's auth_request keeps the method of the original request on the subrequest.
-        (None, Some(uri)) => Some((String::new(), uri)),
-        _ => None,
+        (None, Some(uri)) => Ok((String::new(), uri)),
+        _ => Err(OriginalRequestError::Missing),
     }
 }
 
 async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     let gatekeeper = &state.gatekeeper;
     let headers = request.headers();
-    let Some((method, uri)) = original_request(headers) else {
-        tracing::error!("forward-auth request without X-Forwarded-Uri or X-Original-URI: check the proxy configuration");
-        let mut denial = Denial::forbidden_route(gatekeeper.realm());
-        denial.description = "the proxy did not send X-Forwarded-Uri or X-Original-URI".to_owned();
-        return denial.into_response();
+    let (method, uri) = match original_request(headers) {
+        Ok(original) => original,
+        Err(problem) => {
+            let description = match problem {
+                OriginalRequestError::Missing => {
+                    tracing::error!("forward-auth request without X-Forwarded-Uri or X-Original-URI: check the proxy configuration");
+                    "the proxy did not send X-Forwarded-Uri or X-Original-URI"
+                }
+                OriginalRequestError::Conflict => {
+                    tracing::warn!("forward-auth request with conflicting original-request headers: the proxy passes client copies through");
+                    "conflicting X-Forwarded-*/X-Original-* headers: the proxy must clear the client's copies"
+                }
+            };
+            let mut denial = Denial::forbidden_route(gatekeeper.realm());
+            denial.description = description.to_owned();
+            return denial.into_response();
+        }
     };
     let method = if method.is_empty() {
         request.method().as_str().to_owned()
@@ -312,4 +349,58 @@ pub async fn shutdown_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn original_request_conventions() {
+        let ok = |pairs| original_request(&headers(pairs));
+        assert_eq!(
+            ok(&[("x-forwarded-method", "get"), ("x-forwarded-uri", "/a")]),
+            Ok(("GET".into(), "/a".into()))
+        );
+        assert_eq!(
+            ok(&[("x-original-uri", "/a?b")]),
+            Ok((String::new(), "/a?b".into()))
+        );
+        assert_eq!(
+            ok(&[("x-original-uri", "/a"), ("x-forwarded-uri", "/a")]),
+            Ok((String::new(), "/a".into()))
+        );
+        // A client copy of the other convention must not choose the checked path.
+        assert_eq!(
+            ok(&[
+                ("x-original-uri", "/api/users"),
+                ("x-forwarded-uri", "/public/x")
+            ]),
+            Err(OriginalRequestError::Conflict)
+        );
+        assert_eq!(
+            ok(&[("x-forwarded-uri", "/a"), ("x-forwarded-uri", "/b")]),
+            Err(OriginalRequestError::Conflict)
+        );
+        assert_eq!(
+            ok(&[
+                ("x-original-method", "POST"),
+                ("x-forwarded-method", "GET"),
+                ("x-original-uri", "/a")
+            ]),
+            Err(OriginalRequestError::Conflict)
+        );
+        assert_eq!(
+            ok(&[("x-forwarded-method", "GET")]),
+            Err(OriginalRequestError::Missing)
+        );
+    }
 }

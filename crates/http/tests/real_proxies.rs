@@ -545,7 +545,18 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
         ("X-Original-URI", "/public/logo.png"),
     ];
     let reply = send(addr, "GET", "/api/users", &spoofed).await;
-    assert_eq!(reply.status, 401, "{proxy:?}: spoofed original URI");
+    // Refused either way: 401 when the proxy cleared the client's copies (the real path is
+    // checked), 403 when a copy got through and conflicts with the proxy's own header.
+    assert!(
+        reply.status == 401
+            || (reply.status == 403
+                && reply
+                    .body
+                    .contains("conflicting X-Forwarded-*/X-Original-*")),
+        "{proxy:?}: spoofed original URI: {} {}",
+        reply.status,
+        reply.body
+    );
     // Nor can dot segments: /public/../api/users is /api/users.
     let reply = send(addr, "GET", "/public/../api/users", &[]).await;
     assert_eq!(reply.status, 401, "{proxy:?}: dot segments");

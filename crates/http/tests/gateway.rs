@@ -326,6 +326,26 @@ async fn proxy_strips_client_identity_and_adds_the_verified_one() {
 }
 
 #[tokio::test]
+async fn proxy_refuses_request_bodies_over_the_limit() {
+    let keys = keys();
+    let up = upstream().await;
+    let extra = format!("[proxy]\nupstream = \"http://{up}\"\nmax_body_bytes = 1024\n");
+    let (addr, _, _tx, _) = start(&config(&keys, &extra)).await;
+    let writer = token(&keys, json!({"permissions": ["write:users"]}));
+    let post = |body: &str| {
+        format!(
+            "POST /api/users HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {writer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let (status, _, body) = http(addr, &post(&"x".repeat(4096))).await;
+    assert_eq!(status, 413, "{body}");
+    // Within the limit the request is forwarded (the echo upstream has no POST route: 405).
+    let (status, _, _) = http(addr, &post("{}")).await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
 async fn proxy_timeouts_and_dead_upstreams() {
     let keys = keys();
     let up = upstream().await;

@@ -22,19 +22,31 @@ async fn a_person_clicking_through_the_demo_page() {
         e2e.display()
     );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "Chromium missing at {chromium}: apt-get install chromium (.ci/run does)");
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium missing at {chromium}: apt-get install chromium (.ci/run does)"
+    );
 
     let state = tempfile::tempdir().unwrap();
-    let demo = Demo::start(&DemoOptions { app_port: 0, issuer_port: 0, state_dir: state.path().into() })
-        .await
-        .unwrap();
+    let demo = Demo::start(&DemoOptions {
+        app_port: 0,
+        issuer_port: 0,
+        state_dir: state.path().into(),
+    })
+    .await
+    .unwrap();
     let out: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/demo-screenshots");
     std::fs::create_dir_all(&out).unwrap();
     let app_url = demo.app_url.clone();
     let script = e2e.join("demo.mjs");
     let out_arg = out.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(script).arg(&app_url).arg(&out_arg).output().unwrap()
+        Command::new("node")
+            .arg(script)
+            .arg(&app_url)
+            .arg(&out_arg)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();

@@ -1,0 +1,71 @@
+//! Access to a token's claims by name, from either the full claims map or the handful of members
+//! the request path captures.
+//!
+//! Verifying a token needs about a dozen registered claims; building a map of every claim costs
+//! more than all other parsing together. So the request path validates the whole payload
+//! strictly but keeps only [`CAPTURED`] members, and the full map is built when someone asks for
+//! it (an application reading custom claims, a diagnostic after a failure).
+
+use serde_json::{Map, Value};
+
+/// Looks up claims by name.
+pub trait ClaimSet {
+    /// The claim's value, when present.
+    fn claim(&self, name: &str) -> Option<&Value>;
+
+    /// Every claim, when this set holds them all (diagnostics that scan all claims need it).
+    fn as_map(&self) -> Option<&Map<String, Value>> {
+        None
+    }
+}
+
+impl ClaimSet for Map<String, Value> {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+
+    fn as_map(&self) -> Option<&Map<String, Value>> {
+        Some(self)
+    }
+}
+
+/// The claims the policy checks and the gateway's identity headers read, kept on the request
+/// path (diagnostics that need more, such as ID-token signs, use the full map).
+pub const CAPTURED: [&str; 12] = [
+    "iss",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "sub",
+    "azp",
+    "client_id",
+    "jti",
+    "scope",
+    "scp",
+    "permissions",
+];
+
+/// The [`CAPTURED`] members of one claims set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapturedClaims {
+    values: [Option<Value>; CAPTURED.len()],
+}
+
+impl CapturedClaims {
+    /// The slot of a captured claim name.
+    pub fn slot(name: &str) -> Option<usize> {
+        CAPTURED.iter().position(|captured| *captured == name)
+    }
+
+    /// The slots, for [`crate::json::scan_object`] to fill.
+    pub fn slots_mut(&mut self) -> &mut [Option<Value>] {
+        &mut self.values
+    }
+}
+
+impl ClaimSet for CapturedClaims {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        Self::slot(name).and_then(|slot| self.values[slot].as_ref())
+    }
+}

@@ -164,8 +164,15 @@ async fn bootstrap_name_with_a_bundled_jwks_file() {
             ("JWTGATE_HTTP_API_RESPONSE", "iam"),
         ],
     );
-    // No arguments at all: the name alone selects Lambda mode.
+    // No arguments at all: the name alone selects Lambda mode (`bootstrap lambda` works too).
     let function = Function::start(&bootstrap, &[], &env);
+    let mut also = Function::start(&bootstrap, &["lambda", "--check"], &env);
+    assert_eq!(
+        also.exit_code(Duration::from_secs(20)).await,
+        Some(0),
+        "{}",
+        also.output()
+    );
     let token = issuer.token("carol", json!({}));
     let answer = api
         .call(event(HTTP_API_V2, &token))

@@ -169,9 +169,14 @@ struct Bootstrap {
     args: LambdaArgs,
 }
 
-/// Entry point when the binary is named `bootstrap`.
+/// Entry point when the binary is named `bootstrap`. A leading `lambda` argument is accepted
+/// too (`bootstrap lambda` is `jwtgate lambda`).
 pub fn run_bootstrap() -> ExitCode {
-    run(&Bootstrap::parse().args)
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "lambda") {
+        args.remove(1);
+    }
+    run(&Bootstrap::parse_from(args).args)
 }
 
 /// True when a program started as `argv0` should run as the Lambda `bootstrap`.

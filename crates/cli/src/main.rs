@@ -36,6 +36,12 @@ enum Command {
     Explain(VerifyArgs),
     /// Fetch an issuer's (or a URL's or file's) key set and list its keys and cache headers.
     Jwks(jwks::JwksArgs),
+    /// Run a local OpenID Connect issuer for development and tests, or operate a running one.
+    #[cfg(feature = "issuer")]
+    Issuer(jwtgate_issuer::cli::IssuerArgs),
+    /// Print a token from the development issuer without a browser.
+    #[cfg(feature = "issuer")]
+    Mint(Box<jwtgate_issuer::cli::MintArgs>),
     /// Run the gateway: forward-auth endpoint and/or reverse proxy with per-route rules.
     #[cfg(feature = "gateway")]
     Serve(Box<serve::ServeArgs>),
@@ -145,6 +151,10 @@ fn main() -> ExitCode {
         Command::Explain(args) => run_explain(&args),
         Command::Decode(args) => run_decode(&args),
         Command::Jwks(args) => jwks::run(&args),
+        #[cfg(feature = "issuer")]
+        Command::Issuer(args) => return jwtgate_issuer::cli::run_issuer(&args),
+        #[cfg(feature = "issuer")]
+        Command::Mint(args) => return jwtgate_issuer::cli::run_mint(&args),
         #[cfg(feature = "gateway")]
         Command::Serve(args) => return report(serve::run(&args)),
         #[cfg(feature = "gateway")]

@@ -205,3 +205,18 @@ impl Issuer {
         router(self.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_beyond_loopback_only() {
+        assert!(exposure_warning(SocketAddr::from(([127, 0, 0, 1], 4400))).is_none());
+        assert!(
+            exposure_warning(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 4400))).is_none()
+        );
+        let warning = exposure_warning(SocketAddr::from(([0, 0, 0, 0], 4400)));
+        assert!(warning.is_some_and(|w| w.contains("beyond loopback")));
+    }
+}

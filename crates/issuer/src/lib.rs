@@ -62,6 +62,7 @@
 
 pub mod admin;
 mod authorize;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;

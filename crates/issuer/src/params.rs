@@ -62,6 +62,9 @@ pub struct OAuthError {
     pub code: &'static str,
     /// What went wrong, for a developer.
     pub description: String,
+    /// Whether a 401 carries `WWW-Authenticate: Basic` (when the client authenticated, or tried
+    /// to, with the `Authorization` header: RFC 6749 §5.2).
+    pub basic_challenge: bool,
 }
 
 impl OAuthError {
@@ -77,6 +80,7 @@ impl OAuthError {
             status,
             code,
             description: description.into(),
+            basic_challenge: false,
         }
     }
 
@@ -123,7 +127,7 @@ impl IntoResponse for OAuthError {
         let body = json!({"error": self.code, "error_description": self.description});
         let mut response = (self.status, axum::Json(body)).into_response();
         no_store(response.headers_mut());
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED && self.basic_challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"jwtgate issuer\""),

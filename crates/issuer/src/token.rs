@@ -68,8 +68,20 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((unescape(id), unescape(secret))))
 }
 
-/// Authenticates the client of a token or revocation request.
+/// Authenticates the client of a token or revocation request. A client that used the
+/// `Authorization` header gets a `Basic` challenge with a 401.
 fn authenticate<'a>(
+    issuer: &'a Issuer,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<&'a Client, OAuthError> {
+    authenticate_inner(issuer, headers, params).map_err(|mut error| {
+        error.basic_challenge = headers.contains_key(header::AUTHORIZATION);
+        error
+    })
+}
+
+fn authenticate_inner<'a>(
     issuer: &'a Issuer,
     headers: &HeaderMap,
     params: &Params,

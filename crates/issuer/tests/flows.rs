@@ -523,7 +523,12 @@ async fn client_authentication_failures_are_401_invalid_client() {
             "{}",
             reply.text()
         );
-        assert!(reply.header("www-authenticate").is_some());
+        // A Basic challenge when the client used the Authorization header (RFC 6749 §5.2).
+        assert_eq!(
+            reply.header("www-authenticate").is_some(),
+            headers.iter().any(|(n, _)| *n == "authorization"),
+            "{needle}"
+        );
     }
     // Both methods at once.
     let mut pairs = cc.to_vec();

@@ -430,8 +430,14 @@ impl KeySource {
         }
     }
 
+    /// Remembers `kid` as absent from the keys — only when the last fetch succeeded: a `kid` first
+    /// seen while the source is failing may well be in the set the provider will serve once it
+    /// recovers, so it must not be refused until the refresh after that.
     fn remember_unknown(&self, kid: String) {
         self.write_state(|state| {
+            if state.last_error.is_some() {
+                return;
+            }
             if state.unknown_kids.len() >= MAX_NEGATIVE_KIDS {
                 state.unknown_kids.clear();
             }

@@ -555,3 +555,39 @@ async fn plain_http_only_to_loopback() {
     };
     assert!(KeySource::new(SourceKind::Url(url), allowed, clock).is_ok());
 }
+
+#[tokio::test]
+async fn a_kid_first_seen_during_an_outage_works_once_the_provider_recovers() {
+    let old = SigningKey::generate(Algorithm::ES256, "old").unwrap();
+    let new = SigningKey::generate(Algorithm::ES256, "new").unwrap();
+    let server = TestServer::start(&jwks_of(&[&old])).await;
+    let clock = ManualClock::new();
+    let issuer = server.issuer();
+    let reg = registry_for(&issuer, url_source(&server, &clock, settings()));
+    assert!(reg
+        .verify(token(&old, &issuer).as_bytes(), NOW)
+        .await
+        .is_ok());
+
+    // The provider rotates, but its JWKS endpoint is failing when the first new token arrives.
+    server.set(|s| {
+        s.jwks = jwks_of(&[&old, &new]).to_string();
+        s.mode = Mode::Status(503);
+    });
+    clock.advance(Duration::from_secs(60));
+    let rejection = reg
+        .verify(token(&new, &issuer).as_bytes(), NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        rejection.description().contains("could not be refreshed"),
+        "{}",
+        rejection.description()
+    );
+
+    // It recovers: after the cooldown the same kid triggers a refresh and is accepted.
+    server.set(|s| s.mode = Mode::Serve);
+    clock.advance(Duration::from_secs(2));
+    let verified = reg.verify(token(&new, &issuer).as_bytes(), NOW).await;
+    assert!(verified.is_ok(), "{verified:?}");
+}

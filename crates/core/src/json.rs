@@ -90,8 +90,8 @@ pub fn scan_object(
     }
 }
 
-/// Member names seen in one object, for duplicate detection without allocating in the common
-/// case (names without escapes are borrowed from the input). Small objects are searched
+/// Member names seen in one object, for duplicate detection without allocating a string per
+/// name (names without escapes are borrowed from the input). Small objects are searched
 /// linearly; a large one switches to a hash set so a hostile document cannot make it quadratic.
 struct SeenNames<'de> {
     names: Vec<Cow<'de, str>>,
@@ -103,7 +103,8 @@ impl<'de> SeenNames<'de> {
 
     fn new() -> Self {
         SeenNames {
-            names: Vec::new(),
+            // One allocation for a typical header or claims set (instead of growing 4 → 8 → 16).
+            names: Vec::with_capacity(Self::LINEAR_LIMIT),
             set: None,
         }
     }

@@ -79,6 +79,12 @@ impl CapturedClaims {
     }
 }
 
+impl ClaimSet for CapturedClaims {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        Self::slot(name).and_then(|slot| self.values[slot].as_ref())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,11 +95,5 @@ mod tests {
             assert_eq!(CapturedClaims::slot(name), Some(index));
         }
         assert_eq!(CapturedClaims::slot("nonce"), None);
-    }
-}
-
-impl ClaimSet for CapturedClaims {
-    fn claim(&self, name: &str) -> Option<&Value> {
-        Self::slot(name).and_then(|slot| self.values[slot].as_ref())
     }
 }

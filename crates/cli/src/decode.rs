@@ -83,15 +83,7 @@ pub fn decode(token: &str) -> Decoded {
                 }
             }
             if let Ok(claims) = &claims {
-                let audiences: Vec<String> = match claims.get("aud") {
-                    Some(Value::String(a)) => vec![a.clone()],
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect(),
-                    _ => Vec::new(),
-                };
+                let audiences = jwtgate_core::audiences(claims);
                 let signs = jwtgate_core::id_token_signs(claims, &audiences).descriptions();
                 if !signs.is_empty() {
                     notes.push(format!(

@@ -89,4 +89,6 @@ pub use rejection::{ErrorCode, Reason, Rejection};
 pub use scope::ScopeRequirement;
 pub use sign::SigningKey;
 pub use time::UnixTime;
-pub use verify::{id_token_signs, Check, SignedToken, UnverifiedToken, Verified, Verifier};
+pub use verify::{
+    audiences, id_token_signs, Check, SignedToken, UnverifiedToken, Verified, Verifier,
+};

@@ -536,7 +536,17 @@ fn check_audience(policy: &Policy, claims: &dyn ClaimSet) -> Result<(), Rejectio
     if ok {
         return Ok(());
     }
-    let found: Vec<String> = match claims.claim("aud") {
+    let found = audiences(claims);
+    fail(Reason::AudienceMismatch {
+        id_token: id_token_signs(claims, &found),
+        found,
+        expected: policy.audiences.clone(),
+    })
+}
+
+/// The string audiences of `aud` (a string or an array; other members are left out).
+pub fn audiences(claims: &dyn ClaimSet) -> Vec<String> {
+    match claims.claim("aud") {
         Some(Value::String(aud)) => vec![aud.clone()],
         Some(Value::Array(items)) => items
             .iter()
@@ -544,12 +554,7 @@ fn check_audience(policy: &Policy, claims: &dyn ClaimSet) -> Result<(), Rejectio
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
-    };
-    fail(Reason::AudienceMismatch {
-        id_token: id_token_signs(claims, &found),
-        found,
-        expected: policy.audiences.clone(),
-    })
+    }
 }
 
 /// Looks for the marks of an OpenID Connect ID token.

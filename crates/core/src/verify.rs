@@ -228,6 +228,16 @@ impl Verified {
         self.captured.claim("sub").and_then(Value::as_str)
     }
 
+    /// `exp` as Unix seconds (always present in a verified token; fractional values floored).
+    pub fn expires_at(&self) -> i64 {
+        self.captured
+            .claim("exp")
+            .and_then(Value::as_f64)
+            .map_or(0, |exp| {
+                exp.clamp(i64::MIN as f64, i64::MAX as f64).floor() as i64
+            })
+    }
+
     /// `iss` (always present in a verified token).
     pub fn issuer(&self) -> &str {
         self.captured

@@ -36,6 +36,15 @@ impl Cors {
     }
 }
 
+/// A verified token with its identity headers, as the token cache keeps it.
+#[derive(Debug, Clone)]
+pub struct CachedPass {
+    /// The verified token.
+    pub verified: Arc<Verified>,
+    /// Its identity headers, sanitised.
+    pub identity: Arc<[(HeaderName, HeaderValue)]>,
+}
+
 /// What to do with a request.
 #[derive(Debug, Clone)]
 pub enum Decision {
@@ -59,7 +68,7 @@ pub struct Gatekeeper {
     locations: TokenLocations,
     realm: String,
     identity: IdentityHeaders,
-    cache: Option<TokenCache>,
+    cache: Option<TokenCache<CachedPass>>,
     cors: Option<Cors>,
     metrics: GatewayMetrics,
 }
@@ -115,7 +124,7 @@ impl Gatekeeper {
     }
 
     /// Enables the verified-token cache.
-    pub fn with_cache(mut self, cache: TokenCache) -> Self {
+    pub fn with_cache(mut self, cache: TokenCache<CachedPass>) -> Self {
         self.cache = Some(cache);
         self
     }
@@ -232,19 +241,19 @@ impl Gatekeeper {
             }
             BearerToken::Present(token) => token,
         };
-        let verified = match self.verify(token.as_bytes(), now).await {
-            Ok(verified) => verified,
+        let pass = match self.verify_with_identity(token.as_bytes(), now).await {
+            Ok(pass) => pass,
             Err(rejection) => {
                 tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token.as_bytes()), %rejection, "token rejected");
                 return Decision::Deny(Denial::from_rejection(&self.realm, &rejection));
             }
         };
-        if let Err(rejection) = verified.require(requirement) {
+        if let Err(rejection) = pass.verified.require(requirement) {
             return Decision::Deny(Denial::from_rejection(&self.realm, &rejection));
         }
         Decision::Allow {
-            identity: self.identity.headers_for(&verified),
-            verified: Some(verified),
+            identity: pass.identity.to_vec(),
+            verified: Some(pass.verified),
         }
     }
 
@@ -254,6 +263,16 @@ impl Gatekeeper {
         token: &[u8],
         now: i64,
     ) -> Result<Arc<Verified>, jwtgate_core::Rejection> {
+        Ok(self.verify_with_identity(token, now).await?.verified)
+    }
+
+    /// Verifies a token through the cache, with its finished identity headers (computed once per
+    /// token and cached with it).
+    async fn verify_with_identity(
+        &self,
+        token: &[u8],
+        now: i64,
+    ) -> Result<CachedPass, jwtgate_core::Rejection> {
         if let Some(cache) = &self.cache {
             if let Some(hit) = cache.get(token, now) {
                 self.metrics.cache_lookup(true);
@@ -265,9 +284,13 @@ impl Gatekeeper {
         let result = self.registry.verify(token, now).await;
         self.metrics.verify_latency(started.elapsed());
         let verified = Arc::new(result?);
+        let pass = CachedPass {
+            identity: self.identity.headers_for(&verified).into(),
+            verified,
+        };
         if let Some(cache) = &self.cache {
-            cache.insert(token, verified.clone(), now);
+            cache.insert_with(token, pass.clone(), &pass.verified, now);
         }
-        Ok(verified)
+        Ok(pass)
     }
 }

@@ -36,7 +36,7 @@ pub mod server;
 pub use jwtgate_config::token_cache as cache;
 pub use jwtgate_config::{bearer, path, routes};
 
-pub use gatekeeper::{unix_now, Cors, Decision, Gatekeeper};
+pub use gatekeeper::{unix_now, CachedPass, Cors, Decision, Gatekeeper};
 pub use layer::{
     add_cors, apply_identity, preflight_response, AuthLayer, AuthService, VerifiedToken,
 };

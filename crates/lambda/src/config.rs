@@ -70,7 +70,7 @@ fn default_prefetch() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
-    /// Entries (default 10000; 0 disables the cache).
+    /// Entries (default 5000; 0 disables the cache).
     #[serde(default = "default_capacity")]
     pub capacity: usize,
     /// Longest life of an entry in seconds (default 300).

@@ -93,7 +93,7 @@ pub struct LambdaArgs {
     /// Fetch remote keys during init (true/false, default true).
     #[arg(long, env = "JWTGATE_PREFETCH", value_name = "BOOL")]
     pub prefetch: Option<String>,
-    /// Verified-token cache entries (default 10000, 0 disables).
+    /// Verified-token cache entries (default 5000, 0 disables).
     #[arg(long, env = "JWTGATE_TOKEN_CACHE", value_name = "ENTRIES")]
     pub token_cache: Option<String>,
     /// Only check the configuration and print it (no Runtime API needed); exit 0 if valid.

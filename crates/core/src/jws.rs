@@ -193,16 +193,19 @@ const HEADER_PARAMETERS: [&str; 5] = ["alg", "kid", "typ", "crit", "b64"];
 
 type Checked = (Algorithm, Option<String>, Option<String>);
 
-fn check_parameters(values: [Option<&Value>; 5]) -> Result<Checked, HeaderError> {
+/// Checks the parameters, taking the strings out of the values (no copies on the request path).
+fn check_parameters(values: [Option<Value>; 5]) -> Result<Checked, HeaderError> {
     let [alg, kid, typ, crit, b64] = values;
     let alg = match alg {
         None => return Err(HeaderError::MissingAlg),
         Some(Value::String(name)) => {
             if name.eq_ignore_ascii_case("none") {
-                return Err(HeaderError::AlgNone(name.clone()));
+                return Err(HeaderError::AlgNone(name));
             }
-            name.parse::<Algorithm>()
-                .map_err(|_| HeaderError::UnsupportedAlg(name.clone()))?
+            match name.parse::<Algorithm>() {
+                Ok(alg) => alg,
+                Err(_) => return Err(HeaderError::UnsupportedAlg(name)),
+            }
         }
         Some(_) => return Err(HeaderError::AlgNotString),
     };
@@ -214,16 +217,16 @@ fn check_parameters(values: [Option<&Value>; 5]) -> Result<Checked, HeaderError>
     }
     let kid = match kid {
         None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(Value::String(kid)) => Some(kid),
         Some(_) => return Err(HeaderError::KidNotString),
     };
     let typ = match typ {
         None => None,
         Some(Value::String(typ)) => {
-            if !ACCEPTED_TYPES.iter().any(|t| t.eq_ignore_ascii_case(typ)) {
-                return Err(HeaderError::WrongTyp(typ.clone()));
+            if !ACCEPTED_TYPES.iter().any(|t| t.eq_ignore_ascii_case(&typ)) {
+                return Err(HeaderError::WrongTyp(typ));
             }
-            Some(typ.clone())
+            Some(typ)
         }
         Some(_) => return Err(HeaderError::TypNotString),
     };
@@ -233,7 +236,8 @@ fn check_parameters(values: [Option<&Value>; 5]) -> Result<Checked, HeaderError>
 impl Header {
     /// Reads and checks the parameters of a decoded header object.
     pub fn from_object(raw: Map<String, Value>) -> Result<Header, HeaderError> {
-        let (alg, kid, typ) = check_parameters(HEADER_PARAMETERS.map(|name| raw.get(name)))?;
+        let (alg, kid, typ) =
+            check_parameters(HEADER_PARAMETERS.map(|name| raw.get(name).cloned()))?;
         Ok(Header {
             alg,
             kid,
@@ -252,9 +256,7 @@ impl Header {
             segment: Segment::Header,
             error,
         })?;
-        let [a, b, c, d, e] = &slots;
-        let (alg, kid, typ) =
-            check_parameters([a.as_ref(), b.as_ref(), c.as_ref(), d.as_ref(), e.as_ref()])?;
+        let (alg, kid, typ) = check_parameters(slots)?;
         Ok(Header {
             alg,
             kid,

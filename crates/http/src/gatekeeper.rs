@@ -51,7 +51,7 @@ pub enum Decision {
     /// Let it through, with these identity headers (none for public routes).
     Allow {
         /// Headers to add for the upstream.
-        identity: Vec<(HeaderName, HeaderValue)>,
+        identity: Arc<[(HeaderName, HeaderValue)]>,
         /// The verified token, when one was required.
         verified: Option<Arc<Verified>>,
     },
@@ -226,7 +226,7 @@ impl Gatekeeper {
         let requirement = match self.routes.requirement(method, &path) {
             Requirement::Public => {
                 return Decision::Allow {
-                    identity: Vec::new(),
+                    identity: Arc::from([]),
                     verified: None,
                 }
             }
@@ -252,7 +252,7 @@ impl Gatekeeper {
             return Decision::Deny(Denial::from_rejection(&self.realm, &rejection));
         }
         Decision::Allow {
-            identity: pass.identity.to_vec(),
+            identity: pass.identity,
             verified: Some(pass.verified),
         }
     }

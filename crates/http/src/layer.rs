@@ -80,7 +80,7 @@ pub fn apply_identity<B>(request: &mut Request<B>, gatekeeper: &Gatekeeper, deci
         request.headers_mut().remove(name);
     }
     if let Decision::Allow { identity, verified } = decision {
-        for (name, value) in identity {
+        for (name, value) in identity.iter() {
             request.headers_mut().insert(name.clone(), value.clone());
         }
         if let Some(verified) = verified {

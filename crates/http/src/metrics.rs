@@ -13,11 +13,16 @@ const BUCKETS: [f64; 12] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 1.0,
 ];
 
-/// Counters for decisions, latency and the token cache.
+/// Counters for decisions, latency and the token cache. The request path touches only a few
+/// uncontended atomics: the two common "allow" outcomes have their own counters, and the
+/// latency histogram counts each observation in one bucket (cumulated when rendered).
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
+    allowed_verified: AtomicU64,
+    allowed_public: AtomicU64,
     decisions: Mutex<BTreeMap<(&'static str, u16, &'static str), u64>>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
+    /// Observations per bucket, not cumulative; the last slot counts those above every bound.
+    latency_buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_count: AtomicU64,
     latency_sum_nanos: AtomicU64,
     cache_hits: AtomicU64,
@@ -27,6 +32,17 @@ pub struct GatewayMetrics {
 impl GatewayMetrics {
     /// Counts one decision: `allow`/`deny`, the HTTP status, and the reason label.
     pub fn decision(&self, decision: &'static str, status: u16, reason: &'static str) {
+        match (decision, status, reason) {
+            ("allow", 200, "verified") => {
+                self.allowed_verified.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            ("allow", 200, "public") => {
+                self.allowed_public.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            _ => {}
+        }
         let mut map = match self.decisions.lock() {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
@@ -37,11 +53,11 @@ impl GatewayMetrics {
     /// Records how long one verification took.
     pub fn verify_latency(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
-        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let slot = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.latency_buckets[slot].fetch_add(1, Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -59,14 +75,29 @@ impl GatewayMetrics {
 
     /// Total decisions counted with `decision` (`allow` or `deny`).
     pub fn count(&self, decision: &str) -> u64 {
-        let map = match self.decisions.lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        map.iter()
+        self.decision_counts()
+            .iter()
             .filter(|((d, _, _), _)| *d == decision)
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Every decision label with its count.
+    fn decision_counts(&self) -> BTreeMap<(&'static str, u16, &'static str), u64> {
+        let mut all = match self.decisions.lock() {
+            Ok(map) => map.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for (reason, counter) in [
+            ("verified", &self.allowed_verified),
+            ("public", &self.allowed_public),
+        ] {
+            let count = counter.load(Ordering::Relaxed);
+            if count > 0 {
+                all.insert(("allow", 200, reason), count);
+            }
+        }
+        all
     }
 
     /// Renders every metric, including each issuer's key-source counters.
@@ -74,10 +105,7 @@ impl GatewayMetrics {
         let mut out = String::new();
         out.push_str("# HELP jwtgate_requests_total Authorization decisions.\n");
         out.push_str("# TYPE jwtgate_requests_total counter\n");
-        let decisions = match self.decisions.lock() {
-            Ok(map) => map.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let decisions = self.decision_counts();
         for ((decision, status, reason), count) in decisions {
             let _ = writeln!(
                 out,
@@ -88,11 +116,12 @@ impl GatewayMetrics {
             "# HELP jwtgate_verify_duration_seconds Time to verify a token (cache misses only).\n",
         );
         out.push_str("# TYPE jwtgate_verify_duration_seconds histogram\n");
+        let mut cumulative = 0u64;
         for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
+            cumulative += bucket.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "jwtgate_verify_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
+                "jwtgate_verify_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
@@ -193,4 +222,59 @@ fn label(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_when_rendered() {
+        let metrics = GatewayMetrics::default();
+        metrics.verify_latency(Duration::from_micros(20));
+        metrics.verify_latency(Duration::from_micros(40));
+        metrics.verify_latency(Duration::from_secs(3));
+        metrics.decision("allow", 200, "verified");
+        metrics.decision("deny", 401, "expired");
+        assert_eq!(metrics.count("allow"), 1);
+        assert_eq!(metrics.count("deny"), 1);
+        let source = jwtgate_keys::KeySource::new(
+            jwtgate_keys::SourceKind::File("/nonexistent".into()),
+            jwtgate_keys::CacheSettings::default(),
+            std::sync::Arc::new(jwtgate_keys::ManualClock::new()),
+        );
+        let Ok(source) = source else { panic!("source") };
+        let policy = jwtgate_core::Policy::builder()
+            .issuer("i")
+            .audience("a")
+            .build();
+        let Ok(policy) = policy else { panic!("policy") };
+        let Ok(registry) = Registry::new(vec![jwtgate_keys::IssuerEntry::new(policy, source)])
+        else {
+            panic!("registry")
+        };
+        let text = metrics.render(&registry);
+        assert!(
+            text.contains("jwtgate_verify_duration_seconds_bucket{le=\"0.000025\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtgate_verify_duration_seconds_bucket{le=\"0.00005\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtgate_verify_duration_seconds_bucket{le=\"1\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtgate_verify_duration_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "jwtgate_requests_total{decision=\"allow\",status=\"200\",reason=\"verified\"} 1"
+            ),
+            "{text}"
+        );
+    }
 }

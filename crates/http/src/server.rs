@@ -120,8 +120,8 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     match gatekeeper.decide(&method, &uri, headers, unix_now()).await {
         Decision::Allow { identity, .. } => {
             let mut response = StatusCode::OK.into_response();
-            for (name, value) in identity {
-                response.headers_mut().insert(name, value);
+            for (name, value) in identity.iter() {
+                response.headers_mut().insert(name.clone(), value.clone());
             }
             response
         }

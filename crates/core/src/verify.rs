@@ -223,6 +223,15 @@ impl Verified {
         self.claims.into_inner().unwrap_or_default()
     }
 
+    /// One claim by name: the registered claims come from what verification captured, any other
+    /// claim from the full claims map (built on first use).
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        match CapturedClaims::slot(name) {
+            Some(_) => self.captured.claim(name),
+            None => self.claims().get(name),
+        }
+    }
+
     /// `sub`, when it is a string.
     pub fn subject(&self) -> Option<&str> {
         self.captured.claim("sub").and_then(Value::as_str)

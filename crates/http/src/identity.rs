@@ -88,23 +88,23 @@ impl IdentityHeaders {
         names
     }
 
-    /// The headers for a verified token.
+    /// The headers for a verified token. Subject, issuer and scopes come from the claims
+    /// verification captured; only configured extra claims may build the full claims map.
     pub fn headers_for(&self, verified: &Verified) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = Vec::new();
-        let mut push = |name: &HeaderName, value: &Value| {
-            if let Some(value) = sanitize(value, self.max_value_len) {
-                out.push((name.clone(), value));
-            }
-        };
-        if let Some(sub) = verified.claims().get("sub") {
-            push(&self.subject, sub);
+        let mut out = Vec::with_capacity(3 + self.claims.len());
+        let limit = self.max_value_len;
+        if let Some(value) = verified.claim("sub").and_then(|sub| sanitize(sub, limit)) {
+            out.push((self.subject.clone(), value));
         }
-        push(&self.issuer, &Value::String(verified.issuer().to_owned()));
-        let scopes = verified.distinct_scopes();
-        push(&self.scopes, &Value::String(scopes.join(" ")));
+        if let Some(value) = sanitize_text(verified.issuer(), limit) {
+            out.push((self.issuer.clone(), value));
+        }
+        if let Some(value) = sanitize_text(&verified.distinct_scopes().join(" "), limit) {
+            out.push((self.scopes.clone(), value));
+        }
         for (claim, header) in &self.claims {
-            if let Some(value) = verified.claims().get(claim) {
-                push(header, value);
+            if let Some(value) = verified.claim(claim).and_then(|v| sanitize(v, limit)) {
+                out.push((header.clone(), value));
             }
         }
         out
@@ -120,9 +120,31 @@ fn flatten(value: &Value) -> String {
     }
 }
 
+/// True when `text` can be a header value as it is: printable ASCII (and spaces) only.
+fn already_safe(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7F).contains(&b))
+}
+
 /// Turns a claim value into a safe header value, or `None` when empty or too long.
 pub fn sanitize(value: &Value, max_len: usize) -> Option<HeaderValue> {
-    let text = flatten(value);
+    if let Value::String(text) = value {
+        // The common case — an ASCII subject or issuer — needs no rewriting.
+        if already_safe(text) {
+            return (text.len() <= max_len)
+                .then(|| HeaderValue::from_str(text).ok())
+                .flatten();
+        }
+    }
+    sanitize_text(&flatten(value), max_len)
+}
+
+/// Sanitises arbitrary text (control characters dropped, non-ASCII percent-encoded).
+pub fn sanitize_text(text: &str, max_len: usize) -> Option<HeaderValue> {
+    if already_safe(text) {
+        return (text.len() <= max_len)
+            .then(|| HeaderValue::from_str(text).ok())
+            .flatten();
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_ascii_control() {

@@ -373,7 +373,7 @@ impl Authorizer {
         let scopes: Vec<&str> = verified.scopes().collect();
         context.insert("scope".into(), Value::String(scopes.join(" ")));
         for wanted in &self.options.context_claims {
-            if let Some(value) = verified.claims().get(&wanted.claim).and_then(flatten) {
+            if let Some(value) = verified.claim(&wanted.claim).and_then(flatten) {
                 context.insert(wanted.key.clone(), value);
             }
         }
@@ -386,8 +386,8 @@ impl Authorizer {
 fn principal_id(verified: &Verified) -> &str {
     verified
         .subject()
-        .or_else(|| verified.claims().get("client_id").and_then(Value::as_str))
-        .or_else(|| verified.claims().get("azp").and_then(Value::as_str))
+        .or_else(|| verified.claim("client_id").and_then(Value::as_str))
+        .or_else(|| verified.claim("azp").and_then(Value::as_str))
         .unwrap_or(ANONYMOUS)
 }
 

@@ -167,7 +167,10 @@ pub fn explain(token: &[u8], policy: &Policy, keys: &KeySet, now: UnixTime) -> E
         }
     }
 
-    let claims = match decode_claims_unverified(&jws) {
+    let claims = match jws
+        .decode_claims()
+        .map_err(|e| Rejection::from(Reason::BadPayload(e)))
+    {
         Ok(claims) => {
             steps.push(step(
                 "claims",
@@ -199,7 +202,6 @@ pub fn explain(token: &[u8], policy: &Policy, keys: &KeySet, now: UnixTime) -> E
             Err(rejection) => fail(&mut steps, &name, rejection),
         }
     }
-    let _ = (first_failure, token_state);
     let outcome = UnverifiedToken::parse(token, policy)
         .and_then(|state| state.verify_signature(keys))
         .and_then(|signed| signed.check(policy, now));
@@ -223,17 +225,6 @@ fn finish(
         claims,
         outcome: Err(rejection),
     }
-}
-
-fn decode_claims_unverified(jws: &CompactJws<'_>) -> Result<Map<String, Value>, Rejection> {
-    let payload = jws.decode_payload().map_err(Reason::BadPayload)?;
-    crate::json::parse_object(&payload).map_err(|error| {
-        Reason::BadPayload(JwsError::Json {
-            segment: crate::jws::Segment::Payload,
-            error,
-        })
-        .into()
-    })
 }
 
 fn when(claims: &Map<String, Value>, name: &str, now: UnixTime) -> Option<String> {

@@ -364,6 +364,16 @@ impl<'a> CompactJws<'a> {
         })
     }
 
+    /// Decodes the payload as a strict JSON object, trusting nothing: for choosing a key source
+    /// by `iss`, for display and for diagnostics.
+    pub fn decode_claims(&self) -> Result<Map<String, Value>, JwsError> {
+        let payload = self.decode_payload()?;
+        json::parse_object(&payload).map_err(|error| JwsError::Json {
+            segment: Segment::Payload,
+            error,
+        })
+    }
+
     /// Decodes the signature into `buffer`, returning the filled part.
     pub fn decode_signature<'b>(
         &self,

@@ -48,7 +48,9 @@ impl<'a> UnverifiedToken<'a> {
     /// Decodes the claims *without* verifying anything: only for choosing a key source by `iss`
     /// or for display. Never base a decision on these.
     pub fn unverified_claims(&self) -> Result<Map<String, Value>, Rejection> {
-        decode_claims(&self.jws)
+        self.jws
+            .decode_claims()
+            .map_err(|e| Reason::BadPayload(e).into())
     }
 
     /// Chooses the key from `keys`, checks the signature, and validates the payload as a strict
@@ -105,17 +107,6 @@ impl<'a> UnverifiedToken<'a> {
             .into()
         })
     }
-}
-
-fn decode_claims(jws: &CompactJws<'_>) -> Result<Map<String, Value>, Rejection> {
-    let payload = jws.decode_payload().map_err(Reason::BadPayload)?;
-    json::parse_object(&payload).map_err(|error| {
-        Reason::BadPayload(JwsError::Json {
-            segment: Segment::Payload,
-            error,
-        })
-        .into()
-    })
 }
 
 /// A token whose signature verified; its claims are authentic but not yet checked against policy.

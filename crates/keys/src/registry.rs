@@ -4,9 +4,8 @@
 //! refused without any network call.
 
 use crate::source::KeySource;
-use jwtgate_core::jws::JwsError;
 use jwtgate_core::{CompactJws, Policy, Reason, Rejection, UnixTime, UnverifiedToken, Verified};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 /// One issuer: its policy and where its keys come from.
@@ -98,8 +97,7 @@ impl Registry {
     }
 
     /// The entry named by the token's (unverified) `iss`, or the rejection for an unknown issuer.
-    fn pick(&self, token: &UnverifiedToken<'_>) -> Result<&IssuerEntry, Rejection> {
-        let claims = token.unverified_claims()?;
+    fn pick(&self, claims: &Map<String, Value>) -> Result<&IssuerEntry, Rejection> {
         let iss = match claims.get("iss") {
             Some(Value::String(iss)) => iss,
             Some(_) => {
@@ -125,12 +123,11 @@ impl Registry {
         let (entry, parsed) = match self.entries.as_slice() {
             [only] => (only, UnverifiedToken::parse(token, &only.policy)?),
             _ => {
-                CompactJws::parse(token, self.max_token_len).map_err(Reason::Malformed)?;
-                let any = UnverifiedToken::parse(token, &self.entries[0].policy);
-                let entry = match &any {
-                    Ok(parsed) => self.pick(parsed)?,
-                    Err(_) => self.pick_lenient(token)?,
-                };
+                // The issuer decides which policy reads the header, so the claims come first.
+                let jws =
+                    CompactJws::parse(token, self.max_token_len).map_err(Reason::Malformed)?;
+                let claims = jws.decode_claims().map_err(Reason::BadPayload)?;
+                let entry = self.pick(&claims)?;
                 (entry, UnverifiedToken::parse(token, &entry.policy)?)
             }
         };
@@ -139,26 +136,11 @@ impl Registry {
             None => {
                 // Before any network call, make sure the token names this issuer at all.
                 if self.entries.len() == 1 {
-                    self.pick(&parsed)?;
+                    self.pick(&parsed.unverified_claims()?)?;
                 }
                 entry.source.keys_for(parsed.header()).await?
             }
         };
         parsed.verify_signature(&keys)?.check(&entry.policy, now)
-    }
-
-    /// Picks the entry when the first entry's policy refuses the header (e.g. its algorithm
-    /// allowlist differs): the structure is re-read under the most permissive size limit.
-    fn pick_lenient(&self, token: &[u8]) -> Result<&IssuerEntry, Rejection> {
-        for entry in &self.entries {
-            if let Ok(parsed) = UnverifiedToken::parse(token, &entry.policy) {
-                return self.pick(&parsed);
-            }
-        }
-        // No policy accepts the header: report it under the first policy's rules.
-        match UnverifiedToken::parse(token, &self.entries[0].policy) {
-            Err(rejection) => Err(rejection),
-            Ok(_) => Err(Reason::Malformed(JwsError::Empty).into()),
-        }
     }
 }

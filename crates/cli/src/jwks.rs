@@ -68,26 +68,13 @@ fn fetch(target: &str) -> Result<Listing, ConfigError> {
     })?
 }
 
-fn standard_base64_decode(text: &str) -> Option<Vec<u8>> {
-    let url_safe: String = text
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    jwtgate_core::base64url::decode(url_safe.as_bytes()).ok()
-}
-
 fn describe_entry(index: usize, entry: &Value, keys: &KeySet) -> Value {
     let field = |name: &str| entry.get(name).and_then(Value::as_str).map(str::to_owned);
     let certificate = entry
         .get("x5c")
         .and_then(|c| c.get(0))
         .and_then(Value::as_str)
-        .and_then(standard_base64_decode)
+        .and_then(jwtgate_core::base64url::decode_standard)
         .and_then(|der| certificate_info(&der).ok());
     let skipped = keys.skipped().iter().find(|s| s.index == index);
     let usable_index = index - keys.skipped().iter().filter(|s| s.index < index).count();

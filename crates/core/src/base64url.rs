@@ -132,6 +132,26 @@ pub fn decode_into(input: &[u8], out: &mut [u8]) -> Result<usize, Base64UrlError
     Ok(written)
 }
 
+/// Decodes padded standard base64 (RFC 4648 §4, as in `x5c`), strictly: the length must be
+/// a multiple of four and the URL-safe characters `-` and `_` are refused.
+pub fn decode_standard(text: &str) -> Option<Vec<u8>> {
+    let trimmed = text.trim_end_matches('=');
+    let padding = text.len() - trimmed.len();
+    if padding > 2 || (text.len() % 4 != 0) {
+        return None;
+    }
+    let translated: String = trimmed
+        .chars()
+        .map(|c| match c {
+            '+' => Some('-'),
+            '/' => Some('_'),
+            '-' | '_' => None,
+            c => Some(c),
+        })
+        .collect::<Option<String>>()?;
+    decode(translated.as_bytes()).ok()
+}
+
 /// Encodes `input` as unpadded base64url.
 pub fn encode(input: &[u8]) -> String {
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
@@ -208,5 +228,13 @@ mod tests {
             decode_into(b"Zm9v", &mut small),
             Err(Base64UrlError::TooLong(2))
         );
+    }
+
+    #[test]
+    fn standard_base64_is_strict() {
+        assert_eq!(decode_standard("Zm8="), Some(b"fo".to_vec()));
+        assert_eq!(decode_standard("+/8="), Some(vec![0xfb, 0xff]));
+        assert_eq!(decode_standard("Zm8"), None);
+        assert_eq!(decode_standard("-_8="), None);
     }
 }

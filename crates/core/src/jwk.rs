@@ -506,7 +506,7 @@ fn certificate_key(object: &Map<String, Value>) -> Result<Option<Vec<u8>>, SkipR
         .and_then(|c| c.first())
         .and_then(Value::as_str)
         .ok_or_else(|| SkipReason::Certificate("is not a non-empty array of strings".into()))?;
-    standard_base64_decode(first)
+    base64url::decode_standard(first)
         .map(Some)
         .ok_or_else(|| SkipReason::Certificate("is not valid base64".into()))
 }
@@ -666,24 +666,6 @@ fn okp_key(
 }
 
 /// Standard base64 with padding (used by `x5c` only), strict: canonical, no whitespace.
-fn standard_base64_decode(text: &str) -> Option<Vec<u8>> {
-    let trimmed = text.trim_end_matches('=');
-    let padding = text.len() - trimmed.len();
-    if padding > 2 || (text.len() % 4 != 0) {
-        return None;
-    }
-    let translated: String = trimmed
-        .chars()
-        .map(|c| match c {
-            '+' => Some('-'),
-            '/' => Some('_'),
-            '-' | '_' => None,
-            c => Some(c),
-        })
-        .collect::<Option<String>>()?;
-    base64url::decode(translated.as_bytes()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -757,13 +739,5 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn standard_base64_is_strict() {
-        assert_eq!(standard_base64_decode("Zm8="), Some(b"fo".to_vec()));
-        assert_eq!(standard_base64_decode("+/8="), Some(vec![0xfb, 0xff]));
-        assert_eq!(standard_base64_decode("Zm8"), None);
-        assert_eq!(standard_base64_decode("-_8="), None);
     }
 }

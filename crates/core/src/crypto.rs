@@ -134,7 +134,8 @@ fn rsa_parameters(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
     })
 }
 
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+/// `bytes` without its leading zero octets (big-endian integers compare equal this way).
+pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
     &bytes[first..]
 }

@@ -9,7 +9,7 @@
 
 use crate::alg::{Algorithm, Curve};
 use crate::base64url;
-use crate::crypto::{HmacKey, KeyError, PublicKey};
+use crate::crypto::{strip_leading_zeros, HmacKey, KeyError, PublicKey};
 use crate::der::{self, SpkiKey};
 use crate::json::{self, JsonError};
 use crate::jws::Header;
@@ -545,11 +545,6 @@ fn mismatch() -> SkipReason {
     SkipReason::Certificate("certificate key differs from the JWK's key members".into())
 }
 
-fn trim(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    &bytes[first..]
-}
-
 fn rsa_key(
     object: &Map<String, Value>,
     certificate: Option<&Vec<u8>>,
@@ -569,7 +564,9 @@ fn rsa_key(
         (n, e, cert) => {
             let (n, e) = (required(n, "n")?, required(e, "e")?);
             if let Some((cn, ce)) = cert {
-                if trim(&cn) != trim(&n) || trim(&ce) != trim(&e) {
+                if strip_leading_zeros(&cn) != strip_leading_zeros(&n)
+                    || strip_leading_zeros(&ce) != strip_leading_zeros(&e)
+                {
                     return Err(mismatch());
                 }
             }

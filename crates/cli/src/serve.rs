@@ -182,21 +182,16 @@ fn load(args: &ServeArgs) -> Result<(GatewayConfig, String), ConfigError> {
         };
     }
     if let Some(upstream) = &args.upstream {
-        let mut proxy: ProxyOptions = toml::from_str(&format!("upstream = {upstream:?}"))
-            .map_err(|e| flag_error("--upstream", e.to_string()))?;
-        if let Some(existing) = &config.proxy {
-            proxy = ProxyOptions {
+        config.proxy = Some(match config.proxy.take() {
+            Some(existing) => ProxyOptions {
                 upstream: upstream.clone(),
-                ..existing.clone()
-            };
-        }
-        config.proxy = Some(proxy);
+                ..existing
+            },
+            None => ProxyOptions::new(upstream.clone()),
+        });
     }
     if !args.cors_origins.is_empty() {
-        let mut cors: CorsSection = toml::from_str("origins = []")
-            .map_err(|e| flag_error("--cors-origin", e.to_string()))?;
-        cors.origins = args.cors_origins.clone();
-        config.cors = Some(cors);
+        config.cors = Some(CorsSection::new(args.cors_origins.clone()));
     }
     Ok((config, name))
 }

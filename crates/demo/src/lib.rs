@@ -155,14 +155,8 @@ pub fn gateway_config(
             .routes
             .push(RouteSection::parse_spec(spec).map_err(DemoError::Gateway)?);
     }
-    config.proxy = Some(toml_proxy(&format!("http://{upstream}")).map_err(DemoError::Gateway)?);
+    config.proxy = Some(ProxyOptions::new(format!("http://{upstream}")));
     Ok(config)
-}
-
-fn toml_proxy(upstream: &str) -> Result<ProxyOptions, String> {
-    let options: ProxyOptions =
-        serde_json::from_value(json!({ "upstream": upstream })).map_err(|e| e.to_string())?;
-    Ok(options)
 }
 
 impl Demo {

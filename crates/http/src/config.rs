@@ -200,6 +200,18 @@ pub struct CorsSection {
     pub max_age: u64,
 }
 
+impl CorsSection {
+    /// CORS for `origins` with the default methods, headers and preflight lifetime.
+    pub fn new(origins: Vec<String>) -> CorsSection {
+        CorsSection {
+            origins,
+            methods: cors_methods(),
+            headers: cors_headers(),
+            max_age: cors_max_age(),
+        }
+    }
+}
+
 fn cors_methods() -> Vec<String> {
     ["GET", "POST", "PUT", "PATCH", "DELETE"]
         .map(String::from)
@@ -376,6 +388,14 @@ fn non_empty(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constructors_agree_with_the_file_defaults() {
+        let proxy: ProxyOptions = toml::from_str(r#"upstream = "http://127.0.0.1:9""#).unwrap();
+        assert_eq!(ProxyOptions::new("http://127.0.0.1:9"), proxy);
+        let cors: CorsSection = toml::from_str(r#"origins = ["https://app"]"#).unwrap();
+        assert_eq!(CorsSection::new(vec!["https://app".into()]), cors);
+    }
 
     #[test]
     fn minimal_file_builds_with_defaults() {

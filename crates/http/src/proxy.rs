@@ -51,6 +51,17 @@ pub struct ProxyOptions {
 }
 
 impl ProxyOptions {
+    /// Options for `upstream` with every limit at its default (checked by [`Self::validate`]).
+    pub fn new(upstream: impl Into<String>) -> ProxyOptions {
+        ProxyOptions {
+            upstream: upstream.into(),
+            forward_token: false,
+            connect_timeout_ms: default_connect_timeout(),
+            response_timeout_ms: default_response_timeout(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+
     /// Checks the options; on error returns (key, message).
     pub fn validate(&self) -> Result<(), (String, String)> {
         let uri: Uri = self.upstream.parse().map_err(|_| {

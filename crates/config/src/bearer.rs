@@ -108,6 +108,33 @@ pub fn extract(
     }
 }
 
+/// A `Cookie` header value without the cookies named `name` (RFC 6265 §4.2: `name=value` pairs
+/// joined by `; `); `None` when nothing else is left. The other pairs are kept as sent.
+pub fn cookie_without(value: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(';')
+        .filter(|pair| {
+            pair.trim()
+                .split_once('=')
+                .is_none_or(|(key, _)| key != name)
+        })
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// A query string (without `?`) without the parameters named `name` (each removed with one
+/// adjoining `&`); every other byte is kept as sent. `None` when nothing is left.
+pub fn query_without(query: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split_once('=').is_none_or(|(key, _)| key != name))
+        .collect();
+    let rest = kept.join("&");
+    (!rest.is_empty()).then_some(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +211,35 @@ mod tests {
             ),
             BearerToken::Invalid("the token was sent in more than one place")
         ));
+    }
+
+    #[test]
+    fn token_removed_from_cookie_and_query() {
+        assert_eq!(
+            cookie_without("a=1; access_token=xyz; b=2", "access_token").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(cookie_without("access_token=xyz", "access_token"), None);
+        assert_eq!(
+            cookie_without("x_access_token=1;access_token=2", "access_token").as_deref(),
+            Some("x_access_token=1")
+        );
+        assert_eq!(
+            query_without("x=1&access_token=t&y=2", "access_token").as_deref(),
+            Some("x=1&y=2")
+        );
+        assert_eq!(
+            query_without("access_token=t&y=%2F&&z", "access_token").as_deref(),
+            Some("y=%2F&&z")
+        );
+        assert_eq!(
+            query_without("x=1&access_token=t", "access_token").as_deref(),
+            Some("x=1")
+        );
+        assert_eq!(query_without("access_token=t", "access_token"), None);
+        assert_eq!(
+            query_without("access_token2=t&access_token", "access_token").as_deref(),
+            Some("access_token2=t&access_token")
+        );
     }
 }

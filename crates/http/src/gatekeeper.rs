@@ -6,6 +6,7 @@
 use crate::answer::Denial;
 use crate::bearer::{self, BearerToken, TokenLocations};
 use crate::cache::TokenCache;
+use crate::hygiene;
 use crate::identity::IdentityHeaders;
 use crate::metrics::GatewayMetrics;
 use crate::path;
@@ -59,6 +60,15 @@ pub enum Decision {
     Preflight,
     /// Refuse it.
     Deny(Denial),
+}
+
+/// Which front end asks for a decision: the boundary checks on headers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrontEnd {
+    /// jwtgate passes the request on itself (tower layer, reverse proxy).
+    Inline,
+    /// A proxy asks through the forward-auth endpoint and passes the request on.
+    ForwardAuth,
 }
 
 /// Everything needed to decide: keys and policies, routes, token locations, identity headers.
@@ -145,6 +155,11 @@ impl Gatekeeper {
         &self.routes
     }
 
+    /// Where tokens are read besides the `Authorization` header.
+    pub fn locations(&self) -> &TokenLocations {
+        &self.locations
+    }
+
     /// The identity headers.
     pub fn identity(&self) -> &IdentityHeaders {
         &self.identity
@@ -165,7 +180,10 @@ impl Gatekeeper {
         &self.metrics
     }
 
-    /// Decides for `method` on `target` (path and query as sent) with `headers`, at `now`.
+    /// Decides for `method` on `target` (path and query as sent) with `headers`, at `now`, for a
+    /// request that jwtgate itself passes on (tower layer, reverse proxy): client spellings of
+    /// the identity headers are removed later ([`crate::apply_identity`]), so only a
+    /// `Connection` header naming a protected header is refused here.
     pub async fn decide(
         &self,
         method: &str,
@@ -173,8 +191,83 @@ impl Gatekeeper {
         headers: &HeaderMap,
         now: i64,
     ) -> Decision {
-        let decision = self.decide_inner(method, target, headers, now).await;
-        match &decision {
+        self.decide_as(FrontEnd::Inline, method, target, headers, now)
+            .await
+    }
+
+    /// Decides for the original request of a forward-auth check. The proxy forwards the
+    /// client's request itself, so jwtgate cannot remove anything from it: a request carrying a
+    /// variant spelling of an identity header, or a method-override header naming another
+    /// method than the checked one, is refused (`invalid_request`).
+    pub async fn decide_forward_auth(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Decision {
+        self.decide_as(FrontEnd::ForwardAuth, method, target, headers, now)
+            .await
+    }
+
+    /// The boundary checks on the request's headers ([`crate::hygiene`]), before any token work.
+    fn boundary_refusal(
+        &self,
+        front: FrontEnd,
+        method: &str,
+        headers: &HeaderMap,
+    ) -> Option<Denial> {
+        let names = self.identity.names();
+        if let Some(named) = hygiene::connection_names_protected(headers, names.iter().copied()) {
+            return Some(Denial::invalid_request(
+                &self.realm,
+                &format!("the Connection header names {named:?}, a header only the gateway sets"),
+            ));
+        }
+        if front == FrontEnd::ForwardAuth {
+            if let Some(spoofed) = hygiene::spoofed_spelling(headers, names.iter().copied()) {
+                return Some(Denial::invalid_request(
+                    &self.realm,
+                    &format!("the request carries {spoofed:?}, another spelling of an identity header the gateway sets"),
+                ));
+            }
+            if let Some((name, value)) = hygiene::method_override_mismatch(headers, method) {
+                return Some(Denial::invalid_request(
+                    &self.realm,
+                    &format!("{name}: {value:?} asks for another method than the {method} that is checked"),
+                ));
+            }
+        }
+        None
+    }
+
+    async fn decide_as(
+        &self,
+        front: FrontEnd,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Decision {
+        let decision = match self.boundary_refusal(front, method, headers) {
+            Some(denial) => Decision::Deny(denial),
+            None => self.decide_inner(method, target, headers, now).await,
+        };
+        self.record(method, target, &decision);
+        decision
+    }
+
+    /// Refuses a request the front end could not even read (e.g. an unusable forward-auth
+    /// header) as `invalid_request`, counted like every other decision.
+    pub fn refuse_request(&self, method: &str, target: &str, why: &str) -> Decision {
+        let decision = Decision::Deny(Denial::invalid_request(&self.realm, why));
+        self.record(method, target, &decision);
+        decision
+    }
+
+    /// Counts a decision and logs a refusal.
+    fn record(&self, method: &str, target: &str, decision: &Decision) {
+        match decision {
             Decision::Allow { verified, .. } => {
                 let reason = if verified.is_some() {
                     "verified"
@@ -196,7 +289,6 @@ impl Gatekeeper {
                 );
             }
         }
-        decision
     }
 
     async fn decide_inner(

@@ -1,11 +1,11 @@
 //! The tower [`Layer`] that puts jwtgate in front of any service, and the axum extractor that
 //! hands the verified token to handlers.
 //!
-//! Allowed requests reach the inner service with client-sent identity headers removed, the
-//! verified identity headers added and the [`VerifiedToken`] in the request extensions; refused
-//! ones get the RFC 6750 answer without reaching it. With CORS configured, preflights from
-//! allowed origins are answered here and every answer to an allowed origin (refusals included,
-//! so the SPA can read `WWW-Authenticate`) carries the CORS headers.
+//! Allowed requests reach the inner service with client-sent identity headers (in every
+//! spelling) removed, the verified identity headers added and the [`VerifiedToken`] in the
+//! request extensions; refused ones get the RFC 6750 answer without reaching it. With CORS
+//! configured, preflights from allowed origins are answered here and every answer to an allowed
+//! origin (refusals included, so the SPA can read `WWW-Authenticate`) carries the CORS headers.
 
 use crate::gatekeeper::{unix_now, Cors, Decision, Gatekeeper};
 use axum::body::Body;
@@ -73,12 +73,14 @@ pub struct AuthService<S> {
     gatekeeper: Arc<Gatekeeper>,
 }
 
-/// Applies a decision's identity to a request: strips every identity header the client sent,
-/// adds the verified ones, stores the verified token.
+/// Applies a decision's identity to a request: strips every header the client sent whose name
+/// reads as an identity header to some server (any case, `_` for `-`: see [`crate::hygiene`]),
+/// then adds the verified ones and stores the verified token.
 pub fn apply_identity<B>(request: &mut Request<B>, gatekeeper: &Gatekeeper, decision: &Decision) {
-    for name in gatekeeper.identity().names() {
-        request.headers_mut().remove(name);
-    }
+    crate::hygiene::remove_spoofed(
+        request.headers_mut(),
+        gatekeeper.identity().names().iter().copied(),
+    );
     if let Decision::Allow { identity, verified } = decision {
         for (name, value) in identity.iter() {
             request.headers_mut().insert(name.clone(), value.clone());

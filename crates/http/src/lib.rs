@@ -27,6 +27,7 @@
 pub mod answer;
 pub mod config;
 mod gatekeeper;
+pub mod hygiene;
 pub mod identity;
 mod layer;
 pub mod metrics;

@@ -1,11 +1,17 @@
 //! Reverse-proxy mode: requests the layer allowed are forwarded to one upstream.
 //!
 //! Bodies stream in both directions; connections to the upstream are pooled (keep-alive);
-//! hop-by-hop headers (and those named in `Connection`) are removed; the token itself is not
-//! forwarded unless configured; `X-Forwarded-For/-Proto/-Host` are set. WebSocket (and other
-//! `Upgrade`) requests pass through once authorised. The path sent upstream is the normalised path
-//! that the route rules were matched against, so the upstream serves exactly what was authorised.
+//! hop-by-hop headers (and those named in `Connection`, which may not name a header the gateway
+//! sets: see [`crate::hygiene`]) are removed; the token itself is not forwarded unless configured
+//! — not from `Authorization`, nor from the cookie or query parameter it was read from;
+//! method-override headers and client spellings of `X-Forwarded-*` are removed;
+//! `X-Forwarded-For/-Proto/-Host` are set. A WebSocket upgrade passes through once authorised;
+//! any other `Upgrade` (`h2c`, …) is refused with 400 and not forwarded. The path sent upstream is
+//! the normalised path that the route rules were matched against, so the upstream serves exactly
+//! what was authorised.
 
+use crate::bearer::{self, TokenLocations};
+use crate::hygiene;
 use crate::path;
 use axum::body::Body;
 use axum::response::Response;
@@ -103,6 +109,7 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     upstream: Uri,
     options: ProxyOptions,
+    locations: TokenLocations,
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap, keep_upgrade: bool) {
@@ -155,7 +162,51 @@ impl Proxy {
             client,
             upstream,
             options,
+            locations: TokenLocations::default(),
         })
+    }
+
+    /// Where the gateway reads tokens besides `Authorization`: unless `forward_token` is set,
+    /// the token is removed from those places too (the cookie from `Cookie`, the parameter
+    /// from the query string) before the request goes upstream.
+    pub fn with_token_locations(mut self, locations: TokenLocations) -> Proxy {
+        self.locations = locations;
+        self
+    }
+
+    /// The query string (after `?`, if any) to send upstream: the client's, byte for byte,
+    /// less the token parameter unless the token is forwarded.
+    fn upstream_query(&self, query: Option<&str>) -> String {
+        let query = match (query, &self.locations.query) {
+            (Some(query), Some(name)) if !self.options.forward_token => {
+                bearer::query_without(query, name)
+            }
+            (query, _) => query.map(str::to_owned),
+        };
+        query.map(|q| format!("?{q}")).unwrap_or_default()
+    }
+
+    /// Removes the token from the `Cookie` headers unless it is forwarded.
+    fn remove_token_cookie(&self, headers: &mut http::HeaderMap) {
+        let Some(name) = self.locations.cookie.as_deref() else {
+            return;
+        };
+        if self.options.forward_token {
+            return;
+        }
+        let kept: Vec<HeaderValue> = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|value| match value.to_str() {
+                Ok(text) => bearer::cookie_without(text, name)
+                    .and_then(|rest| HeaderValue::from_str(&rest).ok()),
+                Err(_) => Some(value.clone()),
+            })
+            .collect();
+        headers.remove(http::header::COOKIE);
+        for value in kept {
+            headers.append(http::header::COOKIE, value);
+        }
     }
 
     /// Forwards an authorised request; `client` is the peer address for `X-Forwarded-For`.
@@ -172,10 +223,7 @@ impl Proxy {
         let Ok(normalized) = path::normalize(&target) else {
             return error_response(StatusCode::BAD_REQUEST, "bad request path");
         };
-        let query = target
-            .split_once('?')
-            .map(|(_, q)| format!("?{q}"))
-            .unwrap_or_default();
+        let query = self.upstream_query(target.split_once('?').map(|(_, q)| q));
         let base = self.upstream.path().trim_end_matches('/');
         let uri = format!(
             "{}://{}{base}{normalized}{query}",
@@ -185,7 +233,16 @@ impl Proxy {
         let Ok(uri) = uri.parse::<Uri>() else {
             return error_response(StatusCode::BAD_REQUEST, "bad request path");
         };
-        let is_upgrade = request.headers().contains_key(UPGRADE);
+        let is_upgrade = match hygiene::upgrade_is_websocket(request.headers()) {
+            None => false,
+            Some(true) => true,
+            Some(false) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "only a WebSocket upgrade may pass the gateway",
+                )
+            }
+        };
         let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
         let original_host = request.headers().get(HOST).cloned();
         let (mut parts, body) = request.into_parts();
@@ -198,6 +255,11 @@ impl Proxy {
         if !self.options.forward_token {
             parts.headers.remove(http::header::AUTHORIZATION);
         }
+        self.remove_token_cookie(&mut parts.headers);
+        // The decision was made on the real method: no header may make the upstream run another.
+        hygiene::remove_method_overrides(&mut parts.headers);
+        // Client spellings (`X_Forwarded_For`) of the forwarding headers the gateway sets.
+        hygiene::remove_variant_spellings(&mut parts.headers, &hygiene::FORWARDING_HEADERS);
         if let Some(host) = original_host {
             parts
                 .headers

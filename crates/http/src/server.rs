@@ -54,6 +54,34 @@ enum OriginalRequestError {
     Missing,
     /// The two conventions disagree (or a header is repeated): one copy came from the client.
     Conflict,
+    /// A header is present but unusable: not ASCII, a method that is no HTTP token, a URI
+    /// that is not a path. Never read as absent, or a client's copy could hide behind it.
+    Unusable(&'static str),
+}
+
+/// True for an HTTP method token (RFC 9110 §5.6.2 `tchar`s, at least one).
+fn is_method_token(text: &str) -> bool {
+    !text.is_empty()
+        && text.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
 }
 
 /// The original method and URI of a forward-auth check, from `X-Forwarded-Method`/`-Uri`
@@ -62,16 +90,27 @@ enum OriginalRequestError {
 /// copy through (nginx's `auth_request` forwards client headers unless told otherwise) must never
 /// let the client choose which path is checked.
 fn original_request(headers: &HeaderMap) -> Result<(String, String), OriginalRequestError> {
-    let get = |name: &str| -> Result<Option<String>, OriginalRequestError> {
+    let get = |name: &'static str| -> Result<Option<String>, OriginalRequestError> {
         let mut values = headers.get_all(name).iter();
-        let first = values
-            .next()
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let first = values.next();
         if values.next().is_some() {
             return Err(OriginalRequestError::Conflict);
         }
-        Ok(first)
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        let text = first
+            .to_str()
+            .map_err(|_| OriginalRequestError::Unusable(name))?;
+        let usable = if name.ends_with("method") {
+            is_method_token(text)
+        } else {
+            text.starts_with('/')
+        };
+        if !usable {
+            return Err(OriginalRequestError::Unusable(name));
+        }
+        Ok(Some(text.to_owned()))
     };
     let agree = |a: Option<String>, b: Option<String>, ignore_case: bool| match (a, b) {
         (Some(a), Some(b))
@@ -96,13 +135,26 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     let headers = request.headers();
     let (method, uri) = match original_request(headers) {
         Ok(original) => original,
+        Err(OriginalRequestError::Unusable(name)) => {
+            let why = format!(
+                "the {name} header is not a usable {}",
+                if name.ends_with("method") {
+                    "HTTP method"
+                } else {
+                    "request path (ASCII, starting with '/')"
+                }
+            );
+            let decision =
+                gatekeeper.refuse_request(request.method().as_str(), request.uri().path(), &why);
+            return render_forward_auth(&state, decision);
+        }
         Err(problem) => {
             let description = match problem {
                 OriginalRequestError::Missing => {
                     tracing::error!("forward-auth request without X-Forwarded-Uri or X-Original-URI: check the proxy configuration");
                     "the proxy did not send X-Forwarded-Uri or X-Original-URI"
                 }
-                OriginalRequestError::Conflict => {
+                OriginalRequestError::Conflict | OriginalRequestError::Unusable(_) => {
                     tracing::warn!("forward-auth request with conflicting original-request headers: the proxy passes client copies through");
                     "conflicting X-Forwarded-*/X-Original-* headers: the proxy must clear the client's copies"
                 }
@@ -117,7 +169,16 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     } else {
         method
     };
-    match gatekeeper.decide(&method, &uri, headers, unix_now()).await {
+    let decision = gatekeeper
+        .decide_forward_auth(&method, &uri, headers, unix_now())
+        .await;
+    render_forward_auth(&state, decision)
+}
+
+/// The forward-auth answer for a decision: 200 with the identity headers, or the refusal
+/// (`invalid_request` with the configured status).
+fn render_forward_auth(state: &AppState, decision: Decision) -> Response {
+    match decision {
         Decision::Allow { identity, .. } => {
             let mut response = StatusCode::OK.into_response();
             for (name, value) in identity.iter() {
@@ -213,7 +274,10 @@ pub fn router(gatekeeper: Arc<Gatekeeper>, options: &ServerOptions) -> Result<Ro
     let app = app.with_state(state.clone());
     match &options.proxy {
         Some(proxy_options) => {
-            let proxy = Arc::new(Proxy::new(proxy_options.clone())?);
+            let proxy = Arc::new(
+                Proxy::new(proxy_options.clone())?
+                    .with_token_locations(gatekeeper.locations().clone()),
+            );
             let proxied = Router::new()
                 .fallback(move |request: Request<Body>| {
                     let proxy = proxy.clone();

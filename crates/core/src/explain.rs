@@ -266,6 +266,11 @@ fn pass_detail(
                 .unwrap_or(Value::Null)
         ),
         Check::RequiredClaims => "all present with the required values".to_owned(),
+        Check::ScopeCount => format!(
+            "{} scope entries (at most {})",
+            scope::granted(claims).count(),
+            scope::MAX_GRANTED_SCOPES
+        ),
         Check::Scopes => {
             let granted = scope::distinct(claims);
             if policy.scopes().is_empty() {

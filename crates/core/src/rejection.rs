@@ -195,6 +195,13 @@ pub enum Reason {
         /// The token's value.
         found: Option<Value>,
     },
+    /// The token grants more scope entries than the cap ([`crate::scope::MAX_GRANTED_SCOPES`]).
+    TooManyScopes {
+        /// Entries granted (repeats counted).
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
     /// A required scope is not granted.
     InsufficientScope {
         /// What was required.
@@ -273,6 +280,7 @@ impl Rejection {
             Reason::NotAccessTokenType { .. } => "not_access_token_type",
             Reason::ClientNotAllowed { .. } => "client_not_allowed",
             Reason::ClaimValueMismatch { .. } => "claim_value_mismatch",
+            Reason::TooManyScopes { .. } => "too_many_scopes",
             Reason::InsufficientScope { .. } => "insufficient_scope",
         }
     }
@@ -291,6 +299,9 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+/// The most granted scopes a description lists (it becomes a header value).
+const SCOPES_SHOWN: usize = 32;
 
 fn list(values: &[String]) -> String {
     let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
@@ -427,6 +438,10 @@ fn describe(reason: &Reason) -> String {
             Some(found) => format!("claim {name:?} is {found}, expected {expected}"),
             None => format!("claim {name:?} is missing, expected {expected}"),
         },
+        Reason::TooManyScopes { count, max } => format!(
+            "the token grants {count} scope entries (scope, scp and permissions together); \
+             at most {max} are accepted"
+        ),
         Reason::InsufficientScope {
             required,
             missing,
@@ -435,6 +450,12 @@ fn describe(reason: &Reason) -> String {
         } => {
             let granted_text = if granted.is_empty() {
                 "the token grants no scopes".to_owned()
+            } else if granted.len() > SCOPES_SHOWN {
+                format!(
+                    "the token grants: {} … and {} more",
+                    granted[..SCOPES_SHOWN].join(" "),
+                    granted.len() - SCOPES_SHOWN
+                )
             } else {
                 format!("the token grants: {}", granted.join(" "))
             };

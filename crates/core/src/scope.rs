@@ -6,6 +6,7 @@
 
 use crate::claims::ClaimSet;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::fmt;
 
 /// Whether every listed scope is required, or any one of them suffices.
@@ -119,16 +120,23 @@ pub fn granted(claims: &dyn ClaimSet) -> impl Iterator<Item = &str> + '_ {
     scope.chain(scp).chain(permissions)
 }
 
+/// The most scope entries (across `scope`, `scp` and `permissions`, repeats counted) a token
+/// may grant; a token with more is refused as `invalid_token` before any scope is compared.
+/// Real tokens carry tens; the cap bounds the work and the size of what is derived from them
+/// (identity headers, descriptions) for a token packed with scopes up to the size limit.
+pub const MAX_GRANTED_SCOPES: usize = 1024;
+
+/// True when the claims grant more than [`MAX_GRANTED_SCOPES`] entries (stops counting there).
+pub fn exceeds_cap(claims: &dyn ClaimSet) -> Option<usize> {
+    let over = granted(claims).nth(MAX_GRANTED_SCOPES).is_some();
+    over.then(|| granted(claims).count())
+}
+
 /// The granted scopes without repeats, in first-seen order (a scope in both `scope` and
-/// `permissions` appears once): what descriptions and identity headers show.
+/// `permissions` appears once): what descriptions and identity headers show. Linear time.
 pub fn distinct(claims: &dyn ClaimSet) -> Vec<&str> {
-    let mut seen: Vec<&str> = Vec::new();
-    for scope in granted(claims) {
-        if !seen.contains(&scope) {
-            seen.push(scope);
-        }
-    }
-    seen
+    let mut seen: HashSet<&str> = HashSet::new();
+    granted(claims).filter(|scope| seen.insert(scope)).collect()
 }
 
 /// True when the claims grant `scope` exactly.
@@ -179,6 +187,15 @@ mod tests {
             claims(json!({"scope":"openid read:users","permissions":["read:users","write:users"]}));
         assert_eq!(distinct(&c), vec!["openid", "read:users", "write:users"]);
         assert_eq!(granted(&c).count(), 4);
+    }
+
+    #[test]
+    fn the_cap_counts_every_claim() {
+        let many: Vec<String> = (0..MAX_GRANTED_SCOPES).map(|i| format!("s{i}")).collect();
+        let at_cap = claims(json!({"scope": many.join(" ")}));
+        assert_eq!(exceeds_cap(&at_cap), None);
+        let over = claims(json!({"scope": many.join(" "), "permissions": ["x"]}));
+        assert_eq!(exceeds_cap(&over), Some(MAX_GRANTED_SCOPES + 1));
     }
 
     #[test]

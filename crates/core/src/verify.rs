@@ -321,13 +321,15 @@ pub enum Check {
     Client,
     /// Claims required with fixed values (when configured).
     RequiredClaims,
+    /// The token grants at most [`scope::MAX_GRANTED_SCOPES`] scope entries.
+    ScopeCount,
     /// The policy's scopes are granted.
     Scopes,
 }
 
 impl Check {
     /// All checks in evaluation order (`invalid_token` causes before `insufficient_scope`).
-    pub const ALL: [Check; 11] = [
+    pub const ALL: [Check; 12] = [
         Check::AccessTokenType,
         Check::Issuer,
         Check::Audience,
@@ -338,6 +340,7 @@ impl Check {
         Check::ProfileClaims,
         Check::Client,
         Check::RequiredClaims,
+        Check::ScopeCount,
         Check::Scopes,
     ];
 
@@ -354,6 +357,7 @@ impl Check {
             Check::ProfileClaims => "RFC 9068 claims",
             Check::Client => "client (azp/client_id)",
             Check::RequiredClaims => "required claims",
+            Check::ScopeCount => "scope count",
             Check::Scopes => "scopes",
         }
     }
@@ -484,6 +488,13 @@ impl Check {
                 }
                 Ok(())
             }
+            Check::ScopeCount => match scope::exceeds_cap(claims) {
+                Some(count) => fail(Reason::TooManyScopes {
+                    count,
+                    max: scope::MAX_GRANTED_SCOPES,
+                }),
+                None => Ok(()),
+            },
             Check::Scopes => check_scopes(&policy.scopes, claims),
         }
     }

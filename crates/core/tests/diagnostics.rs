@@ -275,6 +275,7 @@ fn explain_a_valid_token() {
                 "expiry (exp)",
                 "not before (nbf)",
                 "issued at (iat)",
+                "scope count",
                 "scopes",
             ]
         );
@@ -469,6 +470,7 @@ fn explain_policy_options_appear_as_steps() {
             "RFC 9068 claims",
             "client (azp/client_id)",
             "required claims",
+            "scope count",
             "scopes",
         ]
     );

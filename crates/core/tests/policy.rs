@@ -4,7 +4,7 @@
 //! huge values without overflow, leeway boundaries exactly, scopes through `scope`/`scp`/
 //! `permissions` (exact match, all-of and any-of), `invalid_token` winning over
 //! `insufficient_scope`, [`Verified::require`] for route requirements, strict RFC 9068 mode,
-//! allowed clients, maximum age and required claim values.
+//! allowed clients, maximum age and required claim values, and the cap on granted scopes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -837,4 +837,28 @@ fn a_policy_needs_an_issuer_and_an_audience() {
         policy().audience("").build().err(),
         Some(PolicyError::Empty("an audience"))
     );
+}
+
+/// A token granting more scope entries than the cap is refused as `invalid_token` (it wins
+/// over a missing scope), whichever claims hold them together.
+#[test]
+fn too_many_scopes_is_invalid_token() {
+    use jwtgate_core::scope::MAX_GRANTED_SCOPES;
+    let half: Vec<String> = (0..MAX_GRANTED_SCOPES / 2)
+        .map(|i| format!("s{i}"))
+        .collect();
+    let at_cap = json!({"scope": half.join(" "), "permissions": half});
+    let result = scope_check(ScopeRequirement::all_of(["read:users"]), at_cap);
+    assert!(matches!(reason(result), Reason::InsufficientScope { .. }));
+    let over = json!({"scope": half.join(" "), "permissions": half, "scp": ["read:users"]});
+    let refused = rejection(scope_check(ScopeRequirement::all_of(["read:users"]), over));
+    assert_eq!(refused.code(), ErrorCode::InvalidToken);
+    assert_eq!(
+        refused.reason(),
+        &Reason::TooManyScopes {
+            count: MAX_GRANTED_SCOPES + 1,
+            max: MAX_GRANTED_SCOPES
+        }
+    );
+    assert!(refused.description().contains("1025"), "{refused}");
 }

@@ -7,6 +7,7 @@ use crate::bearer::TokenLocations;
 use crate::cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
 use crate::gatekeeper::{Cors, Gatekeeper};
 use crate::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
+use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
 use crate::server::ServerOptions;
 use jwtgate_keys::CacheSettings;
@@ -255,6 +256,9 @@ pub struct GatewayConfig {
     /// Reverse proxy.
     #[serde(default)]
     pub proxy: Option<ProxyOptions>,
+    /// `[paths]`: which risky request-path features pass as data (all refused by default).
+    #[serde(default)]
+    pub paths: PathPolicy,
 }
 
 /// A built gateway: the decision maker and the server options.
@@ -304,6 +308,7 @@ impl GatewayConfig {
         let mut gatekeeper = Gatekeeper::new(registry, table)
             .with_realm(self.server.realm.clone())
             .with_identity(identity)
+            .with_path_policy(self.paths)
             .with_locations(TokenLocations {
                 cookie: self.token.cookie.clone(),
                 query: self.token.query.clone(),
@@ -417,6 +422,50 @@ mod tests {
         assert_eq!(config.server.listen, default_listen());
         let built = config.build("test.toml");
         assert!(built.is_ok(), "{built:?}");
+    }
+
+    #[test]
+    fn paths_section_sets_the_gatekeepers_path_policy() {
+        let issuer = "[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\njwks_url = \"https://i/k\"\n";
+        let policy = |paths: &str| {
+            GatewayConfig::from_toml(&format!("{issuer}{paths}"), "gw.toml")
+                .and_then(|c| c.build("gw.toml"))
+                .map(|built| *built.gatekeeper.path_policy())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(policy(""), Ok(PathPolicy::default()));
+        assert_eq!(
+            policy("[paths]\nallow_encoded_slash = true\nallow_semicolon = true\n"),
+            Ok(PathPolicy {
+                allow_encoded_slash: true,
+                allow_semicolon: true,
+                ..PathPolicy::default()
+            })
+        );
+        assert_eq!(
+            policy(
+                "[paths]\nallow_backslash = true\nallow_non_utf8 = true\nallow_double_encoding = true\n"
+            ),
+            Ok(PathPolicy {
+                allow_backslash: true,
+                allow_non_utf8: true,
+                allow_double_encoding: true,
+                ..PathPolicy::default()
+            })
+        );
+        let unknown = policy("[paths]\nallow_encoded_slashes = true\n");
+        assert!(
+            unknown.as_ref().is_err_and(|e| e.contains("unknown field")),
+            "{unknown:?}"
+        );
+        let config = GatewayConfig::from_toml(
+            &format!("{issuer}[paths]\nallow_semicolon = true\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        assert!(config
+            .to_toml()
+            .contains("[paths]\nallow_encoded_slash = false"));
     }
 
     #[test]

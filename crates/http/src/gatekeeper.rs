@@ -9,7 +9,7 @@ use crate::cache::TokenCache;
 use crate::hygiene;
 use crate::identity::IdentityHeaders;
 use crate::metrics::GatewayMetrics;
-use crate::path;
+use crate::path::{self, PathPolicy};
 use crate::routes::{Requirement, RouteTable};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_core::Verified;
@@ -80,6 +80,7 @@ pub struct Gatekeeper {
     identity: IdentityHeaders,
     cache: Option<TokenCache<CachedPass>>,
     cors: Option<Cors>,
+    path_policy: PathPolicy,
     metrics: GatewayMetrics,
 }
 
@@ -88,6 +89,7 @@ impl std::fmt::Debug for Gatekeeper {
         f.debug_struct("Gatekeeper")
             .field("routes", &self.routes)
             .field("realm", &self.realm)
+            .field("path_policy", &self.path_policy)
             .finish_non_exhaustive()
     }
 }
@@ -101,7 +103,7 @@ pub fn unix_now() -> i64 {
 
 impl Gatekeeper {
     /// A gatekeeper with default token locations (header only), identity headers and realm
-    /// `jwtgate`, no cache and no CORS; adjust with the `with_*` methods.
+    /// `jwtgate`, no cache, no CORS and the strict path policy; adjust with the `with_*` methods.
     pub fn new(registry: Registry, routes: RouteTable) -> Gatekeeper {
         Gatekeeper {
             registry,
@@ -111,6 +113,7 @@ impl Gatekeeper {
             identity: IdentityHeaders::default(),
             cache: None,
             cors: None,
+            path_policy: PathPolicy::default(),
             metrics: GatewayMetrics::default(),
         }
     }
@@ -145,6 +148,13 @@ impl Gatekeeper {
         self
     }
 
+    /// Sets which risky path features (encoded slashes, `;`, …) pass as data instead of being
+    /// refused.
+    pub fn with_path_policy(mut self, policy: PathPolicy) -> Self {
+        self.path_policy = policy;
+        self
+    }
+
     /// The key registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -168,6 +178,11 @@ impl Gatekeeper {
     /// The CORS settings, if enabled.
     pub fn cors(&self) -> Option<&Cors> {
         self.cors.as_ref()
+    }
+
+    /// The path policy requests are normalised under.
+    pub fn path_policy(&self) -> &PathPolicy {
+        &self.path_policy
     }
 
     /// The realm.
@@ -298,7 +313,7 @@ impl Gatekeeper {
         headers: &HeaderMap,
         now: i64,
     ) -> Decision {
-        let path = match path::normalize(target) {
+        let path = match path::normalize_with(target, &self.path_policy) {
             Ok(path) => path,
             Err(error) => {
                 return Decision::Deny(Denial::invalid_request(&self.realm, &error.to_string()))

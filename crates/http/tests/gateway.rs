@@ -255,9 +255,9 @@ async fn path_normalisation_cannot_bypass_rules() {
         let (status, _, _) = http(addr, &auth_request("POST", uri, "")).await;
         assert_eq!(status, 401, "{uri}");
     }
-    // An encoded slash is not a separator: this is not under /public/.
+    // An encoded slash is refused by default (see `encoded_separators_are_invalid_requests`).
     let (status, _, _) = http(addr, &auth_request("GET", "/public%2F..%2Fapi/users", "")).await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 400);
     let (status, _, _) = http(addr, &auth_request("GET", "/api/users/%zz", "")).await;
     assert_eq!(status, 400);
 }
@@ -459,6 +459,79 @@ async fn readiness_reports_missing_keys() {
         challenge.contains("error=\"invalid_token\"") && challenge.contains("could not be loaded"),
         "{challenge}"
     );
+}
+
+/// Paths the server behind jwtgate may read differently (an encoded slash, `;` path parameters,
+/// overlong UTF-8, a double encoding): through the tower layer they are 400 `invalid_request` by
+/// default, and pass as data, matched as one segment, with the `[paths]` setting that allows each.
+#[tokio::test]
+async fn encoded_separators_are_invalid_requests() {
+    let keys = keys();
+    let reader = token(&keys, json!({}));
+    let id_route =
+        "[[routes]]\nmethods = [\"GET\"]\npath = \"/api/users/{id}\"\nscopes = [\"read:users\"]\n";
+    let cases = [
+        ("/public/..%2Fapi%2Fadmin", "allow_encoded_slash"),
+        ("/api/users/..%2Fadmin", "allow_encoded_slash"),
+        ("/public/..;/api/admin", "allow_semicolon"),
+        ("/public/%c0%ae%c0%ae/api/admin", "allow_non_utf8"),
+        ("/public/..%252Fapi", "allow_double_encoding"),
+    ];
+    let serve = |extra: String| {
+        let built = config(&keys, &extra).build("t").unwrap();
+        async move {
+            server::prepare_keys(&built.gatekeeper).await;
+            let app = Router::new()
+                .fallback(|| async { "reached" })
+                .layer(AuthLayer::new(built.gatekeeper.clone()));
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            (addr, built.gatekeeper)
+        }
+    };
+    let get = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {reader}\r\nConnection: close\r\n\r\n")
+    };
+
+    let (strict, gatekeeper) = serve(id_route.to_owned()).await;
+    assert_eq!(*gatekeeper.path_policy(), Default::default());
+    for (path, setting) in cases {
+        let (status, headers, _) = http(strict, &get(path)).await;
+        assert_eq!(status, 400, "{path}");
+        let challenge = header(&headers, "www-authenticate").unwrap();
+        assert!(
+            challenge.contains("error=\"invalid_request\""),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains(&format!("paths.{setting} = true")),
+            "{challenge}"
+        );
+    }
+
+    for (path, setting) in cases {
+        let (relaxed, gatekeeper) = serve(format!("{id_route}[paths]\n{setting} = true\n")).await;
+        assert_ne!(*gatekeeper.path_policy(), Default::default());
+        let (status, _, body) = http(relaxed, &get(path)).await;
+        assert_eq!(status, 200, "{path} with {setting}");
+        assert_eq!(body, "reached");
+        // Only what the setting names is relaxed.
+        let others = cases.iter().filter(|(_, s)| *s != setting);
+        for (other, _) in others {
+            let (status, _, _) = http(relaxed, &get(other)).await;
+            assert_eq!(status, 400, "{other} with {setting}");
+        }
+    }
+
+    // Forward-auth answers a refused path with its invalid-request status.
+    let (addr, _, _tx, _) = start(&config(
+        &keys,
+        "[server]\nforward_auth_invalid_request_status = 401\n",
+    ))
+    .await;
+    let (status, _, _) = http(addr, &auth_request("GET", "/public/..%2Fapi%2Fadmin", "")).await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 //! | --- | --- | --- | --- |
 //! | valid, scopes present (or public route) | `Allow` policy | `isAuthorized: true` | `Allow` |
 //! | valid, scope missing; route denied | `Deny` policy (403) | `isAuthorized: false` | `Deny` |
-//! | no token, malformed header, invalid token | error `Unauthorized` (401) | same | same |
+//! | no token, malformed header, refused path (see [`jwtgate_config::path`]), invalid token | error `Unauthorized` (401) | same | same |
 
 use crate::arn::MethodArn;
 use crate::config::{HttpApiResponse, PolicyResource};
@@ -17,7 +17,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use jwtgate_config::bearer::BearerToken;
-use jwtgate_config::path;
+use jwtgate_config::path::{self, PathPolicy};
 use jwtgate_config::routes::{Requirement, RouteTable};
 use jwtgate_config::token_cache::TokenCache;
 use jwtgate_core::crypto::fingerprint;
@@ -121,6 +121,7 @@ pub struct Authorizer {
     routes: RouteTable,
     cache: Option<TokenCache>,
     options: Options,
+    path_policy: PathPolicy,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -128,6 +129,7 @@ impl std::fmt::Debug for Authorizer {
         f.debug_struct("Authorizer")
             .field("routes", &self.routes)
             .field("options", &self.options)
+            .field("path_policy", &self.path_policy)
             .finish_non_exhaustive()
     }
 }
@@ -156,7 +158,20 @@ impl Authorizer {
             routes,
             cache,
             options,
+            path_policy: PathPolicy::default(),
         }
+    }
+
+    /// Sets which risky path features (encoded slashes, `;`, …) pass as data instead of being
+    /// refused (strict by default).
+    pub fn with_path_policy(mut self, policy: PathPolicy) -> Self {
+        self.path_policy = policy;
+        self
+    }
+
+    /// The path policy method ARN paths are normalised under.
+    pub fn path_policy(&self) -> &PathPolicy {
+        &self.path_policy
     }
 
     /// The key registry.
@@ -204,7 +219,7 @@ impl Authorizer {
         now: i64,
     ) -> Result<Outcome, AuthorizerError> {
         let arn = &request.arn;
-        let path = match path::normalize(arn.path()) {
+        let path = match path::normalize_with(arn.path(), &self.path_policy) {
             Ok(path) => path,
             Err(error) => {
                 tracing::info!(kind = request.kind.name(), arn = arn.as_str(), %error, "unauthorized: bad request path");

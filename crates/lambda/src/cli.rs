@@ -13,7 +13,8 @@ use std::process::ExitCode;
 /// Options of `jwtgate lambda` (every one also read from its environment variable).
 #[derive(Debug, Clone, Default, Args)]
 pub struct LambdaArgs {
-    /// Configuration file (TOML) with [[issuers]], [[routes]], [keys], [cache] and [lambda].
+    /// Configuration file (TOML) with [[issuers]], [[routes]], [keys], [cache], [paths] and
+    /// [lambda].
     #[arg(long, env = "JWTGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Accepted issuer, exactly as in `iss` (adds an issuer to the file's).
@@ -96,6 +97,21 @@ pub struct LambdaArgs {
     /// Verified-token cache entries (default 5000, 0 disables).
     #[arg(long, env = "JWTGATE_TOKEN_CACHE", value_name = "ENTRIES")]
     pub token_cache: Option<String>,
+    /// Pass `%2F` and `%5C` in request paths as data instead of refusing them (true/false).
+    #[arg(long, env = "JWTGATE_PATHS_ALLOW_ENCODED_SLASH", value_name = "BOOL")]
+    pub paths_allow_encoded_slash: Option<String>,
+    /// Pass a raw `\` in request paths as data instead of refusing it (true/false).
+    #[arg(long, env = "JWTGATE_PATHS_ALLOW_BACKSLASH", value_name = "BOOL")]
+    pub paths_allow_backslash: Option<String>,
+    /// Pass `;` (path parameters) in request paths as data instead of refusing it (true/false).
+    #[arg(long, env = "JWTGATE_PATHS_ALLOW_SEMICOLON", value_name = "BOOL")]
+    pub paths_allow_semicolon: Option<String>,
+    /// Pass percent-encoded bytes that are not valid UTF-8 instead of refusing them (true/false).
+    #[arg(long, env = "JWTGATE_PATHS_ALLOW_NON_UTF8", value_name = "BOOL")]
+    pub paths_allow_non_utf8: Option<String>,
+    /// Pass double percent-encodings (`%252F`) as data instead of refusing them (true/false).
+    #[arg(long, env = "JWTGATE_PATHS_ALLOW_DOUBLE_ENCODING", value_name = "BOOL")]
+    pub paths_allow_double_encoding: Option<String>,
     /// Only check the configuration and print it (no Runtime API needed); exit 0 if valid.
     #[arg(long)]
     pub check: bool,
@@ -121,6 +137,11 @@ impl LambdaArgs {
             http_api_response: self.http_api_response.clone(),
             prefetch: self.prefetch.clone(),
             token_cache: self.token_cache.clone(),
+            paths_allow_encoded_slash: self.paths_allow_encoded_slash.clone(),
+            paths_allow_backslash: self.paths_allow_backslash.clone(),
+            paths_allow_semicolon: self.paths_allow_semicolon.clone(),
+            paths_allow_non_utf8: self.paths_allow_non_utf8.clone(),
+            paths_allow_double_encoding: self.paths_allow_double_encoding.clone(),
         }
     }
 }

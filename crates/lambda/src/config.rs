@@ -1,10 +1,11 @@
-//! The authorizer's configuration: a TOML file with the gateway's `[[issuers]]`, `[[routes]]` and
-//! `[keys]` sections plus `[cache]` and `[lambda]`, and/or environment variables
+//! The authorizer's configuration: a TOML file with the gateway's `[[issuers]]`, `[[routes]]`,
+//! `[keys]` and `[paths]` sections plus `[cache]` and `[lambda]`, and/or environment variables
 //! (`JWTGATE_*`, see [`crate::cli::LambdaArgs`]) applied on top of it. [`LambdaConfig::build`]
 //! checks everything and returns a ready [`Authorizer`]; every mistake names where it was made
 //! (the file and key, or the environment variable) and what is wrong.
 
 use crate::authorizer::{Authorizer, ContextClaim, Options};
+use jwtgate_config::path::PathPolicy;
 use jwtgate_config::token_cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
 use jwtgate_config::{
     build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
@@ -138,6 +139,9 @@ pub struct LambdaConfig {
     /// Verified-token cache.
     #[serde(default)]
     pub cache: CacheSection,
+    /// Which risky request-path features pass as data (all refused by default).
+    #[serde(default)]
+    pub paths: PathPolicy,
     /// Authorizer settings.
     #[serde(default)]
     pub lambda: LambdaSection,
@@ -235,7 +239,8 @@ impl LambdaConfig {
                 context_claims,
                 issuer_scopes,
             },
-        ))
+        )
+        .with_path_policy(self.paths))
     }
 }
 
@@ -274,6 +279,16 @@ pub struct Overrides {
     pub prefetch: Option<String>,
     /// `JWTGATE_TOKEN_CACHE`: verified-token cache entries (0 disables).
     pub token_cache: Option<String>,
+    /// `JWTGATE_PATHS_ALLOW_ENCODED_SLASH`: `true` or `false`.
+    pub paths_allow_encoded_slash: Option<String>,
+    /// `JWTGATE_PATHS_ALLOW_BACKSLASH`: `true` or `false`.
+    pub paths_allow_backslash: Option<String>,
+    /// `JWTGATE_PATHS_ALLOW_SEMICOLON`: `true` or `false`.
+    pub paths_allow_semicolon: Option<String>,
+    /// `JWTGATE_PATHS_ALLOW_NON_UTF8`: `true` or `false`.
+    pub paths_allow_non_utf8: Option<String>,
+    /// `JWTGATE_PATHS_ALLOW_DOUBLE_ENCODING`: `true` or `false`.
+    pub paths_allow_double_encoding: Option<String>,
 }
 
 fn env_error(var: &str, message: String) -> ConfigError {
@@ -423,6 +438,38 @@ impl Overrides {
                     format!("{text:?} is not a number of entries (0 disables the cache)"),
                 )
             })?;
+        }
+        let paths = &mut config.paths;
+        for (var, text, setting) in [
+            (
+                "JWTGATE_PATHS_ALLOW_ENCODED_SLASH",
+                &self.paths_allow_encoded_slash,
+                &mut paths.allow_encoded_slash,
+            ),
+            (
+                "JWTGATE_PATHS_ALLOW_BACKSLASH",
+                &self.paths_allow_backslash,
+                &mut paths.allow_backslash,
+            ),
+            (
+                "JWTGATE_PATHS_ALLOW_SEMICOLON",
+                &self.paths_allow_semicolon,
+                &mut paths.allow_semicolon,
+            ),
+            (
+                "JWTGATE_PATHS_ALLOW_NON_UTF8",
+                &self.paths_allow_non_utf8,
+                &mut paths.allow_non_utf8,
+            ),
+            (
+                "JWTGATE_PATHS_ALLOW_DOUBLE_ENCODING",
+                &self.paths_allow_double_encoding,
+                &mut paths.allow_double_encoding,
+            ),
+        ] {
+            if let Some(text) = text {
+                *setting = parse_bool(var, text)?;
+            }
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use jwtgate_config::path::PathPolicy;
 use jwtgate_lambda::config::Overrides;
 use jwtgate_lambda::{HttpApiResponse, PolicyResource};
 
@@ -68,6 +69,7 @@ fn environment_mistakes_name_the_variable() {
         (Overrides { prefetch: Some("sometimes".into()), ..base() }, "environment: `JWTGATE_PREFETCH`: \"sometimes\" is not true or false"),
         (Overrides { token_cache: Some("-1".into()), ..base() }, "environment: `JWTGATE_TOKEN_CACHE`: \"-1\" is not a number of entries"),
         (Overrides { strict: Some("y".into()), ..base() }, "environment: `JWTGATE_STRICT`: \"y\" is not true or false"),
+        (Overrides { paths_allow_semicolon: Some("maybe".into()), ..base() }, "environment: `JWTGATE_PATHS_ALLOW_SEMICOLON`: \"maybe\" is not true or false"),
     ];
     for (overrides, expected) in cases {
         let message = error(&overrides);
@@ -148,4 +150,31 @@ fn file_with_environment_on_top() {
         message.contains("cannot read the configuration file"),
         "{message}"
     );
+}
+
+#[test]
+fn path_settings_from_the_environment_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authorizer.toml");
+    std::fs::write(
+        &path,
+        "[paths]\nallow_encoded_slash = true\nallow_semicolon = true\n",
+    )
+    .unwrap();
+    let overrides = Overrides {
+        paths_allow_semicolon: Some("false".into()),
+        paths_allow_double_encoding: Some("true".into()),
+        ..base()
+    };
+    let (config, authorizer) = overrides.load(Some(&path)).unwrap();
+    let expected = PathPolicy {
+        allow_encoded_slash: true,
+        allow_double_encoding: true,
+        ..PathPolicy::default()
+    };
+    assert_eq!(config.paths, expected);
+    assert_eq!(*authorizer.path_policy(), expected);
+    let (config, authorizer) = base().load(None).unwrap();
+    assert_eq!(config.paths, PathPolicy::default());
+    assert_eq!(*authorizer.path_policy(), PathPolicy::default());
 }

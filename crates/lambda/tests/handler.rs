@@ -533,6 +533,28 @@ async fn per_route_rules_use_the_method_arn() {
     assert_json(&public, &iam("anonymous", "Allow", health_arn, json!({})));
 }
 
+/// A method ARN path the API's backend may read differently from jwtgate (`..%2F` climbing out of
+/// a public prefix) is refused like a malformed request, unless `[paths]` allows it as data.
+#[tokio::test]
+async fn refused_paths_are_unauthorized_unless_allowed() {
+    let fx = Fixture::new();
+    let routes = "[[routes]]\npath = \"/public/*\"\npublic = true\n";
+    let mut event = event(REST_TOKEN, "x");
+    event.as_object_mut().unwrap().remove("authorizationToken");
+    let arn = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/public/..%2Fadmin";
+    event["methodArn"] = json!(arn);
+
+    let strict = fx.authorizer(routes).await;
+    let refused = answer(&strict, event.clone()).await;
+    assert_eq!(refused, Err(AuthorizerError::Unauthorized));
+
+    let relaxed = fx
+        .authorizer(&format!("{routes}[paths]\nallow_encoded_slash = true\n"))
+        .await;
+    let public = answer(&relaxed, event).await.unwrap();
+    assert_json(&public, &iam("anonymous", "Allow", arn, json!({})));
+}
+
 #[tokio::test]
 async fn wildcard_policies_with_routes_are_refused() {
     let config = LambdaConfig::from_toml(

@@ -12,7 +12,7 @@
 
 use crate::bearer::{self, TokenLocations};
 use crate::hygiene;
-use crate::path;
+use crate::path::{self, PathPolicy};
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, UPGRADE};
@@ -110,6 +110,7 @@ pub struct Proxy {
     upstream: Uri,
     options: ProxyOptions,
     locations: TokenLocations,
+    paths: PathPolicy,
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap, keep_upgrade: bool) {
@@ -163,7 +164,15 @@ impl Proxy {
             upstream,
             options,
             locations: TokenLocations::default(),
+            paths: PathPolicy::default(),
         })
+    }
+
+    /// The path rules the gateway's decisions use: the path sent upstream is normalised under
+    /// the same policy, so it is exactly the path that was checked.
+    pub fn with_path_policy(mut self, paths: PathPolicy) -> Proxy {
+        self.paths = paths;
+        self
     }
 
     /// Where the gateway reads tokens besides `Authorization`: unless `forward_token` is set,
@@ -220,7 +229,7 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |pq| pq.as_str())
             .to_owned();
-        let Ok(normalized) = path::normalize(&target) else {
+        let Ok(normalized) = path::normalize_with(&target, &self.paths) else {
             return error_response(StatusCode::BAD_REQUEST, "bad request path");
         };
         let query = self.upstream_query(target.split_once('?').map(|(_, q)| q));

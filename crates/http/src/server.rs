@@ -276,7 +276,8 @@ pub fn router(gatekeeper: Arc<Gatekeeper>, options: &ServerOptions) -> Result<Ro
         Some(proxy_options) => {
             let proxy = Arc::new(
                 Proxy::new(proxy_options.clone())?
-                    .with_token_locations(gatekeeper.locations().clone()),
+                    .with_token_locations(gatekeeper.locations().clone())
+                    .with_path_policy(*gatekeeper.path_policy()),
             );
             let proxied = Router::new()
                 .fallback(move |request: Request<Body>| {

@@ -2,7 +2,8 @@
 //! (a recording echo server) never sees a client's spelling of an identity header, a header
 //! deleted through `Connection`, a method override, an upgrade other than WebSocket, or the token
 //! from a cookie or the query string; the forward-auth endpoint refuses what it cannot remove
-//! and never reads an unusable original-request header as absent.
+//! and never reads an unusable original-request header as absent. The upstream gets exactly the
+//! normalised path that was checked, under the configured `[paths]` rules.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -426,4 +427,31 @@ async fn unusable_original_request_headers_are_refusals_not_absent() {
         assert_eq!(status, 401, "{case:?}: {text}");
         assert!(text.contains("invalid_request"), "{case:?}: {text}");
     }
+}
+
+#[tokio::test]
+async fn the_upstream_gets_the_path_that_was_checked_under_the_configured_path_rules() {
+    let keys = fixture();
+    let (up, seen) = start_upstream().await;
+    let strict = keys.config(&format!("[proxy]\nupstream = \"http://{up}\"\n"));
+    let (addr, _stop) = start_gateway(&strict).await;
+    let before = seen.lock().unwrap().len();
+    let (status, text) = exchange(addr, "GET /public/..%2Fapi%2Fadmin HTTP/1.1\r\n").await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "nothing reached the upstream"
+    );
+
+    let relaxed = keys.config(&format!(
+        "[paths]\nallow_encoded_slash = true\n[proxy]\nupstream = \"http://{up}\"\n"
+    ));
+    let (addr, _stop2) = start_gateway(&relaxed).await;
+    let (status, text) = exchange(addr, "GET /public/./a%2fb/../c?q=%2F HTTP/1.1\r\n").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(last(&seen)["target"], "/public/c?q=%2F");
+    let (status, text) = exchange(addr, "GET /public/a%2fb HTTP/1.1\r\n").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(last(&seen)["target"], "/public/a%2Fb");
 }

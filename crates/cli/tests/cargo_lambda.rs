@@ -2,7 +2,7 @@
 //! plays the Lambda service (Runtime API and invoke API) for the built `jwtgate lambda`, and
 //! `cargo lambda invoke` sends the documented events.
 //!
-//! cargo-lambda comes from PyPI (`pip install cargo-lambda`, a prebuilt binary); `.ci/run`
+//! cargo-lambda comes from PyPI (`pip install cargo-lambda`, a prebuilt binary); `bash scripts/test`
 //! installs it into `target/cargo-lambda-venv`. This test fails, not skips, without it. Never
 //! `--data-example` (it downloads): events are passed with `--data-file`.
 
@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The directory holding the `cargo-lambda` executable: `CARGO_LAMBDA_BIN_DIR`, the venv that
-/// `.ci/run` makes, or `PATH`.
+/// `bash scripts/test` makes, or `PATH`.
 fn cargo_lambda_dir() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut candidates: Vec<PathBuf> = Vec::new();
@@ -36,7 +36,7 @@ fn cargo_lambda_dir() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "cargo-lambda not found: install it with `python3 -m venv target/cargo-lambda-venv && \
-                 target/cargo-lambda-venv/bin/pip install cargo-lambda` (what .ci/run does)"
+                 target/cargo-lambda-venv/bin/pip install cargo-lambda` (what bash scripts/test does)"
             )
         })
 }

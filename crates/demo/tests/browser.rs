@@ -5,7 +5,7 @@
 //! `JWTGATE_UPDATE_SCREENSHOT=1`.
 //!
 //! This test fails — it does not skip — when Chromium or the npm packages are missing:
-//! `.ci/run` installs them (`apt-get install chromium`, `npm ci` in `crates/demo/e2e`).
+//! `bash scripts/test` installs them (`apt-get install chromium`, `npm ci` in `crates/demo/e2e`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,13 +18,13 @@ async fn a_person_clicking_through_the_demo_page() {
     let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
     assert!(
         e2e.join("node_modules/playwright-core").is_dir(),
-        "npm packages missing: run `npm ci` in {} (.ci/run does)",
+        "npm packages missing: run `npm ci` in {} (bash scripts/test does)",
         e2e.display()
     );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
-        "Chromium missing at {chromium}: apt-get install chromium (.ci/run does)"
+        "Chromium missing at {chromium}: apt-get install chromium (bash scripts/test does)"
     );
 
     let state = tempfile::tempdir().unwrap();

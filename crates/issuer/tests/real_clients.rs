@@ -1,7 +1,7 @@
 //! Real clients, end to end, against the issuer on a free loopback port: the real
 //! `@auth0/auth0-spa-js` bundle in headless Chromium, `openid-client` and `jose` in Node, and
 //! jwtgate's own remote-key verification (jwtgate-keys). The Node side lives in `../e2e/`
-//! (`npm ci` there; `.ci/run` does it, and installs Debian's `chromium`).
+//! (`npm ci` there; `bash scripts/test` does it, and installs Debian's `chromium`).
 //!
 //! These tests fail — they never skip — when Chromium, Node or the npm packages are missing.
 //! Screenshots go to `<target>/tmp/issuer-e2e/` (or `$JWTGATE_E2E_ARTIFACTS`).
@@ -37,7 +37,7 @@ fn require_real_clients(chromium: bool) {
         let manifest = dir.join("node_modules").join(package).join("package.json");
         assert!(
             manifest.exists(),
-            "npm package {package} is missing: run `npm ci` in {} (.ci/run does)",
+            "npm package {package} is missing: run `npm ci` in {} (bash scripts/test does)",
             dir.display()
         );
     }

@@ -263,8 +263,9 @@ pub async fn prepare_keys(gatekeeper: &Gatekeeper) {
 const DESCRIPTOR_RESERVE_MIN: u64 = 64;
 /// Connections accepted beyond `max_connections` into the overload reserve.
 pub const OVERLOAD_RESERVE: usize = 16;
-/// Keep-alive idle timeout of a connection in the overload reserve.
-const OVERLOAD_IDLE: Duration = Duration::from_secs(1);
+/// Header read and idle timeout of a connection in the overload reserve: the reserve turns over
+/// quickly, so a health check queued behind idle connections is answered within seconds.
+const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a connection closing for idleness may take to say goodbye (HTTP/2 `GOAWAY`).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Pause after an accept error other than a connection aborted before it was accepted.
@@ -389,9 +390,9 @@ pub async fn serve_tls(
 /// At the limit, up to [`OVERLOAD_RESERVE`] further connections are still accepted and served by
 /// an overload responder: the health and readiness paths are answered as usual, everything else
 /// gets 503 with `Retry-After: 1`, and every answer closes the connection (HTTP/1.1
-/// `Connection: close`; HTTP/2 connections close after one second idle). When the reserve is
-/// full too, accepting pauses until a connection closes; new clients wait in the kernel's
-/// backlog.
+/// `Connection: close`; HTTP/2 connections close after one second idle); a reserve connection
+/// gets one second for its request head. When the reserve is full too, accepting pauses until a
+/// connection closes; new clients wait in the kernel's backlog.
 pub async fn serve_gateway(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -562,7 +563,8 @@ async fn accept_loop(
         }
         let mut limits = listening.limits;
         if overloaded {
-            limits.idle_timeout = limits.idle_timeout.min(OVERLOAD_IDLE);
+            limits.header_read_timeout = limits.header_read_timeout.min(OVERLOAD_TIMEOUT);
+            limits.idle_timeout = limits.idle_timeout.min(OVERLOAD_TIMEOUT);
         }
         let activity = Arc::new(Activity::new());
         let io = TrackedIo {

@@ -356,7 +356,8 @@ pub fn effective_max_connections(limits: &ConnectionLimits, proxy: bool) -> usiz
 
 /// Serves `app` on `listener` with the default [`ConnectionLimits`] (the connection limit
 /// derived as for proxy mode, the conservative choice) until `shutdown` completes, then finishes
-/// in-flight requests. [`serve_gateway`] is the full form.
+/// in-flight requests. Knowing no health paths, its overload reserve answers every request with
+/// 503, and nothing is counted; [`serve_gateway`] is the full form.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,

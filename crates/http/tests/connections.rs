@@ -3,7 +3,7 @@
 //! keep-alive connection after the idle timeout while a slow request in flight is not, a stalled
 //! request body after the body timeout; at the connection limit the health paths are still
 //! answered and everything else gets 503 (counted in /metrics) until the idle connections close;
-//! HTTP/2 advertises the configured stream limit; and under a real `ulimit -n 256` (this test
+//! HTTP/2 with prior knowledge advertises the configured stream limit and idles out too; and under a real `ulimit -n 256` (this test
 //! binary re-run as the server) 300 idle connections neither shut clients out nor make accept
 //! fail with "Too many open files".
 
@@ -433,7 +433,12 @@ async fn at_the_connection_limit_health_is_answered_and_the_rest_gets_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_prior_knowledge_advertises_the_stream_limit() {
     let jwks = jwks();
-    let gateway = start(&config(&jwks, "http2_max_concurrent_streams = 7", "")).await;
+    let gateway = start(&config(
+        &jwks,
+        "http2_max_concurrent_streams = 7\nidle_timeout_ms = 1000",
+        "",
+    ))
+    .await;
     let tcp = TcpStream::connect(gateway.addr).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     let driver = tokio::spawn(connection);
@@ -446,8 +451,19 @@ async fn http2_prior_knowledge_advertises_the_stream_limit() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.version(), http::Version::HTTP_2);
     assert_eq!(client.current_max_send_streams(), 7);
+    // With no stream open, the connection is closed (GOAWAY) after the idle timeout.
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(4), driver)
+        .await
+        .expect("HTTP/2 connection closed when idle")
+        .unwrap()
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(800),
+        "closed after {:?}",
+        start.elapsed()
+    );
     drop(client);
-    driver.abort();
     gateway.stop().await;
 }
 

@@ -235,13 +235,19 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         tracing::info!(%address, %mode, forward_auth = ?built.options.forward_auth_path, "jwtgate listening");
         let scheme = if built.options.tls.is_some() { "https" } else { "http" };
         eprintln!("jwtgate: listening on {scheme}://{address} ({mode})");
-        match &built.options.tls {
-            Some((cert, key)) => {
-                let acceptor = server::tls_acceptor(cert, key)?;
-                server::serve_tls(listener, app, acceptor, server::shutdown_signal()).await?;
-            }
-            None => server::serve(listener, app, server::shutdown_signal()).await?,
-        }
+        let tls = match &built.options.tls {
+            Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
+            None => None,
+        };
+        server::serve_gateway(
+            listener,
+            app,
+            built.gatekeeper.clone(),
+            &built.options,
+            tls,
+            server::shutdown_signal(),
+        )
+        .await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -238,8 +238,18 @@ impl Demo {
         let gateway =
             server::router(built.gatekeeper.clone(), &built.options).map_err(DemoError::Gateway)?;
         let gateway_stop = stopped(watch);
+        let gatekeeper = built.gatekeeper.clone();
+        let options = built.options.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(error) = server::serve(app_listener, gateway, gateway_stop).await {
+            let serving = server::serve_gateway(
+                app_listener,
+                gateway,
+                gatekeeper,
+                &options,
+                None,
+                gateway_stop,
+            );
+            if let Err(error) = serving.await {
                 tracing::error!(%error, "gateway stopped");
             }
         }));

@@ -9,17 +9,21 @@ use crate::gatekeeper::{Cors, Gatekeeper};
 use crate::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
 use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
-use crate::server::ServerOptions;
+use crate::server::{ConnectionLimits, ServerOptions};
 use jwtgate_keys::CacheSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use jwtgate_config::rules::{
     build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
 };
+
+/// The smallest `http2_max_header_list_size` accepted: below it, ordinary requests would fail.
+const MIN_HEADER_LIST_SIZE: u32 = 4096;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
@@ -41,6 +45,21 @@ fn default_metrics() -> String {
 }
 fn default_invalid_request_status() -> u16 {
     400
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    30_000
+}
+fn default_http2_max_concurrent_streams() -> u32 {
+    100
+}
+fn default_http2_max_header_list_size() -> u32 {
+    65_536
 }
 
 /// `[server]`.
@@ -79,6 +98,24 @@ pub struct ServerSection {
     /// TLS private key (PEM) for the listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Time to receive a request head, in milliseconds (default 10000).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Time a connection with no request in flight stays open, in milliseconds (default 60000).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Longest pause between two pieces of a request body, in milliseconds (default 30000).
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once (default 0: derived from the descriptor limit).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// HTTP/2 streams per connection at once (default 100).
+    #[serde(default = "default_http2_max_concurrent_streams")]
+    pub http2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list, in bytes (default 65536).
+    #[serde(default = "default_http2_max_header_list_size")]
+    pub http2_max_header_list_size: u32,
 }
 
 impl Default for ServerSection {
@@ -94,6 +131,12 @@ impl Default for ServerSection {
             unmatched: Unmatched::default(),
             tls_cert: None,
             tls_key: None,
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            max_connections: 0,
+            http2_max_concurrent_streams: default_http2_max_concurrent_streams(),
+            http2_max_header_list_size: default_http2_max_header_list_size(),
         }
     }
 }
@@ -356,6 +399,31 @@ impl GatewayConfig {
                 ))
             }
         };
+        for (name, value) in [
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+            (
+                "server.body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+            ),
+            (
+                "server.http2_max_concurrent_streams",
+                u64::from(self.server.http2_max_concurrent_streams),
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(name.into(), "must be positive".into()));
+            }
+        }
+        if self.server.http2_max_header_list_size < MIN_HEADER_LIST_SIZE {
+            return Err(invalid(
+                "server.http2_max_header_list_size".into(),
+                format!("must be at least {MIN_HEADER_LIST_SIZE}"),
+            ));
+        }
         if let Some(proxy) = &self.proxy {
             proxy
                 .validate()
@@ -376,6 +444,14 @@ impl GatewayConfig {
                     .tls_cert
                     .clone()
                     .zip(self.server.tls_key.clone()),
+                connections: ConnectionLimits {
+                    header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
+                    idle_timeout: Duration::from_millis(self.server.idle_timeout_ms),
+                    body_read_timeout: Duration::from_millis(self.server.body_read_timeout_ms),
+                    max_connections: self.server.max_connections,
+                    http2_max_concurrent_streams: self.server.http2_max_concurrent_streams,
+                    http2_max_header_list_size: self.server.http2_max_header_list_size,
+                },
             },
         })
     }
@@ -422,6 +498,9 @@ mod tests {
         assert_eq!(config.server.listen, default_listen());
         let built = config.build("test.toml");
         assert!(built.is_ok(), "{built:?}");
+        if let Ok(built) = built {
+            assert_eq!(built.options.connections, ConnectionLimits::default());
+        }
     }
 
     #[test]
@@ -491,6 +570,14 @@ mod tests {
         assert!(err("[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\njwks_url = \"http://example.com/k\"\n").contains("issuers[0].jwks_url"));
         assert!(err("[server]\nlisten = 5\n").starts_with("gw.toml: "));
         assert!(err("[serverr]\n").contains("unknown field"));
+        let issuer =
+            "[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\njwks_file = \"/k.json\"\n";
+        assert!(err(&format!("[server]\nidle_timeout_ms = 0\n{issuer}"))
+            .contains("server.idle_timeout_ms"));
+        assert!(err(&format!(
+            "[server]\nhttp2_max_header_list_size = 100\n{issuer}"
+        ))
+        .contains("server.http2_max_header_list_size"));
         assert!(err("[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\n[[routes]]\npath = \"api\"\n").contains("routes[0]"));
     }
 }

@@ -27,6 +27,7 @@ pub struct GatewayMetrics {
     latency_sum_nanos: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    connections_over_limit: AtomicU64,
 }
 
 impl GatewayMetrics {
@@ -71,6 +72,16 @@ impl GatewayMetrics {
             &self.cache_misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection accepted at the connection limit (served by the overload responder).
+    pub fn connection_over_limit(&self) {
+        self.connections_over_limit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections accepted at the connection limit so far.
+    pub fn connections_over_limit(&self) -> u64 {
+        self.connections_over_limit.load(Ordering::Relaxed)
     }
 
     /// Total decisions counted with `decision` (`allow` or `deny`).
@@ -142,6 +153,11 @@ impl GatewayMetrics {
                 "jwtgate_token_cache_misses_total",
                 "Verified-token cache misses.",
                 &self.cache_misses,
+            ),
+            (
+                "jwtgate_connections_over_limit_total",
+                "Connections accepted at the connection limit and answered by the overload responder.",
+                &self.connections_over_limit,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -236,6 +252,8 @@ mod tests {
         metrics.verify_latency(Duration::from_secs(3));
         metrics.decision("allow", 200, "verified");
         metrics.decision("deny", 401, "expired");
+        metrics.connection_over_limit();
+        assert_eq!(metrics.connections_over_limit(), 1);
         assert_eq!(metrics.count("allow"), 1);
         assert_eq!(metrics.count("deny"), 1);
         let source = jwtgate_keys::KeySource::new(
@@ -274,6 +292,10 @@ mod tests {
             text.contains(
                 "jwtgate_requests_total{decision=\"allow\",status=\"200\",reason=\"verified\"} 1"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtgate_connections_over_limit_total 1\n"),
             "{text}"
         );
     }

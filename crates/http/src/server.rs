@@ -1,5 +1,8 @@
 //! The gateway server: operations endpoints, the forward-auth endpoint, and the reverse proxy
-//! behind the same [`AuthLayer`](crate::AuthLayer), with graceful shutdown.
+//! behind the same [`AuthLayer`](crate::AuthLayer), with graceful shutdown; one accept loop for
+//! plain (HTTP/1.1 and h2c) and TLS listeners enforces the [`ConnectionLimits`]: header, idle and
+//! body timeouts watched per connection, a connection limit with an overload reserve that still
+//! answers the health paths, and HTTP/2 stream limits.
 
 use crate::answer::Denial;
 use crate::gatekeeper::{unix_now, Decision, Gatekeeper};
@@ -12,13 +15,21 @@ use axum::routing::{any, get};
 use axum::Router;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use tower_http::timeout::TimeoutBody;
 
 /// Where the server listens and which endpoints it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +50,8 @@ pub struct ServerOptions {
     pub proxy: Option<ProxyOptions>,
     /// TLS certificate chain and key (PEM files), when the listener serves HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Timeouts and limits of client connections.
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Clone)]
@@ -310,18 +323,659 @@ pub async fn prepare_keys(gatekeeper: &Gatekeeper) {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Descriptors kept back from the connection limit for everything else (listener, logs, JWKS
+/// fetches, key files, the runtime): a tenth of the limit, at least this many.
+const DESCRIPTOR_RESERVE_MIN: u64 = 64;
+/// Connections accepted beyond `max_connections` into the overload reserve.
+pub const OVERLOAD_RESERVE: usize = 16;
+/// Header read and idle timeout of a connection in the overload reserve: the reserve turns over
+/// quickly, so a health check queued behind idle connections is answered within seconds.
+const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a connection closing for idleness may take to say goodbye (HTTP/2 `GOAWAY`).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Pause after an accept error other than a connection aborted before it was accepted.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Fewest seconds between two log lines about the same connection-limit condition.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// HTTP/2 streams a client may open and reset before the server answers them, per connection
+/// (the "rapid reset" flood, CVE-2023-44487); hyper's default, set explicitly.
+const HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// HTTP/2 streams the server may reset for protocol errors before closing the connection
+/// (CVE-2024-27316-style floods); hyper's default, set explicitly.
+const HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+/// The most connections a derived limit allows, whatever the descriptor limit.
+const DERIVED_MAX: u64 = 1 << 20;
+/// The descriptor limit assumed where it cannot be read.
+const ASSUMED_DESCRIPTOR_LIMIT: u64 = 1024;
+
+/// Per-connection limits of the gateway's listener. Timeouts follow nginx's model: a new
+/// connection must deliver a complete request head within `header_read_timeout`; between
+/// requests a connection may stay idle for `idle_timeout`, and once the first byte of the next
+/// head arrives the header clock runs again; a request body may pause at most
+/// `body_read_timeout` between two frames. A request in flight (from its head until the last
+/// byte of its response) is never cut by the idle clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to receive a complete request head (HTTP/1), counted from accepting the connection
+    /// (TLS handshake included) or from the first byte of a later request.
+    pub header_read_timeout: Duration,
+    /// Time a connection with no request in flight may stay open.
+    pub idle_timeout: Duration,
+    /// Longest pause between two frames of a request body; the request then fails.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; 0 derives it from the descriptor limit
+    /// ([`derived_max_connections`]).
+    pub max_connections: usize,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` advertised to HTTP/2 clients.
+    pub http2_max_concurrent_streams: u32,
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` advertised to HTTP/2 clients, in bytes.
+    pub http2_max_header_list_size: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 0,
+            http2_max_concurrent_streams: 100,
+            http2_max_header_list_size: 65_536,
+        }
+    }
+}
+
+/// The connection limit derived from a descriptor limit (`RLIMIT_NOFILE`'s soft limit): a tenth
+/// of the descriptors (at least 64) stays for everything but client connections, and
+/// [`OVERLOAD_RESERVE`] more for the overload reserve; in proxy mode each client connection
+/// may hold one upstream connection, so half the rest. At least 1, at most 2^20.
+pub fn derived_max_connections(descriptor_limit: u64, proxy: bool) -> usize {
+    let kept = (descriptor_limit / 10).max(DESCRIPTOR_RESERVE_MIN) + OVERLOAD_RESERVE as u64;
+    let available = descriptor_limit.saturating_sub(kept);
+    let per_connection = if proxy { 2 } else { 1 };
+    let max = (available / per_connection).clamp(1, DERIVED_MAX);
+    usize::try_from(max).unwrap_or(1)
+}
+
+/// The process's soft descriptor limit, if the platform tells it (`None` means unlimited or
+/// unknown).
+pub fn descriptor_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// `limits.max_connections`, or the limit derived from this process's descriptor limit.
+pub fn effective_max_connections(limits: &ConnectionLimits, proxy: bool) -> usize {
+    if limits.max_connections > 0 {
+        return limits.max_connections;
+    }
+    let descriptors = descriptor_limit().unwrap_or(ASSUMED_DESCRIPTOR_LIMIT);
+    derived_max_connections(descriptors, proxy)
+}
+
+/// Serves `app` on `listener` with the default [`ConnectionLimits`] (the connection limit
+/// derived as for proxy mode, the conservative choice) until `shutdown` completes, then finishes
+/// in-flight requests. Knowing no health paths, its overload reserve answers every request with
+/// 503, and nothing is counted; [`serve_gateway`] is the full form.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+    let limits = ConnectionLimits::default();
+    let max = effective_max_connections(&limits, true);
+    accept_loop(listener, app, Listening::new(limits, max), shutdown).await
+}
+
+/// Like [`serve`], over TLS: each connection is handshaken within the header read timeout and
+/// served with HTTP/1.1 or HTTP/2 as ALPN chose.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    acceptor: TlsAcceptor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = ConnectionLimits::default();
+    let max = effective_max_connections(&limits, true);
+    let mut listening = Listening::new(limits, max);
+    listening.tls = Some(acceptor);
+    accept_loop(listener, app, listening, shutdown).await
+}
+
+/// Serves the gateway `app` (built by [`router`] from `options`) on `listener` until `shutdown`
+/// completes, then finishes in-flight requests: `options.connections` sets the timeouts and the
+/// connection limit, `tls` makes it HTTPS, and `gatekeeper`'s metrics count connections over the
+/// limit.
+///
+/// At the limit, up to [`OVERLOAD_RESERVE`] further connections are still accepted and served by
+/// an overload responder: the health and readiness paths are answered as usual, everything else
+/// gets 503 with `Retry-After: 1`, and every answer closes the connection (HTTP/1.1
+/// `Connection: close`; HTTP/2 connections close after one second idle); a reserve connection
+/// gets one second for its request head. When the reserve is full too, accepting pauses until a
+/// connection closes; new clients wait in the kernel's backlog.
+pub async fn serve_gateway(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    gatekeeper: Arc<Gatekeeper>,
+    options: &ServerOptions,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = options.connections;
+    let max = effective_max_connections(&limits, options.proxy.is_some());
+    let source = if limits.max_connections > 0 {
+        "configured".to_owned()
+    } else {
+        match descriptor_limit() {
+            Some(n) => format!("derived from the descriptor limit {n}"),
+            None => format!("derived from an assumed descriptor limit {ASSUMED_DESCRIPTOR_LIMIT}"),
+        }
+    };
+    tracing::info!(max_connections = max, %source, "connection limit");
+    let mut listening = Listening::new(limits, max);
+    listening.tls = tls;
+    listening.gatekeeper = Some(gatekeeper);
+    listening.health_paths = [&options.health_path, &options.ready_path]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    accept_loop(listener, app, listening, shutdown).await
+}
+
+/// What the accept loop serves besides the app.
+struct Listening {
+    limits: ConnectionLimits,
+    max_connections: usize,
+    tls: Option<TlsAcceptor>,
+    gatekeeper: Option<Arc<Gatekeeper>>,
+    health_paths: Vec<String>,
+}
+
+impl Listening {
+    fn new(limits: ConnectionLimits, max_connections: usize) -> Listening {
+        Listening {
+            limits,
+            max_connections,
+            tls: None,
+            gatekeeper: None,
+            health_paths: Vec::new(),
+        }
+    }
+}
+
+/// A log line at most every [`LOG_INTERVAL`], counting the occurrences in between.
+struct Throttled {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttled {
+    fn new() -> Throttled {
+        Throttled {
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// How many occurrences this line stands for, when one should be logged now.
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now < last + LOG_INTERVAL) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        let count = self.suppressed + 1;
+        self.suppressed = 0;
+        Some(count)
+    }
+}
+
+/// Errors of `accept` that concern one connection only, not the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+}
+
+/// The one accept loop of plain and TLS listeners.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    listening: Listening,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let normal = Arc::new(Semaphore::new(listening.max_connections));
+    let reserve = Arc::new(Semaphore::new(OVERLOAD_RESERVE));
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+    // The header read timeout is enforced by the connection watchdog: hyper's own would also run
+    // while a keep-alive connection waits for its next request, capping the idle timeout.
+    builder.http1().header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(listening.limits.http2_max_concurrent_streams)
+        .max_header_list_size(listening.limits.http2_max_header_list_size)
+        .max_pending_accept_reset_streams(HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS);
+    let builder = Arc::new(builder);
+    let health_paths: Arc<[String]> = listening.health_paths.into();
+    let (stop, stopped) = watch::channel(false);
+    let mut over_limit_log = Throttled::new();
+    let mut reserve_full_log = Throttled::new();
+    let mut accept_error_log = Throttled::new();
+    tokio::pin!(shutdown);
+    loop {
+        if normal.available_permits() == 0 && reserve.available_permits() == 0 {
+            if let Some(count) = reserve_full_log.due() {
+                tracing::warn!(
+                    max_connections = listening.max_connections,
+                    reserve = OVERLOAD_RESERVE,
+                    times = count,
+                    "connection limit and overload reserve full: not accepting until a connection closes"
+                );
+            }
+            // Only this loop takes permits, so one released now is still free after the select.
+            tokio::select! {
+                _ = normal.acquire() => {}
+                _ = reserve.acquire() => {}
+                () = &mut shutdown => break,
+            }
+        }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) if is_connection_error(&error) => continue,
+                Err(error) => {
+                    if let Some(count) = accept_error_log.due() {
+                        tracing::error!(%error, times = count, "accept failed; backing off");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (permit, overloaded) = match normal.clone().try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) => match reserve.clone().try_acquire_owned() {
+                Ok(permit) => (permit, true),
+                Err(_) => continue,
+            },
+        };
+        if overloaded {
+            if let Some(gatekeeper) = &listening.gatekeeper {
+                gatekeeper.metrics().connection_over_limit();
+            }
+            if let Some(count) = over_limit_log.due() {
+                tracing::warn!(
+                    max_connections = listening.max_connections,
+                    connections = count,
+                    "connection limit reached: answering new connections with 503 (health paths still served)"
+                );
+            }
+        }
+        let mut limits = listening.limits;
+        if overloaded {
+            limits.header_read_timeout = limits.header_read_timeout.min(OVERLOAD_TIMEOUT);
+            limits.idle_timeout = limits.idle_timeout.min(OVERLOAD_TIMEOUT);
+        }
+        let activity = Arc::new(Activity::new());
+        let io = TrackedIo {
+            io: stream,
+            activity: activity.clone(),
+            _permit: permit,
+        };
+        let connection = Accepted {
+            builder: builder.clone(),
+            activity,
+            limits,
+            stopped: stopped.clone(),
+        };
+        let app = app.clone();
+        let tls = listening.tls.clone();
+        let health_paths = health_paths.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await;
+                    let Ok(Ok(tls)) = handshake else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    connection
+                        .serve(tls, app, peer, overloaded, health_paths)
+                        .await;
+                }
+                None => {
+                    connection
+                        .serve(io, app, peer, overloaded, health_paths)
+                        .await
+                }
+            }
+        });
+    }
+    drop(listener);
+    drop(stopped);
+    let _ = stop.send(true);
+    stop.closed().await;
+    Ok(())
+}
+
+/// What a connection's phase is, as the watchdog sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Receiving a request head, since the instant given.
+    Head(Instant),
+    /// No request in flight, since the instant given.
+    Idle(Instant),
+    /// At least one request in flight.
+    Busy,
+}
+
+/// One connection's activity, shared by its IO (bytes read), its service (requests in flight)
+/// and its watchdog. Instants are milliseconds since `epoch`.
+struct Activity {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    /// Start of the request head being received, plus one; 0 when none is.
+    head_since: AtomicU64,
+    /// When the last request finished.
+    idle_since: AtomicU64,
+    /// HTTP/2: heads arrive in frames between others, so the header clock does not apply after
+    /// the first request; PINGs and other frames do not keep the connection open.
+    multiplexed: AtomicBool,
+    changed: Notify,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            // A new connection is receiving its first head.
+            head_since: AtomicU64::new(1),
+            idle_since: AtomicU64::new(0),
+            multiplexed: AtomicBool::new(false),
+            changed: Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn instant(&self, millis: u64) -> Instant {
+        self.epoch + Duration::from_millis(millis)
+    }
+
+    /// Bytes arrived: between requests, they start the next head.
+    fn bytes_read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && !self.multiplexed.load(Ordering::Relaxed)
+            && self
+                .head_since
+                .compare_exchange(0, self.now() + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request head is complete; the guard marks the request in flight until dropped.
+    fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_since.store(0, Ordering::Release);
+        if version >= http::Version::HTTP_2 {
+            self.multiplexed.store(true, Ordering::Relaxed);
+        }
+        InFlight(self.clone())
+    }
+
+    fn phase(&self) -> Phase {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Phase::Busy;
+        }
+        match self.head_since.load(Ordering::Acquire) {
+            0 => Phase::Idle(self.instant(self.idle_since.load(Ordering::Acquire))),
+            since => Phase::Head(self.instant(since - 1)),
+        }
+    }
+}
+
+/// A request in flight; dropped with the response body (or the unfinished request).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity.idle_since.store(activity.now(), Ordering::Release);
+        if activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            activity.changed.notify_one();
+        }
+    }
+}
+
+/// A response body that keeps its request in flight until it is sent or dropped.
+struct TrackedBody {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The accepted socket: records bytes read in the connection's [`Activity`] and holds the
+/// connection's slot until the socket closes (also after an upgrade hands it to a tunnel).
+struct TrackedIo<T> {
+    io: T,
+    activity: Arc<Activity>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// An accepted connection, ready to be served.
+struct Accepted {
+    builder: Arc<ConnectionBuilder<TokioExecutor>>,
+    activity: Arc<Activity>,
+    limits: ConnectionLimits,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Accepted {
+    /// Serves the connection with the app, or with the overload responder.
+    async fn serve<T>(
+        self,
+        io: T,
+        app: Router,
+        peer: SocketAddr,
+        overloaded: bool,
+        health_paths: Arc<[String]>,
+    ) where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = self.activity.clone();
+        let body_timeout = self.limits.body_read_timeout;
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let in_flight = activity.request_started(request.version());
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let request = request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)));
+            let app = app.clone();
+            let health_paths = health_paths.clone();
+            async move {
+                let close = request.version() < http::Version::HTTP_2;
+                let mut response =
+                    if !overloaded || health_paths.iter().any(|p| p == request.uri().path()) {
+                        app.oneshot(request).await?
+                    } else {
+                        let mut response = (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "overloaded: too many connections\n",
+                        )
+                            .into_response();
+                        response
+                            .headers_mut()
+                            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                        response
+                    };
+                if overloaded && close {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response.map(|inner| {
+                    Body::new(TrackedBody {
+                        inner,
+                        _in_flight: in_flight,
+                    })
+                }))
+            }
+        });
+        self.watch(io, service).await;
+    }
+
+    /// Drives the connection, closing it when a clock of [`ConnectionLimits`] runs out or the
+    /// server shuts down (gracefully: requests in flight finish).
+    async fn watch<T, S>(self, io: T, service: S)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let Accepted {
+            builder,
+            activity,
+            limits,
+            mut stopped,
+        } = self;
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let mut stopping = *stopped.borrow();
+        if stopping {
+            connection.as_mut().graceful_shutdown();
+        }
+        let mut closing: Option<Instant> = None;
+        loop {
+            let phase = activity.phase();
+            let deadline = match (closing, phase) {
+                (Some(grace), _) => Some(grace),
+                (None, Phase::Head(since)) => Some(since + limits.header_read_timeout),
+                (None, Phase::Idle(since)) => Some(since + limits.idle_timeout),
+                (None, Phase::Busy) => None,
+            };
+            let sleep = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = sleep => {
+                    if closing.is_some() {
+                        return;
+                    }
+                    match activity.phase() {
+                        Phase::Head(since) if since.elapsed() >= limits.header_read_timeout => {
+                            tracing::debug!("request head not received in time: closing");
+                            return;
+                        }
+                        Phase::Idle(since) if since.elapsed() >= limits.idle_timeout => {
+                            connection.as_mut().graceful_shutdown();
+                            closing = Some(Instant::now() + CLOSE_GRACE);
+                        }
+                        _ => {}
+                    }
+                }
+                () = activity.changed.notified() => {}
+                _ = stopped.changed(), if !stopping => {
+                    stopping = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
 }
 
 /// Loads a PEM certificate chain and private key into a TLS acceptor (rustls with the AWS-LC
@@ -342,53 +996,6 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         .map_err(|e| format!("TLS configuration: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Like [`serve`], over TLS: each connection is handshaken (10 s limit) and served with HTTP/1.1
-/// or HTTP/2; on shutdown the listener closes and connections finish their requests.
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    acceptor: TlsAcceptor,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
-                    let Ok(Ok(tls)) = handshake else {
-                        tracing::debug!(%peer, "TLS handshake failed or timed out");
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                        request.extensions_mut().insert(ConnectInfo(peer));
-                        app.clone().oneshot(request.map(Body::new))
-                    });
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -426,6 +1033,29 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn connection_limit_from_the_descriptor_limit() {
+        // 256 descriptors: 64 kept, 16 for the overload reserve; half the rest in proxy mode.
+        assert_eq!(derived_max_connections(256, false), 176);
+        assert_eq!(derived_max_connections(256, true), 88);
+        // A tenth is kept once that is more than 64.
+        assert_eq!(derived_max_connections(1024, false), 1024 - 102 - 16);
+        assert_eq!(
+            derived_max_connections(65_536, true),
+            (65_536 - 6_553 - 16) / 2
+        );
+        // Never zero, never unbounded.
+        assert_eq!(derived_max_connections(0, true), 1);
+        assert_eq!(derived_max_connections(50, false), 1);
+        assert_eq!(derived_max_connections(u64::MAX, false), 1 << 20);
+        // A configured limit wins over the derived one.
+        let limits = ConnectionLimits {
+            max_connections: 7,
+            ..ConnectionLimits::default()
+        };
+        assert_eq!(effective_max_connections(&limits, true), 7);
     }
 
     #[test]

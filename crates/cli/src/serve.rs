@@ -226,8 +226,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "listening on a non-loopback address");
         }
-        server::prepare_keys(&built.gatekeeper).await;
-        let app = server::router(built.gatekeeper.clone(), &built.options)?;
+        server::prepare_keys(&built.engine).await;
+        let app = server::router(jwtgate_http::SharedEngine::shared(built.engine.clone()), &built.options)?;
         let mode = match &built.options.proxy {
             Some(proxy) => format!("proxy to {}", proxy.upstream),
             None => "forward-auth".to_owned(),
@@ -242,7 +242,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         server::serve_gateway(
             listener,
             app,
-            built.gatekeeper.clone(),
+            built.engine.metrics().clone(),
             &built.options,
             tls,
             server::shutdown_signal(),

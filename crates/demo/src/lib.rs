@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwtgate_http::config::{GatewayConfig, IssuerSection, KeysSection, RouteSection};
 use jwtgate_http::proxy::ProxyOptions;
-use jwtgate_http::{server, Gatekeeper};
+use jwtgate_http::{server, Engine};
 use jwtgate_issuer::{Config, Issuer, IssuerOptions, KeyRing};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -80,7 +80,7 @@ pub enum DemoError {
 struct AppState {
     store: UserStore,
     issuer: Issuer,
-    gatekeeper: Arc<Gatekeeper>,
+    engine: Arc<Engine>,
     app_url: String,
 }
 
@@ -93,7 +93,7 @@ pub struct Demo {
     /// The issuer, for operator actions.
     pub issuer: Issuer,
     /// The gateway's decision maker.
-    pub gatekeeper: Arc<Gatekeeper>,
+    pub engine: Arc<Engine>,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -207,11 +207,11 @@ impl Demo {
         let built = gateway_config(&issuer_url, app_port, api_addr)?
             .build("demo")
             .map_err(|e| DemoError::Gateway(e.to_string()))?;
-        server::prepare_keys(&built.gatekeeper).await;
+        server::prepare_keys(&built.engine).await;
         let state = AppState {
             store,
             issuer: issuer.clone(),
-            gatekeeper: built.gatekeeper.clone(),
+            engine: built.engine.clone(),
             app_url: app_url.clone(),
         };
         let api = Router::new()
@@ -235,16 +235,19 @@ impl Demo {
                 .with_graceful_shutdown(api_stop)
                 .await;
         }));
-        let gateway =
-            server::router(built.gatekeeper.clone(), &built.options).map_err(DemoError::Gateway)?;
+        let gateway = server::router(
+            jwtgate_http::SharedEngine::shared(built.engine.clone()),
+            &built.options,
+        )
+        .map_err(DemoError::Gateway)?;
         let gateway_stop = stopped(watch);
-        let gatekeeper = built.gatekeeper.clone();
+        let engine = built.engine.clone();
         let options = built.options.clone();
         tasks.push(tokio::spawn(async move {
             let serving = server::serve_gateway(
                 app_listener,
                 gateway,
-                gatekeeper,
+                engine.metrics().clone(),
                 &options,
                 None,
                 gateway_stop,
@@ -257,7 +260,7 @@ impl Demo {
             app_url,
             issuer_url,
             issuer,
-            gatekeeper: built.gatekeeper,
+            engine: built.engine,
             shutdown,
             tasks,
         })
@@ -319,7 +322,7 @@ async fn rotate(State(state): State<AppState>) -> Response {
             return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
         }
     };
-    for entry in state.gatekeeper.registry().entries() {
+    for entry in state.engine.registry().entries() {
         if let Err(error) = entry.source().refresh_now().await {
             return (
                 StatusCode::BAD_GATEWAY,

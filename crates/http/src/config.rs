@@ -1,15 +1,15 @@
 //! The gateway's configuration: a TOML file (`jwtgate serve --config FILE`), or the same settings
 //! from flags for the single-issuer case. Every setting and its default is documented in
 //! `docs/configuration.md`; [`GatewayConfig::build`] turns a configuration into a ready
-//! [`Gatekeeper`] and [`ServerOptions`], failing with the key that is wrong and why.
+//! [`Engine`] and [`ServerOptions`], failing with the key that is wrong and why.
 
 use crate::bearer::TokenLocations;
 use crate::cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
-use crate::gatekeeper::{Cors, Gatekeeper};
-use crate::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
 use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
 use crate::server::{ConnectionLimits, ServerOptions};
+use jwtgate_engine::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
+use jwtgate_engine::{Cors, Engine};
 use jwtgate_keys::CacheSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use jwtgate_config::rules::{
+pub use jwtgate_engine::rules::{
     build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
 };
 
@@ -308,7 +308,7 @@ pub struct GatewayConfig {
 #[derive(Debug)]
 pub struct BuiltGateway {
     /// Decides every request.
-    pub gatekeeper: Arc<Gatekeeper>,
+    pub engine: Arc<Engine>,
     /// Listener, endpoints, proxy.
     pub options: ServerOptions,
 }
@@ -348,7 +348,7 @@ impl GatewayConfig {
                 .map_claim(claim, header)
                 .map_err(|e| invalid(format!("identity.claims.{claim}"), e.to_string()))?;
         }
-        let mut gatekeeper = Gatekeeper::new(registry, table)
+        let mut engine = Engine::new(registry, table)
             .with_realm(self.server.realm.clone())
             .with_identity(identity)
             .with_path_policy(self.paths)
@@ -360,8 +360,7 @@ impl GatewayConfig {
             if self.cache.max_age <= 0 {
                 return Err(invalid("cache.max_age".into(), "must be positive".into()));
             }
-            gatekeeper =
-                gatekeeper.with_cache(TokenCache::new(self.cache.capacity, self.cache.max_age));
+            engine = engine.with_cache(TokenCache::new(self.cache.capacity, self.cache.max_age));
         }
         if let Some(cors) = &self.cors {
             if cors.origins.is_empty() {
@@ -370,7 +369,7 @@ impl GatewayConfig {
                     "list at least one origin".into(),
                 ));
             }
-            gatekeeper = gatekeeper.with_cors(Cors {
+            engine = engine.with_cors(Cors {
                 origins: cors.origins.clone(),
                 methods: cors.methods.clone(),
                 headers: cors.headers.clone(),
@@ -430,7 +429,7 @@ impl GatewayConfig {
                 .map_err(|message| invalid(format!("proxy.{}", message.0), message.1))?;
         }
         Ok(BuiltGateway {
-            gatekeeper: Arc::new(gatekeeper),
+            engine: Arc::new(engine),
             options: ServerOptions {
                 listen: self.server.listen,
                 forward_auth_path: non_empty(&self.server.forward_auth_path),
@@ -504,12 +503,12 @@ mod tests {
     }
 
     #[test]
-    fn paths_section_sets_the_gatekeepers_path_policy() {
+    fn paths_section_sets_the_engines_path_policy() {
         let issuer = "[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\njwks_url = \"https://i/k\"\n";
         let policy = |paths: &str| {
             GatewayConfig::from_toml(&format!("{issuer}{paths}"), "gw.toml")
                 .and_then(|c| c.build("gw.toml"))
-                .map(|built| *built.gatekeeper.path_policy())
+                .map(|built| *built.engine.path_policy())
                 .map_err(|e| e.to_string())
         };
         assert_eq!(policy(""), Ok(PathPolicy::default()));

@@ -1,19 +1,24 @@
 //! The tower [`Layer`] that puts jwtgate in front of any service, and the axum extractor that
 //! hands the verified token to handlers.
 //!
-//! Allowed requests reach the inner service with client-sent identity headers (in every
-//! spelling) removed, the verified identity headers added and the [`VerifiedToken`] in the
-//! request extensions; refused ones get the RFC 6750 answer without reaching it. With CORS
-//! configured, preflights from allowed origins are answered here and every answer to an allowed
-//! origin (refusals included, so the SPA can read `WWW-Authenticate`) carries the CORS headers.
+//! The layer asks the engine ([`jwtgate_engine::Engine::decide`]) and renders the outcome; it
+//! decides nothing itself. Allowed requests reach the inner service with client-sent identity
+//! headers (in every spelling) removed, the verified identity headers added, and the
+//! [`VerifiedToken`] and the [`CheckedRequest`] in the request extensions; refused ones get the
+//! RFC 6750 answer without reaching it. With CORS configured, preflights from allowed origins are
+//! answered here and every answer to an allowed origin (refusals included, so the SPA can read
+//! `WWW-Authenticate`) carries the CORS headers.
 
-use crate::gatekeeper::{unix_now, Cors, Decision, Gatekeeper};
+use crate::answer::denial_response;
+use crate::shared::SharedEngine;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use jwtgate_core::Verified;
+use jwtgate_engine::{hygiene, TokenInput};
+use jwtgate_engine::{unix_now, Allow, Cors, Denial, Engine, FrontEnd, Outcome, RequestView};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,26 +37,35 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
             .extensions
             .get::<VerifiedToken>()
             .cloned()
-            .ok_or_else(|| crate::answer::Denial::missing_token("jwtgate").into_response())
+            .ok_or_else(|| denial_response(&Denial::missing_token("jwtgate")))
     }
 }
 
-impl IntoResponse for crate::answer::Denial {
-    fn into_response(self) -> Response {
-        crate::answer::Denial::into_response(self)
-    }
+/// What the layer checked, for the service behind it (the reverse proxy sends exactly this
+/// path upstream, and removes the token from where this engine reads it).
+#[derive(Debug, Clone)]
+pub struct CheckedRequest {
+    /// The engine that decided.
+    pub engine: Arc<Engine>,
+    /// The normalised path the routes were matched against.
+    pub path: String,
 }
 
 /// Adds jwtgate's decision in front of a service.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    gatekeeper: Arc<Gatekeeper>,
+    engine: Arc<SharedEngine>,
 }
 
 impl AuthLayer {
-    /// A layer deciding with `gatekeeper`.
-    pub fn new(gatekeeper: Arc<Gatekeeper>) -> AuthLayer {
-        AuthLayer { gatekeeper }
+    /// A layer deciding with `engine`.
+    pub fn new(engine: Arc<Engine>) -> AuthLayer {
+        AuthLayer::shared(SharedEngine::shared(engine))
+    }
+
+    /// A layer deciding with whatever engine `engine` holds at each request (hot reload).
+    pub fn shared(engine: Arc<SharedEngine>) -> AuthLayer {
+        AuthLayer { engine }
     }
 }
 
@@ -61,7 +75,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> AuthService<S> {
         AuthService {
             inner,
-            gatekeeper: self.gatekeeper.clone(),
+            engine: self.engine.clone(),
         }
     }
 }
@@ -70,27 +84,28 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct AuthService<S> {
     inner: S,
-    gatekeeper: Arc<Gatekeeper>,
+    engine: Arc<SharedEngine>,
 }
 
-/// Applies a decision's identity to a request: strips every header the client sent whose name
-/// reads as an identity header to some server (any case, `_` for `-`: see [`crate::hygiene`]),
-/// then adds the verified ones and stores the verified token.
-pub fn apply_identity<B>(request: &mut Request<B>, gatekeeper: &Gatekeeper, decision: &Decision) {
-    crate::hygiene::remove_spoofed(
+/// Applies an allow outcome to a request: strips every header the client sent whose name reads
+/// as an identity header to some server (any case, `_` for `-`: see
+/// [`jwtgate_engine::hygiene`]), then adds the verified ones and stores the verified token and
+/// the checked path.
+pub fn apply_identity<B>(request: &mut Request<B>, engine: &Arc<Engine>, allow: Allow) {
+    hygiene::remove_spoofed(
         request.headers_mut(),
-        gatekeeper.identity().names().iter().copied(),
+        engine.identity().names().iter().copied(),
     );
-    if let Decision::Allow { identity, verified } = decision {
-        for (name, value) in identity.iter() {
-            request.headers_mut().insert(name.clone(), value.clone());
-        }
-        if let Some(verified) = verified {
-            request
-                .extensions_mut()
-                .insert(VerifiedToken(verified.clone()));
-        }
+    for (name, value) in allow.identity.iter() {
+        request.headers_mut().insert(name.clone(), value.clone());
     }
+    if let Some(verified) = allow.verified {
+        request.extensions_mut().insert(VerifiedToken(verified));
+    }
+    request.extensions_mut().insert(CheckedRequest {
+        engine: engine.clone(),
+        path: allow.path,
+    });
 }
 
 /// Adds CORS response headers when the request's origin is allowed.
@@ -127,10 +142,10 @@ pub fn add_cors(
 }
 
 /// The empty 204 answer to an allowed preflight.
-pub fn preflight_response(gatekeeper: &Gatekeeper, origin: Option<&HeaderValue>) -> Response {
+pub fn preflight_response(engine: &Engine, origin: Option<&HeaderValue>) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
-    add_cors(response.headers_mut(), gatekeeper.cors(), origin, true);
+    add_cors(response.headers_mut(), engine.cors(), origin, true);
     response
 }
 
@@ -152,35 +167,40 @@ where
         let clone = self.inner.clone();
         // The service that was polled ready is the one that must be called.
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let gatekeeper = self.gatekeeper.clone();
+        let engine = self.engine.load();
         Box::pin(async move {
-            let method = request.method().as_str().to_owned();
             let target = request.uri().path_and_query().map_or_else(
                 || request.uri().path().to_owned(),
                 |pq| pq.as_str().to_owned(),
             );
             let origin = request.headers().get(http::header::ORIGIN).cloned();
-            let decision = gatekeeper
-                .decide(&method, &target, request.headers(), unix_now())
-                .await;
-            match decision {
-                Decision::Preflight => Ok(preflight_response(&gatekeeper, origin.as_ref())),
-                Decision::Deny(denial) => {
-                    let mut response = denial.into_response();
+            let view = RequestView {
+                front: FrontEnd::Inline,
+                method: request.method().as_str(),
+                target: &target,
+                headers: request.headers(),
+                token: TokenInput::FromRequest,
+                now: unix_now(),
+            };
+            let outcome = engine.decide(&view).await;
+            match outcome {
+                Outcome::Preflight => Ok(preflight_response(&engine, origin.as_ref())),
+                Outcome::Deny(denial) => {
+                    let mut response = denial_response(&denial);
                     add_cors(
                         response.headers_mut(),
-                        gatekeeper.cors(),
+                        engine.cors(),
                         origin.as_ref(),
                         false,
                     );
                     Ok(response)
                 }
-                allow @ Decision::Allow { .. } => {
-                    apply_identity(&mut request, &gatekeeper, &allow);
+                Outcome::Allow(allow) => {
+                    apply_identity(&mut request, &engine, allow);
                     let mut response = inner.call(request).await?;
                     add_cors(
                         response.headers_mut(),
-                        gatekeeper.cors(),
+                        engine.cors(),
                         origin.as_ref(),
                         false,
                     );

@@ -7,12 +7,10 @@
 //! method-override headers and client spellings of `X-Forwarded-*` are removed;
 //! `X-Forwarded-For/-Proto/-Host` are set. A WebSocket upgrade passes through once authorised;
 //! any other `Upgrade` (`h2c`, …) is refused with 400 and not forwarded. The path sent upstream is
-//! the normalised path that the route rules were matched against, so the upstream serves exactly
-//! what was authorised.
+//! the normalised path that the route rules were matched against (the layer's
+//! [`CheckedRequest`]), so the upstream serves exactly what was authorised.
 
-use crate::bearer::{self, TokenLocations};
-use crate::hygiene;
-use crate::path::{self, PathPolicy};
+use crate::layer::CheckedRequest;
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, UPGRADE};
@@ -21,6 +19,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use jwtgate_engine::bearer::{self, TokenLocations};
+use jwtgate_engine::hygiene;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -109,8 +109,6 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     upstream: Uri,
     options: ProxyOptions,
-    locations: TokenLocations,
-    paths: PathPolicy,
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap, keep_upgrade: bool) {
@@ -163,30 +161,13 @@ impl Proxy {
             client,
             upstream,
             options,
-            locations: TokenLocations::default(),
-            paths: PathPolicy::default(),
         })
     }
 
-    /// The path rules the gateway's decisions use: the path sent upstream is normalised under
-    /// the same policy, so it is exactly the path that was checked.
-    pub fn with_path_policy(mut self, paths: PathPolicy) -> Proxy {
-        self.paths = paths;
-        self
-    }
-
-    /// Where the gateway reads tokens besides `Authorization`: unless `forward_token` is set,
-    /// the token is removed from those places too (the cookie from `Cookie`, the parameter
-    /// from the query string) before the request goes upstream.
-    pub fn with_token_locations(mut self, locations: TokenLocations) -> Proxy {
-        self.locations = locations;
-        self
-    }
-
     /// The query string (after `?`, if any) to send upstream: the client's, byte for byte,
-    /// less the token parameter unless the token is forwarded.
-    fn upstream_query(&self, query: Option<&str>) -> String {
-        let query = match (query, &self.locations.query) {
+    /// less the token parameter (where `locations` read it) unless the token is forwarded.
+    fn upstream_query(&self, query: Option<&str>, locations: &TokenLocations) -> String {
+        let query = match (query, &locations.query) {
             (Some(query), Some(name)) if !self.options.forward_token => {
                 bearer::query_without(query, name)
             }
@@ -195,9 +176,10 @@ impl Proxy {
         query.map(|q| format!("?{q}")).unwrap_or_default()
     }
 
-    /// Removes the token from the `Cookie` headers unless it is forwarded.
-    fn remove_token_cookie(&self, headers: &mut http::HeaderMap) {
-        let Some(name) = self.locations.cookie.as_deref() else {
+    /// Removes the token's cookie (where `locations` read it) from the `Cookie` headers unless
+    /// the token is forwarded.
+    fn remove_token_cookie(&self, headers: &mut http::HeaderMap, locations: &TokenLocations) {
+        let Some(name) = locations.cookie.as_deref() else {
             return;
         };
         if self.options.forward_token {
@@ -224,15 +206,15 @@ impl Proxy {
         mut request: Request<Body>,
         client: Option<SocketAddr>,
     ) -> Response {
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
-        let Ok(normalized) = path::normalize_with(&target, &self.paths) else {
-            return error_response(StatusCode::BAD_REQUEST, "bad request path");
+        // The layer in front checked this request and says which path it checked; a request
+        // that reached the proxy any other way is refused (fail closed).
+        let Some(checked) = request.extensions_mut().remove::<CheckedRequest>() else {
+            tracing::error!("a request reached the proxy without a decision");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "request not checked");
         };
-        let query = self.upstream_query(target.split_once('?').map(|(_, q)| q));
+        let locations = checked.engine.locations();
+        let normalized = checked.path;
+        let query = self.upstream_query(request.uri().query(), locations);
         let base = self.upstream.path().trim_end_matches('/');
         let uri = format!(
             "{}://{}{base}{normalized}{query}",
@@ -264,7 +246,7 @@ impl Proxy {
         if !self.options.forward_token {
             parts.headers.remove(http::header::AUTHORIZATION);
         }
-        self.remove_token_cookie(&mut parts.headers);
+        self.remove_token_cookie(&mut parts.headers, locations);
         // The decision was made on the real method: no header may make the upstream run another.
         hygiene::remove_method_overrides(&mut parts.headers);
         // Client spellings (`X_Forwarded_For`) of the forwarding headers the gateway sets.

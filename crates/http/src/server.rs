@@ -4,10 +4,10 @@
 //! body timeouts watched per connection, a connection limit with an overload reserve that still
 //! answers the health paths, and HTTP/2 stream limits.
 
-use crate::answer::Denial;
-use crate::gatekeeper::{unix_now, Decision, Gatekeeper};
+use crate::answer::denial_response;
 use crate::layer::{add_cors, AuthLayer};
 use crate::proxy::{Proxy, ProxyOptions};
+use crate::shared::SharedEngine;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,10 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
+
+use jwtgate_engine::{
+    unix_now, Denial, Engine, FrontEnd, Metrics, Outcome, RequestView, TokenInput,
+};
 
 /// Where the server listens and which endpoints it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +60,8 @@ pub struct ServerOptions {
 
 #[derive(Clone)]
 struct AppState {
-    gatekeeper: Arc<Gatekeeper>,
-    invalid_request_status: StatusCode,
+    engine: Arc<SharedEngine>,
+    invalid_request_status: u16,
 }
 
 /// Why the original request of a forward-auth check cannot be known.
@@ -144,37 +148,40 @@ fn original_request(headers: &HeaderMap) -> Result<(String, String), OriginalReq
 }
 
 async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
-    let gatekeeper = &state.gatekeeper;
+    let engine = state.engine.load();
     let headers = request.headers();
     let (method, uri) = match original_request(headers) {
         Ok(original) => original,
-        Err(OriginalRequestError::Unusable(name)) => {
-            let why = format!(
-                "the {name} header is not a usable {}",
-                if name.ends_with("method") {
-                    "HTTP method"
-                } else {
-                    "request path (ASCII, starting with '/')"
-                }
-            );
-            let decision =
-                gatekeeper.refuse_request(request.method().as_str(), request.uri().path(), &why);
-            return render_forward_auth(&state, decision);
-        }
         Err(problem) => {
-            let description = match problem {
+            let denial = match problem {
+                OriginalRequestError::Unusable(name) => Denial::invalid_request(
+                    engine.realm(),
+                    format!(
+                        "the {name} header is not a usable {}",
+                        if name.ends_with("method") {
+                            "HTTP method"
+                        } else {
+                            "request path (ASCII, starting with '/')"
+                        }
+                    ),
+                ),
                 OriginalRequestError::Missing => {
                     tracing::error!("forward-auth request without X-Forwarded-Uri or X-Original-URI: check the proxy configuration");
-                    "the proxy did not send X-Forwarded-Uri or X-Original-URI"
+                    Denial::proxy_contract(
+                        engine.realm(),
+                        "the proxy did not send X-Forwarded-Uri or X-Original-URI: forward-auth needs the original request's URI",
+                    )
                 }
-                OriginalRequestError::Conflict | OriginalRequestError::Unusable(_) => {
+                OriginalRequestError::Conflict => {
                     tracing::warn!("forward-auth request with conflicting original-request headers: the proxy passes client copies through");
-                    "conflicting X-Forwarded-*/X-Original-* headers: the proxy must clear the client's copies"
+                    Denial::proxy_contract(
+                        engine.realm(),
+                        "conflicting X-Forwarded-*/X-Original-* headers: the proxy must clear the client's copies",
+                    )
                 }
             };
-            let mut denial = Denial::forbidden_route(gatekeeper.realm());
-            denial.description = description.to_owned();
-            return denial.into_response();
+            let outcome = engine.refuse(request.method().as_str(), request.uri().path(), denial);
+            return render_forward_auth(&state, outcome);
         }
     };
     let method = if method.is_empty() {
@@ -182,29 +189,37 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     } else {
         method
     };
-    let decision = gatekeeper
-        .decide_forward_auth(&method, &uri, headers, unix_now())
-        .await;
-    render_forward_auth(&state, decision)
+    let view = RequestView {
+        front: FrontEnd::ForwardAuth,
+        method: &method,
+        target: &uri,
+        headers,
+        token: TokenInput::FromRequest,
+        now: unix_now(),
+    };
+    let outcome = engine.decide(&view).await;
+    render_forward_auth(&state, outcome)
 }
 
-/// The forward-auth answer for a decision: 200 with the identity headers, or the refusal
+/// The forward-auth answer for an outcome: 200 with the identity headers, or the refusal
 /// (`invalid_request` with the configured status).
-fn render_forward_auth(state: &AppState, decision: Decision) -> Response {
-    match decision {
-        Decision::Allow { identity, .. } => {
+fn render_forward_auth(state: &AppState, outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Allow(allow) => {
             let mut response = StatusCode::OK.into_response();
-            for (name, value) in identity.iter() {
+            for (name, value) in allow.identity.iter() {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
             response
         }
-        Decision::Preflight => StatusCode::OK.into_response(),
-        Decision::Deny(mut denial) => {
-            if denial.status == StatusCode::BAD_REQUEST {
-                denial.status = state.invalid_request_status;
-            }
-            denial.into_response()
+        Outcome::Preflight => StatusCode::OK.into_response(),
+        Outcome::Deny(denial) => {
+            let denial = if denial.status() == 400 {
+                denial.with_status(state.invalid_request_status)
+            } else {
+                denial
+            };
+            denial_response(&denial)
         }
     }
 }
@@ -214,7 +229,8 @@ async fn health() -> &'static str {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    let registry = state.gatekeeper.registry();
+    let engine = state.engine.load();
+    let registry = engine.registry();
     let pending: Vec<String> = registry
         .entries()
         .iter()
@@ -239,10 +255,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
-        .gatekeeper
-        .metrics()
-        .render(state.gatekeeper.registry());
+    let engine = state.engine.load();
+    let text = engine.metrics().render(engine.registry());
     let mut response = text.into_response();
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -257,19 +271,21 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
     let mut response = (StatusCode::NOT_FOUND, "not found\n").into_response();
     add_cors(
         response.headers_mut(),
-        state.gatekeeper.cors(),
+        state.engine.load().cors(),
         origin.as_ref(),
         false,
     );
     response
 }
 
-/// Builds the router for `options`.
-pub fn router(gatekeeper: Arc<Gatekeeper>, options: &ServerOptions) -> Result<Router, String> {
+/// Builds the router for `options`, deciding with whatever engine `engine` holds (swap it to
+/// reload the configuration).
+pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Router, String> {
+    let status = options.forward_auth_invalid_request_status;
+    StatusCode::from_u16(status).map_err(|e| e.to_string())?;
     let state = AppState {
-        gatekeeper: gatekeeper.clone(),
-        invalid_request_status: StatusCode::from_u16(options.forward_auth_invalid_request_status)
-            .map_err(|e| e.to_string())?,
+        engine: engine.clone(),
+        invalid_request_status: status,
     };
     let mut app: Router<AppState> = Router::new();
     if let Some(path) = &options.health_path {
@@ -287,11 +303,7 @@ pub fn router(gatekeeper: Arc<Gatekeeper>, options: &ServerOptions) -> Result<Ro
     let app = app.with_state(state.clone());
     match &options.proxy {
         Some(proxy_options) => {
-            let proxy = Arc::new(
-                Proxy::new(proxy_options.clone())?
-                    .with_token_locations(gatekeeper.locations().clone())
-                    .with_path_policy(*gatekeeper.path_policy()),
-            );
+            let proxy = Arc::new(Proxy::new(proxy_options.clone())?);
             let proxied = Router::new()
                 .fallback(move |request: Request<Body>| {
                     let proxy = proxy.clone();
@@ -301,7 +313,7 @@ pub fn router(gatekeeper: Arc<Gatekeeper>, options: &ServerOptions) -> Result<Ro
                         .map(|c| c.0);
                     async move { proxy.forward(request, peer).await }
                 })
-                .layer(AuthLayer::new(gatekeeper));
+                .layer(AuthLayer::shared(engine));
             Ok(app.fallback_service(proxied))
         }
         None => {
@@ -313,8 +325,8 @@ pub fn router(gatekeeper: Arc<Gatekeeper>, options: &ServerOptions) -> Result<Ro
 
 /// Loads every issuer's keys once (logging failures: the sources keep retrying) and starts their
 /// background refreshers.
-pub async fn prepare_keys(gatekeeper: &Gatekeeper) {
-    for entry in gatekeeper.registry().entries() {
+pub async fn prepare_keys(engine: &Engine) {
+    for entry in engine.registry().entries() {
         let source = entry.source().clone();
         if let Err(error) = source.refresh_now().await {
             tracing::warn!(source = %source.kind(), %error, "initial key fetch failed; will retry");
@@ -450,8 +462,7 @@ pub async fn serve_tls(
 
 /// Serves the gateway `app` (built by [`router`] from `options`) on `listener` until `shutdown`
 /// completes, then finishes in-flight requests: `options.connections` sets the timeouts and the
-/// connection limit, `tls` makes it HTTPS, and `gatekeeper`'s metrics count connections over the
-/// limit.
+/// connection limit, `tls` makes it HTTPS, and `metrics` count connections over the limit.
 ///
 /// At the limit, up to [`OVERLOAD_RESERVE`] further connections are still accepted and served by
 /// an overload responder: the health and readiness paths are answered as usual, everything else
@@ -462,7 +473,7 @@ pub async fn serve_tls(
 pub async fn serve_gateway(
     listener: tokio::net::TcpListener,
     app: Router,
-    gatekeeper: Arc<Gatekeeper>,
+    metrics: Arc<Metrics>,
     options: &ServerOptions,
     tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -480,7 +491,7 @@ pub async fn serve_gateway(
     tracing::info!(max_connections = max, %source, "connection limit");
     let mut listening = Listening::new(limits, max);
     listening.tls = tls;
-    listening.gatekeeper = Some(gatekeeper);
+    listening.metrics = Some(metrics);
     listening.health_paths = [&options.health_path, &options.ready_path]
         .into_iter()
         .flatten()
@@ -494,7 +505,7 @@ struct Listening {
     limits: ConnectionLimits,
     max_connections: usize,
     tls: Option<TlsAcceptor>,
-    gatekeeper: Option<Arc<Gatekeeper>>,
+    metrics: Option<Arc<Metrics>>,
     health_paths: Vec<String>,
 }
 
@@ -504,7 +515,7 @@ impl Listening {
             limits,
             max_connections,
             tls: None,
-            gatekeeper: None,
+            metrics: None,
             health_paths: Vec::new(),
         }
     }
@@ -616,8 +627,8 @@ async fn accept_loop(
             },
         };
         if overloaded {
-            if let Some(gatekeeper) = &listening.gatekeeper {
-                gatekeeper.metrics().connection_over_limit();
+            if let Some(metrics) = &listening.metrics {
+                metrics.connection_over_limit();
             }
             if let Some(count) = over_limit_log.due() {
                 tracing::warn!(

@@ -74,8 +74,12 @@ impl Running {
 
 async fn start(config: &GatewayConfig) -> Running {
     let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.gatekeeper).await;
-    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    server::prepare_keys(&built.engine).await;
+    let app = server::router(
+        jwtgate_http::SharedEngine::shared(built.engine.clone()),
+        &built.options,
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -83,7 +87,7 @@ async fn start(config: &GatewayConfig) -> Running {
         server::serve_gateway(
             listener,
             app,
-            built.gatekeeper,
+            built.engine.metrics().clone(),
             &built.options,
             None,
             async {
@@ -494,14 +498,18 @@ async fn descriptor_limit_server() {
         "",
     );
     let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.gatekeeper).await;
-    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    server::prepare_keys(&built.engine).await;
+    let app = server::router(
+        jwtgate_http::SharedEngine::shared(built.engine.clone()),
+        &built.options,
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("listening {}", listener.local_addr().unwrap());
     server::serve_gateway(
         listener,
         app,
-        built.gatekeeper,
+        built.engine.metrics().clone(),
         &built.options,
         None,
         std::future::pending(),

@@ -81,13 +81,17 @@ async fn start(
     config: &GatewayConfig,
 ) -> (
     SocketAddr,
-    Arc<jwtgate_http::Gatekeeper>,
+    Arc<jwtgate_http::Engine>,
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
     let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.gatekeeper).await;
-    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    server::prepare_keys(&built.engine).await;
+    let app = server::router(
+        jwtgate_http::SharedEngine::shared(built.engine.clone()),
+        &built.options,
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -98,7 +102,7 @@ async fn start(
         .await
         .unwrap();
     });
-    (addr, built.gatekeeper, tx, handle)
+    (addr, built.engine, tx, handle)
 }
 
 /// A raw HTTP/1.1 exchange, so tests see exactly what goes over the wire.
@@ -369,7 +373,7 @@ async fn proxy_timeouts_and_dead_upstreams() {
 #[tokio::test]
 async fn operations_endpoints_and_cache() {
     let keys = keys();
-    let (addr, gatekeeper, _tx, _) = start(&config(&keys, "")).await;
+    let (addr, engine, _tx, _) = start(&config(&keys, "")).await;
     assert_eq!(
         http(
             addr,
@@ -425,7 +429,7 @@ async fn operations_endpoints_and_cache() {
         body.contains(&format!("jwtgate_keys_ready{{issuer=\"{ISS}\"}} 1")),
         "{body}"
     );
-    assert_eq!(gatekeeper.metrics().count("allow"), 5);
+    assert_eq!(engine.metrics().count("allow"), 5);
 }
 
 #[tokio::test]
@@ -480,22 +484,22 @@ async fn encoded_separators_are_invalid_requests() {
     let serve = |extra: String| {
         let built = config(&keys, &extra).build("t").unwrap();
         async move {
-            server::prepare_keys(&built.gatekeeper).await;
+            server::prepare_keys(&built.engine).await;
             let app = Router::new()
                 .fallback(|| async { "reached" })
-                .layer(AuthLayer::new(built.gatekeeper.clone()));
+                .layer(AuthLayer::new(built.engine.clone()));
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            (addr, built.gatekeeper)
+            (addr, built.engine)
         }
     };
     let get = |path: &str| {
         format!("GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {reader}\r\nConnection: close\r\n\r\n")
     };
 
-    let (strict, gatekeeper) = serve(id_route.to_owned()).await;
-    assert_eq!(*gatekeeper.path_policy(), Default::default());
+    let (strict, engine) = serve(id_route.to_owned()).await;
+    assert_eq!(*engine.path_policy(), Default::default());
     for (path, setting) in cases {
         let (status, headers, _) = http(strict, &get(path)).await;
         assert_eq!(status, 400, "{path}");
@@ -511,8 +515,8 @@ async fn encoded_separators_are_invalid_requests() {
     }
 
     for (path, setting) in cases {
-        let (relaxed, gatekeeper) = serve(format!("{id_route}[paths]\n{setting} = true\n")).await;
-        assert_ne!(*gatekeeper.path_policy(), Default::default());
+        let (relaxed, engine) = serve(format!("{id_route}[paths]\n{setting} = true\n")).await;
+        assert_ne!(*engine.path_policy(), Default::default());
         let (status, _, body) = http(relaxed, &get(path)).await;
         assert_eq!(status, 200, "{path} with {setting}");
         assert_eq!(body, "reached");
@@ -540,7 +544,7 @@ async fn layer_and_extractor_in_an_axum_service() {
     let built = config(&keys, "[cors]\norigins = [\"http://localhost:3000\"]\n")
         .build("t")
         .unwrap();
-    server::prepare_keys(&built.gatekeeper).await;
+    server::prepare_keys(&built.engine).await;
     let app = Router::new()
         .route(
             "/api/users",
@@ -548,7 +552,7 @@ async fn layer_and_extractor_in_an_axum_service() {
                 format!("hello {}", token.subject().unwrap_or("?"))
             }),
         )
-        .layer(AuthLayer::new(built.gatekeeper.clone()));
+        .layer(AuthLayer::new(built.engine.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -617,8 +621,12 @@ async fn tls_listener_serves_https_with_the_same_decisions() {
     text_config.server.tls_key = Some(format!("{data}/localhost.key.pem").into());
     let built = text_config.build("test.toml").unwrap();
     let (cert, key) = built.options.tls.clone().unwrap();
-    server::prepare_keys(&built.gatekeeper).await;
-    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    server::prepare_keys(&built.engine).await;
+    let app = server::router(
+        jwtgate_http::SharedEngine::shared(built.engine.clone()),
+        &built.options,
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = server::tls_acceptor(&cert, &key).unwrap();

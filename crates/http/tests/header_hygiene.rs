@@ -109,8 +109,12 @@ async fn start_upstream() -> (SocketAddr, Seen) {
 
 async fn start_gateway(config: &GatewayConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.gatekeeper).await;
-    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    server::prepare_keys(&built.engine).await;
+    let app = server::router(
+        jwtgate_http::SharedEngine::shared(built.engine.clone()),
+        &built.options,
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -140,8 +140,12 @@ async fn start_gateway(
     let config = GatewayConfig::from_toml(&text, recipe_name).unwrap();
     assert_eq!(config.server.listen, addr);
     let built = config.build(recipe_name).unwrap();
-    server::prepare_keys(&built.gatekeeper).await;
-    let app = server::router(built.gatekeeper.clone(), &built.options).unwrap();
+    server::prepare_keys(&built.engine).await;
+    let app = server::router(
+        jwtgate_http::SharedEngine::shared(built.engine.clone()),
+        &built.options,
+    )
+    .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         server::serve(listener, app, async {

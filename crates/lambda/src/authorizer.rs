@@ -6,7 +6,7 @@
 //! | --- | --- | --- | --- |
 //! | valid, scopes present (or public route) | `Allow` policy | `isAuthorized: true` | `Allow` |
 //! | valid, scope missing; route denied | `Deny` policy (403) | `isAuthorized: false` | `Deny` |
-//! | no token, malformed header, refused path (see [`jwtgate_config::path`]), invalid token | error `Unauthorized` (401) | same | same |
+//! | no token, malformed header, refused path (see [`jwtgate_engine::path`]), invalid token | error `Unauthorized` (401) | same | same |
 
 use crate::arn::MethodArn;
 use crate::config::{HttpApiResponse, PolicyResource};
@@ -16,12 +16,12 @@ use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerIamPolicyResponse, ApiGatewayV2CustomAuthorizerSimpleResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use jwtgate_config::bearer::BearerToken;
-use jwtgate_config::path::{self, PathPolicy};
-use jwtgate_config::routes::{Requirement, RouteTable};
-use jwtgate_config::token_cache::TokenCache;
 use jwtgate_core::crypto::fingerprint;
 use jwtgate_core::{ErrorCode, Rejection, ScopeRequirement, Verified};
+use jwtgate_engine::bearer::BearerToken;
+use jwtgate_engine::path::{self, PathPolicy};
+use jwtgate_engine::routes::{Requirement, RouteTable};
+use jwtgate_engine::token_cache::TokenCache;
 use jwtgate_keys::{Registry, SourceKind};
 use lambda_runtime::Diagnostic;
 use serde_json::{Map, Value};

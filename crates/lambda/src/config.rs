@@ -5,12 +5,12 @@
 //! (the file and key, or the environment variable) and what is wrong.
 
 use crate::authorizer::{Authorizer, ContextClaim, Options};
-use jwtgate_config::path::PathPolicy;
-use jwtgate_config::token_cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
-use jwtgate_config::{
+use jwtgate_core::ScopeRequirement;
+use jwtgate_engine::path::PathPolicy;
+use jwtgate_engine::token_cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
+use jwtgate_engine::{
     build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
 };
-use jwtgate_core::ScopeRequirement;
 use serde::{Deserialize, Serialize};
 
 /// Which resource an `Allow` or `Deny` statement names.

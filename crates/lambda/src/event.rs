@@ -18,7 +18,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerV2Request,
 };
 use http::header::AUTHORIZATION;
-use jwtgate_config::bearer::{self, BearerToken, TokenLocations};
+use jwtgate_engine::bearer::{self, BearerToken, TokenLocations};
 use serde_json::Value;
 use thiserror::Error;
 

@@ -19,7 +19,7 @@
 //! ## Design
 //!
 //! * **The gateway's rules, not a copy of them.** Issuers, key sources, per-route rules, path
-//!   normalisation, bearer parsing and the verified-token cache all come from `jwtgate-config`,
+//!   normalisation, bearer parsing and the verified-token cache all come from `jwtgate-engine`,
 //!   and verification from `jwtgate-keys`/`jwtgate-core`: the authorizer decides exactly like
 //!   `jwtgate serve`.
 //! * **Cache-safe policies.** By default the `Allow` names the whole API

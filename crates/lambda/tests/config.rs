@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_config::path::PathPolicy;
+use jwtgate_engine::path::PathPolicy;
 use jwtgate_lambda::config::Overrides;
 use jwtgate_lambda::{HttpApiResponse, PolicyResource};
 

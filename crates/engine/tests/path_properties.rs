@@ -13,7 +13,7 @@
 //!   the input, and each of its segments is the normalised form of one input segment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_config::path::{normalize, normalize_with, PathError, PathPolicy};
+use jwtgate_engine::path::{normalize, normalize_with, PathError, PathPolicy};
 use proptest::prelude::*;
 
 const PIECES: &[&str] = &[

@@ -1,4 +1,4 @@
-//! The gateway's counters and their Prometheus text exposition (format 0.0.4), written by hand:
+//! The counters every front end shares and their Prometheus text exposition (format 0.0.4), written by hand:
 //! a handful of counters and one histogram do not need a metrics framework.
 
 use jwtgate_keys::Registry;
@@ -17,7 +17,7 @@ const BUCKETS: [f64; 12] = [
 /// uncontended atomics: the two common "allow" outcomes have their own counters, and the
 /// latency histogram counts each observation in one bucket (cumulated when rendered).
 #[derive(Debug, Default)]
-pub struct GatewayMetrics {
+pub struct Metrics {
     allowed_verified: AtomicU64,
     allowed_public: AtomicU64,
     decisions: Mutex<BTreeMap<(&'static str, u16, &'static str), u64>>,
@@ -30,7 +30,7 @@ pub struct GatewayMetrics {
     connections_over_limit: AtomicU64,
 }
 
-impl GatewayMetrics {
+impl Metrics {
     /// Counts one decision: `allow`/`deny`, the HTTP status, and the reason label.
     pub fn decision(&self, decision: &'static str, status: u16, reason: &'static str) {
         match (decision, status, reason) {
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn histogram_is_cumulative_when_rendered() {
-        let metrics = GatewayMetrics::default();
+        let metrics = Metrics::default();
         metrics.verify_latency(Duration::from_micros(20));
         metrics.verify_latency(Duration::from_micros(40));
         metrics.verify_latency(Duration::from_secs(3));

@@ -1,0 +1,211 @@
+//! A refusal, as every front end renders it: the HTTP status, the RFC 6750 error code (if any),
+//! a short reason label for metrics and logs, the description, and the `WWW-Authenticate`
+//! challenge.
+//!
+//! The fields are private and each kind of refusal has one constructor, so the status, the
+//! challenge's `error` and the JSON body's `error` cannot disagree: the challenge and the body are
+//! both built from the same fields when rendered. No token at all gets the bare challenge
+//! (`Bearer realm="…"`, no error code, RFC 6750 §3.1); a proxy that did not send what the
+//! forward-auth contract needs gets no error code either (it is not the client's fault) but a
+//! description naming what is missing; everything else carries `error` and `error_description`,
+//! and 403 `insufficient_scope` adds `scope`. Parameter values are reduced to the characters
+//! RFC 6750 allows inside quoted strings, so no claim or description text can break the header.
+
+use jwtgate_core::{ErrorCode, Reason, Rejection};
+use serde_json::json;
+
+/// A refusal ready to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    status: u16,
+    code: Option<ErrorCode>,
+    kind: &'static str,
+    description: String,
+    realm: String,
+    scope: Option<String>,
+}
+
+/// Keeps only the characters allowed in RFC 6750 quoted values (%x20-21 / %x23-5B / %x5D-7E).
+pub fn quoted_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+impl Denial {
+    /// No token at all: 401 with only the realm.
+    pub fn missing_token(realm: &str) -> Denial {
+        Denial {
+            status: 401,
+            code: None,
+            kind: "missing_token",
+            description: "a bearer token is required".to_owned(),
+            realm: realm.to_owned(),
+            scope: None,
+        }
+    }
+
+    /// A malformed request (bad `Authorization` header, token in two places, a refused path, a
+    /// header only the gateway may set): 400 `invalid_request`.
+    pub fn invalid_request(realm: &str, why: impl Into<String>) -> Denial {
+        Denial {
+            status: 400,
+            code: Some(ErrorCode::InvalidRequest),
+            kind: "invalid_request",
+            description: why.into(),
+            realm: realm.to_owned(),
+            scope: None,
+        }
+    }
+
+    /// A request no route allows (no matching rule, default deny): 403 without a token check.
+    pub fn no_route(realm: &str) -> Denial {
+        Denial {
+            status: 403,
+            code: Some(ErrorCode::InsufficientScope),
+            kind: "no_route",
+            description: "no route allows this request".to_owned(),
+            realm: realm.to_owned(),
+            scope: None,
+        }
+    }
+
+    /// The proxy in front of the forward-auth endpoint did not send the original request as the
+    /// contract says (a missing header, or conflicting copies of it): 403 without an error code,
+    /// since the client did nothing wrong; the description names the header.
+    pub fn proxy_contract(realm: &str, why: impl Into<String>) -> Denial {
+        Denial {
+            status: 403,
+            code: None,
+            kind: "proxy_headers",
+            description: why.into(),
+            realm: realm.to_owned(),
+            scope: None,
+        }
+    }
+
+    /// The answer for a rejected token: 401 `invalid_token`, 403 `insufficient_scope` (with
+    /// `scope`) or 400 `invalid_request` (an empty token).
+    pub fn from_rejection(realm: &str, rejection: &Rejection) -> Denial {
+        let code = rejection.code();
+        let scope = match rejection.reason() {
+            Reason::InsufficientScope { required, .. } => Some(
+                required
+                    .scopes()
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        };
+        Denial {
+            status: code.http_status(),
+            code: Some(code),
+            kind: rejection.kind(),
+            description: rejection.description(),
+            realm: realm.to_owned(),
+            scope,
+        }
+    }
+
+    /// The HTTP status: 400, 401 or 403.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The RFC 6750 error code, if any.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.code
+    }
+
+    /// A short label for metrics and logs (`missing_token`, `expired`, `no_route`, …).
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// What was wrong.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The scopes a 403 `insufficient_scope` names (`scope="…"`).
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The same refusal answered with another status (the forward-auth endpoint's
+    /// `forward_auth_invalid_request_status` for `invalid_request`, for proxies that only
+    /// understand 401 and 403).
+    pub fn with_status(mut self, status: u16) -> Denial {
+        self.status = status;
+        self
+    }
+
+    /// The `WWW-Authenticate` value: `Bearer realm="…"` and, unless no token was sent at all,
+    /// `error`, `error_description` and `scope`.
+    pub fn challenge(&self) -> String {
+        let mut challenge = format!("Bearer realm=\"{}\"", quoted_safe(&self.realm));
+        if self.kind == "missing_token" {
+            return challenge;
+        }
+        if let Some(code) = self.code {
+            challenge.push_str(&format!(", error=\"{}\"", code.as_str()));
+        }
+        challenge.push_str(&format!(
+            ", error_description=\"{}\"",
+            quoted_safe(&self.description)
+        ));
+        if let Some(scope) = &self.scope {
+            challenge.push_str(&format!(", scope=\"{}\"", quoted_safe(scope)));
+        }
+        challenge
+    }
+
+    /// The JSON body: `{"error": …, "error_description": …}`, without `error` when there is no
+    /// error code.
+    pub fn body(&self) -> String {
+        match self.code {
+            Some(code) => json!({
+                "error": code.as_str(),
+                "error_description": self.description,
+            }),
+            None => json!({ "error_description": self.description }),
+        }
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_and_bodies_agree() {
+        let missing = Denial::missing_token("api");
+        assert_eq!(missing.challenge(), "Bearer realm=\"api\"");
+        assert_eq!(
+            missing.body(),
+            "{\"error_description\":\"a bearer token is required\"}"
+        );
+        let d = Denial::invalid_request("api", "bad \"header\"");
+        assert_eq!(d.status(), 400);
+        assert_eq!(
+            d.challenge(),
+            "Bearer realm=\"api\", error=\"invalid_request\", error_description=\"bad 'header'\""
+        );
+        assert!(d.body().contains("\"error\":\"invalid_request\""));
+        let proxy = Denial::proxy_contract("api", "the proxy did not send X-Forwarded-Uri");
+        assert_eq!(
+            proxy.challenge(),
+            "Bearer realm=\"api\", error_description=\"the proxy did not send X-Forwarded-Uri\""
+        );
+        assert!(!proxy.body().contains("\"error\":"));
+        assert_eq!(quoted_safe("é\\\n"), "?/?");
+    }
+}

@@ -1,0 +1,426 @@
+//! The one decision every front end asks for: normalise the path, find the route, check the
+//! request's headers at the boundary, find the token, verify it (through the verified-token
+//! cache), check the route's scopes — and return an [`Outcome`] that a front end only renders
+//! (an HTTP answer, an IAM policy, a gRPC check response).
+
+use crate::bearer::{self, BearerToken, TokenLocations};
+use crate::denial::Denial;
+use crate::hygiene;
+use crate::identity::IdentityHeaders;
+use crate::metrics::Metrics;
+use crate::path::{self, PathPolicy};
+use crate::routes::{Requirement, RouteTable};
+use crate::token_cache::TokenCache;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use jwtgate_core::Verified;
+use jwtgate_keys::Registry;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Allowed cross-origin callers; preflight requests from them pass without a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cors {
+    /// Allowed origins (exact, e.g. `http://localhost:3000`), or `*`.
+    pub origins: Vec<String>,
+    /// Allowed methods for preflight answers.
+    pub methods: Vec<String>,
+    /// Allowed request headers for preflight answers.
+    pub headers: Vec<String>,
+    /// Preflight cache lifetime in seconds.
+    pub max_age: u64,
+}
+
+impl Cors {
+    /// True when `origin` may call.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o == "*" || o == origin)
+    }
+}
+
+/// A verified token with its identity headers, as the token cache keeps it.
+#[derive(Debug, Clone)]
+pub struct CachedPass {
+    /// The verified token.
+    pub verified: Arc<Verified>,
+    /// Its identity headers, sanitised.
+    pub identity: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+/// Which front end asks: the boundary checks on headers, and where the token may be, differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// jwtgate passes the request on itself (tower layer, reverse proxy): client spellings of
+    /// the identity headers are removed later, so only a `Connection` header naming a protected
+    /// header is refused.
+    Inline,
+    /// A proxy asks through the forward-auth endpoint and passes the request on itself:
+    /// jwtgate cannot remove anything from it, so a variant spelling of an identity header, or
+    /// a method override naming another method, is refused.
+    ForwardAuth,
+    /// An API Gateway Lambda authorizer event: API Gateway forwards the request, jwtgate only
+    /// answers allow or deny.
+    Authorizer,
+}
+
+/// Where the bearer token of a request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenInput {
+    /// Read it from the headers (and the configured cookie or query parameter).
+    FromRequest,
+    /// The front end already has it (an API Gateway `TOKEN` event's `authorizationToken`).
+    Given(BearerToken),
+}
+
+/// The protocol-neutral view of one request.
+#[derive(Debug, Clone)]
+pub struct RequestView<'a> {
+    /// Which front end asks.
+    pub front: FrontEnd,
+    /// The method as sent (`GET`, …).
+    pub method: &'a str,
+    /// The path and query as sent (`/api/users?x=1`).
+    pub target: &'a str,
+    /// The request's headers (names are case-insensitive).
+    pub headers: &'a HeaderMap,
+    /// Where the token is.
+    pub token: TokenInput,
+    /// The time of the decision, Unix seconds.
+    pub now: i64,
+}
+
+/// A request that may pass.
+#[derive(Debug, Clone)]
+pub struct Allow {
+    /// Headers for the upstream: the verified identity (none for public routes).
+    pub identity: Arc<[(HeaderName, HeaderValue)]>,
+    /// The verified token, when the route needed one.
+    pub verified: Option<Arc<Verified>>,
+    /// The normalised path that was checked: what a proxy must send upstream.
+    pub path: String,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Let it through.
+    Allow(Allow),
+    /// A CORS preflight from an allowed origin: answer it (or pass it on) without a token.
+    Preflight,
+    /// Refuse it.
+    Deny(Denial),
+}
+
+/// Everything needed to decide: keys and policies, routes, token locations, path rules,
+/// identity headers, the verified-token cache, CORS and the counters.
+pub struct Engine {
+    registry: Registry,
+    routes: RouteTable,
+    locations: TokenLocations,
+    paths: PathPolicy,
+    realm: Arc<str>,
+    identity: IdentityHeaders,
+    cache: Option<TokenCache<CachedPass>>,
+    cors: Option<Cors>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("routes", &self.routes)
+            .field("realm", &self.realm)
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Engine {
+    /// An engine with default token locations (header only), strict path rules, default
+    /// identity headers and realm `jwtgate`, no cache and no CORS; adjust with the `with_*`
+    /// methods.
+    pub fn new(registry: Registry, routes: RouteTable) -> Engine {
+        Engine {
+            registry,
+            routes,
+            locations: TokenLocations::default(),
+            paths: PathPolicy::default(),
+            realm: Arc::from("jwtgate"),
+            identity: IdentityHeaders::default(),
+            cache: None,
+            cors: None,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Sets the realm in challenges.
+    pub fn with_realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Arc::from(realm.into());
+        self
+    }
+
+    /// Sets where tokens may come from besides the `Authorization` header.
+    pub fn with_locations(mut self, locations: TokenLocations) -> Self {
+        self.locations = locations;
+        self
+    }
+
+    /// Sets which risky path features (encoded slashes, `;`, …) pass as data instead of being
+    /// refused (strict by default).
+    pub fn with_path_policy(mut self, paths: PathPolicy) -> Self {
+        self.paths = paths;
+        self
+    }
+
+    /// Sets the identity headers.
+    pub fn with_identity(mut self, identity: IdentityHeaders) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Enables the verified-token cache.
+    pub fn with_cache(mut self, cache: TokenCache<CachedPass>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Enables CORS.
+    pub fn with_cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Counts into `metrics` (shared with an engine this one replaces, so a reload keeps them).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The key registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Where tokens are read besides the `Authorization` header.
+    pub fn locations(&self) -> &TokenLocations {
+        &self.locations
+    }
+
+    /// The path rules requests are normalised under.
+    pub fn path_policy(&self) -> &PathPolicy {
+        &self.paths
+    }
+
+    /// The identity headers.
+    pub fn identity(&self) -> &IdentityHeaders {
+        &self.identity
+    }
+
+    /// The CORS settings, if enabled.
+    pub fn cors(&self) -> Option<&Cors> {
+        self.cors.as_ref()
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Decides for one request, counts the outcome and logs a refusal.
+    pub async fn decide(&self, request: &RequestView<'_>) -> Outcome {
+        let outcome = match self.boundary_refusal(request) {
+            Some(denial) => Outcome::Deny(denial),
+            None => self.decide_request(request).await,
+        };
+        self.record(request.method, request.target, &outcome);
+        outcome
+    }
+
+    /// Refuses a request the front end could not even read (for example a forward-auth check
+    /// whose original-request headers are unusable), counted like every other decision.
+    pub fn refuse(&self, method: &str, target: &str, denial: Denial) -> Outcome {
+        let outcome = Outcome::Deny(denial);
+        self.record(method, target, &outcome);
+        outcome
+    }
+
+    /// The boundary checks on the request's headers ([`crate::hygiene`]), before any token work.
+    fn boundary_refusal(&self, request: &RequestView<'_>) -> Option<Denial> {
+        let names = self.identity.names();
+        let headers = request.headers;
+        if request.front != FrontEnd::Authorizer {
+            if let Some(named) = hygiene::connection_names_protected(headers, names.iter().copied())
+            {
+                return Some(Denial::invalid_request(
+                    &self.realm,
+                    format!(
+                        "the Connection header names {named:?}, a header only the gateway sets"
+                    ),
+                ));
+            }
+        }
+        if request.front == FrontEnd::ForwardAuth {
+            if let Some(spoofed) = hygiene::spoofed_spelling(headers, names.iter().copied()) {
+                return Some(Denial::invalid_request(
+                    &self.realm,
+                    format!("the request carries {spoofed:?}, another spelling of an identity header the gateway sets"),
+                ));
+            }
+            if let Some((name, value)) = hygiene::method_override_mismatch(headers, request.method)
+            {
+                return Some(Denial::invalid_request(
+                    &self.realm,
+                    format!(
+                        "{name}: {value:?} asks for another method than the {} that is checked",
+                        request.method
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
+    async fn decide_request(&self, request: &RequestView<'_>) -> Outcome {
+        let path = match path::normalize_with(request.target, &self.paths) {
+            Ok(path) => path,
+            Err(error) => {
+                return Outcome::Deny(Denial::invalid_request(&self.realm, error.to_string()))
+            }
+        };
+        let headers = request.headers;
+        if request.method == "OPTIONS"
+            && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            let origin = headers
+                .get(http::header::ORIGIN)
+                .and_then(|o| o.to_str().ok());
+            if let (Some(cors), Some(origin)) = (&self.cors, origin) {
+                if cors.allows(origin) {
+                    return Outcome::Preflight;
+                }
+            }
+        }
+        let requirement = match self.routes.requirement(request.method, &path) {
+            Requirement::Public => {
+                return Outcome::Allow(Allow {
+                    identity: Arc::from([]),
+                    verified: None,
+                    path,
+                })
+            }
+            Requirement::Deny => return Outcome::Deny(Denial::no_route(&self.realm)),
+            Requirement::Token(scopes) => scopes,
+        };
+        let found = match &request.token {
+            TokenInput::Given(token) => token.clone(),
+            TokenInput::FromRequest => {
+                let query = request.target.split_once('?').map(|(_, q)| q);
+                bearer::extract(headers, query, &self.locations)
+            }
+        };
+        let token = match found {
+            BearerToken::Missing => return Outcome::Deny(Denial::missing_token(&self.realm)),
+            BearerToken::Invalid(why) => {
+                return Outcome::Deny(Denial::invalid_request(&self.realm, why))
+            }
+            BearerToken::Present(token) => token,
+        };
+        let pass = match self
+            .verify_with_identity(token.as_bytes(), request.now)
+            .await
+        {
+            Ok(pass) => pass,
+            Err(rejection) => {
+                tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token.as_bytes()), %rejection, "token rejected");
+                return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+            }
+        };
+        if let Err(rejection) = pass.verified.require(requirement) {
+            return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+        }
+        Outcome::Allow(Allow {
+            identity: pass.identity,
+            verified: Some(pass.verified),
+            path,
+        })
+    }
+
+    /// Counts an outcome and logs a refusal.
+    fn record(&self, method: &str, target: &str, outcome: &Outcome) {
+        match outcome {
+            Outcome::Allow(allow) => {
+                let reason = if allow.verified.is_some() {
+                    "verified"
+                } else {
+                    "public"
+                };
+                self.metrics.decision("allow", 200, reason);
+            }
+            Outcome::Preflight => self.metrics.decision("allow", 204, "cors_preflight"),
+            Outcome::Deny(denial) => {
+                self.metrics
+                    .decision("deny", denial.status(), denial.kind());
+                tracing::info!(
+                    method,
+                    path = target.split('?').next().unwrap_or_default(),
+                    status = denial.status(),
+                    reason = denial.kind(),
+                    "denied"
+                );
+            }
+        }
+    }
+
+    /// Verifies a token through the cache.
+    pub async fn verify(
+        &self,
+        token: &[u8],
+        now: i64,
+    ) -> Result<Arc<Verified>, jwtgate_core::Rejection> {
+        Ok(self.verify_with_identity(token, now).await?.verified)
+    }
+
+    /// Verifies a token through the cache, with its finished identity headers (computed once per
+    /// token and cached with it).
+    async fn verify_with_identity(
+        &self,
+        token: &[u8],
+        now: i64,
+    ) -> Result<CachedPass, jwtgate_core::Rejection> {
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(token, now) {
+                self.metrics.cache_lookup(true);
+                return Ok(hit);
+            }
+            self.metrics.cache_lookup(false);
+        }
+        let started = Instant::now();
+        let result = self.registry.verify(token, now).await;
+        self.metrics.verify_latency(started.elapsed());
+        let verified = Arc::new(result?);
+        let pass = CachedPass {
+            identity: self.identity.headers_for(&verified).into(),
+            verified,
+        };
+        if let Some(cache) = &self.cache {
+            cache.insert_with(token, pass.clone(), &pass.verified, now);
+        }
+        Ok(pass)
+    }
+}

@@ -11,11 +11,12 @@
 //! and 403 `insufficient_scope` adds `scope`. Parameter values are reduced to the characters
 //! RFC 6750 allows inside quoted strings, so no claim or description text can break the header.
 
-use jwtgate_core::{ErrorCode, Reason, Rejection};
+use jwtgate_core::{ErrorCode, Reason, Rejection, Verified};
 use serde_json::json;
+use std::sync::Arc;
 
 /// A refusal ready to render.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Denial {
     status: u16,
     code: Option<ErrorCode>,
@@ -23,6 +24,7 @@ pub struct Denial {
     description: String,
     realm: String,
     scope: Option<String>,
+    verified: Option<Arc<Verified>>,
 }
 
 /// Keeps only the characters allowed in RFC 6750 quoted values (%x20-21 / %x23-5B / %x5D-7E).
@@ -47,6 +49,7 @@ impl Denial {
             description: "a bearer token is required".to_owned(),
             realm: realm.to_owned(),
             scope: None,
+            verified: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl Denial {
             description: why.into(),
             realm: realm.to_owned(),
             scope: None,
+            verified: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl Denial {
             description: "no route allows this request".to_owned(),
             realm: realm.to_owned(),
             scope: None,
+            verified: None,
         }
     }
 
@@ -86,6 +91,7 @@ impl Denial {
             description: why.into(),
             realm: realm.to_owned(),
             scope: None,
+            verified: None,
         }
     }
 
@@ -111,6 +117,7 @@ impl Denial {
             description: rejection.description(),
             realm: realm.to_owned(),
             scope,
+            verified: None,
         }
     }
 
@@ -137,6 +144,18 @@ impl Denial {
     /// The scopes a 403 `insufficient_scope` names (`scope="…"`).
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
+    }
+
+    /// The verified token a scope check refused (a valid token short of a scope): who was
+    /// refused, for answers that name the principal (API Gateway's `Deny` policy).
+    pub fn verified(&self) -> Option<&Arc<Verified>> {
+        self.verified.as_ref()
+    }
+
+    /// The refusal of a verified token's request (see [`Denial::verified`]).
+    pub fn for_verified(mut self, verified: Arc<Verified>) -> Denial {
+        self.verified = Some(verified);
+        self
     }
 
     /// The same refusal answered with another status (the forward-auth endpoint's

@@ -12,7 +12,7 @@ use crate::path::{self, PathPolicy};
 use crate::routes::{Requirement, RouteTable};
 use crate::token_cache::TokenCache;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use jwtgate_core::Verified;
+use jwtgate_core::{ScopeRequirement, Verified};
 use jwtgate_keys::Registry;
 use std::sync::Arc;
 use std::time::Instant;
@@ -121,6 +121,7 @@ pub struct Engine {
     identity: IdentityHeaders,
     cache: Option<TokenCache<CachedPass>>,
     cors: Option<Cors>,
+    issuer_scopes: Vec<(String, ScopeRequirement)>,
     metrics: Arc<Metrics>,
 }
 
@@ -155,6 +156,7 @@ impl Engine {
             identity: IdentityHeaders::default(),
             cache: None,
             cors: None,
+            issuer_scopes: Vec::new(),
             metrics: Arc::default(),
         }
     }
@@ -193,6 +195,13 @@ impl Engine {
     /// Enables CORS.
     pub fn with_cors(mut self, cors: Cors) -> Self {
         self.cors = Some(cors);
+        self
+    }
+
+    /// Scopes every token of an issuer needs, on every route: checked after verification like a
+    /// route's scopes (a verified token short of them is `insufficient_scope`, and stays cached).
+    pub fn with_issuer_scopes(mut self, scopes: Vec<(String, ScopeRequirement)>) -> Self {
+        self.issuer_scopes = scopes;
         self
     }
 
@@ -351,8 +360,17 @@ impl Engine {
                 return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
             }
         };
-        if let Err(rejection) = pass.verified.require(requirement) {
-            return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+        let issuer = pass.verified.issuer();
+        let issuer_scopes = self
+            .issuer_scopes
+            .iter()
+            .filter(|(name, _)| name == issuer)
+            .map(|(_, scopes)| scopes);
+        for scopes in issuer_scopes.chain([requirement]) {
+            if let Err(rejection) = pass.verified.require(scopes) {
+                let denial = Denial::from_rejection(&self.realm, &rejection);
+                return Outcome::Deny(denial.for_verified(pass.verified));
+            }
         }
         Outcome::Allow(Allow {
             identity: pass.identity,

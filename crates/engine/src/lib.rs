@@ -41,5 +41,6 @@ pub use engine::{
 pub use metrics::Metrics;
 
 pub use rules::{
-    build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
+    build_registry, build_routes, issuer_scopes, ConfigError, IssuerSection, KeysSection,
+    RouteSection, Unmatched,
 };

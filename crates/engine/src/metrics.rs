@@ -84,6 +84,22 @@ impl Metrics {
         self.connections_over_limit.load(Ordering::Relaxed)
     }
 
+    /// Verified-token cache lookups so far: (hits, misses).
+    pub fn cache_lookups(&self) -> (u64, u64) {
+        (
+            self.cache_hits.load(Ordering::Relaxed),
+            self.cache_misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Signature verifications so far and their total time.
+    pub fn verifications(&self) -> (u64, Duration) {
+        (
+            self.latency_count.load(Ordering::Relaxed),
+            Duration::from_nanos(self.latency_sum_nanos.load(Ordering::Relaxed)),
+        )
+    }
+
     /// Total decisions counted with `decision` (`allow` or `deny`).
     pub fn count(&self, decision: &str) -> u64 {
         self.decision_counts()

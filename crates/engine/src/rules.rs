@@ -223,6 +223,23 @@ impl Unmatched {
     }
 }
 
+/// The scopes each issuer requires of every token (`issuers[].scopes`), for
+/// [`crate::Engine::with_issuer_scopes`]: checked after verification like a route's, never in the
+/// key registry's policy, so a token short of them is a verified token refused with
+/// `insufficient_scope` (cached, and named in answers that name the principal).
+pub fn issuer_scopes(issuers: &[IssuerSection]) -> Vec<(String, ScopeRequirement)> {
+    issuers
+        .iter()
+        .filter(|section| !section.scopes.is_empty())
+        .map(|section| {
+            (
+                section.issuer.clone(),
+                ScopeRequirement::all_of(section.scopes.iter().cloned()),
+            )
+        })
+        .collect()
+}
+
 /// Builds the key registry for `issuers`, with `keys`' cache settings; `file` names the source in
 /// errors. No network access happens here: keys are fetched on first use or by prefetching.
 pub fn build_registry(
@@ -252,8 +269,7 @@ pub fn build_registry(
         let mut builder = Policy::builder()
             .issuer(section.issuer.clone())
             .leeway(section.leeway)
-            .require_at_jwt(section.strict)
-            .scopes(ScopeRequirement::all_of(section.scopes.iter().cloned()));
+            .require_at_jwt(section.strict);
         for audience in &section.audiences {
             builder = builder.audience(audience.clone());
         }

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use jwtgate_engine::rules::{
-    build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
+    build_registry, build_routes, issuer_scopes, ConfigError, IssuerSection, KeysSection,
+    RouteSection, Unmatched,
 };
 
 /// The smallest `http2_max_header_list_size` accepted: below it, ordinary requests would fail.
@@ -352,6 +353,7 @@ impl GatewayConfig {
             .with_realm(self.server.realm.clone())
             .with_identity(identity)
             .with_path_policy(self.paths)
+            .with_issuer_scopes(issuer_scopes(&self.issuers))
             .with_locations(TokenLocations {
                 cookie: self.token.cookie.clone(),
                 query: self.token.query.clone(),

@@ -1,27 +1,24 @@
-//! The decision for one authorizer event, mirroring the gateway's: find the route (method and
-//! normalised path from the method ARN), then the token, verify it through the verified-token
-//! cache, check the route's scopes — and render the answer in the event's own format.
+//! The answer to one authorizer event: the engine decides ([`jwtgate_engine::Engine`], exactly
+//! as for the gateway — route from the method ARN's method and normalised path, token, cache,
+//! scopes), and this module renders the outcome in the event's own format.
 //!
 //! | outcome | REST / HTTP API 1.0 | HTTP API 2.0 simple | HTTP API 2.0 IAM |
 //! | --- | --- | --- | --- |
-//! | valid, scopes present (or public route) | `Allow` policy | `isAuthorized: true` | `Allow` |
-//! | valid, scope missing; route denied | `Deny` policy (403) | `isAuthorized: false` | `Deny` |
-//! | no token, malformed header, refused path (see [`jwtgate_engine::path`]), invalid token | error `Unauthorized` (401) | same | same |
+//! | allow (valid token with the scopes, or a public route) | `Allow` policy | `isAuthorized: true` | `Allow` |
+//! | 403: a scope missing, no route allows it | `Deny` policy (403) | `isAuthorized: false` | `Deny` |
+//! | 401 / 400: no token, malformed header, refused path (see [`jwtgate_engine::path`]), invalid token | error `Unauthorized` (401) | same | same |
 
 use crate::arn::MethodArn;
 use crate::config::{HttpApiResponse, PolicyResource};
 use crate::event::{self, AuthorizerRequest, EventError, EventKind};
+use crate::metrics::{emf_line, Reading};
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerResponse,
     ApiGatewayV2CustomAuthorizerIamPolicyResponse, ApiGatewayV2CustomAuthorizerSimpleResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use jwtgate_core::crypto::fingerprint;
-use jwtgate_core::{ErrorCode, Rejection, ScopeRequirement, Verified};
-use jwtgate_engine::bearer::BearerToken;
-use jwtgate_engine::path::{self, PathPolicy};
-use jwtgate_engine::routes::{Requirement, RouteTable};
-use jwtgate_engine::token_cache::TokenCache;
+use jwtgate_core::{Rejection, Verified};
+use jwtgate_engine::{Engine, FrontEnd, Outcome, RequestView};
 use jwtgate_keys::{Registry, SourceKind};
 use lambda_runtime::Diagnostic;
 use serde_json::{Map, Value};
@@ -99,39 +96,16 @@ pub struct Options {
     pub http_api_response: HttpApiResponse,
     /// Claims copied into `context`.
     pub context_claims: Vec<ContextClaim>,
-    /// Scopes every token of an issuer needs (`JWTGATE_SCOPES`, `issuers[].scopes`).
-    pub issuer_scopes: Vec<(String, ScopeRequirement)>,
+    /// Print each decision as a CloudWatch Embedded Metric Format line on stdout.
+    pub metrics: bool,
 }
 
-/// What was decided, before rendering.
-#[derive(Debug, Clone)]
-enum Outcome {
-    Allow(Option<Arc<Verified>>),
-    Deny {
-        verified: Option<Arc<Verified>>,
-        error: &'static str,
-        description: String,
-    },
-}
-
-/// The authorizer: keys and policies, routes, the verified-token cache and answer settings.
-/// Shared by all invocations of a warm process.
+/// The authorizer: the engine (keys and policies, routes, the verified-token cache) and the
+/// answer settings. Shared by all invocations of a warm process.
+#[derive(Debug)]
 pub struct Authorizer {
-    registry: Registry,
-    routes: RouteTable,
-    cache: Option<TokenCache>,
+    engine: Engine,
     options: Options,
-    path_policy: PathPolicy,
-}
-
-impl std::fmt::Debug for Authorizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authorizer")
-            .field("routes", &self.routes)
-            .field("options", &self.options)
-            .field("path_policy", &self.path_policy)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A key source that could not be loaded during init.
@@ -147,36 +121,18 @@ pub struct PrepareFailure {
 
 impl Authorizer {
     /// An authorizer (see [`crate::LambdaConfig::build`] for the checked way to make one).
-    pub fn new(
-        registry: Registry,
-        routes: RouteTable,
-        cache: Option<TokenCache>,
-        options: Options,
-    ) -> Authorizer {
-        Authorizer {
-            registry,
-            routes,
-            cache,
-            options,
-            path_policy: PathPolicy::default(),
-        }
+    pub fn new(engine: Engine, options: Options) -> Authorizer {
+        Authorizer { engine, options }
     }
 
-    /// Sets which risky path features (encoded slashes, `;`, …) pass as data instead of being
-    /// refused (strict by default).
-    pub fn with_path_policy(mut self, policy: PathPolicy) -> Self {
-        self.path_policy = policy;
-        self
-    }
-
-    /// The path policy method ARN paths are normalised under.
-    pub fn path_policy(&self) -> &PathPolicy {
-        &self.path_policy
+    /// The engine that decides.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The key registry.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        self.engine.registry()
     }
 
     /// The answer settings.
@@ -188,7 +144,7 @@ impl Authorizer {
     /// `prefetch` is set. Returns what failed; a failed remote fetch is retried on first use.
     pub async fn prepare_keys(&self, prefetch: bool) -> Vec<PrepareFailure> {
         let mut failures = Vec::new();
-        for entry in self.registry.entries() {
+        for entry in self.engine.registry().entries() {
             let source = entry.source();
             let is_file = matches!(source.kind(), SourceKind::File(_));
             if !is_file && !prefetch {
@@ -209,105 +165,45 @@ impl Authorizer {
     /// fails the invocation.
     pub async fn authorize(&self, event: Value, now: i64) -> Result<Value, AuthorizerError> {
         let request = event::parse(event)?;
-        let outcome = self.decide(&request, now).await?;
-        Ok(self.render(&request, &outcome))
-    }
-
-    async fn decide(
-        &self,
-        request: &AuthorizerRequest,
-        now: i64,
-    ) -> Result<Outcome, AuthorizerError> {
-        let arn = &request.arn;
-        let path = match path::normalize_with(arn.path(), &self.path_policy) {
-            Ok(path) => path,
-            Err(error) => {
-                tracing::info!(kind = request.kind.name(), arn = arn.as_str(), %error, "unauthorized: bad request path");
-                return Err(AuthorizerError::Unauthorized);
-            }
+        let view = RequestView {
+            front: FrontEnd::Authorizer,
+            method: request.arn.method(),
+            target: request.arn.path(),
+            headers: &request.headers,
+            token: request.token.clone(),
+            now,
         };
-        let requirement = match self.routes.requirement(arn.method(), &path) {
-            Requirement::Public => return Ok(Outcome::Allow(None)),
-            Requirement::Deny => {
-                tracing::info!(
-                    method = arn.method(),
-                    path,
-                    "denied: no route allows this request"
-                );
-                return Ok(Outcome::Deny {
-                    verified: None,
-                    error: ErrorCode::InsufficientScope.as_str(),
-                    description: "no route allows this request".to_owned(),
-                });
-            }
-            Requirement::Token(scopes) => scopes,
-        };
-        let token = match &request.token {
-            BearerToken::Present(token) => token.as_bytes(),
-            BearerToken::Missing => {
-                tracing::info!(kind = request.kind.name(), "unauthorized: no bearer token");
-                return Err(AuthorizerError::Unauthorized);
-            }
-            BearerToken::Invalid(why) => {
-                tracing::info!(
-                    kind = request.kind.name(),
-                    reason = why,
-                    "unauthorized: malformed request"
-                );
-                return Err(AuthorizerError::Unauthorized);
-            }
-        };
-        let verified = match self.verify(token, now).await {
-            Ok(verified) => verified,
-            Err(rejection) => return self.rejected(token, &rejection, None),
-        };
-        let issuer_scopes = self
-            .options
-            .issuer_scopes
-            .iter()
-            .filter(|(issuer, _)| issuer == verified.issuer())
-            .map(|(_, scopes)| scopes);
-        for scopes in issuer_scopes.chain([requirement]) {
-            if let Err(rejection) = verified.require(scopes) {
-                return self.rejected(token, &rejection, Some(verified));
-            }
+        let before = Reading::take(self.engine.metrics());
+        let outcome = self.engine.decide(&view).await;
+        if self.options.metrics {
+            println!(
+                "{}",
+                emf_line(&outcome, request.kind, now, before, self.engine.metrics())
+            );
         }
-        Ok(Outcome::Allow(Some(verified)))
-    }
-
-    fn rejected(
-        &self,
-        token: &[u8],
-        rejection: &Rejection,
-        verified: Option<Arc<Verified>>,
-    ) -> Result<Outcome, AuthorizerError> {
-        let description = rejection.description();
-        let token = fingerprint(token);
-        if rejection.code() == ErrorCode::InsufficientScope {
-            tracing::info!(%token, reason = rejection.kind(), %description, "denied");
-            Ok(Outcome::Deny {
-                verified,
-                error: ErrorCode::InsufficientScope.as_str(),
-                description,
-            })
-        } else {
-            tracing::info!(%token, reason = rejection.kind(), %description, "unauthorized");
-            Err(AuthorizerError::Unauthorized)
+        match outcome {
+            Outcome::Allow(allow) => {
+                Ok(self.render(&request, true, allow.verified.as_deref(), None))
+            }
+            // API Gateway answers preflights itself; an authorizer never sees one it must pass.
+            Outcome::Preflight => Ok(self.render(&request, true, None, None)),
+            Outcome::Deny(denial) if denial.status() == 403 => {
+                let error = denial.code().map_or("forbidden", |code| code.as_str());
+                let refused = (error, denial.description());
+                Ok(self.render(
+                    &request,
+                    false,
+                    denial.verified().map(|v| v.as_ref()),
+                    Some(refused),
+                ))
+            }
+            Outcome::Deny(_) => Err(AuthorizerError::Unauthorized),
         }
     }
 
-    /// Verifies a token through the cache (the gateway's `Gatekeeper::verify`).
+    /// Verifies a token through the engine's cache.
     pub async fn verify(&self, token: &[u8], now: i64) -> Result<Arc<Verified>, Rejection> {
-        if let Some(cache) = &self.cache {
-            if let Some(hit) = cache.get(token, now) {
-                return Ok(hit);
-            }
-        }
-        let verified = Arc::new(self.registry.verify(token, now).await?);
-        if let Some(cache) = &self.cache {
-            cache.insert(token, verified.clone(), now);
-        }
-        Ok(verified)
+        self.engine.verify(token, now).await
     }
 
     fn resource(&self, arn: &MethodArn) -> String {
@@ -317,20 +213,19 @@ impl Authorizer {
         }
     }
 
-    fn render(&self, request: &AuthorizerRequest, outcome: &Outcome) -> Value {
-        let (allowed, verified) = match outcome {
-            Outcome::Allow(verified) => (true, verified.as_deref()),
-            Outcome::Deny { verified, .. } => (false, verified.as_deref()),
-        };
+    fn render(
+        &self,
+        request: &AuthorizerRequest,
+        allowed: bool,
+        verified: Option<&Verified>,
+        refused: Option<(&str, &str)>,
+    ) -> Value {
         let mut context = verified.map_or_else(Map::new, |v| self.context(v));
-        if let Outcome::Deny {
-            error, description, ..
-        } = outcome
-        {
-            context.insert("error".into(), Value::String((*error).to_owned()));
+        if let Some((error, description)) = refused {
+            context.insert("error".into(), Value::String(error.to_owned()));
             context.insert(
                 "error_description".into(),
-                Value::String(description.clone()),
+                Value::String(description.to_owned()),
             );
         }
         let principal = verified.map_or(ANONYMOUS, principal_id).to_owned();

@@ -94,6 +94,10 @@ pub struct LambdaArgs {
     /// Fetch remote keys during init (true/false, default true).
     #[arg(long, env = "JWTGATE_PREFETCH", value_name = "BOOL")]
     pub prefetch: Option<String>,
+    /// Print each decision as a CloudWatch Embedded Metric Format line (true/false, default
+    /// false).
+    #[arg(long, env = "JWTGATE_METRICS", value_name = "BOOL")]
+    pub metrics: Option<String>,
     /// Verified-token cache entries (default 5000, 0 disables).
     #[arg(long, env = "JWTGATE_TOKEN_CACHE", value_name = "ENTRIES")]
     pub token_cache: Option<String>,
@@ -136,6 +140,7 @@ impl LambdaArgs {
             context_claims: self.context_claims.clone(),
             http_api_response: self.http_api_response.clone(),
             prefetch: self.prefetch.clone(),
+            metrics: self.metrics.clone(),
             token_cache: self.token_cache.clone(),
             paths_allow_encoded_slash: self.paths_allow_encoded_slash.clone(),
             paths_allow_backslash: self.paths_allow_backslash.clone(),

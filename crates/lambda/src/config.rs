@@ -5,11 +5,11 @@
 //! (the file and key, or the environment variable) and what is wrong.
 
 use crate::authorizer::{Authorizer, ContextClaim, Options};
-use jwtgate_core::ScopeRequirement;
 use jwtgate_engine::path::PathPolicy;
 use jwtgate_engine::token_cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
 use jwtgate_engine::{
-    build_registry, build_routes, ConfigError, IssuerSection, KeysSection, RouteSection, Unmatched,
+    build_registry, build_routes, issuer_scopes, ConfigError, Engine, IssuerSection, KeysSection,
+    RouteSection, Unmatched,
 };
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +109,10 @@ pub struct LambdaSection {
     /// with routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmatched: Option<Unmatched>,
+    /// Print each decision as a CloudWatch Embedded Metric Format line on stdout (default
+    /// false: custom metrics cost money in CloudWatch).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 impl Default for LambdaSection {
@@ -119,6 +123,7 @@ impl Default for LambdaSection {
             context_claims: Vec::new(),
             prefetch: default_prefetch(),
             unmatched: None,
+            metrics: false,
         }
     }
 }
@@ -190,17 +195,7 @@ impl LambdaConfig {
                 "no issuer configured: set JWTGATE_ISSUER and JWTGATE_AUDIENCE, or JWTGATE_CONFIG to a file with [[issuers]]".into(),
             ));
         }
-        // Scopes every token of an issuer needs are checked after verification, like a route's,
-        // so that a Deny still names the token's subject.
-        let mut issuers = self.issuers.clone();
-        let mut issuer_scopes = Vec::new();
-        for section in &mut issuers {
-            let scopes = std::mem::take(&mut section.scopes);
-            if !scopes.is_empty() {
-                issuer_scopes.push((section.issuer.clone(), ScopeRequirement::all_of(scopes)));
-            }
-        }
-        let registry = build_registry(&issuers, &self.keys, file)?;
+        let registry = build_registry(&self.issuers, &self.keys, file)?;
         let unmatched = self.lambda.unmatched.unwrap_or(if self.routes.is_empty() {
             Unmatched::Authenticated
         } else {
@@ -221,26 +216,24 @@ impl LambdaConfig {
                     .map_err(|m| invalid(&format!("lambda.context_claims[{i}]"), m))?,
             );
         }
-        let cache = if self.cache.capacity > 0 {
+        let mut engine = Engine::new(registry, routes)
+            .with_path_policy(self.paths)
+            .with_issuer_scopes(issuer_scopes(&self.issuers));
+        if self.cache.capacity > 0 {
             if self.cache.max_age <= 0 {
                 return Err(invalid("cache.max_age", "must be positive".into()));
             }
-            Some(TokenCache::new(self.cache.capacity, self.cache.max_age))
-        } else {
-            None
-        };
+            engine = engine.with_cache(TokenCache::new(self.cache.capacity, self.cache.max_age));
+        }
         Ok(Authorizer::new(
-            registry,
-            routes,
-            cache,
+            engine,
             Options {
                 policy_resource,
                 http_api_response: self.lambda.http_api_response,
                 context_claims,
-                issuer_scopes,
+                metrics: self.lambda.metrics,
             },
-        )
-        .with_path_policy(self.paths))
+        ))
     }
 }
 
@@ -277,6 +270,8 @@ pub struct Overrides {
     pub http_api_response: Option<String>,
     /// `JWTGATE_PREFETCH`: `true` or `false`.
     pub prefetch: Option<String>,
+    /// `JWTGATE_METRICS`: `true` or `false`.
+    pub metrics: Option<String>,
     /// `JWTGATE_TOKEN_CACHE`: verified-token cache entries (0 disables).
     pub token_cache: Option<String>,
     /// `JWTGATE_PATHS_ALLOW_ENCODED_SLASH`: `true` or `false`.
@@ -430,6 +425,9 @@ impl Overrides {
         );
         if let Some(text) = &self.prefetch {
             config.lambda.prefetch = parse_bool("JWTGATE_PREFETCH", text)?;
+        }
+        if let Some(text) = &self.metrics {
+            config.lambda.metrics = parse_bool("JWTGATE_METRICS", text)?;
         }
         if let Some(text) = &self.token_cache {
             config.cache.capacity = text.trim().parse().map_err(|_| {

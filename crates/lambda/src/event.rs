@@ -8,17 +8,18 @@
 //! | HTTP API 1.0 | `"type": "REQUEST"`, `"version": "1.0"` | the `Authorization` header |
 //! | HTTP API 2.0 | `"version": "2.0"` | the `Authorization` header |
 //!
-//! Events are read with `aws_lambda_events`' types. Header names are case-insensitive; two
-//! `Authorization` headers (REST's `multiValueHeaders`, or HTTP API's comma-joined values) are
-//! a malformed request, like in the gateway.
+//! Events are read with `aws_lambda_events`' types. Header names are case-insensitive; the
+//! headers (REST's `multiValueHeaders` when present, so a repeated `Authorization` is seen as
+//! repeated) go to the engine, which finds the token as the gateway does.
 
 use crate::arn::MethodArn;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
     ApiGatewayV2CustomAuthorizerV2Request,
 };
-use http::header::AUTHORIZATION;
-use jwtgate_engine::bearer::{self, BearerToken, TokenLocations};
+use http::HeaderMap;
+use jwtgate_engine::bearer::{self, BearerToken};
+use jwtgate_engine::TokenInput;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -47,15 +48,17 @@ impl EventKind {
     }
 }
 
-/// What the decision needs from an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the decision needs from an event: the engine's request view is built from it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthorizerRequest {
     /// The event kind (decides the answer's shape).
     pub kind: EventKind,
-    /// The method ARN (`methodArn`, or `routeArn` for HTTP API 2.0).
+    /// The method ARN (`methodArn`, or `routeArn` for HTTP API 2.0): the method and path.
     pub arn: MethodArn,
-    /// The bearer token, or why there is none.
-    pub token: BearerToken,
+    /// The request's headers, every value of every name (a `TOKEN` event has none).
+    pub headers: HeaderMap,
+    /// Where the token is: the headers, or a `TOKEN` event's `authorizationToken`.
+    pub token: TokenInput,
 }
 
 /// An event that is not an authorizer event jwtgate understands.
@@ -117,26 +120,24 @@ pub fn parse(event: Value) -> Result<AuthorizerRequest, EventError> {
             Ok(AuthorizerRequest {
                 kind,
                 arn: arn(kind, "methodArn", request.method_arn)?,
-                token: token_value(request.authorization_token.as_deref()),
+                headers: HeaderMap::new(),
+                token: TokenInput::Given(token_value(request.authorization_token.as_deref())),
             })
         }
         EventKind::RestRequest | EventKind::HttpApiV1 => {
             let request: ApiGatewayCustomAuthorizerRequestTypeRequest = typed(kind, event)?;
-            let token = if request
-                .multi_value_headers
-                .get_all(AUTHORIZATION)
-                .iter()
-                .count()
-                > 1
-            {
-                BearerToken::Invalid("more than one Authorization header")
+            // `multiValueHeaders` holds every value of a repeated header (two `Authorization`
+            // headers are a malformed request); `headers` only the last of each.
+            let headers = if request.multi_value_headers.is_empty() {
+                request.headers
             } else {
-                bearer::extract(&request.headers, None, &TokenLocations::default())
+                request.multi_value_headers
             };
             Ok(AuthorizerRequest {
                 kind,
                 arn: arn(kind, "methodArn", request.method_arn)?,
-                token,
+                headers,
+                token: TokenInput::FromRequest,
             })
         }
         EventKind::HttpApiV2 => {
@@ -144,7 +145,8 @@ pub fn parse(event: Value) -> Result<AuthorizerRequest, EventError> {
             Ok(AuthorizerRequest {
                 kind,
                 arn: arn(kind, "routeArn", request.route_arn)?,
-                token: bearer::extract(&request.headers, None, &TokenLocations::default()),
+                headers: request.headers,
+                token: TokenInput::FromRequest,
             })
         }
     }
@@ -181,7 +183,10 @@ mod tests {
             "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x"});
         let parsed = parse(token).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.kind, EventKind::RestToken);
-        assert_eq!(parsed.token, BearerToken::Present("abc".into()));
+        assert_eq!(
+            parsed.token,
+            TokenInput::Given(BearerToken::Present("abc".into()))
+        );
 
         let unknown = parse(json!({"type": "SOMETHING"}));
         assert!(matches!(unknown, Err(EventError::Unrecognised(_))));

@@ -18,10 +18,12 @@
 //!
 //! ## Design
 //!
-//! * **The gateway's rules, not a copy of them.** Issuers, key sources, per-route rules, path
-//!   normalisation, bearer parsing and the verified-token cache all come from `jwtgate-engine`,
-//!   and verification from `jwtgate-keys`/`jwtgate-core`: the authorizer decides exactly like
-//!   `jwtgate serve`.
+//! * **The gateway's decision, not a copy of it.** The authorizer builds the engine's request
+//!   view from the event and renders the [`jwtgate_engine::Engine`]'s outcome: issuers, key
+//!   sources, per-route rules, path normalisation, bearer parsing, the verified-token cache and
+//!   the counters are the engine's, so it decides exactly like `jwtgate serve` (a differential
+//!   test holds both to that). Counters can be printed in CloudWatch Embedded Metric Format
+//!   ([`metrics`]).
 //! * **Cache-safe policies.** By default the `Allow` names the whole API
 //!   (`arn:…:apiId/stage/*/*`), so API Gateway's authorizer cache never turns one route's answer
 //!   into 403s elsewhere. With per-route rules the decision depends on the route, so the policy
@@ -40,6 +42,7 @@ pub mod authorizer;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod metrics;
 pub mod runtime;
 
 pub use authorizer::{Authorizer, AuthorizerError};

@@ -173,8 +173,8 @@ fn path_settings_from_the_environment_override_the_file() {
         ..PathPolicy::default()
     };
     assert_eq!(config.paths, expected);
-    assert_eq!(*authorizer.path_policy(), expected);
+    assert_eq!(*authorizer.engine().path_policy(), expected);
     let (config, authorizer) = base().load(None).unwrap();
     assert_eq!(config.paths, PathPolicy::default());
-    assert_eq!(*authorizer.path_policy(), PathPolicy::default());
+    assert_eq!(*authorizer.engine().path_policy(), PathPolicy::default());
 }

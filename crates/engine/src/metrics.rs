@@ -102,15 +102,15 @@ impl Metrics {
 
     /// Total decisions counted with `decision` (`allow` or `deny`).
     pub fn count(&self, decision: &str) -> u64 {
-        self.decision_counts()
+        self.decisions()
             .iter()
             .filter(|((d, _, _), _)| *d == decision)
             .map(|(_, n)| n)
             .sum()
     }
 
-    /// Every decision label with its count.
-    fn decision_counts(&self) -> BTreeMap<(&'static str, u16, &'static str), u64> {
+    /// Every decision label — (`allow`/`deny`, status, reason) — with its count.
+    pub fn decisions(&self) -> BTreeMap<(&'static str, u16, &'static str), u64> {
         let mut all = match self.decisions.lock() {
             Ok(map) => map.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -132,7 +132,7 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP jwtgate_requests_total Authorization decisions.\n");
         out.push_str("# TYPE jwtgate_requests_total counter\n");
-        let decisions = self.decision_counts();
+        let decisions = self.decisions();
         for ((decision, status, reason), count) in decisions {
             let _ = writeln!(
                 out,

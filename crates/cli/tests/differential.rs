@@ -224,7 +224,12 @@ fn corpus(t: &Tokens) -> Vec<Case> {
         case("GET", "/api/%75sers", bearer(&t.reader), allowed),
         case("GET", "//api///users/./", bearer(&t.reader), allowed),
         case("GET", "/api/users/42/..", bearer(&t.reader), allowed),
-        case("GET", "/api/users/42/../../admin", bearer(&t.writer), no_route),
+        case(
+            "GET",
+            "/api/users/42/../../admin",
+            bearer(&t.writer),
+            no_route,
+        ),
         // Paths a server behind jwtgate could read differently are refused.
         case("GET", "/public/..%2Fapi%2Fadmin", vec![], bad_request),
         case(

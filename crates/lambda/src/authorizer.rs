@@ -8,8 +8,8 @@
 //! | 403: a scope missing, no route allows it | `Deny` policy (403) | `isAuthorized: false` | `Deny` |
 //! | 401 / 400: no token, malformed header, refused path (see [`jwtgate_engine::path`]), invalid token | error `Unauthorized` (401) | same | same |
 
+use crate::answer::{HttpApiResponse, Options, PolicyResource};
 use crate::arn::MethodArn;
-use crate::config::{HttpApiResponse, PolicyResource};
 use crate::event::{self, AuthorizerRequest, EventError, EventKind};
 use crate::metrics::{emf_line, Reading};
 use aws_lambda_events::apigw::{
@@ -51,53 +51,6 @@ impl From<AuthorizerError> for Diagnostic {
             error_message: error.to_string(),
         }
     }
-}
-
-/// A claim copied into `context`, under `key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextClaim {
-    /// The claim name, exactly (dots are not paths: `https://example.com/roles` is one name).
-    pub claim: String,
-    /// The context key.
-    pub key: String,
-}
-
-/// Context keys jwtgate always sets; a configured claim may not take them.
-const RESERVED: [&str; 5] = ["sub", "iss", "scope", "error", "error_description"];
-
-impl ContextClaim {
-    /// Parses `name` or `name=key`.
-    pub fn parse(spec: &str) -> Result<ContextClaim, String> {
-        let (claim, key) = match spec.rsplit_once('=') {
-            Some((claim, key)) => (claim.trim(), key.trim()),
-            None => (spec.trim(), spec.trim()),
-        };
-        if claim.is_empty() || key.is_empty() {
-            return Err(format!("{spec:?} is not `claim` or `claim=key`"));
-        }
-        if RESERVED.contains(&key) {
-            return Err(format!(
-                "context key {key:?} is always set by jwtgate; rename it with `{claim}=other_key`"
-            ));
-        }
-        Ok(ContextClaim {
-            claim: claim.to_owned(),
-            key: key.to_owned(),
-        })
-    }
-}
-
-/// Answer settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// The resource of policy statements.
-    pub policy_resource: PolicyResource,
-    /// HTTP API 2.0 answer shape.
-    pub http_api_response: HttpApiResponse,
-    /// Claims copied into `context`.
-    pub context_claims: Vec<ContextClaim>,
-    /// Print each decision as a CloudWatch Embedded Metric Format line on stdout.
-    pub metrics: bool,
 }
 
 /// The authorizer: the engine (keys and policies, routes, the verified-token cache) and the
@@ -323,29 +276,6 @@ pub fn flatten(value: &Value) -> Option<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn context_claim_specs() {
-        let parsed = ContextClaim::parse("https://example.com/roles=roles");
-        assert_eq!(
-            parsed,
-            Ok(ContextClaim {
-                claim: "https://example.com/roles".into(),
-                key: "roles".into()
-            })
-        );
-        assert_eq!(
-            ContextClaim::parse(" email "),
-            Ok(ContextClaim {
-                claim: "email".into(),
-                key: "email".into()
-            })
-        );
-        assert!(ContextClaim::parse("=x").is_err());
-        assert!(ContextClaim::parse("x=").is_err());
-        assert!(ContextClaim::parse("sub").is_err());
-        assert!(ContextClaim::parse("sub=subject").is_ok());
-    }
 
     #[test]
     fn flattening() {

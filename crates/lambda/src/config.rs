@@ -4,7 +4,9 @@
 //! checks everything and returns a ready [`Authorizer`]; every mistake names where it was made
 //! (the file and key, or the environment variable) and what is wrong.
 
-use crate::authorizer::{Authorizer, ContextClaim, Options};
+use crate::answer::{ContextClaim, Options};
+pub use crate::answer::{HttpApiResponse, PolicyResource};
+use crate::authorizer::Authorizer;
 use jwtgate_engine::path::PathPolicy;
 use jwtgate_engine::token_cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
 use jwtgate_engine::{
@@ -12,50 +14,6 @@ use jwtgate_engine::{
     RouteSection, Unmatched,
 };
 use serde::{Deserialize, Serialize};
-
-/// Which resource an `Allow` or `Deny` statement names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyResource {
-    /// The whole API stage, `arn:…:apiId/stage/*/*` (default without per-route rules): API
-    /// Gateway caches the policy per token, and a policy naming one method would answer 403 on
-    /// every other route until the cache entry expires.
-    Wildcard,
-    /// Exactly the invoked method ARN (default, and required, with per-route rules).
-    Method,
-}
-
-impl PolicyResource {
-    fn parse(text: &str) -> Option<PolicyResource> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "wildcard" => Some(PolicyResource::Wildcard),
-            "method" => Some(PolicyResource::Method),
-            _ => None,
-        }
-    }
-}
-
-/// The answer shape for HTTP API payload 2.0 events (it must match the authorizer's "simple
-/// responses" setting in API Gateway).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HttpApiResponse {
-    /// `{"isAuthorized": …, "context": {…}}` (default).
-    #[default]
-    Simple,
-    /// An IAM policy, like REST.
-    Iam,
-}
-
-impl HttpApiResponse {
-    fn parse(text: &str) -> Option<HttpApiResponse> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "simple" => Some(HttpApiResponse::Simple),
-            "iam" => Some(HttpApiResponse::Iam),
-            _ => None,
-        }
-    }
-}
 
 fn default_capacity() -> usize {
     DEFAULT_CAPACITY

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod answer;
 pub mod arn;
 pub mod authorizer;
 pub mod cli;
@@ -45,6 +46,7 @@ pub mod event;
 pub mod metrics;
 pub mod runtime;
 
+pub use answer::{ContextClaim, HttpApiResponse, Options, PolicyResource};
 pub use authorizer::{Authorizer, AuthorizerError};
 pub use cli::LambdaArgs;
-pub use config::{HttpApiResponse, LambdaConfig, PolicyResource};
+pub use config::LambdaConfig;

@@ -6,9 +6,8 @@
 //! `JWTGATE_*` environment variable.
 
 use clap::{Args, ValueEnum};
-use jwtgate_http::config::{
-    ConfigError, CorsSection, GatewayConfig, IssuerSection, RouteSection, Unmatched,
-};
+use jwtgate_engine::args::{blame, EngineArgs, EngineSettings};
+use jwtgate_http::config::{ConfigError, CorsSection, GatewayConfig};
 use jwtgate_http::proxy::ProxyOptions;
 use jwtgate_http::server;
 use std::net::SocketAddr;
@@ -33,54 +32,9 @@ pub struct ServeArgs {
     /// Listen address.
     #[arg(long, env = "JWTGATE_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Accepted issuer (adds an issuer to the file's).
-    #[arg(long, env = "JWTGATE_ISSUER", value_name = "ISS")]
-    issuer: Option<String>,
-    /// Accepted audience of --issuer; repeatable (comma-separated in the environment).
-    #[arg(
-        long = "audience",
-        env = "JWTGATE_AUDIENCE",
-        value_delimiter = ',',
-        value_name = "AUD"
-    )]
-    audiences: Vec<String>,
-    /// JWKS URL of --issuer (default: OIDC discovery from the issuer).
-    #[arg(long, env = "JWTGATE_JWKS_URL", value_name = "URL")]
-    jwks_url: Option<String>,
-    /// JWKS file of --issuer.
-    #[arg(long = "jwks", env = "JWTGATE_JWKS_FILE", value_name = "FILE")]
-    jwks_file: Option<PathBuf>,
-    /// Allowed algorithms of --issuer (comma-separated).
-    #[arg(
-        long = "alg",
-        env = "JWTGATE_ALGORITHMS",
-        value_delimiter = ',',
-        value_name = "ALG"
-    )]
-    algorithms: Vec<String>,
-    /// Clock leeway of --issuer, in seconds.
-    #[arg(long, env = "JWTGATE_LEEWAY", value_name = "SECONDS")]
-    leeway: Option<u64>,
-    /// A route rule `METHODS PATH [SCOPE …]`, e.g. 'GET /api/users read:users'; repeatable
-    /// (semicolon-separated in the environment).
-    #[arg(
-        long = "route",
-        env = "JWTGATE_ROUTES",
-        value_delimiter = ';',
-        value_name = "RULE"
-    )]
-    routes: Vec<String>,
-    /// A path (pattern) that needs no token, any method; repeatable.
-    #[arg(
-        long = "public",
-        env = "JWTGATE_PUBLIC",
-        value_delimiter = ',',
-        value_name = "PATH"
-    )]
-    public: Vec<String>,
-    /// What requests matching no route get.
-    #[arg(long, env = "JWTGATE_UNMATCHED", value_enum)]
-    unmatched: Option<UnmatchedArg>,
+    /// Issuer, route, cache and path settings (shared with `jwtgate lambda`).
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Upstream to proxy authorised requests to (proxy mode).
     #[arg(long, env = "JWTGATE_UPSTREAM", value_name = "URL")]
     upstream: Option<String>,
@@ -100,26 +54,37 @@ pub struct ServeArgs {
     log_format: LogFormat,
 }
 
-/// `unmatched` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum UnmatchedArg {
-    /// Refuse.
-    Deny,
-    /// Any valid token.
-    Authenticated,
-    /// No token needed.
-    Public,
-}
-
 /// Options of `check-config`.
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
     /// The configuration file to check.
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    /// Check it as the Lambda authorizer's configuration (the default when it has a `[lambda]`
+    /// section).
+    #[arg(long)]
+    lambda: bool,
 }
 
-fn load(args: &ServeArgs) -> Result<(GatewayConfig, String), ConfigError> {
+/// A configuration from the file and the flags, and how many issuers and routes came from the
+/// file (errors about the others name the flag's variable).
+struct Loaded {
+    config: GatewayConfig,
+    name: String,
+    file_issuers: usize,
+    file_routes: usize,
+}
+
+impl Loaded {
+    /// Builds the gateway, blaming an error about a flag-added issuer or route on its flag.
+    fn build(&self) -> Result<jwtgate_http::config::BuiltGateway, ConfigError> {
+        self.config
+            .build(&self.name)
+            .map_err(|e| blame("flags", e, self.file_issuers, self.file_routes))
+    }
+}
+
+fn load(args: &ServeArgs) -> Result<Loaded, ConfigError> {
     let (mut config, name) = match &args.config {
         Some(path) => {
             let name = path.display().to_string();
@@ -131,56 +96,23 @@ fn load(args: &ServeArgs) -> Result<(GatewayConfig, String), ConfigError> {
         }
         None => (GatewayConfig::default(), "flags".to_owned()),
     };
-    let flag_error = |key: &str, message: String| ConfigError::Invalid {
-        file: "flags".to_owned(),
-        key: key.to_owned(),
-        message,
-    };
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
     if let Some(realm) = &args.realm {
         config.server.realm = realm.clone();
     }
-    if let Some(issuer) = &args.issuer {
-        config.issuers.push(IssuerSection {
-            issuer: issuer.clone(),
-            audiences: args.audiences.clone(),
-            jwks_url: args.jwks_url.clone(),
-            jwks_file: args.jwks_file.clone(),
-            algorithms: args.algorithms.clone(),
-            leeway: args.leeway.unwrap_or(0),
-            scopes: Vec::new(),
-            strict: false,
-            clients: Vec::new(),
-        });
-    } else if !args.audiences.is_empty() || args.jwks_url.is_some() || args.jwks_file.is_some() {
-        return Err(flag_error(
-            "--issuer",
-            "--audience, --jwks-url and --jwks need --issuer".into(),
-        ));
-    }
-    for spec in &args.routes {
-        config
-            .routes
-            .push(RouteSection::parse_spec(spec).map_err(|e| flag_error("--route", e))?);
-    }
-    for path in &args.public {
-        config.routes.push(RouteSection {
-            methods: Vec::new(),
-            path: path.clone(),
-            scopes: Vec::new(),
-            any: false,
-            public: true,
-        });
-    }
-    if let Some(unmatched) = args.unmatched {
-        config.server.unmatched = match unmatched {
-            UnmatchedArg::Deny => Unmatched::Deny,
-            UnmatchedArg::Authenticated => Unmatched::Authenticated,
-            UnmatchedArg::Public => Unmatched::Public,
-        };
-    }
+    let (file_issuers, file_routes) = (config.issuers.len(), config.routes.len());
+    args.engine.apply(
+        "flags",
+        EngineSettings {
+            issuers: &mut config.issuers,
+            routes: &mut config.routes,
+            unmatched: &mut config.server.unmatched,
+            cache: &mut config.cache,
+            paths: &mut config.paths,
+        },
+    )?;
     if let Some(upstream) = &args.upstream {
         config.proxy = Some(match config.proxy.take() {
             Some(existing) => ProxyOptions {
@@ -193,7 +125,12 @@ fn load(args: &ServeArgs) -> Result<(GatewayConfig, String), ConfigError> {
     if !args.cors_origins.is_empty() {
         config.cors = Some(CorsSection::new(args.cors_origins.clone()));
     }
-    Ok((config, name))
+    Ok(Loaded {
+        config,
+        name,
+        file_issuers,
+        file_routes,
+    })
 }
 
 fn init_logging(format: LogFormat) {
@@ -213,8 +150,7 @@ fn init_logging(format: LogFormat) {
 /// Runs the gateway until SIGTERM/SIGINT.
 pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     init_logging(args.log_format);
-    let (config, name) = load(args)?;
-    let built = config.build(&name)?;
+    let built = load(args)?.build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -253,13 +189,35 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Validates a configuration file and prints the effective configuration.
+/// Validates a configuration file — as the gateway reads it, or as the Lambda authorizer does
+/// when the file has a `[lambda]` section or `--lambda` is given — and prints the effective
+/// configuration.
 pub fn check_config(args: &CheckConfigArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let name = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file).map_err(|e| format!("{name}: {e}"))?;
+    let has_lambda_section = text
+        .parse::<toml::Table>()
+        .is_ok_and(|table| table.contains_key("lambda"));
+    if args.lambda || has_lambda_section {
+        return check_lambda_config(&text, &name);
+    }
     let config = GatewayConfig::from_toml(&text, &name)?;
     config.build(&name)?;
-    println!("# {name}: valid. Effective configuration, defaults included:");
+    println!("# {name}: valid gateway configuration. Effective configuration, defaults included:");
     print!("{}", config.to_toml());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "lambda")]
+fn check_lambda_config(text: &str, name: &str) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let config = jwtgate_lambda::LambdaConfig::from_toml(text, name)?;
+    config.build(name)?;
+    println!("# {name}: valid Lambda authorizer configuration. Effective configuration, defaults included:");
+    print!("{}", config.to_toml());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "lambda"))]
+fn check_lambda_config(_text: &str, name: &str) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    Err(format!("{name}: a Lambda authorizer configuration, and this jwtgate was built without the `lambda` feature").into())
 }

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod args;
 pub mod bearer;
 pub mod denial;
 mod engine;
@@ -41,6 +42,6 @@ pub use engine::{
 pub use metrics::Metrics;
 
 pub use rules::{
-    build_registry, build_routes, issuer_scopes, ConfigError, IssuerSection, KeysSection,
-    RouteSection, Unmatched,
+    build_registry, build_routes, issuer_scopes, CacheSection, ConfigError, IssuerSection,
+    KeysSection, RouteSection, Unmatched,
 };

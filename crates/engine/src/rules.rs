@@ -66,6 +66,34 @@ pub struct IssuerSection {
     pub clients: Vec<String>,
 }
 
+fn default_cache_capacity() -> usize {
+    crate::token_cache::DEFAULT_CAPACITY
+}
+fn default_cache_max_age() -> i64 {
+    crate::token_cache::DEFAULT_MAX_AGE
+}
+
+/// `[cache]`: the verified-token cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Entries (default 5000; 0 disables the cache).
+    #[serde(default = "default_cache_capacity")]
+    pub capacity: usize,
+    /// Longest life of an entry in seconds (default 300).
+    #[serde(default = "default_cache_max_age")]
+    pub max_age: i64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            capacity: default_cache_capacity(),
+            max_age: default_cache_max_age(),
+        }
+    }
+}
+
 /// `[[routes]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,7 +240,32 @@ pub enum Unmatched {
     Public,
 }
 
+impl std::str::FromStr for Unmatched {
+    type Err = String;
+
+    /// Reads `deny`, `authenticated` or `public` (any case), as flags and variables give it.
+    fn from_str(text: &str) -> Result<Unmatched, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "deny" => Ok(Unmatched::Deny),
+            "authenticated" => Ok(Unmatched::Authenticated),
+            "public" => Ok(Unmatched::Public),
+            _ => Err(format!("{text:?} is not deny, authenticated or public")),
+        }
+    }
+}
+
 impl Unmatched {
+    /// What unmatched requests get, in every mode: the configured value, else `deny` when there
+    /// are routes (whatever they do not name is refused) and `authenticated` without any (any
+    /// valid token passes: an issuer and an audience alone are a complete policy).
+    pub fn resolve(configured: Option<Unmatched>, has_routes: bool) -> Unmatched {
+        configured.unwrap_or(if has_routes {
+            Unmatched::Deny
+        } else {
+            Unmatched::Authenticated
+        })
+    }
+
     /// The requirement applied to unmatched requests.
     pub fn requirement(self) -> Requirement {
         match self {

@@ -4,7 +4,7 @@
 //! [`Engine`] and [`ServerOptions`], failing with the key that is wrong and why.
 
 use crate::bearer::TokenLocations;
-use crate::cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
+use crate::cache::TokenCache;
 use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
 use crate::server::{ConnectionLimits, ServerOptions};
@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use jwtgate_engine::rules::{
-    build_registry, build_routes, issuer_scopes, ConfigError, IssuerSection, KeysSection,
-    RouteSection, Unmatched,
+    build_registry, build_routes, issuer_scopes, CacheSection, ConfigError, IssuerSection,
+    KeysSection, RouteSection, Unmatched,
 };
 
 /// The smallest `http2_max_header_list_size` accepted: below it, ordinary requests would fail.
@@ -89,10 +89,11 @@ pub struct ServerSection {
     /// Prometheus metrics path (default `/metrics`).
     #[serde(default = "default_metrics")]
     pub metrics_path: String,
-    /// What a request matching no route gets: `deny` (default), `authenticated` (any valid
-    /// token) or `public`.
-    #[serde(default)]
-    pub unmatched: Unmatched,
+    /// What a request matching no route gets: `deny`, `authenticated` (any valid token) or
+    /// `public` (default: `deny` with routes, `authenticated` without; see
+    /// [`Unmatched::resolve`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched: Option<Unmatched>,
     /// TLS certificate chain (PEM) for the listener; with `tls_key`, the listener serves HTTPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
@@ -129,7 +130,7 @@ impl Default for ServerSection {
             health_path: default_health(),
             ready_path: default_ready(),
             metrics_path: default_metrics(),
-            unmatched: Unmatched::default(),
+            unmatched: None,
             tls_cert: None,
             tls_key: None,
             header_read_timeout_ms: default_header_read_timeout_ms(),
@@ -196,34 +197,6 @@ impl Default for IdentitySection {
             scopes: scopes_header(),
             claims: BTreeMap::new(),
             max_value_len: max_value_len(),
-        }
-    }
-}
-
-fn cache_capacity() -> usize {
-    DEFAULT_CAPACITY
-}
-fn cache_max_age() -> i64 {
-    DEFAULT_MAX_AGE
-}
-
-/// `[cache]`: the verified-token cache.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheSection {
-    /// Entries (default 5000; 0 disables the cache).
-    #[serde(default = "cache_capacity")]
-    pub capacity: usize,
-    /// Longest life of an entry in seconds (default 300).
-    #[serde(default = "cache_max_age")]
-    pub max_age: i64,
-}
-
-impl Default for CacheSection {
-    fn default() -> Self {
-        CacheSection {
-            capacity: cache_capacity(),
-            max_age: cache_max_age(),
         }
     }
 }
@@ -336,7 +309,8 @@ impl GatewayConfig {
             message,
         };
         let registry = build_registry(&self.issuers, &self.keys, file)?;
-        let table = build_routes(&self.routes, self.server.unmatched, file)?;
+        let unmatched = Unmatched::resolve(self.server.unmatched, !self.routes.is_empty());
+        let table = build_routes(&self.routes, unmatched, file)?;
         let mut identity = IdentityHeaders::with_names(
             &self.identity.subject,
             &self.identity.issuer,

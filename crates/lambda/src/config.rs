@@ -7,43 +7,17 @@
 use crate::answer::{ContextClaim, Options};
 pub use crate::answer::{HttpApiResponse, PolicyResource};
 use crate::authorizer::Authorizer;
+use jwtgate_engine::args::{blame, parse_bool, setting_error, EngineArgs, EngineSettings};
 use jwtgate_engine::path::PathPolicy;
-use jwtgate_engine::token_cache::{TokenCache, DEFAULT_CAPACITY, DEFAULT_MAX_AGE};
+use jwtgate_engine::token_cache::TokenCache;
 use jwtgate_engine::{
-    build_registry, build_routes, issuer_scopes, ConfigError, Engine, IssuerSection, KeysSection,
-    RouteSection, Unmatched,
+    build_registry, build_routes, issuer_scopes, CacheSection, ConfigError, Engine, IssuerSection,
+    KeysSection, RouteSection, Unmatched,
 };
 use serde::{Deserialize, Serialize};
 
-fn default_capacity() -> usize {
-    DEFAULT_CAPACITY
-}
-fn default_max_age() -> i64 {
-    DEFAULT_MAX_AGE
-}
 fn default_prefetch() -> bool {
     true
-}
-
-/// `[cache]`: the verified-token cache (the same keys as the gateway's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheSection {
-    /// Entries (default 5000; 0 disables the cache).
-    #[serde(default = "default_capacity")]
-    pub capacity: usize,
-    /// Longest life of an entry in seconds (default 300).
-    #[serde(default = "default_max_age")]
-    pub max_age: i64,
-}
-
-impl Default for CacheSection {
-    fn default() -> Self {
-        CacheSection {
-            capacity: default_capacity(),
-            max_age: default_max_age(),
-        }
-    }
 }
 
 /// `[lambda]`: what only the authorizer has.
@@ -154,11 +128,7 @@ impl LambdaConfig {
             ));
         }
         let registry = build_registry(&self.issuers, &self.keys, file)?;
-        let unmatched = self.lambda.unmatched.unwrap_or(if self.routes.is_empty() {
-            Unmatched::Authenticated
-        } else {
-            Unmatched::Deny
-        });
+        let unmatched = Unmatched::resolve(self.lambda.unmatched, !self.routes.is_empty());
         let routes = build_routes(&self.routes, unmatched, file)?;
         let policy_resource = self.effective_policy_resource();
         if policy_resource == PolicyResource::Wildcard && !self.routes.is_empty() {
@@ -195,31 +165,12 @@ impl LambdaConfig {
     }
 }
 
-/// Settings given as environment variables (or the matching flags), applied over a file.
+/// Settings given as environment variables (or the matching flags), applied over a file: the
+/// engine's (shared with `jwtgate serve`) and the authorizer's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `JWTGATE_ISSUER`: adds an issuer.
-    pub issuer: Option<String>,
-    /// `JWTGATE_AUDIENCE`.
-    pub audiences: Vec<String>,
-    /// `JWTGATE_SCOPES`: required of every token of that issuer (comma- or space-separated).
-    pub scopes: Vec<String>,
-    /// `JWTGATE_JWKS_URL`.
-    pub jwks_url: Option<String>,
-    /// `JWTGATE_JWKS_FILE`.
-    pub jwks_file: Option<std::path::PathBuf>,
-    /// `JWTGATE_ALGORITHMS`.
-    pub algorithms: Vec<String>,
-    /// `JWTGATE_LEEWAY` (seconds).
-    pub leeway: Option<String>,
-    /// `JWTGATE_CLIENTS`.
-    pub clients: Vec<String>,
-    /// `JWTGATE_STRICT` (RFC 9068 profile).
-    pub strict: Option<String>,
-    /// `JWTGATE_ROUTES`: `METHODS PATH [SCOPE …]`, added after the file's.
-    pub routes: Vec<String>,
-    /// `JWTGATE_UNMATCHED`: `deny`, `authenticated` or `public`.
-    pub unmatched: Option<String>,
+    /// Issuer, route, cache and path settings (`JWTGATE_ISSUER`, `JWTGATE_ROUTES`, …).
+    pub engine: EngineArgs,
     /// `JWTGATE_POLICY_RESOURCE`: `wildcard` or `method`.
     pub policy_resource: Option<String>,
     /// `JWTGATE_CONTEXT_CLAIMS`.
@@ -230,135 +181,25 @@ pub struct Overrides {
     pub prefetch: Option<String>,
     /// `JWTGATE_METRICS`: `true` or `false`.
     pub metrics: Option<String>,
-    /// `JWTGATE_TOKEN_CACHE`: verified-token cache entries (0 disables).
-    pub token_cache: Option<String>,
-    /// `JWTGATE_PATHS_ALLOW_ENCODED_SLASH`: `true` or `false`.
-    pub paths_allow_encoded_slash: Option<String>,
-    /// `JWTGATE_PATHS_ALLOW_BACKSLASH`: `true` or `false`.
-    pub paths_allow_backslash: Option<String>,
-    /// `JWTGATE_PATHS_ALLOW_SEMICOLON`: `true` or `false`.
-    pub paths_allow_semicolon: Option<String>,
-    /// `JWTGATE_PATHS_ALLOW_NON_UTF8`: `true` or `false`.
-    pub paths_allow_non_utf8: Option<String>,
-    /// `JWTGATE_PATHS_ALLOW_DOUBLE_ENCODING`: `true` or `false`.
-    pub paths_allow_double_encoding: Option<String>,
 }
 
 fn env_error(var: &str, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        file: ENVIRONMENT.to_owned(),
-        key: var.to_owned(),
-        message,
-    }
-}
-
-fn parse_bool(var: &str, text: &str) -> Result<bool, ConfigError> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(env_error(var, format!("{text:?} is not true or false"))),
-    }
-}
-
-fn words(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .flat_map(|v| v.split([',', ' ', '\t']))
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The environment variable behind an `issuers[N].field` key of the issuer added from it.
-fn issuer_variable(field: &str) -> &'static str {
-    match field {
-        "audiences" => "JWTGATE_AUDIENCE",
-        "algorithms" => "JWTGATE_ALGORITHMS",
-        "jwks_url" => "JWTGATE_JWKS_URL",
-        "jwks_file" => "JWTGATE_JWKS_FILE",
-        "leeway" => "JWTGATE_LEEWAY",
-        "scopes" => "JWTGATE_SCOPES",
-        "clients" => "JWTGATE_CLIENTS",
-        _ => "JWTGATE_ISSUER",
-    }
-}
-
-/// `N` of a `routes[N]…` key.
-fn route_index(key: &str) -> Option<usize> {
-    key.strip_prefix("routes[")?.split(']').next()?.parse().ok()
+    setting_error(ENVIRONMENT, var, message)
 }
 
 impl Overrides {
     /// Applies these settings to `config`.
     pub fn apply(&self, config: &mut LambdaConfig) -> Result<(), ConfigError> {
-        if let Some(issuer) = &self.issuer {
-            let audiences = words(&self.audiences);
-            if audiences.is_empty() {
-                return Err(env_error(
-                    "JWTGATE_AUDIENCE",
-                    format!("JWTGATE_ISSUER is {issuer:?} but no audience is set: give the API identifier(s) tokens must be issued for"),
-                ));
-            }
-            let leeway = match &self.leeway {
-                None => 0,
-                Some(text) => text.trim().parse::<u64>().map_err(|_| {
-                    env_error(
-                        "JWTGATE_LEEWAY",
-                        format!("{text:?} is not a number of seconds"),
-                    )
-                })?,
-            };
-            let strict = match &self.strict {
-                None => false,
-                Some(text) => parse_bool("JWTGATE_STRICT", text)?,
-            };
-            config.issuers.push(IssuerSection {
-                issuer: issuer.clone(),
-                audiences,
-                jwks_url: self.jwks_url.clone().filter(|s| !s.is_empty()),
-                jwks_file: self.jwks_file.clone().filter(|p| !p.as_os_str().is_empty()),
-                algorithms: words(&self.algorithms),
-                leeway,
-                scopes: words(&self.scopes),
-                strict,
-                clients: words(&self.clients),
-            });
-        } else {
-            for (var, set) in [
-                ("JWTGATE_AUDIENCE", !self.audiences.is_empty()),
-                ("JWTGATE_SCOPES", !self.scopes.is_empty()),
-                ("JWTGATE_JWKS_URL", self.jwks_url.is_some()),
-                ("JWTGATE_JWKS_FILE", self.jwks_file.is_some()),
-                ("JWTGATE_ALGORITHMS", !self.algorithms.is_empty()),
-                ("JWTGATE_LEEWAY", self.leeway.is_some()),
-                ("JWTGATE_CLIENTS", !self.clients.is_empty()),
-            ] {
-                if set {
-                    return Err(env_error(
-                        var,
-                        format!("{var} is set but JWTGATE_ISSUER is not: it belongs to the issuer given by JWTGATE_ISSUER"),
-                    ));
-                }
-            }
-        }
-        for spec in self.routes.iter().filter(|s| !s.trim().is_empty()) {
-            config
-                .routes
-                .push(RouteSection::parse_spec(spec).map_err(|e| env_error("JWTGATE_ROUTES", e))?);
-        }
-        if let Some(text) = &self.unmatched {
-            config.lambda.unmatched = Some(match text.trim().to_ascii_lowercase().as_str() {
-                "deny" => Unmatched::Deny,
-                "authenticated" => Unmatched::Authenticated,
-                "public" => Unmatched::Public,
-                _ => {
-                    return Err(env_error(
-                        "JWTGATE_UNMATCHED",
-                        format!("{text:?} is not deny, authenticated or public"),
-                    ))
-                }
-            });
-        }
+        self.engine.apply(
+            ENVIRONMENT,
+            EngineSettings {
+                issuers: &mut config.issuers,
+                routes: &mut config.routes,
+                unmatched: &mut config.lambda.unmatched,
+                cache: &mut config.cache,
+                paths: &mut config.paths,
+            },
+        )?;
         if let Some(text) = &self.policy_resource {
             config.lambda.policy_resource = Some(PolicyResource::parse(text).ok_or_else(|| {
                 env_error(
@@ -382,50 +223,10 @@ impl Overrides {
                 .filter(|s| !s.is_empty()),
         );
         if let Some(text) = &self.prefetch {
-            config.lambda.prefetch = parse_bool("JWTGATE_PREFETCH", text)?;
+            config.lambda.prefetch = parse_bool(ENVIRONMENT, "JWTGATE_PREFETCH", text)?;
         }
         if let Some(text) = &self.metrics {
-            config.lambda.metrics = parse_bool("JWTGATE_METRICS", text)?;
-        }
-        if let Some(text) = &self.token_cache {
-            config.cache.capacity = text.trim().parse().map_err(|_| {
-                env_error(
-                    "JWTGATE_TOKEN_CACHE",
-                    format!("{text:?} is not a number of entries (0 disables the cache)"),
-                )
-            })?;
-        }
-        let paths = &mut config.paths;
-        for (var, text, setting) in [
-            (
-                "JWTGATE_PATHS_ALLOW_ENCODED_SLASH",
-                &self.paths_allow_encoded_slash,
-                &mut paths.allow_encoded_slash,
-            ),
-            (
-                "JWTGATE_PATHS_ALLOW_BACKSLASH",
-                &self.paths_allow_backslash,
-                &mut paths.allow_backslash,
-            ),
-            (
-                "JWTGATE_PATHS_ALLOW_SEMICOLON",
-                &self.paths_allow_semicolon,
-                &mut paths.allow_semicolon,
-            ),
-            (
-                "JWTGATE_PATHS_ALLOW_NON_UTF8",
-                &self.paths_allow_non_utf8,
-                &mut paths.allow_non_utf8,
-            ),
-            (
-                "JWTGATE_PATHS_ALLOW_DOUBLE_ENCODING",
-                &self.paths_allow_double_encoding,
-                &mut paths.allow_double_encoding,
-            ),
-        ] {
-            if let Some(text) = text {
-                *setting = parse_bool(var, text)?;
-            }
+            config.lambda.metrics = parse_bool(ENVIRONMENT, "JWTGATE_METRICS", text)?;
         }
         Ok(())
     }
@@ -453,12 +254,6 @@ impl Overrides {
         self.apply(&mut config)?;
         let authorizer = config.build(&name).map_err(|error| match error {
             ConfigError::Invalid { key, message, .. }
-                if key.starts_with(&format!("issuers[{file_issuers}].")) =>
-            {
-                let field = key.rsplit('.').next().unwrap_or_default();
-                env_error(issuer_variable(field), message)
-            }
-            ConfigError::Invalid { key, message, .. }
                 if self.policy_resource.is_some() && key == "lambda.policy_resource" =>
             {
                 env_error("JWTGATE_POLICY_RESOURCE", message)
@@ -468,12 +263,7 @@ impl Overrides {
             {
                 env_error("JWTGATE_CONTEXT_CLAIMS", message)
             }
-            ConfigError::Invalid { key, message, .. }
-                if route_index(&key).is_some_and(|i| i >= file_routes) =>
-            {
-                env_error("JWTGATE_ROUTES", message)
-            }
-            other => other,
+            other => blame(ENVIRONMENT, other, file_issuers, file_routes),
         })?;
         Ok((config, authorizer))
     }

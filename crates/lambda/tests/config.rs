@@ -3,17 +3,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use jwtgate_engine::args::EngineArgs;
 use jwtgate_engine::path::PathPolicy;
 use jwtgate_lambda::config::Overrides;
 use jwtgate_lambda::{HttpApiResponse, PolicyResource};
 
 fn base() -> Overrides {
     Overrides {
-        issuer: Some("https://tenant.example.com/".into()),
-        audiences: vec!["https://api.example.com".into()],
-        jwks_url: Some("https://tenant.example.com/.well-known/jwks.json".into()),
+        engine: EngineArgs {
+            issuer: Some("https://tenant.example.com/".into()),
+            audiences: vec!["https://api.example.com".into()],
+            jwks_url: Some("https://tenant.example.com/.well-known/jwks.json".into()),
+            ..EngineArgs::default()
+        },
         ..Overrides::default()
     }
+}
+
+/// The base settings with one change.
+fn with(change: impl FnOnce(&mut Overrides)) -> Overrides {
+    let mut overrides = base();
+    change(&mut overrides);
+    overrides
 }
 
 fn error(overrides: &Overrides) -> String {
@@ -26,10 +37,10 @@ fn error(overrides: &Overrides) -> String {
 #[test]
 fn environment_only_configuration() {
     let mut o = base();
-    o.scopes = vec!["read:users write:users".into()];
+    o.engine.scopes = vec!["read:users write:users".into()];
     o.context_claims = vec!["email".into()];
     o.http_api_response = Some("IAM".into());
-    o.leeway = Some("30".into());
+    o.engine.leeway = Some("30".into());
     let (config, _) = o.load(None).unwrap();
     assert_eq!(config.issuers.len(), 1);
     assert_eq!(config.issuers[0].scopes, ["read:users", "write:users"]);
@@ -38,7 +49,7 @@ fn environment_only_configuration() {
     assert_eq!(config.effective_policy_resource(), PolicyResource::Wildcard);
     assert!(config.lambda.prefetch);
 
-    o.routes = vec![
+    o.engine.routes = vec![
         "GET /users read:users".into(),
         "  ".into(),
         "DELETE /users/{id} admin".into(),
@@ -52,24 +63,27 @@ fn environment_only_configuration() {
 fn environment_mistakes_name_the_variable() {
     let cases: Vec<(Overrides, &str)> = vec![
         (Overrides::default(), "environment: `issuers`: no issuer configured: set JWTGATE_ISSUER and JWTGATE_AUDIENCE"),
-        (Overrides { audiences: vec![], ..base() }, "environment: `JWTGATE_AUDIENCE`: JWTGATE_ISSUER is \"https://tenant.example.com/\" but no audience is set"),
-        (Overrides { issuer: None, ..base() }, "environment: `JWTGATE_AUDIENCE`: JWTGATE_AUDIENCE is set but JWTGATE_ISSUER is not"),
-        (Overrides { leeway: Some("5s".into()), ..base() }, "environment: `JWTGATE_LEEWAY`: \"5s\" is not a number of seconds"),
-        (Overrides { algorithms: vec!["RS257".into()], ..base() }, "environment: `JWTGATE_ALGORITHMS`: "),
-        (Overrides { algorithms: vec!["HS256".into()], ..base() }, "environment: `JWTGATE_ALGORITHMS`: HS256 needs a shared secret"),
-        (Overrides { jwks_url: Some("http://example.com/jwks".into()), ..base() }, "environment: `JWTGATE_JWKS_URL`: "),
-        (Overrides { jwks_file: Some("/k.json".into()), ..base() }, "environment: `JWTGATE_JWKS_URL`: give jwks_url or jwks_file, not both"),
-        (Overrides { policy_resource: Some("everything".into()), ..base() }, "environment: `JWTGATE_POLICY_RESOURCE`: \"everything\" is not wildcard or method"),
-        (Overrides { policy_resource: Some("wildcard".into()), routes: vec!["GET /a x".into()], ..base() }, "environment: `JWTGATE_POLICY_RESOURCE`: `wildcard` cannot be combined with per-route rules"),
-        (Overrides { http_api_response: Some("boolean".into()), ..base() }, "environment: `JWTGATE_HTTP_API_RESPONSE`: \"boolean\" is not simple or iam"),
-        (Overrides { routes: vec!["GET".into()], ..base() }, "environment: `JWTGATE_ROUTES`: route \"GET\" is not 'METHODS PATH [SCOPE …]'"),
-        (Overrides { routes: vec!["GET users x".into()], ..base() }, "environment: `JWTGATE_ROUTES`: route pattern \"users\" must start with '/'"),
-        (Overrides { unmatched: Some("maybe".into()), ..base() }, "environment: `JWTGATE_UNMATCHED`: \"maybe\" is not deny, authenticated or public"),
-        (Overrides { context_claims: vec!["scope".into()], ..base() }, "environment: `JWTGATE_CONTEXT_CLAIMS`: context key \"scope\" is always set by jwtgate"),
-        (Overrides { prefetch: Some("sometimes".into()), ..base() }, "environment: `JWTGATE_PREFETCH`: \"sometimes\" is not true or false"),
-        (Overrides { token_cache: Some("-1".into()), ..base() }, "environment: `JWTGATE_TOKEN_CACHE`: \"-1\" is not a number of entries"),
-        (Overrides { strict: Some("y".into()), ..base() }, "environment: `JWTGATE_STRICT`: \"y\" is not true or false"),
-        (Overrides { paths_allow_semicolon: Some("maybe".into()), ..base() }, "environment: `JWTGATE_PATHS_ALLOW_SEMICOLON`: \"maybe\" is not true or false"),
+        (with(|o| o.engine.audiences = vec![]), "environment: `JWTGATE_AUDIENCE`: JWTGATE_ISSUER is \"https://tenant.example.com/\" but no audience is set"),
+        (with(|o| o.engine.issuer = None), "environment: `JWTGATE_AUDIENCE`: JWTGATE_AUDIENCE is set but JWTGATE_ISSUER is not"),
+        (with(|o| o.engine.leeway = Some("5s".into())), "environment: `JWTGATE_LEEWAY`: \"5s\" is not a number of seconds"),
+        (with(|o| o.engine.algorithms = vec!["RS257".into()]), "environment: `JWTGATE_ALGORITHMS`: "),
+        (with(|o| o.engine.algorithms = vec!["HS256".into()]), "environment: `JWTGATE_ALGORITHMS`: HS256 needs a shared secret"),
+        (with(|o| o.engine.jwks_url = Some("http://example.com/jwks".into())), "environment: `JWTGATE_JWKS_URL`: "),
+        (with(|o| o.engine.jwks_file = Some("/k.json".into())), "environment: `JWTGATE_JWKS_URL`: give jwks_url or jwks_file, not both"),
+        (with(|o| o.policy_resource = Some("everything".into())), "environment: `JWTGATE_POLICY_RESOURCE`: \"everything\" is not wildcard or method"),
+        (with(|o| {
+            o.policy_resource = Some("wildcard".into());
+            o.engine.routes = vec!["GET /a x".into()];
+        }), "environment: `JWTGATE_POLICY_RESOURCE`: `wildcard` cannot be combined with per-route rules"),
+        (with(|o| o.http_api_response = Some("boolean".into())), "environment: `JWTGATE_HTTP_API_RESPONSE`: \"boolean\" is not simple or iam"),
+        (with(|o| o.engine.routes = vec!["GET".into()]), "environment: `JWTGATE_ROUTES`: route \"GET\" is not 'METHODS PATH [SCOPE …]'"),
+        (with(|o| o.engine.routes = vec!["GET users x".into()]), "environment: `JWTGATE_ROUTES`: route pattern \"users\" must start with '/'"),
+        (with(|o| o.engine.unmatched = Some("maybe".into())), "environment: `JWTGATE_UNMATCHED`: \"maybe\" is not deny, authenticated or public"),
+        (with(|o| o.context_claims = vec!["scope".into()]), "environment: `JWTGATE_CONTEXT_CLAIMS`: context key \"scope\" is always set by jwtgate"),
+        (with(|o| o.prefetch = Some("sometimes".into())), "environment: `JWTGATE_PREFETCH`: \"sometimes\" is not true or false"),
+        (with(|o| o.engine.token_cache = Some("-1".into())), "environment: `JWTGATE_TOKEN_CACHE`: \"-1\" is not a number of entries"),
+        (with(|o| o.engine.strict = Some("y".into())), "environment: `JWTGATE_STRICT`: \"y\" is not true or false"),
+        (with(|o| o.engine.paths_allow_semicolon = Some("maybe".into())), "environment: `JWTGATE_PATHS_ALLOW_SEMICOLON`: \"maybe\" is not true or false"),
     ];
     for (overrides, expected) in cases {
         let message = error(&overrides);
@@ -109,11 +123,10 @@ fn file_with_environment_on_top() {
         "#,
     )
     .unwrap();
-    let overrides = Overrides {
-        routes: vec!["POST /users write:users".into()],
-        context_claims: vec!["name".into()],
-        ..base()
-    };
+    let overrides = with(|o| {
+        o.engine.routes = vec!["POST /users write:users".into()];
+        o.context_claims = vec!["name".into()];
+    });
     let (config, _) = overrides.load(Some(&path)).unwrap();
     assert_eq!(config.issuers.len(), 2);
     assert_eq!(config.routes.len(), 2);
@@ -161,11 +174,10 @@ fn path_settings_from_the_environment_override_the_file() {
         "[paths]\nallow_encoded_slash = true\nallow_semicolon = true\n",
     )
     .unwrap();
-    let overrides = Overrides {
-        paths_allow_semicolon: Some("false".into()),
-        paths_allow_double_encoding: Some("true".into()),
-        ..base()
-    };
+    let overrides = with(|o| {
+        o.engine.paths_allow_semicolon = Some("false".into());
+        o.engine.paths_allow_double_encoding = Some("true".into());
+    });
     let (config, authorizer) = overrides.load(Some(&path)).unwrap();
     let expected = PathPolicy {
         allow_encoded_slash: true,

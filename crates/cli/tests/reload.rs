@@ -340,6 +340,15 @@ async fn reloads_under_load_answer_every_request_and_fetch_no_keys() {
         "{log}"
     );
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "{log}");
+    let hangups = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Hangup))
+        .count();
+    assert_eq!(
+        log.matches("SIGHUP: reloading the configuration").count(),
+        hangups,
+        "{log}"
+    );
 
     let mut metrics = TcpStream::connect(gateway.addr).await.unwrap();
     metrics

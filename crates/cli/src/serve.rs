@@ -4,12 +4,15 @@
 //! the file (`--listen` replaces the address, `--issuer` adds an issuer, `--route` and `--public`
 //! add routes after the file's, `--upstream` sets the proxy). Every flag also reads a
 //! `JWTGATE_*` environment variable.
+//!
+//! `SIGHUP`, and with `--watch-config` a change of the file's content, reloads the configuration
+//! (file and flags again) without a restart; see [`jwtgate_http::reload`].
 
 use clap::{Args, ValueEnum};
 use jwtgate_engine::args::{blame, EngineArgs, EngineSettings};
-use jwtgate_http::config::{ConfigError, CorsSection, GatewayConfig};
+use jwtgate_http::config::{BuiltGateway, ConfigError, CorsSection, GatewayConfig};
 use jwtgate_http::proxy::ProxyOptions;
-use jwtgate_http::server;
+use jwtgate_http::{reload, server, SharedEngine};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +27,7 @@ pub enum LogFormat {
 }
 
 /// Options of `serve` and `check-config`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Configuration file (TOML); see docs/configuration.md.
     #[arg(long, env = "JWTGATE_CONFIG", value_name = "FILE")]
@@ -49,6 +52,10 @@ pub struct ServeArgs {
     /// Realm in WWW-Authenticate.
     #[arg(long, env = "JWTGATE_REALM")]
     realm: Option<String>,
+    /// Reload the configuration when the file's content changes (polled every 250 ms), besides
+    /// on SIGHUP.
+    #[arg(long, env = "JWTGATE_WATCH_CONFIG", requires = "config")]
+    watch_config: bool,
     /// Log format.
     #[arg(long, env = "JWTGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -77,9 +84,16 @@ struct Loaded {
 
 impl Loaded {
     /// Builds the gateway, blaming an error about a flag-added issuer or route on its flag.
-    fn build(&self) -> Result<jwtgate_http::config::BuiltGateway, ConfigError> {
+    fn build(&self) -> Result<BuiltGateway, ConfigError> {
         self.config
             .build(&self.name)
+            .map_err(|e| blame("flags", e, self.file_issuers, self.file_routes))
+    }
+
+    /// Builds the engine replacing `old` on a reload (its unchanged key sources and its
+    /// counters carried over), with the same errors as [`Loaded::build`].
+    fn build_replacing(&self, old: &jwtgate_http::Engine) -> Result<BuiltGateway, ConfigError> {
+        reload::rebuild(old, &self.config, &self.name)
             .map_err(|e| blame("flags", e, self.file_issuers, self.file_routes))
     }
 }
@@ -147,43 +161,50 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Runs the gateway until SIGTERM/SIGINT.
+/// Runs the gateway until SIGTERM/SIGINT, reloading its configuration on SIGHUP (and on file
+/// changes with `--watch-config`).
 pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     init_logging(args.log_format);
-    let built = load(args)?.build()?;
+    let BuiltGateway { engine, options } = load(args)?.build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let reload_args = args.clone();
+    let watch = if args.watch_config {
+        args.config.clone()
+    } else {
+        None
+    };
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(built.options.listen)
+        let listener = tokio::net::TcpListener::bind(options.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", built.options.listen))?;
+            .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let address = listener.local_addr()?;
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "listening on a non-loopback address");
         }
-        server::prepare_keys(&built.engine).await;
-        let app = server::router(jwtgate_http::SharedEngine::shared(built.engine.clone()), &built.options)?;
-        let mode = match &built.options.proxy {
+        server::prepare_keys(&engine).await;
+        let metrics = engine.metrics().clone();
+        // Only the shared engine holds it from here: a reload drops it once requests finish.
+        let shared = SharedEngine::shared(engine);
+        let app = server::router(shared.clone(), &options)?;
+        let reloader = reload::Reloader::new(shared, options.clone(), move |old| {
+            load(&reload_args)?.build_replacing(old)
+        });
+        reload::spawn(reloader, watch)?;
+        let mode = match &options.proxy {
             Some(proxy) => format!("proxy to {}", proxy.upstream),
             None => "forward-auth".to_owned(),
         };
-        tracing::info!(%address, %mode, forward_auth = ?built.options.forward_auth_path, "jwtgate listening");
-        let scheme = if built.options.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%address, %mode, forward_auth = ?options.forward_auth_path, "jwtgate listening");
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
         eprintln!("jwtgate: listening on {scheme}://{address} ({mode})");
-        let tls = match &built.options.tls {
+        let tls = match &options.tls {
             Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
             None => None,
         };
-        server::serve_gateway(
-            listener,
-            app,
-            built.engine.metrics().clone(),
-            &built.options,
-            tls,
-            server::shutdown_signal(),
-        )
-        .await?;
+        server::serve_gateway(listener, app, metrics, &options, tls, server::shutdown_signal())
+            .await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -28,6 +28,8 @@ pub struct Metrics {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     connections_over_limit: AtomicU64,
+    reloads_succeeded: AtomicU64,
+    reloads_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -82,6 +84,24 @@ impl Metrics {
     /// Connections accepted at the connection limit so far.
     pub fn connections_over_limit(&self) -> u64 {
         self.connections_over_limit.load(Ordering::Relaxed)
+    }
+
+    /// Counts a configuration reload: applied (`true`) or refused (`false`).
+    pub fn config_reload(&self, success: bool) {
+        let counter = if success {
+            &self.reloads_succeeded
+        } else {
+            &self.reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Configuration reloads so far: (applied, refused).
+    pub fn config_reloads(&self) -> (u64, u64) {
+        (
+            self.reloads_succeeded.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+        )
     }
 
     /// Verified-token cache lookups so far: (hits, misses).
@@ -178,6 +198,17 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP jwtgate_config_reloads_total Configuration reloads, applied or refused.\n# TYPE jwtgate_config_reloads_total counter\n");
+        for (result, counter) in [
+            ("success", &self.reloads_succeeded),
+            ("failure", &self.reloads_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "jwtgate_config_reloads_total{{result=\"{result}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         let sources: Vec<(String, jwtgate_keys::KeyMetricsSnapshot, bool)> = registry
             .entries()
@@ -312,6 +343,23 @@ mod tests {
         );
         assert!(
             text.contains("jwtgate_connections_over_limit_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtgate_config_reloads_total{result=\"success\"} 0\n"),
+            "{text}"
+        );
+        metrics.config_reload(true);
+        metrics.config_reload(false);
+        metrics.config_reload(false);
+        assert_eq!(metrics.config_reloads(), (1, 2));
+        let text = metrics.render(&registry);
+        assert!(
+            text.contains("jwtgate_config_reloads_total{result=\"success\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtgate_config_reloads_total{result=\"failure\"} 2\n"),
             "{text}"
         );
     }

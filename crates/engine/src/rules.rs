@@ -300,6 +300,47 @@ pub fn build_registry(
     keys: &KeysSection,
     file: &str,
 ) -> Result<Registry, ConfigError> {
+    registry_from(issuers, keys, file, None)
+}
+
+/// Like [`build_registry`], for a configuration replacing the one `previous` was built from: an
+/// issuer whose `issuer`, key location (`jwks_url`, `jwks_file` or discovery) and `[keys]`
+/// settings are unchanged keeps its key source from `previous` (the same cache, keys and
+/// background refresher; see [`KeySource::same_source`]), with the new policy. Other issuers get
+/// new sources, which fetch nothing yet. Errors are exactly those of [`build_registry`].
+pub fn build_registry_reusing(
+    issuers: &[IssuerSection],
+    keys: &KeysSection,
+    file: &str,
+    previous: &Registry,
+) -> Result<Registry, ConfigError> {
+    registry_from(issuers, keys, file, Some(previous))
+}
+
+/// The key source in `previous` for `issuer` with `kind` and `settings`, if there is one.
+fn reusable_source(
+    previous: Option<&Registry>,
+    issuer: &str,
+    kind: &SourceKind,
+    settings: &CacheSettings,
+) -> Option<KeySource> {
+    previous?
+        .entries()
+        .iter()
+        .find(|entry| {
+            entry.policy().issuers() == [issuer]
+                && entry.source().kind() == kind
+                && entry.source().settings() == settings
+        })
+        .map(|entry| entry.source().clone())
+}
+
+fn registry_from(
+    issuers: &[IssuerSection],
+    keys: &KeysSection,
+    file: &str,
+    previous: Option<&Registry>,
+) -> Result<Registry, ConfigError> {
     let invalid = |key: String, message: String| ConfigError::Invalid {
         file: file.to_owned(),
         key,
@@ -372,8 +413,11 @@ pub fn build_registry(
                 issuer: section.issuer.clone(),
             },
         };
-        let source = KeySource::new(kind, settings.clone(), clock.clone())
-            .map_err(|e| invalid(key("issuer"), e.to_string()))?;
+        let source = match reusable_source(previous, &section.issuer, &kind, &settings) {
+            Some(source) => source,
+            None => KeySource::new(kind, settings.clone(), clock.clone())
+                .map_err(|e| invalid(key("issuer"), e.to_string()))?,
+        };
         entries.push(IssuerEntry::new(policy, source));
     }
     Registry::new(entries).map_err(|e| invalid("issuers".into(), e.to_string()))

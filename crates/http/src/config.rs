@@ -303,12 +303,39 @@ impl GatewayConfig {
 
     /// Checks everything and builds the gateway; `file` names the source in errors.
     pub fn build(&self, file: &str) -> Result<BuiltGateway, ConfigError> {
+        self.build_from(file, None)
+    }
+
+    /// Like [`GatewayConfig::build`], for a reload replacing `previous`: unchanged issuers keep
+    /// their key sources ([`jwtgate_engine::rules::build_registry_reusing`]) and the counters
+    /// carry over; the verified-token cache starts empty.
+    pub fn build_replacing(
+        &self,
+        file: &str,
+        previous: &Engine,
+    ) -> Result<BuiltGateway, ConfigError> {
+        self.build_from(file, Some(previous))
+    }
+
+    fn build_from(
+        &self,
+        file: &str,
+        previous: Option<&Engine>,
+    ) -> Result<BuiltGateway, ConfigError> {
         let invalid = |key: String, message: String| ConfigError::Invalid {
             file: file.to_owned(),
             key,
             message,
         };
-        let registry = build_registry(&self.issuers, &self.keys, file)?;
+        let registry = match previous {
+            Some(old) => jwtgate_engine::rules::build_registry_reusing(
+                &self.issuers,
+                &self.keys,
+                file,
+                old.registry(),
+            )?,
+            None => build_registry(&self.issuers, &self.keys, file)?,
+        };
         let unmatched = Unmatched::resolve(self.server.unmatched, !self.routes.is_empty());
         let table = build_routes(&self.routes, unmatched, file)?;
         let mut identity = IdentityHeaders::with_names(
@@ -332,6 +359,9 @@ impl GatewayConfig {
                 cookie: self.token.cookie.clone(),
                 query: self.token.query.clone(),
             });
+        if let Some(old) = previous {
+            engine = engine.with_metrics(old.metrics().clone());
+        }
         if self.cache.capacity > 0 {
             if self.cache.max_age <= 0 {
                 return Err(invalid("cache.max_age".into(), "must be positive".into()));

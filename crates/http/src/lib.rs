@@ -17,6 +17,8 @@
 //! * **One engine at a time, swappable.** Front ends load the engine from a [`SharedEngine`] per
 //!   request, so a configuration reload swaps it atomically while requests in
 //!   flight finish on the old one.
+//! * **Hot reload** ([`reload`]): `SIGHUP` or a changed file builds a new engine that keeps the
+//!   key caches of unchanged issuers, and swaps it in.
 //! * **Connections are bounded** ([`server`]): header, idle and body timeouts and a connection
 //!   limit derived from the descriptor limit.
 
@@ -27,6 +29,7 @@ pub mod answer;
 pub mod config;
 mod layer;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 mod shared;
 

@@ -18,7 +18,7 @@ use jwtgate_core::jwk::KeySelectionError;
 use jwtgate_core::{Header, KeySet, Reason, Rejection};
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 use url::Url;
 
@@ -82,6 +82,15 @@ struct Inner {
     metrics: KeyMetrics,
     state: RwLock<State>,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Woken when the last handle on the source goes away, so its refresher ends at once.
+    retired: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // `notify_one` keeps a permit when the refresher is not waiting yet.
+        self.retired.notify_one();
+    }
 }
 
 /// A cached, self-refreshing source of verification keys. Cheap to clone (shared state).
@@ -143,6 +152,7 @@ impl KeySource {
                 metrics: KeyMetrics::default(),
                 state: RwLock::new(State::default()),
                 refresh_lock: tokio::sync::Mutex::new(()),
+                retired: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -150,6 +160,11 @@ impl KeySource {
     /// Where the keys come from.
     pub fn kind(&self) -> &SourceKind {
         &self.inner.kind
+    }
+
+    /// True when `self` and `other` are handles on the same source (same cache, same state).
+    pub fn same_source(&self, other: &KeySource) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The settings in force.
@@ -462,28 +477,54 @@ impl KeySource {
         }
     }
 
-    /// Runs forever, refreshing the keys when `refresh_ahead` of their lifetime has passed (or
-    /// after a cooldown when the last attempt failed). Spawn it once per source in long-running
-    /// services so keys stay fresh even when no requests arrive; uses real time for sleeping.
+    /// Refreshes the keys when `refresh_ahead` of their lifetime has passed (or after a cooldown
+    /// when the last attempt failed), so keys stay fresh even when no requests arrive; uses real
+    /// time for sleeping. Spawn it once per source in long-running services. It holds the source
+    /// only while refreshing and ends as soon as every other handle on the source is gone (a
+    /// source dropped by a configuration reload stops being refreshed, and its task ends).
     pub async fn run_refresher(self) {
+        let retired = self.inner.retired.clone();
+        let weak = Arc::downgrade(&self.inner);
+        drop(self);
         loop {
-            let now = self.inner.clock.elapsed();
-            let wait = match self.snapshot() {
-                Some(snapshot) if self.last_error().is_none() => {
-                    let due = snapshot.fetched_at
-                        + snapshot.ttl.mul_f64(self.inner.settings.refresh_ahead);
-                    due.saturating_sub(now)
-                }
-                _ => {
-                    let last = self.read_state(|s| s.last_attempt);
-                    match last {
-                        Some(last) => (last + self.inner.settings.cooldown).saturating_sub(now),
-                        None => Duration::ZERO,
-                    }
-                }
+            let Some(wait) = upgrade(&weak).map(|source| source.refresher_wait()) else {
+                return;
             };
-            tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
-            self.refresh().await;
+            let sleep = wait.max(Duration::from_millis(100));
+            if tokio::time::timeout(sleep, retired.notified())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            let Some(source) = upgrade(&weak) else {
+                return;
+            };
+            source.refresh().await;
         }
     }
+
+    /// How long the refresher sleeps before its next attempt.
+    fn refresher_wait(&self) -> Duration {
+        let now = self.inner.clock.elapsed();
+        match self.snapshot() {
+            Some(snapshot) if self.last_error().is_none() => {
+                let due =
+                    snapshot.fetched_at + snapshot.ttl.mul_f64(self.inner.settings.refresh_ahead);
+                due.saturating_sub(now)
+            }
+            _ => {
+                let last = self.read_state(|s| s.last_attempt);
+                match last {
+                    Some(last) => (last + self.inner.settings.cooldown).saturating_sub(now),
+                    None => Duration::ZERO,
+                }
+            }
+        }
+    }
+}
+
+/// A handle on the source behind `weak`, while anything else still holds it.
+fn upgrade(weak: &Weak<Inner>) -> Option<KeySource> {
+    weak.upgrade().map(|inner| KeySource { inner })
 }

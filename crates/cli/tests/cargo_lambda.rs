@@ -185,10 +185,7 @@ async fn events_through_cargo_lambda_watch_and_invoke() {
     assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
 
     // An invalid token: the invocation fails with exactly `Unauthorized`.
-    let expired = event(
-        REST_TOKEN,
-        &issuer.token("bob", json!({"exp": now() - 60})),
-    );
+    let expired = event(REST_TOKEN, &issuer.token("bob", json!({"exp": now() - 60})));
     let (ok, _, stderr) = invoke(&dir, port, &expired).await;
     assert!(!ok);
     assert!(stderr.contains("Unauthorized"), "{stderr}");

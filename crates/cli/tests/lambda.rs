@@ -105,10 +105,7 @@ async fn runtime_loop_answers_and_fetches_keys_once() {
         ("malformed header", malformed),
         (
             "expired",
-            event(
-                REST_TOKEN,
-                &issuer.token("bob", json!({"exp": now() - 60})),
-            ),
+            event(REST_TOKEN, &issuer.token("bob", json!({"exp": now() - 60}))),
         ),
         (
             "wrong audience",

@@ -11,11 +11,11 @@
 use jwtgate_core::{Policy, ScopeRequirement};
 use jwtgate_issuer::{Config, Issuer, IssuerOptions, KeyRing, MintRequest};
 use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+use jwtgate_test_support::now;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use jwtgate_test_support::now;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;

@@ -8,8 +8,8 @@
 use jwtgate_core::{Policy, ScopeRequirement};
 use jwtgate_issuer::{Config, Issuer, IssuerOptions, JwksFailure, KeyRing, MintRequest};
 use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
-use std::sync::Arc;
 use jwtgate_test_support::now;
+use std::sync::Arc;
 use std::time::Duration;
 
 const API: &str = "https://api.jwtgate.local/";

@@ -3,7 +3,8 @@
 //! * `extract` and `parse_authorization` never panic, whatever the header bytes, cookies and
 //!   query string, and a token they find is never empty;
 //! * `Bearer <token>` (scheme in any case, one or more spaces) with a token of token68
-//!   characters is always exactly that token, alone or with cookie and query configured;
+//!   characters is always exactly that token, alone or with cookie and query configured, and
+//!   anything after a space following the token makes the header `invalid_request`;
 //! * a token found in two places (header, cookie, query) is always `invalid_request`;
 //! * `cookie_without` and `query_without` never leave the named parameter (extraction from the
 //!   stripped value finds nothing there) and keep every other pair, in order, byte for byte.
@@ -99,7 +100,10 @@ proptest! {
         authorization in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
         cookie in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
         query in proptest::option::of(any::<String>()),
-        text in any::<String>(),
+        text in prop_oneof![
+            any::<String>(),
+            (bearer_scheme(), any::<String>()).prop_map(|(scheme, rest)| format!("{scheme} {rest}")),
+        ],
     ) {
         let map = headers(authorization.as_deref(), cookie.as_deref());
         for locations in [TokenLocations::default(), both()] {
@@ -134,6 +138,24 @@ proptest! {
                 BearerToken::Present(token.clone())
             );
         }
+    }
+
+    #[test]
+    fn a_bearer_value_with_a_space_after_the_token_is_always_invalid(
+        scheme in bearer_scheme(),
+        token in token68(),
+        rest in "[ -~]{0,20}",
+    ) {
+        let value = format!("{scheme} {token} {rest}");
+        prop_assert_eq!(
+            parse_authorization(&value),
+            BearerToken::Invalid("the bearer token contains a space")
+        );
+        let map = headers(Some(value.as_bytes()), None);
+        prop_assert_eq!(
+            extract(&map, None, &both()),
+            BearerToken::Invalid("the bearer token contains a space")
+        );
     }
 
     #[test]

@@ -11,11 +11,11 @@
 
 mod lambda_support;
 
+use jwtgate_test_support::free_port;
 use lambda_support::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The directory holding the `cargo-lambda` executable: `CARGO_LAMBDA_BIN_DIR`, the venv that
@@ -39,14 +39,6 @@ fn cargo_lambda_dir() -> PathBuf {
                  target/cargo-lambda-venv/bin/pip install cargo-lambda` (what bash scripts/test does)"
             )
         })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `cargo lambda …` with the venv's directory first on `PATH` (cargo finds its subcommand there).
@@ -129,7 +121,7 @@ async fn events_through_cargo_lambda_watch_and_invoke() {
         "{version:?}"
     );
 
-    let issuer = Issuer::start().await;
+    let issuer = Issuer::start();
     let port = free_port();
     let watch_log = tempfile::NamedTempFile::new().unwrap();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
@@ -193,10 +185,7 @@ async fn events_through_cargo_lambda_watch_and_invoke() {
     assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
 
     // An invalid token: the invocation fails with exactly `Unauthorized`.
-    let expired = event(
-        REST_TOKEN,
-        &issuer.token("bob", json!({"exp": unix_now() - 60})),
-    );
+    let expired = event(REST_TOKEN, &issuer.token("bob", json!({"exp": now() - 60})));
     let (ok, _, stderr) = invoke(&dir, port, &expired).await;
     assert!(!ok);
     assert!(stderr.contains("Unauthorized"), "{stderr}");
@@ -205,5 +194,5 @@ async fn events_through_cargo_lambda_watch_and_invoke() {
     assert_eq!(error["errorType"], "Unauthorized", "{error}");
 
     // Keys were fetched once for all of these invocations.
-    assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(issuer.server.jwks_fetches(), 1);
 }

@@ -12,7 +12,6 @@ mod lambda_support;
 
 use lambda_support::*;
 use serde_json::{json, Value};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 fn assert_unauthorized(result: Result<Value, (Value, Option<String>)>, what: &str) {
@@ -27,8 +26,8 @@ fn assert_unauthorized(result: Result<Value, (Value, Option<String>)>, what: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_loop_answers_and_fetches_keys_once() {
-    let issuer = Issuer::start().await;
-    let api = RuntimeApi::start(issuer.jwks_hits.clone()).await;
+    let issuer = Issuer::start();
+    let api = RuntimeApi::start(issuer.server.jwks_counter()).await;
     let env = lambda_env(
         &api.address,
         &[
@@ -106,10 +105,7 @@ async fn runtime_loop_answers_and_fetches_keys_once() {
         ("malformed header", malformed),
         (
             "expired",
-            event(
-                REST_TOKEN,
-                &issuer.token("bob", json!({"exp": unix_now() - 60})),
-            ),
+            event(REST_TOKEN, &issuer.token("bob", json!({"exp": now() - 60}))),
         ),
         (
             "wrong audience",
@@ -134,8 +130,8 @@ async fn runtime_loop_answers_and_fetches_keys_once() {
     }
 
     // The keys were fetched once, during init (before the first /next), and never again.
-    assert_eq!(issuer.discovery_hits.load(Ordering::SeqCst), 1);
-    assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(issuer.server.discovery_fetches(), 1);
+    assert_eq!(issuer.server.jwks_fetches(), 1);
     assert_eq!(api.jwks_hits_at_first_next().await, Some(1));
     let output = function.output();
     assert!(output.contains("jwtgate authorizer ready"), "{output}");
@@ -147,14 +143,14 @@ async fn runtime_loop_answers_and_fetches_keys_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_name_with_a_bundled_jwks_file() {
-    let issuer = Issuer::start().await;
+    let issuer = Issuer::start();
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, issuer.jwks.to_string()).unwrap();
+    std::fs::write(&jwks, issuer.signer.jwks().to_string()).unwrap();
     let bootstrap = dir.path().join("bootstrap");
     std::os::unix::fs::symlink(binary(), &bootstrap).unwrap();
 
-    let api = RuntimeApi::start(issuer.jwks_hits.clone()).await;
+    let api = RuntimeApi::start(issuer.server.jwks_counter()).await;
     let env = lambda_env(
         &api.address,
         &[
@@ -185,13 +181,13 @@ async fn bootstrap_name_with_a_bundled_jwks_file() {
     );
     assert_unauthorized(api.call(event(REST_TOKEN, "x.y.z")).await, "garbage");
     // The bundled file means no network at all.
-    assert_eq!(issuer.discovery_hits.load(Ordering::SeqCst), 0);
-    assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 0);
+    assert_eq!(issuer.server.discovery_fetches(), 0);
+    assert_eq!(issuer.server.jwks_fetches(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_configuration_fails_the_init_phase() {
-    let issuer = Issuer::start().await;
+    let issuer = Issuer::start();
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![], "no issuer configured"),
         (
@@ -228,7 +224,7 @@ async fn invalid_configuration_fails_the_init_phase() {
         ),
     ];
     for (vars, expected) in cases {
-        let api = RuntimeApi::start(issuer.jwks_hits.clone()).await;
+        let api = RuntimeApi::start(issuer.server.jwks_counter()).await;
         let env = lambda_env(&api.address, &vars);
         let mut function = Function::start(&binary(), &["lambda"], &env);
         let posted = api.posted(Duration::from_secs(20)).await;
@@ -294,18 +290,18 @@ async fn outside_lambda_and_check_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run by bench/lambda.sh"]
 async fn measure_cold_start_and_warm_invocations() {
-    let issuer = Issuer::start().await;
+    let issuer = Issuer::start();
     let token = issuer.token("alice", json!({}));
     let runs = 20;
     let mut cold = Vec::new();
     for _ in 0..runs {
-        let api = RuntimeApi::start(issuer.jwks_hits.clone()).await;
+        let api = RuntimeApi::start(issuer.server.jwks_counter()).await;
         let env = lambda_env(
             &api.address,
             &[
                 ("JWTGATE_ISSUER", &issuer.issuer),
                 ("JWTGATE_AUDIENCE", AUDIENCE),
-                ("JWTGATE_JWKS_URL", &format!("{}/jwks.json", issuer.base)),
+                ("JWTGATE_JWKS_URL", &issuer.server.jwks_url()),
                 ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
             ],
         );
@@ -323,13 +319,13 @@ async fn measure_cold_start_and_warm_invocations() {
 
     // Warm: one process, the same token again and again (verified-token cache), timed from
     // handing out the event to receiving the answer (Runtime API round trip included).
-    let api = RuntimeApi::start(issuer.jwks_hits.clone()).await;
+    let api = RuntimeApi::start(issuer.server.jwks_counter()).await;
     let env = lambda_env(
         &api.address,
         &[
             ("JWTGATE_ISSUER", &issuer.issuer),
             ("JWTGATE_AUDIENCE", AUDIENCE),
-            ("JWTGATE_JWKS_URL", &format!("{}/jwks.json", issuer.base)),
+            ("JWTGATE_JWKS_URL", &issuer.server.jwks_url()),
             ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
         ],
     );

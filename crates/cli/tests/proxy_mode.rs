@@ -7,14 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::{Algorithm, SigningKey};
-use serde_json::{json, Map, Value};
+use jwtgate_core::Algorithm;
+use jwtgate_test_support::{free_port, Issuer};
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const ISS: &str = "https://example.eu.auth0.com/";
 const AUD: &str = "https://api.example.com";
@@ -274,14 +275,6 @@ impl Drop for Gateway {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `jwtgate serve` from the recipe on a free loopback port; a port taken between choosing
 /// and binding it is retried with another (twice at most).
 fn start_gateway(dir: &Path, upstream: SocketAddr, jwks: &Path) -> Gateway {
@@ -355,7 +348,7 @@ fn upgrade_request(token: Option<&str>) -> String {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    key: SigningKey,
+    issuer: Issuer,
     gateway: Gateway,
     seen: Seen,
 }
@@ -363,27 +356,24 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::generate(Algorithm::RS256, "proxy-key").unwrap();
-        let jwks = dir.path().join("jwks.json");
-        std::fs::write(&jwks, json!({"keys": [key.public_jwk()]}).to_string()).unwrap();
+        let issuer = Issuer::new()
+            .with_key(Algorithm::RS256, "proxy-key")
+            .with_issuer(ISS)
+            .with_audience(AUD);
         let (upstream, seen) = start_upstream();
-        let gateway = start_gateway(dir.path(), upstream, &jwks);
+        let gateway = start_gateway(dir.path(), upstream, issuer.jwks_file());
         Fixture {
             _dir: dir,
-            key,
+            issuer,
             gateway,
             seen,
         }
     }
 
+    /// Alice's token with these permissions (and no `scope`).
     fn token(&self, permissions: &[&str]) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let claims = json!({"iss": ISS, "aud": AUD, "sub": "auth0|alice", "exp": now + 600,
-                            "iat": now, "permissions": permissions});
-        self.key.sign(&Map::new(), &claims).unwrap()
+        self.issuer
+            .token(json!({"scope": null, "permissions": permissions}))
     }
 
     fn upstream_requests(&self, path: &str) -> usize {

@@ -1,79 +1,16 @@
-//! `--jwks-url`, discovery (explicit and by default) and `jwtgate jwks`, against a small HTTP
-//! server on loopback started by the test.
+//! `--jwks-url`, discovery (explicit and by default) and `jwtgate jwks`, against
+//! jwtgate-test-support's JWKS and discovery server on loopback.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::{Algorithm, SigningKey};
-use serde_json::{json, Map, Value};
-use std::io::{BufRead, BufReader, Write};
+use jwtgate_core::Algorithm;
+use jwtgate_test_support::{Issuer, JwksServer};
+use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 const AUD: &str = "https://api.example.com/";
 const NOW: i64 = 1_800_000_000;
-
-/// Serves `/jwks` and `/.well-known/openid-configuration` until the test process ends.
-struct Server {
-    base: String,
-    issuer_in_document: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(jwks: Value) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let issuer_in_document = Arc::new(Mutex::new(format!("{base}/")));
-        let doc_issuer = issuer_in_document.clone();
-        let jwks_uri = format!("{base}/jwks");
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).unwrap_or_default();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let path = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .to_owned();
-                let (status, body, extra) = match path.as_str() {
-                    "/jwks" => (
-                        "200 OK",
-                        jwks.to_string(),
-                        "Cache-Control: public, max-age=900\r\n",
-                    ),
-                    "/.well-known/openid-configuration" => (
-                        "200 OK",
-                        json!({"issuer": *doc_issuer.lock().unwrap(), "jwks_uri": jwks_uri})
-                            .to_string(),
-                        "",
-                    ),
-                    _ => ("404 Not Found", String::new(), ""),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
-            }
-        });
-        Server {
-            base,
-            issuer_in_document,
-        }
-    }
-
-    fn issuer(&self) -> String {
-        format!("{}/", self.base)
-    }
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jwtgate"))
@@ -83,27 +20,29 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn setup() -> (Server, SigningKey) {
-    let key = SigningKey::generate(Algorithm::ES256, "remote-1").unwrap();
-    let server = Server::start(
-        json!({"keys": [key.public_jwk(), {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}]}),
-    );
-    (server, key)
+/// An issuer (ES256, kid `remote-1`, dated [`NOW`]) whose JWKS also holds an encryption key,
+/// served on loopback with `Cache-Control: public, max-age=900`.
+fn setup() -> (JwksServer, Issuer) {
+    let issuer = Issuer::new()
+        .with_key(Algorithm::ES256, "remote-1")
+        .with_audience(AUD)
+        .with_jwk(json!({"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}))
+        .at(NOW);
+    let server = JwksServer::start(&issuer.jwks());
+    server.set_cache_control(Some("public, max-age=900"));
+    (server, issuer)
 }
 
-fn token(key: &SigningKey, issuer: &str) -> String {
-    key.sign(
-        &Map::new(),
-        &json!({"iss": issuer, "aud": AUD, "exp": NOW + 60}),
-    )
-    .unwrap()
+/// A token from `key` naming `issuer`.
+fn token(key: &Issuer, issuer: &str) -> String {
+    key.token(json!({"iss": issuer}))
 }
 
 #[test]
 fn verify_with_a_jwks_url() {
     let (server, key) = setup();
     let issuer = server.issuer();
-    let url = format!("{}/jwks", server.base);
+    let url = server.jwks_url();
     let now = NOW.to_string();
     let out = run(&[
         "verify",
@@ -171,7 +110,7 @@ fn discovery_explicit_and_by_default() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("discovering the keys of"));
 
     // A discovery document for another issuer is a configuration error, not a verdict.
-    *server.issuer_in_document.lock().unwrap() = "https://impostor.example/".into();
+    server.set_document_issuer("https://impostor.example/");
     let out = run(&[
         "verify",
         "--issuer",
@@ -215,7 +154,7 @@ fn unreachable_and_insecure_key_urls_are_configuration_errors() {
 #[test]
 fn jwks_lists_keys_with_status_and_cache_headers() {
     let (server, _key) = setup();
-    for target in [server.issuer(), format!("{}/jwks", server.base)] {
+    for target in [server.issuer(), server.jwks_url()] {
         let out = run(&["jwks", &target]);
         assert_eq!(
             out.status.code(),

@@ -11,10 +11,9 @@
 
 use axum::routing::{get, post};
 use axum::Router;
-use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
-use serde_json::json;
+use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -22,26 +21,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const ISS: &str = "https://tenant.example/";
-const AUD: &str = "https://api.example/";
-
-fn jwks() -> tempfile::NamedTempFile {
-    let key = SigningKey::generate(Algorithm::ES256, "k1").unwrap();
-    let jwks = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(jwks.path(), json!({"keys": [key.public_jwk()]}).to_string()).unwrap();
-    jwks
-}
-
 /// A gateway whose `/public/*` needs no token; `server` goes into `[server]`, `extra` after.
-fn config(jwks: &tempfile::NamedTempFile, server: &str, extra: &str) -> GatewayConfig {
+fn config(issuer: &Issuer, server: &str, extra: &str) -> GatewayConfig {
     let text = format!(
         r#"
         [server]
         {server}
 
         [[issuers]]
-        issuer = "{ISS}"
-        audiences = ["{AUD}"]
+        issuer = "{ISSUER}"
+        audiences = ["{AUDIENCE}"]
         jwks_file = "{}"
 
         [[routes]]
@@ -49,7 +38,7 @@ fn config(jwks: &tempfile::NamedTempFile, server: &str, extra: &str) -> GatewayC
         public = true
         {extra}
         "#,
-        jwks.path().display()
+        issuer.jwks_file().display()
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }
@@ -210,9 +199,9 @@ fn get_request(path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickled_head_is_cut_after_the_header_timeout_but_idle_waits_are_not() {
-    let jwks = jwks();
+    let issuer = Issuer::new();
     let gateway = start(&config(
-        &jwks,
+        &issuer,
         "header_read_timeout_ms = 1000\nidle_timeout_ms = 3000",
         "",
     ))
@@ -285,10 +274,10 @@ async fn trickled_head_is_cut_after_the_header_timeout_but_idle_waits_are_not() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_request_in_flight_outlives_the_idle_timeout() {
-    let jwks = jwks();
+    let issuer = Issuer::new();
     let up = upstream().await;
     let gateway = start(&config(
-        &jwks,
+        &issuer,
         "header_read_timeout_ms = 1000\nidle_timeout_ms = 1000",
         &format!("[proxy]\nupstream = \"http://{up}\"\nresponse_timeout_ms = 10000\n"),
     ))
@@ -311,10 +300,10 @@ async fn slow_request_in_flight_outlives_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_is_cut_after_the_body_timeout() {
-    let jwks = jwks();
+    let issuer = Issuer::new();
     let up = upstream().await;
     let gateway = start(&config(
-        &jwks,
+        &issuer,
         "body_read_timeout_ms = 1000\nidle_timeout_ms = 5000",
         &format!("[proxy]\nupstream = \"http://{up}\"\nresponse_timeout_ms = 10000\n"),
     ))
@@ -361,9 +350,9 @@ async fn stalled_body_is_cut_after_the_body_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_limit_health_is_answered_and_the_rest_gets_503() {
-    let jwks = jwks();
+    let issuer = Issuer::new();
     let gateway = start(&config(
-        &jwks,
+        &issuer,
         "max_connections = 20\nheader_read_timeout_ms = 4000\nidle_timeout_ms = 4000",
         "",
     ))
@@ -436,9 +425,9 @@ async fn at_the_connection_limit_health_is_answered_and_the_rest_gets_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_prior_knowledge_advertises_the_stream_limit() {
-    let jwks = jwks();
+    let issuer = Issuer::new();
     let gateway = start(&config(
-        &jwks,
+        &issuer,
         "http2_max_concurrent_streams = 7\nidle_timeout_ms = 1000",
         "",
     ))
@@ -491,9 +480,9 @@ async fn descriptor_limit_server() {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
-    let jwks = jwks();
+    let issuer = Issuer::new();
     let config = config(
-        &jwks,
+        &issuer,
         "header_read_timeout_ms = 2000\nidle_timeout_ms = 2000",
         "",
     );

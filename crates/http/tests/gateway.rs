@@ -7,51 +7,28 @@
 
 use axum::routing::get;
 use axum::Router;
-use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
 use jwtgate_http::{AuthLayer, VerifiedToken};
+use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const ISS: &str = "https://tenant.example/";
-const AUD: &str = "https://api.example/";
-
-struct Keys {
-    key: SigningKey,
-    jwks: tempfile::NamedTempFile,
-}
-
-fn keys() -> Keys {
-    let key = SigningKey::generate(Algorithm::ES256, "k1").unwrap();
-    let jwks = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(jwks.path(), json!({"keys": [key.public_jwk()]}).to_string()).unwrap();
-    Keys { key, jwks }
-}
+use tokio::sync::Notify;
 
 fn now() -> i64 {
-    jwtgate_http::unix_now()
+    jwtgate_test_support::now()
 }
 
-fn token(keys: &Keys, extra: Value) -> String {
-    let mut claims = json!({"iss": ISS, "aud": AUD, "sub": "auth0|alice", "exp": now() + 600, "iat": now(),
-                            "scope": "openid", "permissions": ["read:users"]});
-    for (k, v) in extra.as_object().unwrap() {
-        claims[k] = v.clone();
-    }
-    keys.key.sign(&Map::new(), &claims).unwrap()
-}
-
-fn config(keys: &Keys, extra: &str) -> GatewayConfig {
+fn config(issuer: &Issuer, extra: &str) -> GatewayConfig {
     let text = format!(
         r#"
         [[issuers]]
-        issuer = "{ISS}"
-        audiences = ["{AUD}"]
+        issuer = "{ISSUER}"
+        audiences = ["{AUDIENCE}"]
         jwks_file = "{}"
 
         [[routes]]
@@ -72,7 +49,7 @@ fn config(keys: &Keys, extra: &str) -> GatewayConfig {
         email = "X-Auth-Email"
         {extra}
         "#,
-        keys.jwks.path().display()
+        issuer.jwks_file().display()
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }
@@ -142,9 +119,9 @@ fn auth_request(method: &str, uri: &str, extra: &str) -> String {
 
 #[tokio::test]
 async fn forward_auth_answers_follow_rfc6750() {
-    let keys = keys();
-    let (addr, _, _tx, _) = start(&config(&keys, "")).await;
-    let good = token(&keys, json!({"email": "alice@example.com"}));
+    let issuer = Issuer::new();
+    let (addr, _, _tx, _) = start(&config(&issuer, "")).await;
+    let good = issuer.token(json!({"email": "alice@example.com"}));
 
     let (status, headers, _) = http(
         addr,
@@ -157,7 +134,7 @@ async fn forward_auth_answers_follow_rfc6750() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "x-auth-subject"), Some("auth0|alice"));
-    assert_eq!(header(&headers, "x-auth-issuer"), Some(ISS));
+    assert_eq!(header(&headers, "x-auth-issuer"), Some(ISSUER));
     assert_eq!(header(&headers, "x-auth-scopes"), Some("openid read:users"));
     assert_eq!(header(&headers, "x-auth-email"), Some("alice@example.com"));
 
@@ -189,7 +166,7 @@ async fn forward_auth_answers_follow_rfc6750() {
     assert!(body.contains("insufficient_scope"));
 
     // Bad token: 401 invalid_token, even when it also lacks the scope.
-    let expired = token(&keys, json!({"exp": now() - 10, "permissions": []}));
+    let expired = issuer.token(json!({"exp": now() - 10, "permissions": []}));
     let (status, headers, _) = http(
         addr,
         &auth_request(
@@ -240,9 +217,9 @@ async fn forward_auth_answers_follow_rfc6750() {
 
 #[tokio::test]
 async fn path_normalisation_cannot_bypass_rules() {
-    let keys = keys();
-    let (addr, _, _tx, _) = start(&config(&keys, "")).await;
-    let reader = token(&keys, json!({}));
+    let issuer = Issuer::new();
+    let (addr, _, _tx, _) = start(&config(&issuer, "")).await;
+    let reader = issuer.token(json!({}));
     for uri in [
         "/public/../api/users",
         "/public/%2e%2e/api/users",
@@ -266,7 +243,11 @@ async fn path_normalisation_cannot_bypass_rules() {
     assert_eq!(status, 400);
 }
 
-async fn upstream() -> SocketAddr {
+/// An upstream echoing the headers it got on `/api/users`, a 3 MiB `/big`, and a `/slow` that
+/// notifies the returned `Notify` when a request arrives, then answers 300 ms later.
+async fn upstream() -> (SocketAddr, Arc<Notify>) {
+    let slow_arrived = Arc::new(Notify::new());
+    let arrived = slow_arrived.clone();
     let app = Router::new()
         .route(
             "/api/users",
@@ -281,7 +262,8 @@ async fn upstream() -> SocketAddr {
         .route("/big", get(|| async { "x".repeat(3 * 1024 * 1024) }))
         .route(
             "/slow",
-            get(|| async {
+            get(move || async move {
+                arrived.notify_one();
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 "slow"
             }),
@@ -289,16 +271,16 @@ async fn upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    (addr, slow_arrived)
 }
 
 #[tokio::test]
 async fn proxy_strips_client_identity_and_adds_the_verified_one() {
-    let keys = keys();
-    let up = upstream().await;
+    let issuer = Issuer::new();
+    let (up, _) = upstream().await;
     let extra = format!("[proxy]\nupstream = \"http://{up}\"\n[[routes]]\nmethods = [\"GET\"]\npath = \"/big\"\n[[routes]]\nmethods = [\"GET\"]\npath = \"/slow\"\n");
-    let (addr, _, _tx, _) = start(&config(&keys, &extra)).await;
-    let good = token(&keys, json!({}));
+    let (addr, _, _tx, _) = start(&config(&issuer, &extra)).await;
+    let good = issuer.token(json!({}));
     let request = format!(
         "GET /api/users HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nX-Auth-Subject: admin\r\nX-Auth-Scopes: everything\r\nConnection: close\r\n\r\n"
     );
@@ -331,11 +313,11 @@ async fn proxy_strips_client_identity_and_adds_the_verified_one() {
 
 #[tokio::test]
 async fn proxy_refuses_request_bodies_over_the_limit() {
-    let keys = keys();
-    let up = upstream().await;
+    let issuer = Issuer::new();
+    let (up, _) = upstream().await;
     let extra = format!("[proxy]\nupstream = \"http://{up}\"\nmax_body_bytes = 1024\n");
-    let (addr, _, _tx, _) = start(&config(&keys, &extra)).await;
-    let writer = token(&keys, json!({"permissions": ["write:users"]}));
+    let (addr, _, _tx, _) = start(&config(&issuer, &extra)).await;
+    let writer = issuer.token(json!({"permissions": ["write:users"]}));
     let post = |body: &str| {
         format!(
             "POST /api/users HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {writer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -351,11 +333,11 @@ async fn proxy_refuses_request_bodies_over_the_limit() {
 
 #[tokio::test]
 async fn proxy_timeouts_and_dead_upstreams() {
-    let keys = keys();
-    let up = upstream().await;
+    let issuer = Issuer::new();
+    let (up, _) = upstream().await;
     let extra = format!("[proxy]\nupstream = \"http://{up}\"\nresponse_timeout_ms = 100\n[[routes]]\nmethods = [\"GET\"]\npath = \"/slow\"\n");
-    let (addr, _, _tx, _) = start(&config(&keys, &extra)).await;
-    let good = token(&keys, json!({}));
+    let (addr, _, _tx, _) = start(&config(&issuer, &extra)).await;
+    let good = issuer.token(json!({}));
     let request = format!("GET /slow HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
     assert_eq!(http(addr, &request).await.0, 504);
 
@@ -365,15 +347,15 @@ async fn proxy_timeouts_and_dead_upstreams() {
         .local_addr()
         .unwrap();
     let extra = format!("[proxy]\nupstream = \"http://{dead}\"\n");
-    let (addr, _, _tx2, _) = start(&config(&keys, &extra)).await;
+    let (addr, _, _tx2, _) = start(&config(&issuer, &extra)).await;
     let request = format!("GET /api/users HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
     assert_eq!(http(addr, &request).await.0, 502);
 }
 
 #[tokio::test]
 async fn operations_endpoints_and_cache() {
-    let keys = keys();
-    let (addr, engine, _tx, _) = start(&config(&keys, "")).await;
+    let issuer = Issuer::new();
+    let (addr, engine, _tx, _) = start(&config(&issuer, "")).await;
     assert_eq!(
         http(
             addr,
@@ -392,7 +374,7 @@ async fn operations_endpoints_and_cache() {
         .0,
         200
     );
-    let good = token(&keys, json!({}));
+    let good = issuer.token(json!({}));
     for _ in 0..5 {
         let (status, _, _) = http(
             addr,
@@ -426,7 +408,7 @@ async fn operations_endpoints_and_cache() {
         "{body}"
     );
     assert!(
-        body.contains(&format!("jwtgate_keys_ready{{issuer=\"{ISS}\"}} 1")),
+        body.contains(&format!("jwtgate_keys_ready{{issuer=\"{ISSUER}\"}} 1")),
         "{body}"
     );
     assert_eq!(engine.metrics().count("allow"), 5);
@@ -434,13 +416,13 @@ async fn operations_endpoints_and_cache() {
 
 #[tokio::test]
 async fn readiness_reports_missing_keys() {
-    let keys = keys();
+    let issuer = Issuer::new();
     let dead = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
         .unwrap();
-    let text = format!("[[issuers]]\nissuer = \"http://{dead}/\"\naudiences = [\"{AUD}\"]\n[[routes]]\npath = \"/x\"\n[keys]\nconnect_timeout = 1\ntotal_timeout = 1\n");
+    let text = format!("[[issuers]]\nissuer = \"http://{dead}/\"\naudiences = [\"{AUDIENCE}\"]\n[[routes]]\npath = \"/x\"\n[keys]\nconnect_timeout = 1\ntotal_timeout = 1\n");
     let config = GatewayConfig::from_toml(&text, "t").unwrap();
     let (addr, _, _tx, _) = start(&config).await;
     let (status, _, body) = http(
@@ -451,7 +433,7 @@ async fn readiness_reports_missing_keys() {
     assert_eq!(status, 503);
     assert!(body.contains(&format!("http://{dead}/")), "{body}");
     // A token while the keys cannot be loaded: invalid_token (401), never a 5xx.
-    let good = token(&keys, json!({"iss": format!("http://{dead}/")}));
+    let good = issuer.token(json!({"iss": format!("http://{dead}/")}));
     let (status, headers, _) = http(
         addr,
         &auth_request("GET", "/x", &format!("Authorization: Bearer {good}\r\n")),
@@ -470,8 +452,8 @@ async fn readiness_reports_missing_keys() {
 /// default, and pass as data, matched as one segment, with the `[paths]` setting that allows each.
 #[tokio::test]
 async fn encoded_separators_are_invalid_requests() {
-    let keys = keys();
-    let reader = token(&keys, json!({}));
+    let issuer = Issuer::new();
+    let reader = issuer.token(json!({}));
     let id_route =
         "[[routes]]\nmethods = [\"GET\"]\npath = \"/api/users/{id}\"\nscopes = [\"read:users\"]\n";
     let cases = [
@@ -482,7 +464,7 @@ async fn encoded_separators_are_invalid_requests() {
         ("/public/..%252Fapi", "allow_double_encoding"),
     ];
     let serve = |extra: String| {
-        let built = config(&keys, &extra).build("t").unwrap();
+        let built = config(&issuer, &extra).build("t").unwrap();
         async move {
             server::prepare_keys(&built.engine).await;
             let app = Router::new()
@@ -530,7 +512,7 @@ async fn encoded_separators_are_invalid_requests() {
 
     // Forward-auth answers a refused path with its invalid-request status.
     let (addr, _, _tx, _) = start(&config(
-        &keys,
+        &issuer,
         "[server]\nforward_auth_invalid_request_status = 401\n",
     ))
     .await;
@@ -540,8 +522,8 @@ async fn encoded_separators_are_invalid_requests() {
 
 #[tokio::test]
 async fn layer_and_extractor_in_an_axum_service() {
-    let keys = keys();
-    let built = config(&keys, "[cors]\norigins = [\"http://localhost:3000\"]\n")
+    let issuer = Issuer::new();
+    let built = config(&issuer, "[cors]\norigins = [\"http://localhost:3000\"]\n")
         .build("t")
         .unwrap();
     server::prepare_keys(&built.engine).await;
@@ -556,7 +538,7 @@ async fn layer_and_extractor_in_an_axum_service() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let good = token(&keys, json!({}));
+    let good = issuer.token(json!({}));
     let (status, headers, body) = http(addr, &format!("GET /api/users HTTP/1.1\r\nHost: a\r\nOrigin: http://localhost:3000\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n")).await;
     assert_eq!(status, 200);
     assert!(body.contains("hello auth0|alice"), "{body}");
@@ -588,16 +570,19 @@ async fn layer_and_extractor_in_an_axum_service() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_requests_in_flight() {
-    let keys = keys();
-    let up = upstream().await;
+    let issuer = Issuer::new();
+    let (up, slow_arrived) = upstream().await;
     let extra = format!(
         "[proxy]\nupstream = \"http://{up}\"\n[[routes]]\nmethods = [\"GET\"]\npath = \"/slow\"\n"
     );
-    let (addr, _, tx, handle) = start(&config(&keys, &extra)).await;
-    let good = token(&keys, json!({}));
+    let (addr, _, tx, handle) = start(&config(&issuer, &extra)).await;
+    let good = issuer.token(json!({}));
     let request = format!("GET /slow HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {good}\r\nConnection: close\r\n\r\n");
     let in_flight = tokio::spawn(async move { http(addr, &request).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down only once the request has reached the upstream: it is in flight in the gateway.
+    tokio::time::timeout(Duration::from_secs(5), slow_arrived.notified())
+        .await
+        .expect("the request reached the upstream");
     tx.send(()).unwrap();
     let (status, _, body) = in_flight.await.unwrap();
     assert_eq!(status, 200);
@@ -614,9 +599,9 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
 
 #[tokio::test]
 async fn tls_listener_serves_https_with_the_same_decisions() {
-    let keys = keys();
+    let issuer = Issuer::new();
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-    let mut text_config = config(&keys, "");
+    let mut text_config = config(&issuer, "");
     text_config.server.tls_cert = Some(format!("{data}/localhost.crt.pem").into());
     text_config.server.tls_key = Some(format!("{data}/localhost.key.pem").into());
     let built = text_config.build("test.toml").unwrap();
@@ -642,7 +627,7 @@ async fn tls_listener_serves_https_with_the_same_decisions() {
         .build()
         .unwrap();
     let url = format!("https://localhost:{}/auth", addr.port());
-    let good = token(&keys, json!({}));
+    let good = issuer.token(json!({}));
     let response = client
         .get(&url)
         .header("X-Forwarded-Method", "GET")

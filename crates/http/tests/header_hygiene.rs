@@ -9,17 +9,15 @@
 
 use axum::extract::{Request, State};
 use axum::Router;
-use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
-use serde_json::{json, Map, Value};
+use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const ISS: &str = "https://tenant.example/";
-const AUD: &str = "https://api.example/";
 const IDENTITY: [&str; 4] = [
     "X-Auth-Subject",
     "X-Auth-Issuer",
@@ -27,38 +25,30 @@ const IDENTITY: [&str; 4] = [
     "X-Auth-Email",
 ];
 
+/// The issuer and its JWKS file, and gateway configurations that trust it.
 struct Fixture {
-    key: SigningKey,
-    _jwks: tempfile::NamedTempFile,
-    jwks_path: String,
+    issuer: Issuer,
 }
 
 fn fixture() -> Fixture {
-    let key = SigningKey::generate(Algorithm::ES256, "k1").unwrap();
-    let jwks = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(jwks.path(), json!({"keys": [key.public_jwk()]}).to_string()).unwrap();
-    let jwks_path = jwks.path().display().to_string();
     Fixture {
-        key,
-        _jwks: jwks,
-        jwks_path,
+        issuer: Issuer::new(),
     }
 }
 
 impl Fixture {
+    /// Alice's token: `read:users` as a permission (no `scope`), and her email.
     fn token(&self) -> String {
-        let now = jwtgate_http::unix_now();
-        let claims = json!({"iss": ISS, "aud": AUD, "sub": "auth0|alice", "exp": now + 600,
-                            "iat": now, "email": "alice@example.com", "permissions": ["read:users"]});
-        self.key.sign(&Map::new(), &claims).unwrap()
+        self.issuer
+            .token(json!({"scope": null, "email": "alice@example.com"}))
     }
 
     fn config(&self, extra: &str) -> GatewayConfig {
         let text = format!(
             r#"
             [[issuers]]
-            issuer = "{ISS}"
-            audiences = ["{AUD}"]
+            issuer = "{ISSUER}"
+            audiences = ["{AUDIENCE}"]
             jwks_file = "{}"
 
             [[routes]]
@@ -74,7 +64,7 @@ impl Fixture {
             email = "X-Auth-Email"
             {extra}
             "#,
-            self.jwks_path
+            self.issuer.jwks_file().display()
         );
         GatewayConfig::from_toml(&text, "test.toml").unwrap()
     }
@@ -182,7 +172,7 @@ async fn proxy_removes_every_spelling_of_the_identity_headers() {
     let good = keys.token();
     let expected = [
         ("X-Auth-Subject", Some("auth0|alice")),
-        ("X-Auth-Issuer", Some(ISS)),
+        ("X-Auth-Issuer", Some(ISSUER)),
         ("X-Auth-Scopes", Some("read:users")),
         ("X-Auth-Email", Some("alice@example.com")),
     ];

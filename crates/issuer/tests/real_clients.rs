@@ -11,11 +11,12 @@
 use jwtgate_core::{Policy, ScopeRequirement};
 use jwtgate_issuer::{Config, Issuer, IssuerOptions, KeyRing, MintRequest};
 use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+use jwtgate_test_support::now;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -65,13 +66,6 @@ fn artifacts() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("issuer-e2e"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// An issuer served on 127.0.0.1:<free port>, known to clients as `http://localhost:<port>/`

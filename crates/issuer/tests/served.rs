@@ -8,8 +8,9 @@
 use jwtgate_core::{Policy, ScopeRequirement};
 use jwtgate_issuer::{Config, Issuer, IssuerOptions, JwksFailure, KeyRing, MintRequest};
 use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+use jwtgate_test_support::now;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const API: &str = "https://api.jwtgate.local/";
 
@@ -36,13 +37,6 @@ async fn start() -> (Issuer, String, tokio::sync::oneshot::Sender<()>) {
         .unwrap();
     });
     (issuer, url, stop)
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 fn mint(issuer: &Issuer) -> String {

@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_core::Algorithm;
 use jwtgate_lambda::{Authorizer, AuthorizerError, LambdaConfig};
+use jwtgate_test_support::{merge, Issuer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -24,30 +25,32 @@ const REQUEST_WILDCARD: &str = "arn:aws:execute-api:us-east-1:123456789012:s4x3o
 const V1_WILDCARD: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/*/*";
 const V2_WILDCARD: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/*/*";
 
+/// The issuer's keys (a JWKS file) and its tokens, dated [`NOW`].
 struct Fixture {
-    signer: SigningKey,
-    _dir: tempfile::TempDir,
-    jwks: std::path::PathBuf,
+    issuer: Issuer,
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        let signer = SigningKey::generate(Algorithm::ES256, "key-1").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let jwks = dir.path().join("jwks.json");
-        std::fs::write(&jwks, json!({ "keys": [signer.public_jwk()] }).to_string()).unwrap();
         Fixture {
-            signer,
-            _dir: dir,
-            jwks,
+            issuer: Issuer::new()
+                .with_key(Algorithm::ES256, "key-1")
+                .with_issuer(ISSUER)
+                .with_audience(AUDIENCE)
+                .at(NOW),
         }
+    }
+
+    /// The JWKS file.
+    fn jwks(&self) -> &std::path::Path {
+        self.issuer.jwks_file()
     }
 
     /// An authorizer from TOML (the issuer section is added here).
     async fn authorizer(&self, extra: &str) -> Authorizer {
         let text = format!(
             "[[issuers]]\nissuer = {ISSUER:?}\naudiences = [{AUDIENCE:?}]\njwks_file = {:?}\n{extra}",
-            self.jwks.display().to_string()
+            self.jwks().display().to_string()
         );
         let config = LambdaConfig::from_toml(&text, "test.toml").unwrap();
         let authorizer = config.build("test.toml").unwrap();
@@ -55,13 +58,11 @@ impl Fixture {
         authorizer
     }
 
+    /// Alice's token (several audiences, scopes and permissions, profile claims), `changes`
+    /// applied (a `null` removes a claim).
     fn token(&self, changes: Value) -> String {
-        let mut claims = json!({
-            "iss": ISSUER,
+        let mut claims = self.issuer.claims(json!({
             "aud": [AUDIENCE, "https://tenant.example.com/userinfo"],
-            "sub": "auth0|alice",
-            "iat": NOW - 10,
-            "exp": NOW + 600,
             "scope": "openid read:users",
             "permissions": ["write:users"],
             "email": "alice@example.com",
@@ -69,15 +70,9 @@ impl Fixture {
             "org": {"id": "o1"},
             "https://example.com/roles": ["admin", "ops"],
             "level": 3,
-        });
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-        }
-        self.signer.sign(&Default::default(), &claims).unwrap()
+        }));
+        merge(&mut claims, changes);
+        self.issuer.sign(&claims)
     }
 }
 
@@ -242,6 +237,10 @@ async fn rest_token_allow_and_every_refusal() {
             ),
         ),
         ("bad signature", event(REST_TOKEN, &tamper(&good))),
+        (
+            "an ID token",
+            event(REST_TOKEN, &fx.issuer.id_token("spa-client", json!({}))),
+        ),
     ];
     for (what, event) in refusals {
         assert_eq!(
@@ -401,7 +400,7 @@ async fn missing_scope_is_a_deny_policy_in_every_format() {
     let text = |extra: &str| {
         format!(
             "[[issuers]]\nissuer = {ISSUER:?}\naudiences = [{AUDIENCE:?}]\njwks_file = {:?}\nscopes = [\"admin:all\"]\n{extra}",
-            fx.jwks.display().to_string()
+            fx.jwks().display().to_string()
         )
     };
     for (http_api, v2_simple) in [("simple", true), ("iam", false)] {

@@ -1,5 +1,5 @@
-//! Shared by the Lambda tests: an issuer on loopback (discovery document and JWKS, counting
-//! fetches), tokens, the documented authorizer events, a small implementation of the Lambda
+//! Shared by the Lambda tests: an issuer on loopback (jwtgate-test-support's discovery and JWKS
+//! server, counting fetches), tokens, the documented authorizer events, a small implementation of the Lambda
 //! Runtime API (`/2018-06-01/runtime/...`), and starting the `jwtgate` binary against it.
 
 #![allow(dead_code)]
@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_core::Algorithm;
+pub use jwtgate_test_support::now;
+use jwtgate_test_support::{self as support, JwksServer};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,87 +33,47 @@ pub fn binary() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_jwtgate").into())
 }
 
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// The event with `${TOKEN}` replaced.
 pub fn event(template: &str, token: &str) -> Value {
     serde_json::from_str(&template.replace("${TOKEN}", token)).unwrap()
 }
 
-/// An OpenID issuer on loopback: discovery document and JWKS, each fetch counted.
+/// An OpenID issuer on loopback: jwtgate-test-support's discovery and JWKS server (each fetch
+/// counted) in front of its signer.
 pub struct Issuer {
-    pub base: String,
+    /// The issuer URL (`{server}/`), as discovery expects it.
     pub issuer: String,
-    pub signer: SigningKey,
-    pub discovery_hits: Arc<AtomicUsize>,
-    pub jwks_hits: Arc<AtomicUsize>,
-    pub jwks: Value,
+    /// The discovery and JWKS server.
+    pub server: JwksServer,
+    /// Signs the tokens (ES256, kid `key-1`).
+    pub signer: support::Issuer,
 }
 
 impl Issuer {
-    pub async fn start() -> Issuer {
-        let signer = SigningKey::generate(Algorithm::ES256, "key-1").unwrap();
-        let jwks = json!({ "keys": [signer.public_jwk()] });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let issuer = format!("{base}/");
-        let discovery_hits = Arc::new(AtomicUsize::new(0));
-        let jwks_hits = Arc::new(AtomicUsize::new(0));
-        let document = json!({ "issuer": issuer, "jwks_uri": format!("{base}/jwks.json") });
-        let (d, j, keys) = (discovery_hits.clone(), jwks_hits.clone(), jwks.clone());
-        let app = Router::new()
-            .route(
-                "/.well-known/openid-configuration",
-                get(move || {
-                    d.fetch_add(1, Ordering::SeqCst);
-                    let document = document.clone();
-                    async move { Json(document) }
-                }),
-            )
-            .route(
-                "/jwks.json",
-                get(move || {
-                    j.fetch_add(1, Ordering::SeqCst);
-                    let keys = keys.clone();
-                    async move { ([("cache-control", "public, max-age=600")], Json(keys)) }
-                }),
-            );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+    pub fn start() -> Issuer {
+        let signer = support::Issuer::new()
+            .with_key(Algorithm::ES256, "key-1")
+            .with_audience(AUDIENCE);
+        let server = JwksServer::start(&signer.jwks());
+        let issuer = server.issuer();
         Issuer {
-            base,
+            signer: signer.with_issuer(&issuer),
             issuer,
-            signer,
-            discovery_hits,
-            jwks_hits,
-            jwks,
+            server,
         }
     }
 
-    /// A token for `sub` with `extra` claims (a `null` removes a claim).
+    /// A token for `sub` (scopes `openid read:users`, email `{sub}@example.com`) with `extra`
+    /// claims (a `null` removes a claim).
     pub fn token(&self, sub: &str, extra: Value) -> String {
-        let now = unix_now();
-        let mut claims = json!({
-            "iss": self.issuer,
-            "aud": AUDIENCE,
+        let mut claims = self.signer.claims(json!({
             "sub": sub,
-            "iat": now - 5,
-            "exp": now + 600,
             "scope": "openid read:users",
+            "permissions": null,
             "email": format!("{sub}@example.com"),
-        });
-        for (name, value) in extra.as_object().unwrap() {
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-        }
-        self.signer.sign(&Default::default(), &claims).unwrap()
+        }));
+        support::merge(&mut claims, extra);
+        self.signer.sign(&claims)
     }
 }
 

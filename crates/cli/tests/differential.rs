@@ -17,11 +17,12 @@
 use axum::body::Body;
 use axum::routing::any;
 use axum::Router;
-use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_core::Algorithm;
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::proxy::ProxyOptions;
 use jwtgate_http::{server, AuthLayer, Engine, SharedEngine};
 use jwtgate_lambda::{Authorizer, LambdaConfig};
+use jwtgate_test_support::{Issuer, AUDIENCE as AUD, ISSUER as ISS};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,8 +31,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-const ISS: &str = "https://tenant.example/";
-const AUD: &str = "https://api.example/";
 const ARN_PREFIX: &str = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod";
 
 /// (decision, status, reason), as the engine counts it.
@@ -85,40 +84,21 @@ struct Tokens {
     unknown_key: String,
 }
 
-fn tokens(key: &SigningKey, now: i64) -> Tokens {
-    let sign = |claims: Value| key.sign(&Map::new(), &claims).unwrap();
-    let base = json!({"iss": ISS, "aud": AUD, "sub": "auth0|alice", "iat": now, "exp": now + 600,
-                      "scope": "openid", "permissions": ["read:users"]});
-    let with = |patch: Value| {
-        let mut claims = base.clone();
-        for (k, v) in patch.as_object().unwrap() {
-            claims[k] = v.clone();
-        }
-        sign(claims)
-    };
-    let reader = with(json!({}));
+fn tokens(issuer: &Issuer) -> Tokens {
+    let reader = issuer.token(json!({}));
     // One signature character changed (not the last: its low bits must stay canonical).
     let mut tampered: Vec<char> = reader.chars().collect();
     let at = tampered.len() - 10;
     tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
-    let tampered: String = tampered.into_iter().collect();
-    let other = SigningKey::generate(Algorithm::ES256, "k2").unwrap();
+    let stranger = Issuer::new().with_key(Algorithm::ES256, "k2");
     Tokens {
-        writer: with(json!({"permissions": ["read:users", "write:users"]})),
-        expired: with(json!({"exp": now - 30})),
-        wrong_audience: with(json!({"aud": "https://other.example/"})),
-        wrong_issuer: with(json!({"iss": "https://evil.example/"})),
-        id_token: with(
-            json!({"aud": "Xq3VpMLD8Wm2kA7nRzT5bC0gYhJ4sEuF", "nonce": "n",
-                              "azp": "Xq3VpMLD8Wm2kA7nRzT5bC0gYhJ4sEuF"}),
-        ),
-        unknown_key: other
-            .sign(
-                &Map::new(),
-                &json!({"iss": ISS, "aud": AUD, "exp": now + 600}),
-            )
-            .unwrap(),
-        tampered,
+        writer: issuer.token(json!({"permissions": ["read:users", "write:users"]})),
+        expired: issuer.expired(),
+        wrong_audience: issuer.token(json!({"aud": "https://other.example/"})),
+        wrong_issuer: issuer.token(json!({"iss": "https://evil.example/"})),
+        id_token: issuer.id_token("Xq3VpMLD8Wm2kA7nRzT5bC0gYhJ4sEuF", json!({})),
+        unknown_key: stranger.token(json!({})),
+        tampered: tampered.into_iter().collect(),
         reader,
     }
 }
@@ -373,12 +353,10 @@ fn lambda_expected(label: Label) -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_front_end_decides_the_same() {
-    let key = SigningKey::generate(Algorithm::ES256, "k1").unwrap();
-    let jwks = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(jwks.path(), json!({"keys": [key.public_jwk()]}).to_string()).unwrap();
-    let text = shared_toml(&jwks.path().display().to_string());
-    let now = jwtgate_http::unix_now();
-    let tokens = tokens(&key, now);
+    let issuer = Issuer::new();
+    let text = shared_toml(&issuer.jwks_file().display().to_string());
+    let now = issuer.now();
+    let tokens = tokens(&issuer);
 
     // Forward-auth, proxy and the tower layer from the file as the gateway reads it.
     let gateway_config = GatewayConfig::from_toml(&text, "differential.toml").unwrap();

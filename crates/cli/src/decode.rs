@@ -4,7 +4,7 @@
 //! refuse (unsigned, wrong `typ`, duplicate members) is still shown, with notes on what makes it
 //! unacceptable, because that is exactly when people need to look inside.
 
-use jwtgate_core::base64url;
+use jwtgate_core::internal::base64url;
 use jwtgate_core::time::{format_utc, human_duration};
 use serde_json::{json, Map, Value};
 
@@ -37,7 +37,7 @@ pub enum Decoded {
 
 fn decode_object(segment: &str) -> Result<Map<String, Value>, String> {
     let bytes = base64url::decode(segment.as_bytes()).map_err(|e| format!("not base64url: {e}"))?;
-    match jwtgate_core::json::parse_object(&bytes) {
+    match jwtgate_core::internal::json::parse_object(&bytes) {
         Ok(map) => Ok(map),
         Err(strict_error) => {
             // Show it anyway if a lenient parser can, but say why verification will refuse it.
@@ -69,7 +69,7 @@ pub fn decode(token: &str) -> Decoded {
             };
             let mut notes = Vec::new();
             if let Some(Ok(bytes)) = Some(base64url::decode(segments[0].as_bytes())) {
-                if let Err(e) = jwtgate_core::json::parse_object(&bytes) {
+                if let Err(e) = jwtgate_core::internal::json::parse_object(&bytes) {
                     notes.push(format!("header: {e} (verification will refuse it)"));
                 }
             }
@@ -78,7 +78,7 @@ pub fn decode(token: &str) -> Decoded {
             }
             let claims = decode_object(segments[1]);
             if let Ok(bytes) = base64url::decode(segments[1].as_bytes()) {
-                if let Err(e) = jwtgate_core::json::parse_object(&bytes) {
+                if let Err(e) = jwtgate_core::internal::json::parse_object(&bytes) {
                     notes.push(format!("payload: {e} (verification will refuse it)"));
                 }
             }

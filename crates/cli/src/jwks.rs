@@ -3,7 +3,7 @@
 
 use crate::config::{block_on, ConfigError};
 use clap::Args;
-use jwtgate_core::der::certificate_info;
+use jwtgate_core::internal::der::certificate_info;
 use jwtgate_core::KeySet;
 use jwtgate_keys::{CacheSettings, FetchError, Fetcher};
 use serde_json::{json, Value};
@@ -74,7 +74,7 @@ fn describe_entry(index: usize, entry: &Value, keys: &KeySet) -> Value {
         .get("x5c")
         .and_then(|c| c.get(0))
         .and_then(Value::as_str)
-        .and_then(jwtgate_core::base64url::decode_standard)
+        .and_then(jwtgate_core::internal::base64url::decode_standard)
         .and_then(|der| certificate_info(&der).ok());
     let skipped = keys.skipped().iter().find(|s| s.index == index);
     let usable_index = index - keys.skipped().iter().filter(|s| s.index < index).count();

@@ -403,8 +403,9 @@ fn decode_shows_any_token_and_names_opaque_and_jwe() {
     assert!(stdout(&opaque).contains("opaque"));
     assert!(stdout(&opaque).contains("audience"));
 
-    let jwe_header =
-        jwtgate_core::base64url::encode(br#"{"alg":"dir","enc":"A256GCM","iss":"https://t/"}"#);
+    let jwe_header = jwtgate_core::internal::base64url::encode(
+        br#"{"alg":"dir","enc":"A256GCM","iss":"https://t/"}"#,
+    );
     let jwe = format!("{jwe_header}..aXY.Y2lwaGVy.dGFn");
     let out = run(&["decode", &jwe], None);
     assert!(stdout(&out).contains("JWE"), "{}", stdout(&out));
@@ -412,8 +413,8 @@ fn decode_shows_any_token_and_names_opaque_and_jwe() {
     // An unsigned token is still shown, with a note.
     let none = format!(
         "{}.{}.",
-        jwtgate_core::base64url::encode(br#"{"alg":"none"}"#),
-        jwtgate_core::base64url::encode(b"{\"sub\":\"x\"}")
+        jwtgate_core::internal::base64url::encode(br#"{"alg":"none"}"#),
+        jwtgate_core::internal::base64url::encode(b"{\"sub\":\"x\"}")
     );
     let out = run(&["decode", &none], None);
     assert!(

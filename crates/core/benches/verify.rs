@@ -29,7 +29,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
-use jwtgate_core::{base64url, Algorithm, KeySet, Policy, SigningKey, UnixTime, Verifier};
+use jwtgate_core::internal::base64url;
+use jwtgate_core::{Algorithm, KeySet, Policy, SigningKey, UnixTime, Verifier};
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

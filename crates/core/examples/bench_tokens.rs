@@ -8,7 +8,8 @@
 //! median of 15 rounds of 2,000 checks of the tokens' own signatures.
 
 use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
-use jwtgate_core::{base64url, Algorithm, SigningKey};
+use jwtgate_core::internal::base64url;
+use jwtgate_core::{Algorithm, SigningKey};
 use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::path::PathBuf;

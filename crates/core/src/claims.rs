@@ -73,7 +73,7 @@ impl CapturedClaims {
         })
     }
 
-    /// The slots, for [`crate::json::scan_object`] to fill.
+    /// The slots, for [`crate::internal::json::scan_object`] to fill.
     pub fn slots_mut(&mut self) -> &mut [Option<Value>] {
         &mut self.values
     }

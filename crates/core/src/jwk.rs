@@ -8,10 +8,10 @@
 //! HMAC secrets are only ever added explicitly with [`KeySet::add_secret`].
 
 use crate::alg::{Algorithm, Curve};
-use crate::base64url;
 use crate::crypto::{strip_leading_zeros, HmacKey, KeyError, PublicKey};
-use crate::der::{self, SpkiKey};
-use crate::json::{self, JsonError};
+use crate::internal::base64url;
+use crate::internal::der::{self, SpkiKey};
+use crate::internal::json::{self, JsonError};
 use crate::jws::Header;
 use serde_json::{Map, Value};
 use std::fmt;

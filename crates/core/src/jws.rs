@@ -6,8 +6,8 @@
 //! token that fails early costs almost nothing.
 
 use crate::alg::Algorithm;
-use crate::base64url::{self, Base64UrlError};
-use crate::json::{self, JsonError};
+use crate::internal::base64url::{self, Base64UrlError};
+use crate::internal::json::{self, JsonError};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 use thiserror::Error;
@@ -448,7 +448,7 @@ fn jwe_alg_enc(token: &[u8]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base64url::encode;
+    use crate::internal::base64url::encode;
 
     fn token(header: &str, payload: &str, sig: &str) -> String {
         format!(

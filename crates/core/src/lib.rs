@@ -63,12 +63,10 @@
 #![deny(missing_docs)]
 
 pub mod alg;
-pub mod base64url;
 pub mod claims;
 pub mod crypto;
-pub mod der;
 mod explain;
-pub mod json;
+pub mod internal;
 pub mod jwk;
 pub mod jws;
 pub mod policy;

@@ -5,8 +5,8 @@
 //! describe their public half as a JWK, so an issuer can publish exactly what the verifier loads.
 
 use crate::alg::{Algorithm, Curve};
-use crate::base64url;
-use crate::der;
+use crate::internal::base64url;
+use crate::internal::der;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;

@@ -7,7 +7,7 @@
 
 use crate::alg::Algorithm;
 use crate::claims::{CapturedClaims, ClaimSet};
-use crate::json;
+use crate::internal::json;
 use crate::jwk::{KeySet, SelectedKey};
 use crate::jws::{CompactJws, Header, JwsError, Segment, MAX_SIGNATURE_LEN};
 use crate::policy::Policy;

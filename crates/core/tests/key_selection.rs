@@ -17,12 +17,12 @@ mod common;
 
 use common::*;
 use jwtgate_core::crypto::{KeyError, SignatureError};
+use jwtgate_core::internal::base64url;
 use jwtgate_core::jwk::KeySelectionError;
 use jwtgate_core::jws::HeaderError;
 use jwtgate_core::sign::sign_hmac;
 use jwtgate_core::{
-    base64url, Algorithm, AlgorithmSet, ErrorCode, JwsError, KeySet, Reason, Secret, SigningKey,
-    SkipReason,
+    Algorithm, AlgorithmSet, ErrorCode, JwsError, KeySet, Reason, Secret, SigningKey, SkipReason,
 };
 use serde_json::json;
 

@@ -9,8 +9,8 @@
 mod common;
 
 use common::*;
-use jwtgate_core::base64url::Base64UrlError;
-use jwtgate_core::json::JsonError;
+use jwtgate_core::internal::base64url::Base64UrlError;
+use jwtgate_core::internal::json::JsonError;
 use jwtgate_core::jws::{HeaderError, Segment, DEFAULT_MAX_TOKEN_LEN};
 use jwtgate_core::{AlgorithmSet, ErrorCode, JwsError, KeySet, Reason, Secret};
 use serde_json::json;

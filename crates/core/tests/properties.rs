@@ -15,7 +15,8 @@
 mod common;
 
 use common::*;
-use jwtgate_core::{base64url, explain, Algorithm, Check, Header, Reason, Verifier};
+use jwtgate_core::internal::base64url;
+use jwtgate_core::{explain, Algorithm, Check, Header, Reason, Verifier};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
@@ -42,7 +43,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         prop_assert!(!verify_and_explain(&bytes, NOW));
         let _ = jwtgate_core::KeySet::from_json(&bytes);
-        let _ = jwtgate_core::json::parse_object(&bytes);
+        let _ = jwtgate_core::internal::json::parse_object(&bytes);
         let _ = base64url::decode(&bytes);
     }
 

@@ -140,7 +140,7 @@ fn keys_for_group(group: &Value) -> Option<KeySet> {
     for entry in entries {
         let k = entry.get("k").and_then(Value::as_str).unwrap_or_default();
         // A secret that is not canonical base64url is refused by configuration.
-        let secret_bytes = jwtgate_core::base64url::decode(k.as_bytes()).ok()?;
+        let secret_bytes = jwtgate_core::internal::base64url::decode(k.as_bytes()).ok()?;
         let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
         let alg = match entry.get("alg").and_then(Value::as_str) {
             // An oct key whose alg is not an HMAC algorithm (A256GCM, A256KW) cannot be a MAC secret.

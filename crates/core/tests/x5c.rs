@@ -115,12 +115,12 @@ fn broken_certificates_skip_the_key() {
 
 #[test]
 fn certificate_info_reads_subject_and_expiry() {
-    let info = jwtgate_core::der::certificate_info(&fixture("rsa.crt.der")).unwrap();
+    let info = jwtgate_core::internal::der::certificate_info(&fixture("rsa.crt.der")).unwrap();
     assert_eq!(info.subject_cn.as_deref(), Some("jwtgate x5c test RSA"));
     let not_after = info.not_after.unwrap();
     assert!(
         not_after.ends_with('Z') && not_after.len() >= 13,
         "{not_after}"
     );
-    assert!(jwtgate_core::der::certificate_info(&[0x30, 0x00]).is_err());
+    assert!(jwtgate_core::internal::der::certificate_info(&[0x30, 0x00]).is_err());
 }

@@ -341,7 +341,7 @@ pub async fn run(demo: &Demo) -> Report {
 
 fn kid(token: &str) -> Option<String> {
     let header = token.split('.').next()?;
-    let bytes = jwtgate_core::base64url::decode(header.as_bytes()).ok()?;
+    let bytes = jwtgate_core::internal::base64url::decode(header.as_bytes()).ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     value.get("kid")?.as_str().map(str::to_owned)
 }

@@ -15,7 +15,8 @@
 //! Every change is written before it takes effect; a failed write leaves the ring unchanged.
 
 use crate::random;
-use jwtgate_core::{base64url, Algorithm, SigningKey};
+use jwtgate_core::internal::base64url;
+use jwtgate_core::{Algorithm, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use jwtgate_core::base64url;
+use jwtgate_core::internal::base64url;
 use thiserror::Error;
 
 /// The system random generator failed (it should never happen; the caller fails closed).

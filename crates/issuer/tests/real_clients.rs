@@ -158,7 +158,8 @@ async fn node(script: &str, args: &[&str]) -> Value {
 
 fn decode(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&jwtgate_core::base64url::decode(payload.as_bytes()).unwrap()).unwrap()
+    serde_json::from_slice(&jwtgate_core::internal::base64url::decode(payload.as_bytes()).unwrap())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,8 +436,9 @@ async fn key_rotation_without_restarting_jwtgate_or_jose() {
 
 fn decode_header_kid(token: &str) -> String {
     let header = token.split('.').next().unwrap();
-    let header: Value =
-        serde_json::from_slice(&jwtgate_core::base64url::decode(header.as_bytes()).unwrap())
-            .unwrap();
+    let header: Value = serde_json::from_slice(
+        &jwtgate_core::internal::base64url::decode(header.as_bytes()).unwrap(),
+    )
+    .unwrap();
     header["kid"].as_str().unwrap().to_owned()
 }

@@ -297,7 +297,8 @@ impl Fetcher {
             url: url.to_string(),
             detail: detail.to_owned(),
         };
-        let document = jwtgate_core::json::parse_object(&body).map_err(|e| bad(&e.to_string()))?;
+        let document =
+            jwtgate_core::internal::json::parse_object(&body).map_err(|e| bad(&e.to_string()))?;
         let found = document
             .get("issuer")
             .and_then(serde_json::Value::as_str)

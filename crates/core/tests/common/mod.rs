@@ -4,7 +4,7 @@
 //! Not every test binary uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::base64url;
+use jwtgate_core::internal::base64url;
 use jwtgate_core::{
     Algorithm, KeySet, Policy, PolicyBuilder, Rejection, SigningKey, Verified, Verifier,
 };

@@ -260,7 +260,8 @@ pub fn decode(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
     let mut next = || {
         let part = parts.next().unwrap();
-        serde_json::from_slice(&jwtgate_core::base64url::decode(part.as_bytes()).unwrap()).unwrap()
+        serde_json::from_slice(&jwtgate_core::internal::base64url::decode(part.as_bytes()).unwrap())
+            .unwrap()
     };
     (next(), next())
 }

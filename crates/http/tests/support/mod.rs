@@ -25,7 +25,7 @@ pub const CHALLENGE: &str = "Bearer realm=\"api\"";
 pub const INSTALL_HINT: &str =
     "`.ci/run` installs it (its \"system packages\" stage); on a developer \
      machine: apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-     --no-install-recommends nginx caddy wrk";
+     --no-install-recommends nginx caddy wrk default-jdk-headless libjetty9-java";
 
 // ---------------------------------------------------------------------------------------------
 // Recipes and placeholders

@@ -470,10 +470,11 @@ impl Attack {
         let normal = if self.authorised() { 200 } else { 401 };
         match (self.kind, front) {
             (Kind::Baseline, _) => vec![200],
-            // jwtgate: 400 invalid_request; the nginx recipe turns that into 401 (auth_request
-            // knows only 2xx/401/403), and nginx may refuse a target itself with 400.
-            (Kind::Path, Front::Nginx) => vec![400, 401],
-            (Kind::Path, _) => vec![400],
+            // jwtgate: 400 invalid_request (or 403 when the path, resolved, matches no route);
+            // the nginx recipe turns 400 into 401 (auth_request knows only 2xx/401/403), and
+            // nginx may refuse a target itself with 400.
+            (Kind::Path, Front::Nginx) => vec![400, 401, 403],
+            (Kind::Path, _) => vec![400, 403],
             // Proxy mode removes the variants; nginx drops headers with `_` before jwtgate or
             // the upstream sees them (underscores_in_headers off); the Caddy recipe deletes
             // them (request_header -X_Auth_* and the like).

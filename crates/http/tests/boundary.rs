@@ -2,16 +2,20 @@
 //! `docs/recipes/jwtgate-proxy.toml`; nginx `auth_request` and Caddy `forward_auth` from their
 //! recipes, asking an in-process jwtgate) in front of real upstreams that decode differently:
 //! nginx serving static files, a WSGI app under Python's `wsgiref`, and a servlet in Debian's
-//! Jetty 9.4 (compiled with `javac` at test time). Each upstream records every request it gets
-//! (raw target, the path it resolved, headers as it exposes them) and serves SECRET-ADMIN at
-//! `/api/admin`.
+//! Jetty 9.4 (compiled with `javac` at test time, cached under target/). Each upstream records
+//! every request it gets (raw target, the path it resolved, headers as it exposes them) and
+//! serves SECRET-ADMIN at `/api/admin`.
 //!
-//! The table: encoded and raw path traversals (`%2F`, `%5C`, `\`, `..;`, overlong UTF-8,
-//! `;jsessionid`), underscore spellings of the identity headers, `Connection` naming identity
-//! headers or `Authorization`, method-override headers, and in proxy mode `Upgrade: h2c`/`foo`
-//! and a token in a cookie or the query. The secret must never come back; no upstream may resolve
-//! an attack to a path outside what was authorised, see any identity but the verified one,
-//! a method override, a `Connection` naming an identity header, or (proxy mode) the token.
+//! The table, one test per front end × upstream: encoded and raw path traversals (`%2F`, `%5C`,
+//! `\`, `..;`, overlong UTF-8, `;jsessionid`), underscore spellings of the identity headers,
+//! `Connection` naming identity headers or `Authorization`, method-override headers, `Upgrade:
+//! h2c`/`foo` (a WebSocket handshake must still pass), and in proxy mode a token in a cookie or
+//! the query. The secret never comes back, each front end answers as expected, and no upstream
+//! resolves an attack outside what was authorised, sees an identity but the verified one, a
+//! method override, a foreign `Upgrade`, the client's `Connection`, or (proxy mode) the token.
+//! Also: each path attack fools at least one bare upstream (so the table tests something), and
+//! the forward-auth endpoint refuses variant spellings a proxy might pass on.
+//! `BOUNDARY_TRACE=1 … -- --nocapture` prints every answer and upstream record.
 //!
 //! These tests fail (they do not skip) when nginx, caddy, python3, java/javac or Jetty is
 //! missing: `.ci/run` installs them.

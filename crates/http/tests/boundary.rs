@@ -522,6 +522,11 @@ fn attacks() -> Vec<Attack> {
         "/public/..;/api/admin",
         "/public/%c0%ae%c0%ae/api/admin",
         "/public/x;jsessionid=1/../../api/admin",
+        "/public/%2e%2e/api/admin",
+        "/public/.%2E/api/admin",
+        "/public//..%2F/api/admin",
+        "http://api.example.com/public/..%2Fapi%2Fadmin",
+        "http://api.example.com/api/admin",
     ] {
         all.push(Attack::new(Kind::Path, "GET", target, false));
     }

@@ -420,6 +420,8 @@ enum Kind {
     Baseline,
     /// A path that some upstream resolves outside what was authorised.
     Path,
+    /// A path that jwtgate resolves as the upstreams do (e.g. `%2e%2e`), to a route it denies.
+    PathResolved,
     /// An underscore (or mixed) spelling of an identity header.
     IdentityVariant,
     /// `Connection` naming an identity header or `Authorization`.
@@ -479,11 +481,12 @@ impl Attack {
         let normal = if self.authorised() { 200 } else { 401 };
         match (self.kind, front) {
             (Kind::Baseline | Kind::WebSocket, _) => vec![200],
-            // jwtgate: 400 invalid_request (or 403 when the path, resolved, matches no route);
-            // the nginx recipe turns 400 into 401 (auth_request knows only 2xx/401/403), and
-            // nginx may refuse a target itself with 400.
-            (Kind::Path, Front::Nginx) => vec![400, 401, 403],
-            (Kind::Path, _) => vec![400, 403],
+            // jwtgate: 400 invalid_request; the nginx recipe turns that into 401 (auth_request
+            // knows only 2xx/401/403), and nginx may refuse a target itself with 400.
+            (Kind::Path, Front::Nginx) => vec![400, 401],
+            (Kind::Path, _) => vec![400],
+            // Unambiguous once normalised (`%2e` is `.`): the resolved path matches no route.
+            (Kind::PathResolved, _) => vec![403],
             // Proxy mode removes the variants; nginx drops headers with `_` before jwtgate or
             // the upstream sees them (underscores_in_headers off); the Caddy recipe deletes
             // them (request_header -X_Auth_* and the like).
@@ -525,13 +528,17 @@ fn attacks() -> Vec<Attack> {
         "/public/..;/api/admin",
         "/public/%c0%ae%c0%ae/api/admin",
         "/public/x;jsessionid=1/../../api/admin",
-        "/public/%2e%2e/api/admin",
-        "/public/.%2E/api/admin",
         "/public//..%2F/api/admin",
         "http://api.example.com/public/..%2Fapi%2Fadmin",
-        "http://api.example.com/api/admin",
     ] {
         all.push(Attack::new(Kind::Path, "GET", target, false));
+    }
+    for target in [
+        "/public/%2e%2e/api/admin",
+        "/public/.%2E/api/admin",
+        "http://api.example.com/api/admin",
+    ] {
+        all.push(Attack::new(Kind::PathResolved, "GET", target, false));
     }
     for (method, target) in [
         ("GET", "/api/users/..%2Fadmin"),
@@ -1001,7 +1008,7 @@ async fn bare_upstreams_fall_for_the_path_attacks() {
     let mut fooled: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for upstream in &upstreams {
         for (id, attack) in table.iter().enumerate() {
-            if attack.kind != Kind::Path {
+            if !matches!(attack.kind, Kind::Path | Kind::PathResolved) {
                 continue;
             }
             let id_text = id.to_string();
@@ -1042,7 +1049,8 @@ async fn bare_upstreams_fall_for_the_path_attacks() {
         }
     }
     for (id, attack) in table.iter().enumerate() {
-        if attack.kind == Kind::Path && !FOOLS_NONE.contains(&attack.target.as_str()) {
+        let path_attack = matches!(attack.kind, Kind::Path | Kind::PathResolved);
+        if path_attack && !FOOLS_NONE.contains(&attack.target.as_str()) {
             assert!(
                 fooled.contains_key(&id),
                 "{}: no bare upstream resolves it outside /public/: the table's premise is wrong",

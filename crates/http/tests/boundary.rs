@@ -307,9 +307,7 @@ impl Record {
 }
 
 impl Upstream {
-    /// Every request it recorded (after a moment, for nginx's log written after its answer).
-    async fn records(&self) -> Vec<Record> {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    fn read_records(&self) -> Vec<Record> {
         // Not UTF-8 throughout: nginx logs the bytes %c0%ae decodes to as they are.
         let bytes = match std::fs::read(&self.records) {
             Ok(bytes) => bytes,
@@ -325,6 +323,44 @@ impl Upstream {
                 )
             })
             .collect()
+    }
+
+    /// Every request it recorded so far. nginx writes its log line after answering, so a
+    /// marker request is sent straight to the upstream and awaited in the records first; the
+    /// markers are left out.
+    async fn records(&self) -> Vec<Record> {
+        static MARKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("marker-{n}");
+        let reply = send(
+            self.addr,
+            "GET",
+            "/public/hello.txt",
+            &[(ATTACK_ID, &marker)],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}: the marker request", self.kind);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let records = self.read_records();
+            let is_marker = |r: &Record| {
+                r.header("x-boundary-attack")
+                    .first()
+                    .is_some_and(|id| id.starts_with("marker-"))
+            };
+            if records
+                .iter()
+                .any(|r| r.header("x-boundary-attack") == [marker.clone()])
+            {
+                return records.into_iter().filter(|r| !is_marker(r)).collect();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: the marker request is not in its records after 5 s",
+                self.kind
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -33,8 +33,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use support::{
-    recipe, render, require_program, send, start_caddy, start_gateway, start_gateway_with,
-    start_nginx, start_on_free_port, Issuer, Running, INSTALL_HINT, ISS,
+    recipe, recipe_issuer, render, require_program, send, start_caddy, start_gateway,
+    start_gateway_with, start_nginx, start_on_free_port, Issuer, Running, INSTALL_HINT, ISS,
 };
 
 /// What the upstreams serve at /api/admin; never for a client of these tests.
@@ -400,7 +400,7 @@ async fn start_proxy_mode(
     upstream: SocketAddr,
     extra: &str,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let jwks = issuer.jwks().display().to_string();
+    let jwks = issuer.jwks_file().display().to_string();
     start_gateway_with("jwtgate-proxy.toml", |addr| {
         let text = render(
             &recipe("jwtgate-proxy.toml"),
@@ -911,7 +911,7 @@ async fn run_token_leak(upstream: &Upstream, issuer: &Issuer) -> Vec<String> {
 }
 
 async fn check(front: Front, kind: UpstreamKind) {
-    let issuer = Issuer::new();
+    let issuer = recipe_issuer();
     let upstream = start_upstream(kind).await;
     let (addr, _running) = start_front(front, &issuer, upstream.addr).await;
     let mut failures = run_attacks(front, &upstream, addr, &issuer).await;
@@ -977,7 +977,7 @@ async fn caddy_recipe_before_jetty() {
 /// identity (400 `invalid_request`; the nginx recipe's 401).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_auth_refuses_identity_header_spellings() {
-    let issuer = Issuer::new();
+    let issuer = recipe_issuer();
     let bearer = format!("Bearer {}", issuer.token(json!({})));
     for (toml, method_header, uri_header, status) in [
         (

@@ -26,7 +26,8 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use support::{
-    recipe, repo_root, send, start_caddy, start_gateway, start_nginx, Issuer, Reply, CHALLENGE, ISS,
+    recipe, recipe_issuer, repo_root, send, start_caddy, start_gateway, start_nginx, Issuer, Reply,
+    CHALLENGE, ISS,
 };
 use tokio::net::TcpListener;
 
@@ -240,7 +241,7 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_recipe() {
-    let issuer = Issuer::new();
+    let issuer = recipe_issuer();
     let (jwtgate, _stop) = start_gateway("jwtgate-nginx.toml", &issuer).await;
     let (upstream, seen) = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -251,7 +252,7 @@ async fn nginx_auth_request_recipe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth_recipe() {
-    let issuer = Issuer::new();
+    let issuer = recipe_issuer();
     let (jwtgate, _stop) = start_gateway("jwtgate-caddy.toml", &issuer).await;
     let (upstream, seen) = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -284,7 +285,7 @@ async fn envoy_check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_ext_authz_check_requests() {
-    let issuer = Issuer::new();
+    let issuer = recipe_issuer();
     let (jwtgate, _stop) = start_gateway("jwtgate-envoy.toml", &issuer).await;
     let good = issuer.token(json!({}));
 

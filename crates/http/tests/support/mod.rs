@@ -5,10 +5,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,40 +68,12 @@ pub fn render(template: &str, values: &[(&str, String)]) -> String {
 // ---------------------------------------------------------------------------------------------
 // Keys and tokens
 
-pub struct Issuer {
-    pub key: SigningKey,
-    dir: tempfile::TempDir,
-}
+pub use jwtgate_test_support::{free_port, Issuer};
 
-impl Issuer {
-    pub fn new() -> Issuer {
-        let key = SigningKey::generate(Algorithm::RS256, "recipe-key").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("jwks.json"),
-            json!({"keys": [key.public_jwk()]}).to_string(),
-        )
-        .unwrap();
-        Issuer { key, dir }
-    }
-
-    pub fn jwks(&self) -> PathBuf {
-        self.dir.path().join("jwks.json")
-    }
-
-    /// An Auth0-shaped access token with `read:users`; `extra` overrides claims.
-    pub fn token(&self, extra: Value) -> String {
-        let now = jwtgate_http::unix_now();
-        let mut claims = json!({
-            "iss": ISS, "aud": [AUD, format!("{ISS}userinfo")], "sub": "auth0|alice",
-            "azp": "spa-client", "exp": now + 600, "iat": now,
-            "scope": "openid profile", "permissions": ["read:users"],
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            claims[k] = v.clone();
-        }
-        self.key.sign(&Map::new(), &claims).unwrap()
-    }
+/// The shared issuer fixture under the issuer and audience the recipes name: its tokens carry
+/// `sub` auth0|alice and `permissions` read:users.
+pub fn recipe_issuer() -> Issuer {
+    Issuer::new().with_issuer(ISS).with_audience(AUD)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,7 +84,7 @@ pub async fn start_gateway(
     recipe_name: &str,
     issuer: &Issuer,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let jwks = issuer.jwks().display().to_string();
+    let jwks = issuer.jwks_file().display().to_string();
     start_gateway_with(recipe_name, |addr| {
         render(
             &recipe(recipe_name),
@@ -167,15 +138,6 @@ pub fn require_program(name: &str) -> PathBuf {
                  skip): {INSTALL_HINT}"
             )
         })
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process that is killed (and reaped) when the test ends, however it ends.

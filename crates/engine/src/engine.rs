@@ -291,6 +291,12 @@ impl Engine {
                     format!("the request carries {spoofed:?}, another spelling of an identity header the gateway sets"),
                 ));
             }
+            if let Some(name) = hygiene::path_override(headers) {
+                return Some(Denial::invalid_request(
+                    &self.realm,
+                    format!("the request carries {name:?}, which makes some servers serve another path than the one checked"),
+                ));
+            }
             if let Some((name, value)) = hygiene::method_override_mismatch(headers, request.method)
             {
                 return Some(Denial::invalid_request(

@@ -19,6 +19,8 @@
 //! * [`METHOD_OVERRIDE_HEADERS`]: `X-HTTP-Method-Override` and friends make some frameworks run
 //!   another method than the one decided on; the proxy removes them, forward-auth refuses a value
 //!   that differs from the checked method;
+//! * [`PATH_OVERRIDE_HEADERS`]: `X-Original-URL` and `X-Rewrite-URL` make some frameworks serve
+//!   another path than the one checked; the proxy removes them, forward-auth refuses them;
 //! * [`upgrade_is_websocket`]: only a WebSocket upgrade may pass the proxy.
 
 use http::{HeaderMap, HeaderName};
@@ -30,6 +32,11 @@ pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-http-method",
     "x-method-override",
 ];
+
+/// Headers that make frameworks serve another path than the request line's (Symfony's and
+/// Zend's `X-Original-URL`/`X-Rewrite-URL`, from IIS URL Rewrite): a path chosen by a header
+/// would never have been checked.
+pub const PATH_OVERRIDE_HEADERS: [&str; 2] = ["x-original-url", "x-rewrite-url"];
 
 /// Headers the gateway sets on forwarded requests, besides the identity headers.
 pub const FORWARDING_HEADERS: [&str; 3] =
@@ -129,6 +136,34 @@ pub fn remove_method_overrides(headers: &mut HeaderMap) {
     for name in doomed {
         headers.remove(name);
     }
+}
+
+/// Removes the path-override headers, in every spelling.
+pub fn remove_path_overrides(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|key| {
+            PATH_OVERRIDE_HEADERS
+                .iter()
+                .any(|name| folds_to(key.as_str(), name))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// The first path-override header (any spelling), if the request carries one.
+pub fn path_override(headers: &HeaderMap) -> Option<HeaderName> {
+    headers
+        .keys()
+        .find(|key| {
+            PATH_OVERRIDE_HEADERS
+                .iter()
+                .any(|name| folds_to(key.as_str(), name))
+        })
+        .cloned()
 }
 
 /// A method-override header (any spelling) whose value is not `method`: `(name, value)`.
@@ -249,6 +284,18 @@ mod tests {
         );
         assert!(method_override_mismatch(&map(&[("x-http-method", "get")]), "GET").is_none());
         remove_method_overrides(&mut headers);
+        assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn path_overrides() {
+        let mut headers = map(&[("X-Original-URL", "/admin"), ("x_rewrite_url", "/admin")]);
+        assert_eq!(
+            path_override(&headers).map(|n| n.to_string()),
+            Some("x-original-url".to_owned())
+        );
+        assert_eq!(path_override(&map(&[("x-original-uri", "/a")])), None);
+        remove_path_overrides(&mut headers);
         assert!(headers.is_empty());
     }
 

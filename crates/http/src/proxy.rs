@@ -4,7 +4,8 @@
 //! hop-by-hop headers (and those named in `Connection`, which may not name a header the gateway
 //! sets: see [`crate::hygiene`]) are removed; the token itself is not forwarded unless configured
 //! — not from `Authorization`, nor from the cookie or query parameter it was read from;
-//! method-override headers and client spellings of `X-Forwarded-*` are removed;
+//! method-override and path-override (`X-Original-URL`, `X-Rewrite-URL`) headers and client
+//! spellings of `X-Forwarded-*` are removed;
 //! `X-Forwarded-For/-Proto/-Host` are set. A WebSocket upgrade passes through once authorised;
 //! any other `Upgrade` (`h2c`, …) is refused with 400 and not forwarded. The path sent upstream is
 //! the normalised path that the route rules were matched against (the layer's
@@ -249,6 +250,8 @@ impl Proxy {
         self.remove_token_cookie(&mut parts.headers, locations);
         // The decision was made on the real method: no header may make the upstream run another.
         hygiene::remove_method_overrides(&mut parts.headers);
+        // Nor may a header choose another path than the one checked.
+        hygiene::remove_path_overrides(&mut parts.headers);
         // Client spellings (`X_Forwarded_For`) of the forwarding headers the gateway sets.
         hygiene::remove_variant_spellings(&mut parts.headers, &hygiene::FORWARDING_HEADERS);
         if let Some(host) = original_host {

@@ -1,6 +1,6 @@
 //! Headers a client must not choose, over real loopback sockets: in proxy mode the upstream
 //! (a recording echo server) never sees a client's spelling of an identity header, a header
-//! deleted through `Connection`, a method override, an upgrade other than WebSocket, or the token
+//! deleted through `Connection`, a method or path override, an upgrade other than WebSocket, or the token
 //! from a cookie or the query string; the forward-auth endpoint refuses what it cannot remove
 //! and never reads an unusable original-request header as absent. The upstream gets exactly the
 //! normalised path that was checked, under the configured `[paths]` rules.
@@ -262,7 +262,7 @@ async fn proxy_drops_method_overrides_spoofed_forwarding_headers_and_foreign_upg
     let (addr, _stop) = start_gateway(&config).await;
     let good = keys.token();
     let head = format!(
-        "GET /api/users HTTP/1.1\r\nAuthorization: Bearer {good}\r\nX-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: PUT\r\nX_Method_Override: PATCH\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Host: evil\r\n"
+        "GET /api/users HTTP/1.1\r\nAuthorization: Bearer {good}\r\nX-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: PUT\r\nX_Method_Override: PATCH\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Host: evil\r\nX-Original-URL: /admin\r\nX_Rewrite_URL: /admin\r\n"
     );
     let (status, text) = exchange(addr, &head).await;
     assert_eq!(status, 200, "{text}");
@@ -272,6 +272,8 @@ async fn proxy_drops_method_overrides_spoofed_forwarding_headers_and_foreign_upg
         "x-http-method-override",
         "x-http-method",
         "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
     ] {
         assert!(folded_values(&entry, name).is_empty(), "{name}: {entry}");
     }
@@ -399,6 +401,12 @@ async fn forward_auth_refuses_what_it_cannot_remove() {
     }
     let same = format!("{ok}X-HTTP-Method-Override: get\r\n");
     assert_eq!(exchange(addr, &auth_head(&same)).await.0, 200);
+    // A header that makes some frameworks serve another path (Symfony, IIS URL Rewrite).
+    for header in ["X-Original-URL: /admin", "x_rewrite_url: /admin"] {
+        let (status, text) = exchange(addr, &auth_head(&format!("{ok}{header}\r\n"))).await;
+        assert_eq!(status, 400, "{header}: {text}");
+        assert!(text.contains("another path"), "{text}");
+    }
 }
 
 #[tokio::test]

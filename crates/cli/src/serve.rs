@@ -100,14 +100,7 @@ impl Loaded {
 
 fn load(args: &ServeArgs) -> Result<Loaded, ConfigError> {
     let (mut config, name) = match &args.config {
-        Some(path) => {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Syntax {
-                file: name.clone(),
-                message: e.to_string(),
-            })?;
-            (GatewayConfig::from_toml(&text, &name)?, name)
-        }
+        Some(path) => jwtgate_engine::rules::read_toml(path)?,
         None => (GatewayConfig::default(), "flags".to_owned()),
     };
     if let Some(listen) = args.listen {

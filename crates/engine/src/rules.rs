@@ -35,6 +35,32 @@ pub enum ConfigError {
     },
 }
 
+/// Parses one mode's configuration from TOML (`file` names the source in errors): the one
+/// loader the gateway, the Lambda authorizer and `check-config` share, so a syntax error or an
+/// unknown key reads the same everywhere.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads and parses a configuration file (see [`parse_toml`]); the file's path names it in
+/// errors, and an unreadable file is an error naming it.
+pub fn read_toml<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<(T, String), ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Syntax {
+        file: name.clone(),
+        message: format!("cannot read the configuration file: {e}"),
+    })?;
+    Ok((parse_toml(&text, &name)?, name))
+}
+
 /// `[[issuers]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

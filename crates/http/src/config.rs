@@ -290,10 +290,7 @@ pub struct BuiltGateway {
 impl GatewayConfig {
     /// Parses TOML; `file` names the source in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<GatewayConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            file: file.to_owned(),
-            message: e.to_string(),
-        })
+        jwtgate_engine::rules::parse_toml(text, file)
     }
 
     /// The effective configuration as TOML (defaults filled in).

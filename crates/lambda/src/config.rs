@@ -90,10 +90,7 @@ pub const ENVIRONMENT: &str = "environment";
 impl LambdaConfig {
     /// Parses TOML; `file` names the source in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<LambdaConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            file: file.to_owned(),
-            message: e.to_string(),
-        })
+        jwtgate_engine::rules::parse_toml(text, file)
     }
 
     /// The effective configuration as TOML.
@@ -239,14 +236,7 @@ impl Overrides {
         file: Option<&std::path::Path>,
     ) -> Result<(LambdaConfig, Authorizer), ConfigError> {
         let (mut config, name) = match file {
-            Some(path) => {
-                let name = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Syntax {
-                    file: name.clone(),
-                    message: format!("cannot read the configuration file: {e}"),
-                })?;
-                (LambdaConfig::from_toml(&text, &name)?, name)
-            }
+            Some(path) => jwtgate_engine::rules::read_toml(path)?,
             None => (LambdaConfig::default(), ENVIRONMENT.to_owned()),
         };
         let file_issuers = config.issuers.len();

@@ -457,3 +457,42 @@ async fn the_upstream_gets_the_path_that_was_checked_under_the_configured_path_r
     assert_eq!(status, 200, "{text}");
     assert_eq!(last(&seen)["target"], "/public/a%2Fb");
 }
+
+/// A proxy that does not send the original request is misconfigured, not short of a scope: the
+/// refusal has no error code, the challenge and the body say the same, and the body has no
+/// `"error": null`.
+#[tokio::test]
+async fn a_misconfigured_proxy_is_told_what_is_missing_consistently() {
+    let keys = fixture();
+    let (addr, _stop) = start_gateway(&keys.config("")).await;
+    let (status, text) = exchange(addr, "GET /auth HTTP/1.1\r\n").await;
+    assert_eq!(status, 403, "{text}");
+    let challenge = text
+        .lines()
+        .find_map(|l| l.strip_prefix("www-authenticate: "))
+        .unwrap_or_else(|| panic!("no challenge in {text}"));
+    assert!(!challenge.contains("error="), "{challenge}");
+    assert!(
+        challenge.contains(
+            "error_description=\"the proxy did not send X-Forwarded-Uri or X-Original-URI"
+        ),
+        "{challenge}"
+    );
+    let body = text.rsplit("\r\n\r\n").next().unwrap_or_default();
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{body}"));
+    assert!(body.get("error").is_none(), "{body}");
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("the proxy did not send X-Forwarded-Uri or X-Original-URI"));
+
+    // No token at all: the bare challenge, and a body without an error code either.
+    let head = "GET /auth HTTP/1.1\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: /api/users\r\n";
+    let (status, text) = exchange(addr, head).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        text.contains("www-authenticate: Bearer realm=\"jwtgate\"\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains("\"error\""), "{text}");
+}

@@ -5,7 +5,7 @@
 
 use crate::bearer::{self, BearerToken, TokenLocations};
 use crate::denial::Denial;
-use crate::hygiene;
+use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
 use crate::metrics::Metrics;
 use crate::path::{self, PathPolicy};
@@ -274,8 +274,7 @@ impl Engine {
         let names = self.identity.names();
         let headers = request.headers;
         if request.front != FrontEnd::Authorizer {
-            if let Some(named) = hygiene::connection_names_protected(headers, names.iter().copied())
-            {
+            if let Some(named) = hygiene::connection_names_protected(headers, names.clone()) {
                 return Some(Denial::invalid_request(
                     &self.realm,
                     format!(
@@ -285,28 +284,19 @@ impl Engine {
             }
         }
         if request.front == FrontEnd::ForwardAuth {
-            if let Some(spoofed) = hygiene::spoofed_spelling(headers, names.iter().copied()) {
-                return Some(Denial::invalid_request(
-                    &self.realm,
-                    format!("the request carries {spoofed:?}, another spelling of an identity header the gateway sets"),
-                ));
-            }
-            if let Some(name) = hygiene::path_override(headers) {
-                return Some(Denial::invalid_request(
-                    &self.realm,
-                    format!("the request carries {name:?}, which makes some servers serve another path than the one checked"),
-                ));
-            }
-            if let Some((name, value)) = hygiene::method_override_mismatch(headers, request.method)
-            {
-                return Some(Denial::invalid_request(
-                    &self.realm,
-                    format!(
-                        "{name}: {value:?} asks for another method than the {} that is checked",
-                        request.method
-                    ),
-                ));
-            }
+            let why = match hygiene::forward_auth_refusal(headers, names, request.method)? {
+                ForwardAuthRefusal::IdentitySpelling(spoofed) => format!(
+                    "the request carries {spoofed:?}, another spelling of an identity header the gateway sets"
+                ),
+                ForwardAuthRefusal::PathOverride(name) => format!(
+                    "the request carries {name:?}, which makes some servers serve another path than the one checked"
+                ),
+                ForwardAuthRefusal::MethodOverride(name, value) => format!(
+                    "{name}: {value:?} asks for another method than the {} that is checked",
+                    request.method
+                ),
+            };
+            return Some(Denial::invalid_request(&self.realm, why));
         }
         None
     }

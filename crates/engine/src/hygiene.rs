@@ -13,9 +13,10 @@
 //!   makes the request `invalid_request` — no legitimate client does this;
 //! * [`remove_spoofed`]: every client header whose folded name is an identity header is removed
 //!   before the verified ones are added (tower layer and proxy);
-//! * [`spoofed_spelling`]: the forward-auth endpoint cannot remove anything from the request the
-//!   proxy forwards, so it refuses one that carries a variant spelling (with `_`) of an identity
-//!   header: no proxy configuration can strip every spelling;
+//! * [`forward_auth_refusal`]: the forward-auth endpoint cannot remove anything from the request
+//!   the proxy forwards, so it refuses one that carries a variant spelling (with `_`) of an
+//!   identity header (no proxy configuration can strip every spelling), a path override, or a
+//!   method override naming another method;
 //! * [`METHOD_OVERRIDE_HEADERS`]: `X-HTTP-Method-Override` and friends make some frameworks run
 //!   another method than the one decided on; the proxy removes them, forward-auth refuses a value
 //!   that differs from the checked method;
@@ -73,6 +74,56 @@ pub fn connection_names_protected<'a>(
         })
 }
 
+/// What the forward-auth endpoint refuses in a request's headers, found in one pass: a variant
+/// spelling (with `_`) of one of `identity`, a path-override header, or a method-override header
+/// whose value is not `method`. Header names arrive lower-cased, so only names with `_` need
+/// folding.
+pub fn forward_auth_refusal<'a>(
+    headers: &HeaderMap,
+    identity: impl Iterator<Item = &'a HeaderName> + Clone,
+    method: &str,
+) -> Option<ForwardAuthRefusal> {
+    for (key, value) in headers {
+        let name = key.as_str();
+        let folded = name.contains('_');
+        if folded && identity.clone().any(|n| folds_to(name, n.as_str())) {
+            return Some(ForwardAuthRefusal::IdentitySpelling(key.clone()));
+        }
+        let is = |canonical: &str| {
+            if folded {
+                folds_to(name, canonical)
+            } else {
+                name == canonical
+            }
+        };
+        if PATH_OVERRIDE_HEADERS.iter().any(|n| is(n)) {
+            return Some(ForwardAuthRefusal::PathOverride(key.clone()));
+        }
+        if METHOD_OVERRIDE_HEADERS.iter().any(|n| is(n))
+            && !value
+                .to_str()
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case(method))
+        {
+            return Some(ForwardAuthRefusal::MethodOverride(
+                name.to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
+        }
+    }
+    None
+}
+
+/// Why [`forward_auth_refusal`] refuses a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardAuthRefusal {
+    /// Another spelling of an identity header (`X_Auth_Subject`).
+    IdentitySpelling(HeaderName),
+    /// `X-Original-URL` or `X-Rewrite-URL`.
+    PathOverride(HeaderName),
+    /// A method override naming another method: (header name, value).
+    MethodOverride(String, String),
+}
+
 /// Removes every header whose name folds to one of `names` (exact spellings included).
 pub fn remove_spoofed<'a>(
     headers: &mut HeaderMap,
@@ -106,22 +157,6 @@ pub fn remove_variant_spellings(headers: &mut HeaderMap, names: &[&str]) {
     }
 }
 
-/// The first header whose name is a variant spelling (with `_`) of one of `names`, if any.
-pub fn spoofed_spelling<'a>(
-    headers: &HeaderMap,
-    names: impl Iterator<Item = &'a HeaderName> + Clone,
-) -> Option<HeaderName> {
-    headers
-        .keys()
-        .filter(|key| key.as_str().contains('_'))
-        .find(|key| {
-            names
-                .clone()
-                .any(|name| folds_to(key.as_str(), name.as_str()))
-        })
-        .cloned()
-}
-
 /// Removes the method-override headers, in every spelling.
 pub fn remove_method_overrides(headers: &mut HeaderMap) {
     let doomed: Vec<HeaderName> = headers
@@ -152,36 +187,6 @@ pub fn remove_path_overrides(headers: &mut HeaderMap) {
     for name in doomed {
         headers.remove(name);
     }
-}
-
-/// The first path-override header (any spelling), if the request carries one.
-pub fn path_override(headers: &HeaderMap) -> Option<HeaderName> {
-    headers
-        .keys()
-        .find(|key| {
-            PATH_OVERRIDE_HEADERS
-                .iter()
-                .any(|name| folds_to(key.as_str(), name))
-        })
-        .cloned()
-}
-
-/// A method-override header (any spelling) whose value is not `method`: `(name, value)`.
-pub fn method_override_mismatch(headers: &HeaderMap, method: &str) -> Option<(String, String)> {
-    headers.iter().find_map(|(key, value)| {
-        let overrides = METHOD_OVERRIDE_HEADERS
-            .iter()
-            .any(|name| folds_to(key.as_str(), name));
-        let same = value
-            .to_str()
-            .is_ok_and(|v| v.trim().eq_ignore_ascii_case(method));
-        (overrides && !same).then(|| {
-            (
-                key.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-    })
 }
 
 /// `None` without an `Upgrade` header; otherwise whether it asks for exactly one protocol,
@@ -238,14 +243,9 @@ mod tests {
             ("x_other", "kept"),
         ]);
         let names = identity();
-        assert_eq!(
-            spoofed_spelling(&headers, names.iter()).map(|n| n.to_string()),
-            Some("x_auth_subject".to_owned())
-        );
         remove_spoofed(&mut headers, names.iter());
         let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x_other"]);
-        assert_eq!(spoofed_spelling(&headers, names.iter()), None);
 
         let mut forwarded = map(&[
             ("x_forwarded_for", "6.6.6.6"),
@@ -278,23 +278,39 @@ mod tests {
             ("x-http-method-override", "DELETE"),
             ("X_HTTP_Method", "PUT"),
         ]);
-        assert_eq!(
-            method_override_mismatch(&headers, "GET"),
-            Some(("x-http-method-override".into(), "DELETE".into()))
-        );
-        assert!(method_override_mismatch(&map(&[("x-http-method", "get")]), "GET").is_none());
         remove_method_overrides(&mut headers);
         assert!(headers.is_empty());
     }
 
     #[test]
+    fn forward_auth_refusals_in_one_pass() {
+        let names = identity();
+        let check = |pairs: &[(&str, &str)]| forward_auth_refusal(&map(pairs), names.iter(), "GET");
+        assert_eq!(
+            check(&[("x-auth-subject", "admin"), ("accept", "*/*")]),
+            None
+        );
+        assert!(matches!(
+            check(&[("x_auth_scopes", "admin")]),
+            Some(ForwardAuthRefusal::IdentitySpelling(_))
+        ));
+        assert!(matches!(
+            check(&[("x_rewrite_url", "/admin")]),
+            Some(ForwardAuthRefusal::PathOverride(_))
+        ));
+        assert_eq!(
+            check(&[("x-http-method", "DELETE")]),
+            Some(ForwardAuthRefusal::MethodOverride(
+                "x-http-method".into(),
+                "DELETE".into()
+            ))
+        );
+        assert_eq!(check(&[("x-http-method-override", "get")]), None);
+    }
+
+    #[test]
     fn path_overrides() {
         let mut headers = map(&[("X-Original-URL", "/admin"), ("x_rewrite_url", "/admin")]);
-        assert_eq!(
-            path_override(&headers).map(|n| n.to_string()),
-            Some("x-original-url".to_owned())
-        );
-        assert_eq!(path_override(&map(&[("x-original-uri", "/a")])), None);
         remove_path_overrides(&mut headers);
         assert!(headers.is_empty());
     }

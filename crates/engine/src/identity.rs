@@ -82,10 +82,10 @@ impl IdentityHeaders {
     }
 
     /// Every header this mapping may set: these are removed from client requests first.
-    pub fn names(&self) -> Vec<&HeaderName> {
-        let mut names = vec![&self.subject, &self.issuer, &self.scopes];
-        names.extend(self.claims.iter().map(|(_, h)| h));
-        names
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> + Clone + '_ {
+        [&self.subject, &self.issuer, &self.scopes]
+            .into_iter()
+            .chain(self.claims.iter().map(|(_, h)| h))
     }
 
     /// The headers for a verified token. Subject, issuer and scopes come from the claims

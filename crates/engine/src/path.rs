@@ -115,6 +115,9 @@ pub fn normalize_with(target: &str, policy: &PathPolicy) -> Result<String, PathE
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if is_already_normal(path) {
+        return Ok(path.to_owned());
+    }
     let decoded = decode_unreserved(path, policy)?;
     if !policy.allow_double_encoding {
         let double = decoded.as_bytes().windows(5).position(|w| {
@@ -126,6 +129,18 @@ pub fn normalize_with(target: &str, policy: &PathPolicy) -> Result<String, PathE
         }
     }
     Ok(remove_dot_segments(&decoded))
+}
+
+/// True for the common path that every step would leave as it is: printable ASCII without `%`,
+/// `\`, `;`, repeated slashes or dot segments (a `/` followed by `.`). Such a path is its own
+/// normal form under every policy, and is returned without decoding or splitting.
+fn is_already_normal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.iter().enumerate().all(|(i, &byte)| {
+        matches!(byte, 0x21..=0x7E)
+            && !matches!(byte, b'%' | b'\\' | b';')
+            && !(byte == b'/' && matches!(bytes.get(i + 1), Some(b'/' | b'.')))
+    })
 }
 
 /// Step 1: decodes percent-encoded unreserved characters and upper-cases the hex of the other
@@ -410,5 +425,18 @@ mod tests {
             );
         }
         assert_eq!(normalize_with("/a%20", &everything), Ok("/a%20".to_owned()));
+    }
+
+    proptest::proptest! {
+        /// The shortcut for paths already in normal form gives exactly what the full steps give.
+        #[test]
+        fn the_shortcut_agrees_with_the_full_steps(path in "/[a-z./_~-]{0,24}") {
+            let policy = PathPolicy::default();
+            let full = decode_unreserved(&path, &policy).map(|d| remove_dot_segments(&d));
+            if is_already_normal(&path) {
+                proptest::prop_assert_eq!(Ok(path.clone()), full.clone());
+            }
+            proptest::prop_assert_eq!(normalize_with(&path, &policy), full);
+        }
     }
 }

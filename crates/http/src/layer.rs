@@ -92,10 +92,7 @@ pub struct AuthService<S> {
 /// [`jwtgate_engine::hygiene`]), then adds the verified ones and stores the verified token and
 /// the checked path.
 pub fn apply_identity<B>(request: &mut Request<B>, engine: &Arc<Engine>, allow: Allow) {
-    hygiene::remove_spoofed(
-        request.headers_mut(),
-        engine.identity().names().iter().copied(),
-    );
+    hygiene::remove_spoofed(request.headers_mut(), engine.identity().names());
     for (name, value) in allow.identity.iter() {
         request.headers_mut().insert(name.clone(), value.clone());
     }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
@@ -709,7 +709,6 @@ struct Activity {
     /// HTTP/2: heads arrive in frames between others, so the header clock does not apply after
     /// the first request; PINGs and other frames do not keep the connection open.
     multiplexed: AtomicBool,
-    changed: Notify,
 }
 
 impl Activity {
@@ -721,7 +720,6 @@ impl Activity {
             head_since: AtomicU64::new(1),
             idle_since: AtomicU64::new(0),
             multiplexed: AtomicBool::new(false),
-            changed: Notify::new(),
         }
     }
 
@@ -737,12 +735,14 @@ impl Activity {
     fn bytes_read(&self) {
         if self.in_flight.load(Ordering::Acquire) == 0
             && !self.multiplexed.load(Ordering::Relaxed)
-            && self
-                .head_since
-                .compare_exchange(0, self.now() + 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+            && self.head_since.load(Ordering::Acquire) == 0
         {
-            self.changed.notify_one();
+            let _ = self.head_since.compare_exchange(
+                0,
+                self.now() + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -774,9 +774,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0;
         activity.idle_since.store(activity.now(), Ordering::Release);
-        if activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            activity.changed.notify_one();
-        }
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -867,6 +865,12 @@ struct Accepted {
     stopped: watch::Receiver<bool>,
 }
 
+/// How often a connection's watchdog looks at its clocks: a quarter of the shorter of the header
+/// and idle timeouts (so each is enforced within a quarter of itself), at least 10 ms.
+fn watchdog_tick(limits: &ConnectionLimits) -> Duration {
+    (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(10))
+}
+
 impl Accepted {
     /// Serves the connection with the app, or with the overload responder.
     async fn serve<T>(
@@ -941,21 +945,12 @@ impl Accepted {
         if stopping {
             connection.as_mut().graceful_shutdown();
         }
+        // The clocks are checked on a tick, not on every request: a request costs the watchdog
+        // nothing (no wake-up, no timer), and a clock runs out at most a tick late.
+        let mut tick = tokio::time::interval(watchdog_tick(&limits));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closing: Option<Instant> = None;
         loop {
-            let phase = activity.phase();
-            let deadline = match (closing, phase) {
-                (Some(grace), _) => Some(grace),
-                (None, Phase::Head(since)) => Some(since + limits.header_read_timeout),
-                (None, Phase::Idle(since)) => Some(since + limits.idle_timeout),
-                (None, Phase::Busy) => None,
-            };
-            let sleep = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
@@ -963,9 +958,12 @@ impl Accepted {
                     }
                     return;
                 }
-                () = sleep => {
-                    if closing.is_some() {
-                        return;
+                _ = tick.tick() => {
+                    if let Some(grace) = closing {
+                        if Instant::now() >= grace {
+                            return;
+                        }
+                        continue;
                     }
                     match activity.phase() {
                         Phase::Head(since) if since.elapsed() >= limits.header_read_timeout => {
@@ -979,7 +977,6 @@ impl Accepted {
                         _ => {}
                     }
                 }
-                () = activity.changed.notified() => {}
                 _ = stopped.changed(), if !stopping => {
                     stopping = true;
                     connection.as_mut().graceful_shutdown();

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use jwtgate_engine::args::{blame, EngineArgs, EngineSettings};
 use jwtgate_http::config::{BuiltGateway, ConfigError, CorsSection, GatewayConfig};
 use jwtgate_http::proxy::ProxyOptions;
-use jwtgate_http::{reload, server, SharedEngine};
+use jwtgate_http::{reload, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -158,7 +158,7 @@ fn init_logging(format: LogFormat) {
 /// changes with `--watch-config`).
 pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     init_logging(args.log_format);
-    let BuiltGateway { engine, options } = load(args)?.build()?;
+    let built = load(args)?.build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -169,6 +169,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         None
     };
     runtime.block_on(async move {
+        let options = built.options.clone();
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
@@ -176,12 +177,15 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "listening on a non-loopback address");
         }
-        server::prepare_keys(&engine).await;
-        let metrics = engine.metrics().clone();
-        // Only the shared engine holds it from here: a reload drops it once requests finish.
-        let shared = SharedEngine::shared(engine);
-        let app = server::router(shared.clone(), &options)?;
-        let reloader = reload::Reloader::new(shared, options.clone(), move |old| {
+        let tls = match &options.tls {
+            Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
+            None => None,
+        };
+        let gateway = server::spawn(&built, listener, tls, server::shutdown_signal()).await?;
+        // Only the shared engine holds the first engine from here: a reload drops it (and the
+        // key sources only it used) once its requests finish.
+        drop(built);
+        let reloader = reload::Reloader::new(gateway.engine, options.clone(), move |old| {
             load(&reload_args)?.build_replacing(old)
         });
         reload::spawn(reloader, watch)?;
@@ -192,12 +196,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         tracing::info!(%address, %mode, forward_auth = ?options.forward_auth_path, "jwtgate listening");
         let scheme = if options.tls.is_some() { "https" } else { "http" };
         eprintln!("jwtgate: listening on {scheme}://{address} ({mode})");
-        let tls = match &options.tls {
-            Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
-            None => None,
-        };
-        server::serve_gateway(listener, app, metrics, &options, tls, server::shutdown_signal())
-            .await?;
+        gateway.task.await.map_err(|e| e.to_string())??;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -20,7 +20,7 @@ use axum::Router;
 use jwtgate_core::Algorithm;
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::proxy::ProxyOptions;
-use jwtgate_http::{server, AuthLayer, Engine, SharedEngine};
+use jwtgate_http::{server, AuthLayer, Engine};
 use jwtgate_lambda::{Authorizer, LambdaConfig};
 use jwtgate_test_support::{Issuer, AUDIENCE as AUD, ISSUER as ISS};
 use serde_json::{json, Map, Value};
@@ -262,16 +262,11 @@ fn authorization_lines(case: &Case) -> String {
 
 async fn start_gateway(config: &GatewayConfig) -> (SocketAddr, Arc<Engine>) {
     let built = config.build("differential.toml").unwrap();
-    server::prepare_keys(&built.engine).await;
-    let app = server::router(SharedEngine::shared(built.engine.clone()), &built.options).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        server::serve(listener, app, std::future::pending())
-            .await
-            .unwrap();
-    });
-    (addr, built.engine)
+    let gateway = server::spawn(&built, listener, None, std::future::pending())
+        .await
+        .unwrap();
+    (gateway.addr, built.engine)
 }
 
 async fn start_upstream() -> SocketAddr {

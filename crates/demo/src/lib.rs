@@ -207,7 +207,6 @@ impl Demo {
         let built = gateway_config(&issuer_url, app_port, api_addr)?
             .build("demo")
             .map_err(|e| DemoError::Gateway(e.to_string()))?;
-        server::prepare_keys(&built.engine).await;
         let state = AppState {
             store,
             issuer: issuer.clone(),
@@ -235,25 +234,14 @@ impl Demo {
                 .with_graceful_shutdown(api_stop)
                 .await;
         }));
-        let gateway = server::router(
-            jwtgate_http::SharedEngine::shared(built.engine.clone()),
-            &built.options,
-        )
-        .map_err(DemoError::Gateway)?;
-        let gateway_stop = stopped(watch);
-        let engine = built.engine.clone();
-        let options = built.options.clone();
+        let gateway = server::spawn(&built, app_listener, None, stopped(watch))
+            .await
+            .map_err(DemoError::Gateway)?;
         tasks.push(tokio::spawn(async move {
-            let serving = server::serve_gateway(
-                app_listener,
-                gateway,
-                engine.metrics().clone(),
-                &options,
-                None,
-                gateway_stop,
-            );
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "gateway stopped");
+            match gateway.task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "gateway stopped"),
+                Err(error) => tracing::error!(%error, "gateway task failed"),
             }
         }));
         Ok(Demo {

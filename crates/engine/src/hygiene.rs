@@ -157,29 +157,15 @@ pub fn remove_variant_spellings(headers: &mut HeaderMap, names: &[&str]) {
     }
 }
 
-/// Removes the method-override headers, in every spelling.
-pub fn remove_method_overrides(headers: &mut HeaderMap) {
+/// Removes the method-override and path-override headers, in every spelling: the decision was
+/// made on the request's own method and path.
+pub fn remove_overrides(headers: &mut HeaderMap) {
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|key| {
             METHOD_OVERRIDE_HEADERS
                 .iter()
-                .any(|name| folds_to(key.as_str(), name))
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
-}
-
-/// Removes the path-override headers, in every spelling.
-pub fn remove_path_overrides(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|key| {
-            PATH_OVERRIDE_HEADERS
-                .iter()
+                .chain(&PATH_OVERRIDE_HEADERS)
                 .any(|name| folds_to(key.as_str(), name))
         })
         .cloned()
@@ -278,7 +264,7 @@ mod tests {
             ("x-http-method-override", "DELETE"),
             ("X_HTTP_Method", "PUT"),
         ]);
-        remove_method_overrides(&mut headers);
+        remove_overrides(&mut headers);
         assert!(headers.is_empty());
     }
 
@@ -311,7 +297,7 @@ mod tests {
     #[test]
     fn path_overrides() {
         let mut headers = map(&[("X-Original-URL", "/admin"), ("x_rewrite_url", "/admin")]);
-        remove_path_overrides(&mut headers);
+        remove_overrides(&mut headers);
         assert!(headers.is_empty());
     }
 

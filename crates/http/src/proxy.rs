@@ -248,10 +248,9 @@ impl Proxy {
             parts.headers.remove(http::header::AUTHORIZATION);
         }
         self.remove_token_cookie(&mut parts.headers, locations);
-        // The decision was made on the real method: no header may make the upstream run another.
-        hygiene::remove_method_overrides(&mut parts.headers);
-        // Nor may a header choose another path than the one checked.
-        hygiene::remove_path_overrides(&mut parts.headers);
+        // The decision was made on the real method and path: no header may make the upstream
+        // run another method or serve another path.
+        hygiene::remove_overrides(&mut parts.headers);
         // Client spellings (`X_Forwarded_For`) of the forwarding headers the gateway sets.
         hygiene::remove_variant_spellings(&mut parts.headers, &hygiene::FORWARDING_HEADERS);
         if let Some(host) = original_host {

@@ -5,6 +5,7 @@
 //! answers the health paths, and HTTP/2 stream limits.
 
 use crate::answer::denial_response;
+use crate::config::BuiltGateway;
 use crate::layer::{add_cors, AuthLayer};
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::shared::SharedEngine;
@@ -333,6 +334,38 @@ pub async fn prepare_keys(engine: &Engine) {
         }
         tokio::spawn(source.run_refresher());
     }
+}
+
+/// A gateway started by [`spawn`].
+#[derive(Debug)]
+pub struct Spawned {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The engine it decides with (store another to reload).
+    pub engine: Arc<SharedEngine>,
+    /// The serving task; it ends after the shutdown future completes and requests finish.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts `built` on `listener`: loads every issuer's keys ([`prepare_keys`]), builds the
+/// [`router`] around a [`SharedEngine`], and serves it with [`serve_gateway`] (over TLS with
+/// `tls`) until `shutdown` completes.
+pub async fn spawn(
+    built: &BuiltGateway,
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Spawned, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    prepare_keys(&built.engine).await;
+    let engine = SharedEngine::shared(built.engine.clone());
+    let app = router(engine.clone(), &built.options)?;
+    let metrics = built.engine.metrics().clone();
+    let options = built.options.clone();
+    let task = tokio::spawn(async move {
+        serve_gateway(listener, app, metrics, &options, tls, shutdown).await
+    });
+    Ok(Spawned { addr, engine, task })
 }
 
 /// Descriptors kept back from the connection limit for everything else (listener, logs, JWKS

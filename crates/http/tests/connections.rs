@@ -46,7 +46,7 @@ fn config(issuer: &Issuer, server: &str, extra: &str) -> GatewayConfig {
 struct Running {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<()>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
@@ -57,39 +57,24 @@ impl Running {
         tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
             .unwrap()
+            .unwrap()
             .unwrap();
     }
 }
 
 async fn start(config: &GatewayConfig) -> Running {
     let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.engine).await;
-    let app = server::router(
-        jwtgate_http::SharedEngine::shared(built.engine.clone()),
-        &built.options,
-    )
-    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        server::serve_gateway(
-            listener,
-            app,
-            built.engine.metrics().clone(),
-            &built.options,
-            None,
-            async {
-                let _ = rx.await;
-            },
-        )
-        .await
-        .unwrap();
-    });
+    let gateway = server::spawn(&built, listener, None, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
     Running {
-        addr,
+        addr: gateway.addr,
         stop: Some(tx),
-        handle,
+        handle: gateway.task,
     }
 }
 

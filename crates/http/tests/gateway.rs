@@ -60,26 +60,17 @@ async fn start(
     SocketAddr,
     Arc<jwtgate_http::Engine>,
     tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
     let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.engine).await;
-    let app = server::router(
-        jwtgate_http::SharedEngine::shared(built.engine.clone()),
-        &built.options,
-    )
-    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        server::serve(listener, app, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (addr, built.engine, tx, handle)
+    let gateway = server::spawn(&built, listener, None, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
+    (gateway.addr, built.engine, tx, gateway.task)
 }
 
 /// A raw HTTP/1.1 exchange, so tests see exactly what goes over the wire.
@@ -589,6 +580,7 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert!(body.contains("slow"));
     tokio::time::timeout(Duration::from_secs(5), handle)
         .await
+        .unwrap()
         .unwrap()
         .unwrap();
     assert!(

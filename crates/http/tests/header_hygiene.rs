@@ -99,23 +99,14 @@ async fn start_upstream() -> (SocketAddr, Seen) {
 
 async fn start_gateway(config: &GatewayConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.engine).await;
-    let app = server::router(
-        jwtgate_http::SharedEngine::shared(built.engine.clone()),
-        &built.options,
-    )
-    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        server::serve(listener, app, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (addr, tx)
+    let gateway = server::spawn(&built, listener, None, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
+    (gateway.addr, tx)
 }
 
 /// One raw HTTP/1.1 exchange (`Connection: close` added): the status and the whole answer.

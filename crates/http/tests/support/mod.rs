@@ -105,20 +105,12 @@ pub async fn start_gateway_with(
     let config = GatewayConfig::from_toml(&config(addr), name).unwrap();
     assert_eq!(config.server.listen, addr);
     let built = config.build(name).unwrap();
-    server::prepare_keys(&built.engine).await;
-    let app = server::router(
-        jwtgate_http::SharedEngine::shared(built.engine.clone()),
-        &built.options,
-    )
-    .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        server::serve(listener, app, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    server::spawn(&built, listener, None, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
     (addr, tx)
 }
 

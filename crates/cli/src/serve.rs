@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Issuer, route, cache and path settings (shared with `jwtgate lambda`).
     #[command(flatten)]
     engine: EngineArgs,
+    /// Forward-auth prefix: a request to PREFIX + a path is checked as that path (Envoy's HTTP
+    /// ext_authz `path_prefix`).
+    #[arg(long, env = "JWTGATE_FORWARD_AUTH_PREFIX", value_name = "PREFIX")]
+    forward_auth_prefix: Option<String>,
     /// Upstream to proxy authorised requests to (proxy mode).
     #[arg(long, env = "JWTGATE_UPSTREAM", value_name = "URL")]
     upstream: Option<String>,
@@ -108,6 +112,9 @@ fn load(args: &ServeArgs) -> Result<Loaded, ConfigError> {
     }
     if let Some(realm) = &args.realm {
         config.server.realm = realm.clone();
+    }
+    if let Some(prefix) = &args.forward_auth_prefix {
+        config.server.forward_auth_prefix = prefix.clone();
     }
     let (file_issuers, file_routes) = (config.issuers.len(), config.routes.len());
     args.engine.apply(

@@ -73,9 +73,14 @@ pub struct ServerSection {
     /// Realm in `WWW-Authenticate` (default `jwtgate`).
     #[serde(default = "default_realm")]
     pub realm: String,
-    /// Forward-auth endpoint path (default `/auth`; empty disables it).
+    /// Forward-auth endpoint path (default `/auth`; empty disables it). A literal path: the
+    /// original request comes from `X-Forwarded-*`/`X-Original-*` headers.
     #[serde(default = "default_forward_auth")]
     pub forward_auth_path: String,
+    /// Forward-auth prefix (default none): a request to this prefix + a path (Envoy's HTTP
+    /// ext_authz `path_prefix`) is checked as that path, with the request's own method.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub forward_auth_prefix: String,
     /// Status for `invalid_request` at the forward-auth endpoint (default 400; nginx's
     /// `auth_request` only understands 2xx/401/403, so its recipe sets 401).
     #[serde(default = "default_invalid_request_status")]
@@ -126,6 +131,7 @@ impl Default for ServerSection {
             listen: default_listen(),
             realm: default_realm(),
             forward_auth_path: default_forward_auth(),
+            forward_auth_prefix: String::new(),
             forward_auth_invalid_request_status: default_invalid_request_status(),
             health_path: default_health(),
             ready_path: default_ready(),
@@ -391,6 +397,24 @@ impl GatewayConfig {
                     "must start with '/' (or be empty to disable)".into(),
                 ));
             }
+            if path.contains(['{', '}', '*']) {
+                return Err(invalid(
+                    name.into(),
+                    "must be a literal path ('{', '}' and '*' are not patterns here); to check every path under a prefix, as Envoy's HTTP ext_authz sends them, set server.forward_auth_prefix".into(),
+                ));
+            }
+        }
+        let prefix = &self.server.forward_auth_prefix;
+        if !prefix.is_empty()
+            && (!prefix.starts_with('/')
+                || prefix.ends_with('/')
+                || prefix.contains(['{', '}', '*', '?', '#'])
+                || prefix.contains("//"))
+        {
+            return Err(invalid(
+                "server.forward_auth_prefix".into(),
+                format!("{prefix:?} must be a literal path starting with '/' and not ending with '/', e.g. \"/ext-authz\" (or empty to disable)"),
+            ));
         }
         let invalid_request_status = match self.server.forward_auth_invalid_request_status {
             code @ (400 | 401 | 403) => code,
@@ -436,6 +460,7 @@ impl GatewayConfig {
             options: ServerOptions {
                 listen: self.server.listen,
                 forward_auth_path: non_empty(&self.server.forward_auth_path),
+                forward_auth_prefix: non_empty(&self.server.forward_auth_prefix),
                 forward_auth_invalid_request_status: invalid_request_status,
                 health_path: non_empty(&self.server.health_path),
                 ready_path: non_empty(&self.server.ready_path),

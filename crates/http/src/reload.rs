@@ -69,6 +69,10 @@ pub fn restart_only_changes(running: &ServerOptions, new: &ServerOptions) -> Vec
             running.forward_auth_path != new.forward_auth_path,
         ),
         (
+            "server.forward_auth_prefix",
+            running.forward_auth_prefix != new.forward_auth_prefix,
+        ),
+        (
             "server.forward_auth_invalid_request_status",
             running.forward_auth_invalid_request_status != new.forward_auth_invalid_request_status,
         ),

@@ -43,6 +43,8 @@ pub struct ServerOptions {
     pub listen: SocketAddr,
     /// Forward-auth path, if enabled.
     pub forward_auth_path: Option<String>,
+    /// Forward-auth prefix, if enabled: `prefix` + a path is checked as that path.
+    pub forward_auth_prefix: Option<String>,
     /// Status for `invalid_request` at the forward-auth endpoint.
     pub forward_auth_invalid_request_status: u16,
     /// Liveness path, if enabled.
@@ -63,6 +65,7 @@ pub struct ServerOptions {
 struct AppState {
     engine: Arc<SharedEngine>,
     invalid_request_status: u16,
+    forward_auth_prefix: Arc<str>,
 }
 
 /// Why the original request of a forward-auth check cannot be known.
@@ -202,6 +205,28 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     render_forward_auth(&state, outcome)
 }
 
+/// A check at the forward-auth prefix (Envoy's HTTP ext_authz `path_prefix`): the request's own
+/// method on what follows the prefix in its target, path and query as sent.
+async fn prefixed_forward_auth(State(state): State<AppState>, request: Request) -> Response {
+    let engine = state.engine.load();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("", |pq| pq.as_str())
+        .strip_prefix(&*state.forward_auth_prefix)
+        .unwrap_or_default();
+    let view = RequestView {
+        front: FrontEnd::ForwardAuth,
+        method: request.method().as_str(),
+        target,
+        headers: request.headers(),
+        token: TokenInput::FromRequest,
+        now: unix_now(),
+    };
+    let outcome = engine.decide(&view).await;
+    render_forward_auth(&state, outcome)
+}
+
 /// The forward-auth answer for an outcome: 200 with the identity headers, or the refusal
 /// (`invalid_request` with the configured status).
 fn render_forward_auth(state: &AppState, outcome: Outcome) -> Response {
@@ -287,6 +312,7 @@ pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Rout
     let state = AppState {
         engine: engine.clone(),
         invalid_request_status: status,
+        forward_auth_prefix: Arc::from(options.forward_auth_prefix.as_deref().unwrap_or_default()),
     };
     let mut app: Router<AppState> = Router::new();
     if let Some(path) = &options.health_path {
@@ -300,6 +326,13 @@ pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Rout
     }
     if let Some(path) = &options.forward_auth_path {
         app = app.route(path, any(forward_auth));
+    }
+    if let Some(prefix) = &options.forward_auth_prefix {
+        // Validated by the configuration: a literal path, so nothing in it is route syntax.
+        app = app.route(
+            &format!("{prefix}/{{*original}}"),
+            any(prefixed_forward_auth),
+        );
     }
     let app = app.with_state(state.clone());
     match &options.proxy {

@@ -487,3 +487,89 @@ async fn a_misconfigured_proxy_is_told_what_is_missing_consistently() {
     );
     assert!(!text.contains("\"error\""), "{text}");
 }
+
+/// The forward-auth prefix (Envoy's HTTP ext_authz `path_prefix`): `prefix` + a path is checked
+/// as that path with the request's own method, under the same normalisation and boundary rules;
+/// the original-request headers play no part, and the literal forward-auth path still works.
+#[tokio::test]
+async fn the_forward_auth_prefix_checks_what_follows_it() {
+    let keys = fixture();
+    let config = keys.config("[server]\nforward_auth_prefix = \"/ext-authz\"\n");
+    let (addr, _stop) = start_gateway(&config).await;
+    let good = keys.token();
+    let auth = format!("Authorization: Bearer {good}\r\n");
+    let check = |method: &str, target: &str, extra: &str| {
+        format!("{method} /ext-authz{target} HTTP/1.1\r\n{extra}")
+    };
+    let (status, text) = exchange(addr, &check("GET", "/api/users?x=1", &auth)).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("x-auth-subject: auth0|alice"), "{text}");
+    // The request's own method: POST needs the same scope here, DELETE has no route.
+    assert_eq!(
+        exchange(addr, &check("POST", "/api/users", &auth)).await.0,
+        200
+    );
+    assert_eq!(
+        exchange(addr, &check("DELETE", "/api/users", &auth))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(exchange(addr, &check("GET", "/api/users", "")).await.0, 401);
+    assert_eq!(exchange(addr, &check("GET", "/public/x", "")).await.0, 200);
+    // Normalisation and the path rules apply to what follows the prefix.
+    assert_eq!(
+        exchange(addr, &check("GET", "/public/../api/users", ""))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        exchange(addr, &check("GET", "/public/%2e%2e/admin", &auth))
+            .await
+            .0,
+        403
+    );
+    let (status, text) = exchange(addr, &check("GET", "/public/..%2Fapi%2Fusers", "")).await;
+    assert_eq!(status, 400, "{text}");
+    // Original-request headers do not choose the path, and the boundary checks apply.
+    let spoof = "X-Original-URI: /public/x\r\nX-Forwarded-Uri: /public/x\r\n";
+    assert_eq!(
+        exchange(addr, &check("GET", "/api/users", spoof)).await.0,
+        401
+    );
+    let spelled = format!("{auth}X_Auth_Subject: admin\r\n");
+    assert_eq!(
+        exchange(addr, &check("GET", "/api/users", &spelled))
+            .await
+            .0,
+        400
+    );
+    // The prefix alone, or a path that only starts like it, is not a check.
+    assert_eq!(
+        exchange(addr, "GET /ext-authzz/api/users HTTP/1.1\r\n")
+            .await
+            .0,
+        404
+    );
+    // The literal forward-auth path works beside it.
+    let head = format!(
+        "GET /auth HTTP/1.1\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: /api/users\r\n{auth}"
+    );
+    assert_eq!(exchange(addr, &head).await.0, 200);
+
+    // Route syntax is not accepted in either setting.
+    for extra in [
+        "[server]\nforward_auth_path = \"/auth/{*original}\"\n",
+        "[server]\nforward_auth_prefix = \"/ext-authz/\"\n",
+        "[server]\nforward_auth_prefix = \"/ext/{x}\"\n",
+    ] {
+        let message = keys
+            .config(extra)
+            .build("test.toml")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("literal path"), "{extra}: {message}");
+    }
+}

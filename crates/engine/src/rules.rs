@@ -343,13 +343,19 @@ pub fn build_registry_reusing(
     registry_from(issuers, keys, file, Some(previous))
 }
 
-/// The key source in `previous` for `issuer` with `kind` and `settings`, if there is one.
+/// The key source in `previous` for `issuer` with `kind` and `settings`, if there is one. A
+/// JWKS file is never reused: reading it costs no network, and a reload is how an operator makes
+/// a key removed from the file (a compromised one) stop verifying — a kept source would still
+/// hold it, since files are otherwise re-read only for an unknown `kid`.
 fn reusable_source(
     previous: Option<&Registry>,
     issuer: &str,
     kind: &SourceKind,
     settings: &CacheSettings,
 ) -> Option<KeySource> {
+    if matches!(kind, SourceKind::File(_)) {
+        return None;
+    }
     previous?
         .entries()
         .iter()

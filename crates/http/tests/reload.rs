@@ -366,3 +366,39 @@ async fn restart_only_settings_are_named_and_keep_their_running_values() {
         .await
         .contains("jwtgate_config_reloads_total"));
 }
+
+/// A JWKS file is read again on every reload: a key the operator removed from it (say, a
+/// compromised one) stops verifying at once, and a key added to it verifies, while the
+/// configuration text itself is unchanged.
+#[tokio::test]
+async fn a_reload_reads_a_jwks_file_again() {
+    let old_key = jwtgate_test_support::Issuer::new().with_key(Algorithm::ES256, "old");
+    let new_key = jwtgate_test_support::Issuer::new().with_key(Algorithm::ES256, "new");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let write = |keys: &[&jwtgate_test_support::Issuer]| {
+        let jwks: Vec<serde_json::Value> = keys.iter().map(|k| k.key().public_jwk()).collect();
+        std::fs::write(file.path(), json!({ "keys": jwks }).to_string()).unwrap();
+    };
+    write(&[&old_key]);
+    let text = format!(
+        "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n{}",
+        jwtgate_test_support::ISSUER,
+        jwtgate_test_support::AUDIENCE,
+        file.path().display(),
+        route(&["read:reports"])
+    );
+    let gateway = Gateway::start(text.clone()).await;
+    let grant = json!({"permissions": ["read:reports"]});
+    let signed_old = old_key.token(grant.clone());
+    let signed_new = new_key.token(grant);
+    assert_eq!(gateway.check("/api/report", None).await, 401);
+    assert_eq!(gateway.check("/api/report", Some(&signed_old)).await, 200);
+    let old = gateway.engine();
+
+    write(&[&new_key]);
+    let reloaded = gateway.reload(text).await.unwrap();
+    assert_eq!(reloaded.new_sources, 1, "{reloaded:?}");
+    assert!(!sources_shared(&old, &gateway.engine(), 0));
+    assert_eq!(gateway.check("/api/report", Some(&signed_old)).await, 401);
+    assert_eq!(gateway.check("/api/report", Some(&signed_new)).await, 200);
+}

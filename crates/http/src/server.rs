@@ -80,31 +80,6 @@ enum OriginalRequestError {
     Unusable(&'static str),
 }
 
-/// True for an HTTP method token (RFC 9110 §5.6.2 `tchar`s, at least one).
-fn is_method_token(text: &str) -> bool {
-    !text.is_empty()
-        && text.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
-
 /// The original method and URI of a forward-auth check, from `X-Forwarded-Method`/`-Uri`
 /// (Traefik, Caddy) or `X-Original-Method`/`-URI` (the nginx convention). When both conventions
 /// are present they must agree, and none may be repeated: a proxy that passes the client's own
@@ -124,7 +99,8 @@ fn original_request(headers: &HeaderMap) -> Result<(String, String), OriginalReq
             .to_str()
             .map_err(|_| OriginalRequestError::Unusable(name))?;
         let usable = if name.ends_with("method") {
-            is_method_token(text)
+            // An HTTP method token (RFC 9110 §5.6.2), as `http` parses one.
+            http::Method::from_bytes(text.as_bytes()).is_ok()
         } else {
             text.starts_with('/')
         };

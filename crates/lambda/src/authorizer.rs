@@ -126,9 +126,12 @@ impl Authorizer {
             token: request.token.clone(),
             now,
         };
-        let before = Reading::take(self.engine.metrics());
+        let before = self
+            .options
+            .metrics
+            .then(|| Reading::take(self.engine.metrics()));
         let outcome = self.engine.decide(&view).await;
-        if self.options.metrics {
+        if let Some(before) = before {
             println!(
                 "{}",
                 emf_line(&outcome, request.kind, now, before, self.engine.metrics())

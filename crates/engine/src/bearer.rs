@@ -93,6 +93,11 @@ pub fn extract(
         BearerToken::Missing => {}
     }
     if let Some(name) = &locations.cookie {
+        // A Cookie header that is not text could hide the token from this reading and not from
+        // the upstream's: refuse rather than guess.
+        if headers.get_all(COOKIE).iter().any(|v| v.to_str().is_err()) {
+            return BearerToken::Invalid("a Cookie header is not valid text");
+        }
         found.extend(from_cookie(headers, name));
     }
     if let Some(name) = &locations.query {
@@ -211,6 +216,27 @@ mod tests {
             ),
             BearerToken::Invalid("the token was sent in more than one place")
         ));
+    }
+
+    #[test]
+    fn a_cookie_header_that_is_not_text_is_refused_when_cookies_carry_tokens() {
+        let mut map = headers(&[("authorization", "Bearer abc")]);
+        map.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"access_token=t\xff").unwrap_or_else(|_| unreachable!()),
+        );
+        let cookie = TokenLocations {
+            cookie: Some("access_token".into()),
+            query: None,
+        };
+        assert_eq!(
+            extract(&map, None, &cookie),
+            BearerToken::Invalid("a Cookie header is not valid text")
+        );
+        assert_eq!(
+            extract(&map, None, &TokenLocations::default()),
+            BearerToken::Present("abc".into())
+        );
     }
 
     #[test]

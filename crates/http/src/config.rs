@@ -416,6 +416,30 @@ impl GatewayConfig {
                 format!("{prefix:?} must be a literal path starting with '/' and not ending with '/', e.g. \"/ext-authz\" (or empty to disable)"),
             ));
         }
+        // The endpoints must not collide: the router could not tell them apart.
+        let endpoints = [
+            ("server.forward_auth_path", &self.server.forward_auth_path),
+            ("server.health_path", &self.server.health_path),
+            ("server.ready_path", &self.server.ready_path),
+            ("server.metrics_path", &self.server.metrics_path),
+        ];
+        for (i, (name, path)) in endpoints.iter().enumerate() {
+            if path.is_empty() {
+                continue;
+            }
+            if let Some((other, _)) = endpoints[..i].iter().find(|(_, p)| p == path) {
+                return Err(invalid(
+                    (*name).into(),
+                    format!("{path:?} is also {other}: each endpoint needs its own path"),
+                ));
+            }
+            if !prefix.is_empty() && path.starts_with(&format!("{prefix}/")) {
+                return Err(invalid(
+                    (*name).into(),
+                    format!("{path:?} lies under server.forward_auth_prefix {prefix:?}, where every path is a check"),
+                ));
+            }
+        }
         let invalid_request_status = match self.server.forward_auth_invalid_request_status {
             code @ (400 | 401 | 403) => code,
             other => {
@@ -606,5 +630,24 @@ mod tests {
         ))
         .contains("server.http2_max_header_list_size"));
         assert!(err("[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\n[[routes]]\npath = \"api\"\n").contains("routes[0]"));
+    }
+
+    #[test]
+    fn endpoints_may_not_collide() {
+        let message = |server: &str| {
+            let text = format!(
+                "[server]\n{server}\n[[issuers]]\nissuer = \"https://i.example/\"\naudiences = [\"a\"]\njwks_url = \"https://i.example/jwks\"\n"
+            );
+            GatewayConfig::from_toml(&text, "t.toml")
+                .and_then(|c| c.build("t.toml"))
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string())
+        };
+        assert!(message("ready_path = \"/healthz\"").contains("is also server.health_path"));
+        assert!(
+            message("forward_auth_prefix = \"/ops\"\nmetrics_path = \"/ops/metrics\"")
+                .contains("lies under server.forward_auth_prefix")
+        );
+        assert_eq!(message("forward_auth_prefix = \"/ext-authz\""), "");
     }
 }

@@ -110,6 +110,7 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     upstream: Uri,
     options: ProxyOptions,
+    forwarded_proto: &'static str,
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap, keep_upgrade: bool) {
@@ -162,7 +163,14 @@ impl Proxy {
             client,
             upstream,
             options,
+            forwarded_proto: "http",
         })
+    }
+
+    /// Tells the upstream (`X-Forwarded-Proto`) that clients reach the gateway over HTTPS.
+    pub fn behind_tls(mut self, tls: bool) -> Proxy {
+        self.forwarded_proto = if tls { "https" } else { "http" };
+        self
     }
 
     /// The query string (after `?`, if any) to send upstream: the client's, byte for byte,
@@ -260,7 +268,7 @@ impl Proxy {
         }
         parts.headers.insert(
             HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
+            HeaderValue::from_static(self.forwarded_proto),
         );
         if let Some(addr) = client {
             let previous = parts

@@ -313,7 +313,8 @@ pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Rout
     let app = app.with_state(state.clone());
     match &options.proxy {
         Some(proxy_options) => {
-            let proxy = Arc::new(Proxy::new(proxy_options.clone())?);
+            let proxy =
+                Arc::new(Proxy::new(proxy_options.clone())?.behind_tls(options.tls.is_some()));
             let proxied = Router::new()
                 .fallback(move |request: Request<Body>| {
                     let proxy = proxy.clone();

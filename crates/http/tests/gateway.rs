@@ -593,7 +593,8 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
 async fn tls_listener_serves_https_with_the_same_decisions() {
     let issuer = Issuer::new();
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-    let mut text_config = config(&issuer, "");
+    let (up, _) = upstream().await;
+    let mut text_config = config(&issuer, &format!("[proxy]\nupstream = \"http://{up}\"\n"));
     text_config.server.tls_cert = Some(format!("{data}/localhost.crt.pem").into());
     text_config.server.tls_key = Some(format!("{data}/localhost.key.pem").into());
     let built = text_config.build("test.toml").unwrap();
@@ -637,6 +638,16 @@ async fn tls_listener_serves_https_with_the_same_decisions() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+    // Proxied, the upstream learns that the client came over HTTPS.
+    let response = client
+        .get(format!("https://localhost:{}/api/users", addr.port()))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https", "{seen}");
     // Plain HTTP to the TLS port is not served.
     assert!(
         reqwest::get(format!("http://127.0.0.1:{}/healthz", addr.port()))

@@ -230,10 +230,11 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
-    let engine = state.engine.load();
-    let registry = engine.registry();
-    let pending: Vec<String> = registry
+/// The issuers whose keys are not ready yet, each with why (`issuer: error`); empty when the
+/// engine is ready to decide (the readiness of `/readyz` and of gRPC health).
+pub fn keys_pending(engine: &Engine) -> Vec<String> {
+    engine
+        .registry()
         .entries()
         .iter()
         .filter(|e| !e.source().is_ready())
@@ -244,7 +245,11 @@ async fn ready(State(state): State<AppState>) -> Response {
                 None => format!("{issuer}: keys not loaded yet"),
             }
         })
-        .collect();
+        .collect()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let pending = keys_pending(&state.engine.load());
     if pending.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {

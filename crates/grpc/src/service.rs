@@ -60,24 +60,33 @@ pub fn router(engine: Arc<SharedEngine>, options: CheckOptions) -> (axum::Router
     (app, reporter)
 }
 
-/// Keeps the health status in step with key readiness, forever: `SERVING` while every issuer's
-/// keys are loaded (as `/readyz`), `NOT_SERVING` otherwise, for the whole server and for
-/// [`AUTHORIZATION_SERVICE`].
+/// Sets the health status from key readiness: `SERVING` while every issuer's keys are loaded
+/// (as `/readyz`), `NOT_SERVING` otherwise, for the whole server and for
+/// [`AUTHORIZATION_SERVICE`]; `last` is the status set before (nothing is sent when unchanged).
+async fn report_readiness(
+    engine: &SharedEngine,
+    reporter: &HealthReporter,
+    last: &mut Option<ServingStatus>,
+) {
+    let status = if keys_pending(&engine.load()).is_empty() {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    if *last != Some(status) {
+        reporter.set_service_status("", status).await;
+        reporter
+            .set_service_status(AUTHORIZATION_SERVICE, status)
+            .await;
+        *last = Some(status);
+    }
+}
+
+/// Keeps the health status in step with key readiness ([`report_readiness`]), forever.
 pub async fn track_readiness(engine: Arc<SharedEngine>, reporter: HealthReporter) {
     let mut last = None;
     loop {
-        let status = if keys_pending(&engine.load()).is_empty() {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(status) {
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status(AUTHORIZATION_SERVICE, status)
-                .await;
-            last = Some(status);
-        }
+        report_readiness(&engine, &reporter, &mut last).await;
         tokio::time::sleep(HEALTH_INTERVAL).await;
     }
 }
@@ -105,7 +114,6 @@ pub fn spawn(
     let addr = listener.local_addr()?;
     let metrics = engine.load().metrics().clone();
     let (app, reporter) = router(engine.clone(), options);
-    let health = tokio::spawn(track_readiness(engine, reporter));
     // The gRPC listener has no HTTP endpoints: over the connection limit, every call gets 503
     // (an error Envoy turns into a refusal with failure_mode_allow: false).
     let grpc_options = ServerOptions {
@@ -118,6 +126,10 @@ pub fn spawn(
         ..gateway.clone()
     };
     let task = tokio::spawn(async move {
+        // The first status is set before the first connection is served (it waits in the
+        // listener's backlog): a health check never finds the service unknown.
+        report_readiness(&engine, &reporter, &mut None).await;
+        let health = tokio::spawn(track_readiness(engine, reporter));
         let served = serve_gateway(listener, app, metrics, &grpc_options, tls, shutdown).await;
         health.abort();
         served

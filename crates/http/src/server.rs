@@ -47,6 +47,10 @@ pub struct ServerOptions {
     pub forward_auth_prefix: Option<String>,
     /// Status for `invalid_request` at the forward-auth endpoint.
     pub forward_auth_invalid_request_status: u16,
+    /// Listen address of the gRPC ext_authz server (`jwtgate-grpc`), if enabled.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Whether gRPC ext_authz leaves the token in the request Envoy forwards.
+    pub grpc_forward_token: bool,
     /// Liveness path, if enabled.
     pub health_path: Option<String>,
     /// Readiness path, if enabled.

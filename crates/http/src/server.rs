@@ -47,6 +47,10 @@ pub struct ServerOptions {
     pub forward_auth_prefix: Option<String>,
     /// Status for `invalid_request` at the forward-auth endpoint.
     pub forward_auth_invalid_request_status: u16,
+    /// Listen address of the gRPC ext_authz server (`jwtgate-grpc`), if enabled.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Whether gRPC ext_authz leaves the token in the request Envoy forwards.
+    pub grpc_forward_token: bool,
     /// Liveness path, if enabled.
     pub health_path: Option<String>,
     /// Readiness path, if enabled.
@@ -230,10 +234,11 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
-    let engine = state.engine.load();
-    let registry = engine.registry();
-    let pending: Vec<String> = registry
+/// The issuers whose keys are not ready yet, each with why (`issuer: error`); empty when the
+/// engine is ready to decide (the readiness of `/readyz` and of gRPC health).
+pub fn keys_pending(engine: &Engine) -> Vec<String> {
+    engine
+        .registry()
         .entries()
         .iter()
         .filter(|e| !e.source().is_ready())
@@ -244,7 +249,11 @@ async fn ready(State(state): State<AppState>) -> Response {
                 None => format!("{issuer}: keys not loaded yet"),
             }
         })
-        .collect();
+        .collect()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let pending = keys_pending(&state.engine.load());
     if pending.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {

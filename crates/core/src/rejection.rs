@@ -213,6 +213,11 @@ pub enum Reason {
         /// Claims other than scope/scp/permissions that contain a missing scope: (scope, claim).
         elsewhere: Vec<(String, String)>,
     },
+    /// A revocation rule refuses the (otherwise valid) token.
+    Revoked {
+        /// Which rule, in words (`jti`, `subject, issued before …`).
+        rule: String,
+    },
 }
 
 /// A refused token: code, reason and description. The reason is boxed so that `Result<_,
@@ -282,6 +287,7 @@ impl Rejection {
             Reason::ClaimValueMismatch { .. } => "claim_value_mismatch",
             Reason::TooManyScopes { .. } => "too_many_scopes",
             Reason::InsufficientScope { .. } => "insufficient_scope",
+            Reason::Revoked { .. } => "revoked",
         }
     }
 }
@@ -474,6 +480,7 @@ fn describe(reason: &Reason) -> String {
             }
             text
         }
+        Reason::Revoked { rule } => format!("token revoked (by {rule})"),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::token_cache::TokenCache;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_core::{ScopeRequirement, Verified};
 use jwtgate_keys::Registry;
+use jwtgate_revocation::Revocations;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -128,6 +129,7 @@ pub struct Engine {
     cors: Option<Cors>,
     issuer_scopes: Vec<(String, ScopeRequirement)>,
     metrics: Arc<Metrics>,
+    revocation: Option<Arc<Revocations>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -163,6 +165,7 @@ impl Engine {
             cors: None,
             issuer_scopes: Vec::new(),
             metrics: Arc::default(),
+            revocation: None,
         }
     }
 
@@ -214,6 +217,18 @@ impl Engine {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Refuses verified tokens (fresh or cached) that a rule of `revocation` matches; share one
+    /// [`Revocations`] between an engine and the one replacing it, like the counters.
+    pub fn with_revocation(mut self, revocation: Arc<Revocations>) -> Self {
+        self.revocation = Some(revocation);
+        self
+    }
+
+    /// The revocation rules, when enabled.
+    pub fn revocation(&self) -> Option<&Arc<Revocations>> {
+        self.revocation.as_ref()
     }
 
     /// The key registry.
@@ -416,8 +431,28 @@ impl Engine {
     }
 
     /// Verifies a token through the cache, with its finished identity headers (computed once per
-    /// token and cached with it).
+    /// token and cached with it), then checks it against the revocation rules (a cached token
+    /// too: a rule added after it was cached refuses it at once).
     async fn verify_with_identity(
+        &self,
+        token: &[u8],
+        now: i64,
+    ) -> Result<CachedPass, jwtgate_core::Rejection> {
+        let pass = self.verify_cached(token, now).await?;
+        if let Some(rule) = self
+            .revocation
+            .as_ref()
+            .and_then(|revocation| revocation.check(&pass.verified, now))
+        {
+            return Err(jwtgate_core::Reason::Revoked {
+                rule: rule.to_string(),
+            }
+            .into());
+        }
+        Ok(pass)
+    }
+
+    async fn verify_cached(
         &self,
         token: &[u8],
         now: i64,

@@ -11,6 +11,7 @@ use crate::server::{ConnectionLimits, ServerOptions};
 use jwtgate_engine::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
 use jwtgate_engine::{Cors, Engine};
 use jwtgate_keys::CacheSettings;
+use jwtgate_revocation::RevocationSection;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -293,6 +294,9 @@ pub struct GatewayConfig {
     /// `[paths]`: which risky request-path features pass as data (all refused by default).
     #[serde(default)]
     pub paths: PathPolicy,
+    /// `[revocation]`: where revocation rules come from (a file or Redis); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationSection>,
 }
 
 /// A built gateway: the decision maker and the server options.
@@ -375,6 +379,24 @@ impl GatewayConfig {
             });
         if let Some(old) = previous {
             engine = engine.with_metrics(old.metrics().clone());
+        }
+        if let Some(section) = &self.revocation {
+            let source = section
+                .source()
+                .map_err(|e| invalid(format!("revocation.{}", e.key), e.message))?;
+            // A reload keeps the rules held and their follower; a changed source needs a restart.
+            let revocations = match previous.and_then(|old| old.revocation()) {
+                Some(held) => {
+                    if held.followed_source() != Some(&source) {
+                        tracing::warn!("configuration reload: [revocation] changed its source; the running source stays until a restart");
+                    }
+                    held.clone()
+                }
+                None => section
+                    .build()
+                    .map_err(|e| invalid(format!("revocation.{}", e.key), e.message))?,
+            };
+            engine = engine.with_revocation(revocations);
         }
         if self.cache.capacity > 0 {
             if self.cache.max_age <= 0 {

@@ -235,8 +235,8 @@ async fn health() -> &'static str {
 }
 
 /// Why the engine is not ready: issuers whose keys are not loaded (`issuer: error`) and a
-/// revocation source that has not synced; empty when the
-/// engine is ready to decide (the readiness of `/readyz` and of gRPC health).
+/// revocation source that has not synced; empty when the engine is ready to decide (the
+/// readiness of `/readyz` and of gRPC health).
 pub fn not_ready_reasons(engine: &Engine) -> Vec<String> {
     engine
         .registry()

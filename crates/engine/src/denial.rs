@@ -95,6 +95,25 @@ impl Denial {
         }
     }
 
+    /// A verified token that does not meet a claim condition of its issuer or route (or one that
+    /// could not be evaluated on it): 403 `insufficient_scope` naming the condition, without
+    /// `scope` (no scope would help).
+    pub fn condition_failed(realm: &str, failure: crate::conditions::ConditionFailure) -> Denial {
+        Denial {
+            status: 403,
+            code: Some(ErrorCode::InsufficientScope),
+            kind: if failure.error {
+                "condition_error"
+            } else {
+                "condition_failed"
+            },
+            description: failure.description,
+            realm: realm.to_owned(),
+            scope: None,
+            verified: None,
+        }
+    }
+
     /// The answer for a rejected token: 401 `invalid_token`, 403 `insufficient_scope` (with
     /// `scope`) or 400 `invalid_request` (an empty token).
     pub fn from_rejection(realm: &str, rejection: &Rejection) -> Denial {

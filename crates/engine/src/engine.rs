@@ -128,6 +128,7 @@ pub struct Engine {
     cache: Option<TokenCache<CachedPass>>,
     cors: Option<Cors>,
     issuer_scopes: Vec<(String, ScopeRequirement)>,
+    issuer_rules: Vec<crate::rules::IssuerRules>,
     metrics: Arc<Metrics>,
     revocation: Option<Arc<Revocations>>,
 }
@@ -164,6 +165,7 @@ impl Engine {
             cache: None,
             cors: None,
             issuer_scopes: Vec::new(),
+            issuer_rules: Vec::new(),
             metrics: Arc::default(),
             revocation: None,
         }
@@ -210,6 +212,13 @@ impl Engine {
     /// route's scopes (a verified token short of them is `insufficient_scope`, and stays cached).
     pub fn with_issuer_scopes(mut self, scopes: Vec<(String, ScopeRequirement)>) -> Self {
         self.issuer_scopes = scopes;
+        self
+    }
+
+    /// Each issuer's audiences and claim conditions ([`crate::rules::issuer_rules`]), checked
+    /// after verification on every request, cache hits included.
+    pub fn with_issuer_rules(mut self, rules: Vec<crate::rules::IssuerRules>) -> Self {
+        self.issuer_rules = rules;
         self
     }
 
@@ -341,7 +350,8 @@ impl Engine {
                 }
             }
         }
-        let requirement = match self.routes.requirement(request.method, &path) {
+        let (requirement, route_policy) = self.routes.rule(request.method, &path);
+        let requirement = match requirement {
             Requirement::Public => {
                 return Outcome::Allow(Allow {
                     identity: Arc::from([]),
@@ -376,7 +386,18 @@ impl Engine {
                 return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
             }
         };
-        let issuer = pass.verified.issuer();
+        // Per-request checks on the verified token (cached or not): the route's issuers and
+        // audiences, then scopes, then conditions. Issuer settings are found by the configured
+        // issuer (a template for a tenant's token).
+        let issuer = self
+            .registry
+            .configured_issuer(pass.verified.issuer())
+            .unwrap_or(pass.verified.issuer());
+        let rules = self.issuer_rules.iter().find(|r| r.issuer == issuer);
+        let audiences = rules.map(|r| r.audiences.as_slice());
+        if let Err(rejection) = route_policy.admits(&pass.verified, issuer, audiences) {
+            return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+        }
         let issuer_scopes = self
             .issuer_scopes
             .iter()
@@ -385,6 +406,13 @@ impl Engine {
         for scopes in issuer_scopes.chain([requirement]) {
             if let Err(rejection) = pass.verified.require(scopes) {
                 let denial = Denial::from_rejection(&self.realm, &rejection);
+                return Outcome::Deny(denial.for_verified(pass.verified));
+            }
+        }
+        let conditions = rules.map(|r| &r.conditions).into_iter();
+        for conditions in conditions.chain([route_policy.conditions()]) {
+            if let Err(failure) = conditions.check(&pass.verified) {
+                let denial = Denial::condition_failed(&self.realm, failure);
                 return Outcome::Deny(denial.for_verified(pass.verified));
             }
         }

@@ -25,6 +25,7 @@
 
 pub mod args;
 pub mod bearer;
+pub mod conditions;
 pub mod denial;
 mod engine;
 pub mod hygiene;
@@ -42,6 +43,7 @@ pub use engine::{
 pub use metrics::Metrics;
 
 pub use rules::{
-    build_registry, build_routes, issuer_scopes, CacheSection, ConfigError, IssuerSection,
-    KeysSection, RouteSection, Unmatched,
+    build_policy, build_registry, build_routes, issuer_rules, issuer_scopes, CacheSection,
+    ConfigError, IssuerRules, IssuerSection, KeysSection, PolicyParts, RouteSection,
+    TenantsSection, Unmatched,
 };

@@ -345,17 +345,15 @@ impl GatewayConfig {
             key,
             message,
         };
-        let registry = match previous {
-            Some(old) => jwtgate_engine::rules::build_registry_reusing(
-                &self.issuers,
-                &self.keys,
-                file,
-                old.registry(),
-            )?,
-            None => build_registry(&self.issuers, &self.keys, file)?,
-        };
         let unmatched = Unmatched::resolve(self.server.unmatched, !self.routes.is_empty());
-        let table = build_routes(&self.routes, unmatched, file)?;
+        let parts = jwtgate_engine::build_policy(
+            &self.issuers,
+            &self.routes,
+            unmatched,
+            &self.keys,
+            file,
+            previous.map(Engine::registry),
+        )?;
         let mut identity = IdentityHeaders::with_names(
             &self.identity.subject,
             &self.identity.issuer,
@@ -368,7 +366,8 @@ impl GatewayConfig {
                 .map_claim(claim, header)
                 .map_err(|e| invalid(format!("identity.claims.{claim}"), e.to_string()))?;
         }
-        let mut engine = Engine::new(registry, table)
+        let mut engine = Engine::new(parts.registry, parts.routes)
+            .with_issuer_rules(parts.issuer_rules)
             .with_realm(self.server.realm.clone())
             .with_identity(identity)
             .with_path_policy(self.paths)

@@ -157,10 +157,12 @@ pub struct ProofContext<'a> {
     /// The URI the client used (`https://api.example.com/users?x=1`); query and fragment are
     /// ignored.
     pub uri: &'a str,
-    /// The access token sent with the proof (for `ath`).
-    pub access_token: &'a [u8],
-    /// The token's `cnf.jkt`.
-    pub jkt: &'a str,
+    /// The access token sent with the proof (for `ath`); `None` at a token endpoint, where a
+    /// proof comes without one.
+    pub access_token: Option<&'a [u8]>,
+    /// The token's `cnf.jkt`; `None` at a token endpoint, where the proof's key is the one the
+    /// new token will be bound to (or, for a bound refresh token, compared by the caller).
+    pub jkt: Option<&'a str>,
     /// Now, Unix seconds.
     pub now: i64,
     /// How far `iat` may be from now, either side, in seconds.
@@ -218,11 +220,13 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     };
     let key = public_key(jwk_object, alg)?;
     let jkt = thumbprint(jwk_object).map_err(ProofError::BadJwk)?;
-    if jkt != context.jkt {
-        return Err(ProofError::ThumbprintMismatch {
-            proof: jkt,
-            token: context.jkt.to_owned(),
-        });
+    if let Some(expected) = context.jkt {
+        if jkt != expected {
+            return Err(ProofError::ThumbprintMismatch {
+                proof: jkt,
+                token: expected.to_owned(),
+            });
+        }
     }
     let signing_input = proof
         .get(..header_b64.len() + 1 + payload_b64.len())
@@ -281,9 +285,11 @@ fn check_claims(
             window: context.iat_window,
         });
     }
-    let ath = text("ath")?;
-    if ath != access_token_hash(context.access_token) {
-        return Err(ProofError::AccessTokenHashMismatch);
+    if let Some(access_token) = context.access_token {
+        let ath = text("ath")?;
+        if ath != access_token_hash(access_token) {
+            return Err(ProofError::AccessTokenHashMismatch);
+        }
     }
     if let Some(nonce) = context.nonce {
         match claims.get("nonce") {
@@ -502,8 +508,8 @@ mod tests {
         ProofContext {
             method: "GET",
             uri: "https://API.example.com:443/users?page=2",
-            access_token: TOKEN.as_bytes(),
-            jkt,
+            access_token: Some(TOKEN.as_bytes()),
+            jkt: Some(jkt),
             now: NOW,
             iat_window: 60,
             nonce: None,

@@ -544,8 +544,8 @@ impl DpopPolicy {
         let context = ProofContext {
             method: request.method,
             uri: &uri,
-            access_token: request.token.as_bytes(),
-            jkt,
+            access_token: Some(request.token.as_bytes()),
+            jkt: Some(jkt),
             now: request.now,
             iat_window: self.iat_window,
             nonce: None,

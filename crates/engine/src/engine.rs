@@ -58,6 +58,11 @@ pub enum FrontEnd {
     /// jwtgate cannot remove anything from it, so a variant spelling of an identity header, or
     /// a method override naming another method, is refused.
     ForwardAuth,
+    /// Envoy's external authorization (gRPC `Check`): Envoy forwards the request itself but
+    /// applies the header changes of the answer, so — as with `Inline` — client spellings of the
+    /// identity headers and override headers are removed (`headers_to_remove`) rather than
+    /// refused, and only a `Connection` header naming a protected header is refused.
+    ExtAuthz,
     /// An API Gateway Lambda authorizer event: API Gateway forwards the request, jwtgate only
     /// answers allow or deny.
     Authorizer,

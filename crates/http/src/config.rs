@@ -82,6 +82,15 @@ pub struct ServerSection {
     /// ext_authz `path_prefix`) is checked as that path, with the request's own method.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub forward_auth_prefix: String,
+    /// Listen address of the gRPC ext_authz server (Envoy's `envoy.service.auth.v3`
+    /// Authorization and gRPC health; default none: off). Same engine, TLS and limits as
+    /// `listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// With gRPC ext_authz, leave the token in the request Envoy forwards (default false: the
+    /// upstream gets the identity headers, not `Authorization`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grpc_forward_token: bool,
     /// Status for `invalid_request` at the forward-auth endpoint (default 400; nginx's
     /// `auth_request` only understands 2xx/401/403, so its recipe sets 401).
     #[serde(default = "default_invalid_request_status")]
@@ -133,6 +142,8 @@ impl Default for ServerSection {
             realm: default_realm(),
             forward_auth_path: default_forward_auth(),
             forward_auth_prefix: String::new(),
+            grpc_listen: None,
+            grpc_forward_token: false,
             forward_auth_invalid_request_status: default_invalid_request_status(),
             health_path: default_health(),
             ready_path: default_ready(),
@@ -462,6 +473,17 @@ impl GatewayConfig {
                 ));
             }
         }
+        if self.server.grpc_listen.is_some_and(|grpc| {
+            grpc.port() != 0 && grpc.port() == self.server.listen.port() && {
+                let (a, b) = (grpc.ip(), self.server.listen.ip());
+                a == b || a.is_unspecified() || b.is_unspecified()
+            }
+        }) {
+            return Err(invalid(
+                "server.grpc_listen".into(),
+                "is the address of server.listen: gRPC needs its own port".into(),
+            ));
+        }
         let invalid_request_status = match self.server.forward_auth_invalid_request_status {
             code @ (400 | 401 | 403) => code,
             other => {
@@ -508,6 +530,8 @@ impl GatewayConfig {
                 forward_auth_path: non_empty(&self.server.forward_auth_path),
                 forward_auth_prefix: non_empty(&self.server.forward_auth_prefix),
                 forward_auth_invalid_request_status: invalid_request_status,
+                grpc_listen: self.server.grpc_listen,
+                grpc_forward_token: self.server.grpc_forward_token,
                 health_path: non_empty(&self.server.health_path),
                 ready_path: non_empty(&self.server.ready_path),
                 metrics_path: non_empty(&self.server.metrics_path),

@@ -47,6 +47,10 @@ pub struct ServerOptions {
     pub forward_auth_prefix: Option<String>,
     /// Status for `invalid_request` at the forward-auth endpoint.
     pub forward_auth_invalid_request_status: u16,
+    /// Listen address of the gRPC ext_authz server (`jwtgate-grpc`), if enabled.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Whether gRPC ext_authz leaves the token in the request Envoy forwards.
+    pub grpc_forward_token: bool,
     /// Liveness path, if enabled.
     pub health_path: Option<String>,
     /// Readiness path, if enabled.
@@ -230,10 +234,12 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
-    let engine = state.engine.load();
-    let registry = engine.registry();
-    let pending: Vec<String> = registry
+/// Why the engine is not ready: issuers whose keys are not loaded (`issuer: error`) and a
+/// revocation source that has not synced; empty when the engine is ready to decide (the
+/// readiness of `/readyz` and of gRPC health).
+pub fn not_ready_reasons(engine: &Engine) -> Vec<String> {
+    engine
+        .registry()
         .entries()
         .iter()
         .filter(|e| !e.source().is_ready())
@@ -245,7 +251,11 @@ async fn ready(State(state): State<AppState>) -> Response {
             }
         })
         .chain(engine.revocation().and_then(|r| r.readiness().err()))
-        .collect();
+        .collect()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let pending = not_ready_reasons(&state.engine.load());
     if pending.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {

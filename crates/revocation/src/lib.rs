@@ -34,6 +34,8 @@ pub mod handle;
 pub mod redis_store;
 pub mod rule;
 pub mod set;
+#[cfg(feature = "redis")]
+pub mod writer;
 
 pub use config::{RevocationSection, SectionError, Source};
 pub use handle::{Revocations, SourceLabel};

@@ -8,9 +8,11 @@ use crate::keyring::{KeyInfo, KeyRing, KeyRingError};
 use crate::random::{self, RandomError};
 use crate::store::{OpaqueGrant, RefreshGrant, Store, StoreError};
 use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_revocation::writer::RuleWriter;
+use jwtgate_revocation::Rule;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use thiserror::Error;
 use url::Url;
@@ -165,6 +167,7 @@ pub(crate) struct Shared {
     pub(crate) store: Mutex<Store>,
     failure: Mutex<Option<ActiveFailure>>,
     pub(crate) dpop: crate::dpop::DpopState,
+    revocation: OnceLock<RuleWriter>,
 }
 
 /// A running issuer's state. Cheap to clone; every clone is the same issuer.
@@ -274,8 +277,69 @@ impl Issuer {
                 store: Mutex::new(Store::default()),
                 failure: Mutex::new(None),
                 dpop: crate::dpop::DpopState::new(options.dpop_nonce),
+                revocation: OnceLock::new(),
             }),
         })
+    }
+
+    /// Writes revocation rules to `writer` from now on: at logout, a rule refusing the user's
+    /// access tokens issued until then; at `/oauth/revoke`, a rule refusing the access token
+    /// revoked (or, for a refresh token, the user's access tokens). Gateways following the same
+    /// file or Redis then refuse those tokens at once instead of at `exp`. Set once; false when
+    /// a writer was already set.
+    pub fn revoke_through(&self, writer: RuleWriter) -> bool {
+        self.shared.revocation.set(writer).is_ok()
+    }
+
+    /// Revokes the access tokens of `sub` issued until now (this second included, since `iat` is
+    /// whole seconds), kept as long as such a token can live. Failures are logged: logout goes on.
+    pub(crate) async fn revoke_subject(&self, sub: &str) {
+        let now = self.shared.clock.unix();
+        self.revoke_subject_until(sub, now.saturating_add(1)).await;
+    }
+
+    /// Revokes the access tokens of `sub` issued before `before`, kept as long as such a token
+    /// can live.
+    pub(crate) async fn revoke_subject_until(&self, sub: &str, before: i64) {
+        let Some(writer) = self.shared.revocation.get() else {
+            return;
+        };
+        let now = self.shared.clock.unix();
+        let lifetime =
+            i64::try_from(self.shared.config.issuer.access_token_lifetime).unwrap_or(i64::MAX);
+        let rule = Rule::subject(self.url(), sub, before, before.saturating_add(lifetime));
+        self.write_rule(writer, rule, now).await;
+    }
+
+    /// Revokes the access token `jti` until its `exp`.
+    pub(crate) async fn revoke_jti(&self, jti: &str, exp: i64) {
+        let Some(writer) = self.shared.revocation.get() else {
+            return;
+        };
+        let now = self.shared.clock.unix();
+        if exp <= now {
+            return;
+        }
+        self.write_rule(writer, Rule::jti(jti, exp), now).await;
+    }
+
+    async fn write_rule(
+        &self,
+        writer: &RuleWriter,
+        rule: Result<Rule, jwtgate_revocation::RuleError>,
+        now: i64,
+    ) {
+        let rule = match rule {
+            Ok(rule) => rule,
+            Err(error) => {
+                tracing::warn!(%error, "no revocation rule written");
+                return;
+            }
+        };
+        match writer.add(&rule, now).await {
+            Ok(()) => tracing::info!(%rule, "revocation rule written"),
+            Err(error) => tracing::error!(%rule, %error, "revocation rule NOT written"),
+        }
     }
 
     /// The issuer identifier, with its trailing slash: the `iss` of every token.

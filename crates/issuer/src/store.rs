@@ -217,9 +217,9 @@ impl Store {
             .cloned()
     }
 
-    /// Ends the session whose cookie value is `cookie` (logout).
-    pub fn end_session(&mut self, cookie: &str) {
-        self.sessions.remove(cookie);
+    /// Ends the session whose cookie value is `cookie` (logout); returns it, if there was one.
+    pub fn end_session(&mut self, cookie: &str) -> Option<Session> {
+        self.sessions.remove(cookie)
     }
 
     /// Parks an authorization request while the login page is shown; returns its id.

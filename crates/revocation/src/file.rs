@@ -117,3 +117,25 @@ pub async fn follow(
         }
     }
 }
+
+/// Changes the rules file at `path` (a missing file is an empty one): reads it, drops the rules
+/// no longer live at `now`, applies `change`, and writes it whole under another name then
+/// renames it, so a gateway never reads half a file.
+pub fn update(path: &Path, now: i64, change: impl FnOnce(&mut RuleSet)) -> Result<(), FileError> {
+    let read_error = |error| FileError::Read {
+        path: path.display().to_string(),
+        error,
+    };
+    let mut rules = match std::fs::read_to_string(path) {
+        Ok(text) => rules_of(path, &text)?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => RuleSet::new(),
+        Err(error) => return Err(read_error(error)),
+    };
+    rules.purge(now);
+    change(&mut rules);
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, crate::rule::to_json_lines(&rules.rules())).map_err(read_error)?;
+    std::fs::rename(&temporary, path).map_err(read_error)
+}

@@ -34,11 +34,16 @@ pub mod handle;
 pub mod redis_store;
 pub mod rule;
 pub mod set;
+#[cfg(feature = "redis")]
+pub mod writer;
 
 pub use config::{RevocationSection, SectionError, Source};
 pub use handle::{Revocations, SourceLabel};
 pub use rule::{parse_json_lines, parse_time, to_json_lines, Rule, RuleError, RuleKey};
 pub use set::{Match, RuleSet, TokenFacts};
+
+/// Whether this build can follow Redis (feature `redis`).
+pub const REDIS_SUPPORTED: bool = cfg!(feature = "redis");
 
 /// Current Unix time in seconds.
 pub fn unix_now() -> i64 {

@@ -66,6 +66,8 @@ pub enum Change {
     Add {
         /// The rule.
         rule: Rule,
+        /// The generation marker of the Redis it was stored in.
+        generation: String,
     },
     /// A rule was removed.
     Remove {
@@ -181,14 +183,24 @@ impl RedisStore {
         if !rule.is_live(now) {
             return Err(StoreError::AlreadyExpired(rule.to_string()));
         }
-        let change = Change::Add { rule: rule.clone() };
-        redis::pipe()
+        let (generation,): (String,) = redis::pipe()
             .atomic()
             .cmd("SET")
             .arg(self.names.generation())
             .arg(new_generation())
             .arg("NX")
             .ignore()
+            .cmd("GET")
+            .arg(self.names.generation())
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|e| self.error(e))?;
+        let change = Change::Add {
+            rule: rule.clone(),
+            generation,
+        };
+        redis::pipe()
+            .atomic()
             .cmd("SET")
             .arg(self.names.rule(rule.key()))
             .arg(rule.to_json_line())
@@ -380,7 +392,7 @@ impl Follower {
                     let Some(revocations) = self.revocations.upgrade() else {
                         return Ok(());
                     };
-                    apply(&revocations, message.get_payload_bytes());
+                    self.apply(&revocations, message.get_payload_bytes());
                 }
                 _ = ticks.tick() => {
                     if !self.full_sync(&mut store).await? {
@@ -388,6 +400,26 @@ impl Follower {
                     }
                 }
             }
+        }
+    }
+
+    /// Applies one message from the channel (a malformed one is logged and ignored: the next
+    /// full sync corrects whatever it meant). A rule stored under another generation marker than
+    /// the one last seen means the Redis lost its data in between: the rules held are kept.
+    fn apply(&mut self, revocations: &Revocations, payload: &[u8]) {
+        match serde_json::from_slice::<Change>(payload) {
+            Ok(Change::Add { rule, generation }) => {
+                if self.generation.as_ref() != Some(&generation) {
+                    if self.generation.is_some() {
+                        tracing::warn!(url = %self.url, "Redis lost its revocation rules (a new generation): keeping the rules held until they expire");
+                        revocations.source_lost_data(RuleSet::new());
+                    }
+                    self.generation = Some(generation);
+                }
+                revocations.add(&rule);
+            }
+            Ok(Change::Remove { key }) => revocations.remove(&key),
+            Err(error) => tracing::warn!(%error, "unreadable revocation change message ignored"),
         }
     }
 
@@ -419,15 +451,5 @@ impl Follower {
         revocations.mark_synced();
         self.generation = snapshot.generation;
         Ok(true)
-    }
-}
-
-/// Applies one message from the channel (a malformed one is logged and ignored: the next full
-/// sync corrects whatever it meant).
-fn apply(revocations: &Revocations, payload: &[u8]) {
-    match serde_json::from_slice::<Change>(payload) {
-        Ok(Change::Add { rule }) => revocations.add(&rule),
-        Ok(Change::Remove { key }) => revocations.remove(&key),
-        Err(error) => tracing::warn!(%error, "unreadable revocation change message ignored"),
     }
 }

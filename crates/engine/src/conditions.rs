@@ -16,15 +16,18 @@
 //!   `condition_error` in metrics).
 //!
 //! Only the claims a `when` expression names as `claims.NAME` or `claims["NAME"]` are converted
-//! for CEL on each request (all of them when the expression uses `claims` any other way), which
-//! keeps a condition's cost on the cached path small.
+//! for CEL (all of them when the expression uses `claims` any other way). A condition's result
+//! depends on the token's claims alone (no clock, no request data), so [`Conditions::check_shared`]
+//! remembers it per verified token (the `Arc` the verified-token cache hands out): a cached token
+//! pays for a CEL evaluation once per thread, not on every request.
 
 use cel::common::ast::{EntryExpr, Expr, LiteralValue};
 use cel::{Context, Env, IdedExpr, Program, Value as CelValue};
 use jwtgate_core::Verified;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock, Weak};
 use thiserror::Error;
 
 /// A condition that cannot be used, found when the configuration loads.
@@ -307,11 +310,94 @@ fn to_cel(value: &Value) -> CelValue {
     }
 }
 
+/// Mixes the memo's keys (a conditions id and an address, both already unique).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(29) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+}
+
+/// (conditions id, address of the verified token's `Arc`) → (that `Arc`, weakly; the result).
+type Remembered = HashMap<
+    (u64, usize),
+    (Weak<Verified>, Result<(), ConditionFailure>),
+    BuildHasherDefault<KeyHasher>,
+>;
+
+/// Most results one thread remembers.
+const MEMO_CAPACITY: usize = 4096;
+
+thread_local! {
+    /// Results remembered per thread, so a hit takes no lock and no atomic operation. An entry
+    /// holds a `Weak` to the token's `Arc`, so that allocation (and its address) cannot be reused
+    /// while the entry exists: a live token found at a remembered address is the token
+    /// remembered. Conditions are told apart by an id never reused (an address could be, after a
+    /// reload). Bounded: at [`MEMO_CAPACITY`] entries those of tokens no longer alive are dropped,
+    /// and everything if that is not enough.
+    static REMEMBERED: std::cell::RefCell<Remembered> = std::cell::RefCell::default();
+}
+
+/// Ids for [`Conditions`], never reused in a process.
+static NEXT_CONDITIONS_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn remembered(id: u64, verified: &Arc<Verified>) -> Option<Result<(), ConditionFailure>> {
+    let key = (id, Arc::as_ptr(verified) as usize);
+    REMEMBERED.with(|map| map.borrow().get(&key).map(|(_, result)| result.clone()))
+}
+
+fn remember(id: u64, verified: &Arc<Verified>, result: &Result<(), ConditionFailure>) {
+    let key = (id, Arc::as_ptr(verified) as usize);
+    REMEMBERED.with(|map| {
+        let mut map = map.borrow_mut();
+        if map.len() >= MEMO_CAPACITY {
+            map.retain(|_, (weak, _)| weak.strong_count() > 0);
+            if map.len() >= MEMO_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(key, (Arc::downgrade(verified), result.clone()));
+    });
+}
+
 /// The conditions of one route or issuer: claim equalities and an optional CEL expression.
-#[derive(Debug, Default)]
 pub struct Conditions {
     claims: Vec<ClaimCondition>,
     when: Option<When>,
+    id: u64,
+}
+
+impl std::fmt::Debug for Conditions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conditions")
+            .field("claims", &self.claims)
+            .field("when", &self.when)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Conditions {
+    /// No condition.
+    fn default() -> Conditions {
+        Conditions {
+            claims: Vec::new(),
+            when: None,
+            id: NEXT_CONDITIONS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
 }
 
 /// Conditions are equal when written the same.
@@ -370,7 +456,23 @@ impl Conditions {
         Ok(Conditions {
             claims: compiled,
             when,
+            id: NEXT_CONDITIONS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// [`Conditions::check`] for a shared verified token, remembering the result for as long as
+    /// that token is alive (the verified-token cache keeps it): the same claims give the same
+    /// answer, so a cached token is evaluated once.
+    pub fn check_shared(&self, verified: &Arc<Verified>) -> Result<(), ConditionFailure> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        if let Some(result) = remembered(self.id, verified) {
+            return result;
+        }
+        let result = self.check(verified);
+        remember(self.id, verified, &result);
+        result
     }
 
     /// True when there is nothing to check.

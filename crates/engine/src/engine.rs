@@ -470,7 +470,7 @@ impl Engine {
         }
         let conditions = rules.map(|r| &r.conditions).into_iter();
         for conditions in conditions.chain([route_policy.conditions()]) {
-            if let Err(failure) = conditions.check(&pass.verified) {
+            if let Err(failure) = conditions.check_shared(&pass.verified) {
                 let denial = Denial::condition_failed(&self.realm, failure);
                 return Outcome::Deny(denial.for_verified(pass.verified));
             }

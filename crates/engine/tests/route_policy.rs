@@ -285,8 +285,12 @@ path = "/open"
 
     // Route `when`.
     let admin = second.token(json!({"org_id": "acme", "roles": ["admin", "user"]}));
-    assert_eq!(ask(&engine, "/admin", &admin).await.status, 200);
     let user = second.token(json!({"org_id": "acme", "roles": ["user"]}));
+    // Asked again and again (cache hits, remembered results), each keeps its own answer.
+    for _ in 0..3 {
+        assert_eq!(ask(&engine, "/admin", &admin).await.status, 200);
+        assert_eq!(ask(&engine, "/admin", &user).await.kind, "condition_failed");
+    }
     let answer = ask(&engine, "/admin", &user).await;
     assert_eq!((answer.status, answer.kind), (403, "condition_failed"));
     assert!(

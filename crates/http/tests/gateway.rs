@@ -538,12 +538,13 @@ async fn layer_and_extractor_in_an_axum_service() {
         Some("http://localhost:3000")
     );
 
-    // A refusal to an allowed origin exposes WWW-Authenticate to the browser.
+    // A refusal to an allowed origin exposes WWW-Authenticate (and a DPoP client's nonce) to
+    // the browser.
     let (status, headers, _) = http(addr, "GET /api/users HTTP/1.1\r\nHost: a\r\nOrigin: http://localhost:3000\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, 401);
     assert_eq!(
         header(&headers, "access-control-expose-headers"),
-        Some("WWW-Authenticate")
+        Some("WWW-Authenticate, DPoP-Nonce")
     );
 
     // Preflight from an allowed origin passes without a token; from another origin it does not.

@@ -260,3 +260,30 @@ audiences = ["api"]
     assert_eq!(provider.requests(), 0);
     assert_eq!(engine.registry().templates()[0].held().len(), 0);
 }
+
+/// Every TOML example in `docs/configuration.md` that configures issuers loads (templates,
+/// conditions and all), without any network call.
+#[test]
+fn the_documented_examples_load() {
+    let docs = include_str!("../../../docs/configuration.md");
+    let mut loaded = 0;
+    for block in docs.split("```toml\n").skip(1) {
+        let example = block.split("```").next().unwrap_or_default();
+        if !example.contains("[[issuers]]") {
+            continue;
+        }
+        let config: Config = parse_toml(example, "docs/configuration.md").unwrap();
+        let unmatched = Unmatched::resolve(None, !config.routes.is_empty());
+        build_policy(
+            &config.issuers,
+            &config.routes,
+            unmatched,
+            &config.keys,
+            "docs/configuration.md",
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{example}"));
+        loaded += 1;
+    }
+    assert!(loaded >= 3, "the Entra ID, Auth0 and Keycloak examples");
+}

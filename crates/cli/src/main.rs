@@ -14,6 +14,8 @@ mod input;
 mod jwks;
 mod render;
 #[cfg(feature = "gateway")]
+mod revoke;
+#[cfg(feature = "gateway")]
 mod serve;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -49,6 +51,9 @@ enum Command {
     /// Validate a gateway configuration file and print the effective configuration.
     #[cfg(feature = "gateway")]
     CheckConfig(serve::CheckConfigArgs),
+    /// Revoke tokens (by jti, subject or client) in Redis or a rules file; list or remove rules.
+    #[cfg(feature = "gateway")]
+    Revoke(Box<revoke::RevokeArgs>),
     /// The whole system on one machine: issuer, gateway, users API (SQLite) and an SPA.
     #[cfg(feature = "demo")]
     Demo(jwtgate_demo::cli::DemoArgs),
@@ -167,6 +172,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => return report(serve::run(&args)),
         #[cfg(feature = "gateway")]
         Command::CheckConfig(args) => return report(serve::check_config(&args)),
+        #[cfg(feature = "gateway")]
+        Command::Revoke(args) => return report(revoke::run(&args)),
         #[cfg(feature = "demo")]
         Command::Demo(args) => return report(jwtgate_demo::cli::run(&args)),
         #[cfg(feature = "lambda")]

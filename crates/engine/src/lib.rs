@@ -27,6 +27,7 @@ pub mod args;
 pub mod bearer;
 pub mod conditions;
 pub mod denial;
+pub mod dpop;
 mod engine;
 pub mod hygiene;
 pub mod identity;

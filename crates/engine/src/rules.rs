@@ -119,6 +119,42 @@ pub struct IssuerSection {
     /// A CEL condition every token of this issuer must meet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// DPoP for this issuer's tokens (default: `[dpop] mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<crate::dpop::DpopMode>,
+}
+
+/// The DPoP policy of a configuration: `[dpop]`, each issuer's `dpop`, and `[server]
+/// public_url` (the origin proofs are checked against; each front end's reading of the request
+/// otherwise). The replay store of `previous` is kept, so a reload does not forget proofs.
+pub fn dpop_policy(
+    section: &crate::dpop::DpopSection,
+    issuers: &[IssuerSection],
+    public_url: Option<&str>,
+    file: &str,
+    previous: Option<&crate::Engine>,
+) -> Result<crate::dpop::DpopPolicy, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let public_origin = public_url
+        .map(crate::dpop::public_origin)
+        .transpose()
+        .map_err(|message| invalid("server.public_url", message))?;
+    let mut policy = crate::dpop::DpopPolicy::from_section(section)
+        .map_err(|e| invalid("dpop", e.to_string()))?
+        .with_public_origin(public_origin);
+    for issuer in issuers {
+        if let Some(mode) = issuer.dpop {
+            policy = policy.with_issuer_mode(issuer.issuer.clone(), mode);
+        }
+    }
+    if let Some(old) = previous {
+        policy = policy.with_replay_store(old.dpop().replay_store().clone());
+    }
+    Ok(policy)
 }
 
 fn default_cache_capacity() -> usize {

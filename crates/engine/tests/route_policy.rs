@@ -55,6 +55,7 @@ async fn ask(engine: &Engine, path: &str, token: &str) -> Answer {
     );
     let request = RequestView {
         front: FrontEnd::Inline,
+        origin: None,
         method: "GET",
         target: path,
         headers: &headers,

@@ -50,6 +50,7 @@ async fn ask(engine: &Engine, path: &str, token: &str) -> (u16, &'static str) {
     );
     let request = RequestView {
         front: FrontEnd::Inline,
+        origin: None,
         method: "GET",
         target: path,
         headers: &headers,

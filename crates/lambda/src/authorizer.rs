@@ -120,6 +120,7 @@ impl Authorizer {
         let request = event::parse(event)?;
         let view = RequestView {
             front: FrontEnd::Authorizer,
+            origin: None,
             method: request.arn.method(),
             target: request.arn.path(),
             headers: &request.headers,

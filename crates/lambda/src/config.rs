@@ -82,6 +82,10 @@ pub struct LambdaConfig {
     /// Authorizer settings.
     #[serde(default)]
     pub lambda: LambdaSection,
+    /// `[revocation]`: revocation rules from a file or (in builds with Redis support) Redis,
+    /// as in the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<jwtgate_revocation::RevocationSection>,
 }
 
 /// Where a setting came from, for error messages.
@@ -156,6 +160,23 @@ impl LambdaConfig {
                 return Err(invalid("cache.max_age", "must be positive".into()));
             }
             engine = engine.with_cache(TokenCache::new(self.cache.capacity, self.cache.max_age));
+        }
+        if let Some(section) = &self.revocation {
+            let source = section
+                .source()
+                .map_err(|e| invalid(&format!("revocation.{}", e.key), e.message.clone()))?;
+            if matches!(source, jwtgate_revocation::Source::Redis(_))
+                && !jwtgate_revocation::REDIS_SUPPORTED
+            {
+                return Err(invalid(
+                    "revocation.redis_url",
+                    "this jwtgate was built without Redis support (the Lambda-only build); use `file`, or the full build".into(),
+                ));
+            }
+            let revocations = section
+                .build()
+                .map_err(|e| invalid(&format!("revocation.{}", e.key), e.message))?;
+            engine = engine.with_revocation(revocations);
         }
         Ok(Authorizer::new(
             engine,

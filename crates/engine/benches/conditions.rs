@@ -82,6 +82,7 @@ fn decide(engine: &Engine, path: &str, headers: &HeaderMap, now: i64) -> bool {
         method: "GET",
         target: path,
         headers,
+        origin: None,
         token: TokenInput::FromRequest,
         now,
     };
@@ -145,6 +146,7 @@ fn main() {
             method: "GET",
             target: path,
             headers: &headers,
+            origin: None,
             token: TokenInput::FromRequest,
             now,
         };

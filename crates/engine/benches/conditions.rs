@@ -83,7 +83,6 @@ fn decide(engine: &Engine, path: &str, headers: &HeaderMap, now: i64) -> bool {
         method: "GET",
         target: path,
         headers,
-        origin: None,
         token: TokenInput::FromRequest,
         now,
     };
@@ -148,7 +147,6 @@ fn main() {
             method: "GET",
             target: path,
             headers: &headers,
-            origin: None,
             token: TokenInput::FromRequest,
             now,
         };

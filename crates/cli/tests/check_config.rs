@@ -112,3 +112,38 @@ fn the_grpc_listener_is_checked() {
     assert_eq!(code, 2);
     assert!(err.contains("grpc_listen"), "{err}");
 }
+
+#[test]
+fn templates_route_policies_and_conditions_in_both_modes() {
+    let text = r#"
+[[issuers]]
+issuer = "https://login.microsoftonline.com/{tenant}/v2.0"
+tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+audiences = ["api://orders"]
+claims = { email_verified = true }
+
+[[routes]]
+methods = ["GET"]
+path = "/orders"
+audiences = ["api://orders-v2"]
+issuers = ["https://login.microsoftonline.com/{tenant}/v2.0"]
+when = 'claims.tid == "72f988bf-86f1-41af-91ab-2d7cd011db47"'
+"#;
+    for extra in [&[][..], &["--lambda"][..]] {
+        let (code, out, err) = check(text, extra);
+        assert_eq!(code, 0, "{extra:?}: {err}");
+        assert!(out.contains("tenants = ["), "{out}");
+        assert!(out.contains("when = "), "{out}");
+        let broken = text.replace("claims.tid ==", "lookup(claims.tid) ==");
+        let (code, _, err) = check(&broken, extra);
+        assert_eq!(code, 2, "{extra:?}");
+        assert!(
+            err.contains("`routes[0].when`") && err.contains("\"lookup\""),
+            "{err}"
+        );
+        let no_tenants = text.replace("tenants = [\"72f988bf-86f1-41af-91ab-2d7cd011db47\"]\n", "");
+        let (code, _, err) = check(&no_tenants, extra);
+        assert_eq!(code, 2, "{extra:?}");
+        assert!(err.contains("`issuers[0].tenants`"), "{err}");
+    }
+}

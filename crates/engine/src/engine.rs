@@ -513,7 +513,9 @@ impl Engine {
         }
     }
 
-    /// Verifies a token through the cache.
+    /// Verifies a token through the cache: signature, issuer, times, and an audience that the
+    /// issuer or any route accepts. What a route adds — its issuers and audiences, scopes and
+    /// conditions — only [`Engine::decide`] checks: decide, not this, whether a request passes.
     pub async fn verify(
         &self,
         token: &[u8],

@@ -261,3 +261,65 @@ audiences = ["api"]
     assert_eq!(provider.requests(), 0);
     assert_eq!(engine.registry().templates()[0].held().len(), 0);
 }
+
+/// Every TOML example in `docs/configuration.md` that configures issuers loads (templates,
+/// conditions and all), without any network call.
+#[test]
+fn the_documented_examples_load() {
+    let docs = include_str!("../../../docs/configuration.md");
+    let mut loaded = 0;
+    for block in docs.split("```toml\n").skip(1) {
+        let example = block.split("```").next().unwrap_or_default();
+        if !example.contains("[[issuers]]") {
+            continue;
+        }
+        let config: Config = parse_toml(example, "docs/configuration.md").unwrap();
+        let unmatched = Unmatched::resolve(None, !config.routes.is_empty());
+        build_policy(
+            &config.issuers,
+            &config.routes,
+            unmatched,
+            &config.keys,
+            "docs/configuration.md",
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{example}"));
+        loaded += 1;
+    }
+    assert!(loaded >= 3, "the Entra ID, Auth0 and Keycloak examples");
+}
+
+#[tokio::test]
+async fn tenants_sharing_one_jwks_document_still_keep_their_own_caches() {
+    // Entra ID's shape: every tenant's keys at one common URL. Each concrete issuer still
+    // fetches and caches the document for itself.
+    let common = Issuer::new();
+    let server = jwtgate_test_support::JwksServer::start(&common.jwks());
+    let toml = format!(
+        r#"
+[[issuers]]
+issuer = "https://login.example.com/{{tenant}}/v2.0"
+tenants = ["one", "two"]
+audiences = ["api"]
+jwks_url = "{}"
+"#,
+        server.jwks_url()
+    );
+    let engine = engine_for(&toml);
+    let for_tenant = |tenant: &str| {
+        common
+            .token(json!({"iss": format!("https://login.example.com/{tenant}/v2.0"), "aud": "api"}))
+    };
+    assert_eq!(ask(&engine, "/", &for_tenant("one")).await, (200, "allow"));
+    assert_eq!(ask(&engine, "/", &for_tenant("one")).await, (200, "allow"));
+    assert_eq!(server.jwks_fetches(), 1);
+    assert_eq!(ask(&engine, "/", &for_tenant("two")).await, (200, "allow"));
+    assert_eq!(
+        server.jwks_fetches(),
+        2,
+        "tenant two fetched the document for itself"
+    );
+    let held = engine.registry().templates()[0].held();
+    assert_eq!(held.len(), 2);
+    assert!(!held[0].1.source().same_source(held[1].1.source()));
+}

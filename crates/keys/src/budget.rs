@@ -1,7 +1,8 @@
 //! A fetch budget shared by many key sources: at most N documents (discovery or JWKS) fetched in
 //! any 60-second window. Tenant issuers created from a template share one, so a flood of tokens
 //! naming invented or rarely seen tenants cannot make jwtgate fetch more than N documents a
-//! minute, however many concrete issuers it names.
+//! minute, however many concrete issuers it names. Refreshes ahead of expiry of keys a source
+//! already holds are not taken from it: no request drives them (one per key lifetime per source).
 
 use crate::clock::Clock;
 use std::collections::VecDeque;

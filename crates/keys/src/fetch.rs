@@ -197,6 +197,14 @@ impl Fetcher {
         })
     }
 
+    /// The same client without a fetch budget.
+    pub fn without_budget(&self) -> Fetcher {
+        Fetcher {
+            budget: None,
+            ..self.clone()
+        }
+    }
+
     /// The same client, taking every request from `budget` first (a request over the budget is
     /// refused without any network call).
     pub fn with_budget(mut self, budget: Arc<FetchBudget>) -> Fetcher {

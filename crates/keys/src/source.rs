@@ -77,6 +77,9 @@ struct State {
 struct Inner {
     kind: SourceKind,
     fetcher: Fetcher,
+    /// The same client without a fetch budget, for refreshes ahead of expiry: those come once
+    /// per lifetime of keys already held, whatever requests arrive, so no flood can drive them.
+    ahead_fetcher: Fetcher,
     settings: CacheSettings,
     clock: Arc<dyn Clock>,
     metrics: KeyMetrics,
@@ -91,6 +94,15 @@ impl Drop for Inner {
         // `notify_one` keeps a permit when the refresher is not waiting yet.
         self.retired.notify_one();
     }
+}
+
+/// Whether a fetch is taken from the source's fetch budget (if it has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// Lookups that miss, start-up and operator refreshes: what requests can drive.
+    Taken,
+    /// Refreshes ahead of expiry of keys held.
+    Exempt,
 }
 
 /// A cached, self-refreshing source of verification keys. Cheap to clone (shared state).
@@ -157,6 +169,7 @@ impl KeySource {
         KeySource {
             inner: Arc::new(Inner {
                 kind,
+                ahead_fetcher: fetcher.without_budget(),
                 fetcher,
                 settings,
                 clock,
@@ -236,11 +249,15 @@ impl KeySource {
     /// Fetches now, whatever the cooldown says (for start-up prefetch and operator commands).
     pub async fn refresh_now(&self) -> Result<(), FetchError> {
         let _guard = self.inner.refresh_lock.lock().await;
-        self.fetch_and_store().await
+        self.fetch_and_store(Budget::Taken).await
     }
 
     /// One refresh attempt under the single-flight lock, respecting the cooldown.
     pub async fn refresh(&self) -> RefreshOutcome {
+        self.refresh_with(Budget::Taken).await
+    }
+
+    async fn refresh_with(&self, budget: Budget) -> RefreshOutcome {
         let seen = self.read_state(|s| s.attempts);
         let _guard = self.inner.refresh_lock.lock().await;
         let (attempts, last_error) = self.read_state(|s| (s.attempts, s.last_error.clone()));
@@ -255,15 +272,15 @@ impl KeySource {
             self.inner.metrics.cooldown();
             return RefreshOutcome::CoolingDown;
         }
-        match self.fetch_and_store().await {
+        match self.fetch_and_store(budget).await {
             Ok(()) => RefreshOutcome::Refreshed,
             Err(error) => RefreshOutcome::Failed(error.to_string()),
         }
     }
 
-    async fn fetch_and_store(&self) -> Result<(), FetchError> {
+    async fn fetch_and_store(&self, budget: Budget) -> Result<(), FetchError> {
         self.inner.metrics.fetch();
-        let result = self.fetch().await;
+        let result = self.fetch(budget).await;
         let now = self.inner.clock.elapsed();
         match result {
             Ok((fetched, origin)) => {
@@ -307,8 +324,11 @@ impl KeySource {
         }
     }
 
-    async fn fetch(&self) -> Result<(FetchedKeys, String), FetchError> {
-        let fetcher = &self.inner.fetcher;
+    async fn fetch(&self, budget: Budget) -> Result<(FetchedKeys, String), FetchError> {
+        let fetcher = match budget {
+            Budget::Taken => &self.inner.fetcher,
+            Budget::Exempt => &self.inner.ahead_fetcher,
+        };
         match &self.inner.kind {
             SourceKind::File(path) => {
                 let bytes = tokio::fs::read(path).await.map_err(|e| FetchError::File {
@@ -369,7 +389,7 @@ impl KeySource {
         }
         let source = self.clone();
         tokio::spawn(async move {
-            source.refresh().await;
+            source.refresh_with(Budget::Exempt).await;
         });
     }
 
@@ -511,7 +531,12 @@ impl KeySource {
             let Some(source) = upgrade(&weak) else {
                 return;
             };
-            source.refresh().await;
+            let budget = if source.last_error().is_none() && source.snapshot().is_some() {
+                Budget::Exempt
+            } else {
+                Budget::Taken
+            };
+            source.refresh_with(budget).await;
         }
     }
 

@@ -391,7 +391,7 @@ impl Engine {
         };
         // Before the token is verified its issuer is unknown: refusals carry a DPoP challenge
         // when the request used DPoP or DPoP is required by default.
-        let default_mode = self.dpop.mode("", None);
+        let default_mode = self.dpop.mode("", route_policy.dpop());
         let early = |denial: Denial, scheme: Scheme| {
             if scheme == Scheme::Dpop || default_mode == DpopMode::Required {
                 denial.with_dpop_challenge(self.dpop.algs(), default_mode != DpopMode::Required)
@@ -432,7 +432,7 @@ impl Engine {
             .registry
             .configured_issuer(pass.verified.issuer())
             .unwrap_or(pass.verified.issuer());
-        let mode = self.dpop.mode(issuer, None);
+        let mode = self.dpop.mode(issuer, route_policy.dpop());
         let proof_request = ProofRequest {
             method: request.method,
             origin: request.origin,

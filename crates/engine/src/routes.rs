@@ -23,6 +23,7 @@ pub struct RoutePolicy {
     issuers: Vec<String>,
     audiences: Vec<String>,
     conditions: Conditions,
+    dpop: Option<crate::dpop::DpopMode>,
 }
 
 impl RoutePolicy {
@@ -38,7 +39,20 @@ impl RoutePolicy {
             issuers,
             audiences,
             conditions,
+            dpop: None,
         }
+    }
+
+    /// The same policy with the route's own DPoP mode (combined with the issuer's: the stricter
+    /// wins).
+    pub fn with_dpop(mut self, mode: Option<crate::dpop::DpopMode>) -> RoutePolicy {
+        self.dpop = mode;
+        self
+    }
+
+    /// The route's DPoP mode, if it sets one.
+    pub fn dpop(&self) -> Option<crate::dpop::DpopMode> {
+        self.dpop
     }
 
     /// The accepted issuers (empty: any configured issuer).

@@ -221,6 +221,9 @@ pub struct RouteSection {
     /// A CEL condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// DPoP on this route, combined with the token's issuer's mode (the stricter wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<crate::dpop::DpopMode>,
 }
 
 impl RouteSection {
@@ -772,11 +775,12 @@ pub fn build_routes(
         let checks_token = !section.issuers.is_empty()
             || !section.audiences.is_empty()
             || !section.claims.is_empty()
-            || section.when.is_some();
+            || section.when.is_some()
+            || section.dpop.is_some();
         if section.public && checks_token {
             return Err(invalid(
                 format!("routes[{i}].public"),
-                "a public route checks no token: it cannot name issuers, audiences, claims or when"
+                "a public route checks no token: it cannot name issuers, audiences, claims, when or dpop"
                     .into(),
             ));
         }
@@ -795,7 +799,8 @@ pub fn build_routes(
                 file,
                 &format!("routes[{i}]"),
             )?,
-        );
+        )
+        .with_dpop(section.dpop);
         let requirement = if section.public {
             Requirement::Public
         } else if section.any {

@@ -21,6 +21,7 @@ use serde_json::json;
 
 const ORIGIN: &str = "https://api.example.com";
 const PATH: &str = "/api/users";
+const DEFAULT_ROUTES: &str = "[[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n";
 
 #[derive(Deserialize)]
 struct Config {
@@ -45,15 +46,14 @@ impl Fixture {
             mode,
             ..DpopSection::default()
         };
-        Fixture::with_section(&section, issuer_mode)
+        Fixture::with_section(&section, issuer_mode, DEFAULT_ROUTES)
     }
 
-    fn with_section(section: &DpopSection, issuer_mode: Option<&str>) -> Fixture {
+    fn with_section(section: &DpopSection, issuer_mode: Option<&str>, routes: &str) -> Fixture {
         let issuer = Issuer::new();
         let issuer_dpop = issuer_mode.map_or(String::new(), |m| format!("dpop = \"{m}\"\n"));
         let toml = format!(
-            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n{issuer_dpop}\
-             [[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n",
+            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n{issuer_dpop}{routes}",
             issuer.issuer(),
             issuer.audience(),
             issuer.jwks_file().display()
@@ -491,7 +491,7 @@ async fn server_nonces_are_asked_for_and_then_accepted() {
         nonce: true,
         ..DpopSection::default()
     };
-    let f = Fixture::with_section(&section, None);
+    let f = Fixture::with_section(&section, None, DEFAULT_ROUTES);
     let token = f.bound_token();
     let outcome = f
         .ask(&format!("DPoP {token}"), &[&f.proof(&token, "n-0")])
@@ -525,4 +525,59 @@ async fn server_nonces_are_asked_for_and_then_accepted() {
     });
     let outcome = f.ask(&format!("DPoP {token}"), &[&stale]).await;
     assert_refused(&outcome, "use_dpop_nonce", "nonce");
+}
+
+#[tokio::test]
+async fn a_route_can_require_dpop() {
+    let routes =
+        "[[routes]]\npath = \"/api/admin/*\"\nscopes = [\"read:users\"]\ndpop = \"required\"\n\
+                  [[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n";
+    let f = Fixture::with_section(&DpopSection::default(), None, routes);
+    let bearer = f.bearer_token();
+    let ask = |target: &'static str| {
+        let authorization = format!("Bearer {bearer}");
+        let f = &f;
+        async move {
+            f.ask_at("GET", target, Some(ORIGIN), &authorization, &[])
+                .await
+        }
+    };
+    assert!(matches!(ask(PATH).await, Outcome::Allow(_)));
+    let outcome = ask("/api/admin/keys").await;
+    assert_refused(&outcome, "invalid_token", "requires DPoP");
+    let (_, challenge, _, _) = refused(&outcome);
+    assert!(!challenge.contains("Bearer"), "{challenge}");
+    // Without any token, the required route's challenge is DPoP only.
+    let mut headers = HeaderMap::new();
+    headers.insert("accept", HeaderValue::from_static("*/*"));
+    let view = RequestView {
+        front: FrontEnd::Inline,
+        origin: Some(ORIGIN),
+        method: "GET",
+        target: "/api/admin/keys",
+        headers: &headers,
+        token: TokenInput::FromRequest,
+        now: f.issuer.now(),
+    };
+    let (status, challenge, _, _) = refused(&f.engine.decide(&view).await);
+    assert_eq!(status, 401);
+    assert!(challenge.starts_with("DPoP algs="), "{challenge}");
+}
+
+#[test]
+fn a_public_route_cannot_set_dpop() {
+    let toml =
+        "[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\njwks_file = \"/nonexistent\"\n\
+                [[routes]]\npath = \"/health\"\npublic = true\ndpop = \"required\"\n";
+    let config: Config = parse_toml(toml, "test.toml").unwrap();
+    let error = build_policy(
+        &config.issuers,
+        &config.routes,
+        Unmatched::resolve(None, true),
+        &KeysSection::default(),
+        "test.toml",
+        None,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("dpop"), "{error}");
 }

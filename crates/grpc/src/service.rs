@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use jwtgate_http::server::{keys_pending, serve_gateway, ServerOptions};
+use jwtgate_http::server::{not_ready_reasons, serve_gateway, ServerOptions};
 use jwtgate_http::SharedEngine;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,7 +68,7 @@ async fn report_readiness(
     reporter: &HealthReporter,
     last: &mut Option<ServingStatus>,
 ) {
-    let status = if keys_pending(&engine.load()).is_empty() {
+    let status = if not_ready_reasons(&engine.load()).is_empty() {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing

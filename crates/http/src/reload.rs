@@ -222,6 +222,9 @@ impl Reloader {
             );
         }
         let new_sources = prepare_new_sources(&old, &built.engine).await;
+        if let Some(revocation) = built.engine.revocation() {
+            jwtgate_revocation::follow::start(revocation);
+        }
         let kept_sources = built
             .engine
             .registry()

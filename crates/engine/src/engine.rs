@@ -89,8 +89,10 @@ pub struct RequestView<'a> {
     pub target: &'a str,
     /// The request's headers (names are case-insensitive).
     pub headers: &'a HeaderMap,
-    /// `scheme://host[:port]` of the URI the client used, when the front end knows it: a DPoP
-    /// proof is checked against it and `target`'s path. `None` makes every DPoP proof a refusal.
+    /// What precedes `target`'s path in the URI the client used — `scheme://host[:port]`, plus
+    /// any prefix the front end strips (an API Gateway stage) — when the front end knows it: a
+    /// DPoP proof's `htu` must equal it followed by the path. `None` makes every DPoP proof a
+    /// refusal.
     pub origin: Option<&'a str>,
     /// Where the token is.
     pub token: TokenInput,
@@ -444,7 +446,10 @@ impl Engine {
             .check(mode, scheme, &pass.verified, &proof_request)
         {
             tracing::debug!(%refusal, "DPoP refusal");
-            let denial = Denial::dpop_refusal(&self.realm, &refusal);
+            let nonce = (refusal.error_code() == "use_dpop_nonce")
+                .then(|| self.dpop.current_nonce(request.now))
+                .flatten();
+            let denial = Denial::dpop_refusal(&self.realm, &refusal).with_dpop_nonce(nonce);
             let denial = if mode == DpopMode::Off {
                 denial
             } else {

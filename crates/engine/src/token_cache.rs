@@ -186,7 +186,7 @@ impl<T: Clone + Retained> TokenCache<T> {
             .build()
             .map_err(|_| CacheError::Empty)?;
         let mut seed = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut seed).map_err(|_| CacheError::NoRandomness)?;
+        jwtgate_core::crypto::fill_random(&mut seed).map_err(|_| CacheError::NoRandomness)?;
         Ok(TokenCache {
             entries: Cache::with_options(options, EntryWeight, KeyBits, Default::default()),
             hash_key: SipHasher13::new_with_key(&seed),

@@ -81,6 +81,10 @@ pub struct LambdaConfig {
     /// Authorizer settings.
     #[serde(default)]
     pub lambda: LambdaSection,
+    /// `[dpop]`: sender-constrained tokens (REQUEST and HTTP API events; a `TOKEN` event cannot
+    /// carry a proof).
+    #[serde(default)]
+    pub dpop: jwtgate_engine::dpop::DpopSection,
     /// `[revocation]`: revocation rules from a file or (in builds with Redis support) Redis,
     /// as in the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,7 +157,14 @@ impl LambdaConfig {
         let mut engine = Engine::new(parts.registry, parts.routes)
             .with_issuer_rules(parts.issuer_rules)
             .with_path_policy(self.paths)
-            .with_issuer_scopes(issuer_scopes(&self.issuers));
+            .with_issuer_scopes(issuer_scopes(&self.issuers))
+            .with_dpop(jwtgate_engine::rules::dpop_policy(
+                &self.dpop,
+                &self.issuers,
+                None,
+                file,
+                None,
+            )?);
         if let Some(cache) = self
             .cache
             .build()

@@ -2,10 +2,12 @@
 //! and encodings, missing, duplicate and malformed tokens, wrong issuer or audience, expired,
 //! tampered, ID and opaque tokens, tokens short of a scope, public and unmatched routes) goes
 //! through the gateway's forward-auth endpoint, the gateway in proxy mode, the tower layer in an
-//! axum service, and the Lambda authorizer with REST `REQUEST` and HTTP API 2.0 events — all
+//! axum service, Envoy's gRPC ext_authz `Check`, and the Lambda authorizer with REST `REQUEST` and
+//! HTTP API 2.0 events — all
 //! configured from one TOML file. For each request, every front end must reach the same
 //! (decision, status, reason) — read from each engine's counters — and answer in its own
-//! protocol exactly as that outcome says (HTTP status; `Allow`/`Deny`/`Unauthorized`).
+//! protocol exactly as that outcome says (HTTP status; `denied_response` status; `Allow`/`Deny`/
+//! `Unauthorized`).
 //!
 //! Not in the corpus, because they differ by design and are tested where they are rendered: the
 //! header checks only a front end that forwards the request can make (client spellings of
@@ -277,6 +279,47 @@ async fn start_upstream() -> SocketAddr {
     addr
 }
 
+/// Envoy's gRPC ext_authz check for a case, with the headers as Envoy sends them with
+/// `encode_raw_headers` (repeated ones kept), and the HTTP status its answer gives the client.
+async fn ext_authz_status(engine: &Engine, case: &Case) -> u16 {
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+    let headers = case
+        .authorization
+        .iter()
+        .map(|value| HeaderValue {
+            key: "authorization".into(),
+            raw_value: value.as_bytes().to_vec(),
+            ..HeaderValue::default()
+        })
+        .collect();
+    let http = HttpRequest {
+        method: case.method.into(),
+        path: case.target.clone(),
+        header_map: Some(HeaderMap { headers }),
+        ..HttpRequest::default()
+    };
+    let request = CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                time: None,
+                http: Some(http),
+            }),
+            ..AttributeContext::default()
+        }),
+    };
+    let answer = jwtgate_grpc::check::check(engine, &request, Default::default()).await;
+    match answer.http_response {
+        Some(HttpResponse::OkResponse(_)) => 200,
+        Some(HttpResponse::DeniedResponse(denied)) => {
+            u16::try_from(denied.status.unwrap().code).unwrap()
+        }
+        other => panic!("no answer: {other:?}"),
+    }
+}
+
 /// The HTTP status a gateway front end must answer for a label.
 fn http_status(label: Label) -> u16 {
     label.1
@@ -364,6 +407,8 @@ async fn every_front_end_decides_the_same() {
     let (proxy, proxy_engine) = start_gateway(&proxy_config).await;
     let layered = gateway_config.build("differential.toml").unwrap().engine;
     server::prepare_keys(&layered).await;
+    let ext_authz = gateway_config.build("differential.toml").unwrap().engine;
+    server::prepare_keys(&ext_authz).await;
     let service = Router::new()
         .fallback(any(|| async { "service\n" }))
         .layer(AuthLayer::new(layered.clone()));
@@ -414,6 +459,12 @@ async fn every_front_end_decides_the_same() {
             "tower layer status: {what}"
         );
 
+        let before = ext_authz.metrics().decisions();
+        let status = ext_authz_status(&ext_authz, case).await;
+        let label = counted(&ext_authz, &before);
+        assert_eq!(label, case.expected, "gRPC ext_authz: {what}");
+        assert_eq!(status, http_status(label), "gRPC ext_authz status: {what}");
+
         for (kind, event) in [
             ("REST REQUEST", rest_request_event(case)),
             ("HTTP API 2.0", http_api_v2_event(case)),
@@ -434,5 +485,6 @@ async fn every_front_end_decides_the_same() {
     assert_eq!(total(&forward_engine), corpus.len() as u64);
     assert_eq!(total(&proxy_engine), corpus.len() as u64);
     assert_eq!(total(&layered), corpus.len() as u64);
+    assert_eq!(total(&ext_authz), corpus.len() as u64);
     assert_eq!(total(authorizer.engine()), 2 * corpus.len() as u64);
 }

@@ -352,6 +352,18 @@ async fn start_jwtgate(
     toml: &'static str,
     issuer: &Issuer,
 ) -> (Running, (SocketAddr, SocketAddr)) {
+    start_jwtgate_with(dir, toml, issuer, |text| text, false).await
+}
+
+/// [`start_jwtgate`] with `change` applied to the rendered configuration; with `tls`, it is
+/// ready once the gRPC listener accepts (its `/readyz` speaks HTTPS).
+async fn start_jwtgate_with(
+    dir: &Path,
+    toml: &'static str,
+    issuer: &Issuer,
+    change: impl Fn(String) -> String,
+    tls: bool,
+) -> (Running, (SocketAddr, SocketAddr)) {
     let template = recipe(toml);
     let jwks = issuer.jwks_file().display().to_string();
     let config = dir.join(toml);
@@ -367,7 +379,7 @@ async fn start_jwtgate(
             if template.contains("@JWTGATE_GRPC_ADDR@") {
                 values.push(("@JWTGATE_GRPC_ADDR@", grpc.to_string()));
             }
-            std::fs::write(&config, render(&template, &values)).unwrap();
+            std::fs::write(&config, change(render(&template, &values))).unwrap();
             let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
             command
                 .arg("serve")
@@ -376,7 +388,10 @@ async fn start_jwtgate(
                 .env("JWTGATE_LOG", "warn");
             command
         },
-        |(http, _)| async move {
+        |(http, grpc)| async move {
+            if tls {
+                return accepts(grpc).await;
+            }
             accepts(http).await && send(http, "GET", "/readyz", &[]).await.status == 200
         },
     )
@@ -421,6 +436,17 @@ async fn start_envoy(
     jwtgate: SocketAddr,
     upstream: SocketAddr,
 ) -> (Running, SocketAddr) {
+    start_envoy_with(dir, recipe_name, jwtgate, upstream, |text| text).await
+}
+
+/// [`start_envoy`] with `change` applied to the rendered configuration.
+async fn start_envoy_with(
+    dir: &Path,
+    recipe_name: &'static str,
+    jwtgate: SocketAddr,
+    upstream: SocketAddr,
+    change: impl Fn(String) -> String,
+) -> (Running, SocketAddr) {
     let template = recipe(recipe_name);
     let (host, port) = if recipe_name == "envoy-grpc.yaml" {
         ("@JWTGATE_GRPC_HOST@", "@JWTGATE_GRPC_PORT@")
@@ -439,7 +465,7 @@ async fn start_envoy(
                 ("@UPSTREAM_PORT@", upstream.port().to_string()),
             ],
         );
-        envoy_command(dir, recipe_name, config)
+        envoy_command(dir, recipe_name, change(config))
     })
     .await
 }
@@ -727,4 +753,54 @@ async fn traefik_forward_auth_recipe() {
     jwtgate.terminate();
     assert_fails_closed(Front::Traefik, proxy, &seen, 500).await;
     drop(traefik);
+}
+
+/// The gRPC recipe over TLS: jwtgate's listeners with `tls_cert`/`tls_key` (the HTTP gateway's
+/// test certificate for 127.0.0.1), Envoy's `jwtgate` cluster with a TLS `transport_socket`
+/// trusting its CA; health checks and checks pass over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_grpc_ext_authz_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = workspace_root().join("crates/http/tests/data");
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let tls = format!(
+        "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        data.join("localhost.crt.pem").display(),
+        data.join("localhost.key.pem").display()
+    );
+    let (_jwtgate, (_, grpc)) = start_jwtgate_with(
+        dir.path(),
+        "jwtgate-envoy.toml",
+        &issuer,
+        |text| text.replacen("[server]\n", &tls, 1),
+        true,
+    )
+    .await;
+    let ca = data.join("ca.crt.pem").display().to_string();
+    let cluster = "    - name: jwtgate\n      type: STATIC\n";
+    let transport = format!(
+        "{cluster}      transport_socket:\n        name: envoy.transport_sockets.tls\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n          sni: localhost\n          common_tls_context:\n            alpn_protocols: [h2]\n            validation_context:\n              trusted_ca: {{ filename: \"{ca}\" }}\n"
+    );
+    let (_envoy, proxy) = start_envoy_with(dir.path(), "envoy-grpc.yaml", grpc, upstream, |text| {
+        assert!(text.contains(cluster), "the recipe's jwtgate cluster moved");
+        text.replacen(cluster, &transport, 1)
+    })
+    .await;
+    let good = format!("Bearer {}", issuer.token(json!({})));
+    let (reply, reached) = through(
+        proxy,
+        &seen,
+        "GET",
+        "/api/users",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        folded_values(&reached.unwrap(), "x-auth-subject"),
+        ["auth0|alice"]
+    );
+    let (reply, reached) = through(proxy, &seen, "GET", "/api/users", &[]).await;
+    assert_refused(&reply, &reached, 401, CHALLENGE);
 }

@@ -707,6 +707,9 @@ async fn accept_loop(
             },
             () = &mut shutdown => break,
         };
+        // Answers go out when written: without it, HTTP/2 frames written in pieces (gRPC
+        // headers, message, trailers) wait for the peer's delayed ACK (Nagle), tens of ms.
+        let _ = stream.set_nodelay(true);
         let (permit, overloaded) = match normal.clone().try_acquire_owned() {
             Ok(permit) => (permit, false),
             Err(_) => match reserve.clone().try_acquire_owned() {

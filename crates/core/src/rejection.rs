@@ -23,6 +23,11 @@ pub enum ErrorCode {
     InvalidToken,
     /// The token is valid but lacks a required scope: HTTP 403.
     InsufficientScope,
+    /// The DPoP proof sent with a sender-constrained token is missing or fails a check
+    /// (RFC 9449 §7.1): HTTP 401.
+    InvalidDpopProof,
+    /// The DPoP proof must carry the server's nonce (RFC 9449 §9): HTTP 401.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -32,6 +37,8 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -41,6 +48,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::InvalidToken => 401,
             ErrorCode::InsufficientScope => 403,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => 401,
         }
     }
 }

@@ -238,6 +238,7 @@ impl EngineArgs {
                 scopes: words(&self.scopes),
                 strict,
                 clients: words(&self.clients),
+                ..IssuerSection::default()
             });
         } else {
             for (variable, set) in [
@@ -272,9 +273,8 @@ impl EngineArgs {
             target.routes.push(RouteSection {
                 methods: Vec::new(),
                 path: path.to_owned(),
-                scopes: Vec::new(),
-                any: false,
                 public: true,
+                ..RouteSection::default()
             });
         }
         if let Some(text) = &self.unmatched {

@@ -5,6 +5,7 @@
 
 use crate::bearer::{self, BearerToken, TokenLocations};
 use crate::denial::Denial;
+use crate::dpop::{DpopMode, DpopPolicy, ProofRequest, Scheme};
 use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
 use crate::metrics::Metrics;
@@ -88,6 +89,9 @@ pub struct RequestView<'a> {
     pub target: &'a str,
     /// The request's headers (names are case-insensitive).
     pub headers: &'a HeaderMap,
+    /// `scheme://host[:port]` of the URI the client used, when the front end knows it: a DPoP
+    /// proof is checked against it and `target`'s path. `None` makes every DPoP proof a refusal.
+    pub origin: Option<&'a str>,
     /// Where the token is.
     pub token: TokenInput,
     /// The time of the decision, Unix seconds.
@@ -128,8 +132,10 @@ pub struct Engine {
     cache: Option<TokenCache<CachedPass>>,
     cors: Option<Cors>,
     issuer_scopes: Vec<(String, ScopeRequirement)>,
+    issuer_rules: Vec<crate::rules::IssuerRules>,
     metrics: Arc<Metrics>,
     revocation: Option<Arc<Revocations>>,
+    dpop: DpopPolicy,
 }
 
 impl std::fmt::Debug for Engine {
@@ -164,8 +170,10 @@ impl Engine {
             cache: None,
             cors: None,
             issuer_scopes: Vec::new(),
+            issuer_rules: Vec::new(),
             metrics: Arc::default(),
             revocation: None,
+            dpop: DpopPolicy::default(),
         }
     }
 
@@ -213,6 +221,13 @@ impl Engine {
         self
     }
 
+    /// Each issuer's audiences and claim conditions ([`crate::rules::issuer_rules`]), checked
+    /// after verification on every request, cache hits included.
+    pub fn with_issuer_rules(mut self, rules: Vec<crate::rules::IssuerRules>) -> Self {
+        self.issuer_rules = rules;
+        self
+    }
+
     /// Counts into `metrics` (shared with an engine this one replaces, so a reload keeps them).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
@@ -224,6 +239,18 @@ impl Engine {
     pub fn with_revocation(mut self, revocation: Arc<Revocations>) -> Self {
         self.revocation = Some(revocation);
         self
+    }
+
+    /// Sets the DPoP modes and proof checks (default: `allowed` everywhere, a per-process replay
+    /// cache).
+    pub fn with_dpop(mut self, dpop: DpopPolicy) -> Self {
+        self.dpop = dpop;
+        self
+    }
+
+    /// The DPoP settings.
+    pub fn dpop(&self) -> &DpopPolicy {
+        &self.dpop
     }
 
     /// The revocation rules, when enabled.
@@ -341,7 +368,8 @@ impl Engine {
                 }
             }
         }
-        let requirement = match self.routes.requirement(request.method, &path) {
+        let (requirement, route_policy) = self.routes.rule(request.method, &path);
+        let requirement = match requirement {
             Requirement::Public => {
                 return Outcome::Allow(Allow {
                     identity: Arc::from([]),
@@ -359,12 +387,28 @@ impl Engine {
                 bearer::extract(headers, query, &self.locations)
             }
         };
-        let token = match found {
-            BearerToken::Missing => return Outcome::Deny(Denial::missing_token(&self.realm)),
-            BearerToken::Invalid(why) => {
-                return Outcome::Deny(Denial::invalid_request(&self.realm, why))
+        // Before the token is verified its issuer is unknown: refusals carry a DPoP challenge
+        // when the request used DPoP or DPoP is required by default.
+        let default_mode = self.dpop.mode("", None);
+        let early = |denial: Denial, scheme: Scheme| {
+            if scheme == Scheme::Dpop || default_mode == DpopMode::Required {
+                denial.with_dpop_challenge(self.dpop.algs(), default_mode != DpopMode::Required)
+            } else {
+                denial
             }
-            BearerToken::Present(token) => token,
+        };
+        let (token, scheme) = match found {
+            BearerToken::Missing => {
+                return Outcome::Deny(early(Denial::missing_token(&self.realm), Scheme::Bearer))
+            }
+            BearerToken::Invalid(why) => {
+                return Outcome::Deny(early(
+                    Denial::invalid_request(&self.realm, why),
+                    Scheme::Bearer,
+                ))
+            }
+            BearerToken::Present(token) => (token, Scheme::Bearer),
+            BearerToken::Dpop(token) => (token, Scheme::Dpop),
         };
         let pass = match self
             .verify_with_identity(token.as_bytes(), request.now)
@@ -373,10 +417,46 @@ impl Engine {
             Ok(pass) => pass,
             Err(rejection) => {
                 tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token.as_bytes()), %rejection, "token rejected");
-                return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+                return Outcome::Deny(early(
+                    Denial::from_rejection(&self.realm, &rejection),
+                    scheme,
+                ));
             }
         };
-        let issuer = pass.verified.issuer();
+        // Per-request checks on the verified token (cached or not): the route's issuers and
+        // audiences, then scopes, then conditions. Issuer settings are found by the configured
+        // issuer (a template for a tenant's token).
+        let issuer = self
+            .registry
+            .configured_issuer(pass.verified.issuer())
+            .unwrap_or(pass.verified.issuer());
+        let mode = self.dpop.mode(issuer, None);
+        let proof_request = ProofRequest {
+            method: request.method,
+            origin: request.origin,
+            target: request.target,
+            headers,
+            token: &token,
+            now: request.now,
+        };
+        if let Err(refusal) = self
+            .dpop
+            .check(mode, scheme, &pass.verified, &proof_request)
+        {
+            tracing::debug!(%refusal, "DPoP refusal");
+            let denial = Denial::dpop_refusal(&self.realm, &refusal);
+            let denial = if mode == DpopMode::Off {
+                denial
+            } else {
+                denial.with_dpop_challenge(self.dpop.algs(), mode != DpopMode::Required)
+            };
+            return Outcome::Deny(denial);
+        }
+        let rules = self.issuer_rules.iter().find(|r| r.issuer == issuer);
+        let audiences = rules.map(|r| r.audiences.as_slice());
+        if let Err(rejection) = route_policy.admits(&pass.verified, issuer, audiences) {
+            return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+        }
         let issuer_scopes = self
             .issuer_scopes
             .iter()
@@ -385,6 +465,13 @@ impl Engine {
         for scopes in issuer_scopes.chain([requirement]) {
             if let Err(rejection) = pass.verified.require(scopes) {
                 let denial = Denial::from_rejection(&self.realm, &rejection);
+                return Outcome::Deny(denial.for_verified(pass.verified));
+            }
+        }
+        let conditions = rules.map(|r| &r.conditions).into_iter();
+        for conditions in conditions.chain([route_policy.conditions()]) {
+            if let Err(failure) = conditions.check_shared(&pass.verified) {
+                let denial = Denial::condition_failed(&self.realm, failure);
                 return Outcome::Deny(denial.for_verified(pass.verified));
             }
         }

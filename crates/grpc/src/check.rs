@@ -66,6 +66,8 @@ pub struct Original {
     pub target: String,
     /// The request headers (pseudo-headers such as `:path` left out).
     pub headers: HeaderMap,
+    /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`.
+    pub origin: Option<String>,
 }
 
 /// Why a `CheckRequest` does not describe an HTTP request.
@@ -116,6 +118,7 @@ pub fn read_request(check: &CheckRequest) -> Result<Original, Unreadable> {
         method: http.method.clone(),
         target: http.path.clone(),
         headers,
+        origin: jwtgate_engine::dpop::origin(&http.scheme, &http.host),
     })
 }
 
@@ -146,6 +149,7 @@ pub async fn check(
         method: &original.method,
         target: &original.target,
         headers: &original.headers,
+        origin: original.origin.as_deref(),
         token: TokenInput::FromRequest,
         now: unix_now(),
     };

@@ -8,6 +8,7 @@ use crate::cache::TokenCache;
 use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
 use crate::server::{ConnectionLimits, ServerOptions};
+use jwtgate_engine::dpop::DpopSection;
 use jwtgate_engine::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
 use jwtgate_engine::{Cors, Engine};
 use jwtgate_keys::CacheSettings;
@@ -71,6 +72,11 @@ pub struct ServerSection {
     /// Listen address (default `127.0.0.1:8080`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The origin clients use, `scheme://host[:port]` (e.g. `https://api.example.com`): DPoP
+    /// proofs are checked against it (default: what each mode reads from the request — `Host`
+    /// and the listener's scheme, or the proxy's `X-Forwarded-Proto`/`-Host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Realm in `WWW-Authenticate` (default `jwtgate`).
     #[serde(default = "default_realm")]
     pub realm: String,
@@ -139,6 +145,7 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             listen: default_listen(),
+            public_url: None,
             realm: default_realm(),
             forward_auth_path: default_forward_auth(),
             forward_auth_prefix: String::new(),
@@ -297,6 +304,9 @@ pub struct GatewayConfig {
     /// `[revocation]`: where revocation rules come from (a file or Redis); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation: Option<RevocationSection>,
+    /// `[dpop]`: sender-constrained tokens (RFC 9449).
+    #[serde(default)]
+    pub dpop: DpopSection,
 }
 
 /// A built gateway: the decision maker and the server options.
@@ -345,17 +355,15 @@ impl GatewayConfig {
             key,
             message,
         };
-        let registry = match previous {
-            Some(old) => jwtgate_engine::rules::build_registry_reusing(
-                &self.issuers,
-                &self.keys,
-                file,
-                old.registry(),
-            )?,
-            None => build_registry(&self.issuers, &self.keys, file)?,
-        };
         let unmatched = Unmatched::resolve(self.server.unmatched, !self.routes.is_empty());
-        let table = build_routes(&self.routes, unmatched, file)?;
+        let parts = jwtgate_engine::build_policy(
+            &self.issuers,
+            &self.routes,
+            unmatched,
+            &self.keys,
+            file,
+            previous.map(Engine::registry),
+        )?;
         let mut identity = IdentityHeaders::with_names(
             &self.identity.subject,
             &self.identity.issuer,
@@ -368,7 +376,8 @@ impl GatewayConfig {
                 .map_claim(claim, header)
                 .map_err(|e| invalid(format!("identity.claims.{claim}"), e.to_string()))?;
         }
-        let mut engine = Engine::new(registry, table)
+        let mut engine = Engine::new(parts.registry, parts.routes)
+            .with_issuer_rules(parts.issuer_rules)
             .with_realm(self.server.realm.clone())
             .with_identity(identity)
             .with_path_policy(self.paths)
@@ -380,6 +389,13 @@ impl GatewayConfig {
         if let Some(old) = previous {
             engine = engine.with_metrics(old.metrics().clone());
         }
+        engine = engine.with_dpop(jwtgate_engine::rules::dpop_policy(
+            &self.dpop,
+            &self.issuers,
+            self.server.public_url.as_deref(),
+            file,
+            previous,
+        )?);
         if let Some(section) = &self.revocation {
             let source = section
                 .source()

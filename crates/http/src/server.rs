@@ -173,11 +173,13 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     } else {
         method
     };
+    let origin = jwtgate_engine::dpop::forwarded_origin(headers);
     let view = RequestView {
         front: FrontEnd::ForwardAuth,
         method: &method,
         target: &uri,
         headers,
+        origin: origin.as_deref(),
         token: TokenInput::FromRequest,
         now: unix_now(),
     };
@@ -195,11 +197,20 @@ async fn prefixed_forward_auth(State(state): State<AppState>, request: Request) 
         .map_or("", |pq| pq.as_str())
         .strip_prefix(&*state.forward_auth_prefix)
         .unwrap_or_default();
+    // Envoy's HTTP ext_authz keeps the original Host; X-Forwarded-Host wins when the proxy sets
+    // it. The scheme must come from X-Forwarded-Proto.
+    let headers = request.headers();
+    let origin = jwtgate_engine::dpop::forwarded_origin(headers).or_else(|| {
+        let proto = headers.get("x-forwarded-proto")?.to_str().ok()?;
+        let host = headers.get(http::header::HOST)?.to_str().ok()?;
+        jwtgate_engine::dpop::origin(proto, host)
+    });
     let view = RequestView {
         front: FrontEnd::ForwardAuth,
         method: request.method().as_str(),
         target,
-        headers: request.headers(),
+        headers,
+        origin: origin.as_deref(),
         token: TokenInput::FromRequest,
         now: unix_now(),
     };
@@ -338,7 +349,7 @@ pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Rout
                         .map(|c| c.0);
                     async move { proxy.forward(request, peer).await }
                 })
-                .layer(AuthLayer::shared(engine));
+                .layer(AuthLayer::shared(engine).over_tls(options.tls.is_some()));
             Ok(app.fallback_service(proxied))
         }
         None => {

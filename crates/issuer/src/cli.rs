@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// Keep keys in memory only: new keys at every start.
     #[arg(long)]
     pub ephemeral: bool,
+    /// Require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8): clients get
+    /// `use_dpop_nonce` and a `DPoP-Nonce` header, and retry with it.
+    #[arg(long)]
+    pub dpop_nonce: bool,
     /// Write revocation rules to this JSON-lines file (a gateway's `[revocation] file`) at
     /// logout and `/oauth/revoke`, so the gateway refuses those tokens at once.
     #[arg(long, value_name = "FILE", conflicts_with = "revocation_redis")]
@@ -309,6 +313,7 @@ fn run_server(args: &ServeArgs) -> Result<(), CliError> {
                 public_url: args.public_url.clone(),
                 clock: Arc::new(SystemClock),
                 log_requests: true,
+                dpop_nonce: args.dpop_nonce,
             },
         )?;
         if let Some(path) = &args.revocation_file {

@@ -135,6 +135,8 @@ pub struct IssuerOptions {
     pub clock: Arc<dyn Clock>,
     /// Print one line per request (method, path, status) on standard error.
     pub log_requests: bool,
+    /// Require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 impl Default for IssuerOptions {
@@ -143,6 +145,7 @@ impl Default for IssuerOptions {
             public_url: None,
             clock: Arc::new(SystemClock),
             log_requests: false,
+            dpop_nonce: false,
         }
     }
 }
@@ -163,6 +166,7 @@ pub(crate) struct Shared {
     keys: Mutex<KeyRing>,
     pub(crate) store: Mutex<Store>,
     failure: Mutex<Option<ActiveFailure>>,
+    pub(crate) dpop: crate::dpop::DpopState,
     revocation: OnceLock<RuleWriter>,
 }
 
@@ -215,6 +219,11 @@ pub fn normalize_issuer_url(text: &str) -> Result<Url, IssuerError> {
     Ok(url)
 }
 
+/// `DPoP` for a token bound to a key, `Bearer` otherwise (RFC 9449 §5).
+fn token_type(jkt: Option<&str>) -> String {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned()
+}
+
 fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -230,6 +239,9 @@ pub(crate) struct UserGrant<'a> {
     pub(crate) sid: &'a str,
     pub(crate) nonce: Option<&'a str>,
     pub(crate) lifetime: Option<u64>,
+    /// The thumbprint of the client's DPoP key, when the token request carried a proof: the
+    /// access token is bound to it (`cnf.jkt`), and so is a public client's refresh token.
+    pub(crate) jkt: Option<&'a str>,
 }
 
 impl Issuer {
@@ -264,6 +276,7 @@ impl Issuer {
                 keys: Mutex::new(keys),
                 store: Mutex::new(Store::default()),
                 failure: Mutex::new(None),
+                dpop: crate::dpop::DpopState::new(options.dpop_nonce),
                 revocation: OnceLock::new(),
             }),
         })
@@ -376,6 +389,7 @@ impl Issuer {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"],
             "claims_supported": [
                 "aud", "auth_time", "email", "email_verified", "exp", "iat", "iss", "name",
                 "nickname", "picture", "sid", "sub"
@@ -483,7 +497,7 @@ impl Issuer {
                 let granted = self
                     .client_scopes(client, api, scopes.as_deref())
                     .map_err(bad)?;
-                self.issue_client_token(client, api, &granted, request.lifetime)
+                self.issue_client_token(client, api, &granted, request.lifetime, None)
             }
             Some(name) => {
                 let ad_hoc;
@@ -522,6 +536,7 @@ impl Issuer {
                         sid: &sid,
                         nonce: None,
                         lifetime: request.lifetime,
+                        jkt: None,
                     },
                     None,
                 )?;
@@ -661,6 +676,9 @@ impl Issuer {
                         json!(grant.user.permissions_for(&api.identifier)),
                     );
                 }
+                if let Some(jkt) = grant.jkt {
+                    claims.insert("cnf".into(), json!({ "jkt": jkt }));
+                }
                 self.sign_access_token(api, grant.client, claims)?
             }
             None => lock(&self.shared.store).issue_opaque(
@@ -712,6 +730,10 @@ impl Issuer {
                     auth_time: grant.auth_time,
                     sid: grant.sid.to_owned(),
                     expires_at: now.saturating_add(seconds(refresh_lifetime)),
+                    jkt: grant
+                        .jkt
+                        .filter(|_| grant.client.is_public())
+                        .map(str::to_owned),
                 },
                 now,
             )?;
@@ -727,7 +749,7 @@ impl Issuer {
                 refresh_token,
                 scope,
                 expires_in: lifetime,
-                token_type: "Bearer".into(),
+                token_type: token_type(grant.api.and(grant.jkt)),
             },
             family,
         ))
@@ -741,6 +763,7 @@ impl Issuer {
         api: &Api,
         scopes: &[String],
         lifetime: Option<u64>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, IssuerError> {
         let now = self.shared.clock.unix();
         let lifetime = self.access_lifetime(Some(api), lifetime);
@@ -757,6 +780,9 @@ impl Issuer {
         if api.rbac {
             claims.insert("permissions".into(), json!(scopes));
         }
+        if let Some(jkt) = jkt {
+            claims.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
         let access_token = self.sign_access_token(api, client, claims)?;
         Ok(TokenResponse {
             access_token,
@@ -764,7 +790,7 @@ impl Issuer {
             refresh_token: None,
             scope,
             expires_in: lifetime,
-            token_type: "Bearer".into(),
+            token_type: token_type(jkt),
         })
     }
 

@@ -115,6 +115,9 @@ pub struct RefreshGrant {
     pub sid: String,
     /// Expiry (Unix seconds).
     pub expires_at: i64,
+    /// The DPoP key (thumbprint) a public client's refresh token is bound to: refreshing needs
+    /// a proof by that key.
+    pub jkt: Option<String>,
 }
 
 /// What looking up a refresh token found.

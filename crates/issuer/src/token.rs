@@ -148,6 +148,12 @@ pub(crate) async fn token(
 fn token_inner(issuer: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
     let params = body_params(headers, body)?;
     let client = authenticate(issuer, headers, &params)?;
+    let token_url = format!("{}oauth/token", issuer.url());
+    let jkt = issuer
+        .shared
+        .dpop
+        .proof_key(headers, &token_url, issuer.shared.clock.unix())?;
+    let jkt = jkt.as_deref();
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
@@ -175,9 +181,9 @@ fn token_inner(issuer: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         ));
     }
     match grant {
-        GrantType::AuthorizationCode => authorization_code(issuer, client, &params),
-        GrantType::RefreshToken => refresh_token(issuer, client, &params),
-        GrantType::ClientCredentials => client_credentials(issuer, client, &params),
+        GrantType::AuthorizationCode => authorization_code(issuer, client, &params, jkt),
+        GrantType::RefreshToken => refresh_token(issuer, client, &params, jkt),
+        GrantType::ClientCredentials => client_credentials(issuer, client, &params, jkt),
     }
 }
 
@@ -185,6 +191,7 @@ fn authorization_code(
     issuer: &Issuer,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let code = params
         .get("code")
@@ -262,6 +269,7 @@ fn authorization_code(
             sid: &grant.session.sid,
             nonce: request.nonce.as_deref(),
             lifetime: None,
+            jkt,
         },
         None,
     )?;
@@ -275,6 +283,7 @@ fn refresh_token(
     issuer: &Issuer,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let token = params
         .get("refresh_token")
@@ -290,6 +299,14 @@ fn refresh_token(
                 "Unknown or invalid refresh token. (it was issued to client {:?})",
                 grant.client_id
             )));
+        }
+        if let Some(bound) = &grant.jkt {
+            if jkt != Some(bound.as_str()) {
+                return Err(OAuthError::new(
+                    "invalid_dpop_proof",
+                    "the refresh token is bound to a DPoP key: send a DPoP proof made with that key",
+                ));
+            }
         }
         if let Some(extra) = requested
             .iter()
@@ -338,6 +355,7 @@ fn refresh_token(
             sid: &grant.sid,
             nonce: None,
             lifetime: None,
+            jkt: grant.jkt.as_deref().or(jkt),
         },
         Some(&grant.family),
     )?;
@@ -348,6 +366,7 @@ fn client_credentials(
     issuer: &Issuer,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let config = issuer.config();
     let Some(audience) = params.get("audience") else {
@@ -371,7 +390,7 @@ fn client_credentials(
                 OAuthError::new("unauthorized_client", message)
             }
         })?;
-    let response = issuer.issue_client_token(client, api, &scopes, None)?;
+    let response = issuer.issue_client_token(client, api, &scopes, None, jkt)?;
     Ok(token_json(&response))
 }
 

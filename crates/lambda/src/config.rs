@@ -11,8 +11,8 @@ use jwtgate_engine::args::{blame, parse_bool, setting_error, EngineArgs, EngineS
 use jwtgate_engine::path::PathPolicy;
 use jwtgate_engine::token_cache::TokenCache;
 use jwtgate_engine::{
-    build_registry, build_routes, issuer_scopes, CacheSection, ConfigError, Engine, IssuerSection,
-    KeysSection, RouteSection, Unmatched,
+    issuer_scopes, CacheSection, ConfigError, Engine, IssuerSection, KeysSection, RouteSection,
+    Unmatched,
 };
 use serde::{Deserialize, Serialize};
 
@@ -128,9 +128,15 @@ impl LambdaConfig {
                 "no issuer configured: set JWTGATE_ISSUER and JWTGATE_AUDIENCE, or JWTGATE_CONFIG to a file with [[issuers]]".into(),
             ));
         }
-        let registry = build_registry(&self.issuers, &self.keys, file)?;
         let unmatched = Unmatched::resolve(self.lambda.unmatched, !self.routes.is_empty());
-        let routes = build_routes(&self.routes, unmatched, file)?;
+        let parts = jwtgate_engine::build_policy(
+            &self.issuers,
+            &self.routes,
+            unmatched,
+            &self.keys,
+            file,
+            None,
+        )?;
         let policy_resource = self.effective_policy_resource();
         if policy_resource == PolicyResource::Wildcard && !self.routes.is_empty() {
             return Err(invalid(
@@ -145,7 +151,8 @@ impl LambdaConfig {
                     .map_err(|m| invalid(&format!("lambda.context_claims[{i}]"), m))?,
             );
         }
-        let mut engine = Engine::new(registry, routes)
+        let mut engine = Engine::new(parts.registry, parts.routes)
+            .with_issuer_rules(parts.issuer_rules)
             .with_path_policy(self.paths)
             .with_issuer_scopes(issuer_scopes(&self.issuers));
         if self.cache.capacity > 0 {

@@ -1,6 +1,7 @@
 //! Fixtures shared by jwtgate's tests (a dev-dependency only, never published): an [`Issuer`]
 //! that signs Auth0-shaped tokens with a generated key and publishes its JWKS (as JSON or a
-//! file), a loopback [`JwksServer`] that counts fetches, [`free_port`] and [`now`].
+//! file), a loopback [`JwksServer`] that counts fetches, a multi-tenant provider
+//! ([`TenantProvider`]: discovery and JWKS per tenant), [`free_port`] and [`now`].
 //!
 //! A fixture that cannot be built is a broken test, not a condition to handle: helpers fail
 //! loudly with a message instead of returning errors, as test code does.
@@ -9,9 +10,11 @@
 
 mod issuer;
 mod server;
+mod tenants;
 
 pub use issuer::{merge, Issuer, AUDIENCE, ISSUER};
 pub use server::JwksServer;
+pub use tenants::TenantProvider;
 
 /// The current time in seconds since the Unix epoch.
 pub fn now() -> i64 {

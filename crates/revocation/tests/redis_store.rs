@@ -157,3 +157,134 @@ async fn dpop_proofs_are_first_used_once_across_connections() {
     assert!(two.dpop_first_use("jkt-b", "proof-1", until).await.unwrap());
     assert!(two.dpop_first_use("jkt-a", "proof-2", until).await.unwrap());
 }
+
+/// Runs `openssl` with `args` in `dir`, failing with an install hint when it is missing.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("openssl is needed ({e}): apt-get install -y openssl"));
+    assert!(status.success(), "openssl {args:?}");
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca_and_an_acl_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    openssl(
+        path,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=jwtgate test CA",
+        ],
+    );
+    openssl(
+        path,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        path.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        path,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+        ])
+        .args(["--tls-cert-file", "leaf.pem", "--tls-key-file", "leaf.key"])
+        .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--user", "gate", "on", ">gate-secret", "~test:revocation:*"])
+        .args(["&test:revocation:*", "+@all"])
+        .current_dir(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server (TLS) did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The private CA is trusted through SSL_CERT_FILE (read when a TLS connection is made).
+    std::env::set_var("SSL_CERT_FILE", path.join("ca.pem"));
+    let url = format!("rediss://gate:gate-secret@127.0.0.1:{port}/");
+    let mut store = RedisStore::connect(&url, PREFIX).await.unwrap();
+    let rule = Rule::jti("over-tls", now() + 600).unwrap();
+    store.add(&rule, now()).await.unwrap();
+    assert_eq!(store.list().await.unwrap(), vec![rule]);
+    // A wrong password, and a prefix outside the user's keys, are refused; errors hide the
+    // password.
+    let wrong = format!("rediss://gate:nope@127.0.0.1:{port}/");
+    let error = RedisStore::connect(&wrong, PREFIX)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("nope"), "{error}");
+    let mut outside = RedisStore::connect(&url, "other:").await.unwrap();
+    assert!(outside
+        .add(&Rule::jti("x", now() + 600).unwrap(), now())
+        .await
+        .is_err());
+    std::env::remove_var("SSL_CERT_FILE");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -79,6 +79,43 @@ impl CapturedClaims {
     }
 }
 
+/// What the allocator spends on one heap block beyond its contents (glibc: a 16-byte header,
+/// sizes rounded up to 16).
+pub(crate) const BLOCK_OVERHEAD: usize = 16;
+
+/// The heap memory held by `value`: each block with [`BLOCK_OVERHEAD`].
+pub(crate) fn value_heap_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.capacity() + BLOCK_OVERHEAD,
+        Value::Array(items) => {
+            items.capacity() * std::mem::size_of::<Value>()
+                + BLOCK_OVERHEAD
+                + items.iter().map(value_heap_bytes).sum::<usize>()
+        }
+        Value::Object(map) => map_heap_bytes(map),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+/// The heap memory held by a claims map (B-tree nodes estimated per entry).
+pub(crate) fn map_heap_bytes(map: &serde_json::Map<String, Value>) -> usize {
+    map.iter()
+        .map(|(name, value)| {
+            name.capacity()
+                + BLOCK_OVERHEAD
+                + std::mem::size_of::<(String, Value)>()
+                + value_heap_bytes(value)
+        })
+        .sum()
+}
+
+impl CapturedClaims {
+    /// The heap memory held by the captured values.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.values.iter().flatten().map(value_heap_bytes).sum()
+    }
+}
+
 impl ClaimSet for CapturedClaims {
     fn claim(&self, name: &str) -> Option<&Value> {
         Self::slot(name).and_then(|slot| self.values[slot].as_ref())

@@ -223,6 +223,18 @@ impl Verified {
         }
     }
 
+    /// An estimate of the memory this value holds: its own size plus every heap block (with the
+    /// allocator's per-block overhead). A cache weighs entries with it.
+    pub fn retained_bytes(&self) -> usize {
+        std::mem::size_of::<Verified>()
+            + crate::claims::BLOCK_OVERHEAD
+            + self.header.heap_bytes()
+            + self.payload.len()
+            + crate::claims::BLOCK_OVERHEAD
+            + self.captured.heap_bytes()
+            + self.claims.get().map_or(0, crate::claims::map_heap_bytes)
+    }
+
     /// `sub`, when it is a string.
     pub fn subject(&self) -> Option<&str> {
         self.captured.claim("sub").and_then(Value::as_str)

@@ -38,11 +38,54 @@ function decodeJwt(token) {
   }
 }
 
+// DPoP (RFC 9449): a P-256 key pair made in the browser, its private half not extractable, kept
+// in IndexedDB so it survives the login redirect. Every API call then carries a fresh proof signed
+// with it, and a copy of the token is useless without the key.
+function keyStore(mode, action) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open("jwtgate-demo", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("keys");
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const request = action(open.result.transaction("keys", mode).objectStore("keys"));
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    };
+  });
+}
+
+async function newDpopKey() {
+  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+  await keyStore("readwrite", (keys) => keys.put(pair, "dpop"));
+  return pair;
+}
+
+async function dpopKey() {
+  return keyStore("readonly", (keys) => keys.get("dpop"));
+}
+
+async function dpopProof(method, url, accessToken) {
+  const pair = await dpopKey();
+  if (!pair) throw new Error("no DPoP key: log in with DPoP again");
+  const jwk = await crypto.subtle.exportKey("jwk", pair.publicKey);
+  const header = { typ: "dpop+jwt", alg: "ES256", jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } };
+  const claims = { jti: randomString(16), htm: method, htu: url.split(/[?#]/)[0], iat: Math.floor(Date.now() / 1000) };
+  if (accessToken) {
+    claims.ath = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(accessToken)));
+  }
+  const encode = (value) => base64url(new TextEncoder().encode(JSON.stringify(value)));
+  const input = `${encode(header)}.${encode(claims)}`;
+  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, new TextEncoder().encode(input));
+  return `${input}.${base64url(signature)}`;
+}
+
 async function login(withAudience) {
+  const dpop = $("#dpop").checked;
+  if (dpop) await newDpopKey();
   const verifier = randomString(48);
   const state = randomString(16);
   const nonce = randomString(16);
-  store.setItem("pkce", JSON.stringify({ verifier, state, nonce, withAudience }));
+  store.setItem("pkce", JSON.stringify({ verifier, state, nonce, withAudience, dpop }));
   const params = new URLSearchParams({
     response_type: "code",
     client_id: config.clientId,
@@ -72,9 +115,12 @@ async function completeLogin() {
     showResult(0, "Login failed: the state does not match (start again)", "", "");
     return;
   }
-  const response = await fetch(`${config.issuer}oauth/token`, {
+  const tokenUrl = `${config.issuer}oauth/token`;
+  const headers = { "Content-Type": "application/x-www-form-urlencoded" };
+  if (pending.dpop) headers.DPoP = await dpopProof("POST", tokenUrl);
+  const response = await fetch(tokenUrl, {
     method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    headers,
     body: new URLSearchParams({
       grant_type: "authorization_code",
       client_id: config.clientId,
@@ -96,6 +142,7 @@ async function completeLogin() {
   store.setItem("tokens", JSON.stringify({
     access: tokens.access_token,
     id: tokens.id_token,
+    type: tokens.token_type,
     expiresAt: Date.now() + tokens.expires_in * 1000,
   }));
 }
@@ -123,7 +170,8 @@ function renderToken(panel, token) {
       "Auth0 (and this issuer) return one when the login did not ask for an audience.";
     return;
   }
-  kind.textContent = `JWT · ${jwt.header.alg} · kid ${jwt.header.kid}`;
+  const bound = jwt.claims.cnf && jwt.claims.cnf.jkt ? " · DPoP-bound" : "";
+  kind.textContent = `JWT · ${jwt.header.alg} · kid ${jwt.header.kid}${bound}`;
   kind.classList.add("jwt");
   decoded.textContent = `// header\n${JSON.stringify(jwt.header, null, 2)}\n// claims\n${JSON.stringify(jwt.claims, null, 2)}`;
   panel.dataset.exp = jwt.claims.exp || "";
@@ -164,9 +212,18 @@ function showResult(status, title, challenge, body) {
   field(result, "body").textContent = body;
 }
 
-async function callApi(method, path, token, body) {
+// Sends `token` the way its type asks: `DPoP` with a fresh proof for a DPoP-bound token, unless
+// `asBearer` (what someone who copied the token, but not the key, can do).
+async function callApi(method, path, token, body, asBearer) {
   const headers = {};
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const current = tokens();
+  const dpop = token && !asBearer && current && current.type === "DPoP" && token === current.access;
+  if (dpop) {
+    headers.Authorization = `DPoP ${token}`;
+    headers.DPoP = await dpopProof(method, new URL(path, location.href).href, token);
+  } else if (token) {
+    headers.Authorization = `Bearer ${token}`;
+  }
   if (body) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
   const text = await response.text();
@@ -222,6 +279,7 @@ async function main() {
     callApi("POST", "/api/users", tokens() && tokens().access, { name: form.get("name"), email: form.get("email") });
   };
   $("#with-id-token").onclick = () => callApi("GET", "/api/users", tokens() && tokens().id);
+  $("#replay-bearer").onclick = () => callApi("GET", "/api/users", tokens() && tokens().access, undefined, true);
   $("#rotate").onclick = rotate;
   for (const button of document.querySelectorAll("button.copy")) {
     button.onclick = async () => {

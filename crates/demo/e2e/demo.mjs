@@ -97,6 +97,17 @@ try {
   await step("calls still succeed after the rotation", () => call("#get-users", 200));
   await step("log in as bob", () => login("#login", "bob"));
   await step("bob: GET /api/users is refused with 403", () => call("#get-users", 403, "read:users"));
+  await step("log in as alice with DPoP", async () => {
+    await page.check("#dpop");
+    const who = await login("#login", "alice");
+    const kind = await page.locator('#access [data-field="kind"]').innerText();
+    if (!kind.includes("DPoP-bound")) throw new Error(`the token is not bound: ${kind}`);
+    return `${who}; ${kind}`;
+  });
+  await step("alice with DPoP: GET /api/users is allowed (token + proof)", () => call("#get-users", 200));
+  await step("the token replayed without its proof is refused", () => call("#replay-bearer", 401, "DPoP-bound"));
+  await page.screenshot({ path: `${outDir}/demo-dpop.png`, fullPage: true });
+  await page.uncheck("#dpop");
   await step("log in without an audience", () => login("#login-no-audience", "alice"));
   await step("the access token is opaque", async () => {
     const kind = await page.locator('#access [data-field="kind"]').innerText();

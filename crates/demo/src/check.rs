@@ -1,10 +1,13 @@
 //! `jwtgate demo --check`: the demo's whole flow without a browser, as a smoke test of a new
 //! machine and as the project's end-to-end test. An HTTP client does what the SPA does
 //! (authorization code + PKCE at the issuer, choosing a user on its login page) and calls the API
-//! through the gateway: as alice and bob, with the ID token, without an audience, and across a key
-//! rotation. Every step's expectation is checked; the report lists each as PASS or FAIL.
+//! through the gateway: as alice and bob, with the ID token, without an audience, with a
+//! DPoP-bound token (its proof, a replayed proof, the token stolen without its key), and across a
+//! key rotation. Every step's expectation is checked; the report lists each as PASS or FAIL.
 
 use crate::{Demo, API_AUDIENCE, SPA_CLIENT};
+use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
+use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_issuer::random;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
@@ -71,6 +74,44 @@ pub struct Tokens {
 
 /// Logs in as `user` the way the SPA does; `audience` as the SPA would request it.
 pub async fn login(demo: &Demo, user: &str, audience: Option<&str>) -> Result<Tokens, String> {
+    login_with(demo, user, audience, None).await
+}
+
+/// A DPoP proof by `key` for `method` `uri`, with the access token it comes with (none at the
+/// token endpoint).
+pub fn proof(
+    key: &SigningKey,
+    method: &str,
+    uri: &str,
+    access_token: Option<&str>,
+) -> Result<String, String> {
+    let jti = random::token(16).map_err(|e| e.to_string())?;
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    make_proof(
+        key,
+        &ProofClaims {
+            method,
+            uri,
+            access_token,
+            iat: i64::try_from(iat).map_err(|e| e.to_string())?,
+            jti: &jti,
+            nonce: None,
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// [`login`], with a DPoP proof by `dpop` at the token endpoint when given (the tokens are then
+/// bound to that key).
+pub async fn login_with(
+    demo: &Demo,
+    user: &str,
+    audience: Option<&str>,
+    dpop: Option<&SigningKey>,
+) -> Result<Tokens, String> {
     let client = reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
@@ -128,8 +169,12 @@ pub async fn login(demo: &Demo, user: &str, audience: Option<&str>) -> Result<To
         return Err("the redirect's state does not match".into());
     }
     let code = get("code").ok_or_else(|| format!("no code in {location}"))?;
-    let response = client
-        .post(format!("{}oauth/token", demo.issuer_url))
+    let token_url = format!("{}oauth/token", demo.issuer_url);
+    let mut request = client.post(&token_url);
+    if let Some(key) = dpop {
+        request = request.header("DPoP", proof(key, "POST", &token_url, None)?);
+    }
+    let response = request
         .form(&[
             ("grant_type", "authorization_code"),
             ("client_id", SPA_CLIENT),
@@ -154,16 +199,35 @@ pub async fn call(
     method: &str,
     token: Option<&str>,
 ) -> Result<(StatusCode, String, String), String> {
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    call_with(demo, method, authorization.as_deref(), None).await
+}
+
+/// The URL of the demo's users API.
+pub fn users_url(demo: &Demo) -> String {
+    format!("{}api/users", demo.app_url)
+}
+
+/// An API call with this `Authorization` value and `DPoP` proof.
+pub async fn call_with(
+    demo: &Demo,
+    method: &str,
+    authorization: Option<&str>,
+    dpop: Option<&str>,
+) -> Result<(StatusCode, String, String), String> {
     let client = reqwest::Client::new();
-    let url = format!("{}api/users", demo.app_url);
+    let url = users_url(demo);
     let mut request = match method {
         "POST" => client
             .post(&url)
             .json(&serde_json::json!({"name": "Check User", "email": "check@example.com"})),
         _ => client.get(&url),
     };
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    if let Some(authorization) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, authorization);
+    }
+    if let Some(proof) = dpop {
+        request = request.header("DPoP", proof);
     }
     let response = request
         .send()
@@ -264,6 +328,7 @@ pub async fn run(demo: &Demo) -> Report {
             "looks like an ID token",
         );
     }
+    dpop_steps(demo, &mut report).await;
     let bob = login(demo, "bob", Some(API_AUDIENCE)).await;
     report.record(
         "bob logs in",
@@ -365,6 +430,60 @@ pub async fn run(demo: &Demo) -> Report {
         Err(error) => report.record("login after rotation", false, error),
     }
     report
+}
+
+/// DPoP: alice logs in with a key of her own, calls the API with a proof, and neither a
+/// replayed proof nor the token without its key (a stolen copy) gets through.
+async fn dpop_steps(demo: &Demo, report: &mut Report) {
+    let key = match SigningKey::generate(Algorithm::ES256, "demo-check") {
+        Ok(key) => key,
+        Err(error) => return report.record("DPoP key", false, error.to_string()),
+    };
+    let tokens = match login_with(demo, "alice", Some(API_AUDIENCE), Some(&key)).await {
+        Ok(tokens) => tokens,
+        Err(error) => return report.record("alice logs in with DPoP", false, error),
+    };
+    let jkt = key_thumbprint(&key).ok();
+    let bound = claims(&tokens.access_token)
+        .and_then(|c| c.get("cnf")?.get("jkt")?.as_str().map(str::to_owned));
+    report.record(
+        "alice logs in with DPoP: the token is bound to her key",
+        bound.is_some() && bound == jkt,
+        format!("cnf.jkt {bound:?}"),
+    );
+    let token = tokens.access_token.as_str();
+    let authorization = format!("DPoP {token}");
+    let proof = match proof(&key, "GET", &users_url(demo), Some(token)) {
+        Ok(proof) => proof,
+        Err(error) => return report.record("DPoP proof", false, error),
+    };
+    expect(
+        report,
+        "alice reads users with the token and a proof",
+        call_with(demo, "GET", Some(&authorization), Some(&proof)).await,
+        200,
+        "",
+    );
+    expect(
+        report,
+        "the same proof sent again is refused as a replay",
+        call_with(demo, "GET", Some(&authorization), Some(&proof)).await,
+        401,
+        "invalid_dpop_proof",
+    );
+    expect(
+        report,
+        "the bound token copied without its key is refused",
+        call(demo, "GET", Some(token)).await,
+        401,
+        "DPoP-bound",
+    );
+}
+
+fn claims(token: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = jwtgate_core::internal::base64url::decode(payload.as_bytes()).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn kid(token: &str) -> Option<String> {

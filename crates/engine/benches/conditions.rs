@@ -72,13 +72,14 @@ scopes = ["read:users"]
     .unwrap();
     Engine::new(parts.registry, parts.routes)
         .with_issuer_rules(parts.issuer_rules)
-        .with_cache(TokenCache::new(100, 300))
+        .with_cache(TokenCache::new(1 << 20, Some(100), 300).unwrap())
 }
 
 /// Decides once; the cached path completes on its first poll.
 fn decide(engine: &Engine, path: &str, headers: &HeaderMap, now: i64) -> bool {
     let request = RequestView {
         front: FrontEnd::Inline,
+        origin: None,
         method: "GET",
         target: path,
         headers,
@@ -142,6 +143,7 @@ fn main() {
     for (name, engine) in &cells {
         let first = RequestView {
             front: FrontEnd::Inline,
+            origin: None,
             method: "GET",
             target: path,
             headers: &headers,

@@ -117,12 +117,18 @@ pub struct EngineArgs {
         arg(long, env = "JWTGATE_UNMATCHED", value_name = "WHAT")
     )]
     pub unmatched: Option<String>,
-    /// Verified-token cache entries (default 5000, 0 disables).
+    /// Verified-token cache entries, beside its byte budget (default no entry bound, 0 disables).
     #[cfg_attr(
         feature = "cli",
         arg(long, env = "JWTGATE_TOKEN_CACHE", value_name = "ENTRIES")
     )]
     pub token_cache: Option<String>,
+    /// Verified-token cache memory budget in bytes (default 41943040 = 40 MiB, 0 disables).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "JWTGATE_TOKEN_CACHE_BYTES", value_name = "BYTES")
+    )]
+    pub token_cache_bytes: Option<String>,
     /// Pass `%2F` and `%5C` in request paths as data instead of refusing them (true/false).
     #[cfg_attr(
         feature = "cli",
@@ -281,10 +287,18 @@ impl EngineArgs {
             *target.unmatched = Some(text.parse().map_err(|e| error("JWTGATE_UNMATCHED", e))?);
         }
         if let Some(text) = &self.token_cache {
-            target.cache.capacity = text.trim().parse().map_err(|_| {
+            target.cache.capacity = Some(text.trim().parse().map_err(|_| {
                 error(
                     "JWTGATE_TOKEN_CACHE",
                     format!("{text:?} is not a number of entries (0 disables the cache)"),
+                )
+            })?);
+        }
+        if let Some(text) = &self.token_cache_bytes {
+            target.cache.max_bytes = text.trim().parse().map_err(|_| {
+                error(
+                    "JWTGATE_TOKEN_CACHE_BYTES",
+                    format!("{text:?} is not a number of bytes (0 disables the cache)"),
                 )
             })?;
         }

@@ -89,8 +89,10 @@ pub struct RequestView<'a> {
     pub target: &'a str,
     /// The request's headers (names are case-insensitive).
     pub headers: &'a HeaderMap,
-    /// `scheme://host[:port]` of the URI the client used, when the front end knows it: a DPoP
-    /// proof is checked against it and `target`'s path. `None` makes every DPoP proof a refusal.
+    /// What precedes `target`'s path in the URI the client used — `scheme://host[:port]`, plus
+    /// any prefix the front end strips (an API Gateway stage) — when the front end knows it: a
+    /// DPoP proof's `htu` must equal it followed by the path. `None` makes every DPoP proof a
+    /// refusal.
     pub origin: Option<&'a str>,
     /// Where the token is.
     pub token: TokenInput,

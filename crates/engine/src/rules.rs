@@ -157,8 +157,8 @@ pub fn dpop_policy(
     Ok(policy)
 }
 
-fn default_cache_capacity() -> usize {
-    crate::token_cache::DEFAULT_CAPACITY
+fn default_cache_max_bytes() -> u64 {
+    crate::token_cache::DEFAULT_MAX_BYTES
 }
 fn default_cache_max_age() -> i64 {
     crate::token_cache::DEFAULT_MAX_AGE
@@ -168,9 +168,12 @@ fn default_cache_max_age() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
-    /// Entries (default 5000; 0 disables the cache).
-    #[serde(default = "default_cache_capacity")]
-    pub capacity: usize,
+    /// Memory budget of the entries in bytes (default 40 MiB; 0 disables the cache).
+    #[serde(default = "default_cache_max_bytes")]
+    pub max_bytes: u64,
+    /// Most entries, beside `max_bytes` (default: no entry bound; 0 disables the cache).
+    #[serde(default)]
+    pub capacity: Option<usize>,
     /// Longest life of an entry in seconds (default 300).
     #[serde(default = "default_cache_max_age")]
     pub max_age: i64,
@@ -179,7 +182,8 @@ pub struct CacheSection {
 impl Default for CacheSection {
     fn default() -> Self {
         CacheSection {
-            capacity: default_cache_capacity(),
+            max_bytes: default_cache_max_bytes(),
+            capacity: None,
             max_age: default_cache_max_age(),
         }
     }

@@ -4,7 +4,6 @@
 //! [`Engine`] and [`ServerOptions`], failing with the key that is wrong and why.
 
 use crate::bearer::TokenLocations;
-use crate::cache::TokenCache;
 use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
 use crate::server::{ConnectionLimits, ServerOptions};
@@ -414,11 +413,12 @@ impl GatewayConfig {
             };
             engine = engine.with_revocation(revocations);
         }
-        if self.cache.capacity > 0 {
-            if self.cache.max_age <= 0 {
-                return Err(invalid("cache.max_age".into(), "must be positive".into()));
-            }
-            engine = engine.with_cache(TokenCache::new(self.cache.capacity, self.cache.max_age));
+        if let Some(cache) = self
+            .cache
+            .build()
+            .map_err(|e| invalid("cache".into(), e.to_string()))?
+        {
+            engine = engine.with_cache(cache);
         }
         if let Some(cors) = &self.cors {
             if cors.origins.is_empty() {

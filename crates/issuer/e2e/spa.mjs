@@ -1,6 +1,8 @@
 // Drives the real @auth0/auth0-spa-js bundle in headless Chromium (playwright-core, Debian's
-// /usr/bin/chromium or $JWTGATE_CHROMIUM) against a jwtgate issuer, twice: silent renewal through
-// the hidden iframe (prompt=none + web_message), then with useRefreshTokens. Serves the test page
+// /usr/bin/chromium or $JWTGATE_CHROMIUM) against a jwtgate issuer, three times: silent renewal
+// through the hidden iframe (prompt=none + web_message), with useRefreshTokens, and with useDpop
+// (DPoP-bound tokens, a bound refresh token, and a proof from generateDpopProof for an API call
+// that the Rust test checks with jwtgate's own DPoP checks). Serves the test page
 // itself on a free loopback port. Prints one JSON object with the tokens and what happened on
 // stdout; the Rust test (crates/issuer/tests/real_clients.rs) checks them. Exit 1 on any failure.
 //
@@ -19,6 +21,8 @@ if (!domain || !audience || !artifacts) {
   process.exit(2);
 }
 const sdkDir = path.join(here, 'node_modules', '@auth0', 'auth0-spa-js', 'dist');
+// The API call a DPoP proof is made for (checked by the Rust test, not sent anywhere).
+const DPOP_API_URL = 'https://api.jwtgate.local/api/users';
 const page = fs.readFileSync(path.join(here, 'spa', 'index.html'));
 
 // The SPA's origin: same host name as the issuer (localhost), another port.
@@ -65,6 +69,13 @@ async function run(mode) {
     }
     if (url.pathname === '/oauth/token' && request.method() === 'POST') {
       entry.grant_type = new URLSearchParams(request.postData() || '').get('grant_type');
+      entry.dpop = Boolean(request.headers()['dpop']);
+      // The answer's token_type (DPoP or Bearer), once it arrives.
+      request.response().then(async (response) => {
+        try {
+          entry.token_type = (await response.json()).token_type;
+        } catch (_) { /* an error page or a preflight */ }
+      }).catch(() => {});
     }
     requests.push(entry);
   };
@@ -90,6 +101,13 @@ async function run(mode) {
   const first = await tab.evaluate(() => window.client.getTokenSilently());
   const cached = await tab.evaluate(() => window.client.getTokenSilently());
   const silent = await tab.evaluate(() => window.client.getTokenSilently({ cacheMode: 'off' }));
+  let dpopProof = null;
+  if (mode === 'dpop') {
+    dpopProof = await tab.evaluate(
+      ([accessToken, url]) => window.client.generateDpopProof({ url, method: 'GET', accessToken }),
+      [silent, DPOP_API_URL],
+    );
+  }
   const claims = await tab.evaluate(() => window.client.getIdTokenClaims());
   const user = await tab.evaluate(() => window.client.getUser());
   await tab.evaluate(([c, t]) => window.show(`signed in as ${c.sub}`, c, t), [claims, silent]);
@@ -124,14 +142,14 @@ async function run(mode) {
     mode, access_token: first, cached_access_token: cached, silent_access_token: silent,
     id_token: claims.__raw, id_claims: claims, user, after_reload_authenticated: afterReload,
     after_logout_authenticated: afterLogout, silent_after_logout: silentAfterLogout,
-    requests, screenshot,
+    requests, screenshot, dpop_proof: dpopProof, dpop_url: DPOP_API_URL,
   };
 }
 
 let exitCode = 0;
 const result = { spa, runs: [], log };
 try {
-  for (const mode of ['iframe', 'refresh']) {
+  for (const mode of ['iframe', 'refresh', 'dpop']) {
     result.runs.push(await run(mode));
   }
 } catch (e) {

@@ -171,7 +171,7 @@ async fn auth0_spa_js_in_chromium() {
     let result = node("spa.mjs", &[domain, API, artifacts.to_str().unwrap()]).await;
     let verifier = remote_verifier(&served.url);
     let runs = result["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2, "{result}");
+    assert_eq!(runs.len(), 3, "{result}");
 
     for run in runs {
         let mode = run["mode"].as_str().unwrap();
@@ -250,6 +250,28 @@ async fn auth0_spa_js_in_chromium() {
                 );
                 assert_eq!(run["silent_after_logout"], "missing_refresh_token");
             }
+            "dpop" => {
+                // useDpop: every token request carried a proof and got DPoP-bound tokens, the
+                // refresh (bound to the same key) included; the SDK's proof for an API call
+                // passes jwtgate's DPoP checks, once.
+                assert_eq!(grants[1..], ["refresh_token"], "{requests:?}");
+                let token_requests: Vec<&Value> = requests
+                    .iter()
+                    .filter(|r| r["grant_type"].is_string())
+                    .collect();
+                assert!(
+                    token_requests
+                        .iter()
+                        .all(|r| r["dpop"] == true && r["token_type"] == "DPoP"),
+                    "{requests:?}"
+                );
+                let first = decode(run["access_token"].as_str().unwrap());
+                let renewed = decode(run["silent_access_token"].as_str().unwrap());
+                assert!(first["cnf"]["jkt"].is_string(), "{first}");
+                assert_eq!(first["cnf"], renewed["cnf"], "one key for the session");
+                check_sdk_proof(&verifier, run).await;
+                assert_eq!(run["silent_after_logout"], "missing_refresh_token");
+            }
             other => panic!("unexpected mode {other}"),
         }
         assert_eq!(run["after_logout_authenticated"], false);
@@ -263,6 +285,45 @@ async fn auth0_spa_js_in_chromium() {
         );
         println!("screenshot: {}", screenshot.display());
     }
+}
+
+/// The proof auth0-spa-js made with `generateDpopProof` for `GET dpop_url`, checked by jwtgate's
+/// DPoP policy with the token it came with: accepted once, refused as a replay, refused for
+/// another method.
+async fn check_sdk_proof(verifier: &Registry, run: &Value) {
+    use jwtgate_engine::dpop::{DpopMode, DpopPolicy, DpopRefusal, ProofRequest, Scheme};
+    let token = run["silent_access_token"].as_str().unwrap();
+    let proof = run["dpop_proof"]
+        .as_str()
+        .expect("a proof from generateDpopProof");
+    let url = url::Url::parse(run["dpop_url"].as_str().unwrap()).unwrap();
+    let origin = url.origin().ascii_serialization();
+    let verified = verifier.verify(token.as_bytes(), now()).await.unwrap();
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("dpop", proof.parse().unwrap());
+    let policy = DpopPolicy::default();
+    let request = |method| ProofRequest {
+        method,
+        origin: Some(&origin),
+        target: url.path(),
+        headers: &headers,
+        token,
+        now: now(),
+    };
+    let check = |method| {
+        policy.check(
+            DpopMode::Required,
+            Scheme::Dpop,
+            &verified,
+            &request(method),
+        )
+    };
+    assert!(
+        matches!(check("POST"), Err(DpopRefusal::Proof(_))),
+        "a proof for GET is not one for POST"
+    );
+    check("GET").unwrap_or_else(|refusal| panic!("auth0-spa-js's proof: {refusal}"));
+    assert_eq!(check("GET"), Err(DpopRefusal::Replayed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,7 +120,7 @@ impl Authorizer {
         let request = event::parse(event)?;
         let view = RequestView {
             front: FrontEnd::Authorizer,
-            origin: None,
+            origin: request.origin.as_deref(),
             method: request.arn.method(),
             target: request.arn.path(),
             headers: &request.headers,

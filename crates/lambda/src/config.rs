@@ -9,7 +9,6 @@ pub use crate::answer::{HttpApiResponse, PolicyResource};
 use crate::authorizer::Authorizer;
 use jwtgate_engine::args::{blame, parse_bool, setting_error, EngineArgs, EngineSettings};
 use jwtgate_engine::path::PathPolicy;
-use jwtgate_engine::token_cache::TokenCache;
 use jwtgate_engine::{
     issuer_scopes, CacheSection, ConfigError, Engine, IssuerSection, KeysSection, RouteSection,
     Unmatched,
@@ -82,6 +81,10 @@ pub struct LambdaConfig {
     /// Authorizer settings.
     #[serde(default)]
     pub lambda: LambdaSection,
+    /// `[dpop]`: sender-constrained tokens (REQUEST and HTTP API events; a `TOKEN` event cannot
+    /// carry a proof).
+    #[serde(default)]
+    pub dpop: jwtgate_engine::dpop::DpopSection,
     /// `[revocation]`: revocation rules from a file or (in builds with Redis support) Redis,
     /// as in the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,12 +157,20 @@ impl LambdaConfig {
         let mut engine = Engine::new(parts.registry, parts.routes)
             .with_issuer_rules(parts.issuer_rules)
             .with_path_policy(self.paths)
-            .with_issuer_scopes(issuer_scopes(&self.issuers));
-        if self.cache.capacity > 0 {
-            if self.cache.max_age <= 0 {
-                return Err(invalid("cache.max_age", "must be positive".into()));
-            }
-            engine = engine.with_cache(TokenCache::new(self.cache.capacity, self.cache.max_age));
+            .with_issuer_scopes(issuer_scopes(&self.issuers))
+            .with_dpop(jwtgate_engine::rules::dpop_policy(
+                &self.dpop,
+                &self.issuers,
+                None,
+                file,
+                None,
+            )?);
+        if let Some(cache) = self
+            .cache
+            .build()
+            .map_err(|e| invalid("cache", e.to_string()))?
+        {
+            engine = engine.with_cache(cache);
         }
         if let Some(section) = &self.revocation {
             let source = section

@@ -59,6 +59,10 @@ pub struct AuthorizerRequest {
     pub headers: HeaderMap,
     /// Where the token is: the headers, or a `TOKEN` event's `authorizationToken`.
     pub token: TokenInput,
+    /// `https://host[/stage]`: with the ARN's path, the URI the client used (a DPoP proof's
+    /// `htu`); `None` when the event does not say (a `TOKEN` event, or a path that does not end
+    /// with the ARN's).
+    pub origin: Option<String>,
 }
 
 /// An event that is not an authorizer event jwtgate understands.
@@ -122,6 +126,7 @@ pub fn parse(event: Value) -> Result<AuthorizerRequest, EventError> {
                 arn: arn(kind, "methodArn", request.method_arn)?,
                 headers: HeaderMap::new(),
                 token: TokenInput::Given(token_value(request.authorization_token.as_deref())),
+                origin: None,
             })
         }
         EventKind::RestRequest | EventKind::HttpApiV1 => {
@@ -133,20 +138,36 @@ pub fn parse(event: Value) -> Result<AuthorizerRequest, EventError> {
             } else {
                 request.multi_value_headers
             };
+            let arn = arn(kind, "methodArn", request.method_arn)?;
+            // API Gateway passes the client's Host; the context's path is the one the client
+            // used, stage (or base path) included.
+            let host = headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned);
+            let origin = request_origin(host, request.request_context.path.as_deref(), &arn);
             Ok(AuthorizerRequest {
                 kind,
-                arn: arn(kind, "methodArn", request.method_arn)?,
+                arn,
                 headers,
                 token: TokenInput::FromRequest,
+                origin,
             })
         }
         EventKind::HttpApiV2 => {
             let request: ApiGatewayV2CustomAuthorizerV2Request = typed(kind, event)?;
+            let arn = arn(kind, "routeArn", request.route_arn)?;
+            let origin = request_origin(
+                request.request_context.domain_name.clone(),
+                request.raw_path.as_deref(),
+                &arn,
+            );
             Ok(AuthorizerRequest {
                 kind,
-                arn: arn(kind, "routeArn", request.route_arn)?,
+                arn,
                 headers: request.headers,
                 token: TokenInput::FromRequest,
+                origin,
             })
         }
     }
@@ -155,6 +176,18 @@ pub fn parse(event: Value) -> Result<AuthorizerRequest, EventError> {
 /// A TOKEN event's `authorizationToken`: the value of the configured token-source header. With
 /// the `Bearer` scheme it is read like an `Authorization` header; a value without any space is
 /// taken as the bare token (for token sources such as `X-Access-Token`).
+/// `https://host` plus whatever precedes the ARN's path in the path the client used (the stage
+/// or a custom domain's base path), so that origin + ARN path is the URI the client used.
+fn request_origin(
+    host: Option<String>,
+    full_path: Option<&str>,
+    arn: &MethodArn,
+) -> Option<String> {
+    let prefix = full_path?.strip_suffix(arn.path())?;
+    let origin = jwtgate_engine::dpop::origin("https", &host?)?;
+    Some(format!("{origin}{prefix}"))
+}
+
 fn token_value(value: Option<&str>) -> BearerToken {
     match value {
         None | Some("") => BearerToken::Missing,

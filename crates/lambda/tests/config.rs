@@ -131,7 +131,7 @@ fn file_with_environment_on_top() {
     assert_eq!(config.issuers.len(), 2);
     assert_eq!(config.routes.len(), 2);
     assert_eq!(config.lambda.context_claims, ["email", "name"]);
-    assert_eq!(config.cache.capacity, 50);
+    assert_eq!(config.cache.capacity, Some(50));
     assert!(!config.lambda.prefetch);
 
     // A mistake in the file names the file and the key.

@@ -233,7 +233,7 @@ async fn tls_with_a_private_ca_and_an_acl_user() {
         ],
     );
     let port = free_port();
-    let mut child = Command::new("redis-server")
+    let child = Command::new("redis-server")
         .args([
             "--bind",
             "127.0.0.1",
@@ -253,6 +253,12 @@ async fn tls_with_a_private_ca_and_an_acl_user() {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server");
+    // Killed on drop, also when an assertion fails.
+    let _server = Redis {
+        child,
+        url: String::new(),
+        port,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -285,6 +291,4 @@ async fn tls_with_a_private_ca_and_an_acl_user() {
         .await
         .is_err());
     std::env::remove_var("SSL_CERT_FILE");
-    let _ = child.kill();
-    let _ = child.wait();
 }

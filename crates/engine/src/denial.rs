@@ -26,6 +26,7 @@ pub struct Denial {
     scope: Option<String>,
     verified: Option<Arc<Verified>>,
     dpop: Option<DpopChallenge>,
+    dpop_nonce: Option<String>,
 }
 
 /// The `DPoP` challenge a refusal carries when DPoP is in play (RFC 9449 §7.1): the accepted
@@ -60,6 +61,7 @@ impl Denial {
             scope: None,
             verified: None,
             dpop: None,
+            dpop_nonce: None,
         }
     }
 
@@ -75,6 +77,7 @@ impl Denial {
             scope: None,
             verified: None,
             dpop: None,
+            dpop_nonce: None,
         }
     }
 
@@ -89,6 +92,7 @@ impl Denial {
             scope: None,
             verified: None,
             dpop: None,
+            dpop_nonce: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl Denial {
             scope: None,
             verified: None,
             dpop: None,
+            dpop_nonce: None,
         }
     }
 
@@ -125,6 +130,7 @@ impl Denial {
             scope: None,
             verified: None,
             dpop: None,
+            dpop_nonce: None,
         }
     }
 
@@ -152,6 +158,7 @@ impl Denial {
             scope,
             verified: None,
             dpop: None,
+            dpop_nonce: None,
         }
     }
 
@@ -180,6 +187,7 @@ impl Denial {
             scope: None,
             verified: None,
             dpop: None,
+            dpop_nonce: None,
         }
     }
 
@@ -189,6 +197,17 @@ impl Denial {
     pub fn with_dpop_challenge(mut self, algs: String, bearer_too: bool) -> Denial {
         self.dpop = Some(DpopChallenge { algs, bearer_too });
         self
+    }
+
+    /// The same refusal with the nonce the client's next DPoP proof must carry (`DPoP-Nonce`).
+    pub fn with_dpop_nonce(mut self, nonce: Option<String>) -> Denial {
+        self.dpop_nonce = nonce;
+        self
+    }
+
+    /// The server nonce to send as `DPoP-Nonce`, if any.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// The HTTP status: 400, 401 or 403.

@@ -112,6 +112,43 @@ pub struct DpopSection {
     /// Accepted proof algorithms (default: every asymmetric one).
     #[serde(default)]
     pub algorithms: Vec<String>,
+    /// Require server nonces in proofs (RFC 9449 §8): a proof without the current nonce gets
+    /// `use_dpop_nonce` and the nonce in `DPoP-Nonce` (default `false`).
+    #[serde(default)]
+    pub nonce: bool,
+}
+
+/// Seconds a server nonce stays current; the previous one stays good for one more period.
+pub const NONCE_LIFETIME: i64 = 300;
+
+/// Server nonces: the current one and the one before, rotated every [`NONCE_LIFETIME`].
+#[derive(Debug, Default)]
+pub struct Nonces {
+    state: Mutex<NonceState>,
+}
+
+#[derive(Debug, Default)]
+struct NonceState {
+    current: String,
+    previous: Option<String>,
+    rotates_at: i64,
+}
+
+impl Nonces {
+    /// The current nonce and the previous one, rotating first when due; `None` when the system's
+    /// random generator fails (no nonce can be checked: proofs are refused).
+    pub fn at(&self, now: i64) -> Option<(String, Option<String>)> {
+        let mut state = self.state.lock().ok()?;
+        if state.current.is_empty() || now >= state.rotates_at {
+            let mut bytes = [0u8; 16];
+            jwtgate_core::crypto::fill_random(&mut bytes).ok()?;
+            let fresh = jwtgate_core::internal::base64url::encode(&bytes);
+            let old = std::mem::replace(&mut state.current, fresh);
+            state.previous = (!old.is_empty()).then_some(old);
+            state.rotates_at = now.saturating_add(NONCE_LIFETIME);
+        }
+        Some((state.current.clone(), state.previous.clone()))
+    }
 }
 
 impl Default for DpopSection {
@@ -121,6 +158,7 @@ impl Default for DpopSection {
             iat_window: DEFAULT_IAT_WINDOW,
             replay_cache_entries: DEFAULT_REPLAY_CACHE_ENTRIES,
             algorithms: Vec::new(),
+            nonce: false,
         }
     }
 }
@@ -408,6 +446,7 @@ pub struct DpopPolicy {
     algorithms: AlgorithmSet,
     replay: Arc<dyn ReplayStore>,
     public_origin: Option<String>,
+    nonces: Option<Arc<Nonces>>,
 }
 
 /// A `[dpop]` setting that cannot be used.
@@ -430,6 +469,7 @@ impl Default for DpopPolicy {
             algorithms: AlgorithmSet::asymmetric(),
             replay: Arc::new(LocalReplayCache::new(DEFAULT_REPLAY_CACHE_ENTRIES)),
             public_origin: None,
+            nonces: None,
         }
     }
 }
@@ -459,7 +499,25 @@ impl DpopPolicy {
             algorithms,
             replay: Arc::new(LocalReplayCache::new(section.replay_cache_entries)),
             public_origin: None,
+            nonces: section.nonce.then(Arc::default),
         })
+    }
+
+    /// Shares the server nonces of the engine this one replaces (a reload keeps the nonce
+    /// clients hold), when both require nonces.
+    pub fn with_nonces_of(mut self, previous: &DpopPolicy) -> DpopPolicy {
+        if let (Some(_), Some(old)) = (&self.nonces, &previous.nonces) {
+            self.nonces = Some(old.clone());
+        }
+        self
+    }
+
+    /// The nonce a client must put in its next proof, when nonces are required.
+    pub fn current_nonce(&self, now: i64) -> Option<String> {
+        self.nonces
+            .as_ref()
+            .and_then(|nonces| nonces.at(now))
+            .map(|(current, _)| current)
     }
 
     /// The origin clients use (`[server] public_url`, checked by [`public_origin`]): proofs are
@@ -541,7 +599,7 @@ impl DpopPolicy {
         })?;
         let path = request.target.split(['?', '#']).next().unwrap_or_default();
         let uri = format!("{origin}{path}");
-        let context = ProofContext {
+        let mut context = ProofContext {
             method: request.method,
             uri: &uri,
             access_token: Some(request.token.as_bytes()),
@@ -551,7 +609,28 @@ impl DpopPolicy {
             nonce: None,
             algorithms: self.algorithms,
         };
-        let checked = dpop::check_proof(proof.as_bytes(), &context).map_err(DpopRefusal::Proof)?;
+        let nonces = match &self.nonces {
+            None => None,
+            Some(nonces) => Some(
+                nonces
+                    .at(request.now)
+                    .ok_or(DpopRefusal::Proof(ProofError::NonceRequired))?,
+            ),
+        };
+        let checked = match &nonces {
+            None => dpop::check_proof(proof.as_bytes(), &context),
+            Some((current, previous)) => {
+                context.nonce = Some(current);
+                match (dpop::check_proof(proof.as_bytes(), &context), previous) {
+                    (Err(ProofError::NonceRequired), Some(previous)) => {
+                        context.nonce = Some(previous);
+                        dpop::check_proof(proof.as_bytes(), &context)
+                    }
+                    (result, _) => result,
+                }
+            }
+        }
+        .map_err(DpopRefusal::Proof)?;
         // A proof can be replayed while its iat is inside the window of some later now: until
         // iat + window at most, itself at most now + 2 × window.
         let keep_until = checked.iat.saturating_add(self.iat_window);

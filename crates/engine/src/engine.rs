@@ -446,7 +446,10 @@ impl Engine {
             .check(mode, scheme, &pass.verified, &proof_request)
         {
             tracing::debug!(%refusal, "DPoP refusal");
-            let denial = Denial::dpop_refusal(&self.realm, &refusal);
+            let nonce = (refusal.error_code() == "use_dpop_nonce")
+                .then(|| self.dpop.current_nonce(request.now))
+                .flatten();
+            let denial = Denial::dpop_refusal(&self.realm, &refusal).with_dpop_nonce(nonce);
             let denial = if mode == DpopMode::Off {
                 denial
             } else {

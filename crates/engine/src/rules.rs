@@ -152,7 +152,9 @@ pub fn dpop_policy(
         }
     }
     if let Some(old) = previous {
-        policy = policy.with_replay_store(old.dpop().replay_store().clone());
+        policy = policy
+            .with_replay_store(old.dpop().replay_store().clone())
+            .with_nonces_of(old.dpop());
     }
     Ok(policy)
 }

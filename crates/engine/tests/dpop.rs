@@ -41,6 +41,14 @@ impl Fixture {
     }
 
     fn with_issuer_mode(mode: DpopMode, issuer_mode: Option<&str>) -> Fixture {
+        let section = DpopSection {
+            mode,
+            ..DpopSection::default()
+        };
+        Fixture::with_section(&section, issuer_mode)
+    }
+
+    fn with_section(section: &DpopSection, issuer_mode: Option<&str>) -> Fixture {
         let issuer = Issuer::new();
         let issuer_dpop = issuer_mode.map_or(String::new(), |m| format!("dpop = \"{m}\"\n"));
         let toml = format!(
@@ -60,12 +68,8 @@ impl Fixture {
             None,
         )
         .unwrap();
-        let section = DpopSection {
-            mode,
-            ..DpopSection::default()
-        };
         let dpop =
-            jwtgate_engine::rules::dpop_policy(&section, &config.issuers, None, "test.toml", None)
+            jwtgate_engine::rules::dpop_policy(section, &config.issuers, None, "test.toml", None)
                 .unwrap();
         let engine = Engine::new(parts.registry, parts.routes)
             .with_issuer_rules(parts.issuer_rules)
@@ -479,4 +483,46 @@ async fn a_certificate_bound_token_never_passes_as_a_bearer_token() {
     let (status, _, description, kind) = refused(&f.ask(&format!("Bearer {token}"), &[]).await);
     assert_eq!((status, kind), (401, "unchecked_binding"));
     assert!(description.contains("x5t#S256"), "{description}");
+}
+
+#[tokio::test]
+async fn server_nonces_are_asked_for_and_then_accepted() {
+    let section = DpopSection {
+        nonce: true,
+        ..DpopSection::default()
+    };
+    let f = Fixture::with_section(&section, None);
+    let token = f.bound_token();
+    let outcome = f
+        .ask(&format!("DPoP {token}"), &[&f.proof(&token, "n-0")])
+        .await;
+    assert_refused(&outcome, "use_dpop_nonce", "nonce");
+    let Outcome::Deny(denial) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    let nonce = denial
+        .dpop_nonce()
+        .expect("a DPoP-Nonce to retry with")
+        .to_owned();
+    let uri = format!("{ORIGIN}{PATH}");
+    let retry = f.proof_with(ProofClaims {
+        method: "GET",
+        uri: &uri,
+        access_token: Some(&token),
+        iat: f.issuer.now(),
+        jti: "n-1",
+        nonce: Some(&nonce),
+    });
+    let outcome = f.ask(&format!("DPoP {token}"), &[&retry]).await;
+    assert!(matches!(outcome, Outcome::Allow(_)), "{outcome:?}");
+    let stale = f.proof_with(ProofClaims {
+        method: "GET",
+        uri: &uri,
+        access_token: Some(&token),
+        iat: f.issuer.now(),
+        jti: "n-2",
+        nonce: Some("not-the-nonce"),
+    });
+    let outcome = f.ask(&format!("DPoP {token}"), &[&stale]).await;
+    assert_refused(&outcome, "use_dpop_nonce", "nonce");
 }

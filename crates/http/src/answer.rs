@@ -17,6 +17,12 @@ pub fn denial_response(denial: &Denial) -> Response {
     let challenge =
         HeaderValue::from_str(&denial.challenge()).unwrap_or(HeaderValue::from_static("Bearer"));
     headers.insert(http::header::WWW_AUTHENTICATE, challenge);
+    if let Some(nonce) = denial
+        .dpop_nonce()
+        .and_then(|nonce| HeaderValue::from_str(nonce).ok())
+    {
+        headers.insert("dpop-nonce", nonce);
+    }
     headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

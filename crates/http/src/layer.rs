@@ -135,7 +135,7 @@ pub fn add_cors(
     headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
     headers.insert(
         http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("WWW-Authenticate"),
+        HeaderValue::from_static("WWW-Authenticate, DPoP-Nonce"),
     );
     if preflight {
         let join = |items: &[String]| HeaderValue::from_str(&items.join(", ")).ok();

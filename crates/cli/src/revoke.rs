@@ -8,7 +8,7 @@
 use clap::{ArgGroup, Args};
 use jwtgate_revocation::redis_store::RedisStore;
 use jwtgate_revocation::rule::DEFAULT_KEEP_SECONDS;
-use jwtgate_revocation::{parse_json_lines, parse_time, to_json_lines, Rule, RuleKey, RuleSet};
+use jwtgate_revocation::{parse_json_lines, parse_time, to_json_lines, Rule, RuleKey};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,7 +20,8 @@ pub struct RevokeArgs {
     /// Redis holding the rules: redis://[user[:password]@]host[:port][/db], or rediss:// (TLS).
     #[arg(long, env = "JWTGATE_REDIS_URL", value_name = "URL")]
     redis: Option<String>,
-    /// A JSON-lines rules file (the gateway's `[revocation] file`), rewritten atomically.
+    /// A JSON-lines rules file (the gateway's `[revocation] file`), rewritten atomically (a
+    /// missing file is created).
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Prefix of the Redis keys and channel (the gateway's `[revocation] key_prefix`).
@@ -93,6 +94,11 @@ fn action(args: &RevokeArgs, now: i64) -> Result<Action, Box<dyn std::error::Err
             .map_err(|e| usage(format!("--import {}: {e}", path.display())))?;
         return Ok(Action::Add(
             rules.into_iter().filter(|r| r.is_live(now)).collect(),
+        ));
+    }
+    if args.exp.is_some() && args.jti.is_none() {
+        return Err(usage(
+            "--exp goes with --jti; --subject and --client take --before/--until",
         ));
     }
     let key = match (&args.jti, &args.issuer, &args.subject, &args.client) {
@@ -203,34 +209,37 @@ fn report_removal(key: &RuleKey, removed: bool) {
 }
 
 fn in_file(path: &Path, action: Action, now: i64) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let name = path.display();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(format!("{name}: {error}").into()),
-    };
-    let held = parse_json_lines(&text).map_err(|e| format!("{name}: {e}"))?;
-    let mut set = RuleSet::from_rules(held.iter().filter(|r| r.is_live(now)));
     match action {
         Action::List => {
-            print!("{}", to_json_lines(&set.rules()));
-            return Ok(ExitCode::SUCCESS);
+            let rules = match jwtgate_revocation::file::load(path) {
+                Ok(rules) => rules.rules(),
+                Err(jwtgate_revocation::file::FileError::Read { error, .. })
+                    if error.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Vec::new()
+                }
+                Err(error) => return Err(error.into()),
+            };
+            print!(
+                "{}",
+                to_json_lines(rules.iter().filter(|rule| rule.is_live(now)))
+            );
         }
         Action::Add(rules) => {
+            jwtgate_revocation::file::update(path, now, |set| {
+                for rule in &rules {
+                    set.insert(rule);
+                }
+            })?;
             for rule in &rules {
-                set.insert(rule);
                 println!("{}", rule.to_json_line());
             }
         }
         Action::Remove(key) => {
-            let removed = set.remove(&key);
+            let mut removed = false;
+            jwtgate_revocation::file::update(path, now, |set| removed = set.remove(&key))?;
             report_removal(&key, removed);
         }
     }
-    // Written whole under another name and renamed: a reader never sees half a file.
-    let temporary = path.with_extension("jsonl.tmp");
-    std::fs::write(&temporary, to_json_lines(&set.rules()))
-        .map_err(|e| format!("{}: {e}", temporary.display()))?;
-    std::fs::rename(&temporary, path).map_err(|e| format!("{name}: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }

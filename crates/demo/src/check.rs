@@ -398,6 +398,34 @@ pub async fn run(demo: &Demo) -> Report {
                 200,
                 "",
             );
+            // Last: from here on alice's tokens issued so far are refused.
+            let revoked = reqwest::Client::new()
+                .post(format!("{}oauth/revoke", demo.issuer_url))
+                .form(&[("client_id", SPA_CLIENT), ("token", &fresh.access_token)])
+                .send()
+                .await;
+            report.record(
+                "the SPA revokes its access token at the issuer",
+                revoked.as_ref().is_ok_and(|r| r.status().is_success()),
+                revoked.map_or_else(|e| e.to_string(), |r| r.status().to_string()),
+            );
+            // The gateway reads the rules file within half a second of a change.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let refused = loop {
+                let outcome = call(demo, "GET", Some(&fresh.access_token)).await;
+                let done = matches!(&outcome, Ok((status, _, _)) if status.as_u16() == 401);
+                if done || std::time::Instant::now() >= deadline {
+                    break outcome;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
+            expect(
+                &mut report,
+                "the revoked token is refused by the gateway within a second",
+                refused,
+                401,
+                "token revoked",
+            );
         }
         Err(error) => report.record("login after rotation", false, error),
     }

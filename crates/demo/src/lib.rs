@@ -191,6 +191,12 @@ impl Demo {
             },
         )
         .map_err(|e| DemoError::Issuer(e.to_string()))?;
+        // "Log out everywhere": the issuer writes a revocation rule at logout and /oauth/revoke
+        // into a rules file the gateway follows, so the old access token is refused at once.
+        let revoked = options.state_dir.join("revoked.jsonl");
+        issuer.revoke_through(jwtgate_revocation::writer::RuleWriter::File(
+            revoked.clone(),
+        ));
 
         let (shutdown, watch) = tokio::sync::watch::channel(false);
         let stopped = |mut watch: tokio::sync::watch::Receiver<bool>| async move {
@@ -205,7 +211,12 @@ impl Demo {
             }
         }));
 
-        let built = gateway_config(&issuer_url, app_port, api_addr)?
+        let mut gateway_settings = gateway_config(&issuer_url, app_port, api_addr)?;
+        gateway_settings.revocation = Some(jwtgate_revocation::RevocationSection {
+            file: Some(revoked),
+            ..Default::default()
+        });
+        let built = gateway_settings
             .build("demo")
             .map_err(|e| DemoError::Gateway(e.to_string()))?;
         let state = AppState {

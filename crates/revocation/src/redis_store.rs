@@ -13,8 +13,9 @@
 //! Writing a rule stores it and publishes the change in one `MULTI`/`EXEC` transaction; a
 //! replica subscribes first, then loads the full set (`SCAN` + `MGET`), applies changes as they
 //! arrive, and loads the full set again every `resync_interval` as a backstop for anything a
-//! subscription missed. A later DPoP replay check fits the same store: `SET <prefix>dpop:<jti>
-//! 1 NX EX <window>` answers "seen before?" in one round trip.
+//! subscription missed. The DPoP replay check across replicas uses the same store:
+//! [`RedisStore::dpop_first_use`] (`SET <prefix>dpop:<jkt,jti> 1 NX EXAT <until>`) answers "seen
+//! by any replica?" in one round trip.
 
 use crate::config::{redact_url, RedisSource};
 use crate::handle::Revocations;
@@ -231,6 +232,33 @@ impl RedisStore {
             .await
             .map_err(|e| self.error(e))?;
         Ok(deleted > 0)
+    }
+
+    /// Records the DPoP proof `(jkt, jti)` for every replica until `keep_until` (Unix seconds):
+    /// `true` the first time, `false` when any replica recorded it before (a replay). One
+    /// `SET <prefix>dpop:<jkt>:<jti> 1 NX EXAT <keep_until>` round trip; the engine's
+    /// per-process replay cache stays the fallback when Redis does not answer.
+    pub async fn dpop_first_use(
+        &mut self,
+        jkt: &str,
+        jti: &str,
+        keep_until: i64,
+    ) -> Result<bool, StoreError> {
+        let key = format!(
+            "{}dpop:{}",
+            self.names.prefix,
+            serde_json::to_string(&[jkt, jti]).unwrap_or_default()
+        );
+        let stored: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("EXAT")
+            .arg(keep_until)
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(stored.is_some())
     }
 
     /// Every rule stored, in key order.

@@ -53,6 +53,9 @@ pub enum ConfigError {
     /// Standard input could not be read.
     #[error("cannot read the token from standard input: {0}")]
     Stdin(String),
+    /// A --claim or --when condition is unusable.
+    #[error("{0}")]
+    Condition(String),
 }
 
 /// A ready verifier and the time to check against.

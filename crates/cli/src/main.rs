@@ -7,11 +7,14 @@
 //!
 //! Exit codes: 0 accepted, 1 rejected (or not decodable), 2 usage or configuration error.
 
+mod conditions;
 mod config;
 mod decode;
 mod input;
 mod jwks;
 mod render;
+#[cfg(feature = "gateway")]
+mod revoke;
 #[cfg(feature = "gateway")]
 mod serve;
 
@@ -48,6 +51,9 @@ enum Command {
     /// Validate a gateway configuration file and print the effective configuration.
     #[cfg(feature = "gateway")]
     CheckConfig(serve::CheckConfigArgs),
+    /// Revoke tokens (by jti, subject or client) in Redis or a rules file; list or remove rules.
+    #[cfg(feature = "gateway")]
+    Revoke(Box<revoke::RevokeArgs>),
     /// The whole system on one machine: issuer, gateway, users API (SQLite) and an SPA.
     #[cfg(feature = "demo")]
     Demo(jwtgate_demo::cli::DemoArgs),
@@ -112,6 +118,13 @@ pub struct VerifyArgs {
     /// Refuse tokens issued more than this many seconds ago.
     #[arg(long, value_name = "SECONDS")]
     max_age: Option<u64>,
+    /// Claim condition NAME=VALUE, as a route's `claims` (VALUE as JSON — true, 3, "x",
+    /// ["a","b"] for one of — or else the text as a string); repeatable.
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
+    claims: Vec<String>,
+    /// CEL condition over `claims`, as a route's `when`.
+    #[arg(long, value_name = "EXPR")]
+    when: Option<String>,
     /// Largest accepted token, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = jwtgate_core::jws::DEFAULT_MAX_TOKEN_LEN)]
     max_token_size: usize,
@@ -159,6 +172,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => return report(serve::run(&args)),
         #[cfg(feature = "gateway")]
         Command::CheckConfig(args) => return report(serve::check_config(&args)),
+        #[cfg(feature = "gateway")]
+        Command::Revoke(args) => return report(revoke::run(&args)),
         #[cfg(feature = "demo")]
         Command::Demo(args) => return report(jwtgate_demo::cli::run(&args)),
         #[cfg(feature = "lambda")]
@@ -183,8 +198,22 @@ fn report(result: Result<ExitCode, Box<dyn std::error::Error>>) -> ExitCode {
 
 fn run_verify(args: &VerifyArgs) -> Result<ExitCode, config::ConfigError> {
     let setup = config::Setup::from_args(args)?;
+    let conditions = conditions::from_flags(&args.claims, args.when.as_deref())?;
     let token = input::read_token(&args.token)?;
     let outcome = setup.verifier.verify(token.as_bytes(), setup.now);
+    let failed = outcome.as_ref().ok().and_then(|verified| {
+        conditions::first_failure(&conditions::results(&conditions, verified.claims()))
+    });
+    if let Some(description) = failed {
+        match args.format {
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"valid": false, "error": "insufficient_scope", "description": description})
+            ),
+            Format::Text => println!("rejected (insufficient_scope): {description}"),
+        }
+        return Ok(exit(false));
+    }
     let accepted = outcome.is_ok();
     match args.format {
         Format::Json => println!("{}", render::verdict_json(&outcome)),
@@ -202,15 +231,34 @@ fn run_explain(args: &VerifyArgs) -> Result<ExitCode, config::ConfigError> {
         setup.verifier.keys(),
         setup.now,
     );
-    let accepted = explanation.outcome.is_ok();
+    let conditions = conditions::from_flags(&args.claims, args.when.as_deref())?;
+    let results = match &explanation.outcome {
+        Ok(verified) => Some(conditions::results(&conditions, verified.claims())),
+        Err(_) => None,
+    };
+    let failed = results.as_deref().and_then(conditions::first_failure);
+    let accepted = explanation.outcome.is_ok() && failed.is_none();
     match args.format {
-        Format::Json => println!("{}", render::explanation_json(&explanation)),
+        Format::Json => println!(
+            "{}",
+            render::with_conditions_json(
+                &render::explanation_json(&explanation),
+                results.as_deref(),
+                failed.as_deref()
+            )
+        ),
         Format::Text => {
             let colour = render::use_colour();
             print!(
                 "{}",
                 render::explanation_text(&explanation, setup.verifier.keys(), colour)
-            )
+            );
+            if !conditions.is_empty() {
+                print!(
+                    "{}",
+                    render::conditions_text(results.as_deref(), failed.as_deref(), colour)
+                );
+            }
         }
     }
     Ok(exit(accepted))

@@ -173,3 +173,68 @@ pub fn explanation_json(explanation: &Explanation) -> String {
     }
     value.to_string()
 }
+
+/// The claim conditions' lines after an explanation: `PASS`/`FAIL` per condition (`SKIP` when
+/// the token was not verified), then the verdict when one failed.
+pub fn conditions_text(
+    results: Option<&[jwtgate_engine::conditions::ConditionResult]>,
+    failed: Option<&str>,
+    colour: bool,
+) -> String {
+    let p = if colour { &COLOUR } else { &PLAIN };
+    let Some(results) = results else {
+        return format!(
+            "{}SKIP{} conditions: the token was not verified\n",
+            p.skip, p.reset
+        );
+    };
+    let mut text = String::new();
+    for result in results {
+        match (&result.detail, result.passed) {
+            (_, true) => text.push_str(&format!(
+                "{}PASS{} condition {}\n",
+                p.pass, p.reset, result.condition
+            )),
+            (detail, false) => text.push_str(&format!(
+                "{}FAIL{} condition {}: {}\n",
+                p.fail,
+                p.reset,
+                result.condition,
+                detail.as_deref().unwrap_or("failed")
+            )),
+        }
+    }
+    if let Some(description) = failed {
+        text.push_str(&format!(
+            "{}=> rejected: insufficient_scope ({description}){}\n",
+            p.fail, p.reset
+        ));
+    }
+    text
+}
+
+/// The explanation's JSON with `conditions` (each `{condition, passed, detail}`) added and, when
+/// one failed, `valid` false with the refusal.
+pub fn with_conditions_json(
+    explanation: &str,
+    results: Option<&[jwtgate_engine::conditions::ConditionResult]>,
+    failed: Option<&str>,
+) -> String {
+    let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(explanation) else {
+        return explanation.to_owned();
+    };
+    if let Some(results) = results.filter(|r| !r.is_empty()) {
+        let list: Vec<Value> = results
+            .iter()
+            .map(|r| json!({"condition": r.condition, "passed": r.passed, "detail": r.detail}))
+            .collect();
+        object.insert("conditions".into(), Value::Array(list));
+    }
+    if let Some(description) = failed {
+        object.insert("valid".into(), Value::Bool(false));
+        object.remove("claims");
+        object.insert("error".into(), json!("insufficient_scope"));
+        object.insert("description".into(), json!(description));
+    }
+    Value::Object(object).to_string()
+}

@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// ext_authz `path_prefix`).
     #[arg(long, env = "JWTGATE_FORWARD_AUTH_PREFIX", value_name = "PREFIX")]
     forward_auth_prefix: Option<String>,
+    /// Also serve Envoy's gRPC external authorization (and gRPC health) on this address.
+    #[arg(long, env = "JWTGATE_GRPC_LISTEN", value_name = "ADDR")]
+    grpc_listen: Option<SocketAddr>,
     /// Upstream to proxy authorised requests to (proxy mode).
     #[arg(long, env = "JWTGATE_UPSTREAM", value_name = "URL")]
     upstream: Option<String>,
@@ -116,6 +119,9 @@ fn load(args: &ServeArgs) -> Result<Loaded, ConfigError> {
     if let Some(prefix) = &args.forward_auth_prefix {
         config.server.forward_auth_prefix = prefix.clone();
     }
+    if let Some(grpc) = args.grpc_listen {
+        config.server.grpc_listen = Some(grpc);
+    }
     let (file_issuers, file_routes) = (config.issuers.len(), config.routes.len());
     args.engine.apply(
         "flags",
@@ -188,7 +194,46 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
             None => None,
         };
-        let gateway = server::spawn(&built, listener, tls, server::shutdown_signal()).await?;
+        // One shutdown for both listeners: a signal, or either server ending.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop_on_signal = stop.clone();
+        tokio::spawn(async move {
+            server::shutdown_signal().await;
+            let _ = stop_on_signal.send(true);
+        });
+        let when_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let grpc_listener = match options.grpc_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (server.grpc_listen): {e}"))?,
+            ),
+            None => None,
+        };
+        let gateway =
+            server::spawn(&built, listener, tls.clone(), when_stopped(stopped.clone())).await?;
+        let grpc = match grpc_listener {
+            Some(listener) => {
+                let check = jwtgate_grpc::CheckOptions {
+                    forward_token: options.grpc_forward_token,
+                };
+                let grpc = jwtgate_grpc::spawn(
+                    gateway.engine.clone(),
+                    listener,
+                    &options,
+                    check,
+                    tls,
+                    when_stopped(stopped),
+                )?;
+                let scheme = if options.tls.is_some() { "TLS" } else { "h2c" };
+                tracing::info!(address = %grpc.addr, "gRPC ext_authz listening");
+                eprintln!("jwtgate: gRPC ext_authz on {} ({scheme})", grpc.addr);
+                Some(grpc)
+            }
+            None => None,
+        };
         // Only the shared engine holds the first engine from here: a reload drops it (and the
         // key sources only it used) once its requests finish.
         drop(built);
@@ -203,7 +248,28 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         tracing::info!(%address, %mode, forward_auth = ?options.forward_auth_path, "jwtgate listening");
         let scheme = if options.tls.is_some() { "https" } else { "http" };
         eprintln!("jwtgate: listening on {scheme}://{address} ({mode})");
-        gateway.task.await.map_err(|e| e.to_string())??;
+        let served = match grpc {
+            Some(grpc) => {
+                // Whichever ends first (a signal, or an error) stops the other.
+                let (http_task, grpc_task) = (gateway.task, grpc.task);
+                let stop_http = stop.clone();
+                let http = async move {
+                    let result = http_task.await;
+                    let _ = stop_http.send(true);
+                    result
+                };
+                let grpc = async move {
+                    let result = grpc_task.await;
+                    let _ = stop.send(true);
+                    result
+                };
+                let (http, grpc) = tokio::join!(http, grpc);
+                http.map_err(|e| e.to_string())?
+                    .and(grpc.map_err(|e| e.to_string())?)
+            }
+            None => gateway.task.await.map_err(|e| e.to_string())?,
+        };
+        served?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -90,3 +90,25 @@ fn mistakes_name_the_file_and_key_in_either_mode() {
     assert_eq!(code, 2);
     assert!(err.contains("unmatched"), "{err}");
 }
+
+#[test]
+fn the_grpc_listener_is_checked() {
+    let grpc = format!(
+        "{SHARED}\n[server]\nlisten = \"127.0.0.1:9000\"\ngrpc_listen = \"127.0.0.1:9001\"\n"
+    );
+    let (code, out, err) = check(&grpc, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("grpc_listen = \"127.0.0.1:9001\""), "{out}");
+
+    let same = format!(
+        "{SHARED}\n[server]\nlisten = \"0.0.0.0:9000\"\ngrpc_listen = \"127.0.0.1:9000\"\n"
+    );
+    let (code, _, err) = check(&same, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`server.grpc_listen`"), "{err}");
+
+    let bad = format!("{SHARED}\n[server]\ngrpc_listen = \"localhost\"\n");
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("grpc_listen"), "{err}");
+}

@@ -425,7 +425,7 @@ impl KeySet {
 
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
-fn parse_jwk(object: &Map<String, Value>) -> Result<Jwk, SkipReason> {
+pub(crate) fn parse_jwk(object: &Map<String, Value>) -> Result<Jwk, SkipReason> {
     let kty = match object.get("kty") {
         Some(Value::String(kty)) => kty.as_str(),
         _ => return Err(SkipReason::MissingKty),

@@ -65,6 +65,7 @@
 pub mod alg;
 pub mod claims;
 pub mod crypto;
+pub mod dpop;
 mod explain;
 pub mod internal;
 pub mod jwk;

@@ -23,6 +23,11 @@ pub enum ErrorCode {
     InvalidToken,
     /// The token is valid but lacks a required scope: HTTP 403.
     InsufficientScope,
+    /// The DPoP proof sent with a sender-constrained token is missing or fails a check
+    /// (RFC 9449 §7.1): HTTP 401.
+    InvalidDpopProof,
+    /// The DPoP proof must carry the server's nonce (RFC 9449 §9): HTTP 401.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -32,6 +37,8 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -41,6 +48,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::InvalidToken => 401,
             ErrorCode::InsufficientScope => 403,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => 401,
         }
     }
 }
@@ -213,6 +221,11 @@ pub enum Reason {
         /// Claims other than scope/scp/permissions that contain a missing scope: (scope, claim).
         elsewhere: Vec<(String, String)>,
     },
+    /// A revocation rule refuses the (otherwise valid) token.
+    Revoked {
+        /// Which rule, in words (`jti`, `subject, issued before …`).
+        rule: String,
+    },
 }
 
 /// A refused token: code, reason and description. The reason is boxed so that `Result<_,
@@ -282,6 +295,7 @@ impl Rejection {
             Reason::ClaimValueMismatch { .. } => "claim_value_mismatch",
             Reason::TooManyScopes { .. } => "too_many_scopes",
             Reason::InsufficientScope { .. } => "insufficient_scope",
+            Reason::Revoked { .. } => "revoked",
         }
     }
 }
@@ -474,6 +488,7 @@ fn describe(reason: &Reason) -> String {
             }
             text
         }
+        Reason::Revoked { rule } => format!("token revoked (by {rule})"),
     }
 }
 

@@ -139,6 +139,7 @@ pub fn gateway_config(
         scopes: Vec::new(),
         strict: false,
         clients: Vec::new(),
+        ..IssuerSection::default()
     });
     config.keys = KeysSection::default();
     for spec in [

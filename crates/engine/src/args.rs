@@ -244,6 +244,7 @@ impl EngineArgs {
                 scopes: words(&self.scopes),
                 strict,
                 clients: words(&self.clients),
+                ..IssuerSection::default()
             });
         } else {
             for (variable, set) in [
@@ -278,9 +279,8 @@ impl EngineArgs {
             target.routes.push(RouteSection {
                 methods: Vec::new(),
                 path: path.to_owned(),
-                scopes: Vec::new(),
-                any: false,
                 public: true,
+                ..RouteSection::default()
             });
         }
         if let Some(text) = &self.unmatched {

@@ -20,8 +20,11 @@ pub struct TokenLocations {
 pub enum BearerToken {
     /// No token anywhere (including an `Authorization` header of another scheme).
     Missing,
-    /// Exactly one token.
+    /// Exactly one token, sent as a bearer token (`Authorization: Bearer`, a cookie or a query
+    /// parameter).
     Present(String),
+    /// Exactly one token, sent as `Authorization: DPoP` (RFC 9449): it must come with a proof.
+    Dpop(String),
     /// A malformed header or several tokens: `invalid_request`.
     Invalid(&'static str),
 }
@@ -40,22 +43,31 @@ fn from_authorization(headers: &HeaderMap) -> BearerToken {
     parse_authorization(text)
 }
 
-/// Reads one `Authorization` header value: `Bearer <token>` (scheme case-insensitive) is the
-/// token; another scheme is no token at all; `Bearer` without a token, or a token with a space,
-/// is `invalid_request`.
+/// Reads one `Authorization` header value: `Bearer <token>` or `DPoP <token>` (scheme
+/// case-insensitive) is the token; another scheme is no token at all; a scheme without a
+/// token, or a token with a space, is `invalid_request`.
 pub fn parse_authorization(text: &str) -> BearerToken {
     let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return BearerToken::Missing;
     }
     let token = rest.trim_start_matches(' ');
     if token.is_empty() {
-        return BearerToken::Invalid("the Authorization header has the Bearer scheme but no token");
+        return BearerToken::Invalid(if dpop {
+            "the Authorization header has the DPoP scheme but no token"
+        } else {
+            "the Authorization header has the Bearer scheme but no token"
+        });
     }
     if token.contains(' ') {
         return BearerToken::Invalid("the bearer token contains a space");
     }
-    BearerToken::Present(token.to_owned())
+    if dpop {
+        BearerToken::Dpop(token.to_owned())
+    } else {
+        BearerToken::Present(token.to_owned())
+    }
 }
 
 fn from_cookie(headers: &HeaderMap, name: &str) -> Vec<String> {
@@ -87,8 +99,13 @@ pub fn extract(
     locations: &TokenLocations,
 ) -> BearerToken {
     let mut found: Vec<String> = Vec::new();
+    let mut dpop = false;
     match from_authorization(headers) {
         BearerToken::Present(token) => found.push(token),
+        BearerToken::Dpop(token) => {
+            dpop = true;
+            found.push(token);
+        }
         BearerToken::Invalid(why) => return BearerToken::Invalid(why),
         BearerToken::Missing => {}
     }
@@ -106,6 +123,7 @@ pub fn extract(
     match found.len() {
         0 => BearerToken::Missing,
         1 => match found.pop() {
+            Some(token) if !token.is_empty() && dpop => BearerToken::Dpop(token),
             Some(token) if !token.is_empty() => BearerToken::Present(token),
             _ => BearerToken::Invalid("the bearer token is empty"),
         },
@@ -151,6 +169,35 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn dpop_scheme() {
+        let none = TokenLocations::default();
+        assert_eq!(
+            extract(&headers(&[("authorization", "DPoP abc")]), None, &none),
+            BearerToken::Dpop("abc".into())
+        );
+        assert_eq!(
+            extract(&headers(&[("authorization", "dpop abc")]), None, &none),
+            BearerToken::Dpop("abc".into())
+        );
+        assert!(matches!(
+            extract(&headers(&[("authorization", "DPoP")]), None, &none),
+            BearerToken::Invalid(_)
+        ));
+        let query = TokenLocations {
+            query: Some("access_token".into()),
+            ..TokenLocations::default()
+        };
+        assert!(matches!(
+            extract(
+                &headers(&[("authorization", "DPoP abc")]),
+                Some("access_token=def"),
+                &query
+            ),
+            BearerToken::Invalid(_)
+        ));
     }
 
     #[test]

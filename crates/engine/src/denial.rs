@@ -25,6 +25,15 @@ pub struct Denial {
     realm: String,
     scope: Option<String>,
     verified: Option<Arc<Verified>>,
+    dpop: Option<DpopChallenge>,
+}
+
+/// The `DPoP` challenge a refusal carries when DPoP is in play (RFC 9449 §7.1): the accepted
+/// proof algorithms, and whether a `Bearer` challenge follows (both schemes accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DpopChallenge {
+    algs: String,
+    bearer_too: bool,
 }
 
 /// Keeps only the characters allowed in RFC 6750 quoted values (%x20-21 / %x23-5B / %x5D-7E).
@@ -50,6 +59,7 @@ impl Denial {
             realm: realm.to_owned(),
             scope: None,
             verified: None,
+            dpop: None,
         }
     }
 
@@ -64,6 +74,7 @@ impl Denial {
             realm: realm.to_owned(),
             scope: None,
             verified: None,
+            dpop: None,
         }
     }
 
@@ -77,6 +88,7 @@ impl Denial {
             realm: realm.to_owned(),
             scope: None,
             verified: None,
+            dpop: None,
         }
     }
 
@@ -92,6 +104,27 @@ impl Denial {
             realm: realm.to_owned(),
             scope: None,
             verified: None,
+            dpop: None,
+        }
+    }
+
+    /// A verified token that does not meet a claim condition of its issuer or route (or one that
+    /// could not be evaluated on it): 403 `insufficient_scope` naming the condition, without
+    /// `scope` (no scope would help).
+    pub fn condition_failed(realm: &str, failure: crate::conditions::ConditionFailure) -> Denial {
+        Denial {
+            status: 403,
+            code: Some(ErrorCode::InsufficientScope),
+            kind: if failure.error {
+                "condition_error"
+            } else {
+                "condition_failed"
+            },
+            description: failure.description,
+            realm: realm.to_owned(),
+            scope: None,
+            verified: None,
+            dpop: None,
         }
     }
 
@@ -118,7 +151,44 @@ impl Denial {
             realm: realm.to_owned(),
             scope,
             verified: None,
+            dpop: None,
         }
+    }
+
+    /// A token presented in a way its binding or the DPoP mode does not allow, or a DPoP proof
+    /// that fails ([`crate::dpop::DpopRefusal`]): 401 with the RFC 9449 error code; a front end
+    /// that cannot tell the request URI is the proxy's contract (403, no code). Add the challenge
+    /// with [`Denial::with_dpop_challenge`].
+    pub fn dpop_refusal(realm: &str, refusal: &crate::dpop::DpopRefusal) -> Denial {
+        if let crate::dpop::DpopRefusal::UnknownUri(_) = refusal {
+            let mut denial = Denial::proxy_contract(realm, refusal.to_string());
+            denial.kind = refusal.kind();
+            return denial;
+        }
+        let code = match refusal.error_code() {
+            "invalid_dpop_proof" => ErrorCode::InvalidDpopProof,
+            "use_dpop_nonce" => ErrorCode::UseDpopNonce,
+            "invalid_request" => ErrorCode::InvalidRequest,
+            _ => ErrorCode::InvalidToken,
+        };
+        Denial {
+            status: code.http_status(),
+            code: Some(code),
+            kind: refusal.kind(),
+            description: refusal.to_string(),
+            realm: realm.to_owned(),
+            scope: None,
+            verified: None,
+            dpop: None,
+        }
+    }
+
+    /// The same refusal with a `DPoP` challenge first, carrying the error (`algs` lists the
+    /// accepted proof algorithms), followed by a bare `Bearer` challenge when bearer tokens are
+    /// accepted too.
+    pub fn with_dpop_challenge(mut self, algs: String, bearer_too: bool) -> Denial {
+        self.dpop = Some(DpopChallenge { algs, bearer_too });
+        self
     }
 
     /// The HTTP status: 400, 401 or 403.
@@ -167,12 +237,29 @@ impl Denial {
     }
 
     /// The `WWW-Authenticate` value: `Bearer realm="…"` and, unless no token was sent at all,
-    /// `error`, `error_description` and `scope`.
+    /// `error`, `error_description` and `scope`. With a DPoP challenge, `DPoP algs="…"` carries
+    /// them instead, followed by `Bearer realm="…"` when bearer tokens are accepted too (two
+    /// challenges in one header value, RFC 9110 §11.6.1).
     pub fn challenge(&self) -> String {
-        let mut challenge = format!("Bearer realm=\"{}\"", quoted_safe(&self.realm));
-        if self.kind == "missing_token" {
+        if let Some(dpop) = &self.dpop {
+            let mut challenge = format!("DPoP algs=\"{}\"", quoted_safe(&dpop.algs));
+            if self.kind != "missing_token" {
+                self.push_error_parameters(&mut challenge);
+            }
+            if dpop.bearer_too {
+                challenge.push_str(&format!(", Bearer realm=\"{}\"", quoted_safe(&self.realm)));
+            }
             return challenge;
         }
+        let mut challenge = format!("Bearer realm=\"{}\"", quoted_safe(&self.realm));
+        if self.kind != "missing_token" {
+            self.push_error_parameters(&mut challenge);
+        }
+        challenge
+    }
+
+    /// `error`, `error_description` and `scope` parameters, as far as this refusal has them.
+    fn push_error_parameters(&self, challenge: &mut String) {
         if let Some(code) = self.code {
             challenge.push_str(&format!(", error=\"{}\"", code.as_str()));
         }
@@ -183,7 +270,6 @@ impl Denial {
         if let Some(scope) = &self.scope {
             challenge.push_str(&format!(", scope=\"{}\"", quoted_safe(scope)));
         }
-        challenge
     }
 
     /// The JSON body: `{"error": …, "error_description": …}`, without `error` when there is no
@@ -226,5 +312,15 @@ mod tests {
         );
         assert!(!proxy.body().contains("\"error\":"));
         assert_eq!(quoted_safe("é\\\n"), "?/?");
+        let replay = Denial::dpop_refusal("api", &crate::dpop::DpopRefusal::Replayed)
+            .with_dpop_challenge("ES256 RS256".into(), true);
+        assert_eq!(replay.status(), 401);
+        assert!(replay
+            .challenge()
+            .starts_with("DPoP algs=\"ES256 RS256\", error=\"invalid_dpop_proof\", error_description=\"the DPoP proof was already used"));
+        assert!(replay.challenge().ends_with(", Bearer realm=\"api\""));
+        assert!(replay.body().contains("\"error\":\"invalid_dpop_proof\""));
+        let required = Denial::missing_token("api").with_dpop_challenge("ES256".into(), false);
+        assert_eq!(required.challenge(), "DPoP algs=\"ES256\"");
     }
 }

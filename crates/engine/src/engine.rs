@@ -5,6 +5,7 @@
 
 use crate::bearer::{self, BearerToken, TokenLocations};
 use crate::denial::Denial;
+use crate::dpop::{DpopMode, DpopPolicy, ProofRequest, Scheme};
 use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
 use crate::metrics::Metrics;
@@ -14,6 +15,7 @@ use crate::token_cache::TokenCache;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_core::{ScopeRequirement, Verified};
 use jwtgate_keys::Registry;
+use jwtgate_revocation::Revocations;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,6 +59,11 @@ pub enum FrontEnd {
     /// jwtgate cannot remove anything from it, so a variant spelling of an identity header, or
     /// a method override naming another method, is refused.
     ForwardAuth,
+    /// Envoy's external authorization (gRPC `Check`): Envoy forwards the request itself but
+    /// applies the header changes of the answer, so — as with `Inline` — client spellings of the
+    /// identity headers and override headers are removed (`headers_to_remove`) rather than
+    /// refused, and only a `Connection` header naming a protected header is refused.
+    ExtAuthz,
     /// An API Gateway Lambda authorizer event: API Gateway forwards the request, jwtgate only
     /// answers allow or deny.
     Authorizer,
@@ -82,6 +89,9 @@ pub struct RequestView<'a> {
     pub target: &'a str,
     /// The request's headers (names are case-insensitive).
     pub headers: &'a HeaderMap,
+    /// `scheme://host[:port]` of the URI the client used, when the front end knows it: a DPoP
+    /// proof is checked against it and `target`'s path. `None` makes every DPoP proof a refusal.
+    pub origin: Option<&'a str>,
     /// Where the token is.
     pub token: TokenInput,
     /// The time of the decision, Unix seconds.
@@ -122,7 +132,10 @@ pub struct Engine {
     cache: Option<TokenCache<CachedPass>>,
     cors: Option<Cors>,
     issuer_scopes: Vec<(String, ScopeRequirement)>,
+    issuer_rules: Vec<crate::rules::IssuerRules>,
     metrics: Arc<Metrics>,
+    revocation: Option<Arc<Revocations>>,
+    dpop: DpopPolicy,
 }
 
 impl std::fmt::Debug for Engine {
@@ -157,7 +170,10 @@ impl Engine {
             cache: None,
             cors: None,
             issuer_scopes: Vec::new(),
+            issuer_rules: Vec::new(),
             metrics: Arc::default(),
+            revocation: None,
+            dpop: DpopPolicy::default(),
         }
     }
 
@@ -205,10 +221,41 @@ impl Engine {
         self
     }
 
+    /// Each issuer's audiences and claim conditions ([`crate::rules::issuer_rules`]), checked
+    /// after verification on every request, cache hits included.
+    pub fn with_issuer_rules(mut self, rules: Vec<crate::rules::IssuerRules>) -> Self {
+        self.issuer_rules = rules;
+        self
+    }
+
     /// Counts into `metrics` (shared with an engine this one replaces, so a reload keeps them).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Refuses verified tokens (fresh or cached) that a rule of `revocation` matches; share one
+    /// [`Revocations`] between an engine and the one replacing it, like the counters.
+    pub fn with_revocation(mut self, revocation: Arc<Revocations>) -> Self {
+        self.revocation = Some(revocation);
+        self
+    }
+
+    /// Sets the DPoP modes and proof checks (default: `allowed` everywhere, a per-process replay
+    /// cache).
+    pub fn with_dpop(mut self, dpop: DpopPolicy) -> Self {
+        self.dpop = dpop;
+        self
+    }
+
+    /// The DPoP settings.
+    pub fn dpop(&self) -> &DpopPolicy {
+        &self.dpop
+    }
+
+    /// The revocation rules, when enabled.
+    pub fn revocation(&self) -> Option<&Arc<Revocations>> {
+        self.revocation.as_ref()
     }
 
     /// The key registry.
@@ -321,7 +368,8 @@ impl Engine {
                 }
             }
         }
-        let requirement = match self.routes.requirement(request.method, &path) {
+        let (requirement, route_policy) = self.routes.rule(request.method, &path);
+        let requirement = match requirement {
             Requirement::Public => {
                 return Outcome::Allow(Allow {
                     identity: Arc::from([]),
@@ -339,12 +387,28 @@ impl Engine {
                 bearer::extract(headers, query, &self.locations)
             }
         };
-        let token = match found {
-            BearerToken::Missing => return Outcome::Deny(Denial::missing_token(&self.realm)),
-            BearerToken::Invalid(why) => {
-                return Outcome::Deny(Denial::invalid_request(&self.realm, why))
+        // Before the token is verified its issuer is unknown: refusals carry a DPoP challenge
+        // when the request used DPoP or DPoP is required by default.
+        let default_mode = self.dpop.mode("", None);
+        let early = |denial: Denial, scheme: Scheme| {
+            if scheme == Scheme::Dpop || default_mode == DpopMode::Required {
+                denial.with_dpop_challenge(self.dpop.algs(), default_mode != DpopMode::Required)
+            } else {
+                denial
             }
-            BearerToken::Present(token) => token,
+        };
+        let (token, scheme) = match found {
+            BearerToken::Missing => {
+                return Outcome::Deny(early(Denial::missing_token(&self.realm), Scheme::Bearer))
+            }
+            BearerToken::Invalid(why) => {
+                return Outcome::Deny(early(
+                    Denial::invalid_request(&self.realm, why),
+                    Scheme::Bearer,
+                ))
+            }
+            BearerToken::Present(token) => (token, Scheme::Bearer),
+            BearerToken::Dpop(token) => (token, Scheme::Dpop),
         };
         let pass = match self
             .verify_with_identity(token.as_bytes(), request.now)
@@ -353,10 +417,46 @@ impl Engine {
             Ok(pass) => pass,
             Err(rejection) => {
                 tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token.as_bytes()), %rejection, "token rejected");
-                return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+                return Outcome::Deny(early(
+                    Denial::from_rejection(&self.realm, &rejection),
+                    scheme,
+                ));
             }
         };
-        let issuer = pass.verified.issuer();
+        // Per-request checks on the verified token (cached or not): the route's issuers and
+        // audiences, then scopes, then conditions. Issuer settings are found by the configured
+        // issuer (a template for a tenant's token).
+        let issuer = self
+            .registry
+            .configured_issuer(pass.verified.issuer())
+            .unwrap_or(pass.verified.issuer());
+        let mode = self.dpop.mode(issuer, None);
+        let proof_request = ProofRequest {
+            method: request.method,
+            origin: request.origin,
+            target: request.target,
+            headers,
+            token: &token,
+            now: request.now,
+        };
+        if let Err(refusal) = self
+            .dpop
+            .check(mode, scheme, &pass.verified, &proof_request)
+        {
+            tracing::debug!(%refusal, "DPoP refusal");
+            let denial = Denial::dpop_refusal(&self.realm, &refusal);
+            let denial = if mode == DpopMode::Off {
+                denial
+            } else {
+                denial.with_dpop_challenge(self.dpop.algs(), mode != DpopMode::Required)
+            };
+            return Outcome::Deny(denial);
+        }
+        let rules = self.issuer_rules.iter().find(|r| r.issuer == issuer);
+        let audiences = rules.map(|r| r.audiences.as_slice());
+        if let Err(rejection) = route_policy.admits(&pass.verified, issuer, audiences) {
+            return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+        }
         let issuer_scopes = self
             .issuer_scopes
             .iter()
@@ -365,6 +465,13 @@ impl Engine {
         for scopes in issuer_scopes.chain([requirement]) {
             if let Err(rejection) = pass.verified.require(scopes) {
                 let denial = Denial::from_rejection(&self.realm, &rejection);
+                return Outcome::Deny(denial.for_verified(pass.verified));
+            }
+        }
+        let conditions = rules.map(|r| &r.conditions).into_iter();
+        for conditions in conditions.chain([route_policy.conditions()]) {
+            if let Err(failure) = conditions.check_shared(&pass.verified) {
+                let denial = Denial::condition_failed(&self.realm, failure);
                 return Outcome::Deny(denial.for_verified(pass.verified));
             }
         }
@@ -411,8 +518,28 @@ impl Engine {
     }
 
     /// Verifies a token through the cache, with its finished identity headers (computed once per
-    /// token and cached with it).
+    /// token and cached with it), then checks it against the revocation rules (a cached token
+    /// too: a rule added after it was cached refuses it at once).
     async fn verify_with_identity(
+        &self,
+        token: &[u8],
+        now: i64,
+    ) -> Result<CachedPass, jwtgate_core::Rejection> {
+        let pass = self.verify_cached(token, now).await?;
+        if let Some(rule) = self
+            .revocation
+            .as_ref()
+            .and_then(|revocation| revocation.check(&pass.verified, now))
+        {
+            return Err(jwtgate_core::Reason::Revoked {
+                rule: rule.to_string(),
+            }
+            .into());
+        }
+        Ok(pass)
+    }
+
+    async fn verify_cached(
         &self,
         token: &[u8],
         now: i64,

@@ -25,7 +25,9 @@
 
 pub mod args;
 pub mod bearer;
+pub mod conditions;
 pub mod denial;
+pub mod dpop;
 mod engine;
 pub mod hygiene;
 pub mod identity;
@@ -42,6 +44,7 @@ pub use engine::{
 pub use metrics::Metrics;
 
 pub use rules::{
-    build_registry, build_routes, issuer_scopes, CacheSection, ConfigError, IssuerSection,
-    KeysSection, RouteSection, Unmatched,
+    build_policy, build_registry, build_routes, issuer_rules, issuer_scopes, CacheSection,
+    ConfigError, IssuerRules, IssuerSection, KeysSection, PolicyParts, RouteSection,
+    TenantsSection, Unmatched,
 };

@@ -210,7 +210,7 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             );
         }
-        let sources: Vec<(String, jwtgate_keys::KeyMetricsSnapshot, bool)> = registry
+        let mut sources: Vec<(String, jwtgate_keys::KeyMetricsSnapshot, bool)> = registry
             .entries()
             .iter()
             .map(|e| {
@@ -218,6 +218,12 @@ impl Metrics {
                 (issuer, e.source().metrics(), e.source().is_ready())
             })
             .collect();
+        // Each concrete issuer of a template (a tenant) is labelled as itself.
+        for template in registry.templates() {
+            for (issuer, entry) in template.held() {
+                sources.push((issuer, entry.source().metrics(), entry.source().is_ready()));
+            }
+        }
         type Field = fn(&jwtgate_keys::KeyMetricsSnapshot) -> u64;
         let fields: [(&str, &str, Field); 7] = [
             (

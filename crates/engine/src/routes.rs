@@ -4,9 +4,101 @@
 //! segment: a literal segment matches itself, `{name}` matches any one segment, and a final `*`
 //! matches the rest (one or more segments). Rules are tried in order and the first match wins;
 //! a request that matches no rule gets the table's default (deny unless configured otherwise).
+//!
+//! Besides its scopes, a rule may carry a [`RoutePolicy`]: the issuers and audiences it accepts
+//! (replacing the defaults for that route, so one gateway fronts several APIs or providers) and
+//! claim [`Conditions`]. The engine checks them after verification on every request, cache hits
+//! included: the verified-token cache is keyed by the token alone, so an entry verified for one
+//! route's audience must never be an allow for a route whose audience it lacks.
 
-use jwtgate_core::ScopeRequirement;
+use crate::conditions::Conditions;
+use jwtgate_core::{Reason, Rejection, ScopeRequirement, Verified};
+use std::sync::Arc;
 use thiserror::Error;
+
+/// What a route asks of a verified token besides scopes. The default asks nothing more than the
+/// issuer's own settings.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RoutePolicy {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    conditions: Conditions,
+}
+
+impl RoutePolicy {
+    /// A policy accepting tokens of `issuers` (configured issuers or templates, as written; empty:
+    /// every configured issuer) for `audiences` (empty: the issuer's own audiences), meeting
+    /// `conditions`.
+    pub fn new(
+        issuers: Vec<String>,
+        audiences: Vec<String>,
+        conditions: Conditions,
+    ) -> RoutePolicy {
+        RoutePolicy {
+            issuers,
+            audiences,
+            conditions,
+        }
+    }
+
+    /// The accepted issuers (empty: any configured issuer).
+    pub fn issuers(&self) -> &[String] {
+        &self.issuers
+    }
+
+    /// The accepted audiences (empty: the token's issuer's audiences).
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The route's claim conditions.
+    pub fn conditions(&self) -> &Conditions {
+        &self.conditions
+    }
+
+    /// Checks a verified token's issuer and audience for this route: `configured` is the
+    /// configured issuer (or template) that accepted the token, `default_audiences` that
+    /// issuer's own audiences. A token of another issuer, or for another API, is `invalid_token`
+    /// here, exactly as if this route's settings had been the verifier's.
+    pub fn admits(
+        &self,
+        verified: &Verified,
+        configured: &str,
+        default_audiences: Option<&[String]>,
+    ) -> Result<(), Rejection> {
+        if !self.issuers.is_empty() && !self.issuers.iter().any(|i| i == configured) {
+            return Err(Reason::IssuerMismatch {
+                found: verified.issuer().to_owned(),
+                expected: self.issuers.clone(),
+            }
+            .into());
+        }
+        let expected = match (self.audiences.as_slice(), default_audiences) {
+            ([], None) => return Ok(()),
+            ([], Some(defaults)) => defaults,
+            (route, _) => route,
+        };
+        let accepted = match verified.claim("aud") {
+            Some(serde_json::Value::String(aud)) => expected.iter().any(|e| e == aud),
+            Some(serde_json::Value::Array(items)) => items.iter().any(|item| {
+                item.as_str()
+                    .is_some_and(|aud| expected.iter().any(|e| e == aud))
+            }),
+            _ => false,
+        };
+        if accepted {
+            return Ok(());
+        }
+        let claims = verified.claims();
+        let found = jwtgate_core::audiences(claims);
+        Err(Reason::AudienceMismatch {
+            id_token: jwtgate_core::id_token_signs(claims, &found),
+            found,
+            expected: expected.to_vec(),
+        }
+        .into())
+    }
+}
 
 /// What a matched route requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +118,7 @@ pub struct Route {
     pattern: Vec<PatternSegment>,
     source: String,
     requirement: Requirement,
+    policy: Arc<RoutePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +183,19 @@ impl Route {
             pattern: segments,
             source: pattern.to_owned(),
             requirement,
+            policy: Arc::default(),
         })
+    }
+
+    /// The same rule with `policy` (issuers, audiences, conditions).
+    pub fn with_policy(mut self, policy: RoutePolicy) -> Route {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// The rule's issuers, audiences and conditions.
+    pub fn policy(&self) -> &RoutePolicy {
+        &self.policy
     }
 
     /// Parses the command-line form `METHODS PATH [SCOPE …]`, e.g. `GET,HEAD /api/users
@@ -164,12 +269,25 @@ impl Route {
 pub struct RouteTable {
     routes: Vec<Route>,
     default: Requirement,
+    default_policy: Arc<RoutePolicy>,
 }
 
 impl RouteTable {
     /// A table; `default` applies when no rule matches (jwtgate's default is [`Requirement::Deny`]).
     pub fn new(routes: Vec<Route>, default: Requirement) -> RouteTable {
-        RouteTable { routes, default }
+        RouteTable {
+            routes,
+            default,
+            default_policy: Arc::default(),
+        }
+    }
+
+    /// The requirement and policy for `method` and the normalised `path`.
+    pub fn rule(&self, method: &str, path: &str) -> (&Requirement, &RoutePolicy) {
+        match self.find(method, path) {
+            Some(route) => (&route.requirement, &route.policy),
+            None => (&self.default, &self.default_policy),
+        }
     }
 
     /// The rules.

@@ -3,10 +3,16 @@
 //! accept the same policy options and report mistakes the same way: the file, the key, and what is
 //! wrong with it.
 
-use crate::routes::{Requirement, Route, RouteTable};
+use crate::conditions::Conditions;
+use crate::routes::{Requirement, Route, RoutePolicy, RouteTable};
 use jwtgate_core::{Algorithm, AlgorithmSet, Policy, ScopeRequirement};
-use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+use jwtgate_keys::{
+    CacheSettings, FetchBudget, IssuerEntry, IssuerTemplate, KeySource, Registry, SourceKind,
+    SystemClock, TenantIssuer, TenantKeys, Tenants,
+};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,11 +67,22 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(
     Ok((parse_toml(&text, &name)?, name))
 }
 
+/// `tenants` of an issuer template: a list of tenants, or the word `"any"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TenantsSection {
+    /// The allowed tenants.
+    List(Vec<String>),
+    /// `"any"` (anything else is refused at load).
+    Word(String),
+}
+
 /// `[[issuers]]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerSection {
-    /// The issuer, exactly as in `iss`.
+    /// The issuer, exactly as in `iss`, or a template with one `{placeholder}` path segment
+    /// (`https://login.microsoftonline.com/{tenant}/v2.0`), which needs `tenants`.
     pub issuer: String,
     /// Accepted audiences.
     pub audiences: Vec<String>,
@@ -90,6 +107,54 @@ pub struct IssuerSection {
     /// Accepted clients (`azp`/`client_id`); empty accepts any.
     #[serde(default)]
     pub clients: Vec<String>,
+    /// For a template: the allowed tenants, or `"any"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<TenantsSection>,
+    /// For a template: concrete issuers held at most (least recently used evicted; default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tenants: Option<usize>,
+    /// Claim conditions every token of this issuer must meet (name → value, or list: one of).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Value>,
+    /// A CEL condition every token of this issuer must meet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// DPoP for this issuer's tokens (default: `[dpop] mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<crate::dpop::DpopMode>,
+}
+
+/// The DPoP policy of a configuration: `[dpop]`, each issuer's `dpop`, and `[server]
+/// public_url` (the origin proofs are checked against; each front end's reading of the request
+/// otherwise). The replay store of `previous` is kept, so a reload does not forget proofs.
+pub fn dpop_policy(
+    section: &crate::dpop::DpopSection,
+    issuers: &[IssuerSection],
+    public_url: Option<&str>,
+    file: &str,
+    previous: Option<&crate::Engine>,
+) -> Result<crate::dpop::DpopPolicy, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let public_origin = public_url
+        .map(crate::dpop::public_origin)
+        .transpose()
+        .map_err(|message| invalid("server.public_url", message))?;
+    let mut policy = crate::dpop::DpopPolicy::from_section(section)
+        .map_err(|e| invalid("dpop", e.to_string()))?
+        .with_public_origin(public_origin);
+    for issuer in issuers {
+        if let Some(mode) = issuer.dpop {
+            policy = policy.with_issuer_mode(issuer.issuer.clone(), mode);
+        }
+    }
+    if let Some(old) = previous {
+        policy = policy.with_replay_store(old.dpop().replay_store().clone());
+    }
+    Ok(policy)
 }
 
 fn default_cache_max_bytes() -> u64 {
@@ -125,7 +190,7 @@ impl Default for CacheSection {
 }
 
 /// `[[routes]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
     /// Methods (default: any).
@@ -142,6 +207,18 @@ pub struct RouteSection {
     /// No token needed.
     #[serde(default)]
     pub public: bool,
+    /// Issuers accepted on this route (configured issuers or templates, as written; default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<String>,
+    /// Audiences accepted on this route, replacing the issuer's (default: the issuer's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// Claim conditions (name → value, or list: one of).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Value>,
+    /// A CEL condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
 }
 
 impl RouteSection {
@@ -162,9 +239,7 @@ impl RouteSection {
         let mut section = RouteSection {
             methods,
             path: path.to_owned(),
-            scopes: Vec::new(),
-            any: false,
-            public: false,
+            ..RouteSection::default()
         };
         match rest.as_slice() {
             ["public"] => section.public = true,
@@ -215,6 +290,9 @@ pub struct KeysSection {
     pub total_timeout: Option<u64>,
     /// Allow plain HTTP to non-loopback hosts.
     pub allow_insecure_http: Option<bool>,
+    /// Documents (discovery or JWKS) fetched per minute at most for all tenants of all issuer
+    /// templates together (default 60).
+    pub tenant_fetches_per_minute: Option<usize>,
 }
 
 impl KeysSection {
@@ -330,7 +408,7 @@ pub fn build_registry(
     keys: &KeysSection,
     file: &str,
 ) -> Result<Registry, ConfigError> {
-    registry_from(issuers, keys, file, None)
+    registry_from(issuers, &[], keys, file, None)
 }
 
 /// Like [`build_registry`], for a configuration replacing the one `previous` was built from: an
@@ -344,7 +422,95 @@ pub fn build_registry_reusing(
     file: &str,
     previous: &Registry,
 ) -> Result<Registry, ConfigError> {
-    registry_from(issuers, keys, file, Some(previous))
+    registry_from(issuers, &[], keys, file, Some(previous))
+}
+
+/// What `[[issuers]]` and `[[routes]]` build for an [`crate::Engine`]: the key registry, the
+/// route table and each issuer's own rules ([`crate::Engine::with_issuer_rules`]).
+#[derive(Debug)]
+pub struct PolicyParts {
+    /// The key registry. Each issuer's verification policy accepts its own audiences and those of
+    /// the routes that accept it; the engine then checks each request's route (or, for routes
+    /// without `audiences`, the issuer's own audiences) against the verified token.
+    pub registry: Registry,
+    /// The routes, with their issuers, audiences and conditions.
+    pub routes: RouteTable,
+    /// Each issuer's audiences and conditions.
+    pub issuer_rules: Vec<IssuerRules>,
+}
+
+/// Builds the registry, routes and issuer rules together (routes may name issuers and
+/// audiences, which the registry must know); `previous` is the registry a reload replaces (see
+/// [`build_registry_reusing`]).
+pub fn build_policy(
+    issuers: &[IssuerSection],
+    routes: &[RouteSection],
+    unmatched: Unmatched,
+    keys: &KeysSection,
+    file: &str,
+    previous: Option<&Registry>,
+) -> Result<PolicyParts, ConfigError> {
+    Ok(PolicyParts {
+        registry: registry_from(issuers, routes, keys, file, previous)?,
+        routes: build_routes(routes, unmatched, file)?,
+        issuer_rules: issuer_rules(issuers, file)?,
+    })
+}
+
+/// One issuer's own rules, checked by the engine after verification on every request: the
+/// audiences a route without its own `audiences` accepts, and the issuer's claim conditions.
+#[derive(Debug)]
+pub struct IssuerRules {
+    /// The configured issuer (or template), as written.
+    pub issuer: String,
+    /// Its audiences.
+    pub audiences: Vec<String>,
+    /// Its conditions.
+    pub conditions: Conditions,
+}
+
+/// Each issuer's audiences and compiled conditions; a condition that does not compile names the
+/// file and key (`issuers[0].when`).
+pub fn issuer_rules(
+    issuers: &[IssuerSection],
+    file: &str,
+) -> Result<Vec<IssuerRules>, ConfigError> {
+    issuers
+        .iter()
+        .enumerate()
+        .map(|(i, section)| {
+            Ok(IssuerRules {
+                issuer: section.issuer.clone(),
+                audiences: section.audiences.clone(),
+                conditions: conditions(
+                    &section.claims,
+                    section.when.as_deref(),
+                    file,
+                    &format!("issuers[{i}]"),
+                )?,
+            })
+        })
+        .collect()
+}
+
+/// Compiles `claims` and `when`; errors name `key.claims` or `key.when`.
+fn conditions(
+    claims: &BTreeMap<String, Value>,
+    when: Option<&str>,
+    file: &str,
+    key: &str,
+) -> Result<Conditions, ConfigError> {
+    Conditions::new(claims, when).map_err(|e| {
+        let field = match e {
+            crate::conditions::ConditionError::ClaimValue { .. } => "claims",
+            _ => "when",
+        };
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            key: format!("{key}.{field}"),
+            message: e.to_string(),
+        }
+    })
 }
 
 /// The key source in `previous` for `issuer` with `kind` and `settings`, if there is one. A
@@ -373,6 +539,7 @@ fn reusable_source(
 
 fn registry_from(
     issuers: &[IssuerSection],
+    routes: &[RouteSection],
     keys: &KeysSection,
     file: &str,
     previous: Option<&Registry>,
@@ -388,19 +555,50 @@ fn registry_from(
             "at least one issuer is required".into(),
         ));
     }
+    for (r, route) in routes.iter().enumerate() {
+        for (j, name) in route.issuers.iter().enumerate() {
+            if !issuers.iter().any(|section| &section.issuer == name) {
+                return Err(invalid(
+                    format!("routes[{r}].issuers[{j}]"),
+                    format!(
+                        "{name:?} is not a configured issuer (name it exactly as in [[issuers]])"
+                    ),
+                ));
+            }
+        }
+    }
     let settings = keys.settings();
     settings
         .validate()
         .map_err(|e| invalid("keys".into(), e.to_string()))?;
     let clock = Arc::new(SystemClock::new());
+    let budget = Arc::new(FetchBudget::new(
+        keys.tenant_fetches_per_minute
+            .unwrap_or(jwtgate_keys::DEFAULT_TENANT_FETCHES_PER_MINUTE),
+        clock.clone(),
+    ));
     let mut entries = Vec::new();
+    let mut templates = Vec::new();
     for (i, section) in issuers.iter().enumerate() {
         let key = |name: &str| format!("issuers[{i}].{name}");
+        let template = IssuerTemplate::is_template(&section.issuer);
         let mut builder = Policy::builder()
-            .issuer(section.issuer.clone())
             .leeway(section.leeway)
             .require_at_jwt(section.strict);
-        for audience in &section.audiences {
+        if !template {
+            builder = builder.issuer(section.issuer.clone());
+        }
+        let route_audiences = routes
+            .iter()
+            .filter(|r| r.issuers.is_empty() || r.issuers.contains(&section.issuer))
+            .flat_map(|r| r.audiences.iter());
+        let mut audiences: Vec<&String> = Vec::new();
+        for audience in section.audiences.iter().chain(route_audiences) {
+            if !audiences.contains(&audience) {
+                audiences.push(audience);
+            }
+        }
+        for audience in audiences {
             builder = builder.audience(audience.clone());
         }
         for client in &section.clients {
@@ -424,7 +622,7 @@ fn registry_from(
             }
             builder = builder.algorithms(set);
         }
-        let policy = builder.build().map_err(|e| {
+        let policy_error = |e: jwtgate_core::PolicyError| {
             let field = match e {
                 jwtgate_core::PolicyError::NoAudience => "audiences",
                 jwtgate_core::PolicyError::NoIssuer => "issuer",
@@ -432,15 +630,34 @@ fn registry_from(
                 _ => "issuer",
             };
             invalid(key(field), e.to_string())
-        })?;
+        };
+        if section.jwks_url.is_some() && section.jwks_file.is_some() {
+            return Err(invalid(
+                key("jwks_url"),
+                "give jwks_url or jwks_file, not both".into(),
+            ));
+        }
+        if template {
+            templates.push(tenant_issuer(
+                section,
+                builder,
+                &settings,
+                clock.clone(),
+                budget.clone(),
+                &key,
+                &invalid,
+            )?);
+            continue;
+        }
+        if section.tenants.is_some() || section.max_tenants.is_some() {
+            return Err(invalid(
+                key("tenants"),
+                "tenants and max_tenants belong to an issuer template (an issuer with a {tenant} path segment)".into(),
+            ));
+        }
+        let policy = builder.build().map_err(policy_error)?;
         let kind = match (&section.jwks_url, &section.jwks_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    key("jwks_url"),
-                    "give jwks_url or jwks_file, not both".into(),
-                ))
-            }
-            (Some(url), None) => SourceKind::Url(
+            (Some(url), _) => SourceKind::Url(
                 jwtgate_keys::parse_url(url, settings.allow_insecure_http)
                     .map_err(|e| invalid(key("jwks_url"), e.to_string()))?,
             ),
@@ -456,7 +673,78 @@ fn registry_from(
         };
         entries.push(IssuerEntry::new(policy, source));
     }
-    Registry::new(entries).map_err(|e| invalid("issuers".into(), e.to_string()))
+    Registry::with_templates(entries, templates)
+        .map_err(|e| invalid("issuers".into(), e.to_string()))
+}
+
+/// The issuer template of `section` (its `issuer` has a `{placeholder}`): its allowlist, keys and
+/// limits; `tenants = "any"` is logged as a warning.
+fn tenant_issuer(
+    section: &IssuerSection,
+    builder: jwtgate_core::PolicyBuilder,
+    settings: &CacheSettings,
+    clock: Arc<SystemClock>,
+    budget: Arc<FetchBudget>,
+    key: &dyn Fn(&str) -> String,
+    invalid: &dyn Fn(String, String) -> ConfigError,
+) -> Result<TenantIssuer, ConfigError> {
+    let template = IssuerTemplate::parse(&section.issuer, settings.allow_insecure_http)
+        .map_err(|e| invalid(key("issuer"), e.to_string()))?;
+    let tenants = match &section.tenants {
+        None => {
+            return Err(invalid(
+                key("tenants"),
+                format!(
+                    "an issuer template needs `tenants`: the allowed values of {{{}}} (a list), or \"any\" written out",
+                    template.placeholder()
+                ),
+            ))
+        }
+        Some(TenantsSection::Word(word)) if word == "any" => {
+            tracing::warn!(
+                issuer = %section.issuer,
+                "tenants = \"any\": tokens of every tenant of this provider are accepted (keys are still fetched per tenant, within the fetch budget)"
+            );
+            Tenants::Any
+        }
+        Some(TenantsSection::Word(word)) => {
+            return Err(invalid(
+                key("tenants"),
+                format!("{word:?}: write a list of tenants, or \"any\""),
+            ))
+        }
+        Some(TenantsSection::List(list)) => Tenants::only(list.iter().cloned())
+            .map_err(|e| invalid(key("tenants"), e.to_string()))?,
+    };
+    let keys = match (&section.jwks_url, &section.jwks_file) {
+        (Some(url), _) => TenantKeys::Url(url.clone()),
+        (None, Some(path)) => TenantKeys::File(path.clone()),
+        (None, None) => TenantKeys::Discovery,
+    };
+    let max_tenants = section
+        .max_tenants
+        .unwrap_or(jwtgate_keys::DEFAULT_MAX_TENANTS);
+    TenantIssuer::new(
+        template,
+        tenants,
+        builder,
+        keys,
+        settings.clone(),
+        clock,
+        budget,
+        max_tenants,
+    )
+    .map_err(|e| {
+        let field = match e {
+            jwtgate_keys::TemplateError::ZeroMaxTenants => "max_tenants",
+            jwtgate_keys::TemplateError::Policy(jwtgate_core::PolicyError::NoAudience) => {
+                "audiences"
+            }
+            jwtgate_keys::TemplateError::Url(_) if section.jwks_url.is_some() => "jwks_url",
+            _ => "issuer",
+        };
+        invalid(key(field), e.to_string())
+    })
 }
 
 /// Builds the route table for `routes` with `unmatched` as the default; `file` names the source in
@@ -479,6 +767,33 @@ pub fn build_routes(
                 "a public route cannot require scopes".into(),
             ));
         }
+        let checks_token = !section.issuers.is_empty()
+            || !section.audiences.is_empty()
+            || !section.claims.is_empty()
+            || section.when.is_some();
+        if section.public && checks_token {
+            return Err(invalid(
+                format!("routes[{i}].public"),
+                "a public route checks no token: it cannot name issuers, audiences, claims or when"
+                    .into(),
+            ));
+        }
+        if section.audiences.iter().any(String::is_empty) {
+            return Err(invalid(
+                format!("routes[{i}].audiences"),
+                "an audience must not be empty".into(),
+            ));
+        }
+        let policy = RoutePolicy::new(
+            section.issuers.clone(),
+            section.audiences.clone(),
+            conditions(
+                &section.claims,
+                section.when.as_deref(),
+                file,
+                &format!("routes[{i}]"),
+            )?,
+        );
         let requirement = if section.public {
             Requirement::Public
         } else if section.any {
@@ -489,7 +804,8 @@ pub fn build_routes(
         let methods: Vec<&str> = section.methods.iter().map(String::as_str).collect();
         table.push(
             Route::new(&methods, &section.path, requirement)
-                .map_err(|e| invalid(format!("routes[{i}]"), e.to_string()))?,
+                .map_err(|e| invalid(format!("routes[{i}]"), e.to_string()))?
+                .with_policy(policy),
         );
     }
     Ok(RouteTable::new(table, unmatched.requirement()))

@@ -7,9 +7,11 @@ use crate::bearer::TokenLocations;
 use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
 use crate::server::{ConnectionLimits, ServerOptions};
+use jwtgate_engine::dpop::DpopSection;
 use jwtgate_engine::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
 use jwtgate_engine::{Cors, Engine};
 use jwtgate_keys::CacheSettings;
+use jwtgate_revocation::RevocationSection;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,6 +71,11 @@ pub struct ServerSection {
     /// Listen address (default `127.0.0.1:8080`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The origin clients use, `scheme://host[:port]` (e.g. `https://api.example.com`): DPoP
+    /// proofs are checked against it (default: what each mode reads from the request — `Host`
+    /// and the listener's scheme, or the proxy's `X-Forwarded-Proto`/`-Host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Realm in `WWW-Authenticate` (default `jwtgate`).
     #[serde(default = "default_realm")]
     pub realm: String,
@@ -80,6 +87,15 @@ pub struct ServerSection {
     /// ext_authz `path_prefix`) is checked as that path, with the request's own method.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub forward_auth_prefix: String,
+    /// Listen address of the gRPC ext_authz server (Envoy's `envoy.service.auth.v3`
+    /// Authorization and gRPC health; default none: off). Same engine, TLS and limits as
+    /// `listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// With gRPC ext_authz, leave the token in the request Envoy forwards (default false: the
+    /// upstream gets the identity headers, not `Authorization`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grpc_forward_token: bool,
     /// Status for `invalid_request` at the forward-auth endpoint (default 400; nginx's
     /// `auth_request` only understands 2xx/401/403, so its recipe sets 401).
     #[serde(default = "default_invalid_request_status")]
@@ -128,9 +144,12 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             listen: default_listen(),
+            public_url: None,
             realm: default_realm(),
             forward_auth_path: default_forward_auth(),
             forward_auth_prefix: String::new(),
+            grpc_listen: None,
+            grpc_forward_token: false,
             forward_auth_invalid_request_status: default_invalid_request_status(),
             health_path: default_health(),
             ready_path: default_ready(),
@@ -281,6 +300,12 @@ pub struct GatewayConfig {
     /// `[paths]`: which risky request-path features pass as data (all refused by default).
     #[serde(default)]
     pub paths: PathPolicy,
+    /// `[revocation]`: where revocation rules come from (a file or Redis); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationSection>,
+    /// `[dpop]`: sender-constrained tokens (RFC 9449).
+    #[serde(default)]
+    pub dpop: DpopSection,
 }
 
 /// A built gateway: the decision maker and the server options.
@@ -329,17 +354,15 @@ impl GatewayConfig {
             key,
             message,
         };
-        let registry = match previous {
-            Some(old) => jwtgate_engine::rules::build_registry_reusing(
-                &self.issuers,
-                &self.keys,
-                file,
-                old.registry(),
-            )?,
-            None => build_registry(&self.issuers, &self.keys, file)?,
-        };
         let unmatched = Unmatched::resolve(self.server.unmatched, !self.routes.is_empty());
-        let table = build_routes(&self.routes, unmatched, file)?;
+        let parts = jwtgate_engine::build_policy(
+            &self.issuers,
+            &self.routes,
+            unmatched,
+            &self.keys,
+            file,
+            previous.map(Engine::registry),
+        )?;
         let mut identity = IdentityHeaders::with_names(
             &self.identity.subject,
             &self.identity.issuer,
@@ -352,7 +375,8 @@ impl GatewayConfig {
                 .map_claim(claim, header)
                 .map_err(|e| invalid(format!("identity.claims.{claim}"), e.to_string()))?;
         }
-        let mut engine = Engine::new(registry, table)
+        let mut engine = Engine::new(parts.registry, parts.routes)
+            .with_issuer_rules(parts.issuer_rules)
             .with_realm(self.server.realm.clone())
             .with_identity(identity)
             .with_path_policy(self.paths)
@@ -363,6 +387,31 @@ impl GatewayConfig {
             });
         if let Some(old) = previous {
             engine = engine.with_metrics(old.metrics().clone());
+        }
+        engine = engine.with_dpop(jwtgate_engine::rules::dpop_policy(
+            &self.dpop,
+            &self.issuers,
+            self.server.public_url.as_deref(),
+            file,
+            previous,
+        )?);
+        if let Some(section) = &self.revocation {
+            let source = section
+                .source()
+                .map_err(|e| invalid(format!("revocation.{}", e.key), e.message))?;
+            // A reload keeps the rules held and their follower; a changed source needs a restart.
+            let revocations = match previous.and_then(|old| old.revocation()) {
+                Some(held) => {
+                    if held.followed_source() != Some(&source) {
+                        tracing::warn!("configuration reload: [revocation] changed its source; the running source stays until a restart");
+                    }
+                    held.clone()
+                }
+                None => section
+                    .build()
+                    .map_err(|e| invalid(format!("revocation.{}", e.key), e.message))?,
+            };
+            engine = engine.with_revocation(revocations);
         }
         if let Some(cache) = self
             .cache
@@ -440,6 +489,17 @@ impl GatewayConfig {
                 ));
             }
         }
+        if self.server.grpc_listen.is_some_and(|grpc| {
+            grpc.port() != 0 && grpc.port() == self.server.listen.port() && {
+                let (a, b) = (grpc.ip(), self.server.listen.ip());
+                a == b || a.is_unspecified() || b.is_unspecified()
+            }
+        }) {
+            return Err(invalid(
+                "server.grpc_listen".into(),
+                "is the address of server.listen: gRPC needs its own port".into(),
+            ));
+        }
         let invalid_request_status = match self.server.forward_auth_invalid_request_status {
             code @ (400 | 401 | 403) => code,
             other => {
@@ -486,6 +546,8 @@ impl GatewayConfig {
                 forward_auth_path: non_empty(&self.server.forward_auth_path),
                 forward_auth_prefix: non_empty(&self.server.forward_auth_prefix),
                 forward_auth_invalid_request_status: invalid_request_status,
+                grpc_listen: self.server.grpc_listen,
+                grpc_forward_token: self.server.grpc_forward_token,
                 health_path: non_empty(&self.server.health_path),
                 ready_path: non_empty(&self.server.ready_path),
                 metrics_path: non_empty(&self.server.metrics_path),

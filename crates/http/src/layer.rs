@@ -55,6 +55,7 @@ pub struct CheckedRequest {
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     engine: Arc<SharedEngine>,
+    scheme: &'static str,
 }
 
 impl AuthLayer {
@@ -65,7 +66,17 @@ impl AuthLayer {
 
     /// A layer deciding with whatever engine `engine` holds at each request (hot reload).
     pub fn shared(engine: Arc<SharedEngine>) -> AuthLayer {
-        AuthLayer { engine }
+        AuthLayer {
+            engine,
+            scheme: "http",
+        }
+    }
+
+    /// Says whether requests reach the layer over TLS: the scheme of the request URI a DPoP
+    /// proof is checked against (when `[server] public_url` does not name it).
+    pub fn over_tls(mut self, tls: bool) -> AuthLayer {
+        self.scheme = if tls { "https" } else { "http" };
+        self
     }
 }
 
@@ -76,6 +87,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             engine: self.engine.clone(),
+            scheme: self.scheme,
         }
     }
 }
@@ -85,6 +97,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     engine: Arc<SharedEngine>,
+    scheme: &'static str,
 }
 
 /// Applies an allow outcome to a request: strips every header the client sent whose name reads
@@ -165,17 +178,27 @@ where
         // The service that was polled ready is the one that must be called.
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let engine = self.engine.load();
+        let scheme = self.scheme;
         Box::pin(async move {
             let target = request.uri().path_and_query().map_or_else(
                 || request.uri().path().to_owned(),
                 |pq| pq.as_str().to_owned(),
             );
             let origin = request.headers().get(http::header::ORIGIN).cloned();
+            let authority = request.uri().authority().map(|a| a.as_str()).or_else(|| {
+                request
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            });
+            let request_origin =
+                authority.and_then(|authority| jwtgate_engine::dpop::origin(scheme, authority));
             let view = RequestView {
                 front: FrontEnd::Inline,
                 method: request.method().as_str(),
                 target: &target,
                 headers: request.headers(),
+                origin: request_origin.as_deref(),
                 token: TokenInput::FromRequest,
                 now: unix_now(),
             };

@@ -76,6 +76,11 @@ pub fn restart_only_changes(running: &ServerOptions, new: &ServerOptions) -> Vec
             "server.forward_auth_invalid_request_status",
             running.forward_auth_invalid_request_status != new.forward_auth_invalid_request_status,
         ),
+        ("server.grpc_listen", running.grpc_listen != new.grpc_listen),
+        (
+            "server.grpc_forward_token",
+            running.grpc_forward_token != new.grpc_forward_token,
+        ),
         ("server.health_path", running.health_path != new.health_path),
         ("server.ready_path", running.ready_path != new.ready_path),
         (
@@ -217,6 +222,9 @@ impl Reloader {
             );
         }
         let new_sources = prepare_new_sources(&old, &built.engine).await;
+        if let Some(revocation) = built.engine.revocation() {
+            jwtgate_revocation::follow::start(revocation);
+        }
         let kept_sources = built
             .engine
             .registry()

@@ -47,6 +47,10 @@ pub struct ServerOptions {
     pub forward_auth_prefix: Option<String>,
     /// Status for `invalid_request` at the forward-auth endpoint.
     pub forward_auth_invalid_request_status: u16,
+    /// Listen address of the gRPC ext_authz server (`jwtgate-grpc`), if enabled.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Whether gRPC ext_authz leaves the token in the request Envoy forwards.
+    pub grpc_forward_token: bool,
     /// Liveness path, if enabled.
     pub health_path: Option<String>,
     /// Readiness path, if enabled.
@@ -169,11 +173,13 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     } else {
         method
     };
+    let origin = jwtgate_engine::dpop::forwarded_origin(headers);
     let view = RequestView {
         front: FrontEnd::ForwardAuth,
         method: &method,
         target: &uri,
         headers,
+        origin: origin.as_deref(),
         token: TokenInput::FromRequest,
         now: unix_now(),
     };
@@ -191,11 +197,20 @@ async fn prefixed_forward_auth(State(state): State<AppState>, request: Request) 
         .map_or("", |pq| pq.as_str())
         .strip_prefix(&*state.forward_auth_prefix)
         .unwrap_or_default();
+    // Envoy's HTTP ext_authz keeps the original Host; X-Forwarded-Host wins when the proxy sets
+    // it. The scheme must come from X-Forwarded-Proto.
+    let headers = request.headers();
+    let origin = jwtgate_engine::dpop::forwarded_origin(headers).or_else(|| {
+        let proto = headers.get("x-forwarded-proto")?.to_str().ok()?;
+        let host = headers.get(http::header::HOST)?.to_str().ok()?;
+        jwtgate_engine::dpop::origin(proto, host)
+    });
     let view = RequestView {
         front: FrontEnd::ForwardAuth,
         method: request.method().as_str(),
         target,
-        headers: request.headers(),
+        headers,
+        origin: origin.as_deref(),
         token: TokenInput::FromRequest,
         now: unix_now(),
     };
@@ -230,10 +245,12 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
-    let engine = state.engine.load();
-    let registry = engine.registry();
-    let pending: Vec<String> = registry
+/// Why the engine is not ready: issuers whose keys are not loaded (`issuer: error`) and a
+/// revocation source that has not synced; empty when the engine is ready to decide (the
+/// readiness of `/readyz` and of gRPC health).
+pub fn not_ready_reasons(engine: &Engine) -> Vec<String> {
+    engine
+        .registry()
         .entries()
         .iter()
         .filter(|e| !e.source().is_ready())
@@ -244,7 +261,12 @@ async fn ready(State(state): State<AppState>) -> Response {
                 None => format!("{issuer}: keys not loaded yet"),
             }
         })
-        .collect();
+        .chain(engine.revocation().and_then(|r| r.readiness().err()))
+        .collect()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let pending = not_ready_reasons(&state.engine.load());
     if pending.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -258,7 +280,10 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let engine = state.engine.load();
-    let text = engine.metrics().render(engine.registry());
+    let mut text = engine.metrics().render(engine.registry());
+    if let Some(revocation) = engine.revocation() {
+        text.push_str(&revocation.render_metrics());
+    }
     let mut response = text.into_response();
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -324,7 +349,7 @@ pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Rout
                         .map(|c| c.0);
                     async move { proxy.forward(request, peer).await }
                 })
-                .layer(AuthLayer::shared(engine));
+                .layer(AuthLayer::shared(engine).over_tls(options.tls.is_some()));
             Ok(app.fallback_service(proxied))
         }
         None => {
@@ -368,6 +393,9 @@ pub async fn spawn(
 ) -> Result<Spawned, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     prepare_keys(&built.engine).await;
+    if let Some(revocation) = built.engine.revocation() {
+        start_revocation(revocation).await;
+    }
     let engine = SharedEngine::shared(built.engine.clone());
     let app = router(engine.clone(), &built.options)?;
     let metrics = built.engine.metrics().clone();
@@ -376,6 +404,23 @@ pub async fn spawn(
         serve_gateway(listener, app, metrics, &options, tls, shutdown).await
     });
     Ok(Spawned { addr, engine, task })
+}
+
+/// How long the start waits for the first sync of the revocation rules; past it the gateway
+/// serves with the rules it has (none) and `/readyz` reports the source until it syncs.
+pub const REVOCATION_START_WAIT: Duration = Duration::from_secs(2);
+
+/// Starts following the revocation source (once per rule set) and waits for its first sync, at
+/// most [`REVOCATION_START_WAIT`].
+pub async fn start_revocation(revocation: &Arc<jwtgate_revocation::Revocations>) {
+    jwtgate_revocation::follow::start(revocation);
+    let deadline = Instant::now() + REVOCATION_START_WAIT;
+    while revocation.last_sync_age().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Err(why) = revocation.readiness() {
+        tracing::warn!(%why, "serving without synced revocation rules; /readyz reports it");
+    }
 }
 
 /// Descriptors kept back from the connection limit for everything else (listener, logs, JWKS

@@ -212,6 +212,7 @@ async fn a_rule_change_takes_effect_and_the_unchanged_issuer_keeps_its_keys() {
     let view_headers = http::HeaderMap::new();
     let view = jwtgate_engine::RequestView {
         front: jwtgate_engine::FrontEnd::ForwardAuth,
+        origin: None,
         method: "GET",
         target: "/api/report",
         headers: &view_headers,

@@ -78,6 +78,18 @@ pub struct ServeArgs {
     /// Keep keys in memory only: new keys at every start.
     #[arg(long)]
     pub ephemeral: bool,
+    /// Require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8): clients get
+    /// `use_dpop_nonce` and a `DPoP-Nonce` header, and retry with it.
+    #[arg(long)]
+    pub dpop_nonce: bool,
+    /// Write revocation rules to this JSON-lines file (a gateway's `[revocation] file`) at
+    /// logout and `/oauth/revoke`, so the gateway refuses those tokens at once.
+    #[arg(long, value_name = "FILE", conflicts_with = "revocation_redis")]
+    pub revocation_file: Option<PathBuf>,
+    /// Write revocation rules to this Redis (a gateway's `[revocation] redis_url`, default key
+    /// prefix) at logout and `/oauth/revoke`.
+    #[arg(long, value_name = "URL")]
+    pub revocation_redis: Option<String>,
 }
 
 /// `jwtgate issuer keys`.
@@ -301,8 +313,19 @@ fn run_server(args: &ServeArgs) -> Result<(), CliError> {
                 public_url: args.public_url.clone(),
                 clock: Arc::new(SystemClock),
                 log_requests: true,
+                dpop_nonce: args.dpop_nonce,
             },
         )?;
+        if let Some(path) = &args.revocation_file {
+            issuer.revoke_through(jwtgate_revocation::writer::RuleWriter::File(path.clone()));
+        }
+        if let Some(url) = &args.revocation_redis {
+            let store =
+                jwtgate_revocation::redis_store::RedisStore::connect(url, "jwtgate:revocation:")
+                    .await
+                    .map_err(|e| CliError::Io(format!("--revocation-redis: {e}")))?;
+            issuer.revoke_through(jwtgate_revocation::writer::RuleWriter::Redis(store));
+        }
         if let Some(warning) = exposure_warning(bound) {
             let rule = "!".repeat(78);
             eprintln!("{rule}\n{warning}\n{rule}");

@@ -149,6 +149,11 @@ async fn cors(State(issuer): State<Issuer>, request: Request, next: Next) -> Res
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        // A browser client reads the server's DPoP nonce from a refusal (RFC 9449 §8).
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("DPoP-Nonce"),
+        );
     }
     response
 }

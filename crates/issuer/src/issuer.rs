@@ -8,9 +8,11 @@ use crate::keyring::{KeyInfo, KeyRing, KeyRingError};
 use crate::random::{self, RandomError};
 use crate::store::{OpaqueGrant, RefreshGrant, Store, StoreError};
 use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_revocation::writer::RuleWriter;
+use jwtgate_revocation::Rule;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use thiserror::Error;
 use url::Url;
@@ -133,6 +135,8 @@ pub struct IssuerOptions {
     pub clock: Arc<dyn Clock>,
     /// Print one line per request (method, path, status) on standard error.
     pub log_requests: bool,
+    /// Require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 impl Default for IssuerOptions {
@@ -141,6 +145,7 @@ impl Default for IssuerOptions {
             public_url: None,
             clock: Arc::new(SystemClock),
             log_requests: false,
+            dpop_nonce: false,
         }
     }
 }
@@ -161,6 +166,8 @@ pub(crate) struct Shared {
     keys: Mutex<KeyRing>,
     pub(crate) store: Mutex<Store>,
     failure: Mutex<Option<ActiveFailure>>,
+    pub(crate) dpop: crate::dpop::DpopState,
+    revocation: OnceLock<RuleWriter>,
 }
 
 /// A running issuer's state. Cheap to clone; every clone is the same issuer.
@@ -212,6 +219,11 @@ pub fn normalize_issuer_url(text: &str) -> Result<Url, IssuerError> {
     Ok(url)
 }
 
+/// `DPoP` for a token bound to a key, `Bearer` otherwise (RFC 9449 §5).
+fn token_type(jkt: Option<&str>) -> String {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned()
+}
+
 fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -227,6 +239,9 @@ pub(crate) struct UserGrant<'a> {
     pub(crate) sid: &'a str,
     pub(crate) nonce: Option<&'a str>,
     pub(crate) lifetime: Option<u64>,
+    /// The thumbprint of the client's DPoP key, when the token request carried a proof: the
+    /// access token is bound to it (`cnf.jkt`), and so is a public client's refresh token.
+    pub(crate) jkt: Option<&'a str>,
 }
 
 impl Issuer {
@@ -261,8 +276,70 @@ impl Issuer {
                 keys: Mutex::new(keys),
                 store: Mutex::new(Store::default()),
                 failure: Mutex::new(None),
+                dpop: crate::dpop::DpopState::new(options.dpop_nonce),
+                revocation: OnceLock::new(),
             }),
         })
+    }
+
+    /// Writes revocation rules to `writer` from now on: at logout, a rule refusing the user's
+    /// access tokens issued until then; at `/oauth/revoke`, a rule refusing the access token
+    /// revoked (or, for a refresh token, the user's access tokens). Gateways following the same
+    /// file or Redis then refuse those tokens at once instead of at `exp`. Set once; false when
+    /// a writer was already set.
+    pub fn revoke_through(&self, writer: RuleWriter) -> bool {
+        self.shared.revocation.set(writer).is_ok()
+    }
+
+    /// Revokes the access tokens of `sub` issued until now (this second included, since `iat` is
+    /// whole seconds), kept as long as such a token can live. Failures are logged: logout goes on.
+    pub(crate) async fn revoke_subject(&self, sub: &str) {
+        let now = self.shared.clock.unix();
+        self.revoke_subject_until(sub, now.saturating_add(1)).await;
+    }
+
+    /// Revokes the access tokens of `sub` issued before `before`, kept as long as such a token
+    /// can live.
+    pub(crate) async fn revoke_subject_until(&self, sub: &str, before: i64) {
+        let Some(writer) = self.shared.revocation.get() else {
+            return;
+        };
+        let now = self.shared.clock.unix();
+        let lifetime =
+            i64::try_from(self.shared.config.issuer.access_token_lifetime).unwrap_or(i64::MAX);
+        let rule = Rule::subject(self.url(), sub, before, before.saturating_add(lifetime));
+        self.write_rule(writer, rule, now).await;
+    }
+
+    /// Revokes the access token `jti` until its `exp`.
+    pub(crate) async fn revoke_jti(&self, jti: &str, exp: i64) {
+        let Some(writer) = self.shared.revocation.get() else {
+            return;
+        };
+        let now = self.shared.clock.unix();
+        if exp <= now {
+            return;
+        }
+        self.write_rule(writer, Rule::jti(jti, exp), now).await;
+    }
+
+    async fn write_rule(
+        &self,
+        writer: &RuleWriter,
+        rule: Result<Rule, jwtgate_revocation::RuleError>,
+        now: i64,
+    ) {
+        let rule = match rule {
+            Ok(rule) => rule,
+            Err(error) => {
+                tracing::warn!(%error, "no revocation rule written");
+                return;
+            }
+        };
+        match writer.add(&rule, now).await {
+            Ok(()) => tracing::info!(%rule, "revocation rule written"),
+            Err(error) => tracing::error!(%rule, %error, "revocation rule NOT written"),
+        }
     }
 
     /// The issuer identifier, with its trailing slash: the `iss` of every token.
@@ -312,6 +389,7 @@ impl Issuer {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"],
             "claims_supported": [
                 "aud", "auth_time", "email", "email_verified", "exp", "iat", "iss", "name",
                 "nickname", "picture", "sid", "sub"
@@ -419,7 +497,7 @@ impl Issuer {
                 let granted = self
                     .client_scopes(client, api, scopes.as_deref())
                     .map_err(bad)?;
-                self.issue_client_token(client, api, &granted, request.lifetime)
+                self.issue_client_token(client, api, &granted, request.lifetime, None)
             }
             Some(name) => {
                 let ad_hoc;
@@ -458,6 +536,7 @@ impl Issuer {
                         sid: &sid,
                         nonce: None,
                         lifetime: request.lifetime,
+                        jkt: None,
                     },
                     None,
                 )?;
@@ -597,6 +676,9 @@ impl Issuer {
                         json!(grant.user.permissions_for(&api.identifier)),
                     );
                 }
+                if let Some(jkt) = grant.jkt {
+                    claims.insert("cnf".into(), json!({ "jkt": jkt }));
+                }
                 self.sign_access_token(api, grant.client, claims)?
             }
             None => lock(&self.shared.store).issue_opaque(
@@ -648,6 +730,10 @@ impl Issuer {
                     auth_time: grant.auth_time,
                     sid: grant.sid.to_owned(),
                     expires_at: now.saturating_add(seconds(refresh_lifetime)),
+                    jkt: grant
+                        .jkt
+                        .filter(|_| grant.client.is_public())
+                        .map(str::to_owned),
                 },
                 now,
             )?;
@@ -663,7 +749,7 @@ impl Issuer {
                 refresh_token,
                 scope,
                 expires_in: lifetime,
-                token_type: "Bearer".into(),
+                token_type: token_type(grant.api.and(grant.jkt)),
             },
             family,
         ))
@@ -677,6 +763,7 @@ impl Issuer {
         api: &Api,
         scopes: &[String],
         lifetime: Option<u64>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, IssuerError> {
         let now = self.shared.clock.unix();
         let lifetime = self.access_lifetime(Some(api), lifetime);
@@ -693,6 +780,9 @@ impl Issuer {
         if api.rbac {
             claims.insert("permissions".into(), json!(scopes));
         }
+        if let Some(jkt) = jkt {
+            claims.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
         let access_token = self.sign_access_token(api, client, claims)?;
         Ok(TokenResponse {
             access_token,
@@ -700,7 +790,7 @@ impl Issuer {
             refresh_token: None,
             scope,
             expires_in: lifetime,
-            token_type: "Bearer".into(),
+            token_type: token_type(jkt),
         })
     }
 

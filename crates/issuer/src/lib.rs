@@ -65,6 +65,7 @@ mod authorize;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod dpop;
 pub mod http;
 mod issuer;
 pub mod keyring;

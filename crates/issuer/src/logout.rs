@@ -16,9 +16,13 @@ use jwtgate_core::{KeySet, Policy, UnverifiedToken};
 use serde_json::Value;
 use url::Url;
 
-fn end_session(issuer: &Issuer, headers: &HeaderMap) {
-    if let Some(value) = cookie(headers, &issuer.shared.cookie) {
-        lock(&issuer.shared.store).end_session(&value);
+/// Ends the issuer's session and, when the issuer writes revocation rules, revokes the user's
+/// access tokens issued so far ("log out everywhere").
+async fn end_session(issuer: &Issuer, headers: &HeaderMap) {
+    let ended = cookie(headers, &issuer.shared.cookie)
+        .and_then(|value| lock(&issuer.shared.store).end_session(&value));
+    if let Some(session) = ended {
+        issuer.revoke_subject(&session.user.sub).await;
     }
 }
 
@@ -69,7 +73,7 @@ pub(crate) async fn v2_logout(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    end_session(&issuer, &headers);
+    end_session(&issuer, &headers).await;
     let response = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Err(name) => refused(format!("the parameter {name} is given more than once")),
         Ok(params) => match params.get("returnTo") {
@@ -128,7 +132,7 @@ pub(crate) async fn oidc_logout(
     } else {
         query.unwrap_or_default().into_bytes()
     };
-    end_session(&issuer, &headers);
+    end_session(&issuer, &headers).await;
     let response = match Params::parse(&input) {
         Err(name) => refused(format!("the parameter {name} is given more than once")),
         Ok(params) => oidc_logout_response(&issuer, &params),

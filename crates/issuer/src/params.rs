@@ -65,6 +65,8 @@ pub struct OAuthError {
     /// Whether a 401 carries `WWW-Authenticate: Basic` (when the client authenticated, or tried
     /// to, with the `Authorization` header: RFC 6749 §5.2).
     pub basic_challenge: bool,
+    /// A server nonce for the client's next DPoP proof (`DPoP-Nonce`, RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -81,7 +83,14 @@ impl OAuthError {
             code,
             description: description.into(),
             basic_challenge: false,
+            dpop_nonce: None,
         }
+    }
+
+    /// The same error with a `DPoP-Nonce` header.
+    pub fn with_dpop_nonce(mut self, nonce: Option<String>) -> OAuthError {
+        self.dpop_nonce = nonce;
+        self
     }
 
     /// `invalid_request`.
@@ -127,6 +136,12 @@ impl IntoResponse for OAuthError {
         let body = json!({"error": self.code, "error_description": self.description});
         let mut response = (self.status, axum::Json(body)).into_response();
         no_store(response.headers_mut());
+        if let Some(nonce) = self
+            .dpop_nonce
+            .and_then(|nonce| HeaderValue::from_str(&nonce).ok())
+        {
+            response.headers_mut().insert("dpop-nonce", nonce);
+        }
         if self.status == StatusCode::UNAUTHORIZED && self.basic_challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

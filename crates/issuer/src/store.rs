@@ -115,6 +115,9 @@ pub struct RefreshGrant {
     pub sid: String,
     /// Expiry (Unix seconds).
     pub expires_at: i64,
+    /// The DPoP key (thumbprint) a public client's refresh token is bound to: refreshing needs
+    /// a proof by that key.
+    pub jkt: Option<String>,
 }
 
 /// What looking up a refresh token found.
@@ -214,9 +217,9 @@ impl Store {
             .cloned()
     }
 
-    /// Ends the session whose cookie value is `cookie` (logout).
-    pub fn end_session(&mut self, cookie: &str) {
-        self.sessions.remove(cookie);
+    /// Ends the session whose cookie value is `cookie` (logout); returns it, if there was one.
+    pub fn end_session(&mut self, cookie: &str) -> Option<Session> {
+        self.sessions.remove(cookie)
     }
 
     /// Parks an authorization request while the login page is shown; returns its id.

@@ -148,6 +148,12 @@ pub(crate) async fn token(
 fn token_inner(issuer: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
     let params = body_params(headers, body)?;
     let client = authenticate(issuer, headers, &params)?;
+    let token_url = format!("{}oauth/token", issuer.url());
+    let jkt = issuer
+        .shared
+        .dpop
+        .proof_key(headers, &token_url, issuer.shared.clock.unix())?;
+    let jkt = jkt.as_deref();
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
@@ -175,9 +181,9 @@ fn token_inner(issuer: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         ));
     }
     match grant {
-        GrantType::AuthorizationCode => authorization_code(issuer, client, &params),
-        GrantType::RefreshToken => refresh_token(issuer, client, &params),
-        GrantType::ClientCredentials => client_credentials(issuer, client, &params),
+        GrantType::AuthorizationCode => authorization_code(issuer, client, &params, jkt),
+        GrantType::RefreshToken => refresh_token(issuer, client, &params, jkt),
+        GrantType::ClientCredentials => client_credentials(issuer, client, &params, jkt),
     }
 }
 
@@ -185,6 +191,7 @@ fn authorization_code(
     issuer: &Issuer,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let code = params
         .get("code")
@@ -262,6 +269,7 @@ fn authorization_code(
             sid: &grant.session.sid,
             nonce: request.nonce.as_deref(),
             lifetime: None,
+            jkt,
         },
         None,
     )?;
@@ -275,6 +283,7 @@ fn refresh_token(
     issuer: &Issuer,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let token = params
         .get("refresh_token")
@@ -290,6 +299,14 @@ fn refresh_token(
                 "Unknown or invalid refresh token. (it was issued to client {:?})",
                 grant.client_id
             )));
+        }
+        if let Some(bound) = &grant.jkt {
+            if jkt != Some(bound.as_str()) {
+                return Err(OAuthError::new(
+                    "invalid_dpop_proof",
+                    "the refresh token is bound to a DPoP key: send a DPoP proof made with that key",
+                ));
+            }
         }
         if let Some(extra) = requested
             .iter()
@@ -338,6 +355,7 @@ fn refresh_token(
             sid: &grant.sid,
             nonce: None,
             lifetime: None,
+            jkt: grant.jkt.as_deref().or(jkt),
         },
         Some(&grant.family),
     )?;
@@ -348,6 +366,7 @@ fn client_credentials(
     issuer: &Issuer,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let config = issuer.config();
     let Some(audience) = params.get("audience") else {
@@ -371,54 +390,127 @@ fn client_credentials(
                 OAuthError::new("unauthorized_client", message)
             }
         })?;
-    let response = issuer.issue_client_token(client, api, &scopes, None)?;
+    let response = issuer.issue_client_token(client, api, &scopes, None, jkt)?;
     Ok(token_json(&response))
 }
 
-/// `POST /oauth/revoke` (RFC 7009): revokes a refresh token (and its family) or an opaque access
-/// token. Unknown tokens answer 200, as the RFC asks.
+/// `POST /oauth/revoke` (RFC 7009): revokes a refresh token (and its family), an opaque access
+/// token, or — when the issuer writes revocation rules ([`Issuer::revoke_through`]) — a JWT access
+/// token of this issuer: a rule by `jti` until its `exp`, or for a token without `jti` (Auth0's
+/// profile) a rule refusing the user's tokens issued up to that one's `iat`; revoking a refresh
+/// token then also revokes the user's access tokens issued so far. Unknown tokens answer 200, as
+/// the RFC asks.
 pub(crate) async fn revoke(
     State(issuer): State<Issuer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let outcome = (|| -> Result<(), OAuthError> {
+    /// The revocation rule to write once the store is released.
+    enum Rule {
+        Subject(String),
+        Jti(String, i64),
+        SubjectUpTo(String, i64),
+    }
+    let outcome = (|| -> Result<Option<Rule>, OAuthError> {
         let params = body_params(&headers, &body)?;
         let client = authenticate(&issuer, &headers, &params)?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let not_yours = || {
+            OAuthError::new(
+                "unauthorized_client",
+                "the token was issued to another client",
+            )
+        };
         let mut store = lock(&issuer.shared.store);
-        if let Some((owner, family)) = store
+        if let Some((owner, family, sub)) = store
             .peek_refresh(token)
-            .map(|g| (g.client_id.clone(), g.family.clone()))
+            .map(|g| (g.client_id.clone(), g.family.clone(), g.user.sub.clone()))
         {
             if owner != client.id {
-                return Err(OAuthError::new(
-                    "unauthorized_client",
-                    "the token was issued to another client",
-                ));
+                return Err(not_yours());
             }
             store.revoke_family(&family);
-        } else if let Some(owner) = store.opaque_owner(token) {
+            return Ok(Some(Rule::Subject(sub)));
+        }
+        if let Some(owner) = store.opaque_owner(token) {
             if owner != client.id {
-                return Err(OAuthError::new(
-                    "unauthorized_client",
-                    "the token was issued to another client",
-                ));
+                return Err(not_yours());
             }
             store.revoke_opaque(token);
+            return Ok(None);
         }
-        Ok(())
+        drop(store);
+        match own_access_token(&issuer, token) {
+            Some(access) if access.client != client.id => Err(not_yours()),
+            Some(OwnAccessToken {
+                jti: Some(jti),
+                exp,
+                ..
+            }) => Ok(Some(Rule::Jti(jti, exp))),
+            Some(OwnAccessToken {
+                sub: Some(sub),
+                iat: Some(iat),
+                ..
+            }) => Ok(Some(Rule::SubjectUpTo(sub, iat))),
+            Some(_) | None => Ok(None),
+        }
     })();
     match outcome {
-        Ok(()) => {
+        Ok(rule) => {
+            match rule {
+                Some(Rule::Subject(sub)) => issuer.revoke_subject(&sub).await,
+                Some(Rule::Jti(jti, exp)) => issuer.revoke_jti(&jti, exp).await,
+                Some(Rule::SubjectUpTo(sub, iat)) => {
+                    issuer
+                        .revoke_subject_until(&sub, iat.saturating_add(1))
+                        .await
+                }
+                None => {}
+            }
             let mut response = StatusCode::OK.into_response();
             no_store(response.headers_mut());
             response
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// What `/oauth/revoke` needs from a JWT access token of this issuer.
+struct OwnAccessToken {
+    /// `client_id`, else `azp`.
+    client: String,
+    jti: Option<String>,
+    sub: Option<String>,
+    iat: Option<i64>,
+    exp: i64,
+}
+
+/// A JWT access token signed by this issuer; `None` for anything else.
+fn own_access_token(issuer: &Issuer, token: &str) -> Option<OwnAccessToken> {
+    let policy = jwtgate_core::Policy::builder()
+        .issuer(issuer.url())
+        .audience("any")
+        .build()
+        .ok()?;
+    let keys = jwtgate_core::KeySet::from_json(issuer.jwks().to_string().as_bytes()).ok()?;
+    let signed = jwtgate_core::UnverifiedToken::parse(token.as_bytes(), &policy)
+        .and_then(|t| t.verify_signature(&keys))
+        .ok()?;
+    let claims = signed.claims();
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer.url()) {
+        return None;
+    }
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let time = |name: &str| claims.get(name).and_then(Value::as_f64).map(|t| t as i64);
+    Some(OwnAccessToken {
+        client: text("client_id").or_else(|| text("azp"))?,
+        jti: text("jti"),
+        sub: text("sub"),
+        iat: time("iat"),
+        exp: time("exp")?,
+    })
 }
 
 fn bearer_error(status: StatusCode, code: &str, description: &str) -> Response {

@@ -5,10 +5,12 @@
 //! `https://` always, `http://` only to loopback hosts unless explicitly allowed — for the first
 //! URL and every redirect target alike.
 
+use crate::budget::FetchBudget;
 use crate::settings::CacheSettings;
 use jwtgate_core::jwk::JwksError;
 use jwtgate_core::KeySet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use url::Url;
@@ -80,6 +82,14 @@ pub enum FetchError {
         /// The document's issuer.
         found: String,
     },
+    /// The shared fetch budget of tenant issuers is used up for this minute; nothing was sent.
+    #[error("not fetching {url}: the tenants' fetch budget of {per_minute} documents per minute is used up")]
+    BudgetExhausted {
+        /// The URL not fetched.
+        url: String,
+        /// The budget.
+        per_minute: usize,
+    },
     /// Reading a local key file failed.
     #[error("cannot read {path}: {detail}")]
     File {
@@ -109,6 +119,7 @@ pub struct Fetcher {
     client: reqwest::Client,
     max_body: usize,
     allow_insecure_http: bool,
+    budget: Option<Arc<FetchBudget>>,
 }
 
 /// True for `https://`, and for `http://` to a loopback host (or any host when allowed).
@@ -182,7 +193,15 @@ impl Fetcher {
             client,
             max_body: settings.max_body,
             allow_insecure_http,
+            budget: None,
         })
+    }
+
+    /// The same client, taking every request from `budget` first (a request over the budget is
+    /// refused without any network call).
+    pub fn with_budget(mut self, budget: Arc<FetchBudget>) -> Fetcher {
+        self.budget = Some(budget);
+        self
     }
 
     /// Whether plain HTTP to non-loopback hosts is allowed.
@@ -193,6 +212,14 @@ impl Fetcher {
     async fn get(&self, url: &Url) -> Result<(reqwest::header::HeaderMap, Vec<u8>), FetchError> {
         if !url_allowed(url, self.allow_insecure_http) {
             return Err(FetchError::InsecureUrl(url.to_string()));
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.try_take() {
+                return Err(FetchError::BudgetExhausted {
+                    url: url.to_string(),
+                    per_minute: budget.per_minute(),
+                });
+            }
         }
         let transport = |e: reqwest::Error| FetchError::Transport {
             url: url.to_string(),

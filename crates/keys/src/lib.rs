@@ -17,26 +17,36 @@
 //!   description saying the keys could not be refreshed — never a server error.
 //! * **Time is injected** ([`Clock`]) so every rule is tested without sleeping.
 //! * **Multi-tenant** [`Registry`]: the unverified `iss` only picks the issuer; unknown issuers are
-//!   refused without a network call.
+//!   refused without a network call. Issuer templates ([`TenantIssuer`], e.g.
+//!   `https://login.microsoftonline.com/{tenant}/v2.0`) give each allowed tenant its own concrete
+//!   issuer, key source and cache — never another tenant's keys — bounded by `max_tenants` (LRU)
+//!   and by one shared [`FetchBudget`] of documents per minute.
 //!
 //! All settings, with defaults and reasons, are in [`CacheSettings`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod budget;
 mod clock;
 mod fetch;
 mod metrics;
 mod registry;
 mod settings;
 mod source;
+mod tenants;
 
+pub use budget::{FetchBudget, BUDGET_WINDOW, DEFAULT_TENANT_FETCHES_PER_MINUTE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use fetch::{oidc_discovery_url, parse_url, url_allowed, FetchError, FetchedKeys, Fetcher};
 pub use metrics::{KeyMetrics, KeyMetricsSnapshot};
 pub use registry::{IssuerEntry, Registry, RegistryError};
 pub use settings::{CacheSettings, SettingsError};
 pub use source::{KeySource, RefreshOutcome, Snapshot, SourceKind};
+pub use tenants::{
+    valid_tenant, IssuerTemplate, TemplateError, TenantIssuer, TenantKeys, Tenants,
+    DEFAULT_MAX_TENANTS, MAX_TENANT_LEN,
+};
 
 /// A key source could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,11 +1,15 @@
 //! Several issuers at once (multi-tenant): the token's `iss` picks the issuer's key source and
-//! policy. `iss` is read before the signature check only to choose; it is trusted for nothing
-//! else, and the chosen policy checks it again on the verified claims. An unknown issuer is
-//! refused without any network call.
+//! policy — a configured issuer matched byte for byte first, then issuer templates
+//! ([`TenantIssuer`]) whose allowed tenants each get their own concrete entry. `iss` is read
+//! before the signature check only to choose; it is trusted for nothing else, and the chosen
+//! policy checks it again on the verified claims. An unknown issuer, or a tenant outside a
+//! template's allowlist, is refused without any network call.
 
 use crate::source::KeySource;
+use crate::tenants::{TenantIssuer, TenantMatch};
 use jwtgate_core::{CompactJws, Policy, Reason, Rejection, UnixTime, UnverifiedToken, Verified};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// One issuer: its policy and where its keys come from.
@@ -38,39 +42,86 @@ pub enum RegistryError {
     /// No issuer configured.
     #[error("no issuer configured")]
     Empty,
-    /// Two entries accept the same issuer.
+    /// Two entries accept the same issuer (or the same template).
     #[error("issuer {0:?} is configured twice")]
     DuplicateIssuer(String),
+}
+
+/// The issuer a token's `iss` was matched to.
+enum Picked<'a> {
+    Exact(&'a IssuerEntry),
+    Tenant(Arc<IssuerEntry>),
 }
 
 /// Verifies tokens from any of several issuers.
 #[derive(Debug, Clone)]
 pub struct Registry {
     entries: Vec<IssuerEntry>,
+    templates: Vec<Arc<TenantIssuer>>,
     max_token_len: usize,
 }
 
 impl Registry {
     /// A registry of `entries`; every issuer may appear in only one entry.
     pub fn new(entries: Vec<IssuerEntry>) -> Result<Registry, RegistryError> {
-        if entries.is_empty() {
+        Registry::with_templates(entries, Vec::new())
+    }
+
+    /// A registry of exact `entries` and issuer `templates` (an `iss` is matched against the
+    /// exact issuers first); every issuer and template may appear only once.
+    pub fn with_templates(
+        entries: Vec<IssuerEntry>,
+        templates: Vec<TenantIssuer>,
+    ) -> Result<Registry, RegistryError> {
+        if entries.is_empty() && templates.is_empty() {
             return Err(RegistryError::Empty);
         }
         let mut seen = std::collections::HashSet::new();
-        for issuer in entries.iter().flat_map(|e| e.policy.issuers()) {
-            if !seen.insert(issuer.clone()) {
-                return Err(RegistryError::DuplicateIssuer(issuer.clone()));
+        let names = entries
+            .iter()
+            .flat_map(|e| e.policy.issuers().iter().map(String::as_str))
+            .chain(templates.iter().map(|t| t.template().as_str()));
+        for issuer in names {
+            if !seen.insert(issuer.to_owned()) {
+                return Err(RegistryError::DuplicateIssuer(issuer.to_owned()));
             }
         }
         let max_token_len = entries
             .iter()
             .map(|e| e.policy.max_token_len())
+            .chain(templates.iter().map(|t| t.sample_policy().max_token_len()))
             .max()
             .unwrap_or(jwtgate_core::jws::DEFAULT_MAX_TOKEN_LEN);
         Ok(Registry {
             entries,
+            templates: templates.into_iter().map(Arc::new).collect(),
             max_token_len,
         })
+    }
+
+    /// The issuer templates.
+    pub fn templates(&self) -> &[Arc<TenantIssuer>] {
+        &self.templates
+    }
+
+    /// The configured issuer (exact, or the template as written) that accepts `iss`, if any: what
+    /// per-issuer and per-route settings name.
+    pub fn configured_issuer(&self, iss: &str) -> Option<&str> {
+        if let Some(entry) = self.entry_for(iss) {
+            return entry.policy.issuers().first().map(String::as_str);
+        }
+        self.templates
+            .iter()
+            .find(|t| t.allowed_tenant(iss).is_some())
+            .map(|t| t.template().as_str())
+    }
+
+    /// The tenant `iss` names, when an issuer template (not an exact issuer) accepts it.
+    pub fn tenant_of<'a>(&self, iss: &'a str) -> Option<&'a str> {
+        if self.entry_for(iss).is_some() {
+            return None;
+        }
+        self.templates.iter().find_map(|t| t.allowed_tenant(iss))
     }
 
     /// The configured issuers.
@@ -93,11 +144,19 @@ impl Registry {
         self.entries
             .iter()
             .flat_map(|e| e.policy.issuers().iter().cloned())
+            .chain(self.templates.iter().map(|t| {
+                let tenants = match t.tenants() {
+                    crate::tenants::Tenants::Any => "any tenant",
+                    crate::tenants::Tenants::Only(_) => "an allowed tenant",
+                };
+                format!("{} ({tenants})", t.template().as_str())
+            }))
             .collect()
     }
 
-    /// The entry named by the token's (unverified) `iss`, or the rejection for an unknown issuer.
-    fn pick(&self, claims: &Map<String, Value>) -> Result<&IssuerEntry, Rejection> {
+    /// The entry named by the token's (unverified) `iss`, or the rejection for an unknown issuer
+    /// or a tenant outside its template's allowlist (no key source is created for those).
+    fn pick(&self, claims: &Map<String, Value>) -> Result<Picked<'_>, Rejection> {
         let iss = match claims.get("iss") {
             Some(Value::String(iss)) => iss,
             Some(_) => {
@@ -109,25 +168,40 @@ impl Registry {
             }
             None => return Err(Reason::MissingClaim("iss").into()),
         };
-        self.entry_for(iss).ok_or_else(|| {
-            Reason::IssuerMismatch {
-                found: iss.clone(),
-                expected: self.all_issuers(),
+        if let Some(entry) = self.entry_for(iss) {
+            return Ok(Picked::Exact(entry));
+        }
+        for template in &self.templates {
+            match template.entry_for(iss)? {
+                TenantMatch::No | TenantMatch::NotAllowed => continue,
+                TenantMatch::Entry(entry) => return Ok(Picked::Tenant(entry)),
             }
-            .into()
-        })
+        }
+        Err(Reason::IssuerMismatch {
+            found: iss.clone(),
+            expected: self.all_issuers(),
+        }
+        .into())
     }
 
     /// Verifies `token` at `now` with the policy and keys of its issuer.
     pub async fn verify(&self, token: &[u8], now: UnixTime) -> Result<Verified, Rejection> {
+        let tenant: Arc<IssuerEntry>;
+        let single = self.templates.is_empty() && self.entries.len() == 1;
         let (entry, parsed) = match self.entries.as_slice() {
-            [only] => (only, UnverifiedToken::parse(token, &only.policy)?),
+            [only] if single => (only, UnverifiedToken::parse(token, &only.policy)?),
             _ => {
                 // The issuer decides which policy reads the header, so the claims come first.
                 let jws =
                     CompactJws::parse(token, self.max_token_len).map_err(Reason::Malformed)?;
                 let claims = jws.decode_claims().map_err(Reason::BadPayload)?;
-                let entry = self.pick(&claims)?;
+                let entry = match self.pick(&claims)? {
+                    Picked::Exact(entry) => entry,
+                    Picked::Tenant(entry) => {
+                        tenant = entry;
+                        &*tenant
+                    }
+                };
                 (entry, UnverifiedToken::parse(token, &entry.policy)?)
             }
         };
@@ -135,7 +209,7 @@ impl Registry {
             Some(keys) => keys,
             None => {
                 // Before any network call, make sure the token names this issuer at all.
-                if self.entries.len() == 1 {
+                if single {
                     self.pick(&parsed.unverified_claims()?)?;
                 }
                 entry.source.keys_for(parsed.header()).await?

@@ -143,7 +143,18 @@ impl KeySource {
             crate::fetch::parse_url(issuer, settings.allow_insecure_http)?;
         }
         let fetcher = Fetcher::new(&settings)?;
-        Ok(KeySource {
+        Ok(KeySource::with_fetcher(kind, settings, clock, fetcher))
+    }
+
+    /// A source fetching through `fetcher` (a clone shares its HTTP client and its fetch budget);
+    /// the caller has validated `kind` and `settings` as [`KeySource::new`] does.
+    pub(crate) fn with_fetcher(
+        kind: SourceKind,
+        settings: CacheSettings,
+        clock: Arc<dyn Clock>,
+        fetcher: Fetcher,
+    ) -> KeySource {
+        KeySource {
             inner: Arc::new(Inner {
                 kind,
                 fetcher,
@@ -154,7 +165,7 @@ impl KeySource {
                 refresh_lock: tokio::sync::Mutex::new(()),
                 retired: Arc::new(tokio::sync::Notify::new()),
             }),
-        })
+        }
     }
 
     /// Where the keys come from.

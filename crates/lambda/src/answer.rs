@@ -61,7 +61,14 @@ pub struct ContextClaim {
 }
 
 /// Context keys jwtgate always sets; a configured claim may not take them.
-const RESERVED: [&str; 5] = ["sub", "iss", "scope", "error", "error_description"];
+const RESERVED: [&str; 6] = [
+    "sub",
+    "iss",
+    "tenant",
+    "scope",
+    "error",
+    "error_description",
+];
 
 impl ContextClaim {
     /// Parses `name` or `name=key`.

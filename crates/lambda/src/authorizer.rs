@@ -120,6 +120,7 @@ impl Authorizer {
         let request = event::parse(event)?;
         let view = RequestView {
             front: FrontEnd::Authorizer,
+            origin: None,
             method: request.arn.method(),
             target: request.arn.path(),
             headers: &request.headers,
@@ -228,14 +229,18 @@ impl Authorizer {
         rendered.unwrap_or_else(|_| serde_json::json!({ "isAuthorized": false }))
     }
 
-    /// `context`: `sub`, `iss`, `scope` (granted scopes, space-separated) and the configured
-    /// claims, each a string, number or boolean.
+    /// `context`: `sub`, `iss` (the concrete issuer), `tenant` (when an issuer template accepted
+    /// the token), `scope` (granted scopes, space-separated) and the configured claims, each a
+    /// string, number or boolean.
     fn context(&self, verified: &Verified) -> Map<String, Value> {
         let mut context = Map::new();
         if let Some(sub) = verified.subject() {
             context.insert("sub".into(), Value::String(sub.to_owned()));
         }
         context.insert("iss".into(), Value::String(verified.issuer().to_owned()));
+        if let Some(tenant) = self.engine.registry().tenant_of(verified.issuer()) {
+            context.insert("tenant".into(), Value::String(tenant.to_owned()));
+        }
         let scopes: Vec<&str> = verified.scopes().collect();
         context.insert("scope".into(), Value::String(scopes.join(" ")));
         for wanted in &self.options.context_claims {

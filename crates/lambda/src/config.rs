@@ -10,8 +10,8 @@ use crate::authorizer::Authorizer;
 use jwtgate_engine::args::{blame, parse_bool, setting_error, EngineArgs, EngineSettings};
 use jwtgate_engine::path::PathPolicy;
 use jwtgate_engine::{
-    build_registry, build_routes, issuer_scopes, CacheSection, ConfigError, Engine, IssuerSection,
-    KeysSection, RouteSection, Unmatched,
+    issuer_scopes, CacheSection, ConfigError, Engine, IssuerSection, KeysSection, RouteSection,
+    Unmatched,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,10 @@ pub struct LambdaConfig {
     /// Authorizer settings.
     #[serde(default)]
     pub lambda: LambdaSection,
+    /// `[revocation]`: revocation rules from a file or (in builds with Redis support) Redis,
+    /// as in the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<jwtgate_revocation::RevocationSection>,
 }
 
 /// Where a setting came from, for error messages.
@@ -123,9 +127,15 @@ impl LambdaConfig {
                 "no issuer configured: set JWTGATE_ISSUER and JWTGATE_AUDIENCE, or JWTGATE_CONFIG to a file with [[issuers]]".into(),
             ));
         }
-        let registry = build_registry(&self.issuers, &self.keys, file)?;
         let unmatched = Unmatched::resolve(self.lambda.unmatched, !self.routes.is_empty());
-        let routes = build_routes(&self.routes, unmatched, file)?;
+        let parts = jwtgate_engine::build_policy(
+            &self.issuers,
+            &self.routes,
+            unmatched,
+            &self.keys,
+            file,
+            None,
+        )?;
         let policy_resource = self.effective_policy_resource();
         if policy_resource == PolicyResource::Wildcard && !self.routes.is_empty() {
             return Err(invalid(
@@ -140,7 +150,8 @@ impl LambdaConfig {
                     .map_err(|m| invalid(&format!("lambda.context_claims[{i}]"), m))?,
             );
         }
-        let mut engine = Engine::new(registry, routes)
+        let mut engine = Engine::new(parts.registry, parts.routes)
+            .with_issuer_rules(parts.issuer_rules)
             .with_path_policy(self.paths)
             .with_issuer_scopes(issuer_scopes(&self.issuers));
         if let Some(cache) = self
@@ -149,6 +160,23 @@ impl LambdaConfig {
             .map_err(|e| invalid("cache", e.to_string()))?
         {
             engine = engine.with_cache(cache);
+        }
+        if let Some(section) = &self.revocation {
+            let source = section
+                .source()
+                .map_err(|e| invalid(&format!("revocation.{}", e.key), e.message.clone()))?;
+            if matches!(source, jwtgate_revocation::Source::Redis(_))
+                && !jwtgate_revocation::REDIS_SUPPORTED
+            {
+                return Err(invalid(
+                    "revocation.redis_url",
+                    "this jwtgate was built without Redis support (the Lambda-only build); use `file`, or the full build".into(),
+                ));
+            }
+            let revocations = section
+                .build()
+                .map_err(|e| invalid(&format!("revocation.{}", e.key), e.message))?;
+            engine = engine.with_revocation(revocations);
         }
         Ok(Authorizer::new(
             engine,

@@ -87,6 +87,14 @@ async fn init(overrides: &Overrides, file: Option<&Path>) -> Result<Ready, Strin
         }
         tracing::warn!(source = %failure.source, error = %failure.error, "key prefetch failed; the keys will be fetched on first use");
     }
+    if let Some(revocation) = authorizer.engine().revocation() {
+        // Follows the source while the function runs (between invocations Lambda freezes it; a
+        // Redis follower reconnects and resyncs when thawed).
+        jwtgate_revocation::follow::start(revocation);
+        if let Err(why) = revocation.readiness() {
+            tracing::warn!(%why, "deciding without synced revocation rules");
+        }
+    }
     log_ready(&config);
     Ok(Ready {
         authorizer: Arc::new(authorizer),

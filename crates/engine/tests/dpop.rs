@@ -1,0 +1,482 @@
+//! DPoP (RFC 9449) through the engine, with the verified-token cache on: every check of a
+//! sender-constrained request has a refusing test (a replayed `jti`, a proof for another token,
+//! another method, another URI, `iat` out of the window, `none` and HS256 proofs, a private key
+//! in `jwk`, a thumbprint mismatch, two `DPoP` headers, a downgrade to `Bearer`), the modes
+//! (`off`, `allowed`, `required`) decide as documented, and refusals carry RFC 9449 challenges.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use http::{HeaderMap, HeaderValue};
+use jwtgate_core::dpop::{access_token_hash, key_thumbprint, make_proof, ProofClaims};
+use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_engine::dpop::{DpopMode, DpopSection};
+use jwtgate_engine::token_cache::TokenCache;
+use jwtgate_engine::{
+    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
+    RequestView, RouteSection, TokenInput, Unmatched,
+};
+use jwtgate_test_support::Issuer;
+use serde::Deserialize;
+use serde_json::json;
+
+const ORIGIN: &str = "https://api.example.com";
+const PATH: &str = "/api/users";
+
+#[derive(Deserialize)]
+struct Config {
+    issuers: Vec<IssuerSection>,
+    #[serde(default)]
+    routes: Vec<RouteSection>,
+}
+
+struct Fixture {
+    issuer: Issuer,
+    engine: Engine,
+    client: SigningKey,
+}
+
+impl Fixture {
+    fn new(mode: DpopMode) -> Fixture {
+        Fixture::with_issuer_mode(mode, None)
+    }
+
+    fn with_issuer_mode(mode: DpopMode, issuer_mode: Option<&str>) -> Fixture {
+        let issuer = Issuer::new();
+        let issuer_dpop = issuer_mode.map_or(String::new(), |m| format!("dpop = \"{m}\"\n"));
+        let toml = format!(
+            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n{issuer_dpop}\
+             [[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n",
+            issuer.issuer(),
+            issuer.audience(),
+            issuer.jwks_file().display()
+        );
+        let config: Config = parse_toml(&toml, "test.toml").unwrap();
+        let parts = build_policy(
+            &config.issuers,
+            &config.routes,
+            Unmatched::resolve(None, true),
+            &KeysSection::default(),
+            "test.toml",
+            None,
+        )
+        .unwrap();
+        let section = DpopSection {
+            mode,
+            ..DpopSection::default()
+        };
+        let dpop =
+            jwtgate_engine::rules::dpop_policy(&section, &config.issuers, None, "test.toml", None)
+                .unwrap();
+        let engine = Engine::new(parts.registry, parts.routes)
+            .with_issuer_rules(parts.issuer_rules)
+            .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache"))
+            .with_dpop(dpop);
+        Fixture {
+            issuer,
+            engine,
+            client: SigningKey::generate(Algorithm::ES256, "client").unwrap(),
+        }
+    }
+
+    /// An access token bound to the client's key.
+    fn bound_token(&self) -> String {
+        let jkt = key_thumbprint(&self.client).unwrap();
+        self.issuer
+            .token(json!({"scope": "read:users", "cnf": {"jkt": jkt}}))
+    }
+
+    fn bearer_token(&self) -> String {
+        self.issuer.token(json!({"scope": "read:users"}))
+    }
+
+    fn proof(&self, token: &str, jti: &str) -> String {
+        self.proof_with(ProofClaims {
+            method: "GET",
+            uri: &format!("{ORIGIN}{PATH}"),
+            access_token: Some(token),
+            iat: self.issuer.now(),
+            jti,
+            nonce: None,
+        })
+    }
+
+    fn proof_with(&self, claims: ProofClaims<'_>) -> String {
+        make_proof(&self.client, &claims).unwrap()
+    }
+
+    async fn ask(&self, authorization: &str, proofs: &[&str]) -> Outcome {
+        self.ask_at("GET", PATH, Some(ORIGIN), authorization, proofs)
+            .await
+    }
+
+    async fn ask_at(
+        &self,
+        method: &str,
+        target: &str,
+        origin: Option<&str>,
+        authorization: &str,
+        proofs: &[&str],
+    ) -> Outcome {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(authorization).unwrap(),
+        );
+        for proof in proofs {
+            headers.append("dpop", HeaderValue::from_str(proof).unwrap());
+        }
+        let request = RequestView {
+            front: FrontEnd::Inline,
+            origin,
+            method,
+            target,
+            headers: &headers,
+            token: TokenInput::FromRequest,
+            now: self.issuer.now(),
+        };
+        self.engine.decide(&request).await
+    }
+}
+
+fn refused(outcome: &Outcome) -> (u16, String, String, &'static str) {
+    match outcome {
+        Outcome::Deny(denial) => (
+            denial.status(),
+            denial.challenge(),
+            denial.description().to_owned(),
+            denial.kind(),
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn assert_refused(outcome: &Outcome, code: &str, description_part: &str) {
+    let (status, challenge, description, _) = refused(outcome);
+    assert_eq!(status, 401, "{challenge}");
+    assert!(
+        challenge.starts_with("DPoP algs=\""),
+        "a DPoP challenge first: {challenge}"
+    );
+    assert!(
+        challenge.contains(&format!("error=\"{code}\"")),
+        "{challenge}"
+    );
+    assert!(
+        description.contains(description_part),
+        "{description:?} should mention {description_part:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bound_token_with_its_proof_passes_every_time_with_a_fresh_proof() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f.bound_token();
+    for jti in ["p-1", "p-2", "p-3"] {
+        let outcome = f
+            .ask(&format!("DPoP {token}"), &[&f.proof(&token, jti)])
+            .await;
+        assert!(matches!(outcome, Outcome::Allow(_)), "{outcome:?}");
+    }
+    // The token is in the verified-token cache now; the proof is still checked on every hit.
+    let outcome = f.ask(&format!("DPoP {token}"), &[]).await;
+    assert_refused(&outcome, "invalid_dpop_proof", "no DPoP proof");
+}
+
+#[tokio::test]
+async fn a_replayed_proof_is_refused() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f.bound_token();
+    let proof = f.proof(&token, "once");
+    assert!(matches!(
+        f.ask(&format!("DPoP {token}"), &[&proof]).await,
+        Outcome::Allow(_)
+    ));
+    let again = f.ask(&format!("DPoP {token}"), &[&proof]).await;
+    assert_refused(&again, "invalid_dpop_proof", "already used");
+}
+
+#[tokio::test]
+async fn each_failed_proof_check_is_named() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f.bound_token();
+    let other_token = f.bound_token().replace("read:users", "read:users ");
+    let now = f.issuer.now();
+    let uri = format!("{ORIGIN}{PATH}");
+    let base = ProofClaims {
+        method: "GET",
+        uri: &uri,
+        access_token: Some(&token),
+        iat: now,
+        jti: "j",
+        nonce: None,
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            f.proof_with(ProofClaims {
+                access_token: Some(&other_token),
+                jti: "a",
+                ..base
+            }),
+            "another token",
+        ),
+        (
+            f.proof_with(ProofClaims {
+                method: "POST",
+                jti: "b",
+                ..base
+            }),
+            "method",
+        ),
+        (
+            f.proof_with(ProofClaims {
+                uri: "https://api.example.com/api/admin",
+                jti: "c",
+                ..base
+            }),
+            "is for https://api.example.com/api/admin",
+        ),
+        (
+            f.proof_with(ProofClaims {
+                uri: "https://evil.example/api/users",
+                jti: "d",
+                ..base
+            }),
+            "is for https://evil.example/api/users",
+        ),
+        (
+            f.proof_with(ProofClaims {
+                iat: now - 120,
+                jti: "e",
+                ..base
+            }),
+            "window",
+        ),
+        (
+            f.proof_with(ProofClaims {
+                iat: now + 120,
+                jti: "f",
+                ..base
+            }),
+            "window",
+        ),
+    ];
+    for (proof, expected) in cases {
+        let outcome = f.ask(&format!("DPoP {token}"), &[&proof]).await;
+        assert_refused(&outcome, "invalid_dpop_proof", expected);
+    }
+}
+
+/// Proofs built by hand: `none` and HS256, a private key in `jwk`, another key's proof.
+#[tokio::test]
+async fn forged_proofs_are_refused() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f.bound_token();
+    let now = f.issuer.now();
+    let b64 = |value: &serde_json::Value| {
+        jwtgate_core::internal::base64url::encode(&serde_json::to_vec(value).unwrap())
+    };
+    let mut jwk = f.client.public_jwk();
+    jwk.as_object_mut().unwrap().remove("kid");
+    let payload = json!({"jti": "forged", "htm": "GET", "htu": format!("{ORIGIN}{PATH}"),
+        "iat": now, "ath": access_token_hash(token.as_bytes())});
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"typ": "dpop+jwt", "alg": "none", "jwk": jwk})),
+        b64(&payload)
+    );
+    let outcome = f.ask(&format!("DPoP {token}"), &[&none]).await;
+    assert_refused(&outcome, "invalid_dpop_proof", "alg");
+
+    let hs = jwtgate_core::sign::sign_hmac(
+        Algorithm::HS256,
+        b"0123456789abcdef0123456789abcdef",
+        &serde_json::to_vec(&json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": jwk})).unwrap(),
+        &serde_json::to_vec(&payload).unwrap(),
+    )
+    .unwrap();
+    let outcome = f.ask(&format!("DPoP {token}"), &[&hs]).await;
+    assert_refused(&outcome, "invalid_dpop_proof", "alg");
+
+    let mut private = jwk.clone();
+    private
+        .as_object_mut()
+        .unwrap()
+        .insert("d".into(), json!("AAAA"));
+    let with_private = f
+        .client
+        .sign_raw(
+            &serde_json::to_vec(&json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": private}))
+                .unwrap(),
+            &serde_json::to_vec(&payload).unwrap(),
+        )
+        .unwrap();
+    let outcome = f.ask(&format!("DPoP {token}"), &[&with_private]).await;
+    assert_refused(&outcome, "invalid_dpop_proof", "private key material");
+
+    let thief = SigningKey::generate(Algorithm::ES256, "thief").unwrap();
+    let stolen = make_proof(
+        &thief,
+        &ProofClaims {
+            method: "GET",
+            uri: &format!("{ORIGIN}{PATH}"),
+            access_token: Some(&token),
+            iat: now,
+            jti: "thief",
+            nonce: None,
+        },
+    )
+    .unwrap();
+    let outcome = f.ask(&format!("DPoP {token}"), &[&stolen]).await;
+    assert_refused(
+        &outcome,
+        "invalid_dpop_proof",
+        "not the key the access token is bound to",
+    );
+}
+
+#[tokio::test]
+async fn two_dpop_headers_are_refused() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f.bound_token();
+    let outcome = f
+        .ask(
+            &format!("DPoP {token}"),
+            &[&f.proof(&token, "x"), &f.proof(&token, "y")],
+        )
+        .await;
+    assert_refused(&outcome, "invalid_dpop_proof", "more than one DPoP header");
+}
+
+#[tokio::test]
+async fn a_bound_token_sent_as_bearer_is_a_downgrade() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f.bound_token();
+    // Warm the cache with a proper request first: the downgrade is refused on a cache hit too.
+    assert!(matches!(
+        f.ask(&format!("DPoP {token}"), &[&f.proof(&token, "warm")])
+            .await,
+        Outcome::Allow(_)
+    ));
+    let outcome = f.ask(&format!("Bearer {token}"), &[]).await;
+    assert_refused(&outcome, "invalid_token", "DPoP-bound");
+    let (_, challenge, _, kind) = refused(&outcome);
+    assert_eq!(kind, "dpop_downgrade");
+    assert!(
+        challenge.ends_with(", Bearer realm=\"jwtgate\""),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
+async fn modes() {
+    // allowed: bearer tokens pass as before, with the plain Bearer challenge on refusals.
+    let allowed = Fixture::new(DpopMode::Allowed);
+    let bearer = allowed.bearer_token();
+    assert!(matches!(
+        allowed.ask(&format!("Bearer {bearer}"), &[]).await,
+        Outcome::Allow(_)
+    ));
+    let (_, challenge, _, _) = refused(&allowed.ask("Bearer not.a.jwt", &[]).await);
+    assert!(challenge.starts_with("Bearer realm="), "{challenge}");
+    // The DPoP scheme with an unbound token.
+    let outcome = allowed
+        .ask(&format!("DPoP {bearer}"), &[&allowed.proof(&bearer, "u")])
+        .await;
+    assert_refused(&outcome, "invalid_token", "not DPoP-bound");
+
+    // required: a bearer token is refused with a DPoP challenge and no Bearer one; so is a
+    // request without any token.
+    let required = Fixture::new(DpopMode::Required);
+    let bearer = required.bearer_token();
+    let outcome = required.ask(&format!("Bearer {bearer}"), &[]).await;
+    assert_refused(&outcome, "invalid_token", "requires DPoP");
+    let (_, challenge, _, _) = refused(&outcome);
+    assert!(!challenge.contains("Bearer"), "{challenge}");
+    let mut headers = HeaderMap::new();
+    headers.insert("accept", HeaderValue::from_static("*/*"));
+    let view = RequestView {
+        front: FrontEnd::Inline,
+        origin: Some(ORIGIN),
+        method: "GET",
+        target: PATH,
+        headers: &headers,
+        token: TokenInput::FromRequest,
+        now: required.issuer.now(),
+    };
+    let (status, challenge, _, _) = refused(&required.engine.decide(&view).await);
+    assert_eq!(
+        (status, challenge.as_str()),
+        (
+            401,
+            "DPoP algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA\""
+        )
+    );
+    let token = required.bound_token();
+    assert!(matches!(
+        required
+            .ask(&format!("DPoP {token}"), &[&required.proof(&token, "r")])
+            .await,
+        Outcome::Allow(_)
+    ));
+
+    // off: bearer tokens only.
+    let off = Fixture::new(DpopMode::Off);
+    let token = off.bound_token();
+    let (status, _, description, _) = refused(
+        &off.ask(&format!("DPoP {token}"), &[&off.proof(&token, "o")])
+            .await,
+    );
+    assert_eq!(status, 400);
+    assert!(description.contains("not accepted"), "{description}");
+    let (status, _, description, _) = refused(&off.ask(&format!("Bearer {token}"), &[]).await);
+    assert_eq!(status, 401);
+    assert!(description.contains("DPoP-bound"), "{description}");
+}
+
+#[tokio::test]
+async fn an_issuer_can_require_dpop() {
+    let f = Fixture::with_issuer_mode(DpopMode::Allowed, Some("required"));
+    let bearer = f.bearer_token();
+    let outcome = f.ask(&format!("Bearer {bearer}"), &[]).await;
+    assert_refused(&outcome, "invalid_token", "requires DPoP");
+}
+
+#[tokio::test]
+async fn a_proof_needs_a_known_request_uri() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f.bound_token();
+    let outcome = f
+        .ask_at(
+            "GET",
+            PATH,
+            None,
+            &format!("DPoP {token}"),
+            &[&f.proof(&token, "n")],
+        )
+        .await;
+    let (status, _, description, kind) = refused(&outcome);
+    assert_eq!((status, kind), (403, "dpop_uri_unknown"));
+    assert!(description.contains("X-Forwarded-Proto"), "{description}");
+    // The origin is compared after normalisation; the query is not part of htu.
+    let outcome = f
+        .ask_at(
+            "GET",
+            &format!("{PATH}?page=2"),
+            Some("HTTPS://API.example.com:443"),
+            &format!("DPoP {token}"),
+            &[&f.proof(&token, "q")],
+        )
+        .await;
+    assert!(matches!(outcome, Outcome::Allow(_)), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_certificate_bound_token_never_passes_as_a_bearer_token() {
+    let f = Fixture::new(DpopMode::Allowed);
+    let token = f
+        .issuer
+        .token(json!({"scope": "read:users", "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}));
+    let (status, _, description, kind) = refused(&f.ask(&format!("Bearer {token}"), &[]).await);
+    assert_eq!((status, kind), (401, "unchecked_binding"));
+    assert!(description.contains("x5t#S256"), "{description}");
+}

@@ -1,0 +1,581 @@
+//! One `Check` of Envoy's external authorization protocol: the original request read from the
+//! `CheckRequest` into a [`RequestView`], the engine's [`Outcome`] rendered as a `CheckResponse`.
+//!
+//! Nothing is decided here. The rendering follows what Envoy does with an answer:
+//!
+//! * **Allow** is gRPC `OK` with `ok_response.headers` carrying the identity headers, each with
+//!   `OVERWRITE_IF_EXISTS_OR_ADD` (a client's copy of the same name is replaced, never joined),
+//!   and `headers_to_remove` listing what the client sent that the upstream must not read: other
+//!   spellings of the identity headers (`x_auth_subject`, or `x-auth-subject` when this request
+//!   sets no subject), method and path overrides, underscore spellings of the forwarding headers,
+//!   and the token (`authorization`, the token cookie, the token query parameter) unless
+//!   `forward_token`. Envoy applies `headers_to_remove` *after* the headers it sets, so a header
+//!   this answer sets is never listed (it would delete the verified value).
+//! * **Deny** is `UNAUTHENTICATED` (401), `PERMISSION_DENIED` (403) or `INVALID_ARGUMENT` (400)
+//!   with `denied_response` carrying the HTTP gateway's own answer for the [`Denial`]
+//!   ([`jwtgate_http::answer::denial_response`]: status, `WWW-Authenticate`, content type,
+//!   `Cache-Control`) and the same JSON body.
+//! * A `CheckRequest` without `attributes.request.http`, or with a header that is not HTTP, is a
+//!   refusal with its reason, never a gRPC error: Envoy's `failure_mode_allow` turns errors, not
+//!   refusals, into an allow.
+//! * The verified token's `sub`, `iss` and scopes go into `dynamic_metadata` (Envoy stores them
+//!   under the `envoy.filters.http.ext_authz` namespace for RBAC, Lua and access logs).
+
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
+use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
+use envoy_types::pb::google::rpc::Status;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use jwtgate_core::Verified;
+use jwtgate_engine::{
+    bearer, hygiene, unix_now, Allow, Denial, Engine, FrontEnd, Outcome, RequestView, TokenInput,
+};
+use std::sync::Arc;
+
+/// gRPC status codes of `google.rpc.Code` used in answers.
+mod code {
+    /// The request may pass.
+    pub const OK: i32 = 0;
+    /// A 400 refusal.
+    pub const INVALID_ARGUMENT: i32 = 3;
+    /// A 403 refusal.
+    pub const PERMISSION_DENIED: i32 = 7;
+    /// A 401 refusal.
+    pub const UNAUTHENTICATED: i32 = 16;
+}
+
+/// How allowed requests are rendered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Leave the token (`Authorization`, cookie, query parameter) in the request Envoy forwards
+    /// (default: removed; the upstream gets the identity headers).
+    pub forward_token: bool,
+}
+
+/// The original request of a `CheckRequest`, as the engine reads it.
+#[derive(Debug, Clone)]
+pub struct Original {
+    /// The method (`GET`, …).
+    pub method: String,
+    /// The request target as sent: path and query.
+    pub target: String,
+    /// The request headers (pseudo-headers such as `:path` left out).
+    pub headers: HeaderMap,
+    /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`.
+    pub origin: Option<String>,
+}
+
+/// Why a `CheckRequest` does not describe an HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// No `attributes.request.http`: not an HTTP filter's check (or a broken client).
+    #[error("the check request has no attributes.request.http: jwtgate authorises HTTP requests (configure Envoy's HTTP ext_authz filter, not the network filter)")]
+    NoHttpRequest,
+    /// A header name or value that is not valid HTTP.
+    #[error("the request header {0:?} is not a valid HTTP header")]
+    BadHeader(String),
+}
+
+/// Reads the original request from `check`: method, path with query, and headers from
+/// `headers` or, when Envoy sends raw headers (`encode_raw_headers`), from `header_map`.
+pub fn read_request(check: &CheckRequest) -> Result<Original, Unreadable> {
+    let http = check
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref())
+        .ok_or(Unreadable::NoHttpRequest)?;
+    let mut headers = HeaderMap::with_capacity(http.headers.len());
+    let mut add = |name: &str, value: &[u8]| -> Result<(), Unreadable> {
+        if name.starts_with(':') {
+            return Ok(());
+        }
+        let bad = || Unreadable::BadHeader(name.to_owned());
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let value = HeaderValue::from_bytes(value).map_err(|_| bad())?;
+        headers.append(name, value);
+        Ok(())
+    };
+    for (name, value) in &http.headers {
+        add(name, value.as_bytes())?;
+    }
+    if let Some(raw) = &http.header_map {
+        for header in &raw.headers {
+            let value = if header.raw_value.is_empty() {
+                header.value.as_bytes()
+            } else {
+                &header.raw_value
+            };
+            add(&header.key, value)?;
+        }
+    }
+    Ok(Original {
+        method: http.method.clone(),
+        target: http.path.clone(),
+        headers,
+        origin: jwtgate_engine::dpop::origin(&http.scheme, &http.host),
+    })
+}
+
+/// Decides one `Check` with `engine` and renders the answer.
+pub async fn check(
+    engine: &Engine,
+    request: &CheckRequest,
+    options: CheckOptions,
+) -> CheckResponse {
+    let original = match read_request(request) {
+        Ok(original) => original,
+        Err(problem) => {
+            let denial = match problem {
+                Unreadable::NoHttpRequest => {
+                    tracing::error!("ext_authz check without attributes.request.http: check the Envoy configuration");
+                    Denial::proxy_contract(engine.realm(), problem.to_string())
+                }
+                Unreadable::BadHeader(_) => {
+                    Denial::invalid_request(engine.realm(), problem.to_string())
+                }
+            };
+            let outcome = engine.refuse("", "", denial);
+            return render(engine, &HeaderMap::new(), "", &outcome, options);
+        }
+    };
+    let view = RequestView {
+        front: FrontEnd::ExtAuthz,
+        method: &original.method,
+        target: &original.target,
+        headers: &original.headers,
+        origin: original.origin.as_deref(),
+        token: TokenInput::FromRequest,
+        now: unix_now(),
+    };
+    let outcome = engine.decide(&view).await;
+    render(
+        engine,
+        &original.headers,
+        &original.target,
+        &outcome,
+        options,
+    )
+}
+
+/// Renders `outcome` for the request with `headers` and `target` (see the module docs).
+pub fn render(
+    engine: &Engine,
+    headers: &HeaderMap,
+    target: &str,
+    outcome: &Outcome,
+    options: CheckOptions,
+) -> CheckResponse {
+    match outcome {
+        Outcome::Allow(allow) => render_allow(engine, headers, target, Some(allow), options),
+        Outcome::Preflight => render_allow(engine, headers, target, None, options),
+        Outcome::Deny(denial) => render_deny(denial),
+    }
+}
+
+fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(PbHeader {
+            key: name.to_owned(),
+            value: String::from_utf8_lossy(value).into_owned(),
+            raw_value: Vec::new(),
+        }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
+/// `OK`, with the identity headers set and the client's spellings, overrides and token removed.
+fn render_allow(
+    engine: &Engine,
+    headers: &HeaderMap,
+    target: &str,
+    allow: Option<&Allow>,
+    options: CheckOptions,
+) -> CheckResponse {
+    let identity: &[(HeaderName, HeaderValue)] = allow.map_or(&[], |a| &a.identity);
+    let mut set: Vec<HeaderValueOption> = identity
+        .iter()
+        .map(|(name, value)| overwrite(name.as_str(), value.as_bytes()))
+        .collect();
+    let is_set = |name: &str| identity.iter().any(|(n, _)| n.as_str() == name);
+    let mut remove: Vec<String> = Vec::new();
+    let locations = engine.locations();
+    for name in headers.keys() {
+        let name = name.as_str();
+        let spoofed = engine
+            .identity()
+            .names()
+            .any(|n| hygiene::folds_to(name, n.as_str()));
+        let overriding = hygiene::METHOD_OVERRIDE_HEADERS
+            .iter()
+            .chain(&hygiene::PATH_OVERRIDE_HEADERS)
+            .any(|n| hygiene::folds_to(name, n));
+        let forwarding_variant = name.contains('_')
+            && hygiene::FORWARDING_HEADERS
+                .iter()
+                .any(|n| hygiene::folds_to(name, n));
+        let token = !options.forward_token && name == "authorization";
+        if (spoofed || overriding || forwarding_variant || token) && !is_set(name) {
+            remove.push(name.to_owned());
+        }
+    }
+    let mut query_remove = Vec::new();
+    if !options.forward_token {
+        if let Some(cookie_name) = locations.cookie.as_deref() {
+            let cookies: Vec<&str> = headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if !cookies.is_empty() {
+                match bearer::cookie_without(&cookies.join("; "), cookie_name) {
+                    Some(rest) => set.push(overwrite("cookie", rest.as_bytes())),
+                    None => remove.push("cookie".to_owned()),
+                }
+            }
+        }
+        if let (Some(parameter), Some((_, query))) = (&locations.query, target.split_once('?')) {
+            if query
+                .split('&')
+                .any(|pair| pair.split('=').next() == Some(parameter.as_str()))
+            {
+                query_remove.push(parameter.clone());
+            }
+        }
+    }
+    let metadata = allow.and_then(|a| a.verified.as_ref()).map(claims_metadata);
+    CheckResponse {
+        status: Some(Status {
+            code: code::OK,
+            message: String::new(),
+            details: Vec::new(),
+        }),
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+            headers: set,
+            headers_to_remove: remove,
+            query_parameters_to_remove: query_remove,
+            ..OkHttpResponse::default()
+        })),
+        dynamic_metadata: metadata,
+    }
+}
+
+/// `sub`, `iss` and the granted scopes of a verified token, as `dynamic_metadata`.
+fn claims_metadata(verified: &Arc<Verified>) -> Struct {
+    let text = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let mut fields = std::collections::HashMap::with_capacity(3);
+    if let Some(subject) = verified.subject() {
+        fields.insert("sub".to_owned(), text(subject));
+    }
+    fields.insert("iss".to_owned(), text(verified.issuer()));
+    let scopes = verified.distinct_scopes().into_iter().map(text).collect();
+    fields.insert(
+        "scopes".to_owned(),
+        Value {
+            kind: Some(Kind::ListValue(ListValue { values: scopes })),
+        },
+    );
+    Struct { fields }
+}
+
+/// A refusal: the HTTP gateway's answer for `denial` as `denied_response`.
+fn render_deny(denial: &Denial) -> CheckResponse {
+    let answer = jwtgate_http::answer::denial_response(denial);
+    let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .map(|(name, value)| overwrite(name.as_str(), value.as_bytes()))
+        .collect();
+    let code = match status {
+        401 => code::UNAUTHENTICATED,
+        400 => code::INVALID_ARGUMENT,
+        _ => code::PERMISSION_DENIED,
+    };
+    CheckResponse {
+        status: Some(Status {
+            code,
+            message: denial.description().to_owned(),
+            details: Vec::new(),
+        }),
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: i32::from(status),
+            }),
+            headers,
+            body: denial.body(),
+        })),
+        dynamic_metadata: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use jwtgate_http::config::GatewayConfig;
+    use jwtgate_test_support::Issuer;
+
+    /// An engine for the shared test issuer, with `extra` TOML (token locations); the issuer
+    /// is returned to keep its JWKS file.
+    fn engine_with(extra: &str) -> (Issuer, Arc<Engine>) {
+        let issuer = Issuer::new();
+        let toml = format!(
+            "{extra}\n[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n",
+            issuer.issuer(),
+            issuer.audience(),
+            issuer.jwks_file().display()
+        );
+        let built = GatewayConfig::from_toml(&toml, "test")
+            .unwrap()
+            .build("test")
+            .unwrap();
+        (issuer, built.engine)
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn allow(identity: &[(&'static str, &str)]) -> Outcome {
+        let identity: Vec<(HeaderName, HeaderValue)> = identity
+            .iter()
+            .map(|(n, v)| {
+                (
+                    HeaderName::from_static(n),
+                    HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect();
+        Outcome::Allow(Allow {
+            identity: identity.into(),
+            verified: None,
+            path: "/api".to_owned(),
+        })
+    }
+
+    fn ok(response: &CheckResponse) -> &OkHttpResponse {
+        assert_eq!(response.status.as_ref().unwrap().code, code::OK);
+        match response.http_response.as_ref().unwrap() {
+            HttpResponse::OkResponse(ok) => ok,
+            other => panic!("not an ok response: {other:?}"),
+        }
+    }
+
+    fn set_names(ok: &OkHttpResponse) -> Vec<&str> {
+        ok.headers
+            .iter()
+            .map(|h| h.header.as_ref().unwrap().key.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn allow_overwrites_identity_and_removes_only_what_it_does_not_set() {
+        let (_issuer, engine) = engine_with("");
+        let sent = headers(&[
+            ("authorization", "Bearer t"),
+            ("x-auth-subject", "admin"),
+            ("x_auth_subject", "admin"),
+            ("x-auth-scopes", "admin"),
+            ("x_forwarded_for", "1.2.3.4"),
+            ("x-http-method-override", "DELETE"),
+            ("x-original-url", "/admin"),
+            ("accept", "*/*"),
+        ]);
+        let outcome = allow(&[("x-auth-subject", "alice"), ("x-auth-issuer", "https://i/")]);
+        let response = render(&engine, &sent, "/api", &outcome, CheckOptions::default());
+        let ok = ok(&response);
+        assert_eq!(set_names(ok), ["x-auth-subject", "x-auth-issuer"]);
+        for option in &ok.headers {
+            assert_eq!(
+                option.append_action,
+                HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+            );
+        }
+        let mut removed = ok.headers_to_remove.clone();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                "authorization",
+                "x-auth-scopes",
+                "x-http-method-override",
+                "x-original-url",
+                "x_auth_subject",
+                "x_forwarded_for",
+            ]
+        );
+        // Envoy removes after it sets: a header set here must never be listed for removal.
+        for name in set_names(ok) {
+            assert!(!ok.headers_to_remove.iter().any(|r| r == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn forward_token_keeps_the_token_everywhere() {
+        let (_issuer, engine) = engine_with("[token]\ncookie = \"at\"\nquery = \"access_token\"");
+        let sent = headers(&[
+            ("authorization", "Bearer t"),
+            ("cookie", "at=t; theme=dark"),
+        ]);
+        let target = "/api?access_token=t&x=1";
+        let options = CheckOptions {
+            forward_token: true,
+        };
+        let response = render(&engine, &sent, target, &allow(&[]), options);
+        let kept = ok(&response);
+        assert!(kept.headers_to_remove.is_empty());
+        assert!(kept.headers.is_empty());
+        assert!(kept.query_parameters_to_remove.is_empty());
+        // Without it, the cookie is rewritten and the parameter removed.
+        let response = render(&engine, &sent, target, &allow(&[]), CheckOptions::default());
+        let removed = ok(&response);
+        assert_eq!(removed.headers_to_remove, ["authorization"]);
+        let cookie = removed.headers[0].header.as_ref().unwrap();
+        assert_eq!(
+            (cookie.key.as_str(), cookie.value.as_str()),
+            ("cookie", "theme=dark")
+        );
+        assert_eq!(removed.query_parameters_to_remove, ["access_token"]);
+        // A cookie header holding only the token goes.
+        let only = headers(&[("cookie", "at=t")]);
+        let response = render(&engine, &only, "/api", &allow(&[]), CheckOptions::default());
+        assert_eq!(ok(&response).headers_to_remove, ["cookie"]);
+    }
+
+    #[test]
+    fn a_preflight_passes_without_identity_but_still_loses_spoofed_headers() {
+        let (_issuer, engine) = engine_with("");
+        let sent = headers(&[("x-auth-subject", "admin"), ("origin", "http://a")]);
+        let response = render(
+            &engine,
+            &sent,
+            "/api",
+            &Outcome::Preflight,
+            CheckOptions::default(),
+        );
+        let ok = ok(&response);
+        assert!(ok.headers.is_empty());
+        assert_eq!(ok.headers_to_remove, ["x-auth-subject"]);
+        assert!(response.dynamic_metadata.is_none());
+    }
+
+    #[test]
+    fn denials_carry_the_http_gateways_answer() {
+        let (_issuer, engine) = engine_with("");
+        let cases = [
+            (Denial::missing_token("api"), 401, code::UNAUTHENTICATED),
+            (Denial::no_route("api"), 403, code::PERMISSION_DENIED),
+            (
+                Denial::invalid_request("api", "bad"),
+                400,
+                code::INVALID_ARGUMENT,
+            ),
+        ];
+        for (denial, status, grpc) in cases {
+            let response = render(
+                &engine,
+                &HeaderMap::new(),
+                "/",
+                &Outcome::Deny(denial.clone()),
+                CheckOptions::default(),
+            );
+            assert_eq!(response.status.as_ref().unwrap().code, grpc);
+            let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
+                panic!("not denied: {response:?}");
+            };
+            assert_eq!(denied.status.as_ref().unwrap().code, status);
+            assert_eq!(denied.body, denial.body());
+            let header = |name: &str| {
+                denied
+                    .headers
+                    .iter()
+                    .filter_map(|h| h.header.as_ref())
+                    .find(|h| h.key == name)
+                    .map(|h| h.value.clone())
+            };
+            assert_eq!(header("www-authenticate"), Some(denial.challenge()));
+            assert_eq!(header("content-type").as_deref(), Some("application/json"));
+            assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+        }
+    }
+
+    fn check_request(http: Option<HttpRequest>) -> CheckRequest {
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(Request { time: None, http }),
+                ..AttributeContext::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_without_an_http_request_is_refused_not_an_error() {
+        let (_issuer, engine) = engine_with("");
+        for request in [CheckRequest::default(), check_request(None)] {
+            let response = check(&engine, &request, CheckOptions::default()).await;
+            assert_eq!(
+                response.status.as_ref().unwrap().code,
+                code::PERMISSION_DENIED
+            );
+            let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
+                panic!("not denied: {response:?}");
+            };
+            assert!(
+                denied.body.contains("attributes.request.http"),
+                "{}",
+                denied.body
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reading_the_original_request() {
+        let mut http = HttpRequest {
+            method: "POST".into(),
+            path: "/api/users?x=1".into(),
+            ..HttpRequest::default()
+        };
+        http.headers.insert(":path".into(), "/api/users?x=1".into());
+        http.headers.insert("x-a".into(), "1".into());
+        let original = read_request(&check_request(Some(http.clone()))).unwrap();
+        assert_eq!(original.method, "POST");
+        assert_eq!(original.target, "/api/users?x=1");
+        assert_eq!(original.headers.len(), 1);
+        http.headers.insert("bad name".into(), "1".into());
+        assert_eq!(
+            read_request(&check_request(Some(http.clone()))).unwrap_err(),
+            Unreadable::BadHeader("bad name".into())
+        );
+        // A malformed path is the engine's refusal, with its reason.
+        http.headers.clear();
+        http.path = "api".into();
+        let (_issuer, engine) = engine_with("");
+        let response = check(&engine, &check_request(Some(http)), CheckOptions::default()).await;
+        let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
+            panic!("not denied: {response:?}");
+        };
+        assert_eq!(denied.status.as_ref().unwrap().code, 400);
+        assert!(
+            denied.body.contains("must start with '/'"),
+            "{}",
+            denied.body
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The gRPC server over a real socket, with tonic's client: `Check` decides with the gateway's
+//! shared engine (a reload applies at once), gRPC health follows key readiness, and TLS serves
+//! the same services.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use jwtgate_http::config::GatewayConfig;
+use jwtgate_http::server;
+use jwtgate_test_support::Issuer;
+use serde_json::json;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+fn config(issuer: &Issuer, jwks_file: &str, routes: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n\
+         [[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{jwks_file}\"\n{routes}",
+        issuer.issuer(),
+        issuer.audience(),
+    )
+}
+
+const ROUTES: &str = "[[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n";
+
+struct Running {
+    addr: std::net::SocketAddr,
+    engine: std::sync::Arc<jwtgate_http::SharedEngine>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(toml: &str) -> Running {
+    let built = GatewayConfig::from_toml(toml, "test")
+        .unwrap()
+        .build("test")
+        .unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind(built.options.grpc_listen.unwrap())
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = server::spawn(&built, http, None, std::future::pending())
+        .await
+        .unwrap();
+    let spawned = jwtgate_grpc::spawn(
+        gateway.engine.clone(),
+        grpc,
+        &built.options,
+        jwtgate_grpc::CheckOptions::default(),
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .unwrap();
+    Running {
+        addr: spawned.addr,
+        engine: gateway.engine,
+        _stop: stop,
+    }
+}
+
+fn request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    let http = HttpRequest {
+        method: "GET".into(),
+        path: path.into(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..HttpRequest::default()
+    };
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                time: None,
+                http: Some(http),
+            }),
+            ..AttributeContext::default()
+        }),
+    }
+}
+
+async fn check(addr: std::net::SocketAddr, request: CheckRequest) -> CheckResponse {
+    let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    client.check(request).await.unwrap().into_inner()
+}
+
+fn status(response: &CheckResponse) -> i32 {
+    response.status.as_ref().unwrap().code
+}
+
+#[tokio::test]
+async fn checks_decide_with_the_shared_engine_and_follow_a_reload() {
+    let issuer = Issuer::new();
+    let jwks = issuer.jwks_file().display().to_string();
+    let running = start(&config(&issuer, &jwks, ROUTES)).await;
+    let token = issuer.token(json!({"permissions": ["read:users"]}));
+    let bearer = format!("Bearer {token}");
+    let allowed = check(
+        running.addr,
+        request("/api/users?x=1", &[("authorization", &bearer)]),
+    )
+    .await;
+    assert_eq!(status(&allowed), 0, "{allowed:?}");
+    let Some(HttpResponse::OkResponse(ok)) = &allowed.http_response else {
+        panic!("{allowed:?}");
+    };
+    let subject = ok
+        .headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .find(|h| h.key == "x-auth-subject")
+        .unwrap();
+    assert_eq!(subject.value, "auth0|alice");
+    assert_eq!(ok.headers_to_remove, ["authorization"]);
+    let metadata = allowed.dynamic_metadata.as_ref().unwrap();
+    assert!(metadata.fields.contains_key("sub"));
+
+    let missing = check(running.addr, request("/api/users", &[])).await;
+    assert_eq!(status(&missing), 16);
+
+    // A reload that requires another scope applies to the next check.
+    let stricter = "[[routes]]\npath = \"/api/*\"\nscopes = [\"admin\"]\n";
+    let reloaded = GatewayConfig::from_toml(&config(&issuer, &jwks, stricter), "test")
+        .unwrap()
+        .build_replacing("test", &running.engine.load())
+        .unwrap();
+    running.engine.store(reloaded.engine);
+    let refused = check(
+        running.addr,
+        request("/api/users", &[("authorization", &bearer)]),
+    )
+    .await;
+    assert_eq!(status(&refused), 7, "{refused:?}");
+    let Some(HttpResponse::DeniedResponse(denied)) = &refused.http_response else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(denied.status.as_ref().unwrap().code, 403);
+    assert!(
+        denied.body.contains("insufficient_scope"),
+        "{}",
+        denied.body
+    );
+}
+
+#[tokio::test]
+async fn health_is_serving_once_keys_are_ready() {
+    let issuer = Issuer::new();
+    // Keys from a JWKS URL nobody serves: never ready.
+    let port = jwtgate_test_support::free_port();
+    let unready = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n\
+         [[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_url = \"http://127.0.0.1:{port}/jwks\"\n",
+        issuer.issuer(),
+        issuer.audience(),
+    );
+    let jwks = issuer.jwks_file().display().to_string();
+    for (toml, expected) in [
+        (config(&issuer, &jwks, ROUTES), ServingStatus::Serving),
+        (unready, ServingStatus::NotServing),
+    ] {
+        let running = start(&toml).await;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = HealthClient::new(channel);
+        for service in ["", jwtgate_grpc::AUTHORIZATION_SERVICE] {
+            let answer = client
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(answer.status(), expected, "{service:?}");
+        }
+    }
+}

@@ -330,6 +330,17 @@ mod tests {
     }
 
     #[test]
+    fn reading_cnf_on_a_hit_does_not_grow_the_entry() {
+        // The DPoP binding check reads `cnf` on every request: it is captured, so the full
+        // claims map (uncounted by the entry's weight) is not built for it.
+        let tokens = Tokens::new();
+        let (_, verified) = tokens.token("alice", NOW + 3600);
+        let before = verified.retained_bytes();
+        assert_eq!(verified.claim("cnf"), Some(&json!({"jkt": "thumbprint"})));
+        assert_eq!(verified.retained_bytes(), before);
+    }
+
+    #[test]
     fn an_entry_ends_at_exp() {
         let tokens = Tokens::new();
         let cache = cache(DEFAULT_MAX_BYTES, None);

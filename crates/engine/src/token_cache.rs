@@ -34,7 +34,16 @@
 //!
 //! **Capacity.** `max_bytes` bounds the estimated memory of the entries (each weighed with
 //! [`Verified::retained_bytes`] plus what the value adds); an optional entry `capacity` bounds
-//! the count beside it (each entry then weighs at least `max_bytes / capacity`).
+//! the count beside it (each entry then weighs at least `max_bytes / capacity`). An entry for
+//! an Auth0-shaped RS256 token weighs about 1.9 KB (the `Verified` with its decoded payload and
+//! captured claims ~1.45 KB, identity headers ~0.35 KB, bookkeeping), so the 40 MiB default holds
+//! about 22,000 such tokens; `bench/http.sh` measured the whole gateway at 56.5 MiB RSS with the
+//! cache full. Holding 100,000 in the same memory needs a `Verified` that keeps its claims as
+//! spans of the payload instead of `serde_json` values.
+//!
+//! **Thrash.** With 200,000 distinct tokens rotated (more than the cache holds), every request
+//! misses and inserts; `bench/http.sh` measured 41.4 µs of server CPU per request against 41.5
+//! µs with the cache off (the hand-written FIFO it replaces cost 7 µs more than no cache).
 
 use crate::engine::CachedPass;
 use crate::rules::CacheSection;

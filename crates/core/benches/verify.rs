@@ -248,7 +248,7 @@ fn fixture() -> Fixture {
     let jwt_set: jsonwebtoken::jwk::JwkSet =
         serde_json::from_str(&jwks).expect("jsonwebtoken reads the JWKS");
 
-    let cases = [(&rsa, 0.90), (&ec, 0.95), (&ed, 0.95)]
+    let cases = [(&rsa, 0.95), (&ec, 0.97), (&ed, 0.97)]
         .into_iter()
         .map(|(key, goal)| {
             let alg = key.algorithm();

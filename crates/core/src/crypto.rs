@@ -369,17 +369,6 @@ impl std::fmt::Debug for HmacKey {
     }
 }
 
-/// The system's random generator failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("the system's random number generator failed")]
-pub struct RandomError;
-
-/// Fills `out` with cryptographically secure random bytes (keys for hashes that must not be
-/// predictable, such as the verified-token cache's).
-pub fn fill_random(out: &mut [u8]) -> Result<(), RandomError> {
-    aws_lc_rs::rand::fill(out).map_err(|_| RandomError)
-}
-
 /// SHA-256 of `data`: cache keys and log fingerprints of tokens (a token is never logged whole).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];

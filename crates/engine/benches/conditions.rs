@@ -72,7 +72,7 @@ scopes = ["read:users"]
     .unwrap();
     Engine::new(parts.registry, parts.routes)
         .with_issuer_rules(parts.issuer_rules)
-        .with_cache(TokenCache::new(1 << 20, Some(100), 300).unwrap())
+        .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache"))
 }
 
 /// Decides once; the cached path completes on its first poll.

@@ -141,7 +141,7 @@ impl Nonces {
         let mut state = self.state.lock().ok()?;
         if state.current.is_empty() || now >= state.rotates_at {
             let mut bytes = [0u8; 16];
-            jwtgate_core::crypto::fill_random(&mut bytes).ok()?;
+            getrandom::fill(&mut bytes).ok()?;
             let fresh = jwtgate_core::internal::base64url::encode(&bytes);
             let old = std::mem::replace(&mut state.current, fresh);
             state.previous = (!old.is_empty()).then_some(old);

@@ -13,8 +13,9 @@
 //! on read.
 //!
 //! **Key: a keyed 128-bit hash of the token, not the token.** The key is SipHash-1-3 with 128-bit
-//! output under a 128-bit key drawn from the operating system's random source when the cache is
-//! built (per process, never stored or logged). A hit is a key match, so a forged token is
+//! output under a 128-bit key drawn from the operating system's random source (`getrandom`) when
+//! the cache is built (per process, never stored or logged; not aws-lc's DRBG, whose first use
+//! seeds a CPU-jitter entropy pool: 420 million instructions at start, measured with callgrind). A hit is a key match, so a forged token is
 //! admitted only if its hash equals that of a cached valid token. SipHash is a pseudo-random
 //! function under a secret key, so an attacker who never sees the key or any output can do no
 //! better than guessing: each forged token matches one of `n` cached keys with probability at
@@ -33,7 +34,16 @@
 //!
 //! **Capacity.** `max_bytes` bounds the estimated memory of the entries (each weighed with
 //! [`Verified::retained_bytes`] plus what the value adds); an optional entry `capacity` bounds
-//! the count beside it (each entry then weighs at least `max_bytes / capacity`).
+//! the count beside it (each entry then weighs at least `max_bytes / capacity`). An entry for
+//! an Auth0-shaped RS256 token weighs about 1.9 KB (the `Verified` with its decoded payload and
+//! captured claims ~1.45 KB, identity headers ~0.35 KB, bookkeeping), so the 40 MiB default holds
+//! about 22,000 such tokens; `bench/http.sh` measured the whole gateway at 56.5 MiB RSS with the
+//! cache full. Holding 100,000 in the same memory needs a `Verified` that keeps its claims as
+//! spans of the payload instead of `serde_json` values.
+//!
+//! **Thrash.** With 200,000 distinct tokens rotated (more than the cache holds), every request
+//! misses and inserts; `bench/http.sh` measured 41.4 µs of server CPU per request against 41.5
+//! µs with the cache off (the hand-written FIFO it replaces cost 7 µs more than no cache).
 
 use crate::engine::CachedPass;
 use crate::rules::CacheSection;
@@ -186,7 +196,7 @@ impl<T: Clone + Retained> TokenCache<T> {
             .build()
             .map_err(|_| CacheError::Empty)?;
         let mut seed = [0u8; 16];
-        jwtgate_core::crypto::fill_random(&mut seed).map_err(|_| CacheError::NoRandomness)?;
+        getrandom::fill(&mut seed).map_err(|_| CacheError::NoRandomness)?;
         Ok(TokenCache {
             entries: Cache::with_options(options, EntryWeight, KeyBits, Default::default()),
             hash_key: SipHasher13::new_with_key(&seed),
@@ -326,6 +336,17 @@ mod tests {
         // One byte more or less is another token.
         assert!(cache.get(&token.as_bytes()[1..], NOW + 1).is_none());
         assert!(cache.get(format!("{token}A").as_bytes(), NOW + 1).is_none());
+    }
+
+    #[test]
+    fn reading_cnf_on_a_hit_does_not_grow_the_entry() {
+        // The DPoP binding check reads `cnf` on every request: it is captured, so the full
+        // claims map (uncounted by the entry's weight) is not built for it.
+        let tokens = Tokens::new();
+        let (_, verified) = tokens.token("alice", NOW + 3600);
+        let before = verified.retained_bytes();
+        assert_eq!(verified.claim("cnf"), Some(&json!({"jkt": "thumbprint"})));
+        assert_eq!(verified.retained_bytes(), before);
     }
 
     #[test]

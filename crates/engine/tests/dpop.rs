@@ -73,7 +73,7 @@ impl Fixture {
                 .unwrap();
         let engine = Engine::new(parts.registry, parts.routes)
             .with_issuer_rules(parts.issuer_rules)
-            .with_cache(TokenCache::new(1 << 20, Some(100), 300).unwrap())
+            .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache"))
             .with_dpop(dpop);
         Fixture {
             issuer,

@@ -38,7 +38,7 @@ fn engine_for(toml: &str) -> Result<Engine, ConfigError> {
     )?;
     Ok(Engine::new(parts.registry, parts.routes)
         .with_issuer_rules(parts.issuer_rules)
-        .with_cache(TokenCache::new(1 << 20, Some(100), 300).unwrap()))
+        .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache")))
 }
 
 struct Answer {

@@ -1,6 +1,7 @@
 //! The demo page in real headless Chromium (Debian `chromium`, driven by npm `playwright-core`
 //! from `crates/demo/e2e`): log in as alice, list users, POST refused, the ID-token and
-//! no-audience cases, key rotation, bob refused, log out. Screenshots are written to
+//! no-audience cases, key rotation, bob refused, DPoP (a bound token with proofs; the token
+//! replayed without its proof refused), log out. Screenshots are written to
 //! `target/demo-screenshots/`; `docs/demo.png` (the README's picture) is refreshed from it when
 //! `JWTGATE_UPDATE_SCREENSHOT=1`.
 //!
@@ -63,6 +64,9 @@ async fn a_person_clicking_through_the_demo_page() {
         "PASS calls still succeed after the rotation",
         "PASS bob: GET /api/users is refused with 403",
         "PASS the opaque token is refused with the audience hint",
+        "PASS log in as alice with DPoP",
+        "PASS alice with DPoP: GET /api/users is allowed (token + proof)",
+        "PASS the token replayed without its proof is refused",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in\n{stdout}");
     }

@@ -162,10 +162,11 @@ proptest! {
     fn a_token_in_two_places_is_always_invalid(
         tokens in (token68(), token68(), token68()),
         places in proptest::sample::subsequence(vec!["header", "cookie", "query"], 2..=3),
-        other_cookie in cookie_pair(),
-        other_param in query_piece(),
+        other_cookie in cookie_pair().prop_filter("another cookie", |(name, _)| name != NAME),
+        other_param in query_piece().prop_filter("another parameter", |(name, _)| name != NAME),
     ) {
-        prop_assume!(other_cookie.0 != NAME && other_param.0 != NAME);
+        // Filtered in the strategies, not with prop_assume!: a third of the cases would be
+        // global rejects, and 1,024 of those abort the test before 2,000 cases pass.
         let authorization = places
             .contains(&"header")
             .then(|| format!("Bearer {}", tokens.0));
@@ -189,10 +190,9 @@ proptest! {
 
     #[test]
     fn cookie_without_removes_the_name_and_keeps_every_other_pair(
-        pairs in proptest::collection::vec(cookie_pair(), 0..8),
+        pairs in proptest::collection::vec(cookie_pair(), 1..8),
         tight in proptest::collection::vec(any::<bool>(), 8),
     ) {
-        prop_assume!(!pairs.is_empty());
         let mut cookie = String::new();
         for (i, (_, pair)) in pairs.iter().enumerate() {
             if i > 0 {

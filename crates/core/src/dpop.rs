@@ -239,6 +239,30 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     check_claims(&claims, context, jkt)
 }
 
+/// [`check_proof`] for a server that issues nonces: the proof must carry `current`, or
+/// `previous` (the nonce before the last rotation, which clients may still hold). `context.nonce`
+/// is ignored.
+pub fn check_proof_with_nonces(
+    proof: &[u8],
+    context: &ProofContext<'_>,
+    current: &str,
+    previous: Option<&str>,
+) -> Result<CheckedProof, ProofError> {
+    let with = |nonce| {
+        check_proof(
+            proof,
+            &ProofContext {
+                nonce: Some(nonce),
+                ..*context
+            },
+        )
+    };
+    match (with(current), previous) {
+        (Err(ProofError::NonceRequired), Some(previous)) => with(previous),
+        (result, _) => result,
+    }
+}
+
 /// The stateless claim checks of a proof whose signature verified.
 fn check_claims(
     claims: &Map<String, Value>,
@@ -757,6 +781,13 @@ mod tests {
         )
         .unwrap();
         assert!(check_proof(fresh.as_bytes(), &required).is_ok());
+        // After a rotation the previous nonce is still good; two rotations later it is not.
+        let plain = context(&jkt);
+        assert!(check_proof_with_nonces(fresh.as_bytes(), &plain, "n-2", Some("n-1")).is_ok());
+        assert_eq!(
+            check_proof_with_nonces(fresh.as_bytes(), &plain, "n-3", Some("n-2")),
+            Err(ProofError::NonceRequired)
+        );
     }
 
     #[test]

@@ -599,7 +599,7 @@ impl DpopPolicy {
         })?;
         let path = request.target.split(['?', '#']).next().unwrap_or_default();
         let uri = format!("{origin}{path}");
-        let mut context = ProofContext {
+        let context = ProofContext {
             method: request.method,
             uri: &uri,
             access_token: Some(request.token.as_bytes()),
@@ -619,16 +619,12 @@ impl DpopPolicy {
         };
         let checked = match &nonces {
             None => dpop::check_proof(proof.as_bytes(), &context),
-            Some((current, previous)) => {
-                context.nonce = Some(current);
-                match (dpop::check_proof(proof.as_bytes(), &context), previous) {
-                    (Err(ProofError::NonceRequired), Some(previous)) => {
-                        context.nonce = Some(previous);
-                        dpop::check_proof(proof.as_bytes(), &context)
-                    }
-                    (result, _) => result,
-                }
-            }
+            Some((current, previous)) => dpop::check_proof_with_nonces(
+                proof.as_bytes(),
+                &context,
+                current,
+                previous.as_deref(),
+            ),
         }
         .map_err(DpopRefusal::Proof)?;
         // A proof can be replayed while its iat is inside the window of some later now: until

@@ -4,18 +4,18 @@
 //!
 //! The proof is checked with `jwtgate_core::dpop::check_proof` — the same checks the gateway
 //! runs, less `ath` (no access token comes with a token request) — against `POST` and the token
-//! endpoint's URL. Proof identifiers are remembered for the window (a bounded map that refuses
-//! new proofs rather than forgetting live ones). With `--dpop-nonce` the issuer requires a
-//! server nonce (§8): a proof without the current one gets `use_dpop_nonce` and the nonce in
-//! `DPoP-Nonce`; nonces rotate every [`NONCE_LIFETIME`] seconds and the previous one stays
-//! good for one more period.
+//! endpoint's URL. Proof identifiers are remembered for the window in the gateway's own replay
+//! cache (bounded; it refuses new proofs rather than forgetting live ones). With
+//! `--dpop-nonce` the issuer requires a server nonce (§8): a proof without the current one gets
+//! `use_dpop_nonce` and the nonce in `DPoP-Nonce`; nonces rotate every [`NONCE_LIFETIME`]
+//! seconds and the previous one stays good for one more period.
 
 use crate::params::OAuthError;
 use crate::random;
 use axum::http::HeaderMap;
-use jwtgate_core::dpop::{check_proof, ProofContext, ProofError};
+use jwtgate_core::dpop::{check_proof, check_proof_with_nonces, ProofContext, ProofError};
 use jwtgate_core::AlgorithmSet;
-use std::collections::{HashMap, VecDeque};
+use jwtgate_engine::dpop::{LocalReplayCache, ReplayStore};
 use std::sync::Mutex;
 
 /// How far a proof's `iat` may be from now, seconds either side.
@@ -30,14 +30,8 @@ pub const NONCE_LIFETIME: i64 = 300;
 /// The token endpoint's DPoP state: seen proofs and, when required, the current nonces.
 #[derive(Debug)]
 pub(crate) struct DpopState {
-    seen: Mutex<Seen>,
+    seen: LocalReplayCache,
     nonces: Option<Mutex<Nonces>>,
-}
-
-#[derive(Debug, Default)]
-struct Seen {
-    ids: HashMap<String, i64>,
-    order: VecDeque<(String, i64)>,
 }
 
 #[derive(Debug)]
@@ -51,7 +45,7 @@ impl DpopState {
     /// State for an issuer that requires server nonces or not.
     pub(crate) fn new(require_nonce: bool) -> DpopState {
         DpopState {
-            seen: Mutex::new(Seen::default()),
+            seen: LocalReplayCache::new(REPLAY_ENTRIES),
             nonces: require_nonce.then(|| {
                 Mutex::new(Nonces {
                     current: String::new(),
@@ -93,7 +87,7 @@ impl DpopState {
             return Err(invalid_proof("the request has more than one DPoP header"));
         }
         let nonces = self.nonce(now)?;
-        let mut context = ProofContext {
+        let context = ProofContext {
             method: "POST",
             uri: token_url,
             access_token: None,
@@ -106,14 +100,7 @@ impl DpopState {
         let checked = match &nonces {
             None => check_proof(proof.as_bytes(), &context),
             Some((current, previous)) => {
-                context.nonce = Some(current);
-                match (check_proof(proof.as_bytes(), &context), previous) {
-                    (Err(ProofError::NonceRequired), Some(previous)) => {
-                        context.nonce = Some(previous);
-                        check_proof(proof.as_bytes(), &context)
-                    }
-                    (result, _) => result,
-                }
+                check_proof_with_nonces(proof.as_bytes(), &context, current, previous.as_deref())
             }
         };
         let checked = checked.map_err(|error| match error {
@@ -121,35 +108,21 @@ impl DpopState {
                 .with_dpop_nonce(nonces.map(|(current, _)| current)),
             other => invalid_proof(other.to_string()),
         })?;
-        self.first_use(&format!("{}\u{0}{}", checked.jkt, checked.jti), now)?;
-        Ok(Some(checked.jkt))
-    }
-
-    /// Records a proof until it leaves the window; a proof seen before is a replay.
-    fn first_use(&self, id: &str, now: i64) -> Result<(), OAuthError> {
-        let mut seen = crate::issuer::lock(&self.seen);
-        while let Some((old, until)) = seen.order.front().cloned() {
-            if until >= now {
-                break;
-            }
-            seen.order.pop_front();
-            seen.ids.remove(&old);
-        }
-        if seen.ids.contains_key(id) {
-            return Err(invalid_proof(
+        // A proof can be replayed while its iat is inside the window of some later now.
+        let keep_until = checked.iat.saturating_add(IAT_WINDOW);
+        match self
+            .seen
+            .first_use(&checked.jkt, &checked.jti, keep_until, now)
+        {
+            Ok(true) => Ok(Some(checked.jkt)),
+            Ok(false) => Err(invalid_proof(
                 "the DPoP proof was already used (its jti was seen inside the window): a replay",
-            ));
-        }
-        if seen.ids.len() >= REPLAY_ENTRIES {
-            return Err(OAuthError::new(
+            )),
+            Err(_) => Err(OAuthError::new(
                 "temporarily_unavailable",
                 "too many DPoP proofs inside the window; try again shortly",
-            ));
+            )),
         }
-        let until = now.saturating_add(2 * IAT_WINDOW);
-        seen.ids.insert(id.to_owned(), until);
-        seen.order.push_back((id.to_owned(), until));
-        Ok(())
     }
 }
 

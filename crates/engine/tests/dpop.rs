@@ -129,12 +129,28 @@ impl Fixture {
         for proof in proofs {
             headers.append("dpop", HeaderValue::from_str(proof).unwrap());
         }
+        self.decide(method, target, origin, &headers).await
+    }
+
+    /// A `GET` of `target` without any token.
+    async fn ask_without_token(&self, target: &str) -> Outcome {
+        self.decide("GET", target, Some(ORIGIN), &HeaderMap::new())
+            .await
+    }
+
+    async fn decide(
+        &self,
+        method: &str,
+        target: &str,
+        origin: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Outcome {
         let request = RequestView {
             front: FrontEnd::Inline,
             origin,
             method,
             target,
-            headers: &headers,
+            headers,
             token: TokenInput::FromRequest,
             now: self.issuer.now(),
         };
@@ -396,18 +412,7 @@ async fn modes() {
     assert_refused(&outcome, "invalid_token", "requires DPoP");
     let (_, challenge, _, _) = refused(&outcome);
     assert!(!challenge.contains("Bearer"), "{challenge}");
-    let mut headers = HeaderMap::new();
-    headers.insert("accept", HeaderValue::from_static("*/*"));
-    let view = RequestView {
-        front: FrontEnd::Inline,
-        origin: Some(ORIGIN),
-        method: "GET",
-        target: PATH,
-        headers: &headers,
-        token: TokenInput::FromRequest,
-        now: required.issuer.now(),
-    };
-    let (status, challenge, _, _) = refused(&required.engine.decide(&view).await);
+    let (status, challenge, _, _) = refused(&required.ask_without_token(PATH).await);
     assert_eq!(
         (status, challenge.as_str()),
         (
@@ -548,18 +553,7 @@ async fn a_route_can_require_dpop() {
     let (_, challenge, _, _) = refused(&outcome);
     assert!(!challenge.contains("Bearer"), "{challenge}");
     // Without any token, the required route's challenge is DPoP only.
-    let mut headers = HeaderMap::new();
-    headers.insert("accept", HeaderValue::from_static("*/*"));
-    let view = RequestView {
-        front: FrontEnd::Inline,
-        origin: Some(ORIGIN),
-        method: "GET",
-        target: "/api/admin/keys",
-        headers: &headers,
-        token: TokenInput::FromRequest,
-        now: f.issuer.now(),
-    };
-    let (status, challenge, _, _) = refused(&f.engine.decide(&view).await);
+    let (status, challenge, _, _) = refused(&f.ask_without_token("/api/admin/keys").await);
     assert_eq!(status, 401);
     assert!(challenge.starts_with("DPoP algs="), "{challenge}");
 }

@@ -356,8 +356,8 @@ pub enum McpRefusal {
 
 /// `application/json`, with no parameter but `charset=utf-8`: servers decode the body with the
 /// declared charset (the MCP SDK's SSE transport and Express's body parser do), and a body read
-/// as UTF-7 or Latin-1 there is not the
-/// body inspected here (`"+AGQ-elete_user"` is `"delete_user"` in UTF-7).
+/// as UTF-7 or Latin-1 there is not the body inspected here (`"+AGQ-elete_user"` is
+/// `"delete_user"` in UTF-7).
 fn is_utf8_json(content_type: &str) -> bool {
     let mut parts = content_type.split(';');
     let essence = parts.next().unwrap_or_default().trim();

@@ -11,13 +11,16 @@
 //!   check with keys already cached.
 //!
 //! `JWTGATE_BENCH_QUICK=1` (or running without `--bench`, as `cargo test --benches` does) makes a
-//! very short run.
+//! very short run. For instruction counts, `JWTGATE_BENCH_ONLY=rest_request/cached` with
+//! `JWTGATE_BENCH_ITERATIONS=N` runs exactly N invocations of one case and nothing else:
+//! `valgrind --tool=callgrind` over two values of N, the difference divided by the difference
+//! of N, is the instructions per invocation without the setup.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_lambda::{Authorizer, LambdaConfig};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -60,8 +63,7 @@ fn authorizer(
 
 /// One invocation's work inside the function: event bytes in, answer bytes out.
 fn invoke(runtime: &tokio::runtime::Runtime, authorizer: &Authorizer, event: &[u8]) -> Vec<u8> {
-    let event: Value = serde_json::from_slice(event).unwrap();
-    let answer = runtime.block_on(authorizer.authorize(event, NOW)).unwrap();
+    let answer = runtime.block_on(authorizer.answer(event, NOW)).unwrap();
     serde_json::to_vec(&answer).unwrap()
 }
 
@@ -98,6 +100,31 @@ fn main() {
         .unwrap();
     let cached = authorizer(&runtime, &jwks, true);
     let uncached = authorizer(&runtime, &jwks, false);
+
+    if let Ok(only) = std::env::var("JWTGATE_BENCH_ONLY") {
+        let iterations: u32 = std::env::var("JWTGATE_BENCH_ITERATIONS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1000);
+        let (name, variant) = only
+            .split_once('/')
+            .expect("JWTGATE_BENCH_ONLY=event/variant");
+        let template = EVENTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .expect("a known event name");
+        let event = template.replace("${TOKEN}", &token).into_bytes();
+        let authorizer = if variant == "cached" {
+            &cached
+        } else {
+            &uncached
+        };
+        for _ in 0..iterations {
+            black_box(invoke(&runtime, authorizer, black_box(&event)));
+        }
+        return;
+    }
 
     println!(
         "per-invocation handler time (event bytes → answer bytes), median of {rounds} rounds:"

@@ -12,16 +12,13 @@ use crate::answer::{HttpApiResponse, Options, PolicyResource};
 use crate::arn::MethodArn;
 use crate::event::{self, AuthorizerRequest, EventError, EventKind};
 use crate::metrics::{emf_line, Reading};
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerResponse,
-    ApiGatewayV2CustomAuthorizerIamPolicyResponse, ApiGatewayV2CustomAuthorizerSimpleResponse,
-};
-use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use jwtgate_core::{Rejection, Verified};
 use jwtgate_engine::{Engine, FrontEnd, Outcome, RequestView};
 use jwtgate_keys::{Registry, SourceKind};
 use lambda_runtime::Diagnostic;
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -115,9 +112,30 @@ impl Authorizer {
     }
 
     /// Answers one authorizer event at Unix time `now`: the JSON to return, or the error that
-    /// fails the invocation.
+    /// fails the invocation. The same as [`Authorizer::answer`] for an event already read into a
+    /// [`Value`].
     pub async fn authorize(&self, event: Value, now: i64) -> Result<Value, AuthorizerError> {
-        let request = event::parse(event)?;
+        let request = event::parse_value(&event)?;
+        let answer = self.decide(&request, now).await?;
+        // An answer is plain strings, numbers and booleans; if it ever failed to convert, deny.
+        Ok(serde_json::to_value(&answer)
+            .unwrap_or_else(|_| serde_json::json!({ "isAuthorized": false })))
+    }
+
+    /// Answers one authorizer event given as the invocation's JSON bytes at Unix time `now`:
+    /// the answer (serialise it to get the JSON to return), or the error that fails the
+    /// invocation. The event is read in one pass, only the fields the decision needs
+    /// ([`event::parse_slice`]).
+    pub async fn answer(&self, event: &[u8], now: i64) -> Result<Answer, AuthorizerError> {
+        let request = event::parse_slice(event)?;
+        self.decide(&request, now).await
+    }
+
+    async fn decide(
+        &self,
+        request: &AuthorizerRequest,
+        now: i64,
+    ) -> Result<Answer, AuthorizerError> {
         let view = RequestView {
             front: FrontEnd::Authorizer,
             origin: request.origin.as_deref(),
@@ -140,15 +158,15 @@ impl Authorizer {
         }
         match outcome {
             Outcome::Allow(allow) => {
-                Ok(self.render(&request, true, allow.verified.as_deref(), None))
+                Ok(self.render(request, true, allow.verified.as_deref(), None))
             }
             // API Gateway answers preflights itself; an authorizer never sees one it must pass.
-            Outcome::Preflight => Ok(self.render(&request, true, None, None)),
+            Outcome::Preflight => Ok(self.render(request, true, None, None)),
             Outcome::Deny(denial) if denial.status() == 403 => {
                 let error = denial.code().map_or("forbidden", |code| code.as_str());
                 let refused = (error, denial.description());
                 Ok(self.render(
-                    &request,
+                    request,
                     false,
                     denial.verified().map(|v| v.as_ref()),
                     Some(refused),
@@ -176,79 +194,172 @@ impl Authorizer {
         allowed: bool,
         verified: Option<&Verified>,
         refused: Option<(&str, &str)>,
-    ) -> Value {
-        let mut context = verified.map_or_else(Map::new, |v| self.context(v));
+    ) -> Answer {
+        let mut context = verified.map_or_else(Vec::new, |v| self.context(v));
         if let Some((error, description)) = refused {
-            context.insert("error".into(), Value::String(error.to_owned()));
-            context.insert(
-                "error_description".into(),
+            context.push((Cow::Borrowed("error"), Value::String(error.to_owned())));
+            context.push((
+                Cow::Borrowed("error_description"),
                 Value::String(description.to_owned()),
-            );
+            ));
         }
-        let principal = verified.map_or(ANONYMOUS, principal_id).to_owned();
-        let policy = || {
-            let mut statement = IamPolicyStatement::default();
-            statement.action = vec!["execute-api:Invoke".to_owned()];
-            statement.effect = if allowed {
-                IamPolicyEffect::Allow
-            } else {
-                IamPolicyEffect::Deny
-            };
-            statement.resource = vec![self.resource(&request.arn)];
-            let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
-            policy.version = Some("2012-10-17".to_owned());
-            policy.statement = vec![statement];
-            policy
+        let shape = match (request.kind, self.options.http_api_response) {
+            (EventKind::HttpApiV2, HttpApiResponse::Simple) => Shape::Simple,
+            (EventKind::HttpApiV2, HttpApiResponse::Iam) => Shape::HttpApiIam,
+            _ => Shape::RestIam,
         };
-        let rendered = match (request.kind, self.options.http_api_response) {
-            (EventKind::HttpApiV2, HttpApiResponse::Simple) => {
-                let mut answer =
-                    ApiGatewayV2CustomAuthorizerSimpleResponse::<Map<String, Value>>::default();
-                answer.is_authorized = allowed;
-                answer.context = context;
-                serde_json::to_value(answer)
-            }
-            (EventKind::HttpApiV2, HttpApiResponse::Iam) => {
-                let mut answer =
-                    ApiGatewayV2CustomAuthorizerIamPolicyResponse::<Map<String, Value>>::default();
-                answer.principal_id = Some(principal);
-                answer.policy_document = policy();
-                answer.context = context;
-                serde_json::to_value(answer)
-            }
-            _ => {
-                let mut answer =
-                    ApiGatewayCustomAuthorizerResponse::<Map<String, Value>>::default();
-                answer.principal_id = Some(principal);
-                answer.policy_document = policy();
-                answer.context = context;
-                serde_json::to_value(answer)
-            }
+        let (principal, resource) = match shape {
+            Shape::Simple => (String::new(), String::new()),
+            Shape::HttpApiIam | Shape::RestIam => (
+                verified.map_or(ANONYMOUS, principal_id).to_owned(),
+                self.resource(&request.arn),
+            ),
         };
-        // Serialising these plain structs cannot fail; if it ever did, deny rather than allow.
-        rendered.unwrap_or_else(|_| serde_json::json!({ "isAuthorized": false }))
+        Answer {
+            shape,
+            allowed,
+            principal,
+            resource,
+            context,
+        }
     }
 
     /// `context`: `sub`, `iss` (the concrete issuer), `tenant` (when an issuer template accepted
     /// the token), `scope` (granted scopes, space-separated) and the configured claims, each a
-    /// string, number or boolean.
-    fn context(&self, verified: &Verified) -> Map<String, Value> {
-        let mut context = Map::new();
+    /// string, number or boolean. A configured key repeated, or equal to a name set before it,
+    /// keeps its first place and its last value.
+    fn context(&self, verified: &Verified) -> Vec<(Cow<'static, str>, Value)> {
+        let mut context = Vec::with_capacity(4 + self.options.context_claims.len());
         if let Some(sub) = verified.subject() {
-            context.insert("sub".into(), Value::String(sub.to_owned()));
+            context.push((Cow::Borrowed("sub"), Value::String(sub.to_owned())));
         }
-        context.insert("iss".into(), Value::String(verified.issuer().to_owned()));
+        context.push((
+            Cow::Borrowed("iss"),
+            Value::String(verified.issuer().to_owned()),
+        ));
         if let Some(tenant) = self.engine.registry().tenant_of(verified.issuer()) {
-            context.insert("tenant".into(), Value::String(tenant.to_owned()));
+            context.push((Cow::Borrowed("tenant"), Value::String(tenant.to_owned())));
         }
-        let scopes: Vec<&str> = verified.scopes().collect();
-        context.insert("scope".into(), Value::String(scopes.join(" ")));
+        let mut scope = String::new();
+        for granted in verified.scopes() {
+            if !scope.is_empty() {
+                scope.push(' ');
+            }
+            scope.push_str(granted);
+        }
+        context.push((Cow::Borrowed("scope"), Value::String(scope)));
         for wanted in &self.options.context_claims {
             if let Some(value) = verified.claim(&wanted.claim).and_then(flatten) {
-                context.insert(wanted.key.clone(), value);
+                match context
+                    .iter_mut()
+                    .find(|(key, _)| *key == wanted.key.as_str())
+                {
+                    Some(entry) => entry.1 = value,
+                    None => context.push((Cow::Owned(wanted.key.clone()), value)),
+                }
             }
         }
         context
+    }
+}
+
+/// Which answer an event gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// REST and HTTP API 1.0: `principalId`, `policyDocument`, `context`,
+    /// `usageIdentifierKey`.
+    RestIam,
+    /// HTTP API 2.0 with IAM answers: `principalId`, `policyDocument`, `context`.
+    HttpApiIam,
+    /// HTTP API 2.0 simple answers: `isAuthorized`, `context`.
+    Simple,
+}
+
+/// The answer to one invocation, serialised straight to the JSON API Gateway expects (no
+/// intermediate JSON tree): an IAM policy allowing or denying `execute-api:Invoke` on one
+/// resource, or an HTTP API simple answer, with the `context`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    shape: Shape,
+    allowed: bool,
+    principal: String,
+    resource: String,
+    context: Vec<(Cow<'static, str>, Value)>,
+}
+
+impl Answer {
+    /// True for `Allow` (or `isAuthorized: true`).
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+}
+
+/// `context` as a JSON object.
+struct Context<'a>(&'a [(Cow<'static, str>, Value)]);
+
+impl Serialize for Context<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key.as_ref(), value)?;
+        }
+        map.end()
+    }
+}
+
+/// `policyDocument`: one statement on one resource.
+struct PolicyDocument<'a> {
+    allowed: bool,
+    resource: &'a str,
+}
+
+impl Serialize for PolicyDocument<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("Version", "2012-10-17")?;
+        map.serialize_entry("Statement", &[Statement(self)])?;
+        map.end()
+    }
+}
+
+struct Statement<'a>(&'a PolicyDocument<'a>);
+
+impl Serialize for Statement<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("Action", &["execute-api:Invoke"])?;
+        map.serialize_entry("Effect", if self.0.allowed { "Allow" } else { "Deny" })?;
+        map.serialize_entry("Resource", &[self.0.resource])?;
+        map.end()
+    }
+}
+
+impl Serialize for Answer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let context = Context(&self.context);
+        match self.shape {
+            Shape::Simple => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("isAuthorized", &self.allowed)?;
+                map.serialize_entry("context", &context)?;
+                map.end()
+            }
+            Shape::HttpApiIam | Shape::RestIam => {
+                let policy = PolicyDocument {
+                    allowed: self.allowed,
+                    resource: &self.resource,
+                };
+                let rest = self.shape == Shape::RestIam;
+                let mut map = serializer.serialize_map(Some(if rest { 4 } else { 3 }))?;
+                map.serialize_entry("principalId", &self.principal)?;
+                map.serialize_entry("policyDocument", &policy)?;
+                map.serialize_entry("context", &context)?;
+                if rest {
+                    map.serialize_entry("usageIdentifierKey", &())?;
+                }
+                map.end()
+            }
+        }
     }
 }
 

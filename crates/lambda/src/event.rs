@@ -8,19 +8,23 @@
 //! | HTTP API 1.0 | `"type": "REQUEST"`, `"version": "1.0"` | the `Authorization` header |
 //! | HTTP API 2.0 | `"version": "2.0"` | the `Authorization` header |
 //!
-//! Events are read with `aws_lambda_events`' types. Header names are case-insensitive; the
-//! headers (REST's `multiValueHeaders` when present, so a repeated `Authorization` is seen as
-//! repeated) go to the engine, which finds the token as the gateway does.
+//! Events are read in one pass straight from the invocation's bytes ([`parse_slice`]) into a
+//! borrowing view of the few fields the decision needs — no `serde_json::Value` tree, no copy of
+//! the fields it does not need (those are skipped, not checked). Header names are
+//! case-insensitive; the headers (REST's `multiValueHeaders` when present, so a repeated
+//! `Authorization` is seen as repeated) go to the engine, which finds the token as the gateway
+//! does. A header given as one string replaces earlier values of the same name (as
+//! `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`); a header name or
+//! value HTTP does not allow, or a header that is neither, makes the event malformed.
 
 use crate::arn::MethodArn;
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ApiGatewayV2CustomAuthorizerV2Request,
-};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_engine::bearer::{self, BearerToken};
 use jwtgate_engine::TokenInput;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
 use thiserror::Error;
 
 /// The kind of authorizer event.
@@ -81,113 +85,400 @@ pub enum EventError {
     },
 }
 
-fn typed<T: serde::de::DeserializeOwned>(kind: EventKind, event: Value) -> Result<T, EventError> {
-    serde_json::from_value(event).map_err(|e| EventError::Malformed {
+/// The name of an event whose kind is not known yet, in [`EventError::Malformed`].
+const ANY_KIND: &str = "authorizer";
+
+fn malformed(kind: EventKind, message: String) -> EventError {
+    EventError::Malformed {
         kind: kind.name(),
-        message: e.to_string(),
-    })
+        message,
+    }
 }
 
 fn arn(
     kind: EventKind,
     field: &'static str,
-    value: Option<String>,
+    value: Option<Text<'_>>,
 ) -> Result<MethodArn, EventError> {
-    let value = value.ok_or(EventError::Malformed {
-        kind: kind.name(),
-        message: format!("`{field}` is missing"),
-    })?;
-    MethodArn::parse(&value).map_err(|e| EventError::Malformed {
-        kind: kind.name(),
-        message: e.to_string(),
-    })
+    let value = value.ok_or_else(|| malformed(kind, format!("`{field}` is missing")))?;
+    MethodArn::parse(&value.0).map_err(|e| malformed(kind, e.to_string()))
 }
 
 /// Detects the kind of `event` and takes out the ARN and the token.
 pub fn parse(event: Value) -> Result<AuthorizerRequest, EventError> {
-    let field = |name: &str| event.get(name).and_then(Value::as_str).map(str::to_owned);
-    let (type_, version) = (field("type"), field("version"));
-    let kind = match (type_.as_deref(), version.as_deref()) {
-        (Some("TOKEN"), _) => EventKind::RestToken,
-        (_, Some("2.0")) => EventKind::HttpApiV2,
-        (Some("REQUEST"), Some("1.0")) => EventKind::HttpApiV1,
-        (Some("REQUEST"), None) => EventKind::RestRequest,
-        (type_, version) => {
-            return Err(EventError::Unrecognised(format!(
-                "type {type_:?}, version {version:?} (expected a TOKEN or REQUEST authorizer event, payload version 1.0 or 2.0)"
-            )))
-        }
-    };
-    match kind {
-        EventKind::RestToken => {
-            let request: ApiGatewayCustomAuthorizerRequest = typed(kind, event)?;
-            Ok(AuthorizerRequest {
+    parse_value(&event)
+}
+
+/// [`parse`] without taking the value.
+pub fn parse_value(event: &Value) -> Result<AuthorizerRequest, EventError> {
+    let raw = RawEvent::deserialize(event).map_err(|e| EventError::Malformed {
+        kind: ANY_KIND,
+        message: e.to_string(),
+    })?;
+    raw.into_request()
+}
+
+/// Detects the kind of the event in `bytes` (the invocation's JSON) and takes out the ARN and
+/// the token, reading only those fields. Not JSON at all is [`EventError::Malformed`].
+pub fn parse_slice(bytes: &[u8]) -> Result<AuthorizerRequest, EventError> {
+    let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|e| EventError::Malformed {
+        kind: ANY_KIND,
+        message: e.to_string(),
+    })?;
+    raw.into_request()
+}
+
+/// The fields of an authorizer event the decision reads, borrowed from the event's text where
+/// it has no escapes. Every other field is skipped unread.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent<'a> {
+    /// `TOKEN` or `REQUEST`; any other JSON value reads as absent (an unrecognised event).
+    #[serde(rename = "type", borrow, default)]
+    type_: Loose<'a>,
+    /// `1.0` or `2.0` for HTTP APIs; any other JSON value reads as absent.
+    #[serde(borrow, default)]
+    version: Loose<'a>,
+    #[serde(borrow, default)]
+    method_arn: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    route_arn: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    authorization_token: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    headers: Option<RawHeaders<'a>>,
+    #[serde(borrow, default)]
+    multi_value_headers: Option<RawHeaders<'a>>,
+    #[serde(borrow, default)]
+    raw_path: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    request_context: Option<RawContext<'a>>,
+}
+
+/// The fields of `requestContext` the DPoP origin needs (REST: `path`; HTTP API 2.0:
+/// `domainName`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawContext<'a> {
+    #[serde(borrow, default)]
+    path: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    domain_name: Option<Text<'a>>,
+}
+
+impl RawEvent<'_> {
+    fn kind(&self) -> Result<EventKind, EventError> {
+        let (type_, version) = (self.type_.as_str(), self.version.as_str());
+        Ok(match (type_, version) {
+            (Some("TOKEN"), _) => EventKind::RestToken,
+            (_, Some("2.0")) => EventKind::HttpApiV2,
+            (Some("REQUEST"), Some("1.0")) => EventKind::HttpApiV1,
+            (Some("REQUEST"), None) => EventKind::RestRequest,
+            (type_, version) => {
+                return Err(EventError::Unrecognised(format!(
+                    "type {type_:?}, version {version:?} (expected a TOKEN or REQUEST authorizer event, payload version 1.0 or 2.0)"
+                )))
+            }
+        })
+    }
+
+    fn into_request(self) -> Result<AuthorizerRequest, EventError> {
+        let kind = self.kind()?;
+        match kind {
+            EventKind::RestToken => Ok(AuthorizerRequest {
                 kind,
-                arn: arn(kind, "methodArn", request.method_arn)?,
+                arn: arn(kind, "methodArn", self.method_arn)?,
                 headers: HeaderMap::new(),
-                token: TokenInput::Given(token_value(request.authorization_token.as_deref())),
+                token: TokenInput::Given(token_value(
+                    self.authorization_token.as_ref().map(|t| &*t.0),
+                )),
                 origin: None,
-            })
-        }
-        EventKind::RestRequest | EventKind::HttpApiV1 => {
-            let request: ApiGatewayCustomAuthorizerRequestTypeRequest = typed(kind, event)?;
-            // `multiValueHeaders` holds every value of a repeated header (two `Authorization`
-            // headers are a malformed request); `headers` only the last of each.
-            let headers = if request.multi_value_headers.is_empty() {
-                request.headers
-            } else {
-                request.multi_value_headers
-            };
-            let arn = arn(kind, "methodArn", request.method_arn)?;
-            // API Gateway passes the client's Host; the context's path is the one the client
-            // used, stage (or base path) included.
-            let host = headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned);
-            let origin = request_origin(host, request.request_context.path.as_deref(), &arn);
-            Ok(AuthorizerRequest {
-                kind,
-                arn,
-                headers,
-                token: TokenInput::FromRequest,
-                origin,
-            })
-        }
-        EventKind::HttpApiV2 => {
-            let request: ApiGatewayV2CustomAuthorizerV2Request = typed(kind, event)?;
-            let arn = arn(kind, "routeArn", request.route_arn)?;
-            let origin = request_origin(
-                request.request_context.domain_name.clone(),
-                request.raw_path.as_deref(),
-                &arn,
-            );
-            Ok(AuthorizerRequest {
-                kind,
-                arn,
-                headers: request.headers,
-                token: TokenInput::FromRequest,
-                origin,
-            })
+            }),
+            EventKind::RestRequest | EventKind::HttpApiV1 => {
+                let context = self
+                    .request_context
+                    .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
+                // `multiValueHeaders` holds every value of a repeated header (two
+                // `Authorization` headers are a malformed request); `headers` only the last of
+                // each.
+                let chosen = match self.multi_value_headers {
+                    Some(multi) if !multi.0.is_empty() => multi,
+                    _ => self.headers.unwrap_or_default(),
+                };
+                let headers = chosen.into_map(kind)?;
+                let arn = arn(kind, "methodArn", self.method_arn)?;
+                // API Gateway passes the client's Host; the context's path is the one the
+                // client used, stage (or base path) included.
+                let host = headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok());
+                let origin = request_origin(host, context.path.as_ref().map(|p| &*p.0), &arn);
+                Ok(AuthorizerRequest {
+                    kind,
+                    arn,
+                    headers,
+                    token: TokenInput::FromRequest,
+                    origin,
+                })
+            }
+            EventKind::HttpApiV2 => {
+                let context = self
+                    .request_context
+                    .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
+                let arn = arn(kind, "routeArn", self.route_arn)?;
+                let headers = self.headers.unwrap_or_default().into_map(kind)?;
+                let origin = request_origin(
+                    context.domain_name.as_ref().map(|d| &*d.0),
+                    self.raw_path.as_ref().map(|p| &*p.0),
+                    &arn,
+                );
+                Ok(AuthorizerRequest {
+                    kind,
+                    arn,
+                    headers,
+                    token: TokenInput::FromRequest,
+                    origin,
+                })
+            }
         }
     }
+}
+
+/// A JSON string, borrowed from the event's text when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(text)))
+    }
+}
+
+/// A string field whose other JSON values (numbers, objects, …) read as absent rather than as
+/// a malformed event: `type` and `version`, which only say whether this is an event we know.
+#[derive(Default)]
+struct Loose<'a>(Option<Text<'a>>);
+
+impl Loose<'_> {
+    fn as_str(&self) -> Option<&str> {
+        self.0.as_ref().map(|t| &*t.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LooseVisitor)
+    }
+}
+
+struct LooseVisitor;
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Loose(Some(Text(Cow::Borrowed(text)))))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Loose(Some(Text(Cow::Owned(text.to_owned())))))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+        Ok(Loose(Some(Text(Cow::Owned(text)))))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Loose(None))
+    }
+}
+
+/// One header of an event, in document order: `replace` for a single string (later values of
+/// a name replace earlier ones), not for each string of a list (they add up).
+struct RawHeader<'a> {
+    name: Text<'a>,
+    value: Text<'a>,
+    replace: bool,
+}
+
+/// `headers` or `multiValueHeaders`, as written; turned into a [`HeaderMap`] only for the one
+/// the decision uses.
+#[derive(Default)]
+struct RawHeaders<'a>(Vec<RawHeader<'a>>);
+
+impl RawHeaders<'_> {
+    fn into_map(self, kind: EventKind) -> Result<HeaderMap, EventError> {
+        let mut map = HeaderMap::with_capacity(self.0.len());
+        for header in self.0 {
+            let name = HeaderName::from_bytes(header.name.0.as_bytes()).map_err(|_| {
+                malformed(kind, format!("{:?} is not a header name", header.name.0))
+            })?;
+            let value = match header.value.0 {
+                Cow::Borrowed(text) => HeaderValue::from_str(text),
+                Cow::Owned(text) => HeaderValue::try_from(text),
+            }
+            .map_err(|_| malformed(kind, format!("the value of {name} is not a header value")))?;
+            if header.replace {
+                map.insert(name, value);
+            } else {
+                map.append(name, value);
+            }
+        }
+        Ok(map)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawHeaders<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawHeadersVisitor)
+    }
+}
+
+struct RawHeadersVisitor;
+
+impl<'de> Visitor<'de> for RawHeadersVisitor {
+    type Value = RawHeaders<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a map of header names to a string or a list of strings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut headers = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(name) = map.next_key::<Text<'de>>()? {
+            match map.next_value::<OneOrMore<'de>>()? {
+                OneOrMore::One(value) => headers.push(RawHeader {
+                    name,
+                    value,
+                    replace: true,
+                }),
+                OneOrMore::More(values) => {
+                    for value in values {
+                        headers.push(RawHeader {
+                            name: Text(name.0.clone()),
+                            value,
+                            replace: false,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(RawHeaders(headers))
+    }
+}
+
+/// A header's value: one string, or a list of strings.
+enum OneOrMore<'a> {
+    One(Text<'a>),
+    More(Vec<Text<'a>>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for OneOrMore<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OneOrMoreVisitor)
+    }
+}
+
+struct OneOrMoreVisitor;
+
+impl<'de> Visitor<'de> for OneOrMoreVisitor {
+    type Value = OneOrMore<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string or a list of strings")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(OneOrMore::One(Text(Cow::Borrowed(text))))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(OneOrMore::One(Text(Cow::Owned(text.to_owned()))))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+        Ok(OneOrMore::One(Text(Cow::Owned(text))))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+        while let Some(value) = seq.next_element::<Text<'de>>()? {
+            values.push(value);
+        }
+        Ok(OneOrMore::More(values))
+    }
+}
+
+/// `https://host` plus whatever precedes the ARN's path in the path the client used (the stage
+/// or a custom domain's base path), so that origin + ARN path is the URI the client used.
+fn request_origin(host: Option<&str>, full_path: Option<&str>, arn: &MethodArn) -> Option<String> {
+    let prefix = full_path?.strip_suffix(arn.path())?;
+    let origin = jwtgate_engine::dpop::origin("https", host?)?;
+    Some(format!("{origin}{prefix}"))
 }
 
 /// A TOKEN event's `authorizationToken`: the value of the configured token-source header. With
 /// the `Bearer` scheme it is read like an `Authorization` header; a value without any space is
 /// taken as the bare token (for token sources such as `X-Access-Token`).
-/// `https://host` plus whatever precedes the ARN's path in the path the client used (the stage
-/// or a custom domain's base path), so that origin + ARN path is the URI the client used.
-fn request_origin(
-    host: Option<String>,
-    full_path: Option<&str>,
-    arn: &MethodArn,
-) -> Option<String> {
-    let prefix = full_path?.strip_suffix(arn.path())?;
-    let origin = jwtgate_engine::dpop::origin("https", &host?)?;
-    Some(format!("{origin}{prefix}"))
-}
-
 fn token_value(value: Option<&str>) -> BearerToken {
     match value {
         None | Some("") => BearerToken::Missing,
@@ -228,6 +519,56 @@ mod tests {
             matches!(&no_arn, Err(EventError::Malformed { message, .. }) if message.contains("methodArn")),
             "{no_arn:?}"
         );
+    }
+
+    #[test]
+    fn headers_one_string_replaces_a_list_adds() {
+        let event = br#"{"type": "REQUEST", "requestContext": {},
+            "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "headers": {"X-A": "1", "x-a": "2", "X-B": ["1"], "x-b": ["2", "3"], "X-C": []}}"#;
+        let parsed = parse_slice(event).unwrap_or_else(|e| panic!("{e}"));
+        let values = |name: &str| -> Vec<&str> {
+            parsed
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        };
+        assert_eq!(values("x-a"), ["2"]);
+        assert_eq!(values("x-b"), ["1", "2", "3"]);
+        assert!(values("x-c").is_empty());
+    }
+
+    #[test]
+    fn headers_http_does_not_allow_are_malformed() {
+        for headers in [
+            r#"{"bad name": "x"}"#,
+            r#"{"x-a": "line\nbreak"}"#,
+            r#"{"x-a": 5}"#,
+            r#"{"x-a": null}"#,
+            r#"{"x-a": [5]}"#,
+            r#"["x-a"]"#,
+        ] {
+            let event = format!(
+                r#"{{"version": "2.0", "type": "REQUEST", "requestContext": {{}},
+                "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x", "headers": {headers}}}"#
+            );
+            let parsed = parse_slice(event.as_bytes());
+            assert!(
+                matches!(parsed, Err(EventError::Malformed { .. })),
+                "{headers}: {parsed:?}"
+            );
+        }
+        let null = br#"{"version": "2.0", "type": "REQUEST", "requestContext": {},
+            "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x", "headers": null}"#;
+        assert!(parse_slice(null).is_ok_and(|r| r.headers.is_empty()));
+        let no_context = br#"{"version": "2.0", "type": "REQUEST",
+            "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x"}"#;
+        assert!(matches!(
+            parse_slice(no_context),
+            Err(EventError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -47,6 +47,6 @@ pub mod metrics;
 pub mod runtime;
 
 pub use answer::{ContextClaim, HttpApiResponse, Options, PolicyResource};
-pub use authorizer::{Authorizer, AuthorizerError};
+pub use authorizer::{Answer, Authorizer, AuthorizerError};
 pub use cli::LambdaArgs;
 pub use config::LambdaConfig;

@@ -12,7 +12,7 @@ use http::{Method, Request, Uri};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use lambda_runtime_api_client::body::Body;
 use lambda_runtime_api_client::PooledClient;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -175,9 +175,15 @@ pub fn run(overrides: &Overrides, file: Option<&Path>) -> ExitCode {
             }
         };
         let authorizer = ready.authorizer;
-        let handler = service_fn(move |event: LambdaEvent<Value>| {
+        // The event stays the invocation's JSON text: the authorizer reads only the fields it
+        // needs, in one pass, and its answer serialises straight to the response body.
+        let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| {
             let authorizer = authorizer.clone();
-            async move { authorizer.authorize(event.payload, unix_now()).await }
+            async move {
+                authorizer
+                    .answer(event.payload.get().as_bytes(), unix_now())
+                    .await
+            }
         });
         match lambda_runtime::run(handler).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,9 @@
 //! Property tests (proptest) of Lambda authorizer event parsing (`jwtgate_lambda::event::parse`)
 //! and of the authorizer on top of it:
 //!
+//! * reading an event from its bytes (`parse_slice`, what the Lambda runtime does) and from a
+//!   parsed JSON value (`parse`) gives the same request, or errors of the same kind, for
+//!   arbitrary event-shaped JSON, written compactly or with every character escaped;
 //! * arbitrary JSON shaped like the three event kinds (REST TOKEN, REST/HTTP API 1.0 REQUEST,
 //!   HTTP API 2.0), with random strings, wrong types and missing fields, never panics — neither
 //!   the parser nor `Authorizer::authorize`;
@@ -12,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use http::header::AUTHORIZATION;
-use jwtgate_lambda::event::{parse, EventKind};
+use jwtgate_lambda::event::{parse, parse_slice, EventError, EventKind};
 use jwtgate_lambda::{Authorizer, AuthorizerError, LambdaConfig};
 use jwtgate_test_support::Issuer;
 use proptest::prelude::*;
@@ -190,6 +193,64 @@ fn event_like() -> impl Strategy<Value = Value> {
         )
 }
 
+/// `value` as JSON text with every string character written as a `\\uXXXX` escape (so the
+/// reader cannot borrow any string from the text).
+fn escape_everything(value: &Value) -> String {
+    match value {
+        Value::String(text) => {
+            let mut out = String::from("\"");
+            for unit in text.encode_utf16() {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(escape_everything)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!(
+                    "{}:{}",
+                    escape_everything(&Value::String(k.clone())),
+                    escape_everything(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn documented_events_read_alike_from_bytes_and_values() {
+    for (kind, template, _) in KINDS {
+        let text = template.replace("${TOKEN}", "abc.def.ghi");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let from_bytes = parse_slice(text.as_bytes()).unwrap();
+        assert_eq!(from_bytes.kind, kind);
+        assert_eq!(from_bytes, parse(value.clone()).unwrap());
+        assert_eq!(
+            parse_slice(escape_everything(&value).as_bytes()).unwrap(),
+            from_bytes
+        );
+    }
+    assert!(matches!(
+        parse_slice(b"not json"),
+        Err(EventError::Malformed { .. })
+    ));
+    assert!(matches!(
+        parse_slice(br#"{"type": 5, "version": {"a": [1]}}"#),
+        Err(EventError::Unrecognised(_))
+    ));
+}
+
 /// A documented event of each kind, with the name of its ARN field.
 const KINDS: [(EventKind, &str, &str); 4] = [
     (EventKind::RestToken, REST_TOKEN, "methodArn"),
@@ -205,6 +266,19 @@ proptest! {
     fn event_like_json_never_panics(event in event_like()) {
         let _ = parse(event.clone());
         let _ = authorize(event);
+    }
+
+    #[test]
+    fn bytes_and_values_read_alike(event in event_like(), escaped in any::<bool>()) {
+        let text = if escaped { escape_everything(&event) } else { event.to_string() };
+        let from_bytes = parse_slice(text.as_bytes());
+        let from_value = parse(event);
+        match (&from_bytes, &from_value) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(EventError::Unrecognised(_)), Err(EventError::Unrecognised(_)))
+            | (Err(EventError::Malformed { .. }), Err(EventError::Malformed { .. })) => {}
+            _ => prop_assert!(false, "{:?} / {:?}", from_bytes, from_value),
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodArn {
     full: String,
-    /// `arn:{partition}:execute-api:{region}:{account}:{apiId}/{stage}`.
-    stage_prefix: String,
+    /// `full[..stage_end]` is `arn:{partition}:execute-api:{region}:{account}:{apiId}/{stage}`.
+    stage_end: usize,
     method: String,
     path: String,
 }
@@ -46,12 +46,16 @@ impl MethodArn {
         {
             return Err(error());
         }
-        let path = format!("/{}", parts.next().unwrap_or_default());
+        let rest = parts.next().unwrap_or_default();
+        let mut path = String::with_capacity(rest.len() + 1);
+        path.push('/');
+        path.push_str(rest);
+        // `resource` (everything after the fifth `:`) ends the text; the stage prefix ends after
+        // `{apiId}/{stage}` at its start.
+        let stage_end = text.len() - resource.len() + api_id.len() + 1 + stage.len();
         Ok(MethodArn {
             full: text.to_owned(),
-            stage_prefix: format!(
-                "arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}"
-            ),
+            stage_end,
             method: method.to_ascii_uppercase(),
             path,
         })
@@ -74,7 +78,11 @@ impl MethodArn {
 
     /// Every method and path of the same API and stage: `arn:…:apiId/stage/*/*`.
     pub fn wildcard(&self) -> String {
-        format!("{}/*/*", self.stage_prefix)
+        let stage_prefix = self.full.get(..self.stage_end).unwrap_or_default();
+        let mut wildcard = String::with_capacity(stage_prefix.len() + 4);
+        wildcard.push_str(stage_prefix);
+        wildcard.push_str("/*/*");
+        wildcard
     }
 }
 

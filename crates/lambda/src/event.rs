@@ -22,6 +22,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_engine::bearer::{self, BearerToken};
 use jwtgate_engine::TokenInput;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -109,13 +110,14 @@ pub fn parse(event: Value) -> Result<AuthorizerRequest, EventError> {
     parse_value(&event)
 }
 
-/// [`parse`] without taking the value.
+/// [`parse`] without taking the value (written out as JSON and read like the invocation's
+/// bytes, so both paths read events exactly alike).
 pub fn parse_value(event: &Value) -> Result<AuthorizerRequest, EventError> {
-    let raw = RawEvent::deserialize(event).map_err(|e| EventError::Malformed {
+    let bytes = serde_json::to_vec(event).map_err(|e| EventError::Malformed {
         kind: ANY_KIND,
         message: e.to_string(),
     })?;
-    raw.into_request()
+    parse_slice(&bytes)
 }
 
 /// Detects the kind of the event in `bytes` (the invocation's JSON) and takes out the ARN and
@@ -145,10 +147,12 @@ struct RawEvent<'a> {
     route_arn: Option<Text<'a>>,
     #[serde(borrow, default)]
     authorization_token: Option<Text<'a>>,
+    /// Kept as text: read only when it is the map the decision uses.
     #[serde(borrow, default)]
-    headers: Option<RawHeaders<'a>>,
-    #[serde(borrow, default)]
-    multi_value_headers: Option<RawHeaders<'a>>,
+    headers: Option<&'a RawValue>,
+    /// Read as it comes (REST and HTTP API 1.0 send it; it is the map used when not empty).
+    #[serde(default)]
+    multi_value_headers: Headers,
     #[serde(borrow, default)]
     raw_path: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -201,11 +205,11 @@ impl RawEvent<'_> {
                 // `multiValueHeaders` holds every value of a repeated header (two
                 // `Authorization` headers are a malformed request); `headers` only the last of
                 // each.
-                let chosen = match self.multi_value_headers {
-                    Some(multi) if !multi.0.is_empty() => multi,
-                    _ => self.headers.unwrap_or_default(),
+                let headers = if self.multi_value_headers.0.is_empty() {
+                    header_map(kind, self.headers)?
+                } else {
+                    self.multi_value_headers.0
                 };
-                let headers = chosen.into_map(kind)?;
                 let arn = arn(kind, "methodArn", self.method_arn)?;
                 // API Gateway passes the client's Host; the context's path is the one the
                 // client used, stage (or base path) included.
@@ -226,7 +230,7 @@ impl RawEvent<'_> {
                     .request_context
                     .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
                 let arn = arn(kind, "routeArn", self.route_arn)?;
-                let headers = self.headers.unwrap_or_default().into_map(kind)?;
+                let headers = header_map(kind, self.headers)?;
                 let origin = request_origin(
                     context.domain_name.as_ref().map(|d| &*d.0),
                     self.raw_path.as_ref().map(|p| &*p.0),
@@ -352,119 +356,112 @@ impl<'de> Visitor<'de> for LooseVisitor {
     }
 }
 
-/// One header of an event, in document order: `replace` for a single string (later values of
-/// a name replace earlier ones), not for each string of a list (they add up).
-struct RawHeader<'a> {
-    name: Text<'a>,
-    value: Text<'a>,
-    replace: bool,
+/// A header map of the event (`null` or absent: none), read from its text.
+fn header_map(kind: EventKind, raw: Option<&RawValue>) -> Result<HeaderMap, EventError> {
+    let Some(raw) = raw else {
+        return Ok(HeaderMap::new());
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    let headers = deserializer
+        .deserialize_option(HeadersVisitor)
+        .map_err(|e| malformed(kind, format!("headers: {e}")))?;
+    Ok(headers)
 }
 
-/// `headers` or `multiValueHeaders`, as written; turned into a [`HeaderMap`] only for the one
-/// the decision uses.
+/// A header map read straight from the event (`null`: none).
 #[derive(Default)]
-struct RawHeaders<'a>(Vec<RawHeader<'a>>);
+struct Headers(HeaderMap);
 
-impl RawHeaders<'_> {
-    fn into_map(self, kind: EventKind) -> Result<HeaderMap, EventError> {
-        let mut map = HeaderMap::with_capacity(self.0.len());
-        for header in self.0 {
-            let name = HeaderName::from_bytes(header.name.0.as_bytes()).map_err(|_| {
-                malformed(kind, format!("{:?} is not a header name", header.name.0))
-            })?;
-            let value = match header.value.0 {
-                Cow::Borrowed(text) => HeaderValue::from_str(text),
-                Cow::Owned(text) => HeaderValue::try_from(text),
-            }
-            .map_err(|_| malformed(kind, format!("the value of {name} is not a header value")))?;
-            if header.replace {
-                map.insert(name, value);
-            } else {
-                map.append(name, value);
-            }
-        }
-        Ok(map)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawHeaders<'a> {
+impl<'de> Deserialize<'de> for Headers {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RawHeadersVisitor)
+        deserializer.deserialize_option(HeadersVisitor).map(Headers)
     }
 }
 
-struct RawHeadersVisitor;
+/// Reads a JSON object of header names to a string (replaces earlier values of the name, as
+/// `HeaderMap::insert`) or a list of strings (each added, as `HeaderMap::append`).
+struct HeadersVisitor;
 
-impl<'de> Visitor<'de> for RawHeadersVisitor {
-    type Value = RawHeaders<'de>;
+impl<'de> Visitor<'de> for HeadersVisitor {
+    type Value = HeaderMap;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("a map of header names to a string or a list of strings")
     }
 
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(HeaderMap::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(HeaderMap::new())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut headers = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        let mut headers = HeaderMap::with_capacity(map.size_hint().unwrap_or(16));
         while let Some(name) = map.next_key::<Text<'de>>()? {
-            match map.next_value::<OneOrMore<'de>>()? {
-                OneOrMore::One(value) => headers.push(RawHeader {
-                    name,
-                    value,
-                    replace: true,
-                }),
-                OneOrMore::More(values) => {
-                    for value in values {
-                        headers.push(RawHeader {
-                            name: Text(name.0.clone()),
-                            value,
-                            replace: false,
-                        });
-                    }
-                }
-            }
+            let name = HeaderName::from_bytes(name.0.as_bytes())
+                .map_err(|_| de::Error::custom(format!("{:?} is not a header name", name.0)))?;
+            map.next_value_seed(HeaderValues {
+                headers: &mut headers,
+                name,
+            })?;
         }
-        Ok(RawHeaders(headers))
+        Ok(headers)
     }
 }
 
-/// A header's value: one string, or a list of strings.
-enum OneOrMore<'a> {
-    One(Text<'a>),
-    More(Vec<Text<'a>>),
+/// The value of one header name: adds it to `headers`.
+struct HeaderValues<'m> {
+    headers: &'m mut HeaderMap,
+    name: HeaderName,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for OneOrMore<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(OneOrMoreVisitor)
+fn header_value<E: de::Error>(name: &HeaderName, text: Text<'_>) -> Result<HeaderValue, E> {
+    match text.0 {
+        Cow::Borrowed(text) => HeaderValue::from_str(text),
+        Cow::Owned(text) => HeaderValue::try_from(text),
+    }
+    .map_err(|_| de::Error::custom(format!("the value of {name} is not a header value")))
+}
+
+impl<'de> de::DeserializeSeed<'de> for HeaderValues<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct OneOrMoreVisitor;
-
-impl<'de> Visitor<'de> for OneOrMoreVisitor {
-    type Value = OneOrMore<'de>;
+impl<'de> Visitor<'de> for HeaderValues<'_> {
+    type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("a string or a list of strings")
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(OneOrMore::One(Text(Cow::Borrowed(text))))
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<(), E> {
+        let value = header_value(&self.name, Text(Cow::Borrowed(text)))?;
+        self.headers.insert(self.name, value);
+        Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(OneOrMore::One(Text(Cow::Owned(text.to_owned()))))
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
+        let value = header_value(&self.name, Text(Cow::Borrowed(text)))?;
+        self.headers.insert(self.name, value);
+        Ok(())
     }
 
-    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
-        Ok(OneOrMore::One(Text(Cow::Owned(text))))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-        while let Some(value) = seq.next_element::<Text<'de>>()? {
-            values.push(value);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(text) = seq.next_element::<Text<'de>>()? {
+            let value = header_value(&self.name, text)?;
+            self.headers.append(&self.name, value);
         }
-        Ok(OneOrMore::More(values))
+        Ok(())
     }
 }
 
@@ -472,8 +469,9 @@ impl<'de> Visitor<'de> for OneOrMoreVisitor {
 /// or a custom domain's base path), so that origin + ARN path is the URI the client used.
 fn request_origin(host: Option<&str>, full_path: Option<&str>, arn: &MethodArn) -> Option<String> {
     let prefix = full_path?.strip_suffix(arn.path())?;
-    let origin = jwtgate_engine::dpop::origin("https", host?)?;
-    Some(format!("{origin}{prefix}"))
+    let mut origin = jwtgate_engine::dpop::origin("https", host?)?;
+    origin.push_str(prefix);
+    Some(origin)
 }
 
 /// A TOKEN event's `authorizationToken`: the value of the configured token-source header. With

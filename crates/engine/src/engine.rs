@@ -237,16 +237,29 @@ impl Engine {
     }
 
     /// Refuses verified tokens (fresh or cached) that a rule of `revocation` matches; share one
-    /// [`Revocations`] between an engine and the one replacing it, like the counters.
+    /// [`Revocations`] between an engine and the one replacing it, like the counters. When the
+    /// rules come from Redis, DPoP proofs are recorded there too (the shared replay store).
     pub fn with_revocation(mut self, revocation: Arc<Revocations>) -> Self {
+        if let Some(replay) = revocation.dpop_replay() {
+            let fallback = replay.fallback();
+            self.dpop = self.dpop.with_shared_replay_store(replay.clone(), fallback);
+        }
         self.revocation = Some(revocation);
         self
     }
 
     /// Sets the DPoP modes and proof checks (default: `allowed` everywhere, a per-process replay
-    /// cache).
+    /// cache); a shared replay store already set (by [`Engine::with_revocation`]) stays unless
+    /// `dpop` brings its own.
     pub fn with_dpop(mut self, dpop: DpopPolicy) -> Self {
-        self.dpop = dpop;
+        let shared = self
+            .dpop
+            .shared_replay_store()
+            .map(|(store, fallback)| (store.clone(), fallback));
+        self.dpop = match (dpop.shared_replay_store().is_some(), shared) {
+            (false, Some((store, fallback))) => dpop.with_shared_replay_store(store, fallback),
+            _ => dpop,
+        };
         self
     }
 
@@ -441,10 +454,14 @@ impl Engine {
             token: &token,
             now: request.now,
         };
-        if let Err(refusal) = self
+        let checked = self
             .dpop
             .check(mode, scheme, &pass.verified, &proof_request)
-        {
+            .await;
+        if let Ok(crate::dpop::ReplayRecord::LocalFallback) = checked {
+            self.metrics.dpop_replay_fallback();
+        }
+        if let Err(refusal) = checked {
             tracing::debug!(%refusal, "DPoP refusal");
             let nonce = (refusal.error_code() == "use_dpop_nonce")
                 .then(|| self.dpop.current_nonce(request.now))

@@ -8,7 +8,9 @@
 //!   risk, a proof it accepted can be replayed once against another replica; a
 //!   `dpop_replay = "fail-closed"` replica refuses proofs with `401 invalid_dpop_proof` (bearer
 //!   tokens keep passing);
-//! * Redis back: proofs are shared again.
+//! * Redis back: proofs are shared again;
+//! * the Lambda authorizer (full build) shares proofs through the same Redis: two function
+//!   instances, one proof, allowed once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -386,5 +388,73 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
             "proofs not shared again 10 s after Redis came back: {first:?} {replay:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The HTTP API 2.0 event of `GET https://id.execute-api.us-east-1.amazonaws.com/test/users`
+/// with this `Authorization` value and `DPoP` proof.
+fn lambda_event(authorization: &str, proof: &str) -> serde_json::Value {
+    let text = include_str!("../../lambda/tests/events/http-api-v2.json").replace("${TOKEN}", "x");
+    let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.insert("authorization".into(), json!(authorization));
+    headers.insert("dpop".into(), json!(proof));
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_instances_share_proofs_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new();
+    let redis_port = free_port();
+    let _redis = start_redis(dir.path(), redis_port).await;
+    let text = format!(
+        "[[issuers]]\nissuer = {ISSUER:?}\naudiences = [{AUDIENCE:?}]\njwks_file = {:?}\n\n\
+         [revocation]\nredis_url = \"redis://127.0.0.1:{redis_port}/\"\ndpop_replay_timeout_ms = 1000\n",
+        issuer.jwks_file().display().to_string()
+    );
+    let instance = || {
+        jwtgate_lambda::LambdaConfig::from_toml(&text, "lambda.toml")
+            .unwrap()
+            .build("lambda.toml")
+            .unwrap()
+    };
+    let (one, two) = (instance(), instance());
+    let client = DpopClient::new(&issuer);
+    let allowed = |answer: &Result<serde_json::Value, jwtgate_lambda::AuthorizerError>| matches!(answer, Ok(value) if value["isAuthorized"] == json!(true));
+    let authorization = format!("DPoP {}", client.token);
+    let uri = "https://id.execute-api.us-east-1.amazonaws.com/test/users";
+    for round in 0..3 {
+        let proof = make_proof(
+            &client.key,
+            &ProofClaims {
+                method: "GET",
+                uri,
+                access_token: Some(&client.token),
+                iat: now(),
+                jti: &format!("lambda-{round}"),
+                nonce: None,
+            },
+        )
+        .unwrap();
+        let (first, second) = if round % 2 == 0 {
+            (&one, &two)
+        } else {
+            (&two, &one)
+        };
+        let answer = first
+            .authorize(lambda_event(&authorization, &proof), now())
+            .await;
+        assert!(allowed(&answer), "round {round}, first use: {answer:?}");
+        let answer = second
+            .authorize(lambda_event(&authorization, &proof), now())
+            .await;
+        assert!(
+            matches!(answer, Err(jwtgate_lambda::AuthorizerError::Unauthorized)),
+            "round {round}, the other instance: {answer:?}"
+        );
+    }
+    for instance in [&one, &two] {
+        assert_eq!(instance.engine().metrics().dpop_replay_fallbacks(), 0);
     }
 }

@@ -182,10 +182,14 @@ impl SharedDpopReplay {
             Ok(first) => {
                 if skip_until != 0 {
                     self.skip_until_ms.store(0, Ordering::Relaxed);
+                    tracing::info!(url = %self.url, "the shared DPoP replay store answers again");
                 }
                 Ok(first)
             }
             Err(why) => {
+                if skip_until == 0 {
+                    tracing::warn!(url = %self.url, %why, fallback = self.fallback.as_str(), "the shared DPoP replay store does not answer; [revocation] dpop_replay decides until it does");
+                }
                 let retry_ms = i64::try_from(RETRY_AFTER.as_millis()).unwrap_or(500);
                 self.skip_until_ms
                     .store(now_ms().saturating_add(retry_ms), Ordering::Relaxed);
@@ -204,17 +208,25 @@ impl SharedDpopReplay {
     #[cfg(feature = "redis")]
     async fn set_nx(&self, key: String, until: i64) -> Result<bool, String> {
         let ask = async {
-            let mut connection = self.connection.get().map_err(|e| e.to_string())?;
-            let stored: Option<String> = redis::cmd("SET")
-                .arg(key)
+            let command = redis::cmd("SET")
+                .arg(&key)
                 .arg(1)
                 .arg("NX")
                 .arg("EXAT")
                 .arg(until)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(stored.is_some())
+                .clone();
+            // A connection Redis dropped (a restart) fails its next command once while the
+            // manager reconnects: that one is asked again, on the new connection.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let mut connection = self.connection.get().map_err(|e| e.to_string())?;
+                match command.query_async::<Option<String>>(&mut connection).await {
+                    Ok(stored) => return Ok(stored.is_some()),
+                    Err(error) if attempts == 1 && error.is_connection_dropped() => continue,
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
         };
         match tokio::time::timeout(self.timeout, ask).await {
             Ok(answer) => answer.map_err(|e: String| format!("failed: {e}")),

@@ -191,10 +191,22 @@ pub trait ReplayStore: Send + Sync + fmt::Debug {
     ) -> Result<bool, ReplayStoreFull>;
 }
 
+/// A [`SharedReplayStore`] did not answer within its bound: why, for the refusal and the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct SharedReplayUnavailable(pub String);
+
+impl From<jwtgate_revocation::ReplayUnavailable> for SharedReplayUnavailable {
+    fn from(unavailable: jwtgate_revocation::ReplayUnavailable) -> SharedReplayUnavailable {
+        SharedReplayUnavailable(unavailable.to_string())
+    }
+}
+
 /// What a [`SharedReplayStore`] check resolves to: `Ok(true)` the first time any replica
-/// records the proof, `Ok(false)` for a replay, `Err` (why) when the store did not answer within
-/// its bound.
-pub type SharedReplayAnswer<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+/// records the proof, `Ok(false)` for a replay, `Err` when the store did not answer within its
+/// bound.
+pub type SharedReplayAnswer<'a> =
+    Pin<Box<dyn Future<Output = Result<bool, SharedReplayUnavailable>> + Send + 'a>>;
 
 /// A replay store shared by replicas, asked after the per-process cache. Implementations bound
 /// their own wait (the request waits on it) and answer `Err` past it.
@@ -218,7 +230,7 @@ impl SharedReplayStore for jwtgate_revocation::SharedDpopReplay {
         Box::pin(async move {
             jwtgate_revocation::SharedDpopReplay::first_use(self, jkt, jti, keep_until)
                 .await
-                .map_err(|unavailable| unavailable.to_string())
+                .map_err(SharedReplayUnavailable::from)
         })
     }
 }
@@ -370,7 +382,7 @@ pub enum DpopRefusal {
     StoreFull(ReplayStoreFull),
     /// The shared replay store did not answer and the fallback is `fail-closed`.
     #[error("the DPoP proof cannot be checked for replay across replicas: {0}; send the request again with a fresh proof")]
-    ReplayStoreUnavailable(String),
+    ReplayStoreUnavailable(SharedReplayUnavailable),
     /// The front end cannot tell which URI the client used.
     #[error("cannot check the DPoP proof: {0}")]
     UnknownUri(String),

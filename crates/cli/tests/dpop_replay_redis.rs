@@ -2,7 +2,7 @@
 //! (`[revocation] redis_url`), through forward-auth:
 //!
 //! * one proof sent to two replicas is accepted once and refused as a replay on the other (in
-//!   both orders, and when sent to both at the same moment);
+//!   both orders, across forward-auth and proxy mode, and when sent to both at the same moment);
 //! * Redis killed: a `dpop_replay = "local"` replica keeps accepting fresh proofs, keeps refusing
 //!   replays it saw itself, and counts `jwtgate_dpop_replay_fallback_total` — and, the documented
 //!   risk, a proof it accepted can be replayed once against another replica; a
@@ -109,6 +109,29 @@ struct Replica {
 }
 
 async fn start_replica(dir: &Path, jwks: &Path, redis_port: u16, dpop_replay: &str) -> Replica {
+    start_replica_with(dir, jwks, redis_port, dpop_replay, "", "").await
+}
+
+/// A replica in proxy mode in front of `upstream`, its clients using `https://api.example.com`.
+async fn start_proxy_replica(
+    dir: &Path,
+    jwks: &Path,
+    redis_port: u16,
+    upstream: SocketAddr,
+) -> Replica {
+    let server = format!("public_url = \"https://{HOST}\"\n");
+    let proxy = format!("[proxy]\nupstream = \"http://{upstream}\"\n");
+    start_replica_with(dir, jwks, redis_port, "local", &server, &proxy).await
+}
+
+async fn start_replica_with(
+    dir: &Path,
+    jwks: &Path,
+    redis_port: u16,
+    dpop_replay: &str,
+    server: &str,
+    sections: &str,
+) -> Replica {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     // The replay check's bound is raised from the 50 ms default: this machine is shared and a
     // stall of the test's own process must not turn into a fallback the test did not cause.
@@ -116,7 +139,7 @@ async fn start_replica(dir: &Path, jwks: &Path, redis_port: u16, dpop_replay: &s
         r#"
 [server]
 listen = "{addr}"
-
+{server}
 [[issuers]]
 issuer = "{ISSUER}"
 audiences = ["{AUDIENCE}"]
@@ -128,7 +151,8 @@ dpop_replay = "{dpop_replay}"
 dpop_replay_timeout_ms = 1000
 max_stale = 5
 resync_interval = 1
-"#,
+
+{sections}"#,
         jwks.display()
     );
     let path = dir.join(format!("replica-{}.toml", addr.port()));
@@ -196,6 +220,38 @@ async fn check(
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     (response.status().as_u16(), challenge)
+}
+
+/// The same request through a proxy-mode replica: (status, WWW-Authenticate or the body).
+async fn through_proxy(
+    http: &reqwest::Client,
+    replica: &Replica,
+    client: &DpopClient,
+    proof: &str,
+) -> (u16, String) {
+    let response = http
+        .get(format!("http://{}{PATH}", replica.addr))
+        .header("Authorization", format!("DPoP {}", client.token))
+        .header("DPoP", proof)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap_or_default();
+    (status, challenge.unwrap_or(text))
+}
+
+/// The API behind the proxy-mode replica: 200 "api" for everything.
+async fn start_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async { "api" });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
 }
 
 async fn send_proof(
@@ -280,8 +336,10 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
     let one = start_replica(dir.path(), issuer.jwks_file(), redis_port, "local").await;
     let two = start_replica(dir.path(), issuer.jwks_file(), redis_port, "local").await;
     let closed = start_replica(dir.path(), issuer.jwks_file(), redis_port, "fail-closed").await;
+    let upstream = start_upstream().await;
+    let proxy = start_proxy_replica(dir.path(), issuer.jwks_file(), redis_port, upstream).await;
     let http = reqwest::Client::new();
-    wait_ready(&http, &[&one, &two, &closed]).await;
+    wait_ready(&http, &[&one, &two, &closed, &proxy]).await;
     let client = DpopClient::new(&issuer);
     const FALLBACK: &str = "jwtgate_dpop_replay_fallback_total";
 
@@ -316,6 +374,27 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
         REPLAYED,
         "replay on the third",
     );
+    // Across front ends: forward-auth and proxy mode share the proofs too.
+    let proof = client.proof("shared-3");
+    let answer = through_proxy(&http, &proxy, &client, &proof).await;
+    assert_eq!(
+        answer,
+        (200, "api".to_owned()),
+        "first use through the proxy"
+    );
+    assert_refused(
+        send_proof(&http, &one, &client, &proof).await,
+        REPLAYED,
+        "replay at forward-auth",
+    );
+    let proof = client.proof("shared-4");
+    assert_accepted(
+        send_proof(&http, &two, &client, &proof).await,
+        "first use at forward-auth",
+    );
+    let (status, challenge) = through_proxy(&http, &proxy, &client, &proof).await;
+    assert_eq!(status, 401, "replay through the proxy: {challenge}");
+    assert!(challenge.contains(REPLAYED), "{challenge}");
     // Sent to both at once: exactly one replica accepts it.
     for round in 0..5 {
         let proof = client.proof(&format!("race-{round}"));

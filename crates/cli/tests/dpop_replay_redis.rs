@@ -9,6 +9,8 @@
 //!   `dpop_replay = "fail-closed"` replica refuses proofs with `401 invalid_dpop_proof` (bearer
 //!   tokens keep passing);
 //! * Redis back: proofs are shared again;
+//! * `jwtgate check-config` refuses a bad `dpop_replay` or `dpop_replay_timeout_ms` (exit 2)
+//!   naming the key, and prints the effective values;
 //! * the Lambda authorizer (full build) shares proofs through the same Redis: two function
 //!   instances, one proof, allowed once.
 
@@ -536,4 +538,53 @@ async fn lambda_instances_share_proofs_through_redis() {
     for instance in [&one, &two] {
         assert_eq!(instance.engine().metrics().dpop_replay_fallbacks(), 0);
     }
+}
+
+#[test]
+fn check_config_names_a_bad_dpop_replay_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |revocation: &str| {
+        let path = dir.path().join("gateway.toml");
+        let text = format!(
+            "[[issuers]]\nissuer = {ISSUER:?}\naudiences = [{AUDIENCE:?}]\njwks_file = \"/nonexistent\"\n\n\
+             [revocation]\nredis_url = \"redis://127.0.0.1:1/\"\n{revocation}"
+        );
+        std::fs::write(&path, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, _, stderr) = run("dpop_replay = \"closed\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "revocation.dpop_replay is \"closed\"; expected \"local\" or \"fail-closed\""
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run("dpop_replay_timeout_ms = 0\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("revocation.dpop_replay_timeout_ms"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run("");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("dpop_replay_timeout_ms = 50\n"),
+        "the default is printed: {stdout}"
+    );
+    let (code, stdout, stderr) = run("dpop_replay = \"fail-closed\"\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("dpop_replay = \"fail-closed\"\n"),
+        "{stdout}"
+    );
 }

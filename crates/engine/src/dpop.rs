@@ -380,8 +380,9 @@ pub enum DpopRefusal {
     /// The replay store cannot record more proofs.
     #[error(transparent)]
     StoreFull(ReplayStoreFull),
-    /// The shared replay store did not answer and the fallback is `fail-closed`.
-    #[error("the DPoP proof cannot be checked for replay across replicas: {0}; send the request again with a fresh proof")]
+    /// The shared replay store did not answer and the fallback is `fail-closed`. What went
+    /// wrong (it names the store's address) is logged, never sent to the client.
+    #[error("the DPoP proof cannot be checked for replay across replicas (the replay store is unavailable); send the request again with a fresh proof")]
     ReplayStoreUnavailable(SharedReplayUnavailable),
     /// The front end cannot tell which URI the client used.
     #[error("cannot check the DPoP proof: {0}")]
@@ -747,7 +748,10 @@ impl DpopPolicy {
                     tracing::debug!(%why, "DPoP replay checked per process only");
                     Ok(ReplayRecord::LocalFallback)
                 }
-                DpopReplayFallback::FailClosed => Err(DpopRefusal::ReplayStoreUnavailable(why)),
+                DpopReplayFallback::FailClosed => {
+                    tracing::debug!(%why, "DPoP proof refused: the shared replay store is unavailable");
+                    Err(DpopRefusal::ReplayStoreUnavailable(why))
+                }
             },
         }
     }

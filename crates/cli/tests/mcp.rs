@@ -6,7 +6,8 @@
 //! server; a token for the resource lists tools, calls a permitted one, reads a prompt, and the
 //! session's SSE responses and `Mcp-Session-Id` pass through (the session ends with DELETE); a
 //! tool needing another scope is 403 `insufficient_scope` with `scope=` and never reaches the
-//! server; a token for another resource is 401; bodies the server could read differently from
+//! server; another user's token naming a session is 404 and never reaches the server; a token
+//! for another resource is 401; bodies the server could read differently from
 //! the gateway (not JSON-RPC, too large, content-encoded, duplicate members) are refused and never
 //! forwarded; the token itself is never forwarded.
 
@@ -239,12 +240,16 @@ upstream = "http://127.0.0.1:{upstream}"
 fn the_mcp_sdk_client_and_server_work_through_the_gateway_and_its_rules_hold() {
     let fixture = Fixture::new();
     let user = fixture.token("mcp:use", &fixture.resource);
+    let bob = fixture
+        .issuer
+        .token(json!({ "scope": "mcp:use", "aud": fixture.resource, "sub": "auth0|bob" }));
     let admin = fixture.token("mcp:use admin:users docs:read", &fixture.resource);
     let other = fixture.token("mcp:use admin:users", "https://other.example.com/mcp");
     let run = Command::new("node")
         .arg("mcp-client.mjs")
         .arg(&fixture.resource)
         .env("USER_TOKEN", &user)
+        .env("OTHER_USER_TOKEN", &bob)
         .env("ADMIN_TOKEN", &admin)
         .env("OTHER_RESOURCE_TOKEN", &other)
         .current_dir(e2e_dir())
@@ -316,6 +321,13 @@ fn the_mcp_sdk_client_and_server_work_through_the_gateway_and_its_rules_hold() {
     assert!(http
         .iter()
         .all(|r| r["subject"].is_null() || r["subject"] == "auth0|alice"));
+
+    // Another user's token cannot drive alice's session: 404, as for a session that does not
+    // exist, and the server never sees the request.
+    assert_eq!(result["hijack"]["status"], 404, "{result}");
+    assert!(http.iter().all(|r| r["body"]
+        .as_str()
+        .is_none_or(|body| !body.contains("\"id\":10"))));
 
     // A tool needing admin:users: 403 with every scope the call needs, never forwarded.
     assert_eq!(result["user_delete"]["code"], 403, "{result}");

@@ -532,6 +532,66 @@ fn needed_missing<'a>(extra: &'a ScopeRequirement, verified: &Verified) -> Vec<&
         .collect()
 }
 
+/// The header carrying a Streamable HTTP session.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Most sessions remembered (least recently used forgotten first).
+const SESSION_BINDINGS: usize = 100_000;
+
+/// Which principal (`iss`, `sub`) each MCP session belongs to, so that one user's valid token
+/// cannot drive another user's session (session hijacking, MCP security best practices): a
+/// request naming a session bound to another principal is refused as if the session did not
+/// exist. Sessions are bound when the upstream answers an allowed request with a session ID;
+/// both the ID and the principal are held as 128-bit digests, at most 100,000 of them (~5 MiB).
+/// A session the gateway has not seen (another replica created it, or it was forgotten) passes:
+/// the upstream decides whether it exists.
+#[derive(Debug)]
+pub struct SessionBindings {
+    bindings: quick_cache::sync::Cache<[u8; 16], [u8; 16]>,
+}
+
+impl Default for SessionBindings {
+    fn default() -> Self {
+        SessionBindings {
+            bindings: quick_cache::sync::Cache::new(SESSION_BINDINGS),
+        }
+    }
+}
+
+fn digest(parts: &[&str]) -> [u8; 16] {
+    let mut joined = Vec::new();
+    for part in parts {
+        joined.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        joined.extend_from_slice(part.as_bytes());
+    }
+    let full = jwtgate_core::crypto::sha256(&joined);
+    let mut short = [0; 16];
+    short.copy_from_slice(&full[..16]);
+    short
+}
+
+fn principal(verified: &Verified) -> [u8; 16] {
+    digest(&[verified.issuer(), verified.subject().unwrap_or_default()])
+}
+
+impl SessionBindings {
+    /// Binds `session` to the principal of `verified` (the first binding stays: a session never
+    /// changes hands).
+    pub fn bind(&self, session: &str, verified: &Verified) {
+        let key = digest(&[session]);
+        if self.bindings.get(&key).is_none() {
+            self.bindings.insert(key, principal(verified));
+        }
+    }
+
+    /// False when `session` is bound to another principal than `verified`'s.
+    pub fn admits(&self, session: &str, verified: &Verified) -> bool {
+        self.bindings
+            .get(&digest(&[session]))
+            .is_none_or(|owner| owner == principal(verified))
+    }
+}
+
 /// A non-POST request to an MCP route must not carry a body the upstream might read as a call.
 pub fn has_body(headers: &HeaderMap) -> bool {
     headers.contains_key(http::header::TRANSFER_ENCODING)

@@ -412,6 +412,7 @@ mod tests {
             identity: identity.into(),
             verified: None,
             path: "/api".to_owned(),
+            mcp: false,
         })
     }
 

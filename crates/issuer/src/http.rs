@@ -8,7 +8,7 @@
 //! is readable cross-origin.
 
 use crate::issuer::{Issuer, JwksFailure};
-use crate::{admin, authorize, logout, pages, token};
+use crate::{admin, authorize, clients, logout, pages, token};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -33,6 +33,7 @@ pub fn router(issuer: Issuer) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/authorize", get(authorize::authorize))
         .route("/login", post(authorize::login))
+        .route("/register", post(clients::register))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
         .route("/userinfo", get(token::userinfo).post(token::userinfo))

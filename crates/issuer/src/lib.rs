@@ -63,6 +63,7 @@
 pub mod admin;
 mod authorize;
 pub mod cli;
+pub mod clients;
 pub mod clock;
 pub mod config;
 mod dpop;

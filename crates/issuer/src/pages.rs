@@ -127,9 +127,9 @@ pub fn login_page(
     error: Option<&str>,
 ) -> Response {
     let config = issuer.config();
-    let client = config.client(&request.client_id);
-    let app = client
-        .and_then(|c| c.name.clone())
+    let app = request
+        .client_name
+        .clone()
         .unwrap_or_else(|| request.client_id.clone());
     let mut body = String::new();
     body.push_str(

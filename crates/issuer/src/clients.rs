@@ -8,6 +8,9 @@
 //! loopback URLs (`127.0.0.1`, `localhost`, `[::1]`): no wildcards, no custom schemes, no
 //! fragments, no user info. One validation ([`client_from_metadata`]) serves both.
 //!
+//! Their browser calls to the token, revocation and userinfo endpoints are allowed (CORS) from
+//! the origins of their redirect URIs.
+//!
 //! Memory is bounded: at most [`MAX_REGISTERED`] registered clients (the oldest registration is
 //! forgotten first) and [`MAX_CACHED_DOCUMENTS`] cached documents; registrations are rate-limited
 //! issuer-wide (`[issuer] registrations_per_minute`). A metadata document is fetched with no
@@ -313,6 +316,22 @@ pub(crate) struct Directory {
 }
 
 impl Directory {
+    /// True when a registered client, or a cached metadata-document client, has a redirect URI
+    /// at `origin`: such a browser client may call the token, revocation and userinfo endpoints.
+    pub(crate) fn allows_origin(&self, origin: &str, now: i64) -> bool {
+        let at_origin = |client: &Client| {
+            client.redirect_uris.iter().any(|uri| {
+                Url::parse(uri.as_str()).is_ok_and(|url| crate::pattern::origin_of(&url) == origin)
+            })
+        };
+        lock(&self.registered)
+            .values()
+            .any(|r| at_origin(&r.client))
+            || lock(&self.documents)
+                .values()
+                .any(|d| d.expires_at > now && at_origin(&d.client))
+    }
+
     fn http(&self) -> Result<&reqwest::Client, String> {
         self.http
             .get_or_init(|| {

@@ -404,6 +404,53 @@ async fn the_resource_is_a_configured_api_compared_exactly() {
 }
 
 #[tokio::test]
+async fn browser_clients_register_and_call_the_token_endpoint_from_their_redirect_origin() {
+    let h = harness("");
+    let preflight = |path: &'static str, origin: &'static str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri(path)
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Registration is public: any origin may register (it reads no cookie).
+    let reply = h
+        .send(preflight("/register", "http://localhost:6274"))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        reply.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    // The token endpoint answers a registered client's redirect origin, and no other.
+    let reply = h
+        .send(preflight("/oauth/token", "http://localhost:6274"))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = register(
+        &h,
+        json!({"redirect_uris": ["http://localhost:6274/oauth/callback"]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let reply = h
+        .send(preflight("/oauth/token", "http://localhost:6274"))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        reply.header("access-control-allow-origin").as_deref(),
+        Some("http://localhost:6274")
+    );
+    let reply = h
+        .send(preflight("/oauth/token", "http://localhost:6275"))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn pkce_s256_is_required_for_registered_clients() {
     let h = harness("");
     let client = registered_client(&h).await;

@@ -14,7 +14,8 @@
 //! Memory is bounded: at most [`MAX_REGISTERED`] registered clients (the oldest registration is
 //! forgotten first) and [`MAX_CACHED_DOCUMENTS`] cached documents; registrations are rate-limited
 //! issuer-wide (`[issuer] registrations_per_minute`). A metadata document is fetched with no
-//! redirects, a [`FETCH_TIMEOUT`] and at most [`MAX_DOCUMENT_BYTES`], and cached for its
+//! redirects, a [`FETCH_TIMEOUT`], at most [`MAX_DOCUMENT_BYTES`] and at most
+//! [`MAX_CONCURRENT_FETCHES`] at a time, and cached for its
 //! `Cache-Control: max-age` (default [`DEFAULT_DOCUMENT_MAX_AGE`], at most
 //! [`MAX_DOCUMENT_MAX_AGE`]); `no-store` or `no-cache` is not cached. Nothing here survives a
 //! restart.
@@ -50,6 +51,8 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_DOCUMENT_MAX_AGE: u64 = 300;
 /// The longest a document stays cached, whatever its `max-age`.
 pub const MAX_DOCUMENT_MAX_AGE: u64 = 24 * 3600;
+/// Most metadata documents fetched at once; more are refused, not queued.
+pub const MAX_CONCURRENT_FETCHES: usize = 8;
 /// Most redirect URIs per client.
 const MAX_REDIRECT_URIS: usize = 10;
 /// Longest redirect URI.
@@ -304,7 +307,6 @@ struct CachedDocument {
 }
 
 /// The clients beyond the configuration, held by the issuer.
-#[derive(Default)]
 pub(crate) struct Directory {
     registered: Mutex<HashMap<String, Registered>>,
     /// Registered client ids, oldest first.
@@ -313,6 +315,20 @@ pub(crate) struct Directory {
     recent: Mutex<VecDeque<i64>>,
     documents: Mutex<HashMap<String, CachedDocument>>,
     http: OnceLock<Result<reqwest::Client, String>>,
+    fetches: tokio::sync::Semaphore,
+}
+
+impl Default for Directory {
+    fn default() -> Self {
+        Directory {
+            registered: Mutex::default(),
+            order: Mutex::default(),
+            recent: Mutex::default(),
+            documents: Mutex::default(),
+            http: OnceLock::new(),
+            fetches: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
+        }
+    }
 }
 
 impl Directory {
@@ -461,6 +477,11 @@ impl Issuer {
             }
         }
         let http = directory.http().map_err(LookupError::Document)?;
+        let Ok(_permit) = directory.fetches.try_acquire() else {
+            return Err(LookupError::Document(format!(
+                "{MAX_CONCURRENT_FETCHES} client metadata documents are being fetched already; try again shortly"
+            )));
+        };
         let (document, max_age) = fetch_document(http, &url)
             .await
             .map_err(LookupError::Document)?;

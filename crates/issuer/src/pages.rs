@@ -144,8 +144,13 @@ pub fn login_page(
         body.push_str(&format!("<div class=\"error\">{}</div>", escape(error)));
     }
     body.push_str("<dl>");
+    let unverified = if config.client(&request.client_id).is_some() {
+        ""
+    } else {
+        " <em>(not configured: it described itself — check where it returns to)</em>"
+    };
     body.push_str(&format!(
-        "<dt>client</dt><dd>{}</dd>",
+        "<dt>client</dt><dd>{}{unverified}</dd>",
         escape(&request.client_id)
     ));
     body.push_str(&format!(

@@ -236,6 +236,7 @@ async fn a_registered_client_gets_a_token_for_the_resource_alone() {
     // The login page names the client by its registered name.
     let page = h.get(&authorize_path(client, CLIENT_REDIRECT, &[])).await;
     assert!(page.text().contains("Sign in to MCP test client"));
+    assert!(page.text().contains("not configured: it described itself"));
 
     // openid is granted too, and still the access token is for the resource alone.
     let code = code(
@@ -580,6 +581,8 @@ type Document = (u16, Vec<(String, String)>, String);
 struct DocumentServer {
     base: String,
     hits: Arc<AtomicUsize>,
+    /// Paths starting with `/slow` wait for a permit of this gate before answering.
+    gate: Arc<tokio::sync::Semaphore>,
     documents: Arc<Mutex<std::collections::HashMap<String, Document>>>,
 }
 
@@ -589,11 +592,16 @@ impl DocumentServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let hits = Arc::new(AtomicUsize::new(0));
         let documents: Arc<Mutex<std::collections::HashMap<_, _>>> = Arc::default();
-        let (served_hits, served) = (hits.clone(), documents.clone());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (served_hits, served, served_gate) = (hits.clone(), documents.clone(), gate.clone());
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
-            let (hits, documents) = (served_hits.clone(), served.clone());
+            let (hits, documents, gate) =
+                (served_hits.clone(), served.clone(), served_gate.clone());
             async move {
                 hits.fetch_add(1, Ordering::SeqCst);
+                if uri.path().starts_with("/slow") {
+                    gate.acquire().await.unwrap().forget();
+                }
                 let found = documents.lock().unwrap().get(uri.path()).cloned();
                 let Some((status, headers, body)) = found else {
                     return axum::response::Response::builder()
@@ -614,6 +622,7 @@ impl DocumentServer {
         DocumentServer {
             base,
             hits,
+            gate,
             documents,
         }
     }
@@ -840,4 +849,67 @@ fn test_support_merge(target: &mut Value, patch: Value) {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn metadata_document_fetches_are_bounded() {
+    let server = DocumentServer::start().await;
+    let h = Arc::new(harness("allow_loopback_client_metadata = true"));
+    let mut pending = Vec::new();
+    for i in 0..8 {
+        let path = format!("/slow-{i}.json");
+        server.serve(
+            &path,
+            200,
+            &[],
+            json!({"client_id": server.url(&path), "redirect_uris": [CLIENT_REDIRECT]}).to_string(),
+        );
+        let (h, client) = (h.clone(), server.url(&path));
+        pending.push(tokio::spawn(async move {
+            h.get(&authorize_path(&client, CLIENT_REDIRECT, &[]))
+                .await
+                .status
+        }));
+    }
+    // Wait until the eight fetches hang at the server.
+    for _ in 0..500 {
+        if server.hits() == 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.hits(), 8);
+    server.serve(
+        "/ninth.json",
+        200,
+        &[],
+        json!({"client_id": server.url("/ninth.json"), "redirect_uris": [CLIENT_REDIRECT]})
+            .to_string(),
+    );
+    let page = h
+        .get(&authorize_path(
+            &server.url("/ninth.json"),
+            CLIENT_REDIRECT,
+            &[],
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.text().contains("being fetched already"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(server.hits(), 8, "the ninth was not fetched");
+    server.gate.add_permits(8);
+    for task in pending {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    let page = h
+        .get(&authorize_path(
+            &server.url("/ninth.json"),
+            CLIENT_REDIRECT,
+            &[],
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
 }

@@ -5,8 +5,8 @@
 //!
 //! Both kinds are **public clients only** (`token_endpoint_auth_method` `none`, so PKCE `S256`
 //! is required at `/authorize`) whose redirect URIs are exact `https://` URLs or `http://`
-//! loopback URLs (`127.0.0.1`, `localhost`, `[::1]`): no wildcards, no custom schemes, no
-//! fragments, no user info. One validation ([`client_from_metadata`]) serves both.
+//! loopback URLs (`127.0.0.1`, `localhost`, `[::1]`; any port at request time, RFC 8252 §7.3,
+//! the host and path exact): no wildcards, no custom schemes, no fragments, no user info. One validation ([`client_from_metadata`]) serves both.
 //!
 //! Their browser calls to the token, revocation and userinfo endpoints are allowed (CORS) from
 //! the origins of their redirect URIs.
@@ -148,7 +148,13 @@ pub(crate) fn redirect_uri(text: &str) -> Result<UriPattern, MetadataError> {
         }
         _ => return Err(refuse("is neither https nor http on a loopback host")),
     }
-    UriPattern::parse(text).map_err(|e| refuse(&e.to_string()))
+    // RFC 8252 §7.3: a native app's loopback listener gets a port at run time, so any port is
+    // allowed for a loopback redirect URI; the host and path stay exact.
+    let pattern = match (url.scheme(), url.host_str(), url.query()) {
+        ("http", Some(host), None) => format!("http://{host}:*{}", url.path()),
+        _ => text.to_owned(),
+    };
+    UriPattern::parse(&pattern).map_err(|e| refuse(&e.to_string()))
 }
 
 /// A public client from RFC 7591 metadata (a registration request or a metadata document),
@@ -336,9 +342,13 @@ impl Directory {
     /// at `origin`: such a browser client may call the token, revocation and userinfo endpoints.
     pub(crate) fn allows_origin(&self, origin: &str, now: i64) -> bool {
         let at_origin = |client: &Client| {
-            client.redirect_uris.iter().any(|uri| {
-                Url::parse(uri.as_str()).is_ok_and(|url| crate::pattern::origin_of(&url) == origin)
-            })
+            client
+                .redirect_uris
+                .iter()
+                .any(|uri| match Url::parse(uri.as_str()) {
+                    Ok(url) => crate::pattern::origin_of(&url) == origin,
+                    Err(_) => uri.matches_origin(origin),
+                })
         };
         lock(&self.registered)
             .values()
@@ -669,6 +679,35 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn loopback_redirect_uris_allow_any_port() {
+        let loopback = redirect_uri("http://127.0.0.1:33418/callback");
+        let loopback = loopback.unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert!(loopback
+            .matches("http://127.0.0.1:33418/callback")
+            .is_some());
+        assert!(loopback
+            .matches("http://127.0.0.1:40000/callback")
+            .is_some());
+        assert!(loopback.matches("http://127.0.0.1:40000/other").is_none());
+        assert!(loopback
+            .matches("http://localhost:33418/callback")
+            .is_none());
+        assert!(loopback
+            .matches("https://127.0.0.1:33418/callback")
+            .is_none());
+        let v6 = redirect_uri("http://[::1]/").unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert!(v6.matches("http://[::1]:5/").is_some());
+        let https =
+            redirect_uri("https://app.example:8443/cb").unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert!(https.matches("https://app.example:8443/cb").is_some());
+        assert!(https.matches("https://app.example:9443/cb").is_none());
+        let query =
+            redirect_uri("http://127.0.0.1:1/cb?a=1").unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert!(query.matches("http://127.0.0.1:1/cb?a=1").is_some());
+        assert!(query.matches("http://127.0.0.1:2/cb?a=1").is_none());
     }
 
     #[test]

@@ -299,16 +299,22 @@ async fn a_registered_client_gets_a_token_for_the_resource_alone() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.json()["error"], "invalid_client");
 
-    // An unregistered redirect URI is never redirected to.
-    let page = h
-        .get(&authorize_path(
-            client,
-            "http://127.0.0.1:33419/callback",
-            &[],
-        ))
-        .await;
-    assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.header("location").is_none());
+    // An unregistered redirect URI is never redirected to; a loopback one may change its port
+    // (RFC 8252 §7.3), not its host or path.
+    for unregistered in [
+        "http://127.0.0.1:33418/other",
+        "http://localhost:33418/callback",
+        "https://app.example/cb2",
+        "https://app.example:8443/cb",
+    ] {
+        let page = h.get(&authorize_path(client, unregistered, &[])).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{unregistered}");
+        assert!(page.header("location").is_none());
+    }
+    let other_port = "http://127.0.0.1:40001/callback";
+    let code = self::code(&h, client, other_port, &[]).await;
+    let reply = exchange(&h, client, other_port, &code, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }
 
 #[tokio::test]
@@ -445,8 +451,29 @@ async fn browser_clients_register_and_call_the_token_endpoint_from_their_redirec
         reply.header("access-control-allow-origin").as_deref(),
         Some("http://localhost:6274")
     );
+    // A loopback redirect URI allows any port (RFC 8252 §7.3), so its origin does too; not
+    // another host or scheme.
     let reply = h
         .send(preflight("/oauth/token", "http://localhost:6275"))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    for other in ["http://127.0.0.1:6274", "https://localhost:6274"] {
+        let reply = h.send(preflight("/oauth/token", other)).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{other}");
+    }
+    // An https redirect URI's origin is exact.
+    let reply = register(
+        &h,
+        json!({"redirect_uris": ["https://inspector.example/cb"]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let reply = h
+        .send(preflight("/oauth/token", "https://inspector.example"))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = h
+        .send(preflight("/oauth/token", "https://inspector.example:8443"))
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }

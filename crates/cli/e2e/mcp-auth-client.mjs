@@ -2,11 +2,12 @@
 // discovery, then a client identity — RFC 7591 registration (`dcr`) or a Client ID Metadata
 // Document served here on a loopback port (`cimd`) — then PKCE authorization with the RFC 8707
 // `resource` (following the redirect to the login page and submitting its form with fetch), and
-// the code exchange with the same `resource`.
+// the code exchange and a refresh, both with the same `resource`.
 //
 // Driven by crates/cli/tests/mcp_authorization_server.rs:
 //   node mcp-auth-client.mjs ISSUER_URL RESOURCE dcr|cimd
-// Prints one JSON line: {"client_id", "tokens", "metadata"}; exits 1 with the error otherwise.
+// Prints one JSON line: {"client_id", "tokens", "refreshed", "metadata"}; exits 1 with the error
+// otherwise.
 
 import http from 'node:http';
 import {
@@ -14,6 +15,7 @@ import {
   registerClient,
   startAuthorization,
   exchangeAuthorization,
+  refreshAuthorization,
 } from '@modelcontextprotocol/sdk/client/auth.js';
 
 const [issuer, resource, mode] = process.argv.slice(2);
@@ -92,7 +94,7 @@ try {
     metadata,
     clientInformation,
     redirectUrl,
-    scope: 'mcp:use',
+    scope: 'mcp:use offline_access',
     state,
     resource: new URL(resource),
   });
@@ -110,7 +112,14 @@ try {
     redirectUri: redirectUrl,
     resource: new URL(resource),
   });
-  console.log(JSON.stringify({ client_id: clientInformation.client_id, tokens, metadata }));
+  if (!tokens.refresh_token) throw new Error(`no refresh token: ${JSON.stringify(tokens)}`);
+  const refreshed = await refreshAuthorization(issuer, {
+    metadata,
+    clientInformation,
+    refreshToken: tokens.refresh_token,
+    resource: new URL(resource),
+  });
+  console.log(JSON.stringify({ client_id: clientInformation.client_id, tokens, refreshed, metadata }));
 } catch (error) {
   console.error(error?.stack ?? String(error));
   process.exit(1);

@@ -163,7 +163,7 @@ rbac = false
         }
         let tokens = &result["tokens"];
         assert_eq!(tokens["token_type"], "Bearer", "{mode}");
-        assert_eq!(tokens["scope"], "mcp:use", "{mode}");
+        assert_eq!(tokens["scope"], "mcp:use offline_access", "{mode}");
         let access = tokens["access_token"].as_str().unwrap();
         let claims = claims(access);
         assert_eq!(
@@ -173,6 +173,15 @@ rbac = false
         );
         assert_eq!(claims["azp"], client_id);
         assert_eq!(claims["sub"], "jwtgate|alice");
+        // The SDK's refresh, with the same resource: a rotated refresh token, and an access token
+        // for the resource alone (RS256 without jti: the same bytes within the same second).
+        let refreshed = &result["refreshed"];
+        let renewed = refreshed["access_token"].as_str().unwrap();
+        assert_eq!(self::claims(renewed)["aud"], resource.as_str(), "{mode}");
+        assert_ne!(
+            refreshed["refresh_token"], tokens["refresh_token"],
+            "{mode}"
+        );
 
         let accepted = verify(&issuer.url, &resource, access);
         assert!(

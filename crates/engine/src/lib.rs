@@ -31,6 +31,7 @@ pub mod dpop;
 mod engine;
 pub mod hygiene;
 pub mod identity;
+pub mod mcp;
 pub mod metrics;
 pub mod path;
 pub mod routes;
@@ -39,7 +40,8 @@ pub mod token_cache;
 
 pub use denial::Denial;
 pub use engine::{
-    unix_now, Allow, CachedPass, Cors, Engine, FrontEnd, Outcome, RequestView, TokenInput,
+    unix_now, Allow, CachedPass, Cors, Engine, FrontEnd, Inspection, Outcome, RequestBody,
+    RequestView, TokenInput,
 };
 pub use metrics::Metrics;
 

@@ -447,3 +447,53 @@ fn bodies_the_server_could_read_differently_are_refused_and_never_forwarded() {
         assert_eq!(document["resource"], fixture.resource.as_str());
     }
 }
+
+#[test]
+fn the_one_line_mcp_mode_fronts_an_unchanged_server() {
+    let server = McpServer::start();
+    let provider = jwtgate_test_support::JwksServer::start(&Issuer::new().jwks());
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let resource = format!("http://{addr}/mcp");
+    let issuer = Issuer::new()
+        .with_issuer(&provider.issuer())
+        .with_audience(&resource);
+    provider.set_jwks(&issuer.jwks());
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .args(["serve", "--mcp", "--listen", &addr.to_string()])
+        .args(["--upstream", &format!("http://127.0.0.1:{}", server.port)])
+        .args(["--issuer", &provider.issuer()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _gateway = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "jwtgate is not listening");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let request = format!(
+        "GET /.well-known/oauth-protected-resource/mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, _, body) = raw(addr, request.as_bytes());
+    assert_eq!(status, 200);
+    let document: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(document["resource"], resource.as_str());
+    assert_eq!(
+        document["authorization_servers"],
+        json!([provider.issuer()])
+    );
+    // The issuer's tokens are for the resource; one passes, one for another API does not.
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let json = "Content-Type: application/json\r\n";
+    let token = issuer.token(json!({}));
+    assert_eq!(post(addr, &token, json, initialize.as_bytes()).0, 200);
+    let other = issuer.token(json!({"aud": "https://api.example.com"}));
+    let (status, challenge) = post(addr, &other, json, initialize.as_bytes());
+    assert_eq!(status, 401, "{challenge}");
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    // Every other path is refused: the MCP endpoint is the only route.
+    let request = format!("GET /admin HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw(addr, request.as_bytes()).0, 403);
+}

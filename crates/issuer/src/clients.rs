@@ -469,14 +469,15 @@ impl Issuer {
                 "a client metadata document URL needs a path (e.g. https://app.example/oauth/client.json)",
             ));
         }
+        let loopback = is_loopback_host(&url);
         match url.scheme() {
-            "https" => {}
-            "http" if is_loopback_host(&url) && settings.allow_loopback_client_metadata => {}
-            "http" if is_loopback_host(&url) => {
+            _ if loopback && !settings.allow_loopback_client_metadata => {
                 return Err(unknown(
-                    "http:// metadata documents are fetched only with [issuer] allow_loopback_client_metadata = true (for tests)",
+                    "metadata documents on loopback hosts are fetched only with [issuer] allow_loopback_client_metadata = true (for tests)",
                 ))
             }
+            "https" => {}
+            "http" if loopback => {}
             _ => return Err(unknown("client metadata documents are fetched over https only")),
         }
         let now = self.shared.clock.unix();

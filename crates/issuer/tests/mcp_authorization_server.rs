@@ -696,6 +696,18 @@ async fn loopback_metadata_documents_need_the_test_switch() {
         page.text()
     );
     assert_eq!(server.hits(), 0, "nothing is fetched");
+    // Nor over https on a loopback host (the issuer is no probe for local services).
+    for client in [
+        "https://127.0.0.1:1/client.json",
+        "https://localhost/client.json",
+    ] {
+        let page = h.get(&authorize_path(client, CLIENT_REDIRECT, &[])).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{client}");
+        assert!(
+            page.text().contains("allow_loopback_client_metadata"),
+            "{client}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -245,12 +245,16 @@ pub fn index_page(issuer: &Issuer) -> Response {
         "<p class=\"sub\">issuer <code>{}</code></p><dl>",
         escape(iss)
     ));
-    for (name, path) in [
+    let mut endpoints = vec![
         ("discovery", ".well-known/openid-configuration"),
         ("JWKS", ".well-known/jwks.json"),
         ("authorize", "authorize"),
         ("token", "oauth/token"),
-    ] {
+    ];
+    if config.issuer.dynamic_registration {
+        endpoints.push(("registration", "register"));
+    }
+    for (name, path) in endpoints {
         body.push_str(&format!(
             "<dt>{name}</dt><dd><code>{}{}</code></dd>",
             escape(iss),

@@ -289,7 +289,7 @@ fn authorization_code(
             nonce: request.nonce.as_deref(),
             lifetime: None,
             jkt,
-            resource: request.resource,
+            resource: request.resource || params.get("resource").is_some(),
         },
         None,
     )?;

@@ -377,6 +377,22 @@ async fn the_resource_is_a_configured_api_compared_exactly() {
     let reply = exchange(&h, &client, CLIENT_REDIRECT, &code, &[("resource", MCP)]).await;
     assert_eq!(reply.json()["error"], "invalid_target");
 
+    // Named with audience (Auth0's way) and openid: aud also lists userinfo, unless the token
+    // request names the resource.
+    let by_audience = [
+        ("resource", ""),
+        ("audience", MCP),
+        ("scope", "openid mcp:use"),
+    ];
+    let code = self::code(&h, &client, CLIENT_REDIRECT, &by_audience).await;
+    let reply = exchange(&h, &client, CLIENT_REDIRECT, &code, &[]).await;
+    let (_, claims) = decode(reply.json()["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], json!([MCP, format!("{ISS}userinfo")]));
+    let code = self::code(&h, &client, CLIENT_REDIRECT, &by_audience).await;
+    let reply = exchange(&h, &client, CLIENT_REDIRECT, &code, &[("resource", MCP)]).await;
+    let (_, claims) = decode(reply.json()["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], MCP);
+
     // client_credentials: resource works as audience does, and an unknown one is invalid_target.
     let m2m = |extra: Vec<(&'static str, &'static str)>| {
         let mut pairs = vec![

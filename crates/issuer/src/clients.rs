@@ -6,7 +6,8 @@
 //! Both kinds are **public clients only** (`token_endpoint_auth_method` `none`, so PKCE `S256`
 //! is required at `/authorize`) whose redirect URIs are exact `https://` URLs or `http://`
 //! loopback URLs (`127.0.0.1`, `localhost`, `[::1]`; any port at request time, RFC 8252 §7.3,
-//! the host and path exact): no wildcards, no custom schemes, no fragments, no user info. One validation ([`client_from_metadata`]) serves both.
+//! the host and path exact): no wildcards, no custom schemes, no fragments, no user info. One
+//! validation (`client_from_metadata`) serves both.
 //!
 //! Their browser calls to the token, revocation and userinfo endpoints are allowed (CORS) from
 //! the origins of their redirect URIs.

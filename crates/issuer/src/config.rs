@@ -101,8 +101,9 @@ pub struct IssuerSettings {
     pub registrations_per_minute: u32,
     /// Whether an `https://` `client_id` is a Client ID Metadata Document to fetch (default true).
     pub client_metadata_documents: bool,
-    /// Whether a `http://` loopback `client_id` (127.0.0.1, localhost, [::1]) is fetched too —
-    /// for tests, where the document is served on a free local port (default false).
+    /// Whether a `client_id` on a loopback host (`127.0.0.1`, `localhost`, `[::1]`; `http://`
+    /// too) is fetched — for tests, where the document is served on a free local port (default
+    /// false).
     pub allow_loopback_client_metadata: bool,
 }
 

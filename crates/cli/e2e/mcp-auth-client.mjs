@@ -17,6 +17,7 @@ import {
   exchangeAuthorization,
   refreshAuthorization,
 } from '@modelcontextprotocol/sdk/client/auth.js';
+import { signIn } from './issuer-login.mjs';
 
 const [issuer, resource, mode] = process.argv.slice(2);
 if (!issuer || !resource || !['dcr', 'cimd'].includes(mode)) {
@@ -53,26 +54,6 @@ function serveMetadataDocument() {
       resolve(`http://127.0.0.1:${server.address().port}/oauth/client.json`);
     });
   });
-}
-
-/** The browser's part: open the authorization URL, pick a user on the login page, read the redirect. */
-async function signIn(authorizationUrl, user) {
-  const page = await fetch(authorizationUrl, { redirect: 'manual' });
-  const html = await page.text();
-  if (page.status !== 200) throw new Error(`/authorize answered ${page.status}: ${html.slice(0, 500)}`);
-  const tx = /name="tx" value="([^"]+)"/.exec(html)?.[1];
-  if (!tx) throw new Error(`no login form in: ${html.slice(0, 500)}`);
-  const login = await fetch(new URL('/login', issuer), {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ tx, username: user }),
-  });
-  const location = login.headers.get('location');
-  if (login.status !== 302 || !location) {
-    throw new Error(`/login answered ${login.status}: ${(await login.text()).slice(0, 500)}`);
-  }
-  return new URL(location);
 }
 
 try {

@@ -393,6 +393,17 @@ fn bodies_the_server_could_read_differently_are_refused_and_never_forwarded() {
         call("list_users").as_bytes(),
     );
     assert_eq!(status, 400);
+    // UTF-7: servers that decode with the declared charset (the SDK's SSE transport, Express's
+    // body parser) read "+AGQ-elete_user" as "delete_user".
+    let utf7 = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"+AGQ-elete_user","arguments":{"name":"bob"}}}"#;
+    let user = fixture.token("mcp:use", &fixture.resource);
+    let (status, _) = post(
+        addr,
+        &user,
+        "Content-Type: application/json; charset=utf-7\r\n",
+        utf7.as_bytes(),
+    );
+    assert_eq!(status, 400);
     let (status, _) = post(
         addr,
         &admin,
@@ -408,7 +419,6 @@ fn bodies_the_server_could_read_differently_are_refused_and_never_forwarded() {
     let (status, _) = post(addr, &admin, json, big.as_bytes());
     assert_eq!(status, 413);
     // A batch passes only when every element does.
-    let user = fixture.token("mcp:use", &fixture.resource);
     let batch = format!("[{},{}]", call("list_users"), call("delete_user"));
     let (status, challenge) = post(addr, &user, json, batch.as_bytes());
     assert_eq!(status, 403, "{challenge}");

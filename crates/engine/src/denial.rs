@@ -244,7 +244,7 @@ impl Denial {
     pub fn body_unavailable(realm: &str) -> Denial {
         let mut denial = Denial::proxy_contract(
             realm,
-            "this MCP route's rules inspect the JSON-RPC body, which this front end does not receive: put jwtgate serve --upstream in front of the MCP server",
+            "this MCP route's rules inspect the JSON-RPC body, which this front end does not receive: put jwtgate serve --upstream in front of the MCP server, or send the body (Envoy ext_authz: with_request_body with pack_as_bytes)",
         );
         denial.kind = "mcp_body_unavailable";
         denial

@@ -354,6 +354,27 @@ pub enum McpRefusal {
     },
 }
 
+/// `application/json`, with no parameter but `charset=utf-8`: servers decode the body with the
+/// declared charset (the MCP SDK's SSE transport and Express's body parser do), and a body read
+/// as UTF-7 or Latin-1 there is not the body inspected here (`"+AGQ-elete_user"` is
+/// `"delete_user"` in UTF-7).
+fn is_utf8_json(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| {
+            let Some((name, value)) = parameter.split_once('=') else {
+                return false;
+            };
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
+        })
+}
+
 /// Where the value a rule keys on lives, for the methods that name something.
 fn named_target(method: &str) -> Option<(&'static str, &'static str)> {
     match method {
@@ -391,17 +412,14 @@ impl McpRules {
         }
         let mut types = headers.get_all(http::header::CONTENT_TYPE).iter();
         let json = match (types.next(), types.next()) {
-            (Some(value), None) => value.to_str().is_ok_and(|t| {
-                let essence = t.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/json")
-            }),
+            (Some(value), None) => value.to_str().is_ok_and(is_utf8_json),
             _ => false,
         };
         if json {
             Ok(())
         } else {
             Err(McpRefusal::Invalid(
-                "an MCP request must have exactly one Content-Type: application/json".into(),
+                "an MCP request must have exactly one Content-Type: application/json (charset utf-8 or none)".into(),
             ))
         }
     }
@@ -520,4 +538,47 @@ pub fn has_body(headers: &HeaderMap) -> bool {
         || headers
             .get(http::header::CONTENT_LENGTH)
             .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_utf8_json_is_inspected() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(is_utf8_json(ok), "{ok}");
+        }
+        for refused in [
+            "application/json; charset=utf-7",
+            "application/json; charset=iso-8859-1",
+            "application/json; charset=utf-16",
+            "application/json; boundary=x",
+            "application/json;",
+            "text/plain",
+            "application/jsonx",
+        ] {
+            assert!(!is_utf8_json(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn canonical_resource_uris() {
+        let canon = |u: &str| canonical(&url::Url::parse(u).unwrap()).unwrap();
+        assert_eq!(
+            canon("HTTPS://MCP.Example.com:443/mcp/"),
+            "https://mcp.example.com/mcp"
+        );
+        assert_eq!(canon("https://mcp.example.com"), "https://mcp.example.com");
+        assert_eq!(
+            canon("http://127.0.0.1:8080/a/b"),
+            "http://127.0.0.1:8080/a/b"
+        );
+        assert!(canonical(&url::Url::parse("https://u:p@mcp.example.com/").unwrap()).is_err());
+    }
 }

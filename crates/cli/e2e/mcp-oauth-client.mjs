@@ -11,29 +11,15 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { signIn } from './issuer-login.mjs';
 
 const [mcpUrl, user] = process.argv.slice(2);
 const redirectUrl = 'http://127.0.0.1:33419/callback';
 const result = { authorizations: [] };
 
-/** The browser's part: open the authorization URL, pick a user on the login page, read the redirect. */
-async function signIn(authorizationUrl) {
-  const page = await fetch(authorizationUrl, { redirect: 'manual' });
-  const html = await page.text();
-  if (page.status !== 200) throw new Error(`/authorize answered ${page.status}: ${html.slice(0, 500)}`);
-  const tx = /name="tx" value="([^"]+)"/.exec(html)?.[1];
-  if (!tx) throw new Error(`no login form in: ${html.slice(0, 500)}`);
-  const login = await fetch(new URL('/login', authorizationUrl), {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ tx, username: user }),
-  });
-  const location = login.headers.get('location');
-  if (login.status !== 302 || !location) {
-    throw new Error(`/login answered ${login.status}: ${(await login.text()).slice(0, 500)}`);
-  }
-  const callback = new URL(location);
+/** The browser's part (issuer-login.mjs), then the code from the redirect. */
+async function signInForCode(authorizationUrl) {
+  const callback = await signIn(authorizationUrl, user);
   if (callback.searchParams.get('error')) {
     throw new Error(`authorization error: ${callback.searchParams.get('error')}: ${callback.searchParams.get('error_description')}`);
   }
@@ -66,7 +52,7 @@ class HeadlessProvider {
       scope: url.searchParams.get('scope'),
       code_challenge_method: url.searchParams.get('code_challenge_method'),
     });
-    this.pendingCode = await signIn(url);
+    this.pendingCode = await signInForCode(url);
   }
   saveCodeVerifier(verifier) { this.saved.verifier = verifier; }
   codeVerifier() { return this.saved.verifier; }
@@ -91,16 +77,34 @@ async function connect() {
 }
 
 try {
-  const { client } = await connect();
+  const { client, transport } = await connect();
   const access = provider.tokens().access_token;
   result.token_claims = JSON.parse(Buffer.from(access.split('.')[1], 'base64url').toString());
   result.tools = (await client.listTools()).tools.map((t) => t.name).sort();
   result.list_users = (await client.callTool({ name: 'list_users', arguments: {} })).content[0].text;
+  // The 403 names the scopes; the SDK authorizes again asking for them (the "browser" signs in
+  // again), and the call is retried with the new token.
+  const deleteUser = () => client.callTool({ name: 'delete_user', arguments: { name: 'bob' } });
   try {
-    await client.callTool({ name: 'delete_user', arguments: { name: 'bob' } });
+    await deleteUser();
     result.delete_user = 'allowed';
   } catch (error) {
-    result.delete_user = { error: String(error?.message ?? error), code: error?.code ?? null };
+    let final = error;
+    if (error instanceof UnauthorizedError && provider.pendingCode) {
+      await transport.finishAuth(provider.pendingCode);
+      provider.pendingCode = undefined;
+      result.stepped_up_scope = JSON.parse(
+        Buffer.from(provider.tokens().access_token.split('.')[1], 'base64url').toString(),
+      ).scope;
+      try {
+        await deleteUser();
+        final = undefined;
+        result.delete_user = 'allowed after step-up';
+      } catch (again) {
+        final = again;
+      }
+    }
+    if (final) result.delete_user = { error: String(final?.message ?? final), code: final?.code ?? null };
   }
   await client.close();
   process.stdout.write(JSON.stringify(result) + '\n');

@@ -13,70 +13,11 @@
 
 use jwtgate_test_support::free_port;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-fn e2e_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
+mod mcp_support;
 
-fn require_node_and_sdk() {
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|o| o.status.success()),
-        "node is missing: install Node.js (20 or later)"
-    );
-    let sdk = e2e_dir().join("node_modules/@modelcontextprotocol/sdk/package.json");
-    assert!(
-        sdk.exists(),
-        "npm package @modelcontextprotocol/sdk is missing: run `npm ci` in {} (bash scripts/test does)",
-        e2e_dir().display()
-    );
-}
-
-/// A `jwtgate issuer` process on a free loopback port; killed when dropped.
-struct Running {
-    child: Child,
-    url: String,
-}
-
-impl Running {
-    fn start(config: &std::path::Path) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-            .args([
-                "issuer",
-                "--listen",
-                "127.0.0.1:0",
-                "--ephemeral",
-                "--config",
-            ])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first
-            .strip_prefix("jwtgate issuer listening on ")
-            .unwrap_or_else(|| panic!("unexpected banner: {first}"))
-            .to_owned();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Running {
-            child,
-            url: format!("http://{addr}/"),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use mcp_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
 
 fn node_client(issuer: &str, resource: &str, mode: &str) -> Value {
     let output = Command::new("node")
@@ -147,7 +88,7 @@ rbac = false
         ),
     )
     .unwrap();
-    let issuer = Running::start(&config);
+    let issuer = IssuerProcess::start(&config);
 
     for mode in ["dcr", "cimd"] {
         let result = node_client(&issuer.url, &resource, mode);

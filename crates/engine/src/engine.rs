@@ -8,7 +8,7 @@ use crate::denial::Denial;
 use crate::dpop::{DpopMode, DpopPolicy, ProofRequest, Scheme};
 use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
-use crate::mcp::ProtectedResource;
+use crate::mcp::{ProtectedResource, SessionBindings};
 use crate::metrics::Metrics;
 use crate::path::{self, PathPolicy};
 use crate::routes::{Requirement, RouteTable};
@@ -139,6 +139,9 @@ pub struct Allow {
     pub verified: Option<Arc<Verified>>,
     /// The normalised path that was checked: what a proxy must send upstream.
     pub path: String,
+    /// An MCP route's request: a front end that sees the upstream's answer binds the session
+    /// it names to the token ([`Engine::bind_mcp_session`]).
+    pub mcp: bool,
 }
 
 /// What to do with a request.
@@ -169,6 +172,7 @@ pub struct Engine {
     revocation: Option<Arc<Revocations>>,
     dpop: DpopPolicy,
     resource: Option<Arc<ProtectedResource>>,
+    mcp_sessions: SessionBindings,
 }
 
 impl std::fmt::Debug for Engine {
@@ -208,6 +212,7 @@ impl Engine {
             revocation: None,
             dpop: DpopPolicy::default(),
             resource: None,
+            mcp_sessions: SessionBindings::default(),
         }
     }
 
@@ -300,6 +305,13 @@ impl Engine {
     pub fn with_resource(mut self, resource: ProtectedResource) -> Self {
         self.resource = Some(Arc::new(resource));
         self
+    }
+
+    /// Binds an MCP session the upstream named (`Mcp-Session-Id` in its answer to an allowed
+    /// request) to the token's principal: a later request naming it with another principal's
+    /// token is refused.
+    pub fn bind_mcp_session(&self, session: &str, verified: &Verified) {
+        self.mcp_sessions.bind(session, verified);
     }
 
     /// The protected resource, when configured.
@@ -488,6 +500,7 @@ impl Engine {
                     identity: Arc::from([]),
                     verified: None,
                     path,
+                    mcp: false,
                 }))
             }
             Requirement::Deny => return Ok(Outcome::Deny(Denial::no_route(&self.realm))),
@@ -618,6 +631,7 @@ impl Engine {
             identity: pass.identity,
             verified: Some(pass.verified),
             path,
+            mcp: route_policy.mcp().is_some(),
         }))
     }
 
@@ -639,6 +653,14 @@ impl Engine {
         verified: &Verified,
     ) -> Result<Option<Denial>, usize> {
         let limit = self.mcp_body_limit();
+        for session in request.headers.get_all(crate::mcp::SESSION_HEADER) {
+            let admitted = session
+                .to_str()
+                .is_ok_and(|id| self.mcp_sessions.admits(id, verified));
+            if !admitted {
+                return Ok(Some(Denial::mcp_session_unknown(&self.realm)));
+            }
+        }
         if request.method != "POST" {
             if crate::mcp::has_body(request.headers) {
                 return Ok(Some(Denial::mcp_refusal(

@@ -282,8 +282,18 @@ where
                     Ok(response)
                 }
                 Outcome::Allow(allow) => {
+                    let mcp_principal = allow.verified.clone().filter(|_| allow.mcp);
                     apply_identity(&mut request, &engine, allow);
                     let mut response = inner.call(request).await?;
+                    if let Some(verified) = mcp_principal {
+                        let session = response
+                            .headers()
+                            .get(jwtgate_engine::mcp::SESSION_HEADER)
+                            .and_then(|v| v.to_str().ok());
+                        if let Some(session) = session {
+                            engine.bind_mcp_session(session, &verified);
+                        }
+                    }
                     add_cors(
                         response.headers_mut(),
                         engine.cors(),

@@ -2,8 +2,9 @@
 //! loopback port: rules added, listed, replaced and removed; an expired rule refused; keys
 //! expiring with their rules; a follower picking up changes and surviving a flush; the DPoP
 //! first-use check shared by every connection, and the gateway's bounded replay store
-//! ([`SharedDpopReplay`]): first use once, keys expiring with the proof's window, a Redis that
-//! stops answering reported at once and left alone for a moment, then used again.
+//! ([`SharedDpopReplay`]): first use once, keys expiring with the proof's window, a slow Redis
+//! (writes paused) given up on at the bound, a Redis that stops answering reported at once and
+//! left alone for a moment, then used again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -186,6 +187,24 @@ async fn the_shared_replay_store_is_bounded_and_comes_back() {
         .await
         .unwrap();
     assert_eq!(expires, until + 1);
+
+    // Redis slow (writes paused): the answer is an error once the bound has passed, not when
+    // Redis answers.
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "2000", "WRITE"])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let hasty = replica(Duration::from_millis(50));
+    let started = Instant::now();
+    let error = hasty.first_use("jkt-a", "slow", until).await.unwrap_err();
+    assert!(error.why.contains("did not answer within 50 ms"), "{error}");
+    assert!(started.elapsed() < Duration::from_millis(1000), "bounded");
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
 
     // Redis gone: the answer is an error at once, then Redis is not asked for a moment.
     let port = redis.port;

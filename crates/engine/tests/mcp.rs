@@ -191,6 +191,8 @@ async fn calls_need_the_scopes_of_their_method_tool_prompt_and_resource() {
     assert_eq!(post(&engine, &user, batch.as_bytes()).await.0, 403);
     let answer = br#"{"jsonrpc":"2.0","id":"s-1","result":{"action":"accept"}}"#;
     assert_eq!(post(&engine, &user, answer).await.0, 200);
+    let null_result = br#"{"jsonrpc":"2.0","id":7,"result":null}"#;
+    assert_eq!(post(&engine, &user, null_result).await.0, 200);
 }
 
 #[tokio::test]
@@ -209,6 +211,11 @@ async fn bodies_that_are_not_unambiguous_json_rpc_are_refused() {
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"result\":{}}",
         b"\xff",
+        // A message, or its params, as an array: members by position are not what the server reads.
+        b"[[\"2.0\",1,\"tools/call\",{\"name\":\"list_users\"}]]",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"name\":\"delete_user\"}}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"},\"params\":{\"name\":\"delete_user\"}}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"} trailing",
     ] {
         let (status, challenge, _) = post(&engine, &admin, body).await;
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(body));

@@ -191,7 +191,11 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             tracing::warn!(%address, "listening on a non-loopback address");
         }
         let tls = match &options.tls {
-            Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
+            Some((cert, key)) => Some(server::tls_acceptor_with_client_ca(
+                cert,
+                key,
+                options.client_ca.as_deref(),
+            )?),
             None => None,
         };
         // One shutdown for both listeners: a signal, or either server ending.

@@ -5,10 +5,11 @@
 
 use crate::bearer::{self, BearerToken, TokenLocations};
 use crate::denial::Denial;
-use crate::dpop::{DpopMode, DpopPolicy, ProofRequest, Scheme};
+use crate::dpop::{DpopMode, DpopPolicy, DpopRefusal, ProofRequest, Scheme};
 use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
 use crate::metrics::Metrics;
+use crate::mtls::CertificateThumbprint;
 use crate::path::{self, PathPolicy};
 use crate::routes::{Requirement, RouteTable};
 use crate::token_cache::TokenCache;
@@ -96,6 +97,9 @@ pub struct RequestView<'a> {
     pub origin: Option<&'a str>,
     /// Where the token is.
     pub token: TokenInput,
+    /// The client certificate the TLS listener verified (RFC 8705 certificate-bound tokens),
+    /// when jwtgate terminates TLS with client certificates; `None` otherwise.
+    pub client_certificate: Option<CertificateThumbprint>,
     /// The time of the decision, Unix seconds.
     pub now: i64,
 }
@@ -109,6 +113,9 @@ pub struct Allow {
     pub verified: Option<Arc<Verified>>,
     /// The normalised path that was checked: what a proxy must send upstream.
     pub path: String,
+    /// The server nonce for the client's next DPoP proof (`DPoP-Nonce`, RFC 9449 §8.2), when a
+    /// proof was checked and nonces are required.
+    pub dpop_nonce: Option<String>,
 }
 
 /// What to do with a request.
@@ -377,6 +384,7 @@ impl Engine {
                     identity: Arc::from([]),
                     verified: None,
                     path,
+                    dpop_nonce: None,
                 })
             }
             Requirement::Deny => return Outcome::Deny(Denial::no_route(&self.realm)),
@@ -439,6 +447,7 @@ impl Engine {
             target: request.target,
             headers,
             token: &token,
+            client_certificate: request.client_certificate.as_ref(),
             now: request.now,
         };
         if let Err(refusal) = self
@@ -450,13 +459,20 @@ impl Engine {
                 .then(|| self.dpop.current_nonce(request.now))
                 .flatten();
             let denial = Denial::dpop_refusal(&self.realm, &refusal).with_dpop_nonce(nonce);
-            let denial = if mode == DpopMode::Off {
+            // A certificate-bound token comes as a bearer token: its refusal is a Bearer
+            // challenge unless DPoP is required.
+            let certificate = matches!(refusal, DpopRefusal::Certificate(_));
+            let denial = if mode == DpopMode::Off || (certificate && mode == DpopMode::Allowed) {
                 denial
             } else {
                 denial.with_dpop_challenge(self.dpop.algs(), mode != DpopMode::Required)
             };
             return Outcome::Deny(denial);
         }
+        // A fresh nonce on success too (RFC 9449 §8.2), so clients switch before it expires.
+        let dpop_nonce = (scheme == Scheme::Dpop)
+            .then(|| self.dpop.current_nonce(request.now))
+            .flatten();
         let rules = self.issuer_rules.iter().find(|r| r.issuer == issuer);
         let audiences = rules.map(|r| r.audiences.as_slice());
         if let Err(rejection) = route_policy.admits(&pass.verified, issuer, audiences) {
@@ -484,6 +500,7 @@ impl Engine {
             identity: pass.identity,
             verified: Some(pass.verified),
             path,
+            dpop_nonce,
         })
     }
 

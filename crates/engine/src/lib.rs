@@ -32,6 +32,7 @@ mod engine;
 pub mod hygiene;
 pub mod identity;
 pub mod metrics;
+pub mod mtls;
 pub mod path;
 pub mod routes;
 pub mod rules;

@@ -151,6 +151,7 @@ pub async fn check(
         headers: &original.headers,
         origin: original.origin.as_deref(),
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: unix_now(),
     };
     let outcome = engine.decide(&view).await;
@@ -225,6 +226,12 @@ fn render_allow(
             remove.push(name.to_owned());
         }
     }
+    // The client certificate a trusted proxy passed in a header is for jwtgate, not upstream.
+    if let Some(name) = engine.dpop().certificate_source().header() {
+        if headers.contains_key(name) && !remove.iter().any(|n| n == name.as_str()) {
+            remove.push(name.as_str().to_owned());
+        }
+    }
     let mut query_remove = Vec::new();
     if !options.forward_token {
         if let Some(cookie_name) = locations.cookie.as_deref() {
@@ -260,6 +267,11 @@ fn render_allow(
             headers: set,
             headers_to_remove: remove,
             query_parameters_to_remove: query_remove,
+            response_headers_to_add: allow
+                .and_then(|a| a.dpop_nonce.as_deref())
+                .map(|nonce| overwrite("dpop-nonce", nonce.as_bytes()))
+                .into_iter()
+                .collect(),
             ..OkHttpResponse::default()
         })),
         dynamic_metadata: metadata,
@@ -367,6 +379,7 @@ mod tests {
             identity: identity.into(),
             verified: None,
             path: "/api".to_owned(),
+            dpop_nonce: None,
         })
     }
 

@@ -383,6 +383,31 @@ mod tests {
         })
     }
 
+    #[test]
+    fn allow_rotates_the_dpop_nonce_and_removes_the_certificate_header() {
+        let (_issuer, engine) = engine_with(
+            "[server]\nclient_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"",
+        );
+        let sent = headers(&[("x-forwarded-client-cert", "Hash=00"), ("accept", "*/*")]);
+        let Outcome::Allow(mut allowed) = allow(&[]) else {
+            unreachable!()
+        };
+        allowed.dpop_nonce = Some("n-1".into());
+        let outcome = Outcome::Allow(allowed);
+        let response = render(&engine, &sent, "/api", &outcome, CheckOptions::default());
+        let ok = ok(&response);
+        assert_eq!(ok.headers_to_remove, ["x-forwarded-client-cert"]);
+        let added: Vec<(&str, &str)> = ok
+            .response_headers_to_add
+            .iter()
+            .map(|h| {
+                let header = h.header.as_ref().unwrap();
+                (header.key.as_str(), header.value.as_str())
+            })
+            .collect();
+        assert_eq!(added, [("dpop-nonce", "n-1")]);
+    }
+
     fn ok(response: &CheckResponse) -> &OkHttpResponse {
         assert_eq!(response.status.as_ref().unwrap().code, code::OK);
         match response.http_response.as_ref().unwrap() {

@@ -8,7 +8,9 @@
 //! `Authorization`; a client's own `X-Auth-Subject` (any case, and with `_`) never reaches it;
 //! no token is 401 with jwtgate's challenge, a missing scope 403, an expired token 401
 //! `invalid_token`; `/public/../…`, `%2e%2e` and `//` are decided on the normalised path; and with
-//! jwtgate stopped (SIGTERM: both its listeners close), the proxy refuses, public routes too.
+//! jwtgate stopped (SIGTERM: both its listeners close), the proxy refuses, public routes too. A
+//! DPoP request passes through each (the proxy tells jwtgate the scheme and host the client
+//! used), and a proof made for another URI is refused.
 //!
 //! Envoy and Traefik come from `scripts/test` (`target/proxies-venv/bin`); a missing one fails the
 //! test with the install hint.
@@ -17,6 +19,8 @@
 
 use axum::extract::{Request, State};
 use axum::Router;
+use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
+use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_test_support::{free_port, proxy_tool, workspace_root, Issuer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -701,6 +705,54 @@ async fn run_cases(front: Front, proxy: SocketAddr, seen: &Seen, issuer: &Issuer
     .await;
     assert_eq!(reply.status, 200, "{front:?}: {}", reply.body);
     assert_eq!(reached.unwrap()["uri"], "/api/users", "{front:?}");
+
+    // DPoP: a proof for the URI the client used passes; one for another URI is refused.
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = format!("DPoP {bound}");
+    let proof = |uri: &str, jti: &str| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri,
+                access_token: Some(&bound),
+                iat: jwtgate_test_support::now(),
+                jti,
+                nonce: None,
+            },
+        )
+        .unwrap()
+    };
+    let good_proof = proof("http://api.example.com/api/users", "through-the-proxy");
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/api/users?page=2",
+        &[("Authorization", &dpop), ("DPoP", &good_proof)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{front:?}: DPoP: {}", reply.body);
+    assert!(reached.is_some(), "{front:?}");
+    let other_proof = proof("http://api.example.com/api/other", "another-uri");
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/api/users",
+        &[("Authorization", &dpop), ("DPoP", &other_proof)],
+    )
+    .await;
+    assert_refused(&reply, &reached, 401, "error=\"invalid_dpop_proof\"");
+    assert!(
+        reply
+            .one("www-authenticate")
+            .unwrap()
+            .contains("the request is http://api.example.com/api/users"),
+        "{front:?}: {:?}",
+        reply.one("www-authenticate")
+    );
 }
 
 /// With jwtgate gone, the proxy refuses every request (public routes too): nothing unchecked

@@ -10,6 +10,8 @@
 
 use clap::{Args, ValueEnum};
 use jwtgate_engine::args::{blame, EngineArgs, EngineSettings};
+use jwtgate_engine::mcp::ResourceSection;
+use jwtgate_engine::RouteSection;
 use jwtgate_http::config::{BuiltGateway, ConfigError, CorsSection, GatewayConfig};
 use jwtgate_http::proxy::ProxyOptions;
 use jwtgate_http::{reload, server};
@@ -48,6 +50,24 @@ pub struct ServeArgs {
     /// Upstream to proxy authorised requests to (proxy mode).
     #[arg(long, env = "JWTGATE_UPSTREAM", value_name = "URL")]
     upstream: Option<String>,
+    /// Front an MCP server: the route at the resource's path is an MCP route (any valid token
+    /// for the resource, JSON-RPC bodies inspected), and the protected resource metadata is
+    /// served. The resource defaults to `[server] public_url` + `/mcp`, or to
+    /// `http://LISTEN/mcp` on a loopback listener.
+    #[arg(long, env = "JWTGATE_MCP")]
+    mcp: bool,
+    /// The protected resource's canonical URI (`[resource] resource`), e.g.
+    /// `https://mcp.example.com/mcp`.
+    #[arg(long, env = "JWTGATE_RESOURCE", value_name = "URL")]
+    resource: Option<String>,
+    /// Authorization server named in the resource metadata; repeatable (default: the issuers).
+    #[arg(
+        long = "authorization-server",
+        env = "JWTGATE_AUTHORIZATION_SERVERS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    authorization_servers: Vec<String>,
     /// Allowed CORS origin; repeatable.
     #[arg(
         long = "cors-origin",
@@ -149,12 +169,76 @@ fn load(args: &ServeArgs) -> Result<Loaded, ConfigError> {
     if !args.cors_origins.is_empty() {
         config.cors = Some(CorsSection::new(args.cors_origins.clone()));
     }
+    apply_resource(args, &mut config)?;
     Ok(Loaded {
         config,
         name,
         file_issuers,
         file_routes,
     })
+}
+
+/// `--resource`, `--authorization-server` and `--mcp` over the file's `[resource]` and routes.
+fn apply_resource(args: &ServeArgs, config: &mut GatewayConfig) -> Result<(), ConfigError> {
+    let flag_error = |message: String| ConfigError::Invalid {
+        file: "flags".into(),
+        key: "mcp".into(),
+        message,
+    };
+    if let Some(uri) = &args.resource {
+        match &mut config.resource {
+            Some(section) => section.resource = uri.clone(),
+            None => config.resource = Some(ResourceSection::new(uri.clone())),
+        }
+    }
+    if args.mcp && config.resource.is_none() {
+        let uri = match &config.server.public_url {
+            Some(public) => format!("{}/mcp", public.trim_end_matches('/')),
+            None if config.server.listen.ip().is_loopback() => {
+                format!("http://{}/mcp", config.server.listen)
+            }
+            None => {
+                return Err(flag_error(
+                    "--mcp needs the MCP server's public URI: set --resource (e.g. https://mcp.example.com/mcp) or [server] public_url".into(),
+                ))
+            }
+        };
+        config.resource = Some(ResourceSection::new(uri));
+    }
+    if !args.authorization_servers.is_empty() {
+        match &mut config.resource {
+            Some(section) => {
+                section.authorization_servers = args.authorization_servers.clone();
+            }
+            None => {
+                return Err(flag_error(
+                    "--authorization-server needs --resource or --mcp".into(),
+                ))
+            }
+        }
+    }
+    if args.mcp && !config.routes.iter().any(|route| route.mcp) {
+        let Some(section) = &config.resource else {
+            return Ok(());
+        };
+        let path = url::Url::parse(&section.resource)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let path = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        };
+        config.routes.insert(
+            0,
+            RouteSection {
+                path,
+                mcp: true,
+                ..RouteSection::default()
+            },
+        );
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

@@ -27,6 +27,7 @@ pub struct Denial {
     verified: Option<Arc<Verified>>,
     dpop: Option<DpopChallenge>,
     dpop_nonce: Option<String>,
+    resource_metadata: Option<Arc<str>>,
 }
 
 /// The `DPoP` challenge a refusal carries when DPoP is in play (RFC 9449 §7.1): the accepted
@@ -62,6 +63,7 @@ impl Denial {
             verified: None,
             dpop: None,
             dpop_nonce: None,
+            resource_metadata: None,
         }
     }
 
@@ -78,6 +80,7 @@ impl Denial {
             verified: None,
             dpop: None,
             dpop_nonce: None,
+            resource_metadata: None,
         }
     }
 
@@ -93,6 +96,7 @@ impl Denial {
             verified: None,
             dpop: None,
             dpop_nonce: None,
+            resource_metadata: None,
         }
     }
 
@@ -110,6 +114,7 @@ impl Denial {
             verified: None,
             dpop: None,
             dpop_nonce: None,
+            resource_metadata: None,
         }
     }
 
@@ -131,6 +136,7 @@ impl Denial {
             verified: None,
             dpop: None,
             dpop_nonce: None,
+            resource_metadata: None,
         }
     }
 
@@ -159,6 +165,7 @@ impl Denial {
             verified: None,
             dpop: None,
             dpop_nonce: None,
+            resource_metadata: None,
         }
     }
 
@@ -188,7 +195,70 @@ impl Denial {
             verified: None,
             dpop: None,
             dpop_nonce: None,
+            resource_metadata: None,
         }
+    }
+
+    /// A JSON-RPC body an MCP route refuses: 400 `invalid_request`, or 403
+    /// `insufficient_scope` whose `scope` lists every scope the call needs (the route's and the
+    /// call's, so a client that replaces its scopes with the challenge's keeps those it needs).
+    pub fn mcp_refusal(realm: &str, refusal: crate::mcp::McpRefusal) -> Denial {
+        match refusal {
+            crate::mcp::McpRefusal::Invalid(why) => {
+                let mut denial = Denial::invalid_request(realm, why);
+                denial.kind = "mcp_invalid_request";
+                denial
+            }
+            crate::mcp::McpRefusal::Scope {
+                description,
+                needed,
+            } => Denial {
+                status: 403,
+                code: Some(ErrorCode::InsufficientScope),
+                kind: "mcp_insufficient_scope",
+                description,
+                realm: realm.to_owned(),
+                scope: Some(needed.join(" ")),
+                verified: None,
+                dpop: None,
+                dpop_nonce: None,
+                resource_metadata: None,
+            },
+        }
+    }
+
+    /// An MCP request body over the inspection limit: 413 `invalid_request`, never forwarded.
+    pub fn body_too_large(realm: &str, limit: usize) -> Denial {
+        let mut denial = Denial::invalid_request(
+            realm,
+            format!("the MCP request body is larger than the {limit} bytes the gateway inspects"),
+        );
+        denial.status = 413;
+        denial.kind = "mcp_body_too_large";
+        denial
+    }
+
+    /// An MCP route's POST reached a front end that never sees request bodies (forward-auth,
+    /// gRPC, Lambda): its rules cannot be checked, so it is refused (403, no error code: not the
+    /// client's fault).
+    pub fn body_unavailable(realm: &str) -> Denial {
+        let mut denial = Denial::proxy_contract(
+            realm,
+            "this MCP route's rules inspect the JSON-RPC body, which this front end does not receive: put jwtgate serve --upstream in front of the MCP server",
+        );
+        denial.kind = "mcp_body_unavailable";
+        denial
+    }
+
+    /// The same refusal naming the protected resource metadata (`resource_metadata="…"`, RFC
+    /// 9728 §5.1) and, for a request without a token, the scopes its route needs (MCP clients
+    /// ask for them).
+    pub fn with_resource_metadata(mut self, url: Arc<str>, route_scopes: Option<String>) -> Denial {
+        self.resource_metadata = Some(url);
+        if self.kind == "missing_token" && self.scope.is_none() {
+            self.scope = route_scopes.filter(|s| !s.is_empty());
+        }
+        self
     }
 
     /// The same refusal with a `DPoP` challenge first, carrying the error (`algs` lists the
@@ -262,6 +332,7 @@ impl Denial {
     pub fn challenge(&self) -> String {
         if let Some(dpop) = &self.dpop {
             let mut challenge = format!("DPoP algs=\"{}\"", quoted_safe(&dpop.algs));
+            self.push_resource_parameters(&mut challenge);
             if self.kind != "missing_token" {
                 self.push_error_parameters(&mut challenge);
             }
@@ -271,10 +342,29 @@ impl Denial {
             return challenge;
         }
         let mut challenge = format!("Bearer realm=\"{}\"", quoted_safe(&self.realm));
+        self.push_resource_parameters(&mut challenge);
         if self.kind != "missing_token" {
             self.push_error_parameters(&mut challenge);
         }
         challenge
+    }
+
+    /// `resource_metadata` and, without a token, the route's `scope`, when a resource is
+    /// configured.
+    fn push_resource_parameters(&self, challenge: &mut String) {
+        if let Some(url) = &self.resource_metadata {
+            challenge.push_str(&format!(", resource_metadata=\"{}\"", quoted_safe(url)));
+            if self.kind == "missing_token" {
+                if let Some(scope) = &self.scope {
+                    challenge.push_str(&format!(", scope=\"{}\"", quoted_safe(scope)));
+                }
+            }
+        }
+    }
+
+    /// The protected resource metadata URL this refusal names, if any.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.resource_metadata.as_deref()
     }
 
     /// `error`, `error_description` and `scope` parameters, as far as this refusal has them.

@@ -8,6 +8,7 @@ use crate::denial::Denial;
 use crate::dpop::{DpopMode, DpopPolicy, DpopRefusal, ProofRequest, Scheme};
 use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
+use crate::mcp::ProtectedResource;
 use crate::metrics::Metrics;
 use crate::mtls::CertificateThumbprint;
 use crate::path::{self, PathPolicy};
@@ -104,6 +105,35 @@ pub struct RequestView<'a> {
     pub now: i64,
 }
 
+/// The request body, as far as the front end has it. Only an MCP route's POST needs it
+/// ([`crate::mcp`]); the engine asks for it ([`Inspection::ReadBody`]) only once the token and
+/// the route's scopes have passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestBody<'a> {
+    /// This front end never sees bodies (forward-auth, gRPC ext_authz, Lambda): an MCP route's
+    /// POST is refused.
+    Unavailable,
+    /// The front end can read it when asked.
+    Deferred,
+    /// The whole body, exactly as it will be forwarded.
+    Read(&'a [u8]),
+    /// The body is longer than the limit the engine asked for.
+    TooLarge,
+}
+
+/// The answer of [`Engine::decide_with_body`]: a decision, or a request for the body first.
+#[derive(Debug, Clone)]
+pub enum Inspection {
+    /// The decision.
+    Decided(Outcome),
+    /// Read the body (at most `limit` bytes: a longer one is [`RequestBody::TooLarge`]) and ask
+    /// again with it.
+    ReadBody {
+        /// The largest body inspected.
+        limit: usize,
+    },
+}
+
 /// A request that may pass.
 #[derive(Debug, Clone)]
 pub struct Allow {
@@ -145,6 +175,7 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     revocation: Option<Arc<Revocations>>,
     dpop: DpopPolicy,
+    resource: Option<Arc<ProtectedResource>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -183,6 +214,7 @@ impl Engine {
             metrics: Arc::default(),
             revocation: None,
             dpop: DpopPolicy::default(),
+            resource: None,
         }
     }
 
@@ -257,6 +289,18 @@ impl Engine {
         self
     }
 
+    /// Fronts a protected resource (an MCP server): every refusal names its metadata
+    /// (`resource_metadata`), and MCP routes inspect JSON-RPC bodies up to its limit.
+    pub fn with_resource(mut self, resource: ProtectedResource) -> Self {
+        self.resource = Some(Arc::new(resource));
+        self
+    }
+
+    /// The protected resource, when configured.
+    pub fn resource(&self) -> Option<&Arc<ProtectedResource>> {
+        self.resource.as_ref()
+    }
+
     /// The DPoP settings.
     pub fn dpop(&self) -> &DpopPolicy {
         &self.dpop
@@ -307,14 +351,60 @@ impl Engine {
         &self.metrics
     }
 
-    /// Decides for one request, counts the outcome and logs a refusal.
+    /// Decides for one request whose body this front end does not see, counts the outcome and
+    /// logs a refusal.
     pub async fn decide(&self, request: &RequestView<'_>) -> Outcome {
+        match self
+            .decide_with_body(request, RequestBody::Unavailable)
+            .await
+        {
+            Inspection::Decided(outcome) => outcome,
+            // Only a deferred body is asked for; refuse rather than panic if that ever changes.
+            Inspection::ReadBody { .. } => self.refuse(
+                request.method,
+                request.target,
+                Denial::body_unavailable(&self.realm),
+            ),
+        }
+    }
+
+    /// Decides for one request, with its body as far as the front end has it: an MCP route's
+    /// POST with a [`RequestBody::Deferred`] body gets [`Inspection::ReadBody`] once everything
+    /// else has passed; ask again with the body. Decisions are counted and refusals logged;
+    /// requests for the body are not.
+    pub async fn decide_with_body(
+        &self,
+        request: &RequestView<'_>,
+        body: RequestBody<'_>,
+    ) -> Inspection {
         let outcome = match self.boundary_refusal(request) {
             Some(denial) => Outcome::Deny(denial),
-            None => self.decide_request(request).await,
+            None => match self.decide_request(request, body).await {
+                Ok(outcome) => outcome,
+                Err(limit) => return Inspection::ReadBody { limit },
+            },
+        };
+        let outcome = match (outcome, &self.resource) {
+            (Outcome::Deny(denial), Some(resource)) => {
+                let scopes = self.route_scopes(request);
+                Outcome::Deny(
+                    denial.with_resource_metadata(Arc::from(resource.metadata_url()), scopes),
+                )
+            }
+            (outcome, _) => outcome,
         };
         self.record(request.method, request.target, &outcome);
-        outcome
+        Inspection::Decided(outcome)
+    }
+
+    /// The scopes the route of `request` needs, as a challenge lists them (for a refusal without
+    /// a token when a protected resource is configured).
+    fn route_scopes(&self, request: &RequestView<'_>) -> Option<String> {
+        let path = path::normalize_with(request.target, &self.paths).ok()?;
+        match self.routes.rule(request.method, &path).0 {
+            Requirement::Token(scopes) => Some(scopes.scopes().join(" ")),
+            _ => None,
+        }
     }
 
     /// Refuses a request the front end could not even read (for example a forward-auth check
@@ -357,11 +447,19 @@ impl Engine {
         None
     }
 
-    async fn decide_request(&self, request: &RequestView<'_>) -> Outcome {
+    /// The decision, or `Err(limit)`: read the body (at most `limit` bytes) and ask again.
+    async fn decide_request(
+        &self,
+        request: &RequestView<'_>,
+        body: RequestBody<'_>,
+    ) -> Result<Outcome, usize> {
         let path = match path::normalize_with(request.target, &self.paths) {
             Ok(path) => path,
             Err(error) => {
-                return Outcome::Deny(Denial::invalid_request(&self.realm, error.to_string()))
+                return Ok(Outcome::Deny(Denial::invalid_request(
+                    &self.realm,
+                    error.to_string(),
+                )))
             }
         };
         let headers = request.headers;
@@ -373,21 +471,21 @@ impl Engine {
                 .and_then(|o| o.to_str().ok());
             if let (Some(cors), Some(origin)) = (&self.cors, origin) {
                 if cors.allows(origin) {
-                    return Outcome::Preflight;
+                    return Ok(Outcome::Preflight);
                 }
             }
         }
         let (requirement, route_policy) = self.routes.rule(request.method, &path);
         let requirement = match requirement {
             Requirement::Public => {
-                return Outcome::Allow(Allow {
+                return Ok(Outcome::Allow(Allow {
                     identity: Arc::from([]),
                     verified: None,
                     path,
                     dpop_nonce: None,
-                })
+                }))
             }
-            Requirement::Deny => return Outcome::Deny(Denial::no_route(&self.realm)),
+            Requirement::Deny => return Ok(Outcome::Deny(Denial::no_route(&self.realm))),
             Requirement::Token(scopes) => scopes,
         };
         let found = match &request.token {
@@ -409,13 +507,16 @@ impl Engine {
         };
         let (token, scheme) = match found {
             BearerToken::Missing => {
-                return Outcome::Deny(early(Denial::missing_token(&self.realm), Scheme::Bearer))
+                return Ok(Outcome::Deny(early(
+                    Denial::missing_token(&self.realm),
+                    Scheme::Bearer,
+                )))
             }
             BearerToken::Invalid(why) => {
-                return Outcome::Deny(early(
+                return Ok(Outcome::Deny(early(
                     Denial::invalid_request(&self.realm, why),
                     Scheme::Bearer,
-                ))
+                )))
             }
             BearerToken::Present(token) => (token, Scheme::Bearer),
             BearerToken::Dpop(token) => (token, Scheme::Dpop),
@@ -427,12 +528,18 @@ impl Engine {
             Ok(pass) => pass,
             Err(rejection) => {
                 tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token.as_bytes()), %rejection, "token rejected");
-                return Outcome::Deny(early(
+                return Ok(Outcome::Deny(early(
                     Denial::from_rejection(&self.realm, &rejection),
                     scheme,
-                ));
+                )));
             }
         };
+        // An MCP route's POST needs its body: ask for it now that the token is genuine, and
+        // before any check with a side effect (the DPoP replay store) runs on the first pass.
+        if body == RequestBody::Deferred && request.method == "POST" && route_policy.mcp().is_some()
+        {
+            return Err(self.mcp_body_limit());
+        }
         // Per-request checks on the verified token (cached or not): the route's issuers and
         // audiences, then scopes, then conditions. Issuer settings are found by the configured
         // issuer (a template for a tenant's token).
@@ -467,7 +574,7 @@ impl Engine {
             } else {
                 denial.with_dpop_challenge(self.dpop.algs(), mode != DpopMode::Required)
             };
-            return Outcome::Deny(denial);
+            return Ok(Outcome::Deny(denial));
         }
         // A fresh nonce on success too (RFC 9449 §8.2), so clients switch before it expires.
         let dpop_nonce = (scheme == Scheme::Dpop)
@@ -476,7 +583,10 @@ impl Engine {
         let rules = self.issuer_rules.iter().find(|r| r.issuer == issuer);
         let audiences = rules.map(|r| r.audiences.as_slice());
         if let Err(rejection) = route_policy.admits(&pass.verified, issuer, audiences) {
-            return Outcome::Deny(Denial::from_rejection(&self.realm, &rejection));
+            return Ok(Outcome::Deny(Denial::from_rejection(
+                &self.realm,
+                &rejection,
+            )));
         }
         let issuer_scopes = self
             .issuer_scopes
@@ -486,22 +596,77 @@ impl Engine {
         for scopes in issuer_scopes.chain([requirement]) {
             if let Err(rejection) = pass.verified.require(scopes) {
                 let denial = Denial::from_rejection(&self.realm, &rejection);
-                return Outcome::Deny(denial.for_verified(pass.verified));
+                return Ok(Outcome::Deny(denial.for_verified(pass.verified)));
             }
         }
         let conditions = rules.map(|r| &r.conditions).into_iter();
         for conditions in conditions.chain([route_policy.conditions()]) {
             if let Err(failure) = conditions.check_shared(&pass.verified) {
                 let denial = Denial::condition_failed(&self.realm, failure);
-                return Outcome::Deny(denial.for_verified(pass.verified));
+                return Ok(Outcome::Deny(denial.for_verified(pass.verified)));
             }
         }
-        Outcome::Allow(Allow {
+        if let Some(rules) = route_policy.mcp() {
+            if let Some(denial) =
+                self.mcp_refusal(rules, request, body, requirement, &pass.verified)?
+            {
+                return Ok(Outcome::Deny(denial.for_verified(pass.verified)));
+            }
+        }
+        Ok(Outcome::Allow(Allow {
             identity: pass.identity,
             verified: Some(pass.verified),
             path,
             dpop_nonce,
-        })
+        }))
+    }
+
+    /// The largest JSON-RPC body an MCP route inspects.
+    fn mcp_body_limit(&self) -> usize {
+        self.resource
+            .as_ref()
+            .map_or(crate::mcp::DEFAULT_MAX_BODY_BYTES, |r| r.max_body_bytes())
+    }
+
+    /// An MCP route's checks of the request body: `Ok(None)` passes, `Err(limit)` asks for the
+    /// body first.
+    fn mcp_refusal(
+        &self,
+        rules: &crate::mcp::McpRules,
+        request: &RequestView<'_>,
+        body: RequestBody<'_>,
+        requirement: &ScopeRequirement,
+        verified: &Verified,
+    ) -> Result<Option<Denial>, usize> {
+        let limit = self.mcp_body_limit();
+        if request.method != "POST" {
+            if crate::mcp::has_body(request.headers) {
+                return Ok(Some(Denial::mcp_refusal(
+                    &self.realm,
+                    crate::mcp::McpRefusal::Invalid(format!(
+                        "an MCP endpoint takes a body only with POST, not {}",
+                        request.method
+                    )),
+                )));
+            }
+            return Ok(None);
+        }
+        if let Err(refusal) = crate::mcp::McpRules::check_headers(request.headers) {
+            return Ok(Some(Denial::mcp_refusal(&self.realm, refusal)));
+        }
+        let bytes = match body {
+            RequestBody::Unavailable => return Ok(Some(Denial::body_unavailable(&self.realm))),
+            RequestBody::Deferred => return Err(limit),
+            RequestBody::TooLarge => return Ok(Some(Denial::body_too_large(&self.realm, limit))),
+            RequestBody::Read(bytes) if bytes.len() > limit => {
+                return Ok(Some(Denial::body_too_large(&self.realm, limit)))
+            }
+            RequestBody::Read(bytes) => bytes,
+        };
+        Ok(rules
+            .check(bytes, requirement, verified)
+            .err()
+            .map(|refusal| Denial::mcp_refusal(&self.realm, refusal)))
     }
 
     /// Counts an outcome and logs a refusal.

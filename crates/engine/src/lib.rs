@@ -31,6 +31,7 @@ pub mod dpop;
 mod engine;
 pub mod hygiene;
 pub mod identity;
+pub mod mcp;
 pub mod metrics;
 pub mod mtls;
 pub mod path;
@@ -40,7 +41,8 @@ pub mod token_cache;
 
 pub use denial::Denial;
 pub use engine::{
-    unix_now, Allow, CachedPass, Cors, Engine, FrontEnd, Outcome, RequestView, TokenInput,
+    unix_now, Allow, CachedPass, Cors, Engine, FrontEnd, Inspection, Outcome, RequestBody,
+    RequestView, TokenInput,
 };
 pub use metrics::Metrics;
 

@@ -24,6 +24,7 @@ pub struct RoutePolicy {
     audiences: Vec<String>,
     conditions: Conditions,
     dpop: Option<crate::dpop::DpopMode>,
+    mcp: Option<crate::mcp::McpRules>,
 }
 
 impl RoutePolicy {
@@ -40,7 +41,19 @@ impl RoutePolicy {
             audiences,
             conditions,
             dpop: None,
+            mcp: None,
         }
+    }
+
+    /// The same policy for an MCP endpoint with these JSON-RPC rules (`None`: not MCP).
+    pub fn with_mcp(mut self, rules: Option<crate::mcp::McpRules>) -> RoutePolicy {
+        self.mcp = rules;
+        self
+    }
+
+    /// The route's MCP rules, when it is an MCP endpoint.
+    pub fn mcp(&self) -> Option<&crate::mcp::McpRules> {
+        self.mcp.as_ref()
     }
 
     /// The same policy with the route's own DPoP mode (combined with the issuer's: the stricter

@@ -224,6 +224,22 @@ pub struct RouteSection {
     /// DPoP on this route, combined with the token's issuer's mode (the stricter wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop: Option<crate::dpop::DpopMode>,
+    /// An MCP endpoint: the audience is `[resource]`'s URI and the JSON-RPC body of each POST is
+    /// inspected ([`crate::mcp`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mcp: bool,
+    /// MCP: extra scopes by JSON-RPC method (`"*"`: any method not listed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rpc_methods: BTreeMap<String, Vec<String>>,
+    /// MCP: extra scopes by tool name for `tools/call` (`"*"`: any tool not listed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<String, Vec<String>>,
+    /// MCP: extra scopes by prompt name for `prompts/get` (`"*"`: any prompt not listed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prompts: BTreeMap<String, Vec<String>>,
+    /// MCP: extra scopes by resource URI for `resources/read` (`"*"`: any resource not listed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, Vec<String>>,
 }
 
 impl RouteSection {
@@ -784,6 +800,29 @@ pub fn build_routes(
                     .into(),
             ));
         }
+        let has_mcp_rules = !(section.rpc_methods.is_empty()
+            && section.tools.is_empty()
+            && section.prompts.is_empty()
+            && section.resources.is_empty());
+        if has_mcp_rules && !section.mcp {
+            return Err(invalid(
+                format!("routes[{i}]"),
+                "rpc_methods, tools, prompts and resources are rules of an MCP route: add mcp = true"
+                    .into(),
+            ));
+        }
+        if section.mcp && section.public {
+            return Err(invalid(
+                format!("routes[{i}].public"),
+                "an MCP route checks tokens: it cannot be public".into(),
+            ));
+        }
+        if section.mcp && section.audiences.is_empty() {
+            return Err(invalid(
+                format!("routes[{i}].mcp"),
+                "an MCP route needs [resource] resource (its canonical URI is the route's audience), and a front end that reads request bodies (jwtgate serve --upstream, or the tower layer)".into(),
+            ));
+        }
         if section.audiences.iter().any(String::is_empty) {
             return Err(invalid(
                 format!("routes[{i}].audiences"),
@@ -800,7 +839,8 @@ pub fn build_routes(
                 &format!("routes[{i}]"),
             )?,
         )
-        .with_dpop(section.dpop);
+        .with_dpop(section.dpop)
+        .with_mcp(section.mcp.then(|| crate::mcp::McpRules::new(section)));
         let requirement = if section.public {
             Requirement::Public
         } else if section.any {

@@ -7,8 +7,9 @@ use crate::bearer::TokenLocations;
 use crate::path::PathPolicy;
 use crate::proxy::ProxyOptions;
 use crate::server::{ConnectionLimits, ServerOptions};
-use jwtgate_engine::dpop::DpopSection;
+use jwtgate_engine::dpop::{DpopMode, DpopSection};
 use jwtgate_engine::identity::{IdentityHeaders, DEFAULT_MAX_VALUE_LEN};
+use jwtgate_engine::mcp::{ProtectedResource, ResourceSection};
 use jwtgate_engine::{Cors, Engine};
 use jwtgate_keys::CacheSettings;
 use jwtgate_revocation::RevocationSection;
@@ -321,6 +322,9 @@ pub struct GatewayConfig {
     /// `[dpop]`: sender-constrained tokens (RFC 9449).
     #[serde(default)]
     pub dpop: DpopSection,
+    /// `[resource]`: the protected resource (an MCP server) this gateway fronts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceSection>,
 }
 
 /// A built gateway: the decision maker and the server options.
@@ -370,9 +374,26 @@ impl GatewayConfig {
             message,
         };
         let unmatched = Unmatched::resolve(self.server.unmatched, !self.routes.is_empty());
+        let resource = self
+            .resource
+            .as_ref()
+            .map(|section| {
+                ProtectedResource::new(
+                    section,
+                    &self.issuers,
+                    &self.routes,
+                    self.token.query.is_some(),
+                    file,
+                )
+            })
+            .transpose()?;
+        let routes = match &resource {
+            Some(resource) => resource.apply(&self.routes, file)?,
+            None => self.routes.clone(),
+        };
         let parts = jwtgate_engine::build_policy(
             &self.issuers,
-            &self.routes,
+            &routes,
             unmatched,
             &self.keys,
             file,
@@ -413,6 +434,26 @@ impl GatewayConfig {
             )?
             .with_certificate_source(self.certificate_source(file)?),
         );
+        if let Some(resource) = resource {
+            let modes = self
+                .issuers
+                .iter()
+                .map(|issuer| issuer.dpop.unwrap_or(self.dpop.mode));
+            let resource = match engine.dpop().mode("", None) {
+                DpopMode::Off if self.issuers.iter().all(|i| i.dpop.is_none()) => resource,
+                _ => {
+                    let algs: Vec<String> = engine
+                        .dpop()
+                        .algs()
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect();
+                    let required = modes.into_iter().all(|mode| mode == DpopMode::Required);
+                    resource.with_dpop(&algs, required)
+                }
+            };
+            engine = engine.with_resource(resource);
+        }
         if let Some(section) = &self.revocation {
             let source = section
                 .source()
@@ -504,6 +545,24 @@ impl GatewayConfig {
                 return Err(invalid(
                     (*name).into(),
                     format!("{path:?} lies under server.forward_auth_prefix {prefix:?}, where every path is a check"),
+                ));
+            }
+        }
+        if let Some(resource) = &self.resource {
+            // The metadata is served at fixed paths: no other endpoint may take them.
+            let metadata = ["/.well-known/oauth-protected-resource"];
+            for (name, path) in endpoints.iter() {
+                if path.starts_with(metadata[0]) {
+                    return Err(invalid(
+                        (*name).into(),
+                        format!("{path:?} is where [resource] {:?} serves its protected resource metadata", resource.resource),
+                    ));
+                }
+            }
+            if !prefix.is_empty() && metadata[0].starts_with(&format!("{prefix}/")) {
+                return Err(invalid(
+                    "server.forward_auth_prefix".into(),
+                    "the protected resource metadata path lies under it".into(),
                 ));
             }
         }

@@ -18,7 +18,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use jwtgate_core::Verified;
 use jwtgate_engine::mtls::CertificateThumbprint;
-use jwtgate_engine::{hygiene, TokenInput};
+use jwtgate_engine::{hygiene, Inspection, RequestBody, TokenInput};
 use jwtgate_engine::{unix_now, Allow, Cors, Denial, Engine, FrontEnd, Outcome, RequestView};
 use std::future::Future;
 use std::pin::Pin;
@@ -179,11 +179,46 @@ pub fn preflight_response(engine: &Engine, origin: Option<&HeaderValue>) -> Resp
     response
 }
 
+/// The engine's view of a request the layer passes on itself.
+fn inline_view<'a>(
+    method: &'a str,
+    target: &'a str,
+    headers: &'a HeaderMap,
+    origin: Option<&'a str>,
+    client_certificate: Option<CertificateThumbprint>,
+    now: i64,
+) -> RequestView<'a> {
+    RequestView {
+        front: FrontEnd::Inline,
+        method,
+        target,
+        headers,
+        origin,
+        token: TokenInput::FromRequest,
+        client_certificate,
+        now,
+    }
+}
+
+/// Reads a request body of at most `limit` bytes for the engine's MCP inspection: the bytes,
+/// or `None` when it is longer (or fails to arrive).
+async fn read_limited<B>(body: B, limit: usize) -> Option<bytes::Bytes>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit))
+        .await
+        .ok()
+        .map(http_body_util::Collected::to_bytes)
+}
+
 impl<S, B> Service<Request<B>> for AuthService<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + From<bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -213,20 +248,55 @@ where
             });
             let request_origin =
                 authority.and_then(|authority| jwtgate_engine::dpop::origin(scheme, authority));
-            let view = RequestView {
-                front: FrontEnd::Inline,
-                method: request.method().as_str(),
-                target: &target,
-                headers: request.headers(),
-                origin: request_origin.as_deref(),
-                token: TokenInput::FromRequest,
-                client_certificate: request
-                    .extensions()
-                    .get::<TlsClientCertificate>()
-                    .map(|certificate| certificate.0),
-                now: unix_now(),
+            let method = request.method().as_str().to_owned();
+            let now = unix_now();
+            let certificate = request
+                .extensions()
+                .get::<TlsClientCertificate>()
+                .map(|certificate| certificate.0);
+            let mut inspection = engine
+                .decide_with_body(
+                    &inline_view(
+                        &method,
+                        &target,
+                        request.headers(),
+                        request_origin.as_deref(),
+                        certificate,
+                        now,
+                    ),
+                    RequestBody::Deferred,
+                )
+                .await;
+            if let Inspection::ReadBody { limit } = inspection {
+                // An MCP route asks for the body: read it whole (bounded), decide on exactly
+                // those bytes, and forward exactly those bytes.
+                let (parts, body) = request.into_parts();
+                let bytes = read_limited(body, limit).await;
+                let read = match &bytes {
+                    Some(bytes) => RequestBody::Read(bytes),
+                    None => RequestBody::TooLarge,
+                };
+                inspection = engine
+                    .decide_with_body(
+                        &inline_view(
+                            &method,
+                            &target,
+                            &parts.headers,
+                            request_origin.as_deref(),
+                            certificate,
+                            now,
+                        ),
+                        read,
+                    )
+                    .await;
+                request = Request::from_parts(parts, B::from(bytes.unwrap_or_default()));
+            }
+            let outcome = match inspection {
+                Inspection::Decided(outcome) => outcome,
+                Inspection::ReadBody { .. } => {
+                    engine.refuse(&method, &target, Denial::body_unavailable(engine.realm()))
+                }
             };
-            let outcome = engine.decide(&view).await;
             match outcome {
                 Outcome::Preflight => Ok(preflight_response(&engine, origin.as_ref())),
                 Outcome::Deny(denial) => {

@@ -315,6 +315,53 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
     response
 }
 
+/// RFC 9728 protected resource metadata: public, cacheable, readable from any origin (browser
+/// MCP clients fetch it cross-origin, with an `MCP-Protocol-Version` header that needs a
+/// preflight). The document is the current engine's, so a reload that changes it is served at
+/// once; a reload that adds or moves a metadata path needs a restart.
+async fn resource_metadata(State(state): State<AppState>, request: Request) -> Response {
+    let engine = state.engine.load();
+    let Some(resource) = engine.resource() else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let mut response = if request.method() == http::Method::OPTIONS {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        if let Some(asked) = request
+            .headers()
+            .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+        {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+        }
+        headers.insert(
+            http::header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        response
+    } else {
+        let mut response = resource.document().into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        );
+        response
+    };
+    response.headers_mut().insert(
+        http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
 /// Builds the router for `options`, deciding with whatever engine `engine` holds (swap it to
 /// reload the configuration).
 pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Router, String> {
@@ -337,6 +384,11 @@ pub fn router(engine: Arc<SharedEngine>, options: &ServerOptions) -> Result<Rout
     }
     if let Some(path) = &options.forward_auth_path {
         app = app.route(path, any(forward_auth));
+    }
+    if let Some(resource) = engine.load().resource() {
+        for path in resource.metadata_paths() {
+            app = app.route(path, get(resource_metadata).options(resource_metadata));
+        }
     }
     if let Some(prefix) = &options.forward_auth_prefix {
         // Validated by the configuration: a literal path, so nothing in it is route syntax.

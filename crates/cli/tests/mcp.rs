@@ -1,0 +1,449 @@
+//! jwtgate in front of an MCP server, with the real `@modelcontextprotocol/sdk` on both sides
+//! (`crates/cli/e2e`, `npm ci` there; `bash scripts/test` does it): the SDK's `McpServer` over
+//! Streamable HTTP behind `jwtgate serve --upstream`, unchanged, and the SDK's client in front.
+//!
+//! What must hold: the 401 names the RFC 9728 metadata and the metadata names the authorization
+//! server; a token for the resource lists tools, calls a permitted one, reads a prompt, and the
+//! session's SSE responses and `Mcp-Session-Id` pass through (the session ends with DELETE); a
+//! tool needing another scope is 403 `insufficient_scope` with `scope=` and never reaches the
+//! server; a token for another resource is 401; bodies the server could read differently from
+//! the gateway (not JSON-RPC, too large, content-encoded, duplicate members) are refused and never
+//! forwarded; the token itself is never forwarded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jwtgate_core::Algorithm;
+use jwtgate_test_support::{free_port, workspace_root, Issuer};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ISS: &str = "https://example.eu.auth0.com/";
+
+fn e2e_dir() -> PathBuf {
+    let dir = workspace_root().join("crates/cli/e2e");
+    let manifest = dir.join("node_modules/@modelcontextprotocol/sdk/package.json");
+    assert!(
+        manifest.exists(),
+        "npm package @modelcontextprotocol/sdk is missing: run `npm ci` in {} (bash scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The SDK's MCP server, and every line it logged (one JSON object each).
+struct McpServer {
+    _child: Running,
+    port: u16,
+    log: Arc<Mutex<Vec<Value>>>,
+}
+
+impl McpServer {
+    fn start() -> McpServer {
+        let port = free_port();
+        let mut child = Command::new("node")
+            .arg("mcp-server.mjs")
+            .arg(port.to_string())
+            .current_dir(e2e_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node is missing: install Node.js 20 or later");
+        let stdout = child.stdout.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready, listening) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line).unwrap_or(json!({ "raw": line }));
+                if value.get("listening").is_some() {
+                    let _ = ready.send(());
+                }
+                lines.lock().unwrap().push(value);
+            }
+        });
+        listening
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the MCP server did not start");
+        McpServer {
+            _child: Running(child),
+            port,
+            log,
+        }
+    }
+
+    fn seen(&self, key: &str) -> Vec<Value> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|v| v.get(key).is_some())
+            .cloned()
+            .collect()
+    }
+}
+
+struct Gateway {
+    _child: Running,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+fn start_gateway(dir: &Path, config: &str, addr: SocketAddr) -> Gateway {
+    let path = dir.join("jwtgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.join("jwtgate.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    let mut child = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(addr).is_err() {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!(
+                "jwtgate serve exited ({status}):\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "jwtgate is not listening");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Gateway {
+        _child: child,
+        addr,
+        log,
+    }
+}
+
+/// One raw HTTP/1.1 request; the status line, the headers (lower-case names) and the body.
+fn raw(addr: SocketAddr, request: &[u8]) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn post(addr: SocketAddr, token: &str, extra_headers: &str, body: &[u8]) -> (u16, String) {
+    let mut request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: application/json, text/event-stream\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let (status, headers, _) = raw(addr, &request);
+    let challenge = headers
+        .iter()
+        .find(|(n, _)| n == "www-authenticate")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    (status, challenge)
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    issuer: Issuer,
+    server: McpServer,
+    gateway: Gateway,
+    resource: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let resource = format!("http://{addr}/mcp");
+        let issuer = Issuer::new()
+            .with_key(Algorithm::RS256, "mcp-key")
+            .with_issuer(ISS)
+            .with_audience(&resource);
+        let server = McpServer::start();
+        let config = format!(
+            r#"
+[server]
+listen = "{addr}"
+
+[[issuers]]
+issuer = "{ISS}"
+audiences = ["https://api.example.com"]
+jwks_file = "{jwks}"
+
+[resource]
+resource = "{resource}"
+resource_documentation = "https://docs.example.com/mcp"
+max_body_bytes = 65536
+
+[[routes]]
+path = "/mcp"
+mcp = true
+scopes = ["mcp:use"]
+tools = {{ delete_user = ["admin:users"] }}
+resources = {{ "*" = ["docs:read"] }}
+
+[proxy]
+upstream = "http://127.0.0.1:{upstream}"
+"#,
+            jwks = issuer.jwks_file().display(),
+            upstream = server.port,
+        );
+        let gateway = start_gateway(dir.path(), &config, addr);
+        Fixture {
+            _dir: dir,
+            issuer,
+            server,
+            gateway,
+            resource,
+        }
+    }
+
+    fn token(&self, scopes: &str, audience: &str) -> String {
+        self.issuer
+            .token(json!({ "scope": scopes, "aud": audience }))
+    }
+}
+
+#[test]
+fn the_mcp_sdk_client_and_server_work_through_the_gateway_and_its_rules_hold() {
+    let fixture = Fixture::new();
+    let user = fixture.token("mcp:use", &fixture.resource);
+    let admin = fixture.token("mcp:use admin:users docs:read", &fixture.resource);
+    let other = fixture.token("mcp:use admin:users", "https://other.example.com/mcp");
+    let run = Command::new("node")
+        .arg("mcp-client.mjs")
+        .arg(&fixture.resource)
+        .env("USER_TOKEN", &user)
+        .env("ADMIN_TOKEN", &admin)
+        .env("OTHER_RESOURCE_TOKEN", &other)
+        .current_dir(e2e_dir())
+        .output()
+        .expect("node is missing: install Node.js 20 or later");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the MCP client failed: {}\n{stdout}\ngateway log:\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        std::fs::read_to_string(&fixture.gateway.log).unwrap_or_default()
+    );
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let metadata_url = format!(
+        "http://{}/.well-known/oauth-protected-resource/mcp",
+        fixture.gateway.addr
+    );
+
+    // Discovery: the 401 names the metadata (and the route's scope); the metadata names the AS.
+    assert_eq!(result["unauthenticated"]["status"], 401, "{result}");
+    let challenge = result["unauthenticated"]["challenge"].as_str().unwrap();
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"mcp:use\""), "{challenge}");
+    let metadata = &result["metadata"];
+    assert_eq!(metadata["resource"], fixture.resource.as_str(), "{result}");
+    assert_eq!(metadata["authorization_servers"], json!([ISS]));
+    assert_eq!(
+        metadata["scopes_supported"],
+        json!(["admin:users", "docs:read", "mcp:use"])
+    );
+    assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+    assert_eq!(
+        metadata["resource_documentation"],
+        "https://docs.example.com/mcp"
+    );
+    // DPoP is allowed by default: the metadata says which proofs, and that it is optional.
+    assert!(metadata["dpop_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("ES256")));
+    assert_eq!(metadata["dpop_bound_access_tokens_required"], false);
+
+    // A user: tools, a permitted call, a prompt; the session passed and ended with DELETE.
+    assert_eq!(result["tools"], json!(["delete_user", "list_users"]));
+    assert_eq!(result["list_users"], "[\"alice\",\"bob\"]");
+    assert_eq!(result["prompt"], "hello");
+    assert!(result["session"].is_string(), "{result}");
+    assert_eq!(result["terminated"], true);
+    let http = fixture.server.seen("http");
+    assert!(
+        http.iter().any(|r| r["http"] == "DELETE"),
+        "the DELETE never reached the server: {http:?}"
+    );
+    assert!(
+        http.iter()
+            .filter(|r| r["http"] == "POST" && r["session"].is_string())
+            .count()
+            >= 3,
+        "Mcp-Session-Id did not pass: {http:?}"
+    );
+    // The token is never forwarded; the verified identity is.
+    assert!(
+        http.iter().all(|r| r["authorization"].is_null()),
+        "{http:?}"
+    );
+    assert!(http
+        .iter()
+        .all(|r| r["subject"].is_null() || r["subject"] == "auth0|alice"));
+
+    // A tool needing admin:users: 403 with every scope the call needs, never forwarded.
+    assert_eq!(result["user_delete"]["code"], 403, "{result}");
+    assert!(
+        result["user_delete"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient_scope"),
+        "{result}"
+    );
+    assert_eq!(result["user_delete_http"]["status"], 403);
+    let refused = result["user_delete_http"]["challenge"].as_str().unwrap();
+    assert!(
+        refused.contains("error=\"insufficient_scope\""),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("scope=\"mcp:use admin:users\""),
+        "{refused}"
+    );
+    assert!(refused.contains("resource_metadata="), "{refused}");
+    let deletes = fixture.server.seen("tool");
+    assert_eq!(
+        deletes
+            .iter()
+            .filter(|t| t["tool"] == "delete_user")
+            .count(),
+        1,
+        "only the administrator's delete_user reached the server: {deletes:?}"
+    );
+    assert_eq!(result["admin_delete"], "deleted bob");
+    assert_eq!(result["admin_read"], "read me");
+
+    // A token for another resource: 401.
+    assert_eq!(result["other_resource"]["code"], 401, "{result}");
+    assert!(
+        result["other_resource"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_token"),
+        "{result}"
+    );
+}
+
+#[test]
+fn bodies_the_server_could_read_differently_are_refused_and_never_forwarded() {
+    let fixture = Fixture::new();
+    let admin = fixture.token("mcp:use admin:users docs:read", &fixture.resource);
+    let addr = fixture.gateway.addr;
+    let json = "Content-Type: application/json\r\n";
+    let call = |name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
+        )
+    };
+    let before = fixture.server.seen("http").len();
+    // Not JSON-RPC, or ambiguous: 400.
+    for body in [
+        "not json".to_owned(),
+        "[]".to_owned(),
+        r#"{"jsonrpc":"1.0","id":1,"method":"tools/list"}"#.to_owned(),
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#.to_owned(),
+        // Two names: the gateway and the server must not each pick a different one.
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"delete_user"}}"#.to_owned(),
+    ] {
+        let (status, challenge) = post(addr, &admin, json, body.as_bytes());
+        assert_eq!(status, 400, "{body}: {challenge}");
+        assert!(challenge.contains("invalid_request"), "{challenge}");
+    }
+    // Another media type, or an encoding: the server would read other bytes than we checked.
+    let (status, _) = post(
+        addr,
+        &admin,
+        "Content-Type: text/plain\r\n",
+        call("list_users").as_bytes(),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        addr,
+        &admin,
+        "Content-Type: application/json\r\nContent-Encoding: gzip\r\n",
+        call("list_users").as_bytes(),
+    );
+    assert_eq!(status, 400);
+    // Over the inspection limit: 413.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"list_users","arguments":{{"pad":"{}"}}}}}}"#,
+        "x".repeat(70_000)
+    );
+    let (status, _) = post(addr, &admin, json, big.as_bytes());
+    assert_eq!(status, 413);
+    // A batch passes only when every element does.
+    let user = fixture.token("mcp:use", &fixture.resource);
+    let batch = format!("[{},{}]", call("list_users"), call("delete_user"));
+    let (status, challenge) = post(addr, &user, json, batch.as_bytes());
+    assert_eq!(status, 403, "{challenge}");
+    // A body on another method than POST.
+    let request = format!(
+        "DELETE /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    assert_eq!(raw(addr, request.as_bytes()).0, 400);
+    assert_eq!(
+        fixture.server.seen("http").len(),
+        before,
+        "a refused request reached the MCP server"
+    );
+    // A permitted call with the same headers does reach it (the refusals above were the rules).
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let (status, _) = post(addr, &admin, json, initialize.as_bytes());
+    assert_eq!(status, 200);
+    assert!(fixture.server.seen("http").len() > before);
+    // The metadata is public, cacheable and readable from any origin, at both paths.
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let (status, headers, body) = raw(addr, request.as_bytes());
+        assert_eq!(status, 200, "{path}");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("access-control-allow-origin"), Some("*"));
+        assert!(header("cache-control").unwrap().contains("max-age"));
+        let document: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(document["resource"], fixture.resource.as_str());
+    }
+}

@@ -147,7 +147,15 @@ fn load(args: &ServeArgs) -> Result<Loaded, ConfigError> {
         config.server.grpc_listen = Some(grpc);
     }
     let (file_issuers, file_routes) = (config.issuers.len(), config.routes.len());
-    args.engine.apply(
+    apply_resource(args, &mut config)?;
+    // `--mcp --issuer ISS` without `--audience`: the issuer's tokens are for the resource.
+    let mut engine_args = args.engine.clone();
+    if let (true, Some(section)) = (args.mcp, &config.resource) {
+        if engine_args.issuer.is_some() && engine_args.audiences.is_empty() {
+            engine_args.audiences = vec![section.resource.clone()];
+        }
+    }
+    engine_args.apply(
         "flags",
         EngineSettings {
             issuers: &mut config.issuers,
@@ -169,7 +177,7 @@ fn load(args: &ServeArgs) -> Result<Loaded, ConfigError> {
     if !args.cors_origins.is_empty() {
         config.cors = Some(CorsSection::new(args.cors_origins.clone()));
     }
-    apply_resource(args, &mut config)?;
+    add_mcp_route(args, &mut config);
     Ok(Loaded {
         config,
         name,
@@ -217,9 +225,15 @@ fn apply_resource(args: &ServeArgs, config: &mut GatewayConfig) -> Result<(), Co
             }
         }
     }
+    Ok(())
+}
+
+/// `--mcp`: the route at the resource's path is an MCP route (after the others: put it in the
+/// file to place it before a catch-all), unless the file has one.
+fn add_mcp_route(args: &ServeArgs, config: &mut GatewayConfig) {
     if args.mcp && !config.routes.iter().any(|route| route.mcp) {
         let Some(section) = &config.resource else {
-            return Ok(());
+            return;
         };
         let path = url::Url::parse(&section.resource)
             .map(|u| u.path().trim_end_matches('/').to_owned())
@@ -229,16 +243,12 @@ fn apply_resource(args: &ServeArgs, config: &mut GatewayConfig) -> Result<(), Co
         } else {
             path
         };
-        config.routes.insert(
-            0,
-            RouteSection {
-                path,
-                mcp: true,
-                ..RouteSection::default()
-            },
-        );
+        config.routes.push(RouteSection {
+            path,
+            mcp: true,
+            ..RouteSection::default()
+        });
     }
-    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

@@ -354,6 +354,27 @@ pub enum McpRefusal {
     },
 }
 
+/// `application/json`, with no parameter but `charset=utf-8`: servers decode the body with the
+/// declared charset (the MCP SDK's SSE transport and Express's body parser do), and a body read
+/// as UTF-7 or Latin-1 there is not the body inspected here (`"+AGQ-elete_user"` is
+/// `"delete_user"` in UTF-7).
+fn is_utf8_json(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| {
+            let Some((name, value)) = parameter.split_once('=') else {
+                return false;
+            };
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
+        })
+}
+
 /// Where the value a rule keys on lives, for the methods that name something.
 fn named_target(method: &str) -> Option<(&'static str, &'static str)> {
     match method {
@@ -391,17 +412,14 @@ impl McpRules {
         }
         let mut types = headers.get_all(http::header::CONTENT_TYPE).iter();
         let json = match (types.next(), types.next()) {
-            (Some(value), None) => value.to_str().is_ok_and(|t| {
-                let essence = t.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/json")
-            }),
+            (Some(value), None) => value.to_str().is_ok_and(is_utf8_json),
             _ => false,
         };
         if json {
             Ok(())
         } else {
             Err(McpRefusal::Invalid(
-                "an MCP request must have exactly one Content-Type: application/json".into(),
+                "an MCP request must have exactly one Content-Type: application/json (charset utf-8 or none)".into(),
             ))
         }
     }
@@ -514,10 +532,113 @@ fn needed_missing<'a>(extra: &'a ScopeRequirement, verified: &Verified) -> Vec<&
         .collect()
 }
 
+/// The header carrying a Streamable HTTP session.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Most sessions remembered (least recently used forgotten first).
+const SESSION_BINDINGS: usize = 100_000;
+
+/// Which principal (`iss`, `sub`) each MCP session belongs to, so that one user's valid token
+/// cannot drive another user's session (session hijacking, MCP security best practices): a
+/// request naming a session bound to another principal is refused as if the session did not
+/// exist. Sessions are bound when the upstream answers an allowed request with a session ID;
+/// both the ID and the principal are held as 128-bit digests, at most 100,000 of them (~5 MiB).
+/// A session the gateway has not seen (another replica created it, or it was forgotten) passes:
+/// the upstream decides whether it exists.
+#[derive(Debug)]
+pub struct SessionBindings {
+    bindings: quick_cache::sync::Cache<[u8; 16], [u8; 16]>,
+}
+
+impl Default for SessionBindings {
+    fn default() -> Self {
+        SessionBindings {
+            bindings: quick_cache::sync::Cache::new(SESSION_BINDINGS),
+        }
+    }
+}
+
+fn digest(parts: &[&str]) -> [u8; 16] {
+    let mut joined = Vec::new();
+    for part in parts {
+        joined.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        joined.extend_from_slice(part.as_bytes());
+    }
+    let full = jwtgate_core::crypto::sha256(&joined);
+    let mut short = [0; 16];
+    short.copy_from_slice(&full[..16]);
+    short
+}
+
+fn principal(verified: &Verified) -> [u8; 16] {
+    digest(&[verified.issuer(), verified.subject().unwrap_or_default()])
+}
+
+impl SessionBindings {
+    /// Binds `session` to the principal of `verified` (the first binding stays: a session never
+    /// changes hands).
+    pub fn bind(&self, session: &str, verified: &Verified) {
+        let key = digest(&[session]);
+        if self.bindings.get(&key).is_none() {
+            self.bindings.insert(key, principal(verified));
+        }
+    }
+
+    /// False when `session` is bound to another principal than `verified`'s.
+    pub fn admits(&self, session: &str, verified: &Verified) -> bool {
+        self.bindings
+            .get(&digest(&[session]))
+            .is_none_or(|owner| owner == principal(verified))
+    }
+}
+
 /// A non-POST request to an MCP route must not carry a body the upstream might read as a call.
 pub fn has_body(headers: &HeaderMap) -> bool {
     headers.contains_key(http::header::TRANSFER_ENCODING)
         || headers
             .get(http::header::CONTENT_LENGTH)
             .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_utf8_json_is_inspected() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(is_utf8_json(ok), "{ok}");
+        }
+        for refused in [
+            "application/json; charset=utf-7",
+            "application/json; charset=iso-8859-1",
+            "application/json; charset=utf-16",
+            "application/json; boundary=x",
+            "application/json;",
+            "text/plain",
+            "application/jsonx",
+        ] {
+            assert!(!is_utf8_json(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn canonical_resource_uris() {
+        let canon = |u: &str| canonical(&url::Url::parse(u).unwrap()).unwrap();
+        assert_eq!(
+            canon("HTTPS://MCP.Example.com:443/mcp/"),
+            "https://mcp.example.com/mcp"
+        );
+        assert_eq!(canon("https://mcp.example.com"), "https://mcp.example.com");
+        assert_eq!(
+            canon("http://127.0.0.1:8080/a/b"),
+            "http://127.0.0.1:8080/a/b"
+        );
+        assert!(canonical(&url::Url::parse("https://u:p@mcp.example.com/").unwrap()).is_err());
+    }
 }

@@ -33,7 +33,8 @@ use envoy_types::pb::google::rpc::Status;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_core::Verified;
 use jwtgate_engine::{
-    bearer, hygiene, unix_now, Allow, Denial, Engine, FrontEnd, Outcome, RequestView, TokenInput,
+    bearer, hygiene, unix_now, Allow, Denial, Engine, FrontEnd, Inspection, Outcome, RequestBody,
+    RequestView, TokenInput,
 };
 use std::sync::Arc;
 
@@ -68,6 +69,33 @@ pub struct Original {
     pub headers: HeaderMap,
     /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`.
     pub origin: Option<String>,
+    /// The request body as Envoy sent it (`with_request_body` with `pack_as_bytes`), for an MCP
+    /// route's inspection.
+    pub body: CheckBody,
+}
+
+/// What a check carries of the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckBody {
+    /// Nothing (`with_request_body` off), or only the UTF-8 `body` string, whose bytes may differ
+    /// from those Envoy forwards: not inspectable.
+    Absent,
+    /// The whole body (`raw_body`).
+    Whole(Vec<u8>),
+    /// The start of a longer body (`allow_partial_message`, marked by Envoy's
+    /// `x-envoy-auth-partial-body: true`).
+    Partial,
+}
+
+impl CheckBody {
+    /// The engine's view of it.
+    pub fn view(&self) -> RequestBody<'_> {
+        match self {
+            CheckBody::Absent => RequestBody::Unavailable,
+            CheckBody::Whole(bytes) => RequestBody::Read(bytes),
+            CheckBody::Partial => RequestBody::TooLarge,
+        }
+    }
 }
 
 /// Why a `CheckRequest` does not describe an HTTP request.
@@ -114,11 +142,20 @@ pub fn read_request(check: &CheckRequest) -> Result<Original, Unreadable> {
             add(&header.key, value)?;
         }
     }
+    let partial = headers
+        .get("x-envoy-auth-partial-body")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let body = match (http.raw_body.is_empty(), partial) {
+        (true, _) => CheckBody::Absent,
+        (false, true) => CheckBody::Partial,
+        (false, false) => CheckBody::Whole(http.raw_body.clone()),
+    };
     Ok(Original {
         method: http.method.clone(),
         target: http.path.clone(),
         headers,
         origin: jwtgate_engine::dpop::origin(&http.scheme, &http.host),
+        body,
     })
 }
 
@@ -154,7 +191,15 @@ pub async fn check(
         client_certificate: None,
         now: unix_now(),
     };
-    let outcome = engine.decide(&view).await;
+    let outcome = match engine.decide_with_body(&view, original.body.view()).await {
+        Inspection::Decided(outcome) => outcome,
+        // A body is asked for only when deferred, which a check never is.
+        Inspection::ReadBody { .. } => engine.refuse(
+            &original.method,
+            &original.target,
+            Denial::body_unavailable(engine.realm()),
+        ),
+    };
     render(
         engine,
         &original.headers,
@@ -380,6 +425,7 @@ mod tests {
             verified: None,
             path: "/api".to_owned(),
             dpop_nonce: None,
+            mcp: false,
         })
     }
 

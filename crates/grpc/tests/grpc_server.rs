@@ -74,6 +74,11 @@ fn request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
             .collect(),
         ..HttpRequest::default()
     };
+    check_of(http)
+}
+
+/// The check Envoy sends for `http`.
+fn check_of(http: HttpRequest) -> CheckRequest {
     CheckRequest {
         attributes: Some(AttributeContext {
             request: Some(Request {
@@ -184,4 +189,55 @@ async fn health_is_serving_once_keys_are_ready() {
             assert_eq!(answer.status(), expected, "{service:?}");
         }
     }
+}
+
+/// An MCP route behind Envoy's ext_authz: the body Envoy sends as bytes (`with_request_body`,
+/// `pack_as_bytes`) is inspected like the proxy's; a check without it, with only the UTF-8
+/// `body` string, or with a partial body is refused, never allowed unchecked.
+#[tokio::test]
+async fn an_mcp_route_inspects_the_body_envoy_sends_as_bytes_and_refuses_without_it() {
+    let resource = "https://mcp.example.com/mcp";
+    let issuer = Issuer::new().with_audience(resource);
+    let jwks = issuer.jwks_file().display().to_string();
+    let routes = format!(
+        "[resource]\nresource = \"{resource}\"\n\
+         [[routes]]\npath = \"/mcp\"\nmcp = true\nscopes = [\"mcp:use\"]\ntools = {{ delete_user = [\"admin:users\"] }}\n"
+    );
+    let running = start(&config(&issuer, &jwks, &routes)).await;
+    let bearer = format!("Bearer {}", issuer.token(json!({"scope": "mcp:use"})));
+    let call = |name: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}"}}}}"#)
+    };
+    let post = |body: Option<String>, text: Option<String>, partial: bool| {
+        let mut headers = vec![
+            ("authorization".to_owned(), bearer.clone()),
+            ("content-type".to_owned(), "application/json".to_owned()),
+        ];
+        if partial {
+            headers.push(("x-envoy-auth-partial-body".into(), "true".into()));
+        }
+        let http = HttpRequest {
+            method: "POST".into(),
+            path: "/mcp".into(),
+            headers: headers.into_iter().collect(),
+            raw_body: body.map(String::into_bytes).unwrap_or_default(),
+            body: text.unwrap_or_default(),
+            ..HttpRequest::default()
+        };
+        check_of(http)
+    };
+    let denied_status = |response: &CheckResponse| match &response.http_response {
+        Some(HttpResponse::DeniedResponse(denied)) => denied.status.as_ref().map_or(0, |s| s.code),
+        other => panic!("not denied: {other:?}"),
+    };
+    let allowed = check(running.addr, post(Some(call("list_users")), None, false)).await;
+    assert_eq!(status(&allowed), 0, "{allowed:?}");
+    let refused = check(running.addr, post(Some(call("delete_user")), None, false)).await;
+    assert_eq!(denied_status(&refused), 403);
+    let without = check(running.addr, post(None, None, false)).await;
+    assert_eq!(denied_status(&without), 403);
+    let text_only = check(running.addr, post(None, Some(call("list_users")), false)).await;
+    assert_eq!(denied_status(&text_only), 403);
+    let partial = check(running.addr, post(Some(call("list_users")), None, true)).await;
+    assert_eq!(denied_status(&partial), 413);
 }

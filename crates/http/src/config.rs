@@ -462,7 +462,7 @@ impl GatewayConfig {
             let revocations = match previous.and_then(|old| old.revocation()) {
                 Some(held) => {
                     if held.followed_source() != Some(&source) {
-                        tracing::warn!("configuration reload: [revocation] changed its source; the running source stays until a restart");
+                        tracing::warn!("configuration reload: [revocation] changed its source or DPoP replay settings; the running ones stay until a restart");
                     }
                     held.clone()
                 }

@@ -311,9 +311,19 @@ where
                 }
                 Outcome::Allow(allow) => {
                     let nonce = allow.dpop_nonce.clone();
+                    let mcp_principal = allow.verified.clone().filter(|_| allow.mcp);
                     apply_identity(&mut request, &engine, allow);
                     let mut response = inner.call(request).await?;
                     add_dpop_nonce(response.headers_mut(), nonce.as_deref());
+                    if let Some(verified) = mcp_principal {
+                        let session = response
+                            .headers()
+                            .get(jwtgate_engine::mcp::SESSION_HEADER)
+                            .and_then(|v| v.to_str().ok());
+                        if let Some(session) = session {
+                            engine.bind_mcp_session(session, &verified);
+                        }
+                    }
                     add_cors(
                         response.headers_mut(),
                         engine.cors(),

@@ -311,20 +311,20 @@ async fn check_sdk_proof(verifier: &Registry, run: &Value) {
         client_certificate: None,
         now: now(),
     };
-    let check = |method| {
-        policy.check(
-            DpopMode::Required,
-            Scheme::Dpop,
-            &verified,
-            &request(method),
-        )
+    let (policy, verified, request) = (&policy, &verified, &request);
+    let check = move |method| async move {
+        policy
+            .check(DpopMode::Required, Scheme::Dpop, verified, &request(method))
+            .await
     };
     assert!(
-        matches!(check("POST"), Err(DpopRefusal::Proof(_))),
+        matches!(check("POST").await, Err(DpopRefusal::Proof(_))),
         "a proof for GET is not one for POST"
     );
-    check("GET").unwrap_or_else(|refusal| panic!("auth0-spa-js's proof: {refusal}"));
-    assert_eq!(check("GET"), Err(DpopRefusal::Replayed));
+    check("GET")
+        .await
+        .unwrap_or_else(|refusal| panic!("auth0-spa-js's proof: {refusal}"));
+    assert_eq!(check("GET").await, Err(DpopRefusal::Replayed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

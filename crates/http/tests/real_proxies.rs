@@ -311,6 +311,77 @@ async fn caddy_forward_auth_recipe() {
     drop(caddy);
 }
 
+/// With `[dpop] nonce = true` added to the recipe's jwtgate, nginx hands jwtgate's `DPoP-Nonce`
+/// to the client: on the `use_dpop_nonce` refusal, and on the success of the retry with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_dpop_nonces_on() {
+    let issuer = recipe_issuer();
+    let jwks = issuer.jwks_file().display().to_string();
+    let (jwtgate, _stop) = support::start_gateway_with("jwtgate-nginx.toml", |addr| {
+        let config = support::render(
+            &recipe("jwtgate-nginx.toml"),
+            &[("@JWTGATE_ADDR@", addr.to_string()), ("@JWKS_FILE@", jwks)],
+        );
+        format!("{config}\n[dpop]\nnonce = true\n")
+    })
+    .await;
+    let (upstream, _seen) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (nginx, addr) = start_nginx(dir.path(), jwtgate, upstream).await;
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = format!("DPoP {bound}");
+    let proof = |jti: &str, nonce: Option<&str>| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri: "http://api.example.com/api/users",
+                access_token: Some(&bound),
+                iat: jwtgate_http::unix_now(),
+                jti,
+                nonce,
+            },
+        )
+        .unwrap()
+    };
+    let reply = send(
+        addr,
+        "GET",
+        "/api/users",
+        &[("Authorization", &dpop), ("DPoP", &proof("first", None))],
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply
+            .one("www-authenticate")
+            .unwrap_or_default()
+            .contains("error=\"use_dpop_nonce\""),
+        "{:?}",
+        reply.headers
+    );
+    let nonce = reply.one("dpop-nonce").expect("the nonce").to_owned();
+    let reply = send(
+        addr,
+        "GET",
+        "/api/users",
+        &[
+            ("Authorization", &dpop),
+            ("DPoP", &proof("retry", Some(&nonce))),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.one("dpop-nonce"), Some(nonce.as_str()));
+    // A bearer request gets no nonce header (nginx sends no empty one).
+    let bearer = format!("Bearer {}", issuer.token(json!({})));
+    let reply = send(addr, "GET", "/api/users", &[("Authorization", &bearer)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.one("dpop-nonce"), None);
+    drop(nginx);
+}
+
 #[test]
 fn docs_show_the_tested_recipes() {
     let root = repo_root();

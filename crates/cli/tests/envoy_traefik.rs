@@ -807,6 +807,81 @@ async fn traefik_forward_auth_recipe() {
     drop(traefik);
 }
 
+/// With `[dpop] nonce = true` added to the recipe's jwtgate, both Envoy recipes hand jwtgate's
+/// `DPoP-Nonce` to the client: with the `use_dpop_nonce` refusal, and with the answer to the retry
+/// that carries it (gRPC: `ok_response.response_headers_to_add`; HTTP:
+/// `allowed_client_headers_on_success`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_recipes_pass_dpop_nonces() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let (_jwtgate, (http, grpc)) = start_jwtgate_with(
+        dir.path(),
+        "jwtgate-envoy.toml",
+        &issuer,
+        |text| format!("{text}\n[dpop]\nnonce = true\n"),
+        false,
+    )
+    .await;
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = format!("DPoP {bound}");
+    let proof = |jti: &str, nonce: Option<&str>| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri: "http://api.example.com/api/users",
+                access_token: Some(&bound),
+                iat: jwtgate_test_support::now(),
+                jti,
+                nonce,
+            },
+        )
+        .unwrap()
+    };
+    for (recipe_name, jwtgate) in [("envoy-grpc.yaml", grpc), ("envoy-http.yaml", http)] {
+        let envoy_dir = dir.path().join(recipe_name);
+        std::fs::create_dir_all(&envoy_dir).unwrap();
+        let (envoy, proxy) = start_envoy(&envoy_dir, recipe_name, jwtgate, upstream).await;
+        let first = format!("{recipe_name}-first");
+        let (reply, reached) = through(
+            proxy,
+            &seen,
+            "GET",
+            "/api/users",
+            &[("Authorization", &dpop), ("DPoP", &proof(&first, None))],
+        )
+        .await;
+        assert_refused(&reply, &reached, 401, "error=\"use_dpop_nonce\"");
+        let nonce = reply
+            .one("dpop-nonce")
+            .unwrap_or_else(|| panic!("{recipe_name}: no DPoP-Nonce: {:?}", reply.headers))
+            .to_owned();
+        let retry = format!("{recipe_name}-retry");
+        let (reply, reached) = through(
+            proxy,
+            &seen,
+            "GET",
+            "/api/users",
+            &[
+                ("Authorization", &dpop),
+                ("DPoP", &proof(&retry, Some(&nonce))),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{recipe_name}: {}", reply.body);
+        assert!(reached.is_some(), "{recipe_name}");
+        assert_eq!(
+            reply.one("dpop-nonce"),
+            Some(nonce.as_str()),
+            "{recipe_name}"
+        );
+        drop(envoy);
+    }
+}
+
 /// The gRPC recipe over TLS: jwtgate's listeners with `tls_cert`/`tls_key` (the HTTP gateway's
 /// test certificate for 127.0.0.1), Envoy's `jwtgate` cluster with a TLS `transport_socket`
 /// trusting its CA; health checks and checks pass over it.

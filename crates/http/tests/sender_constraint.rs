@@ -1,10 +1,13 @@
 //! Sender-constrained tokens through the gateway's own listeners: certificate-bound tokens
 //! (RFC 8705) with real TLS client certificates made by the `openssl` CLI against the TLS
 //! listener (`[server] client_ca`), and through a trusted proxy's header
-//! (`[server] client_cert_header`, removed before upstream); and DPoP server nonces rotated to
+//! (`[server] client_cert_header`, removed before upstream) — also behind the real nginx
+//! terminating TLS (`$ssl_client_escaped_cert`); and DPoP server nonces rotated to
 //! the client on successful answers (RFC 9449 §8.2) at forward-auth and in proxy mode.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
 
 use axum::routing::get;
 use axum::Router;
@@ -447,4 +450,157 @@ async fn a_fresh_dpop_nonce_rides_on_successful_answers() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("dpop-nonce").is_none());
+}
+
+/// nginx terminating TLS with client certificates (`ssl_verify_client optional`) in front of
+/// jwtgate's forward-auth, passing `$ssl_client_escaped_cert` as docs/mtls.md shows: the real
+/// certificate binds, another one or none (with a forged header) does not, and the API never
+/// sees the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "clients");
+    let (alice, alice_der) = make_client(dir.path(), "clients", "alice");
+    let (bob, _) = make_client(dir.path(), "clients", "bob");
+    let alice_pem = std::fs::read_to_string(dir.path().join("alice.crt")).unwrap();
+    let issuer = Issuer::new();
+    let upstream = echo_upstream().await;
+    let gateway = GatewayConfig::from_toml(
+        &format!(
+            r#"
+            [server]
+            forward_auth_invalid_request_status = 401
+            client_cert_header = "X-SSL-Client-Cert"
+            client_cert_header_format = "escaped-pem"
+
+            [[issuers]]
+            issuer = "{ISSUER}"
+            audiences = ["{AUDIENCE}"]
+            jwks_file = "{}"
+
+            [[routes]]
+            path = "/api/*"
+            scopes = ["read:users"]
+            "#,
+            issuer.jwks_file().display()
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    let (jwtgate, _stop) = start(&gateway).await;
+    let nginx = support::require_program("nginx");
+    let prefix = dir.path().join("nginx");
+    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+    let client_ca = dir.path().join("clients.crt");
+    let (_nginx, addr) = support::start_on_free_port("nginx", dir.path(), |listen| {
+        std::fs::write(
+            prefix.join("nginx.conf"),
+            format!(
+                r#"
+daemon off;
+master_process off;
+worker_processes 1;
+pid nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen {listen} ssl;
+        ssl_certificate {DATA}/localhost.crt.pem;
+        ssl_certificate_key {DATA}/localhost.key.pem;
+        ssl_client_certificate {ca};
+        ssl_verify_client optional;
+        location / {{
+            auth_request /_jwtgate;
+            auth_request_set $jwtgate_challenge $upstream_http_www_authenticate;
+            proxy_set_header X-SSL-Client-Cert "";
+            proxy_pass http://{upstream};
+        }}
+        location = /_jwtgate {{
+            internal;
+            proxy_pass http://{jwtgate}/auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+        }}
+    }}
+}}
+"#,
+                ca = client_ca.display(),
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(&nginx);
+        command
+            .arg("-e")
+            .arg("stderr")
+            .arg("-p")
+            .arg(format!("{}/", prefix.display()))
+            .arg("-c")
+            .arg("nginx.conf");
+        command
+    })
+    .await;
+    let url = format!("https://localhost:{}/api/users", addr.port());
+    let token = bound_token(&issuer, &alice_der);
+
+    let response = tls_client(Some(&alice))
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        echoed["headers"].get("x-ssl-client-cert").is_none(),
+        "{echoed}"
+    );
+
+    let (status, challenge) = www_authenticate(
+        tls_client(Some(&bob))
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("another certificate"), "{challenge}");
+
+    // Without a certificate, a client's own copy of the header does not reach jwtgate.
+    let forged: String = alice_pem
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let (status, challenge) = www_authenticate(
+        tls_client(None)
+            .get(&url)
+            .bearer_auth(&token)
+            .header("X-SSL-Client-Cert", forged)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
 }

@@ -1141,6 +1141,163 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
     assert_eq!(response.status(), 200);
 }
 
+/// Traefik terminating TLS with client certificates (`VerifyClientCertIfGiven`) and
+/// `passTLSClientCert` (`pem: true`) before the ForwardAuth to jwtgate (`client_cert_header_format
+/// = "base64-der"`): the certificate a token is bound to passes, another one does not, and a
+/// client without one that sends its own `X-Forwarded-Tls-Client-Cert` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_passes_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
+    let (bob, _) = client_certificate(&certs, "clients", "bob");
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, _seen) = start_upstream().await;
+    let (_jwtgate, (http, _)) = start_jwtgate_with(
+        dir.path(),
+        "jwtgate-caddy.toml",
+        &issuer,
+        |text| {
+            text.replacen(
+                "[server]\n",
+                "[server]\nclient_cert_header = \"X-Forwarded-Tls-Client-Cert\"\nclient_cert_header_format = \"base64-der\"\n",
+                1,
+            )
+        },
+        false,
+    )
+    .await;
+    let data = workspace_root().join("crates/http/tests/data");
+    let dynamic = dir.path().join("traefik-mtls.yml");
+    std::fs::write(
+        &dynamic,
+        format!(
+            r#"tls:
+  certificates:
+    - certFile: "{data}/localhost.crt.pem"
+      keyFile: "{data}/localhost.key.pem"
+  options:
+    default:
+      clientAuth:
+        caFiles: ["{ca}"]
+        clientAuthType: VerifyClientCertIfGiven
+http:
+  middlewares:
+    client-cert:
+      passTLSClientCert:
+        pem: true
+    jwtgate:
+      forwardAuth:
+        address: "http://{http}/auth"
+  routers:
+    api:
+      entryPoints: [websecure]
+      rule: "PathPrefix(`/`)"
+      tls: {{}}
+      middlewares: [client-cert, jwtgate]
+      service: api
+  services:
+    api:
+      loadBalancer:
+        servers:
+          - url: "http://{upstream}"
+"#,
+            data = data.display(),
+            ca = certs.join("clients.crt").display(),
+        ),
+    )
+    .unwrap();
+    let client = |identity: Option<&[u8]>| {
+        let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap())
+            .unwrap();
+        let mut builder = reqwest::Client::builder().add_root_certificate(root);
+        if let Some(identity) = identity {
+            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let (_traefik, proxy) = start_with_ports(
+        "traefik",
+        dir.path(),
+        loopback,
+        |listen| {
+            let path = dir.path().join("traefik-static.yml");
+            std::fs::write(
+                &path,
+                format!(
+                    "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\nentryPoints:\n  websecure:\n    address: \"{listen}\"\nproviders:\n  file:\n    filename: \"{}\"\nlog:\n  level: ERROR\n",
+                    dynamic.display()
+                ),
+            )
+            .unwrap();
+            let mut command = Command::new(proxy_tool("traefik"));
+            command.arg(format!("--configFile={}", path.display()));
+            command
+        },
+        |listen| {
+            let ready =
+                client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
+            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
+    let url = format!("https://localhost:{}/api/users", proxy.port());
+    let x5t = jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(&alice_der));
+    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t}}));
+    let response = client(Some(&alice))
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let refused = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, challenge)
+    };
+    let (status, challenge) = refused(
+        client(Some(&bob))
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("another certificate"), "{challenge}");
+
+    let forged: String = String::from_utf8_lossy(&std::fs::read(certs.join("alice.crt")).unwrap())
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let (status, challenge) = refused(
+        client(None)
+            .get(&url)
+            .bearer_auth(&token)
+            .header("X-Forwarded-Tls-Client-Cert", forged)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "a forged X-Forwarded-Tls-Client-Cert got through Traefik"
+    );
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
+}
+
 /// The gRPC recipe over TLS: jwtgate's listeners with `tls_cert`/`tls_key` (the HTTP gateway's
 /// test certificate for 127.0.0.1), Envoy's `jwtgate` cluster with a TLS `transport_socket`
 /// trusting its CA; health checks and checks pass over it.

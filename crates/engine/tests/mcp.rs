@@ -390,3 +390,54 @@ fn the_metadata_document_names_the_resource_and_its_servers() {
         ["/.well-known/oauth-protected-resource"]
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One engine for every case (keys from a file, no network).
+    fn fixture() -> &'static (Issuer, Engine) {
+        static FIXTURE: std::sync::OnceLock<(Issuer, Engine)> = std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let issuer = issuer();
+            let engine = engine_for(&config(&issuer, RULES)).unwrap();
+            (issuer, engine)
+        })
+    }
+
+    fn decide(token: &str, body: &[u8]) -> u16 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(post(&fixture().1, token, body)).0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes are refused or allowed, never a panic; anything allowed is JSON-RPC.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let token = fixture().0.token(json!({"scope": "mcp:use admin:users tools:other prompts:secret docs:private admin:logs"}));
+            let status = decide(&token, &body);
+            prop_assert!(matches!(status, 200 | 400 | 403 | 413), "{status}");
+            if status == 200 {
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+            }
+        }
+
+        /// A tools/call passes exactly when the token holds the tool's scopes (the route's
+        /// `mcp:use`, then the tool's own or the `"*"` entry's).
+        #[test]
+        fn tool_calls_pass_exactly_with_their_scopes(
+            tool in prop_oneof![Just("delete_user".to_owned()), Just("list_users".to_owned()), "[a-z_]{1,12}"],
+            granted in proptest::sample::subsequence(vec!["mcp:use", "admin:users", "tools:other"], 0..=3),
+        ) {
+            let token = fixture().0.token(json!({"scope": granted.join(" ")}));
+            let body = call("tools/call", json!({"name": tool, "arguments": {}}));
+            let needed: &[&str] = if tool == "delete_user" { &["mcp:use", "admin:users"] } else { &["mcp:use", "tools:other"] };
+            let expected = if needed.iter().all(|s| granted.contains(s)) { 200 } else { 403 };
+            prop_assert_eq!(decide(&token, &body), expected);
+        }
+    }
+}

@@ -81,6 +81,7 @@ fn decide(engine: &Engine, headers: &HeaderMap, now: i64) -> bool {
         target: PATH,
         headers,
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now,
     };
     let future = std::pin::pin!(engine.decide(&request));
@@ -162,6 +163,7 @@ fn main() {
             target: PATH,
             headers: &headers,
             token: TokenInput::FromRequest,
+            client_certificate: None,
             now,
         };
         let outcome = runtime.block_on(engine.decide(&first));

@@ -11,7 +11,11 @@
 //! | no `cnf` | `DPoP` | refused | refused (not bound) | refused (not bound) |
 //! | `cnf.jkt` | `Bearer` | refused | refused (downgrade) | refused (downgrade) |
 //! | `cnf.jkt` | `DPoP` | refused | proof checked | proof checked |
-//! | `cnf["x5t#S256"]` | any | refused: certificate binding is not checked here, so a token bound to a certificate never passes as a bearer token |
+//! | `cnf["x5t#S256"]` | `Bearer` | pass with its certificate | pass with its certificate | pass with its certificate |
+//!
+//! A certificate-bound token (RFC 8705, `cnf["x5t#S256"]`) must come with the certificate it
+//! names ([`crate::mtls`]); without a configured certificate source it is refused, never
+//! accepted as a plain bearer token. A token bound both ways needs both.
 //!
 //! A proof is checked by `jwtgate_core::dpop::check_proof` against the URI the client used
 //! (the front end supplies the scheme and authority in [`crate::RequestView::origin`]; without
@@ -29,6 +33,7 @@
 //! ([`DpopRefusal::ReplayStoreUnavailable`], `401 invalid_dpop_proof`: a client error the
 //! fronting proxy passes on as it is, never a 5xx it might retry or hide).
 
+use crate::mtls::{CertificateRefusal, CertificateSource, CertificateThumbprint};
 use jwtgate_core::dpop::{self, ProofContext, ProofError};
 use jwtgate_core::{Algorithm, AlgorithmSet, Verified};
 pub use jwtgate_revocation::DpopReplayFallback;
@@ -360,7 +365,7 @@ pub enum DpopRefusal {
     /// DPoP is off here.
     #[error("DPoP is not accepted here; send a bearer token")]
     Off,
-    /// A `cnf` jwtgate cannot honour (certificate-bound, or malformed).
+    /// A `cnf` jwtgate cannot honour (an unknown or malformed binding).
     #[error(
         "the token is bound by cnf {0} that jwtgate does not check here, so it cannot be accepted"
     )]
@@ -387,6 +392,9 @@ pub enum DpopRefusal {
     /// The front end cannot tell which URI the client used.
     #[error("cannot check the DPoP proof: {0}")]
     UnknownUri(String),
+    /// A certificate-bound token without its certificate (RFC 8705).
+    #[error(transparent)]
+    Certificate(CertificateRefusal),
 }
 
 impl DpopRefusal {
@@ -419,6 +427,7 @@ impl DpopRefusal {
             DpopRefusal::StoreFull(_) => "dpop_replay_cache_full",
             DpopRefusal::ReplayStoreUnavailable(_) => "dpop_replay_unavailable",
             DpopRefusal::UnknownUri(_) => "dpop_uri_unknown",
+            DpopRefusal::Certificate(refusal) => refusal.kind(),
         }
     }
 }
@@ -471,26 +480,44 @@ pub fn public_origin(url: &str) -> Result<String, String> {
 pub enum Binding<'a> {
     /// No `cnf`: a bearer token.
     None,
-    /// `cnf.jkt`: bound to a DPoP key with this thumbprint.
-    Dpop(&'a str),
-    /// A `cnf` that is not a DPoP binding jwtgate can check (named in the refusal).
+    /// `cnf.jkt` and/or `cnf["x5t#S256"]`: bound to a DPoP key with this thumbprint, to a
+    /// client certificate with this thumbprint, or both.
+    Bound {
+        /// The DPoP key's RFC 7638 thumbprint (`jkt`).
+        jkt: Option<&'a str>,
+        /// The certificate's SHA-256 thumbprint (`x5t#S256`, RFC 8705).
+        x5t: Option<&'a str>,
+    },
+    /// A `cnf` that is not a binding jwtgate can check (named in the refusal).
     Unchecked(String),
 }
 
-/// Reads the token's `cnf` (RFC 7800): `jkt` (RFC 9449), or something else.
+/// Reads the token's `cnf` (RFC 7800): `jkt` (RFC 9449), `x5t#S256` (RFC 8705), or something
+/// else.
 pub fn binding(verified: &Verified) -> Binding<'_> {
-    match verified.claim("cnf") {
-        None => Binding::None,
-        Some(Value::Object(cnf)) => match cnf.get("jkt") {
-            Some(Value::String(jkt)) if !jkt.is_empty() => Binding::Dpop(jkt),
-            Some(_) => Binding::Unchecked("with a \"jkt\" that is not a string".into()),
-            None => Binding::Unchecked(format!(
-                "members {:?}",
-                cnf.keys().map(String::as_str).collect::<Vec<_>>()
-            )),
-        },
-        Some(_) => Binding::Unchecked("that is not an object".into()),
+    let cnf = match verified.claim("cnf") {
+        None => return Binding::None,
+        Some(Value::Object(cnf)) => cnf,
+        Some(_) => return Binding::Unchecked("that is not an object".into()),
+    };
+    let member = |name: &str| match cnf.get(name) {
+        None => Ok(None),
+        Some(Value::String(value)) if !value.is_empty() => Ok(Some(value.as_str())),
+        Some(_) => Err(Binding::Unchecked(format!(
+            "with a {name:?} that is not a string"
+        ))),
+    };
+    let (jkt, x5t) = match (member("jkt"), member("x5t#S256")) {
+        (Ok(jkt), Ok(x5t)) => (jkt, x5t),
+        (Err(unchecked), _) | (_, Err(unchecked)) => return unchecked,
+    };
+    if jkt.is_none() && x5t.is_none() {
+        return Binding::Unchecked(format!(
+            "members {:?}",
+            cnf.keys().map(String::as_str).collect::<Vec<_>>()
+        ));
     }
+    Binding::Bound { jkt, x5t }
 }
 
 /// The request facts a proof is checked against.
@@ -506,6 +533,8 @@ pub struct ProofRequest<'a> {
     pub headers: &'a http::HeaderMap,
     /// The token as sent.
     pub token: &'a str,
+    /// The client certificate the TLS listener verified, when there is one.
+    pub client_certificate: Option<&'a CertificateThumbprint>,
     /// Now, Unix seconds.
     pub now: i64,
 }
@@ -522,6 +551,7 @@ pub struct DpopPolicy {
     shared_replay: Option<(Arc<dyn SharedReplayStore>, DpopReplayFallback)>,
     public_origin: Option<String>,
     nonces: Option<Arc<Nonces>>,
+    certificates: CertificateSource,
 }
 
 /// A `[dpop]` setting that cannot be used.
@@ -546,6 +576,7 @@ impl Default for DpopPolicy {
             shared_replay: None,
             public_origin: None,
             nonces: None,
+            certificates: CertificateSource::None,
         }
     }
 }
@@ -577,6 +608,7 @@ impl DpopPolicy {
             shared_replay: None,
             public_origin: None,
             nonces: section.nonce.then(Arc::default),
+            certificates: CertificateSource::None,
         })
     }
 
@@ -602,6 +634,18 @@ impl DpopPolicy {
     pub fn with_public_origin(mut self, origin: Option<String>) -> DpopPolicy {
         self.public_origin = origin;
         self
+    }
+
+    /// Where client certificates come from, for certificate-bound tokens (RFC 8705; default
+    /// nowhere: such tokens are refused).
+    pub fn with_certificate_source(mut self, certificates: CertificateSource) -> DpopPolicy {
+        self.certificates = certificates;
+        self
+    }
+
+    /// Where client certificates come from.
+    pub fn certificate_source(&self) -> &CertificateSource {
+        &self.certificates
     }
 
     /// Sets an issuer's own mode (replacing the default for its tokens).
@@ -670,18 +714,30 @@ impl DpopPolicy {
         verified: &Verified,
         request: &ProofRequest<'_>,
     ) -> Result<ReplayRecord, DpopRefusal> {
-        let jkt = match (binding(verified), scheme) {
-            (Binding::Unchecked(what), _) => return Err(DpopRefusal::UncheckedBinding(what)),
-            (Binding::None, Scheme::Bearer) => {
+        let (jkt, x5t) = match binding(verified) {
+            Binding::Unchecked(what) => return Err(DpopRefusal::UncheckedBinding(what)),
+            Binding::None => (None, None),
+            Binding::Bound { jkt, x5t } => (jkt, x5t),
+        };
+        if let Some(x5t) = x5t {
+            self.certificates
+                .check(x5t, request.client_certificate, request.headers)
+                .map_err(DpopRefusal::Certificate)?;
+        }
+        let jkt = match (jkt, scheme) {
+            // A certificate-bound token is sender-constrained: it passes `required` as a
+            // bearer token once its certificate matched.
+            (None, Scheme::Bearer) if x5t.is_some() => return Ok(ReplayRecord::NoProof),
+            (None, Scheme::Bearer) => {
                 return match mode {
                     DpopMode::Required => Err(DpopRefusal::Required),
                     DpopMode::Off | DpopMode::Allowed => Ok(ReplayRecord::NoProof),
                 }
             }
             (_, Scheme::Dpop) if mode == DpopMode::Off => return Err(DpopRefusal::Off),
-            (Binding::Dpop(_), Scheme::Bearer) => return Err(DpopRefusal::Downgrade),
-            (Binding::None, Scheme::Dpop) => return Err(DpopRefusal::NotBound),
-            (Binding::Dpop(jkt), Scheme::Dpop) => jkt,
+            (Some(_), Scheme::Bearer) => return Err(DpopRefusal::Downgrade),
+            (None, Scheme::Dpop) => return Err(DpopRefusal::NotBound),
+            (Some(jkt), Scheme::Dpop) => jkt,
         };
         let mut proofs = request.headers.get_all("dpop").iter();
         let proof = proofs.next().ok_or(DpopRefusal::NoProof)?;

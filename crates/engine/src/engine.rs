@@ -5,11 +5,12 @@
 
 use crate::bearer::{self, BearerToken, TokenLocations};
 use crate::denial::Denial;
-use crate::dpop::{DpopMode, DpopPolicy, ProofRequest, Scheme};
+use crate::dpop::{DpopMode, DpopPolicy, DpopRefusal, ProofRequest, Scheme};
 use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
 use crate::mcp::{ProtectedResource, SessionBindings};
 use crate::metrics::Metrics;
+use crate::mtls::CertificateThumbprint;
 use crate::path::{self, PathPolicy};
 use crate::routes::{Requirement, RouteTable};
 use crate::token_cache::TokenCache;
@@ -97,6 +98,9 @@ pub struct RequestView<'a> {
     pub origin: Option<&'a str>,
     /// Where the token is.
     pub token: TokenInput,
+    /// The client certificate the TLS listener verified (RFC 8705 certificate-bound tokens),
+    /// when jwtgate terminates TLS with client certificates; `None` otherwise.
+    pub client_certificate: Option<CertificateThumbprint>,
     /// The time of the decision, Unix seconds.
     pub now: i64,
 }
@@ -139,6 +143,9 @@ pub struct Allow {
     pub verified: Option<Arc<Verified>>,
     /// The normalised path that was checked: what a proxy must send upstream.
     pub path: String,
+    /// The server nonce for the client's next DPoP proof (`DPoP-Nonce`, RFC 9449 §8.2), when a
+    /// proof was checked and nonces are required.
+    pub dpop_nonce: Option<String>,
     /// An MCP route's request: a front end that sees the upstream's answer binds the session
     /// it names to the token ([`Engine::bind_mcp_session`]).
     pub mcp: bool,
@@ -500,6 +507,7 @@ impl Engine {
                     identity: Arc::from([]),
                     verified: None,
                     path,
+                    dpop_nonce: None,
                     mcp: false,
                 }))
             }
@@ -572,6 +580,7 @@ impl Engine {
             target: request.target,
             headers,
             token: &token,
+            client_certificate: request.client_certificate.as_ref(),
             now: request.now,
         };
         let checked = self
@@ -587,13 +596,20 @@ impl Engine {
                 .then(|| self.dpop.current_nonce(request.now))
                 .flatten();
             let denial = Denial::dpop_refusal(&self.realm, &refusal).with_dpop_nonce(nonce);
-            let denial = if mode == DpopMode::Off {
+            // A certificate-bound token comes as a bearer token: its refusal is a Bearer
+            // challenge unless DPoP is required.
+            let certificate = matches!(refusal, DpopRefusal::Certificate(_));
+            let denial = if mode == DpopMode::Off || (certificate && mode == DpopMode::Allowed) {
                 denial
             } else {
                 denial.with_dpop_challenge(self.dpop.algs(), mode != DpopMode::Required)
             };
             return Ok(Outcome::Deny(denial));
         }
+        // A fresh nonce on success too (RFC 9449 §8.2), so clients switch before it expires.
+        let dpop_nonce = (scheme == Scheme::Dpop)
+            .then(|| self.dpop.current_nonce(request.now))
+            .flatten();
         let rules = self.issuer_rules.iter().find(|r| r.issuer == issuer);
         let audiences = rules.map(|r| r.audiences.as_slice());
         if let Err(rejection) = route_policy.admits(&pass.verified, issuer, audiences) {
@@ -631,6 +647,7 @@ impl Engine {
             identity: pass.identity,
             verified: Some(pass.verified),
             path,
+            dpop_nonce,
             mcp: route_policy.mcp().is_some(),
         }))
     }

@@ -157,6 +157,7 @@ impl Fixture {
             target,
             headers,
             token: TokenInput::FromRequest,
+            client_certificate: None,
             now: self.issuer.now(),
         };
         self.engine.decide(&request).await
@@ -485,14 +486,16 @@ async fn a_proof_needs_a_known_request_uri() {
 }
 
 #[tokio::test]
-async fn a_certificate_bound_token_never_passes_as_a_bearer_token() {
+async fn a_certificate_bound_token_never_passes_as_a_bearer_token_without_a_certificate_source() {
     let f = Fixture::new(DpopMode::Allowed);
     let token = f
         .issuer
         .token(json!({"scope": "read:users", "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}));
-    let (status, _, description, kind) = refused(&f.ask(&format!("Bearer {token}"), &[]).await);
-    assert_eq!((status, kind), (401, "unchecked_binding"));
+    let (status, challenge, description, kind) =
+        refused(&f.ask(&format!("Bearer {token}"), &[]).await);
+    assert_eq!((status, kind), (401, "mtls_not_configured"));
     assert!(description.contains("x5t#S256"), "{description}");
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
 }
 
 #[tokio::test]
@@ -524,7 +527,16 @@ async fn server_nonces_are_asked_for_and_then_accepted() {
         nonce: Some(&nonce),
     });
     let outcome = f.ask(&format!("DPoP {token}"), &[&retry]).await;
-    assert!(matches!(outcome, Outcome::Allow(_)), "{outcome:?}");
+    let Outcome::Allow(allow) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    // The nonce rides on the success too (RFC 9449 §8.2), for the next proof.
+    assert_eq!(allow.dpop_nonce.as_deref(), Some(nonce.as_str()));
+    let bearer = f.ask(&format!("Bearer {}", f.bearer_token()), &[]).await;
+    let Outcome::Allow(allow) = &bearer else {
+        panic!("{bearer:?}")
+    };
+    assert_eq!(allow.dpop_nonce, None, "a bearer request gets no nonce");
     let stale = f.proof_with(ProofClaims {
         method: "GET",
         uri: &uri,

@@ -106,6 +106,7 @@ async fn post(engine: &Engine, token: &str, body: &[u8]) -> (u16, String, String
         target: "/mcp",
         headers: &headers,
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: jwtgate_test_support::now(),
     };
     let mut inspection = engine.decide_with_body(&view, RequestBody::Deferred).await;
@@ -137,6 +138,7 @@ fn view(headers: &HeaderMap) -> RequestView<'_> {
         target: "/mcp",
         headers,
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: jwtgate_test_support::now(),
     }
 }

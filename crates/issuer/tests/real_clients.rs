@@ -308,6 +308,7 @@ async fn check_sdk_proof(verifier: &Registry, run: &Value) {
         target: url.path(),
         headers: &headers,
         token,
+        client_certificate: None,
         now: now(),
     };
     let (policy, verified, request) = (&policy, &verified, &request);

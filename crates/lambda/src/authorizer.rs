@@ -125,6 +125,7 @@ impl Authorizer {
             target: request.arn.path(),
             headers: &request.headers,
             token: request.token.clone(),
+            client_certificate: None,
             now,
         };
         let before = self

@@ -94,6 +94,7 @@ fn view<'a>(method: &'a str, target: &'a str, headers: &'a HeaderMap, now: i64) 
     RequestView {
         front: FrontEnd::Inline,
         origin: None,
+        client_certificate: None,
         method,
         target,
         headers,

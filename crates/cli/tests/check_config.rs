@@ -147,3 +147,38 @@ when = 'claims.tid == "72f988bf-86f1-41af-91ab-2d7cd011db47"'
         assert!(err.contains("`issuers[0].tenants`"), "{err}");
     }
 }
+
+#[test]
+fn a_token_authorizer_cannot_carry_dpop_proofs() {
+    // Default `[dpop]` (allowed): valid, with a note that DPoP-bound tokens are refused.
+    let (code, out, err) = check(SHARED, &["--token-authorizer"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("# note: [dpop] is \"allowed\": as a TOKEN authorizer"),
+        "{out}"
+    );
+    // Off: nothing to say.
+    let off = format!("{SHARED}\n[dpop]\nmode = \"off\"\n");
+    let (code, out, err) = check(&off, &["--token-authorizer"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("# note"), "{out}");
+    // Required anywhere: an error naming the key.
+    let required = format!("{SHARED}\n[dpop]\nmode = \"required\"\n");
+    let (code, _, err) = check(&required, &["--token-authorizer"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`dpop.mode`")
+            && err.contains("TOKEN authorizer's event carries only the token"),
+        "{err}"
+    );
+    let route = SHARED.replace(
+        "scopes = [\"read:users\"]",
+        "scopes = [\"read:users\"]\ndpop = \"required\"",
+    );
+    let (code, _, err) = check(&route, &["--token-authorizer"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`routes[0].dpop`"), "{err}");
+    // As a REQUEST authorizer the same file is fine.
+    let (code, _, err) = check(&required, &["--lambda"]);
+    assert_eq!(code, 0, "{err}");
+}

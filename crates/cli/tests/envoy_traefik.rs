@@ -8,7 +8,9 @@
 //! `Authorization`; a client's own `X-Auth-Subject` (any case, and with `_`) never reaches it;
 //! no token is 401 with jwtgate's challenge, a missing scope 403, an expired token 401
 //! `invalid_token`; `/public/../…`, `%2e%2e` and `//` are decided on the normalised path; and with
-//! jwtgate stopped (SIGTERM: both its listeners close), the proxy refuses, public routes too.
+//! jwtgate stopped (SIGTERM: both its listeners close), the proxy refuses, public routes too. A
+//! DPoP request passes through each (the proxy tells jwtgate the scheme and host the client
+//! used), and a proof made for another URI is refused.
 //!
 //! Envoy and Traefik come from `scripts/test` (`target/proxies-venv/bin`); a missing one fails the
 //! test with the install hint.
@@ -17,6 +19,8 @@
 
 use axum::extract::{Request, State};
 use axum::Router;
+use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
+use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_test_support::{free_port, proxy_tool, workspace_root, Issuer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -701,6 +705,54 @@ async fn run_cases(front: Front, proxy: SocketAddr, seen: &Seen, issuer: &Issuer
     .await;
     assert_eq!(reply.status, 200, "{front:?}: {}", reply.body);
     assert_eq!(reached.unwrap()["uri"], "/api/users", "{front:?}");
+
+    // DPoP: a proof for the URI the client used passes; one for another URI is refused.
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = format!("DPoP {bound}");
+    let proof = |uri: &str, jti: &str| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri,
+                access_token: Some(&bound),
+                iat: jwtgate_test_support::now(),
+                jti,
+                nonce: None,
+            },
+        )
+        .unwrap()
+    };
+    let good_proof = proof("http://api.example.com/api/users", "through-the-proxy");
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/api/users?page=2",
+        &[("Authorization", &dpop), ("DPoP", &good_proof)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{front:?}: DPoP: {}", reply.body);
+    assert!(reached.is_some(), "{front:?}");
+    let other_proof = proof("http://api.example.com/api/other", "another-uri");
+    let (reply, reached) = through(
+        proxy,
+        seen,
+        "GET",
+        "/api/users",
+        &[("Authorization", &dpop), ("DPoP", &other_proof)],
+    )
+    .await;
+    assert_refused(&reply, &reached, 401, "error=\"invalid_dpop_proof\"");
+    assert!(
+        reply
+            .one("www-authenticate")
+            .unwrap()
+            .contains("the request is http://api.example.com/api/users"),
+        "{front:?}: {:?}",
+        reply.one("www-authenticate")
+    );
 }
 
 /// With jwtgate gone, the proxy refuses every request (public routes too): nothing unchecked
@@ -753,6 +805,497 @@ async fn traefik_forward_auth_recipe() {
     jwtgate.terminate();
     assert_fails_closed(Front::Traefik, proxy, &seen, 500).await;
     drop(traefik);
+}
+
+/// With `[dpop] nonce = true` added to the recipe's jwtgate, both Envoy recipes hand jwtgate's
+/// `DPoP-Nonce` to the client: with the `use_dpop_nonce` refusal, and with the answer to the retry
+/// that carries it (gRPC: `ok_response.response_headers_to_add`; HTTP:
+/// `allowed_client_headers_on_success`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_recipes_pass_dpop_nonces() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let (_jwtgate, (http, grpc)) = start_jwtgate_with(
+        dir.path(),
+        "jwtgate-envoy.toml",
+        &issuer,
+        |text| format!("{text}\n[dpop]\nnonce = true\n"),
+        false,
+    )
+    .await;
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = format!("DPoP {bound}");
+    let proof = |jti: &str, nonce: Option<&str>| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri: "http://api.example.com/api/users",
+                access_token: Some(&bound),
+                iat: jwtgate_test_support::now(),
+                jti,
+                nonce,
+            },
+        )
+        .unwrap()
+    };
+    for (recipe_name, jwtgate) in [("envoy-grpc.yaml", grpc), ("envoy-http.yaml", http)] {
+        let envoy_dir = dir.path().join(recipe_name);
+        std::fs::create_dir_all(&envoy_dir).unwrap();
+        let (envoy, proxy) = start_envoy(&envoy_dir, recipe_name, jwtgate, upstream).await;
+        let first = format!("{recipe_name}-first");
+        let (reply, reached) = through(
+            proxy,
+            &seen,
+            "GET",
+            "/api/users",
+            &[("Authorization", &dpop), ("DPoP", &proof(&first, None))],
+        )
+        .await;
+        assert_refused(&reply, &reached, 401, "error=\"use_dpop_nonce\"");
+        let nonce = reply
+            .one("dpop-nonce")
+            .unwrap_or_else(|| panic!("{recipe_name}: no DPoP-Nonce: {:?}", reply.headers))
+            .to_owned();
+        let retry = format!("{recipe_name}-retry");
+        let (reply, reached) = through(
+            proxy,
+            &seen,
+            "GET",
+            "/api/users",
+            &[
+                ("Authorization", &dpop),
+                ("DPoP", &proof(&retry, Some(&nonce))),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{recipe_name}: {}", reply.body);
+        assert!(reached.is_some(), "{recipe_name}");
+        assert_eq!(
+            reply.one("dpop-nonce"),
+            Some(nonce.as_str()),
+            "{recipe_name}"
+        );
+        drop(envoy);
+    }
+}
+
+/// Runs `openssl` in `dir`, failing with an install hint when it is missing.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed ({e}): apt-get install -y openssl"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A client certificate `name` issued by the CA `ca` (made first when missing) in `dir`: its key
+/// and certificate as one PEM (for reqwest), and the certificate's DER.
+fn client_certificate(dir: &Path, ca: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
+    if !dir.join(format!("{ca}.crt")).exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+    }
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.crt"),
+            "-extfile",
+            "client.ext",
+        ],
+    );
+    let cert = std::fs::read(dir.join(format!("{name}.crt"))).unwrap();
+    let body: String = String::from_utf8_lossy(&cert)
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = jwtgate_core::internal::base64url::decode_standard(&body).unwrap();
+    let mut identity = std::fs::read(dir.join(format!("{name}.key"))).unwrap();
+    identity.extend_from_slice(&cert);
+    (identity, der)
+}
+
+/// Envoy terminating TLS with client certificates in front of the HTTP ext_authz recipe, with
+/// `forward_client_cert_details: SANITIZE_SET` and the certificate in `x-forwarded-client-cert`
+/// (docs/mtls.md), and jwtgate reading that header (`client_cert_header_format = "xfcc"`): the
+/// certificate a token is bound to passes, another one does not, and a client without one that
+/// sends its own XFCC is refused (Envoy replaces it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_passes_the_client_certificate_in_xfcc() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
+    let (bob, bob_der) = client_certificate(&certs, "clients", "bob");
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let (_jwtgate, (http, _)) = start_jwtgate_with(
+        dir.path(),
+        "jwtgate-envoy.toml",
+        &issuer,
+        |text| {
+            text.replacen(
+                "[server]\n",
+                "[server]\nclient_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"\n",
+                1,
+            )
+        },
+        false,
+    )
+    .await;
+    let data = workspace_root().join("crates/http/tests/data");
+    let tls = format!(
+        r#"      filter_chains:
+        - transport_socket:
+            name: envoy.transport_sockets.tls
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+              require_client_certificate: false
+              common_tls_context:
+                tls_certificates:
+                  - certificate_chain: {{ filename: "{data}/localhost.crt.pem" }}
+                    private_key: {{ filename: "{data}/localhost.key.pem" }}
+                validation_context:
+                  trusted_ca: {{ filename: "{ca}" }}
+          filters:
+"#,
+        data = data.display(),
+        ca = certs.join("clients.crt").display(),
+    );
+    let change = |text: String| {
+        let text = text.replacen("      filter_chains:\n        - filters:\n", &tls, 1);
+        let text = text.replacen(
+            "                stat_prefix: api\n",
+            "                stat_prefix: api\n                forward_client_cert_details: SANITIZE_SET\n                set_current_client_cert_details: {cert: true}\n",
+            1,
+        );
+        text.replacen(
+            "                          - exact: dpop\n",
+            "                          - exact: dpop\n                          - exact: x-forwarded-client-cert\n",
+            1,
+        )
+    };
+    let client = |identity: Option<&[u8]>| {
+        let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap())
+            .unwrap();
+        let mut builder = reqwest::Client::builder().add_root_certificate(root);
+        if let Some(identity) = identity {
+            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let template = recipe("envoy-http.yaml");
+    let (_envoy, proxy) = start_with_ports(
+        "envoy",
+        dir.path(),
+        loopback,
+        |listen| {
+            let config = render(
+                &template,
+                &[
+                    ("@LISTEN_HOST@", listen.ip().to_string()),
+                    ("@LISTEN_PORT@", listen.port().to_string()),
+                    ("@JWTGATE_HOST@", http.ip().to_string()),
+                    ("@JWTGATE_PORT@", http.port().to_string()),
+                    ("@UPSTREAM_HOST@", upstream.ip().to_string()),
+                    ("@UPSTREAM_PORT@", upstream.port().to_string()),
+                ],
+            );
+            envoy_command(dir.path(), "envoy-http.yaml", change(config))
+        },
+        |listen| {
+            let ready =
+                client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
+            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
+    let url = format!("https://localhost:{}/api/users", proxy.port());
+    let x5t =
+        |der: &[u8]| jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(der));
+    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
+    let before = seen.count();
+    let response = client(Some(&alice))
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(seen.count(), before + 1);
+
+    let refused = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, challenge)
+    };
+    let (status, challenge) = refused(
+        client(Some(&bob))
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("another certificate"), "{challenge}");
+
+    let forged = format!(
+        "Hash={}",
+        jwtgate_core::crypto::sha256(&alice_der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let (status, challenge) = refused(
+        client(None)
+            .get(&url)
+            .bearer_auth(&token)
+            .header("x-forwarded-client-cert", forged)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
+    // Bob's own bound token passes with Bob's certificate.
+    let bobs = issuer.token(json!({"cnf": {"x5t#S256": x5t(&bob_der)}}));
+    let response = client(Some(&bob))
+        .get(&url)
+        .bearer_auth(&bobs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Traefik terminating TLS with client certificates (`VerifyClientCertIfGiven`) and
+/// `passTLSClientCert` (`pem: true`) before the ForwardAuth to jwtgate (`client_cert_header_format
+/// = "base64-der"`): the certificate a token is bound to passes, another one does not, and a
+/// client without one that sends its own `X-Forwarded-Tls-Client-Cert` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_passes_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
+    let (bob, _) = client_certificate(&certs, "clients", "bob");
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, _seen) = start_upstream().await;
+    let (_jwtgate, (http, _)) = start_jwtgate_with(
+        dir.path(),
+        "jwtgate-caddy.toml",
+        &issuer,
+        |text| {
+            text.replacen(
+                "[server]\n",
+                "[server]\nclient_cert_header = \"X-Forwarded-Tls-Client-Cert\"\nclient_cert_header_format = \"base64-der\"\n",
+                1,
+            )
+        },
+        false,
+    )
+    .await;
+    let data = workspace_root().join("crates/http/tests/data");
+    let dynamic = dir.path().join("traefik-mtls.yml");
+    std::fs::write(
+        &dynamic,
+        format!(
+            r#"tls:
+  certificates:
+    - certFile: "{data}/localhost.crt.pem"
+      keyFile: "{data}/localhost.key.pem"
+  options:
+    default:
+      clientAuth:
+        caFiles: ["{ca}"]
+        clientAuthType: VerifyClientCertIfGiven
+http:
+  middlewares:
+    client-cert:
+      passTLSClientCert:
+        pem: true
+    jwtgate:
+      forwardAuth:
+        address: "http://{http}/auth"
+  routers:
+    api:
+      entryPoints: [websecure]
+      rule: "PathPrefix(`/`)"
+      tls: {{}}
+      middlewares: [client-cert, jwtgate]
+      service: api
+  services:
+    api:
+      loadBalancer:
+        servers:
+          - url: "http://{upstream}"
+"#,
+            data = data.display(),
+            ca = certs.join("clients.crt").display(),
+        ),
+    )
+    .unwrap();
+    let client = |identity: Option<&[u8]>| {
+        let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap())
+            .unwrap();
+        let mut builder = reqwest::Client::builder().add_root_certificate(root);
+        if let Some(identity) = identity {
+            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let (_traefik, proxy) = start_with_ports(
+        "traefik",
+        dir.path(),
+        loopback,
+        |listen| {
+            let path = dir.path().join("traefik-static.yml");
+            std::fs::write(
+                &path,
+                format!(
+                    "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\nentryPoints:\n  websecure:\n    address: \"{listen}\"\nproviders:\n  file:\n    filename: \"{}\"\nlog:\n  level: ERROR\n",
+                    dynamic.display()
+                ),
+            )
+            .unwrap();
+            let mut command = Command::new(proxy_tool("traefik"));
+            command.arg(format!("--configFile={}", path.display()));
+            command
+        },
+        |listen| {
+            let ready =
+                client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
+            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
+    let url = format!("https://localhost:{}/api/users", proxy.port());
+    let x5t = jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(&alice_der));
+    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t}}));
+    let response = client(Some(&alice))
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let refused = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, challenge)
+    };
+    let (status, challenge) = refused(
+        client(Some(&bob))
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("another certificate"), "{challenge}");
+
+    let forged: String = String::from_utf8_lossy(&std::fs::read(certs.join("alice.crt")).unwrap())
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let (status, challenge) = refused(
+        client(None)
+            .get(&url)
+            .bearer_auth(&token)
+            .header("X-Forwarded-Tls-Client-Cert", forged)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "a forged X-Forwarded-Tls-Client-Cert got through Traefik"
+    );
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
 }
 
 /// The gRPC recipe over TLS: jwtgate's listeners with `tls_cert`/`tls_key` (the HTTP gateway's

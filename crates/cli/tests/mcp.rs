@@ -6,14 +6,15 @@
 //! server; a token for the resource lists tools, calls a permitted one, reads a prompt, and the
 //! session's SSE responses and `Mcp-Session-Id` pass through (the session ends with DELETE); a
 //! tool needing another scope is 403 `insufficient_scope` with `scope=` and never reaches the
-//! server; a token for another resource is 401; bodies the server could read differently from
+//! server; another user's token naming a session is 404 and never reaches the server; a token
+//! for another resource is 401; bodies the server could read differently from
 //! the gateway (not JSON-RPC, too large, content-encoded, duplicate members) are refused and never
 //! forwarded; the token itself is never forwarded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_core::Algorithm;
-use jwtgate_test_support::{free_port, workspace_root, Issuer};
+use jwtgate_test_support::{free_port, Issuer};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,16 +25,9 @@ use std::time::{Duration, Instant};
 
 const ISS: &str = "https://example.eu.auth0.com/";
 
-fn e2e_dir() -> PathBuf {
-    let dir = workspace_root().join("crates/cli/e2e");
-    let manifest = dir.join("node_modules/@modelcontextprotocol/sdk/package.json");
-    assert!(
-        manifest.exists(),
-        "npm package @modelcontextprotocol/sdk is missing: run `npm ci` in {} (bash scripts/test does)",
-        dir.display()
-    );
-    dir
-}
+mod mcp_support;
+
+use mcp_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
 
 /// A child process killed when dropped.
 struct Running(Child);
@@ -54,6 +48,7 @@ struct McpServer {
 
 impl McpServer {
     fn start() -> McpServer {
+        require_node_and_sdk();
         let port = free_port();
         let mut child = Command::new("node")
             .arg("mcp-server.mjs")
@@ -239,12 +234,16 @@ upstream = "http://127.0.0.1:{upstream}"
 fn the_mcp_sdk_client_and_server_work_through_the_gateway_and_its_rules_hold() {
     let fixture = Fixture::new();
     let user = fixture.token("mcp:use", &fixture.resource);
+    let bob = fixture
+        .issuer
+        .token(json!({ "scope": "mcp:use", "aud": fixture.resource, "sub": "auth0|bob" }));
     let admin = fixture.token("mcp:use admin:users docs:read", &fixture.resource);
     let other = fixture.token("mcp:use admin:users", "https://other.example.com/mcp");
     let run = Command::new("node")
         .arg("mcp-client.mjs")
         .arg(&fixture.resource)
         .env("USER_TOKEN", &user)
+        .env("OTHER_USER_TOKEN", &bob)
         .env("ADMIN_TOKEN", &admin)
         .env("OTHER_RESOURCE_TOKEN", &other)
         .current_dir(e2e_dir())
@@ -316,6 +315,13 @@ fn the_mcp_sdk_client_and_server_work_through_the_gateway_and_its_rules_hold() {
     assert!(http
         .iter()
         .all(|r| r["subject"].is_null() || r["subject"] == "auth0|alice"));
+
+    // Another user's token cannot drive alice's session: 404, as for a session that does not
+    // exist, and the server never sees the request.
+    assert_eq!(result["hijack"]["status"], 404, "{result}");
+    assert!(http.iter().all(|r| r["body"]
+        .as_str()
+        .is_none_or(|body| !body.contains("\"id\":10"))));
 
     // A tool needing admin:users: 403 with every scope the call needs, never forwarded.
     assert_eq!(result["user_delete"]["code"], 403, "{result}");
@@ -506,4 +512,139 @@ fn the_one_line_mcp_mode_fronts_an_unchanged_server() {
     // Every other path is refused: the MCP endpoint is the only route.
     let request = format!("GET /admin HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
     assert_eq!(raw(addr, request.as_bytes()).0, 403);
+}
+
+/// The whole loop, nothing configured in the client but the MCP URL: the SDK's client with its
+/// own OAuth provider discovers the authorization server from the gateway's 401, registers,
+/// signs alice in at `jwtgate issuer` with PKCE and the resource, and calls tools through
+/// `jwtgate serve --mcp`; a tool alice lacks the scope for is 403 with `scope=`, the SDK steps
+/// up (a second authorization asking for that scope), the issuer cannot grant it, and the call
+/// stays refused; a user holding the permission passes at once.
+#[test]
+fn the_sdk_client_discovers_registers_signs_in_and_calls_tools_through_the_gateway() {
+    let server = McpServer::start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let resource = format!("http://{addr}/mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let issuer_config = dir.path().join("issuer.toml");
+    std::fs::write(
+        &issuer_config,
+        format!(
+            r#"
+[[apis]]
+identifier = "{resource}"
+permissions = ["mcp:use", "admin:users"]
+
+[[users]]
+username = "alice"
+name = "Alice Example"
+email = "alice@example.com"
+
+[users.permissions]
+"{resource}" = ["mcp:use"]
+
+[[users]]
+username = "root"
+name = "Root Example"
+email = "root@example.com"
+
+[users.permissions]
+"{resource}" = ["mcp:use", "admin:users"]
+"#
+        ),
+    )
+    .unwrap();
+    let issuer = IssuerProcess::start(&issuer_config);
+    let gateway_config = format!(
+        r#"
+[server]
+listen = "{addr}"
+
+[[issuers]]
+issuer = "{iss}"
+audiences = ["{resource}"]
+
+[resource]
+resource = "{resource}"
+
+[[routes]]
+path = "/mcp"
+mcp = true
+scopes = ["mcp:use"]
+tools = {{ delete_user = ["admin:users"] }}
+
+[proxy]
+upstream = "http://127.0.0.1:{upstream}"
+"#,
+        iss = issuer.url,
+        upstream = server.port,
+    );
+    let gateway = start_gateway(dir.path(), &gateway_config, addr);
+    let client = |user: &str| -> Value {
+        let run = Command::new("node")
+            .args(["mcp-oauth-client.mjs", &resource, user])
+            .current_dir(e2e_dir())
+            .output()
+            .expect("node is missing: install Node.js 20 or later");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "the MCP client failed: {}\n{stdout}\ngateway log:\n{}",
+            String::from_utf8_lossy(&run.stderr),
+            std::fs::read_to_string(&gateway.log).unwrap_or_default()
+        );
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    let result = client("alice");
+    // Registered, signed in with PKCE S256 for the resource; the token is for the resource alone.
+    assert!(
+        result["client_id"].as_str().unwrap().starts_with("dcr-"),
+        "{result}"
+    );
+    let first = &result["authorizations"][0];
+    assert_eq!(first["resource"], resource.as_str(), "{result}");
+    assert_eq!(first["code_challenge_method"], "S256");
+    assert_eq!(result["token_claims"]["aud"], resource.as_str());
+    assert_eq!(result["token_claims"]["iss"], issuer.url.as_str());
+    assert_eq!(result["tools"], json!(["delete_user", "list_users"]));
+    assert_eq!(result["list_users"], "[\"alice\",\"bob\"]");
+    // The step-up: the SDK asked again for what the 403 named, and stays refused.
+    let authorizations = result["authorizations"].as_array().unwrap();
+    assert_eq!(authorizations.len(), 2, "{result}");
+    assert_eq!(authorizations[1]["scope"], "mcp:use admin:users");
+    assert_eq!(
+        result["stepped_up_scope"], "mcp:use",
+        "the issuer grants alice no admin:users: {result}"
+    );
+    assert_eq!(result["delete_user"]["code"], 403, "{result}");
+    assert!(
+        result["delete_user"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("403"),
+        "{result}"
+    );
+    assert!(server
+        .seen("tool")
+        .iter()
+        .all(|t| t["tool"] != "delete_user"));
+    // A user who holds admin:users: as with Auth0's RBAC, the token's `permissions` carry every
+    // permission of the user for the API (its `scope` only what was asked), so the call passes
+    // without a step-up.
+    let result = client("root");
+    assert_eq!(result["token_claims"]["scope"], "mcp:use", "{result}");
+    assert_eq!(
+        result["token_claims"]["permissions"],
+        json!(["mcp:use", "admin:users"])
+    );
+    assert_eq!(result["delete_user"], "allowed", "{result}");
+    assert_eq!(result["authorizations"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        server
+            .seen("tool")
+            .iter()
+            .filter(|t| t["tool"] == "delete_user")
+            .count(),
+        1
+    );
 }

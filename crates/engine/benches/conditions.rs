@@ -84,6 +84,7 @@ fn decide(engine: &Engine, path: &str, headers: &HeaderMap, now: i64) -> bool {
         target: path,
         headers,
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now,
     };
     let future = std::pin::pin!(engine.decide(&request));
@@ -148,6 +149,7 @@ fn main() {
             target: path,
             headers: &headers,
             token: TokenInput::FromRequest,
+            client_certificate: None,
             now,
         };
         let outcome = runtime.block_on(engine.decide(&first));

@@ -227,6 +227,19 @@ impl Denial {
         }
     }
 
+    /// An MCP request naming a session another principal's token opened: 404, as the MCP
+    /// specification answers an unknown session (the client starts a new one), without saying
+    /// whose it is.
+    pub fn mcp_session_unknown(realm: &str) -> Denial {
+        let mut denial = Denial::invalid_request(
+            realm,
+            "no such MCP session for this token: start a new session",
+        );
+        denial.status = 404;
+        denial.kind = "mcp_session_mismatch";
+        denial
+    }
+
     /// An MCP request body over the inspection limit: 413 `invalid_request`, never forwarded.
     pub fn body_too_large(realm: &str, limit: usize) -> Denial {
         let mut denial = Denial::invalid_request(

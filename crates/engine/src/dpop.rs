@@ -11,7 +11,11 @@
 //! | no `cnf` | `DPoP` | refused | refused (not bound) | refused (not bound) |
 //! | `cnf.jkt` | `Bearer` | refused | refused (downgrade) | refused (downgrade) |
 //! | `cnf.jkt` | `DPoP` | refused | proof checked | proof checked |
-//! | `cnf["x5t#S256"]` | any | refused: certificate binding is not checked here, so a token bound to a certificate never passes as a bearer token |
+//! | `cnf["x5t#S256"]` | `Bearer` | pass with its certificate | pass with its certificate | pass with its certificate |
+//!
+//! A certificate-bound token (RFC 8705, `cnf["x5t#S256"]`) must come with the certificate it
+//! names ([`crate::mtls`]); without a configured certificate source it is refused, never
+//! accepted as a plain bearer token. A token bound both ways needs both.
 //!
 //! A proof is checked by `jwtgate_core::dpop::check_proof` against the URI the client used
 //! (the front end supplies the scheme and authority in [`crate::RequestView::origin`]; without
@@ -19,15 +23,26 @@
 //! the [`ReplayStore`]: a `jti` seen before for the same key inside the window is refused.
 //!
 //! The replay store is per process by default ([`LocalReplayCache`]); behind N replicas a proof
-//! could be replayed once per replica inside the window. The store is a trait so a shared one
-//! (Redis) can take its place.
+//! could be replayed once per replica inside the window. A [`SharedReplayStore`] (Redis, set up
+//! by `[revocation] redis_url`: `jwtgate_revocation::SharedDpopReplay`) closes that gap: a proof
+//! is first recorded in the local cache (a replay to the same replica is refused without the
+//! network), then in the shared store (a proof any replica saw is refused). When the shared
+//! store does not answer in time, [`DpopReplayFallback`] decides, here and nowhere else: `local`
+//! accepts on the local cache's word and reports [`ReplayRecord::LocalFallback`] (counted as
+//! `jwtgate_dpop_replay_fallback_total`), `fail-closed` refuses the proof
+//! ([`DpopRefusal::ReplayStoreUnavailable`], `401 invalid_dpop_proof`: a client error the
+//! fronting proxy passes on as it is, never a 5xx it might retry or hide).
 
+use crate::mtls::{CertificateRefusal, CertificateSource, CertificateThumbprint};
 use jwtgate_core::dpop::{self, ProofContext, ProofError};
 use jwtgate_core::{Algorithm, AlgorithmSet, Verified};
+pub use jwtgate_revocation::DpopReplayFallback;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
@@ -181,6 +196,64 @@ pub trait ReplayStore: Send + Sync + fmt::Debug {
     ) -> Result<bool, ReplayStoreFull>;
 }
 
+/// A [`SharedReplayStore`] did not answer within its bound: why, for the refusal and the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct SharedReplayUnavailable(pub String);
+
+impl From<jwtgate_revocation::ReplayUnavailable> for SharedReplayUnavailable {
+    fn from(unavailable: jwtgate_revocation::ReplayUnavailable) -> SharedReplayUnavailable {
+        SharedReplayUnavailable(unavailable.to_string())
+    }
+}
+
+/// What a [`SharedReplayStore`] check resolves to: `Ok(true)` the first time any replica
+/// records the proof, `Ok(false)` for a replay, `Err` when the store did not answer within its
+/// bound.
+pub type SharedReplayAnswer<'a> =
+    Pin<Box<dyn Future<Output = Result<bool, SharedReplayUnavailable>> + Send + 'a>>;
+
+/// A replay store shared by replicas, asked after the per-process cache. Implementations bound
+/// their own wait (the request waits on it) and answer `Err` past it.
+pub trait SharedReplayStore: Send + Sync + fmt::Debug {
+    /// Records the proof `(jkt, jti)` for every replica until `keep_until` (Unix seconds).
+    fn first_use<'a>(
+        &'a self,
+        jkt: &'a str,
+        jti: &'a str,
+        keep_until: i64,
+    ) -> SharedReplayAnswer<'a>;
+}
+
+impl SharedReplayStore for jwtgate_revocation::SharedDpopReplay {
+    fn first_use<'a>(
+        &'a self,
+        jkt: &'a str,
+        jti: &'a str,
+        keep_until: i64,
+    ) -> SharedReplayAnswer<'a> {
+        Box::pin(async move {
+            jwtgate_revocation::SharedDpopReplay::first_use(self, jkt, jti, keep_until)
+                .await
+                .map_err(SharedReplayUnavailable::from)
+        })
+    }
+}
+
+/// How an accepted proof was recorded against replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayRecord {
+    /// No proof was checked (a bearer token).
+    NoProof,
+    /// In the per-process cache, the only store.
+    Local,
+    /// In the per-process cache and the shared store.
+    Shared,
+    /// In the per-process cache only: the shared store did not answer and the fallback is
+    /// `local` (a replay to another replica would not be seen).
+    LocalFallback,
+}
+
 /// The per-process replay store: a bounded set of 128-bit digests of `(jkt, jti)`, forgotten
 /// in insertion order once their time has passed.
 ///
@@ -292,7 +365,7 @@ pub enum DpopRefusal {
     /// DPoP is off here.
     #[error("DPoP is not accepted here; send a bearer token")]
     Off,
-    /// A `cnf` jwtgate cannot honour (certificate-bound, or malformed).
+    /// A `cnf` jwtgate cannot honour (an unknown or malformed binding).
     #[error(
         "the token is bound by cnf {0} that jwtgate does not check here, so it cannot be accepted"
     )]
@@ -312,9 +385,16 @@ pub enum DpopRefusal {
     /// The replay store cannot record more proofs.
     #[error(transparent)]
     StoreFull(ReplayStoreFull),
+    /// The shared replay store did not answer and the fallback is `fail-closed`. What went
+    /// wrong (it names the store's address) is logged, never sent to the client.
+    #[error("the DPoP proof cannot be checked for replay across replicas (the replay store is unavailable); send the request again with a fresh proof")]
+    ReplayStoreUnavailable(SharedReplayUnavailable),
     /// The front end cannot tell which URI the client used.
     #[error("cannot check the DPoP proof: {0}")]
     UnknownUri(String),
+    /// A certificate-bound token without its certificate (RFC 8705).
+    #[error(transparent)]
+    Certificate(CertificateRefusal),
 }
 
 impl DpopRefusal {
@@ -325,7 +405,8 @@ impl DpopRefusal {
             DpopRefusal::NoProof
             | DpopRefusal::SeveralProofs
             | DpopRefusal::Replayed
-            | DpopRefusal::StoreFull(_) => "invalid_dpop_proof",
+            | DpopRefusal::StoreFull(_)
+            | DpopRefusal::ReplayStoreUnavailable(_) => "invalid_dpop_proof",
             DpopRefusal::Off => "invalid_request",
             _ => "invalid_token",
         }
@@ -344,7 +425,9 @@ impl DpopRefusal {
             DpopRefusal::Proof(_) => "dpop_proof_invalid",
             DpopRefusal::Replayed => "dpop_replay",
             DpopRefusal::StoreFull(_) => "dpop_replay_cache_full",
+            DpopRefusal::ReplayStoreUnavailable(_) => "dpop_replay_unavailable",
             DpopRefusal::UnknownUri(_) => "dpop_uri_unknown",
+            DpopRefusal::Certificate(refusal) => refusal.kind(),
         }
     }
 }
@@ -397,26 +480,44 @@ pub fn public_origin(url: &str) -> Result<String, String> {
 pub enum Binding<'a> {
     /// No `cnf`: a bearer token.
     None,
-    /// `cnf.jkt`: bound to a DPoP key with this thumbprint.
-    Dpop(&'a str),
-    /// A `cnf` that is not a DPoP binding jwtgate can check (named in the refusal).
+    /// `cnf.jkt` and/or `cnf["x5t#S256"]`: bound to a DPoP key with this thumbprint, to a
+    /// client certificate with this thumbprint, or both.
+    Bound {
+        /// The DPoP key's RFC 7638 thumbprint (`jkt`).
+        jkt: Option<&'a str>,
+        /// The certificate's SHA-256 thumbprint (`x5t#S256`, RFC 8705).
+        x5t: Option<&'a str>,
+    },
+    /// A `cnf` that is not a binding jwtgate can check (named in the refusal).
     Unchecked(String),
 }
 
-/// Reads the token's `cnf` (RFC 7800): `jkt` (RFC 9449), or something else.
+/// Reads the token's `cnf` (RFC 7800): `jkt` (RFC 9449), `x5t#S256` (RFC 8705), or something
+/// else.
 pub fn binding(verified: &Verified) -> Binding<'_> {
-    match verified.claim("cnf") {
-        None => Binding::None,
-        Some(Value::Object(cnf)) => match cnf.get("jkt") {
-            Some(Value::String(jkt)) if !jkt.is_empty() => Binding::Dpop(jkt),
-            Some(_) => Binding::Unchecked("with a \"jkt\" that is not a string".into()),
-            None => Binding::Unchecked(format!(
-                "members {:?}",
-                cnf.keys().map(String::as_str).collect::<Vec<_>>()
-            )),
-        },
-        Some(_) => Binding::Unchecked("that is not an object".into()),
+    let cnf = match verified.claim("cnf") {
+        None => return Binding::None,
+        Some(Value::Object(cnf)) => cnf,
+        Some(_) => return Binding::Unchecked("that is not an object".into()),
+    };
+    let member = |name: &str| match cnf.get(name) {
+        None => Ok(None),
+        Some(Value::String(value)) if !value.is_empty() => Ok(Some(value.as_str())),
+        Some(_) => Err(Binding::Unchecked(format!(
+            "with a {name:?} that is not a string"
+        ))),
+    };
+    let (jkt, x5t) = match (member("jkt"), member("x5t#S256")) {
+        (Ok(jkt), Ok(x5t)) => (jkt, x5t),
+        (Err(unchecked), _) | (_, Err(unchecked)) => return unchecked,
+    };
+    if jkt.is_none() && x5t.is_none() {
+        return Binding::Unchecked(format!(
+            "members {:?}",
+            cnf.keys().map(String::as_str).collect::<Vec<_>>()
+        ));
     }
+    Binding::Bound { jkt, x5t }
 }
 
 /// The request facts a proof is checked against.
@@ -432,6 +533,8 @@ pub struct ProofRequest<'a> {
     pub headers: &'a http::HeaderMap,
     /// The token as sent.
     pub token: &'a str,
+    /// The client certificate the TLS listener verified, when there is one.
+    pub client_certificate: Option<&'a CertificateThumbprint>,
     /// Now, Unix seconds.
     pub now: i64,
 }
@@ -445,8 +548,10 @@ pub struct DpopPolicy {
     iat_window: i64,
     algorithms: AlgorithmSet,
     replay: Arc<dyn ReplayStore>,
+    shared_replay: Option<(Arc<dyn SharedReplayStore>, DpopReplayFallback)>,
     public_origin: Option<String>,
     nonces: Option<Arc<Nonces>>,
+    certificates: CertificateSource,
 }
 
 /// A `[dpop]` setting that cannot be used.
@@ -468,8 +573,10 @@ impl Default for DpopPolicy {
             iat_window: i64::try_from(DEFAULT_IAT_WINDOW).unwrap_or(60),
             algorithms: AlgorithmSet::asymmetric(),
             replay: Arc::new(LocalReplayCache::new(DEFAULT_REPLAY_CACHE_ENTRIES)),
+            shared_replay: None,
             public_origin: None,
             nonces: None,
+            certificates: CertificateSource::None,
         }
     }
 }
@@ -498,8 +605,10 @@ impl DpopPolicy {
             iat_window: i64::try_from(section.iat_window).unwrap_or(60),
             algorithms,
             replay: Arc::new(LocalReplayCache::new(section.replay_cache_entries)),
+            shared_replay: None,
             public_origin: None,
             nonces: section.nonce.then(Arc::default),
+            certificates: CertificateSource::None,
         })
     }
 
@@ -527,6 +636,18 @@ impl DpopPolicy {
         self
     }
 
+    /// Where client certificates come from, for certificate-bound tokens (RFC 8705; default
+    /// nowhere: such tokens are refused).
+    pub fn with_certificate_source(mut self, certificates: CertificateSource) -> DpopPolicy {
+        self.certificates = certificates;
+        self
+    }
+
+    /// Where client certificates come from.
+    pub fn certificate_source(&self) -> &CertificateSource {
+        &self.certificates
+    }
+
     /// Sets an issuer's own mode (replacing the default for its tokens).
     pub fn with_issuer_mode(mut self, issuer: impl Into<String>, mode: DpopMode) -> DpopPolicy {
         self.issuer_modes.insert(issuer.into(), mode);
@@ -543,6 +664,24 @@ impl DpopPolicy {
     /// The replay store.
     pub fn replay_store(&self) -> &Arc<dyn ReplayStore> {
         &self.replay
+    }
+
+    /// Also records proofs in `shared` (after the per-process store), and when it does not
+    /// answer, does what `fallback` says.
+    pub fn with_shared_replay_store(
+        mut self,
+        shared: Arc<dyn SharedReplayStore>,
+        fallback: DpopReplayFallback,
+    ) -> DpopPolicy {
+        self.shared_replay = Some((shared, fallback));
+        self
+    }
+
+    /// The shared replay store and its fallback, when there is one.
+    pub fn shared_replay_store(&self) -> Option<(&Arc<dyn SharedReplayStore>, DpopReplayFallback)> {
+        self.shared_replay
+            .as_ref()
+            .map(|(store, fallback)| (store, *fallback))
     }
 
     /// The mode for a token of `issuer` (the configured issuer, a template for a tenant) on a
@@ -566,26 +705,39 @@ impl DpopPolicy {
     }
 
     /// Checks how a verified token was presented against its binding and `mode` (see the
-    /// module documentation); for a DPoP-bound token, checks its proof and records it.
-    pub fn check(
+    /// module documentation); for a DPoP-bound token, checks its proof and records it (and says
+    /// where).
+    pub async fn check(
         &self,
         mode: DpopMode,
         scheme: Scheme,
         verified: &Verified,
         request: &ProofRequest<'_>,
-    ) -> Result<(), DpopRefusal> {
-        let jkt = match (binding(verified), scheme) {
-            (Binding::Unchecked(what), _) => return Err(DpopRefusal::UncheckedBinding(what)),
-            (Binding::None, Scheme::Bearer) => {
+    ) -> Result<ReplayRecord, DpopRefusal> {
+        let (jkt, x5t) = match binding(verified) {
+            Binding::Unchecked(what) => return Err(DpopRefusal::UncheckedBinding(what)),
+            Binding::None => (None, None),
+            Binding::Bound { jkt, x5t } => (jkt, x5t),
+        };
+        if let Some(x5t) = x5t {
+            self.certificates
+                .check(x5t, request.client_certificate, request.headers)
+                .map_err(DpopRefusal::Certificate)?;
+        }
+        let jkt = match (jkt, scheme) {
+            // A certificate-bound token is sender-constrained: it passes `required` as a
+            // bearer token once its certificate matched.
+            (None, Scheme::Bearer) if x5t.is_some() => return Ok(ReplayRecord::NoProof),
+            (None, Scheme::Bearer) => {
                 return match mode {
                     DpopMode::Required => Err(DpopRefusal::Required),
-                    DpopMode::Off | DpopMode::Allowed => Ok(()),
+                    DpopMode::Off | DpopMode::Allowed => Ok(ReplayRecord::NoProof),
                 }
             }
             (_, Scheme::Dpop) if mode == DpopMode::Off => return Err(DpopRefusal::Off),
-            (Binding::Dpop(_), Scheme::Bearer) => return Err(DpopRefusal::Downgrade),
-            (Binding::None, Scheme::Dpop) => return Err(DpopRefusal::NotBound),
-            (Binding::Dpop(jkt), Scheme::Dpop) => jkt,
+            (Some(_), Scheme::Bearer) => return Err(DpopRefusal::Downgrade),
+            (None, Scheme::Dpop) => return Err(DpopRefusal::NotBound),
+            (Some(jkt), Scheme::Dpop) => jkt,
         };
         let mut proofs = request.headers.get_all("dpop").iter();
         let proof = proofs.next().ok_or(DpopRefusal::NoProof)?;
@@ -634,9 +786,29 @@ impl DpopPolicy {
             .replay
             .first_use(&checked.jkt, &checked.jti, keep_until, request.now)
         {
-            Ok(true) => Ok(()),
+            Ok(true) => {}
+            Ok(false) => return Err(DpopRefusal::Replayed),
+            Err(full) => return Err(DpopRefusal::StoreFull(full)),
+        }
+        let Some((shared, fallback)) = &self.shared_replay else {
+            return Ok(ReplayRecord::Local);
+        };
+        match shared
+            .first_use(&checked.jkt, &checked.jti, keep_until)
+            .await
+        {
+            Ok(true) => Ok(ReplayRecord::Shared),
             Ok(false) => Err(DpopRefusal::Replayed),
-            Err(full) => Err(DpopRefusal::StoreFull(full)),
+            Err(why) => match fallback {
+                DpopReplayFallback::Local => {
+                    tracing::debug!(%why, "DPoP replay checked per process only");
+                    Ok(ReplayRecord::LocalFallback)
+                }
+                DpopReplayFallback::FailClosed => {
+                    tracing::debug!(%why, "DPoP proof refused: the shared replay store is unavailable");
+                    Err(DpopRefusal::ReplayStoreUnavailable(why))
+                }
+            },
         }
     }
 }

@@ -5,11 +5,12 @@
 
 use crate::bearer::{self, BearerToken, TokenLocations};
 use crate::denial::Denial;
-use crate::dpop::{DpopMode, DpopPolicy, ProofRequest, Scheme};
+use crate::dpop::{DpopMode, DpopPolicy, DpopRefusal, ProofRequest, Scheme};
 use crate::hygiene::{self, ForwardAuthRefusal};
 use crate::identity::IdentityHeaders;
-use crate::mcp::ProtectedResource;
+use crate::mcp::{ProtectedResource, SessionBindings};
 use crate::metrics::Metrics;
+use crate::mtls::CertificateThumbprint;
 use crate::path::{self, PathPolicy};
 use crate::routes::{Requirement, RouteTable};
 use crate::token_cache::TokenCache;
@@ -97,6 +98,9 @@ pub struct RequestView<'a> {
     pub origin: Option<&'a str>,
     /// Where the token is.
     pub token: TokenInput,
+    /// The client certificate the TLS listener verified (RFC 8705 certificate-bound tokens),
+    /// when jwtgate terminates TLS with client certificates; `None` otherwise.
+    pub client_certificate: Option<CertificateThumbprint>,
     /// The time of the decision, Unix seconds.
     pub now: i64,
 }
@@ -139,6 +143,12 @@ pub struct Allow {
     pub verified: Option<Arc<Verified>>,
     /// The normalised path that was checked: what a proxy must send upstream.
     pub path: String,
+    /// The server nonce for the client's next DPoP proof (`DPoP-Nonce`, RFC 9449 §8.2), when a
+    /// proof was checked and nonces are required.
+    pub dpop_nonce: Option<String>,
+    /// An MCP route's request: a front end that sees the upstream's answer binds the session
+    /// it names to the token ([`Engine::bind_mcp_session`]).
+    pub mcp: bool,
 }
 
 /// What to do with a request.
@@ -169,6 +179,7 @@ pub struct Engine {
     revocation: Option<Arc<Revocations>>,
     dpop: DpopPolicy,
     resource: Option<Arc<ProtectedResource>>,
+    mcp_sessions: SessionBindings,
 }
 
 impl std::fmt::Debug for Engine {
@@ -208,6 +219,7 @@ impl Engine {
             revocation: None,
             dpop: DpopPolicy::default(),
             resource: None,
+            mcp_sessions: SessionBindings::default(),
         }
     }
 
@@ -269,16 +281,29 @@ impl Engine {
     }
 
     /// Refuses verified tokens (fresh or cached) that a rule of `revocation` matches; share one
-    /// [`Revocations`] between an engine and the one replacing it, like the counters.
+    /// [`Revocations`] between an engine and the one replacing it, like the counters. When the
+    /// rules come from Redis, DPoP proofs are recorded there too (the shared replay store).
     pub fn with_revocation(mut self, revocation: Arc<Revocations>) -> Self {
+        if let Some(replay) = revocation.dpop_replay() {
+            let fallback = replay.fallback();
+            self.dpop = self.dpop.with_shared_replay_store(replay.clone(), fallback);
+        }
         self.revocation = Some(revocation);
         self
     }
 
     /// Sets the DPoP modes and proof checks (default: `allowed` everywhere, a per-process replay
-    /// cache).
+    /// cache); a shared replay store already set (by [`Engine::with_revocation`]) stays unless
+    /// `dpop` brings its own.
     pub fn with_dpop(mut self, dpop: DpopPolicy) -> Self {
-        self.dpop = dpop;
+        let shared = self
+            .dpop
+            .shared_replay_store()
+            .map(|(store, fallback)| (store.clone(), fallback));
+        self.dpop = match (dpop.shared_replay_store().is_some(), shared) {
+            (false, Some((store, fallback))) => dpop.with_shared_replay_store(store, fallback),
+            _ => dpop,
+        };
         self
     }
 
@@ -287,6 +312,13 @@ impl Engine {
     pub fn with_resource(mut self, resource: ProtectedResource) -> Self {
         self.resource = Some(Arc::new(resource));
         self
+    }
+
+    /// Binds an MCP session the upstream named (`Mcp-Session-Id` in its answer to an allowed
+    /// request) to the token's principal: a later request naming it with another principal's
+    /// token is refused.
+    pub fn bind_mcp_session(&self, session: &str, verified: &Verified) {
+        self.mcp_sessions.bind(session, verified);
     }
 
     /// The protected resource, when configured.
@@ -475,6 +507,8 @@ impl Engine {
                     identity: Arc::from([]),
                     verified: None,
                     path,
+                    dpop_nonce: None,
+                    mcp: false,
                 }))
             }
             Requirement::Deny => return Ok(Outcome::Deny(Denial::no_route(&self.realm))),
@@ -546,24 +580,36 @@ impl Engine {
             target: request.target,
             headers,
             token: &token,
+            client_certificate: request.client_certificate.as_ref(),
             now: request.now,
         };
-        if let Err(refusal) = self
+        let checked = self
             .dpop
             .check(mode, scheme, &pass.verified, &proof_request)
-        {
+            .await;
+        if let Ok(crate::dpop::ReplayRecord::LocalFallback) = checked {
+            self.metrics.dpop_replay_fallback();
+        }
+        if let Err(refusal) = checked {
             tracing::debug!(%refusal, "DPoP refusal");
             let nonce = (refusal.error_code() == "use_dpop_nonce")
                 .then(|| self.dpop.current_nonce(request.now))
                 .flatten();
             let denial = Denial::dpop_refusal(&self.realm, &refusal).with_dpop_nonce(nonce);
-            let denial = if mode == DpopMode::Off {
+            // A certificate-bound token comes as a bearer token: its refusal is a Bearer
+            // challenge unless DPoP is required.
+            let certificate = matches!(refusal, DpopRefusal::Certificate(_));
+            let denial = if mode == DpopMode::Off || (certificate && mode == DpopMode::Allowed) {
                 denial
             } else {
                 denial.with_dpop_challenge(self.dpop.algs(), mode != DpopMode::Required)
             };
             return Ok(Outcome::Deny(denial));
         }
+        // A fresh nonce on success too (RFC 9449 §8.2), so clients switch before it expires.
+        let dpop_nonce = (scheme == Scheme::Dpop)
+            .then(|| self.dpop.current_nonce(request.now))
+            .flatten();
         let rules = self.issuer_rules.iter().find(|r| r.issuer == issuer);
         let audiences = rules.map(|r| r.audiences.as_slice());
         if let Err(rejection) = route_policy.admits(&pass.verified, issuer, audiences) {
@@ -601,6 +647,8 @@ impl Engine {
             identity: pass.identity,
             verified: Some(pass.verified),
             path,
+            dpop_nonce,
+            mcp: route_policy.mcp().is_some(),
         }))
     }
 
@@ -622,6 +670,14 @@ impl Engine {
         verified: &Verified,
     ) -> Result<Option<Denial>, usize> {
         let limit = self.mcp_body_limit();
+        for session in request.headers.get_all(crate::mcp::SESSION_HEADER) {
+            let admitted = session
+                .to_str()
+                .is_ok_and(|id| self.mcp_sessions.admits(id, verified));
+            if !admitted {
+                return Ok(Some(Denial::mcp_session_unknown(&self.realm)));
+            }
+        }
         if request.method != "POST" {
             if crate::mcp::has_body(request.headers) {
                 return Ok(Some(Denial::mcp_refusal(

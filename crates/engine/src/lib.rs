@@ -33,6 +33,7 @@ pub mod hygiene;
 pub mod identity;
 pub mod mcp;
 pub mod metrics;
+pub mod mtls;
 pub mod path;
 pub mod routes;
 pub mod rules;

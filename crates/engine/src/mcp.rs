@@ -20,6 +20,7 @@ use http::HeaderMap;
 use jwtgate_core::{ScopeRequirement, Verified};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The default largest JSON-RPC body an MCP route inspects (1 MiB); a larger one is refused with
@@ -433,63 +434,58 @@ impl McpRules {
         base: &ScopeRequirement,
         verified: &Verified,
     ) -> Result<(), McpRefusal> {
-        let value = jwtgate_core::internal::json::parse_value(body)
-            .map_err(|e| McpRefusal::Invalid(format!("the body is not JSON-RPC: {e}")))?;
-        match value {
-            Value::Array(batch) if batch.is_empty() => Err(McpRefusal::Invalid(
-                "an empty JSON-RPC batch is not a request".into(),
-            )),
-            Value::Array(batch) => batch
+        let not_json_rpc = |e: serde_json::Error| {
+            McpRefusal::Invalid(format!("the body is not a JSON-RPC message: {e}"))
+        };
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            let batch: Vec<Object<Message<'_>>> =
+                serde_json::from_slice(body).map_err(not_json_rpc)?;
+            if batch.is_empty() {
+                return Err(McpRefusal::Invalid(
+                    "an empty JSON-RPC batch is not a request".into(),
+                ));
+            }
+            batch
                 .iter()
-                .try_for_each(|message| self.check_message(message, base, verified)),
-            message => self.check_message(&message, base, verified),
+                .try_for_each(|message| self.check_message(&message.0, base, verified))
+        } else {
+            let message: Object<Message<'_>> =
+                serde_json::from_slice(body).map_err(not_json_rpc)?;
+            self.check_message(&message.0, base, verified)
         }
     }
 
     fn check_message(
         &self,
-        message: &Value,
+        message: &Message<'_>,
         base: &ScopeRequirement,
         verified: &Verified,
     ) -> Result<(), McpRefusal> {
         let invalid = |why: &str| Err(McpRefusal::Invalid(why.to_owned()));
-        let Value::Object(message) = message else {
-            return invalid("a JSON-RPC message must be an object");
-        };
-        if message.get("jsonrpc") != Some(&json!("2.0")) {
+        if message.jsonrpc.as_deref() != Some("2.0") {
             return invalid("a JSON-RPC message must have \"jsonrpc\": \"2.0\"");
         }
-        if let Some(id) = message.get("id") {
-            if !(id.is_string() || id.is_i64() || id.is_u64()) {
-                return invalid("a JSON-RPC id must be a string or an integer");
+        let Some(method) = &message.method else {
+            // A response to a request of the server (sampling, elicitation, roots).
+            if message.id.is_some() && (message.result ^ message.error) {
+                return Ok(());
             }
-        }
-        let method = match message.get("method") {
-            Some(Value::String(method)) => method,
-            Some(_) => return invalid("a JSON-RPC method must be a string"),
-            None => {
-                // A response to a request of the server (sampling, elicitation, roots).
-                let answers = message.contains_key("result") ^ message.contains_key("error");
-                if answers && message.contains_key("id") {
-                    return Ok(());
-                }
-                return invalid(
-                    "a JSON-RPC message needs a method, or an id and one of result or error",
-                );
-            }
+            return invalid(
+                "a JSON-RPC message needs a method, or an id and one of result or error",
+            );
         };
-        if message.contains_key("result") || message.contains_key("error") {
+        if message.result || message.error {
             return invalid("a JSON-RPC request has no result or error");
         }
-        let params = match message.get("params") {
-            None => None,
-            Some(Value::Object(params)) => Some(params),
-            Some(_) => return invalid("MCP params must be an object"),
-        };
         let mut needed: Vec<&String> = self.methods.scopes_for(method).iter().collect();
         let mut subject = format!("method {method:?}");
         if let Some((key, what)) = named_target(method) {
-            let Some(Value::String(name)) = params.and_then(|p| p.get(key)) else {
+            let name = message.params.as_ref().and_then(|Object(p)| match key {
+                "name" => p.name.as_deref(),
+                _ => p.uri.as_deref(),
+            });
+            let Some(name) = name else {
                 return Err(McpRefusal::Invalid(format!(
                     "{method} needs params.{key} as a string"
                 )));
@@ -523,6 +519,87 @@ impl McpRules {
     }
 }
 
+/// One JSON-RPC message, as far as the rules read it. Parsed with serde's derive, which refuses
+/// a member it reads given twice (`"method"` twice: parsers disagree on which one counts), and
+/// with `serde_json`, which checks the whole document — members not read here included — is
+/// well-formed UTF-8 JSON (nesting at most 128). The rest (`arguments`, …) is skipped unbuilt.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<Id>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<Object<Params<'a>>>,
+    #[serde(default, deserialize_with = "present")]
+    result: bool,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+/// The `params` members the rules key on.
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<Cow<'a, str>>,
+}
+
+/// A value that must be a JSON object: serde's derived structs also accept arrays (members by
+/// position), which a JSON-RPC message and its `params` are not to the server.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Object<T>, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// A JSON-RPC id: a string or an integer (no fraction, no null).
+struct Id;
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Id, D::Error> {
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = Id;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC id (a string or an integer)")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Id, E> {
+                Ok(Id)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Id, E> {
+                Ok(Id)
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Id, E> {
+                Ok(Id)
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+/// True for a member that is there, whatever its value (`"result": null` is a result).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
 fn needed_missing<'a>(extra: &'a ScopeRequirement, verified: &Verified) -> Vec<&'a str> {
     extra
         .scopes()
@@ -530,6 +607,66 @@ fn needed_missing<'a>(extra: &'a ScopeRequirement, verified: &Verified) -> Vec<&
         .map(String::as_str)
         .filter(|scope| !verified.scopes().any(|granted| granted == *scope))
         .collect()
+}
+
+/// The header carrying a Streamable HTTP session.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Most sessions remembered (least recently used forgotten first).
+const SESSION_BINDINGS: usize = 100_000;
+
+/// Which principal (`iss`, `sub`) each MCP session belongs to, so that one user's valid token
+/// cannot drive another user's session (session hijacking, MCP security best practices): a
+/// request naming a session bound to another principal is refused as if the session did not
+/// exist. Sessions are bound when the upstream answers an allowed request with a session ID;
+/// both the ID and the principal are held as 128-bit digests, at most 100,000 of them (~5 MiB).
+/// A session the gateway has not seen (another replica created it, or it was forgotten) passes:
+/// the upstream decides whether it exists.
+#[derive(Debug)]
+pub struct SessionBindings {
+    bindings: quick_cache::sync::Cache<[u8; 16], [u8; 16]>,
+}
+
+impl Default for SessionBindings {
+    fn default() -> Self {
+        SessionBindings {
+            bindings: quick_cache::sync::Cache::new(SESSION_BINDINGS),
+        }
+    }
+}
+
+fn digest(parts: &[&str]) -> [u8; 16] {
+    let mut joined = Vec::new();
+    for part in parts {
+        joined.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        joined.extend_from_slice(part.as_bytes());
+    }
+    let full = jwtgate_core::crypto::sha256(&joined);
+    let mut short = [0; 16];
+    short.copy_from_slice(&full[..16]);
+    short
+}
+
+fn principal(verified: &Verified) -> [u8; 16] {
+    digest(&[verified.issuer(), verified.subject().unwrap_or_default()])
+}
+
+impl SessionBindings {
+    /// Binds `session` to the principal of `verified` (the first binding stays: a session never
+    /// changes hands).
+    pub fn bind(&self, session: &str, verified: &Verified) {
+        let key = digest(&[session]);
+        if self.bindings.get(&key).is_none() {
+            self.bindings.insert(key, principal(verified));
+        }
+    }
+
+    /// False when `session` is bound to another principal than `verified`'s.
+    pub fn admits(&self, session: &str, verified: &Verified) -> bool {
+        self.bindings
+            .get(&digest(&[session]))
+            .is_none_or(|owner| owner == principal(verified))
+    }
 }
 
 /// A non-POST request to an MCP route must not carry a body the upstream might read as a call.

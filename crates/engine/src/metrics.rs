@@ -30,6 +30,7 @@ pub struct Metrics {
     connections_over_limit: AtomicU64,
     reloads_succeeded: AtomicU64,
     reloads_failed: AtomicU64,
+    dpop_replay_fallbacks: AtomicU64,
 }
 
 impl Metrics {
@@ -51,6 +52,17 @@ impl Metrics {
             Err(poisoned) => poisoned.into_inner(),
         };
         *map.entry((decision, status, reason)).or_insert(0) += 1;
+    }
+
+    /// Counts a DPoP proof accepted on the per-process replay cache alone because the shared
+    /// replay store (Redis) did not answer in time.
+    pub fn dpop_replay_fallback(&self) {
+        self.dpop_replay_fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// DPoP proofs checked for replay per process only, the shared store not answering.
+    pub fn dpop_replay_fallbacks(&self) -> u64 {
+        self.dpop_replay_fallbacks.load(Ordering::Relaxed)
     }
 
     /// Records how long one verification took.
@@ -194,6 +206,11 @@ impl Metrics {
                 "jwtgate_connections_over_limit_total",
                 "Connections accepted at the connection limit and answered by the overload responder.",
                 &self.connections_over_limit,
+            ),
+            (
+                "jwtgate_dpop_replay_fallback_total",
+                "DPoP proofs checked for replay in the per-process cache only, because the shared replay store (Redis) did not answer in time ([revocation] dpop_replay = \"local\").",
+                &self.dpop_replay_fallbacks,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

@@ -3,21 +3,26 @@
 //! another method, another URI, `iat` out of the window, `none` and HS256 proofs, a private key
 //! in `jwk`, a thumbprint mismatch, two `DPoP` headers, a downgrade to `Bearer`), the modes
 //! (`off`, `allowed`, `required`) decide as documented, and refusals carry RFC 9449 challenges.
+//! With a shared replay store (Redis) that does not answer, `[revocation] dpop_replay` decides:
+//! `local` accepts on the per-process cache and counts it, `fail-closed` refuses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use http::{HeaderMap, HeaderValue};
 use jwtgate_core::dpop::{access_token_hash, key_thumbprint, make_proof, ProofClaims};
 use jwtgate_core::{Algorithm, SigningKey};
-use jwtgate_engine::dpop::{DpopMode, DpopSection};
+use jwtgate_engine::dpop::{DpopMode, DpopReplayFallback, DpopSection};
 use jwtgate_engine::token_cache::TokenCache;
 use jwtgate_engine::{
     build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
     RequestView, RouteSection, TokenInput, Unmatched,
 };
+use jwtgate_revocation::{Revocations, SharedDpopReplay, SourceLabel};
 use jwtgate_test_support::Issuer;
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
 
 const ORIGIN: &str = "https://api.example.com";
 const PATH: &str = "/api/users";
@@ -152,6 +157,7 @@ impl Fixture {
             target,
             headers,
             token: TokenInput::FromRequest,
+            client_certificate: None,
             now: self.issuer.now(),
         };
         self.engine.decide(&request).await
@@ -480,14 +486,16 @@ async fn a_proof_needs_a_known_request_uri() {
 }
 
 #[tokio::test]
-async fn a_certificate_bound_token_never_passes_as_a_bearer_token() {
+async fn a_certificate_bound_token_never_passes_as_a_bearer_token_without_a_certificate_source() {
     let f = Fixture::new(DpopMode::Allowed);
     let token = f
         .issuer
         .token(json!({"scope": "read:users", "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}));
-    let (status, _, description, kind) = refused(&f.ask(&format!("Bearer {token}"), &[]).await);
-    assert_eq!((status, kind), (401, "unchecked_binding"));
+    let (status, challenge, description, kind) =
+        refused(&f.ask(&format!("Bearer {token}"), &[]).await);
+    assert_eq!((status, kind), (401, "mtls_not_configured"));
     assert!(description.contains("x5t#S256"), "{description}");
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
 }
 
 #[tokio::test]
@@ -519,7 +527,16 @@ async fn server_nonces_are_asked_for_and_then_accepted() {
         nonce: Some(&nonce),
     });
     let outcome = f.ask(&format!("DPoP {token}"), &[&retry]).await;
-    assert!(matches!(outcome, Outcome::Allow(_)), "{outcome:?}");
+    let Outcome::Allow(allow) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    // The nonce rides on the success too (RFC 9449 §8.2), for the next proof.
+    assert_eq!(allow.dpop_nonce.as_deref(), Some(nonce.as_str()));
+    let bearer = f.ask(&format!("Bearer {}", f.bearer_token()), &[]).await;
+    let Outcome::Allow(allow) = &bearer else {
+        panic!("{bearer:?}")
+    };
+    assert_eq!(allow.dpop_nonce, None, "a bearer request gets no nonce");
     let stale = f.proof_with(ProofClaims {
         method: "GET",
         uri: &uri,
@@ -574,4 +591,80 @@ fn a_public_route_cannot_set_dpop() {
     )
     .unwrap_err();
     assert!(error.to_string().contains("dpop"), "{error}");
+}
+
+/// The engine with its rules (and so its DPoP replay store) from a Redis nothing listens on.
+fn with_unreachable_redis(f: Fixture, fallback: DpopReplayFallback) -> Fixture {
+    let url = format!("redis://127.0.0.1:{}/", jwtgate_test_support::free_port());
+    let replay = SharedDpopReplay::new(&url, "t:", Duration::from_millis(50), fallback).unwrap();
+    let revocations = Revocations::unsynced(SourceLabel::Redis(url), Duration::from_secs(60))
+        .with_dpop_replay(Arc::new(replay));
+    let engine = f.engine.with_revocation(Arc::new(revocations));
+    // A DPoP policy set afterwards (a reload builds it first, but order must not matter) keeps
+    // the shared store.
+    let dpop =
+        jwtgate_engine::rules::dpop_policy(&DpopSection::default(), &[], None, "test.toml", None)
+            .unwrap();
+    let engine = engine.with_dpop(dpop);
+    assert_eq!(
+        engine.dpop().shared_replay_store().map(|(_, f)| f),
+        Some(fallback)
+    );
+    Fixture { engine, ..f }
+}
+
+#[tokio::test]
+async fn an_unreachable_replay_store_falls_back_to_the_local_cache_and_counts_it() {
+    let f = with_unreachable_redis(Fixture::new(DpopMode::Allowed), DpopReplayFallback::Local);
+    let token = f.bound_token();
+    let first = f.proof(&token, "fresh-1");
+    for proof in [&first, &f.proof(&token, "fresh-2")] {
+        let outcome = f.ask(&format!("DPoP {token}"), &[proof]).await;
+        assert!(matches!(outcome, Outcome::Allow(_)), "{outcome:?}");
+    }
+    assert_eq!(f.engine.metrics().dpop_replay_fallbacks(), 2);
+    // A replay to the same process is still refused, by the local cache, without asking Redis.
+    let again = f.ask(&format!("DPoP {token}"), &[&first]).await;
+    assert_refused(&again, "invalid_dpop_proof", "already used");
+    assert_eq!(f.engine.metrics().dpop_replay_fallbacks(), 2);
+    let rendered = f.engine.metrics().render(f.engine.registry());
+    assert!(
+        rendered.contains("jwtgate_dpop_replay_fallback_total 2\n"),
+        "{rendered}"
+    );
+    // Bearer tokens never touch the replay stores.
+    let bearer = f.bearer_token();
+    assert!(matches!(
+        f.ask(&format!("Bearer {bearer}"), &[]).await,
+        Outcome::Allow(_)
+    ));
+    assert_eq!(f.engine.metrics().dpop_replay_fallbacks(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_replay_store_refuses_proofs_when_fail_closed() {
+    let f = with_unreachable_redis(
+        Fixture::new(DpopMode::Allowed),
+        DpopReplayFallback::FailClosed,
+    );
+    let token = f.bound_token();
+    let outcome = f
+        .ask(&format!("DPoP {token}"), &[&f.proof(&token, "fresh-1")])
+        .await;
+    assert_refused(
+        &outcome,
+        "invalid_dpop_proof",
+        "cannot be checked for replay across replicas",
+    );
+    let (_, _, description, kind) = refused(&outcome);
+    assert_eq!(kind, "dpop_replay_unavailable");
+    // The store's address is for the logs, not for clients.
+    assert!(!description.contains("127.0.0.1"), "{description}");
+    assert_eq!(f.engine.metrics().dpop_replay_fallbacks(), 0);
+    // Bearer tokens are not affected.
+    let bearer = f.bearer_token();
+    assert!(matches!(
+        f.ask(&format!("Bearer {bearer}"), &[]).await,
+        Outcome::Allow(_)
+    ));
 }

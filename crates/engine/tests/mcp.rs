@@ -106,6 +106,7 @@ async fn post(engine: &Engine, token: &str, body: &[u8]) -> (u16, String, String
         target: "/mcp",
         headers: &headers,
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: jwtgate_test_support::now(),
     };
     let mut inspection = engine.decide_with_body(&view, RequestBody::Deferred).await;
@@ -137,6 +138,7 @@ fn view(headers: &HeaderMap) -> RequestView<'_> {
         target: "/mcp",
         headers,
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: jwtgate_test_support::now(),
     }
 }
@@ -191,6 +193,8 @@ async fn calls_need_the_scopes_of_their_method_tool_prompt_and_resource() {
     assert_eq!(post(&engine, &user, batch.as_bytes()).await.0, 403);
     let answer = br#"{"jsonrpc":"2.0","id":"s-1","result":{"action":"accept"}}"#;
     assert_eq!(post(&engine, &user, answer).await.0, 200);
+    let null_result = br#"{"jsonrpc":"2.0","id":7,"result":null}"#;
+    assert_eq!(post(&engine, &user, null_result).await.0, 200);
 }
 
 #[tokio::test]
@@ -209,6 +213,11 @@ async fn bodies_that_are_not_unambiguous_json_rpc_are_refused() {
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"result\":{}}",
         b"\xff",
+        // A message, or its params, as an array: members by position are not what the server reads.
+        b"[[\"2.0\",1,\"tools/call\",{\"name\":\"list_users\"}]]",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"name\":\"delete_user\"}}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"},\"params\":{\"name\":\"delete_user\"}}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"} trailing",
     ] {
         let (status, challenge, _) = post(&engine, &admin, body).await;
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(body));
@@ -387,4 +396,55 @@ fn the_metadata_document_names_the_resource_and_its_servers() {
         root.metadata_paths(),
         ["/.well-known/oauth-protected-resource"]
     );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One engine for every case (keys from a file, no network).
+    fn fixture() -> &'static (Issuer, Engine) {
+        static FIXTURE: std::sync::OnceLock<(Issuer, Engine)> = std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let issuer = issuer();
+            let engine = engine_for(&config(&issuer, RULES)).unwrap();
+            (issuer, engine)
+        })
+    }
+
+    fn decide(token: &str, body: &[u8]) -> u16 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(post(&fixture().1, token, body)).0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes are refused or allowed, never a panic; anything allowed is JSON-RPC.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let token = fixture().0.token(json!({"scope": "mcp:use admin:users tools:other prompts:secret docs:private admin:logs"}));
+            let status = decide(&token, &body);
+            prop_assert!(matches!(status, 200 | 400 | 403 | 413), "{status}");
+            if status == 200 {
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+            }
+        }
+
+        /// A tools/call passes exactly when the token holds the tool's scopes (the route's
+        /// `mcp:use`, then the tool's own or the `"*"` entry's).
+        #[test]
+        fn tool_calls_pass_exactly_with_their_scopes(
+            tool in prop_oneof![Just("delete_user".to_owned()), Just("list_users".to_owned()), "[a-z_]{1,12}"],
+            granted in proptest::sample::subsequence(vec!["mcp:use", "admin:users", "tools:other"], 0..=3),
+        ) {
+            let token = fixture().0.token(json!({"scope": granted.join(" ")}));
+            let body = call("tools/call", json!({"name": tool, "arguments": {}}));
+            let needed: &[&str] = if tool == "delete_user" { &["mcp:use", "admin:users"] } else { &["mcp:use", "tools:other"] };
+            let expected = if needed.iter().all(|s| granted.contains(s)) { 200 } else { 403 };
+            prop_assert_eq!(decide(&token, &body), expected);
+        }
+    }
 }

@@ -55,6 +55,7 @@ async fn ask(engine: &Engine, path: &str, token: &str) -> (u16, &'static str) {
         target: path,
         headers: &headers,
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: jwtgate_test_support::now(),
     };
     match engine.decide(&request).await {

@@ -188,6 +188,7 @@ pub async fn check(
         headers: &original.headers,
         origin: original.origin.as_deref(),
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: unix_now(),
     };
     let outcome = match engine.decide_with_body(&view, original.body.view()).await {
@@ -270,6 +271,12 @@ fn render_allow(
             remove.push(name.to_owned());
         }
     }
+    // The client certificate a trusted proxy passed in a header is for jwtgate, not upstream.
+    if let Some(name) = engine.dpop().certificate_source().header() {
+        if headers.contains_key(name) && !remove.iter().any(|n| n == name.as_str()) {
+            remove.push(name.as_str().to_owned());
+        }
+    }
     let mut query_remove = Vec::new();
     if !options.forward_token {
         if let Some(cookie_name) = locations.cookie.as_deref() {
@@ -305,6 +312,11 @@ fn render_allow(
             headers: set,
             headers_to_remove: remove,
             query_parameters_to_remove: query_remove,
+            response_headers_to_add: allow
+                .and_then(|a| a.dpop_nonce.as_deref())
+                .map(|nonce| overwrite("dpop-nonce", nonce.as_bytes()))
+                .into_iter()
+                .collect(),
             ..OkHttpResponse::default()
         })),
         dynamic_metadata: metadata,
@@ -412,7 +424,34 @@ mod tests {
             identity: identity.into(),
             verified: None,
             path: "/api".to_owned(),
+            dpop_nonce: None,
+            mcp: false,
         })
+    }
+
+    #[test]
+    fn allow_rotates_the_dpop_nonce_and_removes_the_certificate_header() {
+        let (_issuer, engine) = engine_with(
+            "[server]\nclient_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"",
+        );
+        let sent = headers(&[("x-forwarded-client-cert", "Hash=00"), ("accept", "*/*")]);
+        let Outcome::Allow(mut allowed) = allow(&[]) else {
+            unreachable!()
+        };
+        allowed.dpop_nonce = Some("n-1".into());
+        let outcome = Outcome::Allow(allowed);
+        let response = render(&engine, &sent, "/api", &outcome, CheckOptions::default());
+        let ok = ok(&response);
+        assert_eq!(ok.headers_to_remove, ["x-forwarded-client-cert"]);
+        let added: Vec<(&str, &str)> = ok
+            .response_headers_to_add
+            .iter()
+            .map(|h| {
+                let header = h.header.as_ref().unwrap();
+                (header.key.as_str(), header.value.as_str())
+            })
+            .collect();
+        assert_eq!(added, [("dpop-nonce", "n-1")]);
     }
 
     fn ok(response: &CheckResponse) -> &OkHttpResponse {

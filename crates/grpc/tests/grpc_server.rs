@@ -74,6 +74,11 @@ fn request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
             .collect(),
         ..HttpRequest::default()
     };
+    check_of(http)
+}
+
+/// The check Envoy sends for `http`.
+fn check_of(http: HttpRequest) -> CheckRequest {
     CheckRequest {
         attributes: Some(AttributeContext {
             request: Some(Request {
@@ -219,15 +224,7 @@ async fn an_mcp_route_inspects_the_body_envoy_sends_as_bytes_and_refuses_without
             body: text.unwrap_or_default(),
             ..HttpRequest::default()
         };
-        CheckRequest {
-            attributes: Some(AttributeContext {
-                request: Some(Request {
-                    time: None,
-                    http: Some(http),
-                }),
-                ..AttributeContext::default()
-            }),
-        }
+        check_of(http)
     };
     let denied_status = |response: &CheckResponse| match &response.http_response {
         Some(HttpResponse::DeniedResponse(denied)) => denied.status.as_ref().map_or(0, |s| s.code),

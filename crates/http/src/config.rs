@@ -121,6 +121,18 @@ pub struct ServerSection {
     /// TLS private key (PEM) for the listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for client certificates: the TLS listener asks for one and
+    /// certificate-bound tokens (RFC 8705) are checked against it (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+    /// The header a trusted fronting proxy sets to the client certificate (default none);
+    /// certificate-bound tokens are checked against it, and it is removed before upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_header: Option<String>,
+    /// The format of `client_cert_header`: `escaped-pem` (nginx), `xfcc` (Envoy) or
+    /// `base64-der` (Traefik).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_header_format: Option<jwtgate_engine::mtls::ClientCertFormat>,
     /// Time to receive a request head, in milliseconds (default 10000).
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
@@ -158,6 +170,9 @@ impl Default for ServerSection {
             unmatched: None,
             tls_cert: None,
             tls_key: None,
+            client_ca: None,
+            client_cert_header: None,
+            client_cert_header_format: None,
             header_read_timeout_ms: default_header_read_timeout_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
             body_read_timeout_ms: default_body_read_timeout_ms(),
@@ -409,13 +424,16 @@ impl GatewayConfig {
         if let Some(old) = previous {
             engine = engine.with_metrics(old.metrics().clone());
         }
-        engine = engine.with_dpop(jwtgate_engine::rules::dpop_policy(
-            &self.dpop,
-            &self.issuers,
-            self.server.public_url.as_deref(),
-            file,
-            previous,
-        )?);
+        engine = engine.with_dpop(
+            jwtgate_engine::rules::dpop_policy(
+                &self.dpop,
+                &self.issuers,
+                self.server.public_url.as_deref(),
+                file,
+                previous,
+            )?
+            .with_certificate_source(self.certificate_source(file)?),
+        );
         if let Some(resource) = resource {
             let modes = self
                 .issuers
@@ -444,7 +462,7 @@ impl GatewayConfig {
             let revocations = match previous.and_then(|old| old.revocation()) {
                 Some(held) => {
                     if held.followed_source() != Some(&source) {
-                        tracing::warn!("configuration reload: [revocation] changed its source; the running source stays until a restart");
+                        tracing::warn!("configuration reload: [revocation] changed its source or DPoP replay settings; the running ones stay until a restart");
                     }
                     held.clone()
                 }
@@ -616,6 +634,7 @@ impl GatewayConfig {
                     .tls_cert
                     .clone()
                     .zip(self.server.tls_key.clone()),
+                client_ca: self.server.client_ca.clone(),
                 connections: ConnectionLimits {
                     header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
                     idle_timeout: Duration::from_millis(self.server.idle_timeout_ms),
@@ -626,6 +645,45 @@ impl GatewayConfig {
                 },
             },
         })
+    }
+
+    /// Where client certificates come from ([`jwtgate_engine::mtls`]): the proxy's header when
+    /// `client_cert_header` is set (the listener's peer is then the proxy), else the TLS
+    /// listener with `client_ca`, else nowhere.
+    fn certificate_source(
+        &self,
+        file: &str,
+    ) -> Result<jwtgate_engine::mtls::CertificateSource, ConfigError> {
+        use jwtgate_engine::mtls::{CertificateSource, ClientCertHeader};
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        if self.server.client_ca.is_some() && self.server.tls_cert.is_none() {
+            return Err(invalid(
+                "server.client_ca",
+                "needs tls_cert and tls_key: client certificates come with TLS".into(),
+            ));
+        }
+        match (
+            &self.server.client_cert_header,
+            self.server.client_cert_header_format,
+        ) {
+            (Some(name), Some(format)) => ClientCertHeader::new(name, format)
+                .map(CertificateSource::Header)
+                .map_err(|e| invalid("server.client_cert_header", e.to_string())),
+            (Some(_), None) => Err(invalid(
+                "server.client_cert_header_format",
+                "is needed with client_cert_header: \"escaped-pem\" (nginx $ssl_client_escaped_cert), \"xfcc\" (Envoy x-forwarded-client-cert) or \"base64-der\" (Traefik passTLSClientCert)".into(),
+            )),
+            (None, Some(_)) => Err(invalid(
+                "server.client_cert_header_format",
+                "has no client_cert_header to describe".into(),
+            )),
+            (None, None) if self.server.client_ca.is_some() => Ok(CertificateSource::Listener),
+            (None, None) => Ok(CertificateSource::None),
+        }
     }
 
     /// The key cache settings with this file's overrides.

@@ -17,6 +17,7 @@ use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use jwtgate_core::Verified;
+use jwtgate_engine::mtls::CertificateThumbprint;
 use jwtgate_engine::{hygiene, Inspection, RequestBody, TokenInput};
 use jwtgate_engine::{unix_now, Allow, Cors, Denial, Engine, FrontEnd, Outcome, RequestView};
 use std::future::Future;
@@ -40,6 +41,13 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
             .ok_or_else(|| denial_response(&Denial::missing_token("jwtgate")))
     }
 }
+
+/// The client certificate the TLS listener verified on the request's connection (in request
+/// extensions): the layer hands it to the engine for certificate-bound tokens (RFC 8705). The
+/// gateway's listener inserts it; a server embedding the layer with its own TLS may insert it
+/// too (the SHA-256 of the leaf certificate's DER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsClientCertificate(pub CertificateThumbprint);
 
 /// What the layer checked, for the service behind it (the reverse proxy sends exactly this
 /// path upstream, and removes the token from where this engine reads it).
@@ -102,10 +110,14 @@ pub struct AuthService<S> {
 
 /// Applies an allow outcome to a request: strips every header the client sent whose name reads
 /// as an identity header to some server (any case, `_` for `-`: see
-/// [`jwtgate_engine::hygiene`]), then adds the verified ones and stores the verified token and
-/// the checked path.
+/// [`jwtgate_engine::hygiene`]) and the configured client-certificate header (it is for
+/// jwtgate, not upstream), then adds the verified ones and stores the verified token and the
+/// checked path.
 pub fn apply_identity<B>(request: &mut Request<B>, engine: &Arc<Engine>, allow: Allow) {
     hygiene::remove_spoofed(request.headers_mut(), engine.identity().names());
+    if let Some(name) = engine.dpop().certificate_source().header() {
+        request.headers_mut().remove(name);
+    }
     for (name, value) in allow.identity.iter() {
         request.headers_mut().insert(name.clone(), value.clone());
     }
@@ -151,6 +163,14 @@ pub fn add_cors(
     }
 }
 
+/// Sets `DPoP-Nonce` on a successful answer when the engine rotated a nonce to the client
+/// (RFC 9449 §8.2), replacing any the upstream set.
+pub fn add_dpop_nonce(headers: &mut HeaderMap, nonce: Option<&str>) {
+    if let Some(value) = nonce.and_then(|nonce| HeaderValue::from_str(nonce).ok()) {
+        headers.insert("dpop-nonce", value);
+    }
+}
+
 /// The empty 204 answer to an allowed preflight.
 pub fn preflight_response(engine: &Engine, origin: Option<&HeaderValue>) -> Response {
     let mut response = Response::new(Body::empty());
@@ -165,6 +185,7 @@ fn inline_view<'a>(
     target: &'a str,
     headers: &'a HeaderMap,
     origin: Option<&'a str>,
+    client_certificate: Option<CertificateThumbprint>,
     now: i64,
 ) -> RequestView<'a> {
     RequestView {
@@ -174,6 +195,7 @@ fn inline_view<'a>(
         headers,
         origin,
         token: TokenInput::FromRequest,
+        client_certificate,
         now,
     }
 }
@@ -228,6 +250,10 @@ where
                 authority.and_then(|authority| jwtgate_engine::dpop::origin(scheme, authority));
             let method = request.method().as_str().to_owned();
             let now = unix_now();
+            let certificate = request
+                .extensions()
+                .get::<TlsClientCertificate>()
+                .map(|certificate| certificate.0);
             let mut inspection = engine
                 .decide_with_body(
                     &inline_view(
@@ -235,6 +261,7 @@ where
                         &target,
                         request.headers(),
                         request_origin.as_deref(),
+                        certificate,
                         now,
                     ),
                     RequestBody::Deferred,
@@ -256,6 +283,7 @@ where
                             &target,
                             &parts.headers,
                             request_origin.as_deref(),
+                            certificate,
                             now,
                         ),
                         read,
@@ -282,8 +310,20 @@ where
                     Ok(response)
                 }
                 Outcome::Allow(allow) => {
+                    let nonce = allow.dpop_nonce.clone();
+                    let mcp_principal = allow.verified.clone().filter(|_| allow.mcp);
                     apply_identity(&mut request, &engine, allow);
                     let mut response = inner.call(request).await?;
+                    add_dpop_nonce(response.headers_mut(), nonce.as_deref());
+                    if let Some(verified) = mcp_principal {
+                        let session = response
+                            .headers()
+                            .get(jwtgate_engine::mcp::SESSION_HEADER)
+                            .and_then(|v| v.to_str().ok());
+                        if let Some(session) = session {
+                            engine.bind_mcp_session(session, &verified);
+                        }
+                    }
                     add_cors(
                         response.headers_mut(),
                         engine.cors(),

@@ -38,7 +38,7 @@ pub use jwtgate_engine::{bearer, hygiene, identity, metrics, path, routes};
 pub use jwtgate_engine::{unix_now, CachedPass, Cors, Denial, Engine, Outcome};
 
 pub use layer::{
-    add_cors, apply_identity, preflight_response, AuthLayer, AuthService, CheckedRequest,
-    VerifiedToken,
+    add_cors, add_dpop_nonce, apply_identity, preflight_response, AuthLayer, AuthService,
+    CheckedRequest, TlsClientCertificate, VerifiedToken,
 };
 pub use shared::SharedEngine;

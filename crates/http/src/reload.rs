@@ -64,6 +64,7 @@ pub fn restart_only_changes(running: &ServerOptions, new: &ServerOptions) -> Vec
             "server.tls_key",
             tls_part(running, true) != tls_part(new, true),
         ),
+        ("server.client_ca", running.client_ca != new.client_ca),
         (
             "server.forward_auth_path",
             running.forward_auth_path != new.forward_auth_path,

@@ -6,7 +6,7 @@
 
 use crate::answer::denial_response;
 use crate::config::BuiltGateway;
-use crate::layer::{add_cors, AuthLayer};
+use crate::layer::{add_cors, add_dpop_nonce, AuthLayer, TlsClientCertificate};
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::shared::SharedEngine;
 use axum::body::Body;
@@ -32,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use jwtgate_engine::mtls::CertificateThumbprint;
 use jwtgate_engine::{
     unix_now, Denial, Engine, FrontEnd, Metrics, Outcome, RequestView, TokenInput,
 };
@@ -61,6 +62,9 @@ pub struct ServerOptions {
     pub proxy: Option<ProxyOptions>,
     /// TLS certificate chain and key (PEM files), when the listener serves HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// CA certificates (PEM) the TLS listener verifies client certificates with, when it asks
+    /// for them (RFC 8705 certificate-bound tokens).
+    pub client_ca: Option<PathBuf>,
     /// Timeouts and limits of client connections.
     pub connections: ConnectionLimits,
 }
@@ -181,6 +185,9 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
         headers,
         origin: origin.as_deref(),
         token: TokenInput::FromRequest,
+        // The peer is the proxy, not the client: its certificate comes in a header
+        // ([server] client_cert_header), which the engine reads itself.
+        client_certificate: None,
         now: unix_now(),
     };
     let outcome = engine.decide(&view).await;
@@ -212,6 +219,7 @@ async fn prefixed_forward_auth(State(state): State<AppState>, request: Request) 
         headers,
         origin: origin.as_deref(),
         token: TokenInput::FromRequest,
+        client_certificate: None,
         now: unix_now(),
     };
     let outcome = engine.decide(&view).await;
@@ -227,6 +235,8 @@ fn render_forward_auth(state: &AppState, outcome: Outcome) -> Response {
             for (name, value) in allow.identity.iter() {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
+            // The proxy copies it to the client's answer (the recipes say how).
+            add_dpop_nonce(response.headers_mut(), allow.dpop_nonce.as_deref());
             response
         }
         Outcome::Preflight => StatusCode::OK.into_response(),
@@ -810,13 +820,19 @@ async fn accept_loop(
                         tracing::debug!(%peer, "TLS handshake failed or timed out");
                         return;
                     };
+                    let certificate = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|leaf| TlsClientCertificate(CertificateThumbprint::of_der(leaf)));
                     connection
-                        .serve(tls, app, peer, overloaded, health_paths)
+                        .serve(tls, app, peer, overloaded, health_paths, certificate)
                         .await;
                 }
                 None => {
                     connection
-                        .serve(io, app, peer, overloaded, health_paths)
+                        .serve(io, app, peer, overloaded, health_paths, None)
                         .await
                 }
             }
@@ -1023,6 +1039,7 @@ impl Accepted {
         peer: SocketAddr,
         overloaded: bool,
         health_paths: Arc<[String]>,
+        certificate: Option<TlsClientCertificate>,
     ) where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -1031,6 +1048,9 @@ impl Accepted {
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let in_flight = activity.request_started(request.version());
             request.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(certificate) = certificate {
+                request.extensions_mut().insert(certificate);
+            }
             let request = request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)));
             let app = app.clone();
             let health_paths = health_paths.clone();
@@ -1132,6 +1152,18 @@ impl Accepted {
 /// Loads a PEM certificate chain and private key into a TLS acceptor (rustls with the AWS-LC
 /// provider; HTTP/2 and HTTP/1.1 offered by ALPN).
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+    tls_acceptor_with_client_ca(cert, key, None)
+}
+
+/// Like [`tls_acceptor`], and with `client_ca` the listener asks clients for a certificate and
+/// verifies one that is sent against these CAs (PEM): a connection with a certificate they did
+/// not issue fails its handshake; a client without one is still served (bearer tokens need
+/// none), and a certificate-bound token then finds no certificate.
+pub fn tls_acceptor_with_client_ca(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<TlsAcceptor, String> {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
@@ -1141,8 +1173,31 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         return Err(format!("{}: no certificate", cert.display()));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let mut config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = tokio_rustls::rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            let cas = CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for ca in cas {
+                roots
+                    .add(ca)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no CA certificate", path.display()));
+            }
+            let verifier =
+                tokio_rustls::rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("TLS configuration: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

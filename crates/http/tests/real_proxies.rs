@@ -8,7 +8,9 @@
 //! no token is 401 with `WWW-Authenticate: Bearer realm=…`; a token lacking the route's scope is
 //! 403 `insufficient_scope`; a client-sent identity header never reaches the upstream (with and
 //! without a token, on protected and public routes), nor can a client-sent
-//! `X-Forwarded-Uri`/`X-Original-URI` change the route jwtgate checks.
+//! `X-Forwarded-Uri`/`X-Original-URI` change the route jwtgate checks; a DPoP proof for the URI
+//! the client used passes (the proxy sends `X-Forwarded-Proto`/`-Host`), one for another URI is
+//! refused.
 //!
 //! Every `docs/*.md` recipe page must show its `docs/recipes/` files verbatim, so the pages show
 //! what is tested. The Envoy and Traefik recipes run with the real proxies in
@@ -22,6 +24,8 @@ mod support;
 
 use axum::extract::{Request, State};
 use axum::Router;
+use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
+use jwtgate_core::{Algorithm, SigningKey};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -223,6 +227,52 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
         }
     }
 
+    // DPoP: the proxy tells jwtgate the scheme and host the client used, so a proof for the
+    // URI the client asked for passes, and one made for another URI is refused.
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = format!("DPoP {bound}");
+    let proof = |uri: &str, jti: &str| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri,
+                access_token: Some(&bound),
+                iat: jwtgate_http::unix_now(),
+                jti,
+                nonce: None,
+            },
+        )
+        .unwrap()
+    };
+    let good_proof = proof("http://api.example.com/api/users", "through-the-proxy");
+    let reply = send(
+        addr,
+        "GET",
+        "/api/users?page=2",
+        &[("Authorization", &dpop), ("DPoP", &good_proof)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{proxy:?}: DPoP: {}", reply.body);
+    expected_upstream_requests += 1;
+    let other_proof = proof("http://api.example.com/api/other", "another-uri");
+    let reply = send(
+        addr,
+        "GET",
+        "/api/users",
+        &[("Authorization", &dpop), ("DPoP", &other_proof)],
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{proxy:?}: DPoP for another URI");
+    let challenge = reply.one("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with("DPoP ")
+            && challenge.contains("error=\"invalid_dpop_proof\"")
+            && challenge.contains("the request is http://api.example.com/api/users"),
+        "{proxy:?}: {challenge}"
+    );
+
     // Over the whole run: only the allowed requests reached the upstream, and no forged value
     // ever did.
     let all = seen.all();
@@ -259,6 +309,77 @@ async fn caddy_forward_auth_recipe() {
     let (caddy, addr) = start_caddy(dir.path(), jwtgate, upstream).await;
     check_recipe(Proxy::Caddy, addr, &issuer, &seen).await;
     drop(caddy);
+}
+
+/// With `[dpop] nonce = true` added to the recipe's jwtgate, nginx hands jwtgate's `DPoP-Nonce`
+/// to the client: on the `use_dpop_nonce` refusal, and on the success of the retry with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_dpop_nonces_on() {
+    let issuer = recipe_issuer();
+    let jwks = issuer.jwks_file().display().to_string();
+    let (jwtgate, _stop) = support::start_gateway_with("jwtgate-nginx.toml", |addr| {
+        let config = support::render(
+            &recipe("jwtgate-nginx.toml"),
+            &[("@JWTGATE_ADDR@", addr.to_string()), ("@JWKS_FILE@", jwks)],
+        );
+        format!("{config}\n[dpop]\nnonce = true\n")
+    })
+    .await;
+    let (upstream, _seen) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (nginx, addr) = start_nginx(dir.path(), jwtgate, upstream).await;
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = format!("DPoP {bound}");
+    let proof = |jti: &str, nonce: Option<&str>| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri: "http://api.example.com/api/users",
+                access_token: Some(&bound),
+                iat: jwtgate_http::unix_now(),
+                jti,
+                nonce,
+            },
+        )
+        .unwrap()
+    };
+    let reply = send(
+        addr,
+        "GET",
+        "/api/users",
+        &[("Authorization", &dpop), ("DPoP", &proof("first", None))],
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply
+            .one("www-authenticate")
+            .unwrap_or_default()
+            .contains("error=\"use_dpop_nonce\""),
+        "{:?}",
+        reply.headers
+    );
+    let nonce = reply.one("dpop-nonce").expect("the nonce").to_owned();
+    let reply = send(
+        addr,
+        "GET",
+        "/api/users",
+        &[
+            ("Authorization", &dpop),
+            ("DPoP", &proof("retry", Some(&nonce))),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.one("dpop-nonce"), Some(nonce.as_str()));
+    // A bearer request gets no nonce header (nginx sends no empty one).
+    let bearer = format!("Bearer {}", issuer.token(json!({})));
+    let reply = send(addr, "GET", "/api/users", &[("Authorization", &bearer)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.one("dpop-nonce"), None);
+    drop(nginx);
 }
 
 #[test]

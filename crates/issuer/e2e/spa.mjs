@@ -6,7 +6,10 @@
 // itself on a free loopback port. Prints one JSON object with the tokens and what happened on
 // stdout; the Rust test (crates/issuer/tests/real_clients.rs) checks them. Exit 1 on any failure.
 //
-// usage: node spa.mjs <issuer domain, e.g. http://localhost:4400> <audience> <artifact dir>
+// With a gateway URL, the DPoP run also calls it through the SDK's createFetcher(): the SDK
+// makes the proof, sends `Authorization: DPoP`, and answers the gateway's use_dpop_nonce itself.
+//
+// usage: node spa.mjs <issuer domain, e.g. http://localhost:4400> <audience> <artifact dir> [gateway]
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -15,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const [domain, audience, artifacts] = process.argv.slice(2);
+const [domain, audience, artifacts, gateway] = process.argv.slice(2);
 if (!domain || !audience || !artifacts) {
   console.error('usage: node spa.mjs <issuer domain> <audience> <artifact dir>');
   process.exit(2);
@@ -108,6 +111,25 @@ async function run(mode) {
       [silent, DPOP_API_URL],
     );
   }
+  let gatewayCalls = null;
+  if (mode === 'dpop' && gateway) {
+    gatewayCalls = await tab.evaluate(async (url) => {
+      const fetcher = window.client.createFetcher({
+        dpopNonceId: 'jwtgate-api',
+        getAccessToken: () => window.client.getTokenSilently(),
+      });
+      const calls = [];
+      for (let i = 0; i < 2; i++) {
+        const response = await fetcher.fetchWithAuth(url);
+        calls.push({ status: response.status, body: await response.text(), nonce: response.headers.get('dpop-nonce') });
+      }
+      // The same token as a bearer token, without a proof: refused (the token is DPoP-bound).
+      const token = await window.client.getTokenSilently();
+      const bearer = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+      calls.push({ status: bearer.status, challenge: bearer.headers.get('www-authenticate') });
+      return calls;
+    }, `${gateway}/api/users`);
+  }
   const claims = await tab.evaluate(() => window.client.getIdTokenClaims());
   const user = await tab.evaluate(() => window.client.getUser());
   await tab.evaluate(([c, t]) => window.show(`signed in as ${c.sub}`, c, t), [claims, silent]);
@@ -142,7 +164,7 @@ async function run(mode) {
     mode, access_token: first, cached_access_token: cached, silent_access_token: silent,
     id_token: claims.__raw, id_claims: claims, user, after_reload_authenticated: afterReload,
     after_logout_authenticated: afterLogout, silent_after_logout: silentAfterLogout,
-    requests, screenshot, dpop_proof: dpopProof, dpop_url: DPOP_API_URL,
+    requests, screenshot, dpop_proof: dpopProof, dpop_url: DPOP_API_URL, gateway_calls: gatewayCalls,
   };
 }
 

@@ -7,7 +7,8 @@
 //! `web_message` (a page that `postMessage`s to the redirect URI's origin — what auth0-spa-js's
 //! silent iframe and popup wait for). `state` and `nonce` are echoed byte for byte.
 
-use crate::config::{valid_username, GrantType, User};
+use crate::clients::LookupError;
+use crate::config::{valid_username, Config, GrantType, User};
 use crate::issuer::{lock, split_scopes, Issuer};
 use crate::pages;
 use crate::params::{cookie, no_store, OAuthError, Params};
@@ -120,6 +121,36 @@ pub(crate) fn current_session(issuer: &Issuer, headers: &HeaderMap) -> Option<Se
     lock(&issuer.shared.store).session(&sid, issuer.shared.clock.unix())
 }
 
+/// Why the requested API cannot be the token's audience (RFC 8707 `invalid_target`): an
+/// `audience` (Auth0's parameter) or `resource` (RFC 8707) that is no configured API's identifier
+/// (compared exactly), or both given and different.
+pub(crate) fn target_error(
+    config: &Config,
+    audience: Option<&str>,
+    resource: Option<&str>,
+) -> Option<String> {
+    if let (Some(audience), Some(resource)) = (audience, resource) {
+        if audience != resource {
+            return Some(format!(
+                "audience {audience:?} and resource {resource:?} differ: name one API"
+            ));
+        }
+    }
+    let (name, target) = match (resource, audience) {
+        (Some(resource), _) => ("resource", resource),
+        (None, Some(audience)) => ("audience", audience),
+        (None, None) => return None,
+    };
+    if config.api(target).is_some() {
+        return None;
+    }
+    let known: Vec<&str> = config.apis.iter().map(|a| a.identifier.as_str()).collect();
+    Some(format!(
+        "unknown {name} {target:?}: no API with this identifier is configured (known, compared exactly: {})",
+        known.join(", ")
+    ))
+}
+
 /// `GET /authorize`.
 pub(crate) async fn authorize(
     State(issuer): State<Issuer>,
@@ -141,12 +172,16 @@ pub(crate) async fn authorize(
     let Some(client_id) = params.get("client_id") else {
         return bad("client_id is missing".into());
     };
-    let Some(client) = config.client(client_id) else {
-        let known: Vec<&str> = config.clients.iter().map(|c| c.id.as_str()).collect();
-        return bad(format!(
-            "unknown client_id {client_id:?} (configured clients: {})",
-            known.join(", ")
-        ));
+    let client = match issuer.find_client(client_id).await {
+        Ok(client) => client,
+        Err(LookupError::Unknown(message)) => {
+            let known: Vec<&str> = config.clients.iter().map(|c| c.id.as_str()).collect();
+            return bad(format!(
+                "{message} (configured clients: {})",
+                known.join(", ")
+            ));
+        }
+        Err(error) => return bad(error.description().to_owned()),
     };
     let Some(redirect_uri) = params.get("redirect_uri") else {
         return bad("redirect_uri is missing".into());
@@ -177,7 +212,12 @@ pub(crate) async fn authorize(
         state: params.get("state").map(str::to_owned),
         nonce: params.get("nonce").map(str::to_owned),
         scopes,
-        audience: params.get("audience").map(str::to_owned),
+        audience: params
+            .get("resource")
+            .or(params.get("audience"))
+            .map(str::to_owned),
+        resource: params.get("resource").is_some(),
+        client_name: client.name.clone(),
         code_challenge: params.get("code_challenge").map(str::to_owned),
         max_age: None,
     };
@@ -243,18 +283,8 @@ pub(crate) async fn authorize(
             )
         }
     }
-    if let Some(audience) = &request.audience {
-        if config.api(audience).is_none() {
-            let known: Vec<&str> = config.apis.iter().map(|a| a.identifier.as_str()).collect();
-            return deliver_error(
-                &request,
-                "invalid_target",
-                format!(
-                    "unknown audience {audience:?}: no API with this identifier is configured (known: {})",
-                    known.join(", ")
-                ),
-            );
-        }
+    if let Some(message) = target_error(config, params.get("audience"), params.get("resource")) {
+        return deliver_error(&request, "invalid_target", message);
     }
     let prompts: Vec<&str> = params
         .get("prompt")

@@ -360,6 +360,18 @@ fn banner(issuer: &Issuer, bound: SocketAddr, keys_note: &str) -> String {
         })
         .collect();
     let apis: Vec<&str> = config.apis.iter().map(|a| a.identifier.as_str()).collect();
+    let mut more_clients = Vec::new();
+    if config.issuer.dynamic_registration {
+        more_clients.push(format!("registration at {iss}register"));
+    }
+    if config.issuer.client_metadata_documents {
+        more_clients.push("https:// client_id metadata documents".to_owned());
+    }
+    let more_clients = if more_clients.is_empty() {
+        String::new()
+    } else {
+        format!("\n                {}", more_clients.join("; "))
+    };
     let domain = iss.trim_end_matches('/');
     let any = if config.issuer.allow_any_user {
         " (or type any name)"
@@ -373,7 +385,7 @@ fn banner(issuer: &Issuer, bound: SocketAddr, keys_note: &str) -> String {
          JWKS          {iss}.well-known/jwks.json\n  \
          keys          {keys_note}\n  \
          APIs          {}\n  \
-         clients       {}\n  \
+         clients       {}{more_clients}\n  \
          users         {}{any}\n  \
          auth0-spa-js  domain: '{domain}' (no trailing slash; do not set `issuer`)\n  \
          operate       jwtgate issuer keys list --url {iss}\n                \

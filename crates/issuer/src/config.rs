@@ -95,6 +95,16 @@ pub struct IssuerSettings {
     pub jwks_max_age: u64,
     /// Whether the login page accepts a typed name that is not a configured user (default true).
     pub allow_any_user: bool,
+    /// RFC 7591 dynamic client registration at `/register` (default true).
+    pub dynamic_registration: bool,
+    /// Most registrations accepted per minute, issuer-wide (default 20).
+    pub registrations_per_minute: u32,
+    /// Whether an `https://` `client_id` is a Client ID Metadata Document to fetch (default true).
+    pub client_metadata_documents: bool,
+    /// Whether a `client_id` on a loopback host (`127.0.0.1`, `localhost`, `[::1]`; `http://`
+    /// too) is fetched — for tests, where the document is served on a free local port (default
+    /// false).
+    pub allow_loopback_client_metadata: bool,
 }
 
 impl Default for IssuerSettings {
@@ -110,6 +120,10 @@ impl Default for IssuerSettings {
             rotation_grace: 900,
             jwks_max_age: 300,
             allow_any_user: true,
+            dynamic_registration: true,
+            registrations_per_minute: 20,
+            client_metadata_documents: true,
+            allow_loopback_client_metadata: false,
         }
     }
 }
@@ -317,6 +331,10 @@ struct RawIssuer {
     rotation_grace: Option<u64>,
     jwks_max_age: Option<u64>,
     allow_any_user: Option<bool>,
+    dynamic_registration: Option<bool>,
+    registrations_per_minute: Option<u64>,
+    client_metadata_documents: Option<bool>,
+    allow_loopback_client_metadata: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -463,6 +481,24 @@ impl Config {
             rotation_grace: raw.issuer.rotation_grace.unwrap_or(defaults.rotation_grace),
             jwks_max_age: raw.issuer.jwks_max_age.unwrap_or(defaults.jwks_max_age),
             allow_any_user: raw.issuer.allow_any_user.unwrap_or(defaults.allow_any_user),
+            dynamic_registration: raw
+                .issuer
+                .dynamic_registration
+                .unwrap_or(defaults.dynamic_registration),
+            registrations_per_minute: u32::try_from(positive(
+                "issuer.registrations_per_minute",
+                raw.issuer.registrations_per_minute,
+                u64::from(defaults.registrations_per_minute),
+            )?)
+            .map_err(|_| invalid("issuer.registrations_per_minute is too large"))?,
+            client_metadata_documents: raw
+                .issuer
+                .client_metadata_documents
+                .unwrap_or(defaults.client_metadata_documents),
+            allow_loopback_client_metadata: raw
+                .issuer
+                .allow_loopback_client_metadata
+                .unwrap_or(defaults.allow_loopback_client_metadata),
         };
 
         let mut apis = Vec::new();

@@ -4,11 +4,12 @@
 //! CORS, as auth0-spa-js needs it: the token, revocation and userinfo endpoints answer browser
 //! pages whose origin a client allows (`allowed_origins`) — the preflight (the SDK's
 //! `Auth0-Client` header triggers one) and every response, errors included, carry
-//! `Access-Control-Allow-Origin: <origin>`. Discovery and the JWKS are public (`*`). Nothing else
-//! is readable cross-origin.
+//! `Access-Control-Allow-Origin: <origin>`. A registered or metadata-document client (see
+//! [`crate::clients`]) allows the origins of its redirect URIs. Discovery, the JWKS and `/register`
+//! are public (`*`; none of them reads cookies). Nothing else is readable cross-origin.
 
 use crate::issuer::{Issuer, JwksFailure};
-use crate::{admin, authorize, logout, pages, token};
+use crate::{admin, authorize, clients, logout, pages, token};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -33,6 +34,7 @@ pub fn router(issuer: Issuer) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/authorize", get(authorize::authorize))
         .route("/login", post(authorize::login))
+        .route("/register", post(clients::register))
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(token::revoke))
         .route("/userinfo", get(token::userinfo).post(token::userinfo))
@@ -91,7 +93,7 @@ enum CorsPolicy {
 
 async fn cors(State(issuer): State<Issuer>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let policy = if path.starts_with("/.well-known/") {
+    let policy = if path.starts_with("/.well-known/") || path == "/register" {
         CorsPolicy::Public
     } else if matches!(path, "/oauth/token" | "/oauth/revoke" | "/userinfo") {
         CorsPolicy::Clients
@@ -108,11 +110,13 @@ async fn cors(State(issuer): State<Issuer>, request: Request, next: Next) -> Res
     };
     let allowed = match policy {
         CorsPolicy::Public => Some(HeaderValue::from_static("*")),
-        CorsPolicy::Clients => issuer
-            .config()
-            .allows_origin(&origin)
-            .then(|| HeaderValue::from_str(&origin).ok())
-            .flatten(),
+        CorsPolicy::Clients => (issuer.config().allows_origin(&origin)
+            || issuer
+                .shared
+                .clients
+                .allows_origin(&origin, issuer.shared.clock.unix()))
+        .then(|| HeaderValue::from_str(&origin).ok())
+        .flatten(),
     };
     let preflight = request.method() == Method::OPTIONS
         && request

@@ -167,6 +167,7 @@ pub(crate) struct Shared {
     pub(crate) store: Mutex<Store>,
     failure: Mutex<Option<ActiveFailure>>,
     pub(crate) dpop: crate::dpop::DpopState,
+    pub(crate) clients: crate::clients::Directory,
     revocation: OnceLock<RuleWriter>,
 }
 
@@ -242,6 +243,9 @@ pub(crate) struct UserGrant<'a> {
     /// The thumbprint of the client's DPoP key, when the token request carried a proof: the
     /// access token is bound to it (`cnf.jkt`), and so is a public client's refresh token.
     pub(crate) jkt: Option<&'a str>,
+    /// Whether the API was named with `resource` (RFC 8707): `aud` is then the API alone, even
+    /// with `openid` (the token is for that resource only).
+    pub(crate) resource: bool,
 }
 
 impl Issuer {
@@ -277,6 +281,7 @@ impl Issuer {
                 store: Mutex::new(Store::default()),
                 failure: Mutex::new(None),
                 dpop: crate::dpop::DpopState::new(options.dpop_nonce),
+                clients: crate::clients::Directory::default(),
                 revocation: OnceLock::new(),
             }),
         })
@@ -361,7 +366,9 @@ impl Issuer {
         keys.jwks()
     }
 
-    /// The OpenID Provider metadata (also served as RFC 8414 authorization server metadata).
+    /// The OpenID Provider metadata, also served as RFC 8414 authorization server metadata:
+    /// `registration_endpoint` while dynamic registration is on, and
+    /// `client_id_metadata_document_supported` while metadata documents are fetched.
     pub fn discovery(&self) -> Value {
         let iss = self.url();
         let mut scopes: Vec<String> = OIDC_SCOPES.iter().map(|s| (*s).to_owned()).collect();
@@ -372,7 +379,8 @@ impl Issuer {
                 }
             }
         }
-        json!({
+        let settings = &self.shared.config.issuer;
+        let mut metadata = json!({
             "issuer": iss,
             "authorization_endpoint": format!("{iss}authorize"),
             "token_endpoint": format!("{iss}oauth/token"),
@@ -396,7 +404,12 @@ impl Issuer {
             ],
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
-        })
+            "client_id_metadata_document_supported": settings.client_metadata_documents,
+        });
+        if settings.dynamic_registration {
+            metadata["registration_endpoint"] = json!(format!("{iss}register"));
+        }
+        metadata
     }
 
     /// Every signing key and its state.
@@ -537,6 +550,7 @@ impl Issuer {
                         nonce: None,
                         lifetime: request.lifetime,
                         jkt: None,
+                        resource: false,
                     },
                     None,
                 )?;
@@ -660,7 +674,7 @@ impl Issuer {
                 let mut claims = grant.user.access_token_claims.clone();
                 claims.insert("iss".into(), json!(iss));
                 claims.insert("sub".into(), json!(grant.user.sub));
-                let aud = if has("openid") {
+                let aud = if has("openid") && !grant.resource {
                     json!([api.identifier, format!("{iss}userinfo")])
                 } else {
                     json!(api.identifier)
@@ -727,6 +741,7 @@ impl Issuer {
                     user: grant.user.clone(),
                     scopes: grant.scopes.to_vec(),
                     audience: grant.api.map(|a| a.identifier.clone()),
+                    resource: grant.resource,
                     auth_time: grant.auth_time,
                     sid: grant.sid.to_owned(),
                     expires_at: now.saturating_add(seconds(refresh_lifetime)),

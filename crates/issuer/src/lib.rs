@@ -12,7 +12,8 @@
 //! | --- | --- |
 //! | `/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server` | metadata |
 //! | `/.well-known/jwks.json` | the public keys (next, current and retiring) |
-//! | `GET /authorize` | authorization code + PKCE `S256`; `response_mode` `query` or `web_message`; `prompt=none` with the issuer's session cookie, else `login_required` |
+//! | `GET /authorize` | authorization code + PKCE `S256`; `response_mode` `query` or `web_message`; `prompt=none` with the issuer's session cookie, else `login_required`; `audience` or RFC 8707 `resource` |
+//! | `POST /register` | RFC 7591 dynamic registration of public clients (see the `clients` module; an `https://` `client_id` is a Client ID Metadata Document) |
 //! | `POST /login` | the login page's form: a configured user, or a typed name; no passwords |
 //! | `POST /oauth/token` | `authorization_code` (single-use codes, PKCE), `refresh_token` (rotation, reuse detection), `client_credentials` |
 //! | `GET, POST /userinfo` | profile claims for an access token |
@@ -63,6 +64,7 @@
 pub mod admin;
 mod authorize;
 pub mod cli;
+pub mod clients;
 pub mod clock;
 pub mod config;
 mod dpop;

@@ -127,9 +127,9 @@ pub fn login_page(
     error: Option<&str>,
 ) -> Response {
     let config = issuer.config();
-    let client = config.client(&request.client_id);
-    let app = client
-        .and_then(|c| c.name.clone())
+    let app = request
+        .client_name
+        .clone()
         .unwrap_or_else(|| request.client_id.clone());
     let mut body = String::new();
     body.push_str(
@@ -144,8 +144,13 @@ pub fn login_page(
         body.push_str(&format!("<div class=\"error\">{}</div>", escape(error)));
     }
     body.push_str("<dl>");
+    let unverified = if config.client(&request.client_id).is_some() {
+        ""
+    } else {
+        " <em>(not configured: it described itself — check where it returns to)</em>"
+    };
     body.push_str(&format!(
-        "<dt>client</dt><dd>{}</dd>",
+        "<dt>client</dt><dd>{}{unverified}</dd>",
         escape(&request.client_id)
     ));
     body.push_str(&format!(
@@ -240,12 +245,16 @@ pub fn index_page(issuer: &Issuer) -> Response {
         "<p class=\"sub\">issuer <code>{}</code></p><dl>",
         escape(iss)
     ));
-    for (name, path) in [
+    let mut endpoints = vec![
         ("discovery", ".well-known/openid-configuration"),
         ("JWKS", ".well-known/jwks.json"),
         ("authorize", "authorize"),
         ("token", "oauth/token"),
-    ] {
+    ];
+    if config.issuer.dynamic_registration {
+        endpoints.push(("registration", "register"));
+    }
+    for (name, path) in endpoints {
         body.push_str(&format!(
             "<dt>{name}</dt><dd><code>{}{}</code></dd>",
             escape(iss),

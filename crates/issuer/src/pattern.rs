@@ -121,12 +121,13 @@ impl UriPattern {
     pub fn matches_origin(&self, origin: &str) -> bool {
         match &self.kind {
             Kind::Exact => self.raw.trim_end_matches('/') == origin,
-            Kind::AnyPort { .. } => {
-                // An origin has no path; compare it as the root URL.
+            Kind::AnyPort { scheme, host, .. } => {
+                // An origin has no path: the scheme and host decide, whatever the pattern's path.
                 Url::parse(origin).is_ok_and(|url| {
                     url.path() == "/"
                         && url.origin().ascii_serialization() == origin
-                        && self.matches(url.as_str()).is_some()
+                        && url.scheme() == scheme
+                        && url.host_str() == Some(host.as_str())
                 })
             }
         }
@@ -184,6 +185,9 @@ mod tests {
         assert!(!any.matches_origin("http://localhost:3000/x"));
         assert!(!any.matches_origin("http://127.0.0.1:3000"));
         assert!(!any.matches_origin("null"));
+        let with_path = p("http://127.0.0.1:*/callback");
+        assert!(with_path.matches_origin("http://127.0.0.1:6274"));
+        assert!(!with_path.matches_origin("http://localhost:6274"));
         let exact = p("https://app.example");
         assert!(exact.matches_origin("https://app.example"));
         assert!(!exact.matches_origin("https://app.example:8443"));

@@ -53,8 +53,13 @@ pub struct AuthRequest {
     pub nonce: Option<String>,
     /// Requested scopes, in order, without duplicates.
     pub scopes: Vec<String>,
-    /// Requested API.
+    /// Requested API: the `resource` (RFC 8707), else the `audience`.
     pub audience: Option<String>,
+    /// Whether the API was named with `resource`: the access token's `aud` is then the resource
+    /// alone, and a `resource` at the token endpoint must repeat it.
+    pub resource: bool,
+    /// The client's display name (from the configuration or the client's own metadata).
+    pub client_name: Option<String>,
     /// PKCE `S256` challenge.
     pub code_challenge: Option<String>,
     /// `max_age` in seconds.
@@ -109,6 +114,8 @@ pub struct RefreshGrant {
     pub scopes: Vec<String>,
     /// The API.
     pub audience: Option<String>,
+    /// Whether the API was named with `resource` (RFC 8707): `aud` is the resource alone.
+    pub resource: bool,
     /// The original sign-in time.
     pub auth_time: i64,
     /// The session id at sign-in.

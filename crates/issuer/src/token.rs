@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use jwtgate_core::{KeySet, Policy, Verifier};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// Reads the body by its content type: JSON, or form-encoded (the default).
 fn body_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
@@ -70,22 +71,24 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 
 /// Authenticates the client of a token or revocation request. A client that used the
 /// `Authorization` header gets a `Basic` challenge with a 401.
-fn authenticate<'a>(
+async fn authenticate<'a>(
     issuer: &'a Issuer,
     headers: &HeaderMap,
     params: &Params,
-) -> Result<&'a Client, OAuthError> {
-    authenticate_inner(issuer, headers, params).map_err(|mut error| {
-        error.basic_challenge = headers.contains_key(header::AUTHORIZATION);
-        error
-    })
+) -> Result<Cow<'a, Client>, OAuthError> {
+    authenticate_inner(issuer, headers, params)
+        .await
+        .map_err(|mut error| {
+            error.basic_challenge = headers.contains_key(header::AUTHORIZATION);
+            error
+        })
 }
 
-fn authenticate_inner<'a>(
+async fn authenticate_inner<'a>(
     issuer: &'a Issuer,
     headers: &HeaderMap,
     params: &Params,
-) -> Result<&'a Client, OAuthError> {
+) -> Result<Cow<'a, Client>, OAuthError> {
     let basic = basic_credentials(headers)?;
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
@@ -109,9 +112,9 @@ fn authenticate_inner<'a>(
         },
     };
     let client = issuer
-        .config()
-        .client(&id)
-        .ok_or_else(|| OAuthError::invalid_client(format!("unknown client {id:?}")))?;
+        .find_client(&id)
+        .await
+        .map_err(|error| OAuthError::invalid_client(error.description()))?;
     match (&client.secret, secret) {
         (Some(expected), Some(given)) if random::secrets_equal(expected, &given) => Ok(client),
         (Some(_), Some(_)) => Err(OAuthError::invalid_client(format!(
@@ -139,15 +142,20 @@ pub(crate) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match token_inner(&issuer, &headers, &body) {
+    match token_inner(&issuer, &headers, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-fn token_inner(issuer: &Issuer, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+async fn token_inner(
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
     let params = body_params(headers, body)?;
-    let client = authenticate(issuer, headers, &params)?;
+    let client = authenticate(issuer, headers, &params).await?;
+    let client = client.as_ref();
     let token_url = format!("{}oauth/token", issuer.url());
     let jkt = issuer
         .shared
@@ -250,6 +258,17 @@ fn authorization_code(
         }
         (None, None) => {}
     }
+    if let Some(resource) = params.get("resource") {
+        if request.audience.as_deref() != Some(resource) {
+            return Err(OAuthError::new(
+                "invalid_target",
+                format!(
+                    "resource {resource:?} is not the one the authorization was for ({}); a code is bound to the resource named at /authorize",
+                    request.audience.as_deref().map_or("none".to_owned(), |a| format!("{a:?}"))
+                ),
+            ));
+        }
+    }
     let config = issuer.config();
     let api = match &request.audience {
         Some(aud) => Some(config.api(aud).ok_or_else(|| {
@@ -270,6 +289,7 @@ fn authorization_code(
             nonce: request.nonce.as_deref(),
             lifetime: None,
             jkt,
+            resource: request.resource || params.get("resource").is_some(),
         },
         None,
     )?;
@@ -305,6 +325,14 @@ fn refresh_token(
                 return Err(OAuthError::new(
                     "invalid_dpop_proof",
                     "the refresh token is bound to a DPoP key: send a DPoP proof made with that key",
+                ));
+            }
+        }
+        if let Some(resource) = params.get("resource") {
+            if grant.audience.as_deref() != Some(resource) {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    format!("resource {resource:?} is not the resource this refresh token was issued for"),
                 ));
             }
         }
@@ -356,6 +384,7 @@ fn refresh_token(
             nonce: None,
             lifetime: None,
             jkt: grant.jkt.as_deref().or(jkt),
+            resource: grant.resource,
         },
         Some(&grant.family),
     )?;
@@ -369,9 +398,14 @@ fn client_credentials(
     jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let config = issuer.config();
-    let Some(audience) = params.get("audience") else {
+    if let Some(message) =
+        crate::authorize::target_error(config, params.get("audience"), params.get("resource"))
+    {
+        return Err(OAuthError::new("invalid_target", message));
+    }
+    let Some(audience) = params.get("resource").or(params.get("audience")) else {
         return Err(OAuthError::invalid_request(
-            "no audience parameter was provided: client_credentials needs the identifier of a configured API",
+            "no audience parameter was provided: client_credentials needs the identifier of a configured API (audience or resource)",
         ));
     };
     let api = config.api(audience).ok_or_else(|| {
@@ -411,9 +445,15 @@ pub(crate) async fn revoke(
         Jti(String, i64),
         SubjectUpTo(String, i64),
     }
+    let authenticated = match body_params(&headers, &body) {
+        Ok(params) => match authenticate(&issuer, &headers, &params).await {
+            Ok(client) => Ok((params, client.into_owned())),
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(error),
+    };
     let outcome = (|| -> Result<Option<Rule>, OAuthError> {
-        let params = body_params(&headers, &body)?;
-        let client = authenticate(&issuer, &headers, &params)?;
+        let (params, client) = authenticated?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;

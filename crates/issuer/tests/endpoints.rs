@@ -397,4 +397,5 @@ async fn landing_page() {
     let text = reply.text();
     assert!(text.contains("http://localhost:4400/.well-known/openid-configuration"));
     assert!(text.contains("alice, bob"));
+    assert!(text.contains("http://localhost:4400/register"));
 }

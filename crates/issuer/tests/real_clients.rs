@@ -105,6 +105,55 @@ async fn serve_issuer() -> Served {
     }
 }
 
+/// A jwtgate gateway in front of a small users API, in process: the tower layer over axum, with
+/// the issuer's keys by discovery, CORS for any origin (the SPA's port is chosen by the script)
+/// and DPoP server nonces on.
+struct Gateway {
+    url: String,
+    engine: Arc<jwtgate_http::Engine>,
+}
+
+async fn serve_gateway(issuer_url: &str) -> Gateway {
+    let toml = format!(
+        r#"
+[[issuers]]
+issuer = "{issuer_url}"
+audiences = ["{API}"]
+
+[[routes]]
+methods = ["GET"]
+path = "/api/users"
+scopes = ["read:users"]
+
+[cors]
+origins = ["*"]
+methods = ["GET"]
+headers = ["Authorization", "DPoP"]
+
+[dpop]
+nonce = true
+"#
+    );
+    let built = jwtgate_http::config::GatewayConfig::from_toml(&toml, "test")
+        .unwrap()
+        .build("test")
+        .unwrap();
+    let engine = built.engine.clone();
+    let app = axum::Router::new()
+        .route(
+            "/api/users",
+            axum::routing::get(|| async { axum::Json(["alice", "bob"]) }),
+        )
+        .layer(jwtgate_http::AuthLayer::new(built.engine));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Gateway {
+        url: format!("http://localhost:{port}"),
+        engine,
+    }
+}
+
 /// jwtgate's verifier for the API with keys found by discovery, as `jwtgate verify --discover`
 /// and the gateway use it.
 fn remote_verifier(issuer_url: &str) -> Registry {
@@ -168,7 +217,12 @@ async fn auth0_spa_js_in_chromium() {
     let served = serve_issuer().await;
     let domain = served.url.trim_end_matches('/');
     let artifacts = artifacts();
-    let result = node("spa.mjs", &[domain, API, artifacts.to_str().unwrap()]).await;
+    let gateway = serve_gateway(&served.url).await;
+    let result = node(
+        "spa.mjs",
+        &[domain, API, artifacts.to_str().unwrap(), &gateway.url],
+    )
+    .await;
     let verifier = remote_verifier(&served.url);
     let runs = result["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "{result}");
@@ -270,6 +324,23 @@ async fn auth0_spa_js_in_chromium() {
                 assert!(first["cnf"]["jkt"].is_string(), "{first}");
                 assert_eq!(first["cnf"], renewed["cnf"], "one key for the session");
                 check_sdk_proof(&verifier, run).await;
+                // createFetcher() against the real gateway (DPoP nonces on): the first call is
+                // answered use_dpop_nonce and retried by the SDK with the nonce, both pass; the
+                // same token as Bearer is a downgrade, refused.
+                let calls = run["gateway_calls"].as_array().expect("gateway calls");
+                assert_eq!(calls[0]["status"], 200, "{calls:?}");
+                assert_eq!(calls[1]["status"], 200, "{calls:?}");
+                assert!(calls[0]["body"].as_str().unwrap().contains("alice"));
+                assert!(
+                    calls[1]["nonce"].is_string(),
+                    "a nonce on success: {calls:?}"
+                );
+                assert_eq!(calls[2]["status"], 401, "{calls:?}");
+                let nonce_refusals = gateway.engine.metrics().render(gateway.engine.registry());
+                assert!(
+                    nonce_refusals.contains("reason=\"dpop_nonce\""),
+                    "the SDK met the nonce challenge: {nonce_refusals}"
+                );
                 assert_eq!(run["silent_after_logout"], "missing_refresh_token");
             }
             other => panic!("unexpected mode {other}"),
@@ -308,22 +379,23 @@ async fn check_sdk_proof(verifier: &Registry, run: &Value) {
         target: url.path(),
         headers: &headers,
         token,
+        client_certificate: None,
         now: now(),
     };
-    let check = |method| {
-        policy.check(
-            DpopMode::Required,
-            Scheme::Dpop,
-            &verified,
-            &request(method),
-        )
+    let (policy, verified, request) = (&policy, &verified, &request);
+    let check = move |method| async move {
+        policy
+            .check(DpopMode::Required, Scheme::Dpop, verified, &request(method))
+            .await
     };
     assert!(
-        matches!(check("POST"), Err(DpopRefusal::Proof(_))),
+        matches!(check("POST").await, Err(DpopRefusal::Proof(_))),
         "a proof for GET is not one for POST"
     );
-    check("GET").unwrap_or_else(|refusal| panic!("auth0-spa-js's proof: {refusal}"));
-    assert_eq!(check("GET"), Err(DpopRefusal::Replayed));
+    check("GET")
+        .await
+        .unwrap_or_else(|refusal| panic!("auth0-spa-js's proof: {refusal}"));
+    assert_eq!(check("GET").await, Err(DpopRefusal::Replayed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,6 +143,7 @@ impl Authorizer {
             target: request.arn.path(),
             headers: &request.headers,
             token: request.token.clone(),
+            client_certificate: None,
             now,
         };
         let before = self

@@ -117,6 +117,43 @@ impl LambdaConfig {
             })
     }
 
+    /// What a `TOKEN` authorizer makes of `[dpop]`: a `TOKEN` event carries the token alone, never
+    /// a DPoP proof, so a DPoP-bound token is always refused there. An error (naming the key)
+    /// when DPoP is required anywhere — every request would be refused; notes when it is
+    /// allowed — bearer tokens pass, DPoP-bound ones cannot.
+    pub fn token_authorizer_notes(&self, file: &str) -> Result<Vec<String>, ConfigError> {
+        use jwtgate_engine::dpop::DpopMode;
+        let invalid = |key: String| {
+            ConfigError::Invalid {
+            file: file.to_owned(),
+            key,
+            message: "DPoP is required, but a TOKEN authorizer's event carries only the token, never a DPoP proof: every DPoP-bound token would be refused. Use a REQUEST authorizer (or an HTTP API) with identity sources Authorization and DPoP, or set \"allowed\"/\"off\"".into(),
+        }
+        };
+        if self.dpop.mode == DpopMode::Required {
+            return Err(invalid("dpop.mode".into()));
+        }
+        for (index, issuer) in self.issuers.iter().enumerate() {
+            if issuer.dpop == Some(DpopMode::Required) {
+                return Err(invalid(format!("issuers[{index}].dpop")));
+            }
+        }
+        for (index, route) in self.routes.iter().enumerate() {
+            if route.dpop == Some(DpopMode::Required) {
+                return Err(invalid(format!("routes[{index}].dpop")));
+            }
+        }
+        let allowed = self
+            .issuers
+            .iter()
+            .any(|issuer| issuer.dpop.unwrap_or(self.dpop.mode) == DpopMode::Allowed);
+        Ok(if allowed {
+            vec!["[dpop] is \"allowed\": as a TOKEN authorizer, bearer tokens pass but DPoP-bound tokens are refused (the event carries no DPoP proof); use a REQUEST authorizer to accept them".into()]
+        } else {
+            Vec::new()
+        })
+    }
+
     /// Checks everything and builds the authorizer; `file` names the source in errors. Nothing is
     /// fetched here (see [`Authorizer::prepare_keys`]).
     pub fn build(&self, file: &str) -> Result<Authorizer, ConfigError> {

@@ -2,6 +2,7 @@
 //! JSON-lines file (re-read when it changes), `redis_url` alone selects Redis; the section is
 //! shared by the gateway's and the Lambda authorizer's configuration files.
 
+use crate::dpop_replay::{DpopReplayFallback, SharedDpopReplay};
 use crate::handle::{Revocations, SourceLabel};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ fn default_max_stale() -> u64 {
 }
 fn default_resync_interval() -> u64 {
     30
+}
+fn default_dpop_replay_timeout_ms() -> u64 {
+    u64::try_from(crate::dpop_replay::DEFAULT_TIMEOUT.as_millis()).unwrap_or(50)
 }
 
 /// `[revocation]`.
@@ -38,6 +42,15 @@ pub struct RevocationSection {
     /// Seconds between full resyncs from Redis, the backstop to pub/sub (default 30).
     #[serde(default = "default_resync_interval")]
     pub resync_interval: u64,
+    /// With `redis_url`, DPoP proofs are recorded in Redis too (a proof seen by another replica
+    /// is refused); when Redis does not answer within `dpop_replay_timeout_ms`: `local` (the
+    /// default) checks the proof in the per-process cache only and counts it, `fail-closed`
+    /// refuses the proof. Only with `redis_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_replay: Option<DpopReplayFallback>,
+    /// Milliseconds one DPoP replay check may wait for Redis (default 50, at most 5,000).
+    #[serde(default = "default_dpop_replay_timeout_ms")]
+    pub dpop_replay_timeout_ms: u64,
 }
 
 impl Default for RevocationSection {
@@ -48,6 +61,8 @@ impl Default for RevocationSection {
             key_prefix: default_key_prefix(),
             max_stale: default_max_stale(),
             resync_interval: default_resync_interval(),
+            dpop_replay: None,
+            dpop_replay_timeout_ms: default_dpop_replay_timeout_ms(),
         }
     }
 }
@@ -80,6 +95,10 @@ pub struct RedisSource {
     pub key_prefix: String,
     /// Time between full resyncs.
     pub resync_interval: Duration,
+    /// What the engine does when a DPoP replay check gets no answer in time.
+    pub dpop_replay: DpopReplayFallback,
+    /// The bound on one DPoP replay check.
+    pub dpop_replay_timeout: Duration,
 }
 
 /// `url` with the password (if any) replaced by `***`, for logs and readiness.
@@ -120,6 +139,12 @@ impl RevocationSection {
             )),
             (None, None) => Err(invalid("file", "give file or redis_url")),
             (Some(path), None) => {
+                if self.dpop_replay.is_some() {
+                    return Err(invalid(
+                        "dpop_replay",
+                        "applies only with redis_url (with a file, DPoP proofs are checked per process)",
+                    ));
+                }
                 if path.as_os_str().is_empty() {
                     return Err(invalid("file", "must not be empty"));
                 }
@@ -138,10 +163,21 @@ impl RevocationSection {
                 if self.resync_interval == 0 {
                     return Err(invalid("resync_interval", "must be positive (seconds)"));
                 }
+                let dpop_replay_timeout = Duration::from_millis(self.dpop_replay_timeout_ms);
+                if dpop_replay_timeout.is_zero()
+                    || dpop_replay_timeout > crate::dpop_replay::MAX_TIMEOUT
+                {
+                    return Err(invalid(
+                        "dpop_replay_timeout_ms",
+                        "must be 1 to 5000 (milliseconds)",
+                    ));
+                }
                 Ok(Source::Redis(RedisSource {
                     url: url.clone(),
                     key_prefix: self.key_prefix.clone(),
                     resync_interval: Duration::from_secs(self.resync_interval),
+                    dpop_replay: self.dpop_replay.unwrap_or_default(),
+                    dpop_replay_timeout,
                 }))
             }
         }
@@ -161,7 +197,18 @@ impl RevocationSection {
                 revocations
             }
             Source::Redis(redis) => {
+                let replay = SharedDpopReplay::new(
+                    &redis.url,
+                    &redis.key_prefix,
+                    redis.dpop_replay_timeout,
+                    redis.dpop_replay,
+                )
+                .map_err(|e| SectionError {
+                    key: "redis_url",
+                    message: e.to_string(),
+                })?;
                 Revocations::unsynced(SourceLabel::Redis(redact_url(&redis.url)), max_stale)
+                    .with_dpop_replay(Arc::new(replay))
             }
         };
         Ok(Arc::new(revocations.with_source(source)))
@@ -191,6 +238,43 @@ mod tests {
         assert!(matches!(section.source(), Ok(Source::Redis(_))));
         section.redis_url = Some("http://x".into());
         assert_eq!(section.source().unwrap_err().key, "redis_url");
+    }
+
+    #[test]
+    fn dpop_replay_is_checked_and_named() {
+        let parse = |text: &str| toml::from_str::<RevocationSection>(text);
+        let redis = "redis_url = \"redis://127.0.0.1/\"\n";
+        let section = parse(redis).unwrap();
+        let Ok(Source::Redis(source)) = section.source() else {
+            panic!("a Redis source");
+        };
+        assert_eq!(source.dpop_replay, DpopReplayFallback::Local);
+        assert_eq!(source.dpop_replay_timeout, Duration::from_millis(50));
+        let section = parse(&format!(
+            "{redis}dpop_replay = \"fail-closed\"\ndpop_replay_timeout_ms = 200\n"
+        ))
+        .unwrap();
+        let Ok(Source::Redis(source)) = section.source() else {
+            panic!("a Redis source");
+        };
+        assert_eq!(source.dpop_replay, DpopReplayFallback::FailClosed);
+        assert_eq!(source.dpop_replay_timeout, Duration::from_millis(200));
+        // An unknown value is a load error naming the key.
+        let error = parse(&format!("{redis}dpop_replay = \"closed\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("revocation.dpop_replay is \"closed\""),
+            "{error}"
+        );
+        assert!(error.contains("\"fail-closed\""), "{error}");
+        let zero = parse(&format!("{redis}dpop_replay_timeout_ms = 0\n")).unwrap();
+        assert_eq!(zero.source().unwrap_err().key, "dpop_replay_timeout_ms");
+        let slow = parse(&format!("{redis}dpop_replay_timeout_ms = 5001\n")).unwrap();
+        assert_eq!(slow.source().unwrap_err().key, "dpop_replay_timeout_ms");
+        // Without Redis there is nothing to share.
+        let file = parse("file = \"r.jsonl\"\ndpop_replay = \"local\"\n").unwrap();
+        assert_eq!(file.source().unwrap_err().key, "dpop_replay");
     }
 
     #[test]

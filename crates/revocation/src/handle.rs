@@ -8,6 +8,7 @@
 //! so a source that forgets never silently un-revokes a token.
 
 use crate::config::Source;
+use crate::dpop_replay::SharedDpopReplay;
 use crate::rule::{Rule, RuleKey};
 use crate::set::{Match, RuleSet, TokenFacts};
 use arc_swap::ArcSwap;
@@ -75,6 +76,7 @@ pub struct Revocations {
     last_error: Mutex<Option<String>>,
     follow: Option<Source>,
     following: AtomicBool,
+    dpop_replay: Option<Arc<SharedDpopReplay>>,
 }
 
 fn now_ms() -> i64 {
@@ -112,6 +114,7 @@ impl Revocations {
             last_error: Mutex::new(None),
             follow: None,
             following: AtomicBool::new(false),
+            dpop_replay: None,
         }
     }
 
@@ -119,6 +122,18 @@ impl Revocations {
     pub fn with_source(mut self, source: Source) -> Revocations {
         self.follow = Some(source);
         self
+    }
+
+    /// Shares DPoP proof identifiers between replicas through `replay` (the Redis the rules come
+    /// from); an engine using these rules checks proofs against it too.
+    pub fn with_dpop_replay(mut self, replay: Arc<SharedDpopReplay>) -> Revocations {
+        self.dpop_replay = Some(replay);
+        self
+    }
+
+    /// The store sharing DPoP proof identifiers between replicas, when there is one.
+    pub fn dpop_replay(&self) -> Option<&Arc<SharedDpopReplay>> {
+        self.dpop_replay.as_ref()
     }
 
     /// The source to follow, if any.

@@ -21,11 +21,17 @@
 //! because operators already run it (or Valkey) and its pub/sub gives sub-second propagation
 //! without a protocol of our own. A Redis that loses its data never un-revokes anything a
 //! replica holds ([`handle`]).
+//!
+//! **DPoP replay across replicas** ([`dpop_replay`]) uses the same Redis: each proof's
+//! (`jkt`, `jti`) is recorded with `SET NX` and the proof's window as expiry. Unlike a rule
+//! lookup this is one round trip on the request path (bounded by a 50 ms default timeout),
+//! because a proof must be known to every replica the moment it is first used.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod dpop_replay;
 pub mod file;
 #[cfg(feature = "follow")]
 pub mod follow;
@@ -38,6 +44,7 @@ pub mod set;
 pub mod writer;
 
 pub use config::{RevocationSection, SectionError, Source};
+pub use dpop_replay::{DpopReplayFallback, ReplayUnavailable, SharedDpopReplay};
 pub use handle::{Revocations, SourceLabel};
 pub use rule::{parse_json_lines, parse_time, to_json_lines, Rule, RuleError, RuleKey};
 pub use set::{Match, RuleSet, TokenFacts};

@@ -13,9 +13,9 @@
 //! Writing a rule stores it and publishes the change in one `MULTI`/`EXEC` transaction; a
 //! replica subscribes first, then loads the full set (`SCAN` + `MGET`), applies changes as they
 //! arrive, and loads the full set again every `resync_interval` as a backstop for anything a
-//! subscription missed. The DPoP replay check across replicas uses the same store:
-//! [`RedisStore::dpop_first_use`] (`SET <prefix>dpop:<jkt,jti> 1 NX EXAT <until>`) answers "seen
-//! by any replica?" in one round trip.
+//! subscription missed. The DPoP replay check across replicas uses the same Redis and keys
+//! (`SET <prefix>dpop:<digest> 1 NX EXAT <until>`, [`crate::dpop_replay`]): "seen by any
+//! replica?" in one round trip.
 
 use crate::config::{redact_url, RedisSource};
 use crate::handle::Revocations;
@@ -236,19 +236,16 @@ impl RedisStore {
 
     /// Records the DPoP proof `(jkt, jti)` for every replica until `keep_until` (Unix seconds):
     /// `true` the first time, `false` when any replica recorded it before (a replay). One
-    /// `SET <prefix>dpop:<jkt>:<jti> 1 NX EXAT <keep_until>` round trip; the engine's
-    /// per-process replay cache stays the fallback when Redis does not answer.
+    /// `SET <prefix>dpop:<digest> 1 NX EXAT <keep_until>` round trip, the key of
+    /// [`crate::dpop_replay::replay_key`]; the gateway checks through
+    /// [`crate::SharedDpopReplay`], which bounds the wait.
     pub async fn dpop_first_use(
         &mut self,
         jkt: &str,
         jti: &str,
         keep_until: i64,
     ) -> Result<bool, StoreError> {
-        let key = format!(
-            "{}dpop:{}",
-            self.names.prefix,
-            serde_json::to_string(&[jkt, jti]).unwrap_or_default()
-        );
+        let key = crate::dpop_replay::replay_key(&self.names.prefix, jkt, jti);
         let stored: Option<String> = redis::cmd("SET")
             .arg(key)
             .arg(1)

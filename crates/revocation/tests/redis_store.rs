@@ -1,12 +1,18 @@
 //! The Redis store through the library, against a real `redis-server` started on a free
 //! loopback port: rules added, listed, replaced and removed; an expired rule refused; keys
 //! expiring with their rules; a follower picking up changes and surviving a flush; the DPoP
-//! first-use check shared by every connection.
+//! first-use check shared by every connection, and the gateway's bounded replay store
+//! ([`SharedDpopReplay`]): first use once, keys expiring with the proof's window, a slow Redis
+//! (writes paused) given up on at the bound, a Redis that stops answering reported at once and
+//! left alone for a moment, then used again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use jwtgate_revocation::dpop_replay::{replay_key, RETRY_AFTER};
 use jwtgate_revocation::redis_store::{RedisStore, StoreError};
-use jwtgate_revocation::{Match, RevocationSection, Rule, TokenFacts};
+use jwtgate_revocation::{
+    DpopReplayFallback, Match, RevocationSection, Rule, SharedDpopReplay, TokenFacts,
+};
 use jwtgate_test_support::{free_port, now};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -156,6 +162,98 @@ async fn dpop_proofs_are_first_used_once_across_connections() {
     assert!(!one.dpop_first_use("jkt-a", "proof-1", until).await.unwrap());
     assert!(two.dpop_first_use("jkt-b", "proof-1", until).await.unwrap());
     assert!(two.dpop_first_use("jkt-a", "proof-2", until).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_shared_replay_store_is_bounded_and_comes_back() {
+    let redis = start_redis().await;
+    let replica = |timeout| {
+        SharedDpopReplay::new(&redis.url, PREFIX, timeout, DpopReplayFallback::Local).unwrap()
+    };
+    let one = replica(Duration::from_millis(1000));
+    let two = replica(Duration::from_millis(1000));
+    let until = now() + 120;
+    assert_eq!(one.first_use("jkt-a", "p1", until).await, Ok(true));
+    assert_eq!(two.first_use("jkt-a", "p1", until).await, Ok(false));
+    assert_eq!(two.first_use("jkt-b", "p1", until).await, Ok(true));
+    // The key is the digest the store writes too, and expires one second after the window.
+    let mut store = RedisStore::connect(&redis.url, PREFIX).await.unwrap();
+    assert!(!store.dpop_first_use("jkt-a", "p1", until).await.unwrap());
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let expires: i64 = redis::cmd("EXPIRETIME")
+        .arg(replay_key(PREFIX, "jkt-a", "p1"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(expires, until + 1);
+
+    // Redis slow (writes paused): the answer is an error once the bound has passed, not when
+    // Redis answers.
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "2000", "WRITE"])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let hasty = replica(Duration::from_millis(50));
+    let started = Instant::now();
+    let error = hasty.first_use("jkt-a", "slow", until).await.unwrap_err();
+    assert!(error.why.contains("did not answer within 50 ms"), "{error}");
+    assert!(started.elapsed() < Duration::from_millis(1000), "bounded");
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    // Redis gone: the answer is an error at once, then Redis is not asked for a moment.
+    let port = redis.port;
+    drop(redis);
+    let started = Instant::now();
+    let error = one.first_use("jkt-a", "p2", until).await.unwrap_err();
+    assert!(started.elapsed() <= Duration::from_millis(1500), "bounded");
+    assert!(error.url.contains(&port.to_string()), "{error}");
+    let error = one.first_use("jkt-a", "p3", until).await.unwrap_err();
+    assert!(error.why.contains("not asked"), "{error}");
+    // A store that never connected answers within its bound too.
+    let fresh = SharedDpopReplay::new(
+        &format!("redis://127.0.0.1:{port}/"),
+        PREFIX,
+        Duration::from_millis(50),
+        DpopReplayFallback::FailClosed,
+    )
+    .unwrap();
+    let started = Instant::now();
+    assert!(fresh.first_use("jkt-a", "p4", until).await.is_err());
+    assert!(started.elapsed() < Duration::from_millis(1000));
+
+    // Redis back on the same port: used again once the pause is over.
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _redis = Redis {
+        child,
+        url: format!("redis://127.0.0.1:{port}/"),
+        port,
+    };
+    tokio::time::sleep(RETRY_AFTER).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match one.first_use("jkt-a", "p5", until).await {
+            Ok(first) => {
+                assert!(first);
+                break;
+            }
+            Err(error) => assert!(Instant::now() < deadline, "still unavailable: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(two.first_use("jkt-a", "p5", until).await, Ok(false));
 }
 
 /// Runs `openssl` with `args` in `dir`, failing with an install hint when it is missing.

@@ -1,0 +1,606 @@
+//! Sender-constrained tokens through the gateway's own listeners: certificate-bound tokens
+//! (RFC 8705) with real TLS client certificates made by the `openssl` CLI against the TLS
+//! listener (`[server] client_ca`), and through a trusted proxy's header
+//! (`[server] client_cert_header`, removed before upstream) — also behind the real nginx
+//! terminating TLS (`$ssl_client_escaped_cert`); and DPoP server nonces rotated to
+//! the client on successful answers (RFC 9449 §8.2) at forward-auth and in proxy mode.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use axum::routing::get;
+use axum::Router;
+use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
+use jwtgate_core::internal::base64url;
+use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_engine::mtls::CertificateThumbprint;
+use jwtgate_http::config::GatewayConfig;
+use jwtgate_http::server;
+use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use tokio::net::TcpListener;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+
+/// Runs `openssl` in `dir`, failing with an install hint when it is missing.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed ({e}): apt-get install -y openssl"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA named `ca` in `dir`.
+fn make_ca(dir: &Path, ca: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ca}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+}
+
+/// A client certificate `name` issued by `ca`: returns its key and certificate (PEM, for
+/// reqwest) and the certificate's DER.
+fn make_client(dir: &Path, ca: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.crt"),
+            "-extfile",
+            "client.ext",
+        ],
+    );
+    let cert = std::fs::read(dir.join(format!("{name}.crt"))).unwrap();
+    let mut identity = std::fs::read(dir.join(format!("{name}.key"))).unwrap();
+    identity.extend_from_slice(&cert);
+    (identity, pem_der(&cert))
+}
+
+fn pem_der(pem: &[u8]) -> Vec<u8> {
+    let body: String = String::from_utf8_lossy(pem)
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    base64url::decode_standard(&body).unwrap()
+}
+
+fn config(issuer: &Issuer, upstream: SocketAddr, extra: &str) -> GatewayConfig {
+    let text = format!(
+        r#"
+        [server]
+        {extra}
+
+        [[issuers]]
+        issuer = "{ISSUER}"
+        audiences = ["{AUDIENCE}"]
+        jwks_file = "{}"
+
+        [[routes]]
+        path = "/api/*"
+        scopes = ["read:users"]
+
+        [proxy]
+        upstream = "http://{upstream}"
+        "#,
+        issuer.jwks_file().display()
+    );
+    GatewayConfig::from_toml(&text, "test.toml").unwrap()
+}
+
+/// An upstream that answers with the headers it received.
+async fn echo_upstream() -> SocketAddr {
+    let app = Router::new().route(
+        "/api/{*rest}",
+        get(|headers: axum::http::HeaderMap| async move {
+            let seen: Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+                .collect();
+            axum::Json(json!({"headers": seen}))
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Starts the gateway (with TLS when configured); it stops when the sender drops.
+async fn start(config: &GatewayConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let built = config.build("test.toml").unwrap();
+    server::prepare_keys(&built.engine).await;
+    let tls = built.options.tls.as_ref().map(|(cert, key)| {
+        server::tls_acceptor_with_client_ca(cert, key, built.options.client_ca.as_deref()).unwrap()
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = server::spawn(&built, listener, tls, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
+    (spawned.addr, tx)
+}
+
+fn tls_client(identity: Option<&[u8]>) -> reqwest::Client {
+    let root =
+        reqwest::Certificate::from_pem(&std::fs::read(format!("{DATA}/ca.crt.pem")).unwrap())
+            .unwrap();
+    let mut builder = reqwest::Client::builder().add_root_certificate(root);
+    if let Some(identity) = identity {
+        builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn bound_token(issuer: &Issuer, der: &[u8]) -> String {
+    let x5t = CertificateThumbprint::of_der(der).to_base64url();
+    issuer.token(json!({"cnf": {"x5t#S256": x5t}}))
+}
+
+async fn www_authenticate(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, challenge)
+}
+
+#[tokio::test]
+async fn the_tls_listener_binds_tokens_to_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "clients");
+    make_ca(dir.path(), "stranger");
+    let (alice, alice_der) = make_client(dir.path(), "clients", "alice");
+    let (bob, _) = make_client(dir.path(), "clients", "bob");
+    let (mallory, mallory_der) = make_client(dir.path(), "stranger", "mallory");
+    let issuer = Issuer::new();
+    let upstream = echo_upstream().await;
+    let extra = format!(
+        "tls_cert = \"{DATA}/localhost.crt.pem\"\ntls_key = \"{DATA}/localhost.key.pem\"\nclient_ca = \"{}\"",
+        dir.path().join("clients.crt").display()
+    );
+    let (addr, _stop) = start(&config(&issuer, upstream, &extra)).await;
+    let url = format!("https://localhost:{}/api/users", addr.port());
+    let token = bound_token(&issuer, &alice_der);
+
+    let response = tls_client(Some(&alice))
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // The same token from a client without a certificate, or with another one the CA issued.
+    let (status, challenge) = www_authenticate(
+        tls_client(None)
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("error=\"invalid_token\"")
+            && challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
+    let (status, challenge) = www_authenticate(
+        tls_client(Some(&bob))
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("another certificate"), "{challenge}");
+
+    // A certificate the configured CA did not issue does not get through the handshake, even
+    // with a token bound to it.
+    let stranger = tls_client(Some(&mallory))
+        .get(&url)
+        .bearer_auth(bound_token(&issuer, &mallory_der))
+        .send()
+        .await;
+    assert!(stranger.is_err(), "{stranger:?}");
+
+    // Plain bearer tokens need no certificate.
+    let response = tls_client(None)
+        .get(&url)
+        .bearer_auth(issuer.token(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_header_binds_and_never_reaches_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "clients");
+    let (_, alice_der) = make_client(dir.path(), "clients", "alice");
+    let alice_pem = std::fs::read_to_string(dir.path().join("alice.crt")).unwrap();
+    let escaped: String = alice_pem
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let issuer = Issuer::new();
+    let upstream = echo_upstream().await;
+    let extra =
+        "client_cert_header = \"X-SSL-Client-Cert\"\nclient_cert_header_format = \"escaped-pem\"";
+    let (addr, _stop) = start(&config(&issuer, upstream, extra)).await;
+    let client = reqwest::Client::new();
+    let token = bound_token(&issuer, &alice_der);
+
+    let response = client
+        .get(format!("http://{addr}/api/users"))
+        .bearer_auth(&token)
+        .header("X-SSL-Client-Cert", &escaped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        echoed["headers"].get("x-ssl-client-cert").is_none(),
+        "the certificate header reached upstream: {echoed}"
+    );
+    // A bearer request with the header: it is removed too.
+    let response = client
+        .get(format!("http://{addr}/api/users"))
+        .bearer_auth(issuer.token(json!({})))
+        .header("X-SSL-Client-Cert", "anything")
+        .send()
+        .await
+        .unwrap();
+    let echoed: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        echoed["headers"].get("x-ssl-client-cert").is_none(),
+        "{echoed}"
+    );
+
+    // Forward-auth reads the same header from the proxy's check.
+    let check = |cert: &'static str| {
+        let request = client
+            .get(format!("http://{addr}/auth"))
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Uri", "/api/users")
+            .bearer_auth(&token);
+        if cert.is_empty() {
+            request
+        } else {
+            request.header("X-SSL-Client-Cert", cert)
+        }
+    };
+    let response = check("")
+        .header("X-SSL-Client-Cert", &escaped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, challenge) = www_authenticate(check("").send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
+    let (status, challenge) =
+        www_authenticate(check("-----BEGIN%20CERTIFICATE").send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("is not escaped-pem"), "{challenge}");
+}
+
+#[test]
+fn certificate_settings_are_checked() {
+    let issuer = Issuer::new();
+    let upstream: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let error = |extra: &str| {
+        config(&issuer, upstream, extra)
+            .build("test.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(error("client_ca = \"/ca.pem\"").contains("needs tls_cert"));
+    assert!(error("client_cert_header = \"x-client-cert\"").contains("client_cert_header_format"));
+    assert!(error("client_cert_header_format = \"xfcc\"").contains("no client_cert_header"));
+    assert!(
+        error("client_cert_header = \"bad header\"\nclient_cert_header_format = \"xfcc\"")
+            .contains("not a valid header name")
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_dpop_nonce_rides_on_successful_answers() {
+    let issuer = Issuer::new();
+    let upstream = echo_upstream().await;
+    let mut config = config(
+        &issuer,
+        upstream,
+        "public_url = \"https://api.example.com\"",
+    );
+    config.dpop.nonce = true;
+    let (addr, _stop) = start(&config).await;
+    let client = reqwest::Client::new();
+    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
+    let token = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let proof = |jti: &str, nonce: Option<&str>| {
+        make_proof(
+            &key,
+            &ProofClaims {
+                method: "GET",
+                uri: "https://api.example.com/api/users",
+                access_token: Some(&token),
+                iat: jwtgate_test_support::now(),
+                jti,
+                nonce,
+            },
+        )
+        .unwrap()
+    };
+    let call = |url: &str, proof: String| {
+        client
+            .get(url)
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Uri", "/api/users")
+            .send()
+    };
+    let proxied = format!("http://{addr}/api/users");
+    let forward_auth = format!("http://{addr}/auth");
+    // The first proof has no nonce: refused with one.
+    let refusal = call(&proxied, proof("a", None)).await.unwrap();
+    assert_eq!(refusal.status(), 401);
+    let nonce = refusal.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    // With it, both front ends pass and hand the nonce on for the next proof.
+    for (url, jti) in [(&proxied, "b"), (&forward_auth, "c")] {
+        let response = call(url, proof(jti, Some(&nonce))).await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        assert_eq!(
+            response
+                .headers()
+                .get("dpop-nonce")
+                .map(|v| v.to_str().unwrap()),
+            Some(nonce.as_str()),
+            "{url}"
+        );
+    }
+    // A bearer request gets none.
+    let response = client
+        .get(&proxied)
+        .bearer_auth(issuer.token(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("dpop-nonce").is_none());
+}
+
+/// nginx terminating TLS with client certificates (`ssl_verify_client optional`) in front of
+/// jwtgate's forward-auth, passing `$ssl_client_escaped_cert` as docs/mtls.md shows: the real
+/// certificate binds, another one or none (with a forged header) does not, and the API never
+/// sees the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "clients");
+    let (alice, alice_der) = make_client(dir.path(), "clients", "alice");
+    let (bob, _) = make_client(dir.path(), "clients", "bob");
+    let alice_pem = std::fs::read_to_string(dir.path().join("alice.crt")).unwrap();
+    let issuer = Issuer::new();
+    let upstream = echo_upstream().await;
+    let gateway = GatewayConfig::from_toml(
+        &format!(
+            r#"
+            [server]
+            forward_auth_invalid_request_status = 401
+            client_cert_header = "X-SSL-Client-Cert"
+            client_cert_header_format = "escaped-pem"
+
+            [[issuers]]
+            issuer = "{ISSUER}"
+            audiences = ["{AUDIENCE}"]
+            jwks_file = "{}"
+
+            [[routes]]
+            path = "/api/*"
+            scopes = ["read:users"]
+            "#,
+            issuer.jwks_file().display()
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    let (jwtgate, _stop) = start(&gateway).await;
+    let nginx = support::require_program("nginx");
+    let prefix = dir.path().join("nginx");
+    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+    let client_ca = dir.path().join("clients.crt");
+    let (_nginx, addr) = support::start_on_free_port("nginx", dir.path(), |listen| {
+        std::fs::write(
+            prefix.join("nginx.conf"),
+            format!(
+                r#"
+daemon off;
+master_process off;
+worker_processes 1;
+pid nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen {listen} ssl;
+        ssl_certificate {DATA}/localhost.crt.pem;
+        ssl_certificate_key {DATA}/localhost.key.pem;
+        ssl_client_certificate {ca};
+        ssl_verify_client optional;
+        location / {{
+            auth_request /_jwtgate;
+            auth_request_set $jwtgate_challenge $upstream_http_www_authenticate;
+            proxy_set_header X-SSL-Client-Cert "";
+            proxy_pass http://{upstream};
+        }}
+        location = /_jwtgate {{
+            internal;
+            proxy_pass http://{jwtgate}/auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+        }}
+    }}
+}}
+"#,
+                ca = client_ca.display(),
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(&nginx);
+        command
+            .arg("-e")
+            .arg("stderr")
+            .arg("-p")
+            .arg(format!("{}/", prefix.display()))
+            .arg("-c")
+            .arg("nginx.conf");
+        command
+    })
+    .await;
+    let url = format!("https://localhost:{}/api/users", addr.port());
+    let token = bound_token(&issuer, &alice_der);
+
+    let response = tls_client(Some(&alice))
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        echoed["headers"].get("x-ssl-client-cert").is_none(),
+        "{echoed}"
+    );
+
+    let (status, challenge) = www_authenticate(
+        tls_client(Some(&bob))
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("another certificate"), "{challenge}");
+
+    // Without a certificate, a client's own copy of the header does not reach jwtgate.
+    let forged: String = alice_pem
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let (status, challenge) = www_authenticate(
+        tls_client(None)
+            .get(&url)
+            .bearer_auth(&token)
+            .header("X-SSL-Client-Cert", forged)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
+    );
+}

@@ -21,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::Router;
 use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
 use jwtgate_core::{Algorithm, SigningKey};
-use jwtgate_test_support::{free_port, proxy_tool, workspace_root, Issuer};
+use jwtgate_test_support::{certificates, free_port, proxy_tool, workspace_root, Issuer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -882,100 +882,13 @@ async fn envoy_recipes_pass_dpop_nonces() {
     }
 }
 
-/// Runs `openssl` in `dir`, failing with an install hint when it is missing.
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl is needed ({e}): apt-get install -y openssl"));
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// A client certificate `name` issued by the CA `ca` (made first when missing) in `dir`: its key
 /// and certificate as one PEM (for reqwest), and the certificate's DER.
 fn client_certificate(dir: &Path, ca: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
     if !dir.join(format!("{ca}.crt")).exists() {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={ca}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
-        );
+        certificates::make_ca(dir, ca);
     }
-    std::fs::write(
-        dir.join("client.ext"),
-        "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &format!("{name}.crt"),
-            "-extfile",
-            "client.ext",
-        ],
-    );
-    let cert = std::fs::read(dir.join(format!("{name}.crt"))).unwrap();
-    let body: String = String::from_utf8_lossy(&cert)
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
-    let der = jwtgate_core::internal::base64url::decode_standard(&body).unwrap();
-    let mut identity = std::fs::read(dir.join(format!("{name}.key"))).unwrap();
-    identity.extend_from_slice(&cert);
-    (identity, der)
+    certificates::make_client(dir, ca, name)
 }
 
 /// Envoy terminating TLS with client certificates in front of the HTTP ext_authz recipe, with

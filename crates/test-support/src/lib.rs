@@ -1,13 +1,15 @@
 //! Fixtures shared by jwtgate's tests (a dev-dependency only, never published): an [`Issuer`]
 //! that signs Auth0-shaped tokens with a generated key and publishes its JWKS (as JSON or a
 //! file), a loopback [`JwksServer`] that counts fetches, a multi-tenant provider
-//! ([`TenantProvider`]: discovery and JWKS per tenant), [`free_port`] and [`now`].
+//! ([`TenantProvider`]: discovery and JWKS per tenant), client [`certificates`] made with openssl,
+//! [`free_port`] and [`now`].
 //!
 //! A fixture that cannot be built is a broken test, not a condition to handle: helpers fail
 //! loudly with a message instead of returning errors, as test code does.
 
 #![allow(clippy::expect_used, clippy::panic)]
 
+pub mod certificates;
 mod issuer;
 mod server;
 mod tenants;

@@ -22,6 +22,12 @@
 //!
 //! The thumbprint is compared before the signature is checked, so a proof made with another key
 //! costs one SHA-256, not a signature verification.
+//!
+//! A client signs every proof with one key, so its proofs share one header segment. A verifier may
+//! keep checked headers ([`ProofKeys`], given in [`ProofContext::keys`]) by that segment's exact
+//! bytes and skip parsing the header, the key and its thumbprint again: steps 1–3 depend on
+//! nothing but those bytes and the algorithm allowlist, and the thumbprint is still compared with
+//! the token's `cnf.jkt` on every proof.
 
 use crate::alg::{Algorithm, AlgorithmSet};
 use crate::crypto::sha256;
@@ -30,6 +36,8 @@ use crate::internal::json;
 use crate::jwk::{self, SkipReason};
 use crate::sign::{SignError, SigningKey};
 use serde_json::{json, Map, Value};
+use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Largest proof accepted, checked before anything is decoded: 8 KiB holds an RSA-4096 `jwk`
@@ -171,6 +179,26 @@ pub struct ProofContext<'a> {
     pub nonce: Option<&'a str>,
     /// Accepted proof algorithms (only the asymmetric ones of the set count).
     pub algorithms: AlgorithmSet,
+    /// Checked headers kept between proofs, if the caller keeps any (one store per algorithm
+    /// allowlist: what it holds passed this context's `algorithms`).
+    pub keys: Option<&'a dyn ProofKeys>,
+}
+
+/// A proof header that passed steps 1–3 of the checks (but the comparison with `cnf.jkt`): its
+/// algorithm, public key and thumbprint.
+#[derive(Debug)]
+pub struct ProofKey {
+    alg: Algorithm,
+    key: jwk::Jwk,
+    jkt: String,
+}
+
+/// Where checked proof headers are kept between proofs, by the header segment's exact bytes.
+pub trait ProofKeys: fmt::Debug + Send + Sync {
+    /// The checked header for these header-segment bytes, if kept.
+    fn get(&self, header: &[u8]) -> Option<Arc<ProofKey>>;
+    /// Keeps a checked header (the store decides for how long; it must be bounded).
+    fn insert(&self, header: &[u8], key: Arc<ProofKey>);
 }
 
 /// A proof that passed every stateless check: what a replay cache needs.
@@ -198,6 +226,39 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     ) else {
         return Err(ProofError::NotCompact);
     };
+    let proof_key = match context.keys.and_then(|keys| keys.get(header_b64)) {
+        Some(kept) => kept,
+        None => {
+            let checked = Arc::new(check_header(header_b64, context.algorithms)?);
+            if let Some(keys) = context.keys {
+                keys.insert(header_b64, checked.clone());
+            }
+            checked
+        }
+    };
+    let ProofKey { alg, key, jkt } = &*proof_key;
+    if let Some(expected) = context.jkt {
+        if jkt != expected {
+            return Err(ProofError::ThumbprintMismatch {
+                proof: jkt.clone(),
+                token: expected.to_owned(),
+            });
+        }
+    }
+    let signing_input = proof
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or(ProofError::NotCompact)?;
+    let signature = base64url::decode(signature_b64).map_err(|_| ProofError::NotCompact)?;
+    key.key()
+        .verify(*alg, signing_input, &signature)
+        .map_err(|_| ProofError::Signature)?;
+    let claims = decode_object(payload_b64, "payload")?;
+    check_claims(&claims, context, jkt.clone())
+}
+
+/// Steps 1–3 on a header segment: strict JSON, `typ`, `alg` from `algorithms`, no `crit`, a
+/// public `jwk` that fits `alg`, and its thumbprint.
+fn check_header(header_b64: &[u8], algorithms: AlgorithmSet) -> Result<ProofKey, ProofError> {
     let header = decode_object(header_b64, "header")?;
     match header.get("typ") {
         Some(Value::String(typ)) if typ.eq_ignore_ascii_case(PROOF_TYPE) => {}
@@ -206,7 +267,7 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     }
     let alg = match header.get("alg") {
         Some(Value::String(name)) => match name.parse::<Algorithm>() {
-            Ok(alg) if !alg.is_symmetric() && context.algorithms.contains(alg) => alg,
+            Ok(alg) if !alg.is_symmetric() && algorithms.contains(alg) => alg,
             _ => return Err(ProofError::Algorithm(format!("{name:?}"))),
         },
         Some(other) => return Err(ProofError::Algorithm(other.to_string())),
@@ -220,23 +281,7 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     };
     let key = public_key(jwk_object, alg)?;
     let jkt = thumbprint(jwk_object).map_err(ProofError::BadJwk)?;
-    if let Some(expected) = context.jkt {
-        if jkt != expected {
-            return Err(ProofError::ThumbprintMismatch {
-                proof: jkt,
-                token: expected.to_owned(),
-            });
-        }
-    }
-    let signing_input = proof
-        .get(..header_b64.len() + 1 + payload_b64.len())
-        .ok_or(ProofError::NotCompact)?;
-    let signature = base64url::decode(signature_b64).map_err(|_| ProofError::NotCompact)?;
-    key.key()
-        .verify(alg, signing_input, &signature)
-        .map_err(|_| ProofError::Signature)?;
-    let claims = decode_object(payload_b64, "payload")?;
-    check_claims(&claims, context, jkt)
+    Ok(ProofKey { alg, key, jkt })
 }
 
 /// [`check_proof`] for a server that issues nonces: the proof must carry `current`, or
@@ -538,6 +583,7 @@ mod tests {
             iat_window: 60,
             nonce: None,
             algorithms: AlgorithmSet::asymmetric(),
+            keys: None,
         }
     }
 
@@ -748,6 +794,75 @@ mod tests {
             check_proof(forged.as_bytes(), &context(&jkt)),
             Err(ProofError::Signature)
         );
+    }
+
+    /// A store of checked headers for tests and benches: a map under a lock.
+    #[derive(Debug, Default)]
+    struct KeptHeaders(std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<ProofKey>>>);
+
+    impl ProofKeys for KeptHeaders {
+        fn get(&self, header: &[u8]) -> Option<Arc<ProofKey>> {
+            self.0.lock().unwrap().get(header).cloned()
+        }
+        fn insert(&self, header: &[u8], key: Arc<ProofKey>) {
+            self.0.lock().unwrap().insert(header.to_vec(), key);
+        }
+    }
+
+    #[test]
+    fn a_kept_header_decides_exactly_as_a_parsed_one() {
+        let holder = key(Algorithm::ES256);
+        let thief = key(Algorithm::ES256);
+        let jkt = key_thumbprint(&holder).unwrap();
+        let kept = KeptHeaders::default();
+        let keeping = ProofContext {
+            keys: Some(&kept),
+            ..context(&jkt)
+        };
+        let first = make_proof(&holder, &claims()).unwrap();
+        let checked = check_proof(first.as_bytes(), &keeping).unwrap();
+        assert_eq!(kept.0.lock().unwrap().len(), 1, "the header is kept");
+        // The next proof of the same key reuses it: same outcome as without the store.
+        let mut second_claims = claims();
+        second_claims.jti = "another";
+        let second = make_proof(&holder, &second_claims).unwrap();
+        assert_eq!(
+            check_proof(second.as_bytes(), &keeping),
+            check_proof(second.as_bytes(), &context(&jkt))
+        );
+        assert_eq!(kept.0.lock().unwrap().len(), 1);
+        assert_eq!(checked.jkt, jkt);
+        // A kept header is still compared with the token's cnf.jkt, and its key still checks
+        // the signature: another token's proof, or the holder's header signed by a thief.
+        let other_token = key_thumbprint(&thief).unwrap();
+        assert!(matches!(
+            check_proof(
+                second.as_bytes(),
+                &ProofContext {
+                    jkt: Some(&other_token),
+                    ..keeping
+                }
+            ),
+            Err(ProofError::ThumbprintMismatch { .. })
+        ));
+        let header_b64 = first.split('.').next().unwrap();
+        let payload = json!({"jti": "j", "htm": "GET", "htu": URI, "iat": NOW,
+            "ath": access_token_hash(TOKEN.as_bytes())});
+        let forged = raw_proof(&thief, &json!({}), &payload);
+        let (_, rest) = forged.split_once('.').unwrap();
+        let forged = format!("{header_b64}.{rest}");
+        assert_eq!(
+            check_proof(forged.as_bytes(), &keeping),
+            Err(ProofError::Signature)
+        );
+        // Headers that fail are not kept.
+        let none = raw_proof(
+            &holder,
+            &json!({"typ": "dpop+jwt", "alg": "none", "jwk": public_jwk(&holder)}),
+            &payload,
+        );
+        assert!(check_proof(none.as_bytes(), &keeping).is_err());
+        assert_eq!(kept.0.lock().unwrap().len(), 1);
     }
 
     #[test]

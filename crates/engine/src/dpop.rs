@@ -552,6 +552,34 @@ pub struct DpopPolicy {
     public_origin: Option<String>,
     nonces: Option<Arc<Nonces>>,
     certificates: CertificateSource,
+    proof_keys: Arc<ProofKeyCache>,
+}
+
+/// Most checked proof headers kept (~1 KiB each at most with their keys: a few MiB when full).
+const PROOF_KEY_CACHE_ENTRIES: usize = 4_096;
+
+/// Checked DPoP proof headers by their segment's exact bytes
+/// (`jwtgate_core::dpop::ProofKeys`): a client's proofs share one header, so its key is parsed
+/// and thumbprinted once, not on every request. Bounded; one per [`DpopPolicy`], whose algorithm
+/// allowlist everything it holds passed. Only proofs sent with a verified DPoP-bound token reach
+/// it.
+#[derive(Debug)]
+pub struct ProofKeyCache(quick_cache::sync::Cache<Box<[u8]>, Arc<dpop::ProofKey>>);
+
+impl Default for ProofKeyCache {
+    fn default() -> Self {
+        ProofKeyCache(quick_cache::sync::Cache::new(PROOF_KEY_CACHE_ENTRIES))
+    }
+}
+
+impl dpop::ProofKeys for ProofKeyCache {
+    fn get(&self, header: &[u8]) -> Option<Arc<dpop::ProofKey>> {
+        self.0.get(header)
+    }
+
+    fn insert(&self, header: &[u8], key: Arc<dpop::ProofKey>) {
+        self.0.insert(Box::from(header), key);
+    }
 }
 
 /// A `[dpop]` setting that cannot be used.
@@ -577,6 +605,7 @@ impl Default for DpopPolicy {
             public_origin: None,
             nonces: None,
             certificates: CertificateSource::None,
+            proof_keys: Arc::default(),
         }
     }
 }
@@ -609,6 +638,7 @@ impl DpopPolicy {
             public_origin: None,
             nonces: section.nonce.then(Arc::default),
             certificates: CertificateSource::None,
+            proof_keys: Arc::default(),
         })
     }
 
@@ -760,6 +790,7 @@ impl DpopPolicy {
             iat_window: self.iat_window,
             nonce: None,
             algorithms: self.algorithms,
+            keys: Some(&*self.proof_keys),
         };
         let nonces = match &self.nonces {
             None => None,

@@ -96,6 +96,7 @@ impl DpopState {
             iat_window: IAT_WINDOW,
             nonce: None,
             algorithms: AlgorithmSet::asymmetric(),
+            keys: None,
         };
         let checked = match &nonces {
             None => check_proof(proof.as_bytes(), &context),

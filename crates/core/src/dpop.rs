@@ -330,14 +330,21 @@ fn check_claims(
         });
     }
     let htu = text("htu")?;
-    let proof_uri = normalize_htu(htu).ok_or_else(|| ProofError::BadHtu(htu.to_owned()))?;
-    let request_uri =
-        normalize_htu(context.uri).ok_or_else(|| ProofError::BadHtu(context.uri.to_owned()))?;
-    if proof_uri != request_uri {
-        return Err(ProofError::UriMismatch {
-            proof: proof_uri,
-            request: request_uri,
-        });
+    // Byte-equal without query and fragment is a match (clients send the URL they called);
+    // anything else is compared once both are normalised.
+    fn without_query(uri: &str) -> &str {
+        uri.split(['?', '#']).next().unwrap_or_default()
+    }
+    if without_query(htu) != without_query(context.uri) {
+        let proof_uri = normalize_htu(htu).ok_or_else(|| ProofError::BadHtu(htu.to_owned()))?;
+        let request_uri =
+            normalize_htu(context.uri).ok_or_else(|| ProofError::BadHtu(context.uri.to_owned()))?;
+        if proof_uri != request_uri {
+            return Err(ProofError::UriMismatch {
+                proof: proof_uri,
+                request: request_uri,
+            });
+        }
     }
     let iat = match claims.get("iat") {
         Some(Value::Number(number)) => number

@@ -326,6 +326,34 @@ impl Engine {
         self.resource.as_ref()
     }
 
+    /// True when a decision for an API Gateway authorizer ([`FrontEnd::Authorizer`]) may read
+    /// the request header `name` (any case): the token's `Authorization` and cookie, `DPoP`,
+    /// a CORS preflight's `Origin` and `Access-Control-Request-Method`, an MCP route's body and
+    /// session headers, and a configured client-certificate header. A front end that has to
+    /// build a header map for each request (the Lambda's events) can leave every other header
+    /// out. Keep it beside the reads it names: a header read for an authorizer's decision and
+    /// missing here would be invisible to the Lambda.
+    pub fn authorizer_reads_header(&self, name: &str) -> bool {
+        const READ: [&str; 10] = [
+            "authorization",
+            "cookie",
+            "dpop",
+            "origin",
+            "access-control-request-method",
+            "content-length",
+            "content-type",
+            "content-encoding",
+            "transfer-encoding",
+            crate::mcp::SESSION_HEADER,
+        ];
+        READ.iter().any(|read| read.eq_ignore_ascii_case(name))
+            || self
+                .dpop
+                .certificate_source()
+                .header()
+                .is_some_and(|header| header.as_str().eq_ignore_ascii_case(name))
+    }
+
     /// The DPoP settings.
     pub fn dpop(&self) -> &DpopPolicy {
         &self.dpop

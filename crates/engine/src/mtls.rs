@@ -38,6 +38,13 @@ impl CertificateThumbprint {
         CertificateThumbprint(jwtgate_core::crypto::sha256(der))
     }
 
+    /// The thumbprint of exactly one PEM `CERTIFICATE` block (nothing but whitespace around it,
+    /// as API Gateway's mutual TLS hands the client certificate to a Lambda authorizer); `None`
+    /// for anything else.
+    pub fn of_pem(pem: &str) -> Option<CertificateThumbprint> {
+        pem_der(pem).map(|der| CertificateThumbprint::of_der(&der))
+    }
+
     /// A thumbprint given as its 32 bytes (a SHA-256 computed elsewhere).
     pub fn from_sha256(digest: [u8; 32]) -> CertificateThumbprint {
         CertificateThumbprint(digest)

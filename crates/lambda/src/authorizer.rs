@@ -13,6 +13,7 @@ use crate::arn::MethodArn;
 use crate::event::{self, AuthorizerRequest, EventError, EventKind};
 use crate::metrics::{emf_line, Reading};
 use jwtgate_core::{Rejection, Verified};
+use jwtgate_engine::mtls::CertificateSource;
 use jwtgate_engine::{Engine, FrontEnd, Outcome, RequestView};
 use jwtgate_keys::{Registry, SourceKind};
 use lambda_runtime::Diagnostic;
@@ -115,8 +116,11 @@ impl Authorizer {
     /// fails the invocation. The same as [`Authorizer::answer`] for an event already read into a
     /// [`Value`].
     pub async fn authorize(&self, event: Value, now: i64) -> Result<Value, AuthorizerError> {
-        let request = event::parse_value(&event)?;
-        let answer = self.decide(&request, now).await?;
+        let bytes = serde_json::to_vec(&event).map_err(|e| EventError::Malformed {
+            kind: "authorizer",
+            message: e.to_string(),
+        })?;
+        let answer = self.answer(&bytes, now).await?;
         // An answer is plain strings, numbers and booleans; if it ever failed to convert, deny.
         Ok(serde_json::to_value(&answer)
             .unwrap_or_else(|_| serde_json::json!({ "isAuthorized": false })))
@@ -127,8 +131,21 @@ impl Authorizer {
     /// invocation. The event is read in one pass, only the fields the decision needs
     /// ([`event::parse_slice`]).
     pub async fn answer(&self, event: &[u8], now: i64) -> Result<Answer, AuthorizerError> {
-        let request = event::parse_slice(event)?;
+        let keep_header = |name: &str| {
+            name.eq_ignore_ascii_case("host") || self.engine.authorizer_reads_header(name)
+        };
+        let reading = event::Reading {
+            keep_header: &keep_header,
+            client_certificate: self.reads_client_certificates(),
+        };
+        let request = event::parse_slice_with(event, reading)?;
         self.decide(&request, now).await
+    }
+
+    /// True when certificate-bound tokens are checked against the client certificate of API
+    /// Gateway's mutual TLS (`[lambda] mtls`): only then is the event's certificate read.
+    fn reads_client_certificates(&self) -> bool {
+        *self.engine.dpop().certificate_source() == CertificateSource::Listener
     }
 
     async fn decide(
@@ -143,7 +160,7 @@ impl Authorizer {
             target: request.arn.path(),
             headers: &request.headers,
             token: request.token.clone(),
-            client_certificate: None,
+            client_certificate: request.client_certificate,
             now,
         };
         let before = self

@@ -42,6 +42,10 @@ pub struct LambdaArgs {
     /// false).
     #[arg(long, env = "JWTGATE_METRICS", value_name = "BOOL")]
     pub metrics: Option<String>,
+    /// API Gateway's mutual TLS is on: check certificate-bound tokens (RFC 8705) against the
+    /// client certificate in REQUEST events (true/false, default false).
+    #[arg(long, env = "JWTGATE_MTLS", value_name = "BOOL")]
+    pub mtls: Option<String>,
     /// Only check the configuration and print it (no Runtime API needed); exit 0 if valid.
     #[arg(long)]
     pub check: bool,
@@ -57,6 +61,7 @@ impl LambdaArgs {
             http_api_response: self.http_api_response.clone(),
             prefetch: self.prefetch.clone(),
             metrics: self.metrics.clone(),
+            mtls: self.mtls.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::answer::{ContextClaim, Options};
 pub use crate::answer::{HttpApiResponse, PolicyResource};
 use crate::authorizer::Authorizer;
 use jwtgate_engine::args::{blame, parse_bool, setting_error, EngineArgs, EngineSettings};
+use jwtgate_engine::mtls::CertificateSource;
 use jwtgate_engine::path::PathPolicy;
 use jwtgate_engine::{
     issuer_scopes, CacheSection, ConfigError, Engine, IssuerSection, KeysSection, RouteSection,
@@ -44,6 +45,11 @@ pub struct LambdaSection {
     /// false: custom metrics cost money in CloudWatch).
     #[serde(default)]
     pub metrics: bool,
+    /// API Gateway's mutual TLS is on: a certificate-bound token (RFC 8705, `cnf["x5t#S256"]`)
+    /// must come with the client certificate it names, read from REQUEST events (default
+    /// false: such tokens are refused, as the authorizer cannot see a certificate).
+    #[serde(default)]
+    pub mtls: bool,
 }
 
 impl Default for LambdaSection {
@@ -55,6 +61,7 @@ impl Default for LambdaSection {
             prefetch: default_prefetch(),
             unmatched: None,
             metrics: false,
+            mtls: false,
         }
     }
 }
@@ -195,13 +202,14 @@ impl LambdaConfig {
             .with_issuer_rules(parts.issuer_rules)
             .with_path_policy(self.paths)
             .with_issuer_scopes(issuer_scopes(&self.issuers))
-            .with_dpop(jwtgate_engine::rules::dpop_policy(
-                &self.dpop,
-                &self.issuers,
-                None,
-                file,
-                None,
-            )?);
+            .with_dpop(
+                jwtgate_engine::rules::dpop_policy(&self.dpop, &self.issuers, None, file, None)?
+                    .with_certificate_source(if self.lambda.mtls {
+                        CertificateSource::Listener
+                    } else {
+                        CertificateSource::None
+                    }),
+            );
         if let Some(cache) = self
             .cache
             .build()
@@ -254,6 +262,8 @@ pub struct Overrides {
     pub prefetch: Option<String>,
     /// `JWTGATE_METRICS`: `true` or `false`.
     pub metrics: Option<String>,
+    /// `JWTGATE_MTLS`: `true` or `false`.
+    pub mtls: Option<String>,
 }
 
 fn env_error(var: &str, message: String) -> ConfigError {
@@ -300,6 +310,9 @@ impl Overrides {
         }
         if let Some(text) = &self.metrics {
             config.lambda.metrics = parse_bool(ENVIRONMENT, "JWTGATE_METRICS", text)?;
+        }
+        if let Some(text) = &self.mtls {
+            config.lambda.mtls = parse_bool(ENVIRONMENT, "JWTGATE_MTLS", text)?;
         }
         Ok(())
     }

@@ -16,10 +16,21 @@
 //! does. A header given as one string replaces earlier values of the same name (as
 //! `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`); a header name or
 //! value HTTP does not allow, or a header that is neither, makes the event malformed.
+//!
+//! The authorizer reads events with a [`Reading`] that keeps only the headers the engine can
+//! read ([`jwtgate_engine::Engine::authorizer_reads_header`]): every header is still checked,
+//! but an event's twenty-odd browser headers are not copied into a map no one reads.
+//!
+//! With API Gateway's mutual TLS, REQUEST events carry the client certificate the gateway
+//! verified (`requestContext.identity.clientCert.clientCertPem` for REST and HTTP API 1.0,
+//! `requestContext.authentication.clientCert.clientCertPem` for HTTP API 2.0): its SHA-256
+//! thumbprint goes to the engine for certificate-bound tokens (RFC 8705). A certificate that is
+//! not exactly one PEM certificate reads as none, so a token bound to a certificate is refused.
 
 use crate::arn::MethodArn;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_engine::bearer::{self, BearerToken};
+use jwtgate_engine::mtls::CertificateThumbprint;
 use jwtgate_engine::TokenInput;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -68,6 +79,40 @@ pub struct AuthorizerRequest {
     /// `htu`); `None` when the event does not say (a `TOKEN` event, or a path that does not end
     /// with the ARN's).
     pub origin: Option<String>,
+    /// The thumbprint of the client certificate API Gateway's mutual TLS verified; `None`
+    /// without one, when it is not one PEM certificate, or when the [`Reading`] skips it.
+    pub client_certificate: Option<CertificateThumbprint>,
+}
+
+/// What to read from an event besides its kind, ARN and token.
+#[derive(Clone, Copy)]
+pub struct Reading<'f> {
+    /// Whether a header (named as in the event, any case) goes into
+    /// [`AuthorizerRequest::headers`]. Every header is checked all the same: one HTTP does not
+    /// allow still makes the event malformed.
+    pub keep_header: &'f dyn Fn(&str) -> bool,
+    /// Read the mutual-TLS client certificate.
+    pub client_certificate: bool,
+}
+
+impl fmt::Debug for Reading<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reading")
+            .field("client_certificate", &self.client_certificate)
+            .finish_non_exhaustive()
+    }
+}
+
+fn keep_every_header(_: &str) -> bool {
+    true
+}
+
+impl Reading<'static> {
+    /// Every header and the client certificate.
+    pub const EVERYTHING: Reading<'static> = Reading {
+        keep_header: &keep_every_header,
+        client_certificate: true,
+    };
 }
 
 /// An event that is not an authorizer event jwtgate understands.
@@ -123,11 +168,19 @@ pub fn parse_value(event: &Value) -> Result<AuthorizerRequest, EventError> {
 /// Detects the kind of the event in `bytes` (the invocation's JSON) and takes out the ARN and
 /// the token, reading only those fields. Not JSON at all is [`EventError::Malformed`].
 pub fn parse_slice(bytes: &[u8]) -> Result<AuthorizerRequest, EventError> {
+    parse_slice_with(bytes, Reading::EVERYTHING)
+}
+
+/// [`parse_slice`] keeping only what `reading` asks for.
+pub fn parse_slice_with(
+    bytes: &[u8],
+    reading: Reading<'_>,
+) -> Result<AuthorizerRequest, EventError> {
     let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|e| EventError::Malformed {
         kind: ANY_KIND,
         message: e.to_string(),
     })?;
-    raw.into_request()
+    raw.into_request(reading)
 }
 
 /// The fields of an authorizer event the decision reads, borrowed from the event's text where
@@ -150,9 +203,9 @@ struct RawEvent<'a> {
     /// Kept as text: read only when it is the map the decision uses.
     #[serde(borrow, default)]
     headers: Option<&'a RawValue>,
-    /// Read as it comes (REST and HTTP API 1.0 send it; it is the map used when not empty).
-    #[serde(default)]
-    multi_value_headers: Headers,
+    /// Kept as text: REST and HTTP API 1.0 send it; it is the map used when not empty.
+    #[serde(borrow, default)]
+    multi_value_headers: Option<&'a RawValue>,
     #[serde(borrow, default)]
     raw_path: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -160,7 +213,8 @@ struct RawEvent<'a> {
 }
 
 /// The fields of `requestContext` the DPoP origin needs (REST: `path`; HTTP API 2.0:
-/// `domainName`).
+/// `domainName`), and where the mutual-TLS client certificate is (REST and HTTP API 1.0:
+/// `identity`; HTTP API 2.0: `authentication`).
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawContext<'a> {
@@ -168,6 +222,35 @@ struct RawContext<'a> {
     path: Option<Text<'a>>,
     #[serde(borrow, default)]
     domain_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    identity: Option<RawCertificateHolder<'a>>,
+    #[serde(borrow, default)]
+    authentication: Option<RawCertificateHolder<'a>>,
+}
+
+/// `identity` or `authentication`: its `clientCert`, kept as text until it is needed.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCertificateHolder<'a> {
+    #[serde(borrow, default)]
+    client_cert: Option<&'a RawValue>,
+}
+
+/// `clientCert`: the PEM of the certificate.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawClientCert<'a> {
+    #[serde(borrow, default)]
+    client_cert_pem: Option<Text<'a>>,
+}
+
+/// The thumbprint of a `clientCert` object's `clientCertPem`; `None` for anything else.
+fn certificate_thumbprint(
+    holder: Option<RawCertificateHolder<'_>>,
+) -> Option<CertificateThumbprint> {
+    let raw = holder?.client_cert?;
+    let cert: RawClientCert<'_> = serde_json::from_str(raw.get()).ok()?;
+    CertificateThumbprint::of_pem(&cert.client_cert_pem?.0)
 }
 
 impl RawEvent<'_> {
@@ -186,7 +269,7 @@ impl RawEvent<'_> {
         })
     }
 
-    fn into_request(self) -> Result<AuthorizerRequest, EventError> {
+    fn into_request(self, reading: Reading<'_>) -> Result<AuthorizerRequest, EventError> {
         let kind = self.kind()?;
         match kind {
             EventKind::RestToken => Ok(AuthorizerRequest {
@@ -197,6 +280,7 @@ impl RawEvent<'_> {
                     self.authorization_token.as_ref().map(|t| &*t.0),
                 )),
                 origin: None,
+                client_certificate: None,
             }),
             EventKind::RestRequest | EventKind::HttpApiV1 => {
                 let context = self
@@ -205,10 +289,11 @@ impl RawEvent<'_> {
                 // `multiValueHeaders` holds every value of a repeated header (two
                 // `Authorization` headers are a malformed request); `headers` only the last of
                 // each.
-                let headers = if self.multi_value_headers.0.is_empty() {
-                    header_map(kind, self.headers)?
+                let multi_value_headers = header_map(kind, self.multi_value_headers, reading)?;
+                let headers = if multi_value_headers.values == 0 {
+                    header_map(kind, self.headers, reading)?.map
                 } else {
-                    self.multi_value_headers.0
+                    multi_value_headers.map
                 };
                 let arn = arn(kind, "methodArn", self.method_arn)?;
                 // API Gateway passes the client's Host; the context's path is the one the
@@ -217,12 +302,17 @@ impl RawEvent<'_> {
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok());
                 let origin = request_origin(host, context.path.as_ref().map(|p| &*p.0), &arn);
+                let client_certificate = reading
+                    .client_certificate
+                    .then(|| certificate_thumbprint(context.identity))
+                    .flatten();
                 Ok(AuthorizerRequest {
                     kind,
                     arn,
                     headers,
                     token: TokenInput::FromRequest,
                     origin,
+                    client_certificate,
                 })
             }
             EventKind::HttpApiV2 => {
@@ -230,18 +320,23 @@ impl RawEvent<'_> {
                     .request_context
                     .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
                 let arn = arn(kind, "routeArn", self.route_arn)?;
-                let headers = header_map(kind, self.headers)?;
+                let headers = header_map(kind, self.headers, reading)?.map;
                 let origin = request_origin(
                     context.domain_name.as_ref().map(|d| &*d.0),
                     self.raw_path.as_ref().map(|p| &*p.0),
                     &arn,
                 );
+                let client_certificate = reading
+                    .client_certificate
+                    .then(|| certificate_thumbprint(context.authentication))
+                    .flatten();
                 Ok(AuthorizerRequest {
                     kind,
                     arn,
                     headers,
                     token: TokenInput::FromRequest,
                     origin,
+                    client_certificate,
                 })
             }
         }
@@ -356,45 +451,56 @@ impl<'de> Visitor<'de> for LooseVisitor {
     }
 }
 
-/// A header map of the event (`null` or absent: none), read from its text.
-fn header_map(kind: EventKind, raw: Option<&RawValue>) -> Result<HeaderMap, EventError> {
-    let Some(raw) = raw else {
-        return Ok(HeaderMap::new());
-    };
-    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    let headers = deserializer
-        .deserialize_option(HeadersVisitor)
-        .map_err(|e| malformed(kind, format!("headers: {e}")))?;
-    Ok(headers)
+/// A header map of an event, with the number of values it had before [`Reading::keep_header`]
+/// left some out.
+struct EventHeaders {
+    map: HeaderMap,
+    values: usize,
 }
 
-/// A header map read straight from the event (`null`: none).
-#[derive(Default)]
-struct Headers(HeaderMap);
-
-impl<'de> Deserialize<'de> for Headers {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_option(HeadersVisitor).map(Headers)
-    }
+/// A header map of the event (`null` or absent: none), read from its text.
+fn header_map(
+    kind: EventKind,
+    raw: Option<&RawValue>,
+    reading: Reading<'_>,
+) -> Result<EventHeaders, EventError> {
+    let Some(raw) = raw else {
+        return Ok(EventHeaders {
+            map: HeaderMap::new(),
+            values: 0,
+        });
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    deserializer
+        .deserialize_option(HeadersVisitor {
+            keep: reading.keep_header,
+        })
+        .map_err(|e| malformed(kind, format!("headers: {e}")))
 }
 
 /// Reads a JSON object of header names to a string (replaces earlier values of the name, as
-/// `HeaderMap::insert`) or a list of strings (each added, as `HeaderMap::append`).
-struct HeadersVisitor;
+/// `HeaderMap::insert`) or a list of strings (each added, as `HeaderMap::append`), keeping the
+/// names `keep` accepts and checking the others.
+struct HeadersVisitor<'f> {
+    keep: &'f dyn Fn(&str) -> bool,
+}
 
-impl<'de> Visitor<'de> for HeadersVisitor {
-    type Value = HeaderMap;
+impl<'de> Visitor<'de> for HeadersVisitor<'_> {
+    type Value = EventHeaders;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("a map of header names to a string or a list of strings")
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(HeaderMap::new())
+        self.visit_unit()
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(HeaderMap::new())
+        Ok(EventHeaders {
+            map: HeaderMap::new(),
+            values: 0,
+        })
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -402,10 +508,19 @@ impl<'de> Visitor<'de> for HeadersVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut headers = HeaderMap::with_capacity(map.size_hint().unwrap_or(16));
+        let mut headers = EventHeaders {
+            map: HeaderMap::with_capacity(map.size_hint().unwrap_or(8)),
+            values: 0,
+        };
         while let Some(name) = map.next_key::<Text<'de>>()? {
-            let name = HeaderName::from_bytes(name.0.as_bytes())
-                .map_err(|_| de::Error::custom(format!("{:?} is not a header name", name.0)))?;
+            let not_a_name = || de::Error::custom(format!("{:?} is not a header name", name.0));
+            let name = if (self.keep)(&name.0) {
+                Some(HeaderName::from_bytes(name.0.as_bytes()).map_err(|_| not_a_name())?)
+            } else if is_header_name(name.0.as_bytes()) {
+                None
+            } else {
+                return Err(not_a_name());
+            };
             map.next_value_seed(HeaderValues {
                 headers: &mut headers,
                 name,
@@ -415,18 +530,55 @@ impl<'de> Visitor<'de> for HeadersVisitor {
     }
 }
 
-/// The value of one header name: adds it to `headers`.
-struct HeaderValues<'m> {
-    headers: &'m mut HeaderMap,
-    name: HeaderName,
+/// True for a header name HTTP allows (RFC 9110 `token`): what `HeaderName::from_bytes`
+/// accepts, checked without making one.
+fn is_header_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= usize::from(u16::MAX)
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn header_value<E: de::Error>(name: &HeaderName, text: Text<'_>) -> Result<HeaderValue, E> {
-    match text.0 {
-        Cow::Borrowed(text) => HeaderValue::from_str(text),
-        Cow::Owned(text) => HeaderValue::try_from(text),
+/// True for a header value HTTP allows: what `HeaderValue::from_str` accepts (visible ASCII,
+/// space, tab and bytes above 127), checked without making one.
+fn is_header_value(value: &[u8]) -> bool {
+    value.iter().all(|&b| (b >= 32 && b != 127) || b == b'\t')
+}
+
+/// The value of one header name: adds it to `headers` when the name is kept (`Some`), checks it
+/// otherwise.
+struct HeaderValues<'m> {
+    headers: &'m mut EventHeaders,
+    name: Option<HeaderName>,
+}
+
+impl HeaderValues<'_> {
+    /// Checks one value and returns it as a header value when the name is kept.
+    fn value<E: de::Error>(&self, text: Text<'_>) -> Result<Option<HeaderValue>, E> {
+        let Some(name) = &self.name else {
+            return if is_header_value(text.0.as_bytes()) {
+                Ok(None)
+            } else {
+                Err(de::Error::custom("a header value is not one HTTP allows"))
+            };
+        };
+        match text.0 {
+            Cow::Borrowed(text) => HeaderValue::from_str(text),
+            Cow::Owned(text) => HeaderValue::try_from(text),
+        }
+        .map(Some)
+        .map_err(|_| de::Error::custom(format!("the value of {name} is not a header value")))
     }
-    .map_err(|_| de::Error::custom(format!("the value of {name} is not a header value")))
+
+    fn insert<E: de::Error>(self, text: Text<'_>) -> Result<(), E> {
+        let value = self.value(text)?;
+        self.headers.values += 1;
+        if let (Some(name), Some(value)) = (self.name, value) {
+            self.headers.map.insert(name, value);
+        }
+        Ok(())
+    }
 }
 
 impl<'de> de::DeserializeSeed<'de> for HeaderValues<'_> {
@@ -445,21 +597,20 @@ impl<'de> Visitor<'de> for HeaderValues<'_> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<(), E> {
-        let value = header_value(&self.name, Text(Cow::Borrowed(text)))?;
-        self.headers.insert(self.name, value);
-        Ok(())
+        self.insert(Text(Cow::Borrowed(text)))
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
-        let value = header_value(&self.name, Text(Cow::Borrowed(text)))?;
-        self.headers.insert(self.name, value);
-        Ok(())
+        self.insert(Text(Cow::Borrowed(text)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(text) = seq.next_element::<Text<'de>>()? {
-            let value = header_value(&self.name, text)?;
-            self.headers.append(&self.name, value);
+            let value = self.value(text)?;
+            self.headers.values += 1;
+            if let (Some(name), Some(value)) = (&self.name, value) {
+                self.headers.map.append(name, value);
+            }
         }
         Ok(())
     }
@@ -567,6 +718,79 @@ mod tests {
             parse_slice(no_context),
             Err(EventError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn a_reading_keeps_only_the_headers_it_names_and_checks_the_others() {
+        let keep = |name: &str| name.eq_ignore_ascii_case("authorization");
+        let reading = Reading {
+            keep_header: &keep,
+            client_certificate: false,
+        };
+        let event = br#"{"type": "REQUEST", "requestContext": {},
+            "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "headers": {"Authorization": "Bearer a", "X-A": "1"},
+            "multiValueHeaders": {"Authorization": ["Bearer a", "Bearer b"], "X-A": ["1", "2"]}}"#;
+        let parsed = parse_slice_with(event, reading).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.headers.len(), 2);
+        assert_eq!(parsed.headers.get_all("authorization").iter().count(), 2);
+        // Dropped headers still decide which map is used: `multiValueHeaders` with only
+        // dropped names is not empty.
+        let event = br#"{"type": "REQUEST", "requestContext": {},
+            "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "headers": {"Authorization": "Bearer a"}, "multiValueHeaders": {"X-A": ["1"]}}"#;
+        let parsed = parse_slice_with(event, reading).unwrap_or_else(|e| panic!("{e}"));
+        assert!(parsed.headers.is_empty());
+        for headers in [
+            r#"{"bad name": "x"}"#,
+            r#"{"": "x"}"#,
+            r#"{"x-a": "line\nbreak"}"#,
+            r#"{"x-a": "del\u007f"}"#,
+            r#"{"x-a": 5}"#,
+            r#"{"x-a": [null]}"#,
+        ] {
+            let event = format!(
+                r#"{{"version": "2.0", "type": "REQUEST", "requestContext": {{}},
+                "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x", "headers": {headers}}}"#
+            );
+            let parsed = parse_slice_with(event.as_bytes(), reading);
+            assert!(
+                matches!(parsed, Err(EventError::Malformed { .. })),
+                "{headers}: {parsed:?}"
+            );
+        }
+        let allowed = br#"{"version": "2.0", "type": "REQUEST", "requestContext": {},
+            "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "headers": {"x-a!#$%&'*+-.^_`|~9": "tab\there \u00e9 ~"}}"#;
+        assert!(parse_slice_with(allowed, reading).is_ok_and(|r| r.headers.is_empty()));
+        assert!(parse_slice(allowed).is_ok_and(|r| r.headers.len() == 1));
+    }
+
+    #[test]
+    fn the_client_certificate_is_read_only_when_asked() {
+        let event = br#"{"version": "2.0", "type": "REQUEST",
+            "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "requestContext": {"authentication": {"clientCert": {"clientCertPem": "not a certificate"}}}}"#;
+        assert!(parse_slice(event).is_ok_and(|r| r.client_certificate.is_none()));
+        let holders = [
+            r#"{"identity": null}"#,
+            r#"{"identity": {"clientCert": null}}"#,
+            r#"{"identity": {"clientCert": {"clientCertPem": 5}}}"#,
+            r#"{"identity": {"clientCert": "x"}}"#,
+        ];
+        for context in holders {
+            let event = format!(
+                r#"{{"type": "REQUEST", "requestContext": {context},
+                "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x"}}"#
+            );
+            let parsed = parse_slice(event.as_bytes());
+            assert!(
+                parsed
+                    .as_ref()
+                    .is_ok_and(|r| r.client_certificate.is_none()),
+                "{context}: {parsed:?}"
+            );
+        }
     }
 
     #[test]

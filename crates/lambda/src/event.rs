@@ -18,8 +18,9 @@
 //! value HTTP does not allow, or a header that is neither, makes the event malformed.
 //!
 //! The authorizer reads events with a [`Reading`] that keeps only the headers the engine can
-//! read ([`jwtgate_engine::Engine::authorizer_reads_header`]): every header is still checked,
-//! but an event's twenty-odd browser headers are not copied into a map no one reads.
+//! read ([`jwtgate_engine::Engine::authorizer_reads_header`]): the other headers' names are
+//! still checked, but their values are skipped like every other field the decision does not
+//! read, and an event's twenty-odd browser headers are not copied into a map no one reads.
 //!
 //! With API Gateway's mutual TLS, REQUEST events carry the client certificate the gateway
 //! verified (`requestContext.identity.clientCert.clientCertPem` for REST and HTTP API 1.0,
@@ -88,8 +89,8 @@ pub struct AuthorizerRequest {
 #[derive(Clone, Copy)]
 pub struct Reading<'f> {
     /// Whether a header (named as in the event, any case) goes into
-    /// [`AuthorizerRequest::headers`]. Every header is checked all the same: one HTTP does not
-    /// allow still makes the event malformed.
+    /// [`AuthorizerRequest::headers`]. The name of every header is checked all the same (one
+    /// HTTP does not allow makes the event malformed); the values of the others are skipped.
     pub keep_header: &'f dyn Fn(&str) -> bool,
     /// Read the mutual-TLS client certificate.
     pub client_certificate: bool,
@@ -176,40 +177,143 @@ pub fn parse_slice_with(
     bytes: &[u8],
     reading: Reading<'_>,
 ) -> Result<AuthorizerRequest, EventError> {
-    let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|e| EventError::Malformed {
+    let not_json = |e: serde_json::Error| EventError::Malformed {
         kind: ANY_KIND,
         message: e.to_string(),
-    })?;
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let raw = de::DeserializeSeed::deserialize(EventSeed { reading }, &mut deserializer)
+        .map_err(not_json)?;
+    deserializer.end().map_err(not_json)?;
     raw.into_request(reading)
 }
 
 /// The fields of an authorizer event the decision reads, borrowed from the event's text where
-/// it has no escapes. Every other field is skipped unread.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// it has no escapes. Every other field is skipped unread; a field the decision reads given
+/// twice makes the event malformed.
+#[derive(Default)]
 struct RawEvent<'a> {
     /// `TOKEN` or `REQUEST`; any other JSON value reads as absent (an unrecognised event).
-    #[serde(rename = "type", borrow, default)]
     type_: Loose<'a>,
     /// `1.0` or `2.0` for HTTP APIs; any other JSON value reads as absent.
-    #[serde(borrow, default)]
     version: Loose<'a>,
-    #[serde(borrow, default)]
     method_arn: Option<Text<'a>>,
-    #[serde(borrow, default)]
     route_arn: Option<Text<'a>>,
-    #[serde(borrow, default)]
     authorization_token: Option<Text<'a>>,
-    /// Kept as text: read only when it is the map the decision uses.
-    #[serde(borrow, default)]
+    /// Kept as text, read only when it is the map the decision uses (skipping REST's copy of
+    /// `multiValueHeaders` costs less than reading it).
     headers: Option<&'a RawValue>,
-    /// Kept as text: REST and HTTP API 1.0 send it; it is the map used when not empty.
-    #[serde(borrow, default)]
-    multi_value_headers: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    /// REST and HTTP API 1.0: every value of every name, the map used when not empty.
+    multi_value_headers: Option<EventHeaders>,
     raw_path: Option<Text<'a>>,
-    #[serde(borrow, default)]
     request_context: Option<RawContext<'a>>,
+}
+
+/// Reads a [`RawEvent`] in one pass, `multiValueHeaders` with the [`Reading`]'s header filter.
+struct EventSeed<'f> {
+    reading: Reading<'f>,
+}
+
+impl<'de, 'f> de::DeserializeSeed<'de> for EventSeed<'f> {
+    type Value = RawEvent<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+/// Sets a field read once; a second time is an error.
+fn once<T, E: de::Error>(
+    slot: &mut Option<T>,
+    seen: &mut bool,
+    name: &'static str,
+    value: Option<T>,
+) -> Result<(), E> {
+    if std::mem::replace(seen, true) {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = value;
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for EventSeed<'_> {
+    type Value = RawEvent<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an API Gateway authorizer event (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut event = RawEvent::default();
+        let mut seen = [false; 9];
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match &*key.0 {
+                "type" => {
+                    if std::mem::replace(&mut seen[0], true) {
+                        return Err(de::Error::duplicate_field("type"));
+                    }
+                    event.type_ = map.next_value()?;
+                }
+                "version" => {
+                    if std::mem::replace(&mut seen[1], true) {
+                        return Err(de::Error::duplicate_field("version"));
+                    }
+                    event.version = map.next_value()?;
+                }
+                "methodArn" => once(
+                    &mut event.method_arn,
+                    &mut seen[2],
+                    "methodArn",
+                    map.next_value()?,
+                )?,
+                "routeArn" => once(
+                    &mut event.route_arn,
+                    &mut seen[3],
+                    "routeArn",
+                    map.next_value()?,
+                )?,
+                "authorizationToken" => once(
+                    &mut event.authorization_token,
+                    &mut seen[4],
+                    "authorizationToken",
+                    map.next_value()?,
+                )?,
+                "headers" => once(
+                    &mut event.headers,
+                    &mut seen[5],
+                    "headers",
+                    map.next_value()?,
+                )?,
+                "multiValueHeaders" => {
+                    let headers = map.next_value_seed(HeadersSeed {
+                        keep: self.reading.keep_header,
+                    })?;
+                    once(
+                        &mut event.multi_value_headers,
+                        &mut seen[6],
+                        "multiValueHeaders",
+                        Some(headers),
+                    )?;
+                }
+                "rawPath" => once(
+                    &mut event.raw_path,
+                    &mut seen[7],
+                    "rawPath",
+                    map.next_value()?,
+                )?,
+                "requestContext" => once(
+                    &mut event.request_context,
+                    &mut seen[8],
+                    "requestContext",
+                    map.next_value()?,
+                )?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(event)
+    }
 }
 
 /// The fields of `requestContext` the DPoP origin needs (REST: `path`; HTTP API 2.0:
@@ -289,11 +393,9 @@ impl RawEvent<'_> {
                 // `multiValueHeaders` holds every value of a repeated header (two
                 // `Authorization` headers are a malformed request); `headers` only the last of
                 // each.
-                let multi_value_headers = header_map(kind, self.multi_value_headers, reading)?;
-                let headers = if multi_value_headers.values == 0 {
-                    header_map(kind, self.headers, reading)?.map
-                } else {
-                    multi_value_headers.map
+                let headers = match self.multi_value_headers {
+                    Some(multi) if multi.values > 0 => multi.map,
+                    _ => header_map(kind, self.headers, reading)?,
                 };
                 let arn = arn(kind, "methodArn", self.method_arn)?;
                 // API Gateway passes the client's Host; the context's path is the one the
@@ -320,7 +422,7 @@ impl RawEvent<'_> {
                     .request_context
                     .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
                 let arn = arn(kind, "routeArn", self.route_arn)?;
-                let headers = header_map(kind, self.headers, reading)?.map;
+                let headers = header_map(kind, self.headers, reading)?;
                 let origin = request_origin(
                     context.domain_name.as_ref().map(|d| &*d.0),
                     self.raw_path.as_ref().map(|p| &*p.0),
@@ -463,24 +565,35 @@ fn header_map(
     kind: EventKind,
     raw: Option<&RawValue>,
     reading: Reading<'_>,
-) -> Result<EventHeaders, EventError> {
+) -> Result<HeaderMap, EventError> {
     let Some(raw) = raw else {
-        return Ok(EventHeaders {
-            map: HeaderMap::new(),
-            values: 0,
-        });
+        return Ok(HeaderMap::new());
     };
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    deserializer
-        .deserialize_option(HeadersVisitor {
-            keep: reading.keep_header,
-        })
+    let seed = HeadersSeed {
+        keep: reading.keep_header,
+    };
+    de::DeserializeSeed::deserialize(seed, &mut deserializer)
+        .map(|headers| headers.map)
         .map_err(|e| malformed(kind, format!("headers: {e}")))
 }
 
+/// Reads a header map (`null`: none) with [`HeadersVisitor`].
+struct HeadersSeed<'f> {
+    keep: &'f dyn Fn(&str) -> bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for HeadersSeed<'_> {
+    type Value = EventHeaders;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(HeadersVisitor { keep: self.keep })
+    }
+}
+
 /// Reads a JSON object of header names to a string (replaces earlier values of the name, as
-/// `HeaderMap::insert`) or a list of strings (each added, as `HeaderMap::append`), keeping the
-/// names `keep` accepts and checking the others.
+/// `HeaderMap::insert`) or a list of strings (each added, as `HeaderMap::append`), for the
+/// names `keep` accepts; the other names are checked and their values skipped unread.
 struct HeadersVisitor<'f> {
     keep: &'f dyn Fn(&str) -> bool,
 }
@@ -514,17 +627,20 @@ impl<'de> Visitor<'de> for HeadersVisitor<'_> {
         };
         while let Some(name) = map.next_key::<Text<'de>>()? {
             let not_a_name = || de::Error::custom(format!("{:?} is not a header name", name.0));
-            let name = if (self.keep)(&name.0) {
-                Some(HeaderName::from_bytes(name.0.as_bytes()).map_err(|_| not_a_name())?)
+            if (self.keep)(&name.0) {
+                let name = HeaderName::from_bytes(name.0.as_bytes()).map_err(|_| not_a_name())?;
+                map.next_value_seed(HeaderValues {
+                    headers: &mut headers,
+                    name,
+                })?;
             } else if is_header_name(name.0.as_bytes()) {
-                None
+                // Counted as a value, so that a `multiValueHeaders` of only such headers is
+                // still the map used, but not read: the decision never looks at it.
+                map.next_value::<IgnoredAny>()?;
+                headers.values += 1;
             } else {
                 return Err(not_a_name());
-            };
-            map.next_value_seed(HeaderValues {
-                headers: &mut headers,
-                name,
-            })?;
+            }
         }
         Ok(headers)
     }
@@ -540,43 +656,26 @@ fn is_header_name(name: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// True for a header value HTTP allows: what `HeaderValue::from_str` accepts (visible ASCII,
-/// space, tab and bytes above 127), checked without making one.
-fn is_header_value(value: &[u8]) -> bool {
-    value.iter().all(|&b| (b >= 32 && b != 127) || b == b'\t')
-}
-
-/// The value of one header name: adds it to `headers` when the name is kept (`Some`), checks it
-/// otherwise.
+/// The values of one kept header name: adds them to `headers`.
 struct HeaderValues<'m> {
     headers: &'m mut EventHeaders,
-    name: Option<HeaderName>,
+    name: HeaderName,
 }
 
 impl HeaderValues<'_> {
-    /// Checks one value and returns it as a header value when the name is kept.
-    fn value<E: de::Error>(&self, text: Text<'_>) -> Result<Option<HeaderValue>, E> {
-        let Some(name) = &self.name else {
-            return if is_header_value(text.0.as_bytes()) {
-                Ok(None)
-            } else {
-                Err(de::Error::custom("a header value is not one HTTP allows"))
-            };
-        };
+    /// One value as a header value.
+    fn value<E: de::Error>(&self, text: Text<'_>) -> Result<HeaderValue, E> {
         match text.0 {
             Cow::Borrowed(text) => HeaderValue::from_str(text),
             Cow::Owned(text) => HeaderValue::try_from(text),
         }
-        .map(Some)
-        .map_err(|_| de::Error::custom(format!("the value of {name} is not a header value")))
+        .map_err(|_| de::Error::custom(format!("the value of {} is not a header value", self.name)))
     }
 
     fn insert<E: de::Error>(self, text: Text<'_>) -> Result<(), E> {
         let value = self.value(text)?;
         self.headers.values += 1;
-        if let (Some(name), Some(value)) = (self.name, value) {
-            self.headers.map.insert(name, value);
-        }
+        self.headers.map.insert(self.name, value);
         Ok(())
     }
 }
@@ -608,9 +707,7 @@ impl<'de> Visitor<'de> for HeaderValues<'_> {
         while let Some(text) = seq.next_element::<Text<'de>>()? {
             let value = self.value(text)?;
             self.headers.values += 1;
-            if let (Some(name), Some(value)) = (&self.name, value) {
-                self.headers.map.append(name, value);
-            }
+            self.headers.map.append(&self.name, value);
         }
         Ok(())
     }
@@ -744,10 +841,10 @@ mod tests {
         for headers in [
             r#"{"bad name": "x"}"#,
             r#"{"": "x"}"#,
-            r#"{"x-a": "line\nbreak"}"#,
-            r#"{"x-a": "del\u007f"}"#,
-            r#"{"x-a": 5}"#,
-            r#"{"x-a": [null]}"#,
+            r#"{"x-a\n": "x"}"#,
+            r#"{"authorization": "line\nbreak"}"#,
+            r#"{"Authorization": 5}"#,
+            r#"{"authorization": [null]}"#,
         ] {
             let event = format!(
                 r#"{{"version": "2.0", "type": "REQUEST", "requestContext": {{}},
@@ -761,9 +858,38 @@ mod tests {
         }
         let allowed = br#"{"version": "2.0", "type": "REQUEST", "requestContext": {},
             "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
-            "headers": {"x-a!#$%&'*+-.^_`|~9": "tab\there \u00e9 ~"}}"#;
+            "headers": {"x-a!#$%&'*+-.^_`|~9": "tab\there \u00e9 ~", "x-b": "del\u007f"}}"#;
         assert!(parse_slice_with(allowed, reading).is_ok_and(|r| r.headers.is_empty()));
-        assert!(parse_slice(allowed).is_ok_and(|r| r.headers.len() == 1));
+        assert!(parse_slice(allowed).is_err());
+        let tchars = br#"{"version": "2.0", "type": "REQUEST", "requestContext": {},
+            "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "headers": {"x-a!#$%&'*+-.^_`|~9": "x"}}"#;
+        assert!(parse_slice(tchars).is_ok_and(|r| r.headers.len() == 1));
+    }
+
+    #[test]
+    fn a_field_the_decision_reads_given_twice_is_malformed() {
+        let arn = r#""arn:aws:execute-api:us-east-1:1:api/prod/GET/x""#;
+        for fields in [
+            format!(r#""methodArn": {arn}, "methodArn": {arn}"#),
+            format!(r#""methodArn": {arn}, "type": "REQUEST""#),
+            format!(r#""methodArn": {arn}, "multiValueHeaders": {{}}, "multiValueHeaders": {{}}"#),
+            format!(r#""methodArn": {arn}, "headers": null, "headers": {{}}"#),
+            format!(r#""methodArn": {arn}, "requestContext": {{}}"#),
+        ] {
+            let event = format!(r#"{{"type": "REQUEST", "requestContext": {{}}, {fields}}}"#);
+            let parsed = parse_slice(event.as_bytes());
+            assert!(
+                matches!(parsed, Err(EventError::Malformed { .. })),
+                "{fields}: {parsed:?}"
+            );
+        }
+        let once = format!(
+            r#"{{"type": "REQUEST", "requestContext": {{}}, "methodArn": {arn}, "other": 1, "other": 2}}"#
+        );
+        assert!(parse_slice(once.as_bytes()).is_ok());
+        assert!(parse_slice(b"[]").is_err());
+        assert!(parse_slice(b"{} {}").is_err());
     }
 
     #[test]

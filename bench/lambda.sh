@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measurements of the Lambda authorizer (issue 5), all on loopback:
 #   size   the Lambda-only binary built with the `lambda` profile (fat LTO, one codegen unit,
-#          stripped; workspace Cargo.toml)
+#          opt-level "z" except AWS-LC, panic = "abort", stripped; workspace Cargo.toml; the
+#          Lambda-only build has no HTTP/2: only the gateway's crates enable reqwest's `http2`)
 #          (`cargo build --profile lambda -p jwtgate --no-default-features --features lambda`);
 #          goal ≤ 8 MiB (issue 17)
 #   cold   process start to the first answered invocation, against a small Lambda Runtime API
@@ -11,7 +12,8 @@
 #   warm   per-invocation handler time in a warm process, event bytes to answer bytes, for a
 #          cached token and for a new token, beside jwtgate-core's bare verify of the same token
 #          in the same run (crates/lambda/benches/authorizer.rs); goals (issue 17): cached ≤ 5 µs
-#          for every event type, new token ≤ core verify + 10 µs
+#          for every event type, new token ≤ core verify + 10 µs; the events are the documented
+#          ones made compact, as API Gateway sends them (JWTGATE_BENCH_INDENTED=1: as stored)
 #
 # Usage: bench/lambda.sh      Environment: CARGO_TARGET_DIR (where the builds go).
 set -euo pipefail

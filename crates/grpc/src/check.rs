@@ -129,9 +129,17 @@ pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
             Ok(Some((name, value)))
         };
     for header in &check.headers {
-        if let Some((name, value)) = parse(&header.key, header.value.as_bytes())? {
-            headers.insert(name, value);
+        // The entry's name was checked to be UTF-8 when decoded.
+        let name = std::str::from_utf8(&header.name).unwrap_or_default();
+        if name.starts_with(':') {
+            continue;
         }
+        let bad = || Unreadable::BadHeader(name.to_owned());
+        let value = HeaderValue::from_maybe_shared(header.value.clone()).map_err(|_| bad())?;
+        headers.insert(
+            HeaderName::from_bytes(&header.name).map_err(|_| bad())?,
+            value,
+        );
     }
     for header in raw {
         let value = if header.raw_value.is_empty() {

@@ -9,13 +9,14 @@
 //! [`CheckCodec`] walks the message's fields and decodes only
 //! `attributes.request.http` (into envoy-types' [`HttpRequest`], by prost's generated code) and,
 //! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
-//! field is skipped by its wire type. Each entry of the `headers` map is decoded as envoy-types'
-//! [`PbHeader`] (`key` = 1, `value` = 2: a map entry's own field numbers) into a list, in wire
-//! order; [`read_request`](crate::check::read_request) keeps the last value of a repeated name,
-//! as a protobuf map does. No message is defined here: every value is a generated type.
+//! field is skipped by its wire type. Each entry of the `headers` map becomes a [`MapHeader`]:
+//! the entry's key and value (fields 1 and 2, the layout the protobuf specification gives every
+//! map entry) as slices of the received buffer, checked to be UTF-8 as prost checks a `string`,
+//! with no copy and no `HashMap`; [`read_request`](crate::check::read_request) keeps the last
+//! value of a repeated name, as a protobuf map does. No Envoy message is defined here: every
+//! other value is an envoy-types type, decoded by prost's generated code.
 
 use bytes::{Buf, Bytes};
-use envoy_types::pb::envoy::config::core::v3::HeaderValue as PbHeader;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer};
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
@@ -38,6 +39,35 @@ mod field {
     pub const HTTP_HEADERS: u32 = 3;
 }
 
+/// One entry of a `map<string, string>`, sharing the buffer it was received in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MapHeader {
+    /// The entry's key (UTF-8): a header name.
+    pub name: Bytes,
+    /// The entry's value (UTF-8).
+    pub value: Bytes,
+}
+
+impl MapHeader {
+    /// Reads one map entry (`key` = 1, `value` = 2, both strings; others skipped; a repeated
+    /// field keeps its last value, as prost does).
+    fn decode(buffer: &Bytes, entry: &[u8]) -> Result<MapHeader, CheckDecodeError> {
+        let mut header = MapHeader::default();
+        fields(entry, |tag, _, payload| {
+            let slot = match tag {
+                1 => &mut header.name,
+                2 => &mut header.value,
+                _ => return Ok(()),
+            };
+            let text = payload.ok_or(CheckDecodeError::NotAMessage(tag))?;
+            std::str::from_utf8(text).map_err(|_| CheckDecodeError::NotUtf8(tag))?;
+            *slot = buffer.slice_ref(text);
+            Ok(())
+        })?;
+        Ok(header)
+    }
+}
+
 /// What a `Check` request says of the request to authorise.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckInput {
@@ -45,7 +75,7 @@ pub struct CheckInput {
     /// [`CheckInput::headers`]); `None` when the request has none.
     pub http: Option<HttpRequest>,
     /// The entries of `attributes.request.http.headers`, in the order received.
-    pub headers: Vec<PbHeader>,
+    pub headers: Vec<MapHeader>,
     /// `attributes.source.certificate`: the URL-encoded PEM of the client's certificate when
     /// Envoy terminated TLS with it and sends it (`include_peer_certificate: true`); empty when
     /// not read or absent.
@@ -65,10 +95,9 @@ impl From<CheckRequest> for CheckInput {
             .map(|http| {
                 std::mem::take(&mut http.headers)
                     .into_iter()
-                    .map(|(key, value)| PbHeader {
-                        key,
-                        value,
-                        raw_value: Vec::new(),
+                    .map(|(key, value)| MapHeader {
+                        name: Bytes::from(key),
+                        value: Bytes::from(value),
                     })
                     .collect()
             })
@@ -90,6 +119,9 @@ pub enum CheckDecodeError {
     /// A length-delimited field (`tag`) longer than what is left of its message.
     #[error("field {0} of a check request message is longer than the message")]
     Truncated(u32),
+    /// A string field (`tag`) of a map entry that is not UTF-8.
+    #[error("field {0} of a header entry is not UTF-8")]
+    NotUtf8(u32),
     /// A message field (`tag`) not encoded as a length-delimited field.
     #[error("field {0} of a check request message is not length-delimited")]
     NotAMessage(u32),
@@ -130,11 +162,11 @@ fn message_payload(tag: u32, payload: Option<&[u8]>) -> Result<&[u8], CheckDecod
 /// Decodes the parts of a `CheckRequest` jwtgate reads (see the module docs);
 /// `source_certificate` asks for `attributes.source.certificate`.
 pub fn decode_check(
-    bytes: &[u8],
+    bytes: &Bytes,
     source_certificate: bool,
 ) -> Result<CheckInput, CheckDecodeError> {
     let mut input = CheckInput::default();
-    fields(bytes, |tag, _, payload| {
+    fields(&bytes[..], |tag, _, payload| {
         if tag != field::CHECK_ATTRIBUTES {
             return Ok(());
         }
@@ -157,7 +189,8 @@ pub fn decode_check(
                         let http = input.http.get_or_insert_with(HttpRequest::default);
                         fields(message_payload(tag, payload)?, |tag, whole, payload| {
                             if tag == field::HTTP_HEADERS {
-                                let entry = PbHeader::decode(message_payload(tag, payload)?)?;
+                                let entry =
+                                    MapHeader::decode(bytes, message_payload(tag, payload)?)?;
                                 input.headers.push(entry);
                                 Ok(())
                             } else {
@@ -233,7 +266,9 @@ impl Decoder for CheckDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::config::core::v3::{Address, HeaderMap as PbHeaderMap};
+    use envoy_types::pb::envoy::config::core::v3::{
+        Address, HeaderMap as PbHeaderMap, HeaderValue as PbHeader,
+    };
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::Request;
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
     use std::collections::HashMap;
@@ -284,15 +319,15 @@ mod tests {
         }
     }
 
-    fn sorted(mut headers: Vec<PbHeader>) -> Vec<PbHeader> {
-        headers.sort_by(|a, b| a.key.cmp(&b.key));
+    fn sorted(mut headers: Vec<MapHeader>) -> Vec<MapHeader> {
+        headers.sort();
         headers
     }
 
     #[test]
     fn decodes_what_the_generic_decoding_gives_for_the_fields_read() {
         let request = full_request();
-        let bytes = request.encode_to_vec();
+        let bytes = Bytes::from(request.encode_to_vec());
         let slim = decode_check(&bytes, true).unwrap();
         let full = CheckInput::from(CheckRequest::decode(&bytes[..]).unwrap());
         assert_eq!(slim.http, full.http);
@@ -321,8 +356,9 @@ mod tests {
             }),
             ..AttributeContext::default()
         });
-        let mut bytes = first.encode_to_vec();
-        bytes.extend(second.encode_to_vec());
+        let mut joined = first.encode_to_vec();
+        joined.extend(second.encode_to_vec());
+        let bytes = Bytes::from(joined);
         let slim = decode_check(&bytes, false).unwrap();
         let full = CheckInput::from(CheckRequest::decode(&bytes[..]).unwrap());
         assert_eq!(slim.http, full.http);
@@ -331,24 +367,24 @@ mod tests {
         assert_eq!(sorted(slim.headers), sorted(full.headers));
         first.attributes = None;
         assert_eq!(
-            decode_check(&first.encode_to_vec(), true).unwrap(),
+            decode_check(&Bytes::from(first.encode_to_vec()), true).unwrap(),
             CheckInput::default()
         );
     }
 
     #[test]
     fn malformed_input_is_an_error_not_a_partial_request() {
-        let bytes = full_request().encode_to_vec();
+        let bytes = Bytes::from(full_request().encode_to_vec());
         for cut in 1..bytes.len() {
-            let prefix = &bytes[..cut];
+            let prefix = bytes.slice(..cut);
             assert_eq!(
-                decode_check(prefix, true).is_err(),
-                CheckRequest::decode(prefix).is_err(),
+                decode_check(&prefix, true).is_err(),
+                CheckRequest::decode(&prefix[..]).is_err(),
                 "cut at {cut}"
             );
         }
         // `attributes` with the varint wire type.
-        assert!(decode_check(&[0x08, 0x01], false).is_err());
+        assert!(decode_check(&Bytes::from_static(&[0x08, 0x01]), false).is_err());
         // A header entry whose key is not UTF-8.
         let entry = [0x0a, 0x01, 0xff];
         let mut http = vec![0x1a, entry.len() as u8];
@@ -359,7 +395,10 @@ mod tests {
         attributes.extend(&request);
         let mut check = vec![0x0a, attributes.len() as u8];
         check.extend(&attributes);
-        assert!(decode_check(&check, false).is_err());
+        assert_eq!(
+            decode_check(&Bytes::from(check.clone()), false),
+            Err(CheckDecodeError::NotUtf8(1))
+        );
         assert!(CheckRequest::decode(&check[..]).is_err());
     }
 }

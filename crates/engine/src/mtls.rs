@@ -431,6 +431,23 @@ mod tests {
     }
 
     #[test]
+    fn an_escaped_pem_is_one_certificate() {
+        let der = b"\x30\x03abc";
+        let pem = "-----BEGIN CERTIFICATE-----\nMANhYmM=\n-----END CERTIFICATE-----\n";
+        let escaped = pem.replace(' ', "%20").replace('\n', "%0A");
+        assert_eq!(
+            CertificateThumbprint::of_escaped_pem(&escaped),
+            Some(CertificateThumbprint::of_der(der))
+        );
+        assert_eq!(
+            CertificateThumbprint::of_escaped_pem(&format!("{escaped}{escaped}")),
+            None
+        );
+        assert_eq!(CertificateThumbprint::of_escaped_pem("%zz"), None);
+        assert_eq!(CertificateThumbprint::of_escaped_pem(""), None);
+    }
+
+    #[test]
     fn percent_decoding_is_strict() {
         assert_eq!(percent_decode("a%20b+c").as_deref(), Some("a b+c"));
         assert_eq!(percent_decode("%2"), None);

@@ -333,7 +333,7 @@ impl Engine {
     /// build a header map for each request (the Lambda's events) can leave every other header
     /// out. Keep it beside the reads it names: a header read for an authorizer's decision and
     /// missing here would be invisible to the Lambda.
-    pub fn authorizer_reads_header(&self, name: &str) -> bool {
+    pub fn authorizer_reads_header(&self, name: &[u8]) -> bool {
         const READ: [&str; 10] = [
             "authorization",
             "cookie",
@@ -346,12 +346,13 @@ impl Engine {
             "transfer-encoding",
             crate::mcp::SESSION_HEADER,
         ];
-        READ.iter().any(|read| read.eq_ignore_ascii_case(name))
+        READ.iter()
+            .any(|read| read.as_bytes().eq_ignore_ascii_case(name))
             || self
                 .dpop
                 .certificate_source()
                 .header()
-                .is_some_and(|header| header.as_str().eq_ignore_ascii_case(name))
+                .is_some_and(|header| header.as_str().as_bytes().eq_ignore_ascii_case(name))
     }
 
     /// The DPoP settings.

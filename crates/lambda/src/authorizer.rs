@@ -131,8 +131,8 @@ impl Authorizer {
     /// invocation. The event is read in one pass, only the fields the decision needs
     /// ([`event::parse_slice`]).
     pub async fn answer(&self, event: &[u8], now: i64) -> Result<Answer, AuthorizerError> {
-        let keep_header = |name: &str| {
-            name.eq_ignore_ascii_case("host") || self.engine.authorizer_reads_header(name)
+        let keep_header = |name: &[u8]| {
+            name.eq_ignore_ascii_case(b"host") || self.engine.authorizer_reads_header(name)
         };
         let reading = event::Reading {
             keep_header: &keep_header,

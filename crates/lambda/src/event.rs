@@ -91,7 +91,7 @@ pub struct Reading<'f> {
     /// Whether a header (named as in the event, any case) goes into
     /// [`AuthorizerRequest::headers`]. The name of every header is checked all the same (one
     /// HTTP does not allow makes the event malformed); the values of the others are skipped.
-    pub keep_header: &'f dyn Fn(&str) -> bool,
+    pub keep_header: &'f dyn Fn(&[u8]) -> bool,
     /// Read the mutual-TLS client certificate.
     pub client_certificate: bool,
 }
@@ -104,7 +104,7 @@ impl fmt::Debug for Reading<'_> {
     }
 }
 
-fn keep_every_header(_: &str) -> bool {
+fn keep_every_header(_: &[u8]) -> bool {
     true
 }
 
@@ -580,7 +580,7 @@ fn header_map(
 
 /// Reads a header map (`null`: none) with [`HeadersVisitor`].
 struct HeadersSeed<'f> {
-    keep: &'f dyn Fn(&str) -> bool,
+    keep: &'f dyn Fn(&[u8]) -> bool,
 }
 
 impl<'de> de::DeserializeSeed<'de> for HeadersSeed<'_> {
@@ -595,7 +595,7 @@ impl<'de> de::DeserializeSeed<'de> for HeadersSeed<'_> {
 /// `HeaderMap::insert`) or a list of strings (each added, as `HeaderMap::append`), for the
 /// names `keep` accepts; the other names are checked and their values skipped unread.
 struct HeadersVisitor<'f> {
-    keep: &'f dyn Fn(&str) -> bool,
+    keep: &'f dyn Fn(&[u8]) -> bool,
 }
 
 impl<'de> Visitor<'de> for HeadersVisitor<'_> {
@@ -625,15 +625,20 @@ impl<'de> Visitor<'de> for HeadersVisitor<'_> {
             map: HeaderMap::with_capacity(map.size_hint().unwrap_or(8)),
             values: 0,
         };
-        while let Some(name) = map.next_key::<Text<'de>>()? {
-            let not_a_name = || de::Error::custom(format!("{:?} is not a header name", name.0));
+        while let Some(name) = map.next_key::<NameBytes<'de>>()? {
+            let not_a_name = || {
+                de::Error::custom(format!(
+                    "{:?} is not a header name",
+                    String::from_utf8_lossy(&name.0)
+                ))
+            };
             if (self.keep)(&name.0) {
-                let name = HeaderName::from_bytes(name.0.as_bytes()).map_err(|_| not_a_name())?;
+                let name = HeaderName::from_bytes(&name.0).map_err(|_| not_a_name())?;
                 map.next_value_seed(HeaderValues {
                     headers: &mut headers,
                     name,
                 })?;
-            } else if is_header_name(name.0.as_bytes()) {
+            } else if is_header_name(&name.0) {
                 // Counted as a value, so that a `multiValueHeaders` of only such headers is
                 // still the map used, but not read: the decision never looks at it.
                 map.next_value::<IgnoredAny>()?;
@@ -643,6 +648,42 @@ impl<'de> Visitor<'de> for HeadersVisitor<'_> {
             }
         }
         Ok(headers)
+    }
+}
+
+/// A header name as the bytes of its JSON string (checked as a header name, so it needs no
+/// UTF-8 check of its own).
+struct NameBytes<'a>(Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for NameBytes<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bytes(NameBytesVisitor)
+    }
+}
+
+struct NameBytesVisitor;
+
+impl<'de> Visitor<'de> for NameBytesVisitor {
+    type Value = NameBytes<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a header name")
+    }
+
+    fn visit_borrowed_bytes<E: de::Error>(self, name: &'de [u8]) -> Result<Self::Value, E> {
+        Ok(NameBytes(Cow::Borrowed(name)))
+    }
+
+    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Self::Value, E> {
+        Ok(NameBytes(Cow::Owned(name.to_vec())))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(NameBytes(Cow::Borrowed(name.as_bytes())))
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(NameBytes(Cow::Owned(name.as_bytes().to_vec())))
     }
 }
 
@@ -819,7 +860,7 @@ mod tests {
 
     #[test]
     fn a_reading_keeps_only_the_headers_it_names_and_checks_the_others() {
-        let keep = |name: &str| name.eq_ignore_ascii_case("authorization");
+        let keep = |name: &[u8]| name.eq_ignore_ascii_case(b"authorization");
         let reading = Reading {
             keep_header: &keep,
             client_certificate: false,

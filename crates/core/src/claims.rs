@@ -113,10 +113,67 @@ pub(crate) fn map_heap_bytes(map: &serde_json::Map<String, Value>) -> usize {
         .sum()
 }
 
-impl CapturedClaims {
-    /// The heap memory held by the captured values.
+/// The [`CAPTURED`] members a verified token keeps: only those present, in document order
+/// (thirteen empty slots of `serde_json::Value`, 72 bytes each, would weigh more than an
+/// Auth0 token's whole payload).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeptClaims {
+    members: Box<[(u8, Value)]>,
+}
+
+impl KeptClaims {
+    /// Keeps the present members of `captured`, in the document order `order` recorded.
+    pub fn new(mut captured: CapturedClaims, order: &[u8]) -> KeptClaims {
+        let mut members = Vec::with_capacity(captured.values.iter().flatten().count());
+        for &slot in order {
+            if let Some(value) = captured
+                .values
+                .get_mut(usize::from(slot))
+                .and_then(Option::take)
+            {
+                members.push((slot, value));
+            }
+        }
+        // Every present member is in `order`; any other one still comes after them.
+        for (slot, value) in captured.values.iter_mut().enumerate() {
+            if let (Some(value), Ok(slot)) = (value.take(), u8::try_from(slot)) {
+                members.push((slot, value));
+            }
+        }
+        KeptClaims {
+            members: members.into_boxed_slice(),
+        }
+    }
+
+    /// The kept members by name, in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.members
+            .iter()
+            .filter_map(|(slot, value)| Some((*CAPTURED.get(usize::from(*slot))?, value)))
+    }
+
+    /// The heap memory held: the member list and the values.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.values.iter().flatten().map(value_heap_bytes).sum()
+        if self.members.is_empty() {
+            return 0;
+        }
+        self.members.len() * std::mem::size_of::<(u8, Value)>()
+            + BLOCK_OVERHEAD
+            + self
+                .members
+                .iter()
+                .map(|(_, value)| value_heap_bytes(value))
+                .sum::<usize>()
+    }
+}
+
+impl ClaimSet for KeptClaims {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        let slot = CapturedClaims::slot(name)?;
+        self.members
+            .iter()
+            .find(|(kept, _)| usize::from(*kept) == slot)
+            .map(|(_, value)| value)
     }
 }
 

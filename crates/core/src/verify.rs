@@ -6,7 +6,7 @@
 //! [`Verifier`] chains the three for the common case; [`explain`] runs every check and reports each.
 
 use crate::alg::Algorithm;
-use crate::claims::{CapturedClaims, ClaimSet};
+use crate::claims::{CapturedClaims, ClaimSet, KeptClaims};
 use crate::internal::json;
 use crate::jwk::{KeySet, SelectedKey};
 use crate::jws::{CompactJws, Header, JwsError, Segment, MAX_SIGNATURE_LEN};
@@ -59,18 +59,19 @@ impl<'a> UnverifiedToken<'a> {
         self.check_signature(keys)?;
         let payload = self.jws.decode_payload().map_err(Reason::BadPayload)?;
         let mut captured = CapturedClaims::default();
-        json::scan_object(&payload, &CapturedClaims::slot, captured.slots_mut()).map_err(
-            |error| {
-                Rejection::from(Reason::BadPayload(JwsError::Json {
-                    segment: Segment::Payload,
-                    error,
-                }))
-            },
-        )?;
+        let order =
+            json::scan_object_in_order(&payload, &CapturedClaims::slot, captured.slots_mut())
+                .map_err(|error| {
+                    Rejection::from(Reason::BadPayload(JwsError::Json {
+                        segment: Segment::Payload,
+                        error,
+                    }))
+                })?;
         Ok(SignedToken {
             header: self.jws.into_header(),
             payload: payload.into_boxed_slice(),
             captured,
+            order,
             claims: OnceLock::new(),
         })
     }
@@ -115,6 +116,7 @@ pub struct SignedToken {
     header: Header,
     payload: Box<[u8]>,
     captured: CapturedClaims,
+    order: json::MemberOrder,
     claims: OnceLock<Map<String, Value>>,
 }
 
@@ -168,27 +170,41 @@ impl SignedToken {
                 check.run(policy, &self.header, claims, now)?;
             }
         }
+        // A payload whose every member was captured is rebuilt from the captured members when
+        // asked for, so it is not kept twice.
+        let payload = self.order.others().then_some(self.payload);
+        let claims = OnceLock::new();
+        if let Some(map) = self.claims.into_inner() {
+            let _ = claims.set(Box::new(map));
+        }
         Ok(Verified {
             header: self.header,
-            payload: self.payload,
-            captured: self.captured,
-            claims: self.claims,
+            payload,
+            captured: KeptClaims::new(self.captured, self.order.slots()),
+            claims,
         })
     }
 }
 
 /// An accepted token: signature, issuer, audience, times and policy scopes all checked.
+///
+/// Kept compact, as a verified-token cache holds many: the captured registered claims that are
+/// present (in document order), the decoded payload only when it has other members too (the
+/// full claims map is otherwise rebuilt from the captured members), and the full map only once
+/// someone asks for it.
 #[derive(Debug, Clone)]
 pub struct Verified {
     header: Header,
-    payload: Box<[u8]>,
-    captured: CapturedClaims,
-    claims: OnceLock<Map<String, Value>>,
+    payload: Option<Box<[u8]>>,
+    captured: KeptClaims,
+    claims: OnceLock<Box<Map<String, Value>>>,
 }
 
 impl PartialEq for Verified {
     fn eq(&self, other: &Self) -> bool {
-        self.header == other.header && self.payload == other.payload
+        self.header == other.header
+            && self.payload == other.payload
+            && self.captured == other.captured
     }
 }
 
@@ -203,15 +219,26 @@ impl Verified {
         self.header.alg
     }
 
-    /// Every claim (the map is built on first use).
+    /// Every claim (the map is built on first use, from the payload or, when every member was
+    /// captured, from the captured members).
     pub fn claims(&self) -> &Map<String, Value> {
-        full_claims(&self.claims, &self.payload)
+        self.claims.get_or_init(|| {
+            Box::new(match &self.payload {
+                // Validated by `scan_object` with the same rules, so this cannot fail.
+                Some(payload) => json::parse_object(payload).unwrap_or_default(),
+                None => self
+                    .captured
+                    .iter()
+                    .map(|(name, value)| (name.to_owned(), value.clone()))
+                    .collect(),
+            })
+        })
     }
 
     /// Consumes the result, returning the claims.
     pub fn into_claims(self) -> Map<String, Value> {
-        full_claims(&self.claims, &self.payload);
-        self.claims.into_inner().unwrap_or_default()
+        self.claims();
+        self.claims.into_inner().map(|map| *map).unwrap_or_default()
     }
 
     /// One claim by name: the registered claims come from what verification captured, any other
@@ -219,6 +246,7 @@ impl Verified {
     pub fn claim(&self, name: &str) -> Option<&Value> {
         match CapturedClaims::slot(name) {
             Some(_) => self.captured.claim(name),
+            None if self.payload.is_none() => None,
             None => self.claims().get(name),
         }
     }
@@ -229,10 +257,16 @@ impl Verified {
         std::mem::size_of::<Verified>()
             + crate::claims::BLOCK_OVERHEAD
             + self.header.heap_bytes()
-            + self.payload.len()
-            + crate::claims::BLOCK_OVERHEAD
+            + self
+                .payload
+                .as_ref()
+                .map_or(0, |payload| payload.len() + crate::claims::BLOCK_OVERHEAD)
             + self.captured.heap_bytes()
-            + self.claims.get().map_or(0, crate::claims::map_heap_bytes)
+            + self.claims.get().map_or(0, |map| {
+                std::mem::size_of::<Map<String, Value>>()
+                    + crate::claims::BLOCK_OVERHEAD
+                    + crate::claims::map_heap_bytes(map)
+            })
     }
 
     /// `sub`, when it is a string.

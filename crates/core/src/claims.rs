@@ -17,6 +17,40 @@ pub trait ClaimSet {
     fn as_map(&self) -> Option<&Map<String, Value>> {
         None
     }
+
+    /// The claim's text, when it is a string.
+    fn text(&self, name: &str) -> Option<&str> {
+        self.claim(name).and_then(Value::as_str)
+    }
+
+    /// The strings of the claim, when it is an array (other members skipped); nothing otherwise.
+    fn items(&self, name: &str) -> StringItems<'_> {
+        match self.claim(name) {
+            Some(Value::Array(items)) => StringItems(Items::Values(items.iter())),
+            _ => StringItems(Items::Spans("", [].iter())),
+        }
+    }
+}
+
+/// The strings of an array claim (see [`ClaimSet::items`]).
+#[derive(Debug, Clone)]
+pub struct StringItems<'a>(Items<'a>);
+
+#[derive(Debug, Clone)]
+enum Items<'a> {
+    Values(std::slice::Iter<'a, Value>),
+    Spans(&'a str, std::slice::Iter<'a, Span>),
+}
+
+impl<'a> Iterator for StringItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match &mut self.0 {
+            Items::Values(values) => values.find_map(Value::as_str),
+            Items::Spans(text, spans) => spans.next().map(|span| span.of(text)),
+        }
+    }
 }
 
 impl ClaimSet for Map<String, Value> {
@@ -113,67 +147,264 @@ pub(crate) fn map_heap_bytes(map: &serde_json::Map<String, Value>) -> usize {
         .sum()
 }
 
-/// The [`CAPTURED`] members a verified token keeps: only those present, in document order
-/// (thirteen empty slots of `serde_json::Value`, 72 bytes each, would weigh more than an
-/// Auth0 token's whole payload).
+/// A piece of a [`CompactClaims`] text buffer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The span's text (empty if out of range, which the constructor never makes).
+    fn of(self, text: &str) -> &str {
+        let start = self.start as usize;
+        text.get(start..start + self.len as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// How a [`CompactClaims`] holds one captured claim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Kept {
+    /// Not in the token.
+    #[default]
+    Absent,
+    /// A string: its text.
+    Text(Span),
+    /// A number: its JSON text.
+    Number(Span),
+    /// An array of strings only: `count` spans from `first` in the item list.
+    Strings { first: u32, count: u32 },
+    /// Anything else (an object such as `cnf`, a mixed array, a boolean, null): a JSON value
+    /// in the value list.
+    Value(u32),
+}
+
+/// The [`CAPTURED`] claims a verified token keeps, compactly: strings, numbers and arrays of
+/// strings as spans of one text buffer (no `serde_json::Value` of 72 bytes and a heap block per
+/// string), anything else as a JSON value; and the document order, to rebuild the claims.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct KeptClaims {
-    members: Box<[(u8, Value)]>,
+pub(crate) struct CompactClaims {
+    text: Box<str>,
+    slots: [Kept; CAPTURED.len()],
+    items: Box<[Span]>,
+    values: Box<[Value]>,
+    order: [u8; CAPTURED.len()],
+    kid: Option<Span>,
+    typ: Option<Span>,
 }
 
-impl KeptClaims {
-    /// Keeps the present members of `captured`, in the document order `order` recorded.
-    pub fn new(mut captured: CapturedClaims, order: &[u8]) -> KeptClaims {
-        let mut members = Vec::with_capacity(captured.values.iter().flatten().count());
-        for &slot in order {
-            if let Some(value) = captured
-                .values
-                .get_mut(usize::from(slot))
-                .and_then(Option::take)
-            {
-                members.push((slot, value));
-            }
-        }
-        // Every present member is in `order`; any other one still comes after them.
-        for (slot, value) in captured.values.iter_mut().enumerate() {
-            if let (Some(value), Ok(slot)) = (value.take(), u8::try_from(slot)) {
-                members.push((slot, value));
-            }
-        }
-        KeptClaims {
-            members: members.into_boxed_slice(),
-        }
+/// Builds a [`CompactClaims`]: appends texts to one buffer.
+#[derive(Default)]
+struct CompactBuilder {
+    text: String,
+    items: Vec<Span>,
+    values: Vec<Value>,
+}
+
+impl CompactBuilder {
+    fn push(&mut self, text: &str) -> Option<Span> {
+        let span = Span {
+            start: u32::try_from(self.text.len()).ok()?,
+            len: u32::try_from(text.len()).ok()?,
+        };
+        self.text.push_str(text);
+        Some(span)
     }
 
-    /// The kept members by name, in document order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
-        self.members
+    fn keep(&mut self, value: Value) -> Kept {
+        let compact = match &value {
+            Value::String(text) => self.push(text).map(Kept::Text),
+            Value::Number(number) => self.push(&number.to_string()).map(Kept::Number),
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                let first = u32::try_from(self.items.len()).ok();
+                let count = u32::try_from(items.len()).ok();
+                let spans: Option<Vec<Span>> = items
+                    .iter()
+                    .map(|item| self.push(item.as_str().unwrap_or_default()))
+                    .collect();
+                match (first, count, spans) {
+                    (Some(first), Some(count), Some(spans)) => {
+                        self.items.extend(spans);
+                        Some(Kept::Strings { first, count })
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match (compact, u32::try_from(self.values.len())) {
+            (Some(kept), _) => kept,
+            (None, Ok(index)) => {
+                self.values.push(value);
+                Kept::Value(index)
+            }
+            (None, Err(_)) => Kept::Absent,
+        }
+    }
+}
+
+impl CompactClaims {
+    /// Keeps the present members of `captured` (`order` is the document order of their slots)
+    /// and the header's `kid` and `typ`.
+    pub fn new(
+        captured: CapturedClaims,
+        order: &[u8],
+        kid: Option<&str>,
+        typ: Option<&str>,
+    ) -> CompactClaims {
+        let length: usize = captured
+            .values
             .iter()
-            .filter_map(|(slot, value)| Some((*CAPTURED.get(usize::from(*slot))?, value)))
+            .flatten()
+            .map(|value| match value {
+                Value::String(text) => text.len(),
+                Value::Number(_) => 20,
+                Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::len).sum(),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + kid.map_or(0, str::len)
+            + typ.map_or(0, str::len);
+        let mut builder = CompactBuilder {
+            text: String::with_capacity(length),
+            ..CompactBuilder::default()
+        };
+        let mut compact = CompactClaims {
+            order: [u8::MAX; CAPTURED.len()],
+            ..CompactClaims::default()
+        };
+        let mut placed = 0;
+        // Document order first; any present member `order` missed comes after.
+        let slots = order
+            .iter()
+            .map(|&slot| usize::from(slot))
+            .chain(0..CAPTURED.len());
+        let mut values = captured.values;
+        for slot in slots {
+            let Some(value) = values.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            if let (Some(target), Some(position), Ok(index)) = (
+                compact.slots.get_mut(slot),
+                compact.order.get_mut(placed),
+                u8::try_from(slot),
+            ) {
+                *target = builder.keep(value);
+                *position = index;
+                placed += 1;
+            }
+        }
+        compact.kid = kid.and_then(|kid| builder.push(kid));
+        compact.typ = typ.and_then(|typ| builder.push(typ));
+        compact.text = builder.text.into_boxed_str();
+        compact.items = builder.items.into_boxed_slice();
+        compact.values = builder.values.into_boxed_slice();
+        compact
     }
 
-    /// The heap memory held: the member list and the values.
+    /// The header's `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.map(|span| span.of(&self.text))
+    }
+
+    /// The header's `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.map(|span| span.of(&self.text))
+    }
+
+    fn kept(&self, name: &str) -> Kept {
+        CapturedClaims::slot(name)
+            .and_then(|slot| self.slots.get(slot).copied())
+            .unwrap_or_default()
+    }
+
+    /// True when the claim was captured and is in the token.
+    pub fn contains(&self, name: &str) -> bool {
+        self.kept(name) != Kept::Absent
+    }
+
+    /// The claim as a JSON value: borrowed when kept as one, otherwise built from its text.
+    pub fn value(&self, name: &str) -> Option<std::borrow::Cow<'_, Value>> {
+        use std::borrow::Cow;
+        Some(match self.kept(name) {
+            Kept::Absent => return None,
+            Kept::Text(span) => Cow::Owned(Value::String(span.of(&self.text).to_owned())),
+            Kept::Number(span) => Cow::Owned(Value::Number(
+                span.of(&self.text).parse::<serde_json::Number>().ok()?,
+            )),
+            Kept::Strings { .. } => Cow::Owned(Value::Array(
+                self.items(name)
+                    .map(|item| Value::String(item.to_owned()))
+                    .collect(),
+            )),
+            Kept::Value(index) => Cow::Borrowed(self.values.get(index as usize)?),
+        })
+    }
+
+    /// A numeric claim as a float.
+    pub fn number(&self, name: &str) -> Option<f64> {
+        match self.kept(name) {
+            Kept::Number(span) => span.of(&self.text).parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The members in document order, as JSON values.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.order
+            .iter()
+            .filter_map(|&slot| CAPTURED.get(usize::from(slot)))
+            .filter_map(|name| Some(((*name).to_owned(), self.value(name)?.into_owned())))
+            .collect()
+    }
+
+    /// The heap memory held: the text buffer, the item list and any JSON values.
     pub(crate) fn heap_bytes(&self) -> usize {
-        if self.members.is_empty() {
-            return 0;
-        }
-        self.members.len() * std::mem::size_of::<(u8, Value)>()
-            + BLOCK_OVERHEAD
-            + self
-                .members
-                .iter()
-                .map(|(_, value)| value_heap_bytes(value))
-                .sum::<usize>()
+        let block = |len: usize| if len == 0 { 0 } else { len + BLOCK_OVERHEAD };
+        block(self.text.len())
+            + block(self.items.len() * std::mem::size_of::<Span>())
+            + block(self.values.len() * std::mem::size_of::<Value>())
+            + self.values.iter().map(value_heap_bytes).sum::<usize>()
     }
 }
 
-impl ClaimSet for KeptClaims {
-    fn claim(&self, name: &str) -> Option<&Value> {
-        let slot = CapturedClaims::slot(name)?;
-        self.members
-            .iter()
-            .find(|(kept, _)| usize::from(*kept) == slot)
-            .map(|(_, value)| value)
+/// Not a [`ClaimSet`]: most claims are not kept as JSON values, so a `claim` lookup would miss
+/// them (`crate::Verified` is the claim set, falling back to its full claims map).
+impl CompactClaims {
+    /// The claim when kept as a JSON value (objects, mixed arrays, booleans, null).
+    pub fn json(&self, name: &str) -> Option<&Value> {
+        match self.kept(name) {
+            Kept::Value(index) => self.values.get(index as usize),
+            _ => None,
+        }
+    }
+
+    /// The claim's text, when it is a string.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.kept(name) {
+            Kept::Text(span) => Some(span.of(&self.text)),
+            Kept::Value(index) => self.values.get(index as usize).and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// The strings of the claim, when it is an array.
+    pub fn items(&self, name: &str) -> StringItems<'_> {
+        match self.kept(name) {
+            Kept::Strings { first, count } => {
+                let spans = self
+                    .items
+                    .get(first as usize..first as usize + count as usize)
+                    .unwrap_or_default();
+                StringItems(Items::Spans(&self.text, spans.iter()))
+            }
+            Kept::Value(index) => match self.values.get(index as usize) {
+                Some(Value::Array(items)) => StringItems(Items::Values(items.iter())),
+                _ => StringItems(Items::Spans("", [].iter())),
+            },
+            _ => StringItems(Items::Spans("", [].iter())),
+        }
     }
 }
 
@@ -193,5 +424,78 @@ mod tests {
             assert_eq!(CapturedClaims::slot(name), Some(index));
         }
         assert_eq!(CapturedClaims::slot("nonce"), None);
+    }
+
+    /// Compacts `document` as verification does.
+    fn compact(document: &Value) -> CompactClaims {
+        let bytes = serde_json::to_vec(document).unwrap();
+        let mut captured = CapturedClaims::default();
+        let order = crate::internal::json::scan_object_in_order(
+            &bytes,
+            &CapturedClaims::slot,
+            captured.slots_mut(),
+        )
+        .unwrap();
+        CompactClaims::new(captured, order.slots(), Some("kid-1"), None)
+    }
+
+    #[test]
+    fn every_captured_claim_reads_back_as_it_was() {
+        let documents = [
+            serde_json::json!({
+                "sub": "a\"b\u{e9}\n", "iss": "https://i/", "aud": "api", "exp": 1.5e9,
+                "nbf": -3, "iat": 18446744073709551615u64, "scope": " a  b ", "scp": "c d",
+                "permissions": ["p", "q"], "jti": "", "azp": "z", "client_id": "c",
+                "cnf": {"jkt": "t", "x5t#S256": "u"},
+            }),
+            serde_json::json!({
+                "aud": ["x", "y", "x"], "scp": ["s", 1, null, "t"], "permissions": "not-an-array",
+                "sub": 42, "exp": 2.25, "cnf": "not-an-object", "jti": null, "iss": true,
+                "scope": ["arr"], "azp": [], "iat": 0,
+            }),
+        ];
+        for document in documents {
+            let object = document.as_object().unwrap();
+            let compact = compact(&document);
+            for name in CAPTURED {
+                assert_eq!(
+                    compact.value(name).map(std::borrow::Cow::into_owned),
+                    object.get(name).cloned(),
+                    "{name}"
+                );
+                assert_eq!(
+                    compact.text(name),
+                    object.claim(name).and_then(Value::as_str)
+                );
+                assert!(compact.items(name).eq(object.items(name)), "{name}");
+                assert_eq!(
+                    compact.number(name),
+                    object.get(name).and_then(Value::as_f64),
+                    "{name}"
+                );
+            }
+            let map = compact.to_map();
+            let names: Vec<&String> = map.keys().collect();
+            assert_eq!(names, object.keys().collect::<Vec<_>>(), "document order");
+            assert_eq!(&compact.to_map(), object);
+            assert_eq!(compact.kid(), Some("kid-1"));
+            assert_eq!(compact.typ(), None);
+            assert!(crate::scope::granted(object).eq(crate::scope::granted(&MapOf(&compact))));
+        }
+    }
+
+    /// A claim set over compact claims, for comparing scope readings.
+    struct MapOf<'a>(&'a CompactClaims);
+
+    impl ClaimSet for MapOf<'_> {
+        fn claim(&self, name: &str) -> Option<&Value> {
+            self.0.json(name)
+        }
+        fn text(&self, name: &str) -> Option<&str> {
+            self.0.text(name)
+        }
+        fn items(&self, name: &str) -> StringItems<'_> {
+            self.0.items(name)
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! it (an application reading custom claims, a diagnostic after a failure).
 
 use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Looks up claims by name.
 pub trait ClaimSet {
@@ -27,7 +29,7 @@ pub trait ClaimSet {
     fn items(&self, name: &str) -> StringItems<'_> {
         match self.claim(name) {
             Some(Value::Array(items)) => StringItems(Items::Values(items.iter())),
-            _ => StringItems(Items::Spans("", [].iter())),
+            _ => StringItems(Items::Spans(None, [].iter())),
         }
     }
 }
@@ -39,7 +41,7 @@ pub struct StringItems<'a>(Items<'a>);
 #[derive(Debug, Clone)]
 enum Items<'a> {
     Values(std::slice::Iter<'a, Value>),
-    Spans(&'a str, std::slice::Iter<'a, Span>),
+    Spans(Option<&'a CompactClaims>, std::slice::Iter<'a, Span>),
 }
 
 impl<'a> Iterator for StringItems<'a> {
@@ -48,7 +50,10 @@ impl<'a> Iterator for StringItems<'a> {
     fn next(&mut self) -> Option<&'a str> {
         match &mut self.0 {
             Items::Values(values) => values.find_map(Value::as_str),
-            Items::Spans(text, spans) => spans.next().map(|span| span.of(text)),
+            Items::Spans(claims, spans) => {
+                let span = spans.next()?;
+                Some(claims.map_or("", |claims| claims.at(*span)))
+            }
         }
     }
 }
@@ -147,20 +152,45 @@ pub(crate) fn map_heap_bytes(map: &serde_json::Map<String, Value>) -> usize {
         .sum()
 }
 
-/// A piece of a [`CompactClaims`] text buffer.
+/// The captured claims that are usually the same in every token of one issuer and client
+/// (`iss`, `aud`, `azp`, `client_id`, `scope`, `scp`, `permissions`), kept in the shared text
+/// buffer with the header's `kid` and `typ`.
+const SHARED_SLOTS: [usize; 7] = [0, 1, 6, 7, 9, 10, 11];
+
+/// The most distinct shared buffers [`intern`] remembers (then it starts afresh).
+const INTERNED_MAX: usize = 4096;
+
+/// The one copy of `text` this process keeps for verified tokens: the tokens of one issuer
+/// and client, whose issuer, audiences, client and scopes are the same, share one buffer. The
+/// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
+/// a buffer keep it) and holds only what verified tokens said.
+fn intern(text: String) -> Arc<str> {
+    static TABLE: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    let Ok(mut table) = TABLE.get_or_init(Mutex::default).lock() else {
+        return Arc::from(text);
+    };
+    if let Some(found) = table.get(text.as_str()) {
+        return found.clone();
+    }
+    if table.len() >= INTERNED_MAX {
+        table.clear();
+    }
+    let shared: Arc<str> = Arc::from(text);
+    table.insert(shared.clone());
+    shared
+}
+
+/// A piece of one of a [`CompactClaims`]'s two text buffers: the token's own or the shared one
+/// (the top bit of `start`). Fifteen bits suffice for real tokens; a claim beyond them is kept
+/// as a JSON value instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Span {
-    start: u32,
-    len: u32,
+    start: u16,
+    len: u16,
 }
 
 impl Span {
-    /// The span's text (empty if out of range, which the constructor never makes).
-    fn of(self, text: &str) -> &str {
-        let start = self.start as usize;
-        text.get(start..start + self.len as usize)
-            .unwrap_or_default()
-    }
+    const SHARED: u16 = 1 << 15;
 }
 
 /// How a [`CompactClaims`] holds one captured claim.
@@ -174,10 +204,10 @@ enum Kept {
     /// A number: its JSON text.
     Number(Span),
     /// An array of strings only: `count` spans from `first` in the item list.
-    Strings { first: u32, count: u32 },
+    Strings { first: u16, count: u16 },
     /// Anything else (an object such as `cnf`, a mixed array, a boolean, null): a JSON value
     /// in the value list.
-    Value(u32),
+    Value(u16),
 }
 
 /// The [`CAPTURED`] claims a verified token keeps, compactly: strings, numbers and arrays of
@@ -186,6 +216,7 @@ enum Kept {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct CompactClaims {
     text: Box<str>,
+    shared: Arc<str>,
     slots: [Kept; CAPTURED.len()],
     items: Box<[Span]>,
     values: Box<[Value]>,
@@ -198,30 +229,41 @@ pub(crate) struct CompactClaims {
 #[derive(Default)]
 struct CompactBuilder {
     text: String,
+    shared: String,
     items: Vec<Span>,
     values: Vec<Value>,
 }
 
 impl CompactBuilder {
-    fn push(&mut self, text: &str) -> Option<Span> {
-        let span = Span {
-            start: u32::try_from(self.text.len()).ok()?,
-            len: u32::try_from(text.len()).ok()?,
+    /// Appends `text` to the shared buffer or the token's own; `None` past fifteen bits.
+    fn push(&mut self, text: &str, shared: bool) -> Option<Span> {
+        let buffer = if shared {
+            &mut self.shared
+        } else {
+            &mut self.text
         };
-        self.text.push_str(text);
+        let end = buffer.len() + text.len();
+        if end >= usize::from(Span::SHARED) {
+            return None;
+        }
+        let span = Span {
+            start: u16::try_from(buffer.len()).ok()? | if shared { Span::SHARED } else { 0 },
+            len: u16::try_from(text.len()).ok()?,
+        };
+        buffer.push_str(text);
         Some(span)
     }
 
-    fn keep(&mut self, value: Value) -> Kept {
+    fn keep(&mut self, value: Value, shared: bool) -> Kept {
         let compact = match &value {
-            Value::String(text) => self.push(text).map(Kept::Text),
-            Value::Number(number) => self.push(&number.to_string()).map(Kept::Number),
+            Value::String(text) => self.push(text, shared).map(Kept::Text),
+            Value::Number(number) => self.push(&number.to_string(), false).map(Kept::Number),
             Value::Array(items) if items.iter().all(Value::is_string) => {
-                let first = u32::try_from(self.items.len()).ok();
-                let count = u32::try_from(items.len()).ok();
+                let first = u16::try_from(self.items.len()).ok();
+                let count = u16::try_from(items.len()).ok();
                 let spans: Option<Vec<Span>> = items
                     .iter()
-                    .map(|item| self.push(item.as_str().unwrap_or_default()))
+                    .map(|item| self.push(item.as_str().unwrap_or_default(), shared))
                     .collect();
                 match (first, count, spans) {
                     (Some(first), Some(count), Some(spans)) => {
@@ -233,7 +275,7 @@ impl CompactBuilder {
             }
             _ => None,
         };
-        match (compact, u32::try_from(self.values.len())) {
+        match (compact, u16::try_from(self.values.len())) {
             (Some(kept), _) => kept,
             (None, Ok(index)) => {
                 self.values.push(value);
@@ -290,27 +332,43 @@ impl CompactClaims {
                 compact.order.get_mut(placed),
                 u8::try_from(slot),
             ) {
-                *target = builder.keep(value);
+                *target = builder.keep(value, SHARED_SLOTS.contains(&slot));
                 *position = index;
                 placed += 1;
             }
         }
-        compact.kid = kid.and_then(|kid| builder.push(kid));
-        compact.typ = typ.and_then(|typ| builder.push(typ));
-        compact.text = builder.text.into_boxed_str();
-        compact.items = builder.items.into_boxed_slice();
+        compact.kid = kid.and_then(|kid| builder.push(kid, true));
+        compact.typ = typ.and_then(|typ| builder.push(typ, true));
+        // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
+        // memory beside every cached token.
+        compact.text = Box::from(builder.text.as_str());
+        compact.shared = intern(builder.shared);
+        compact.items = Box::from(builder.items.as_slice());
         compact.values = builder.values.into_boxed_slice();
         compact
     }
 
+    /// A span's text (empty if out of range, which the constructor never makes).
+    fn at(&self, span: Span) -> &str {
+        let (buffer, start) = if span.start & Span::SHARED != 0 {
+            (&*self.shared, span.start & !Span::SHARED)
+        } else {
+            (&*self.text, span.start)
+        };
+        let start = usize::from(start);
+        buffer
+            .get(start..start + usize::from(span.len))
+            .unwrap_or_default()
+    }
+
     /// The header's `kid`.
     pub fn kid(&self) -> Option<&str> {
-        self.kid.map(|span| span.of(&self.text))
+        self.kid.map(|span| self.at(span))
     }
 
     /// The header's `typ`.
     pub fn typ(&self) -> Option<&str> {
-        self.typ.map(|span| span.of(&self.text))
+        self.typ.map(|span| self.at(span))
     }
 
     fn kept(&self, name: &str) -> Kept {
@@ -329,23 +387,23 @@ impl CompactClaims {
         use std::borrow::Cow;
         Some(match self.kept(name) {
             Kept::Absent => return None,
-            Kept::Text(span) => Cow::Owned(Value::String(span.of(&self.text).to_owned())),
+            Kept::Text(span) => Cow::Owned(Value::String(self.at(span).to_owned())),
             Kept::Number(span) => Cow::Owned(Value::Number(
-                span.of(&self.text).parse::<serde_json::Number>().ok()?,
+                self.at(span).parse::<serde_json::Number>().ok()?,
             )),
             Kept::Strings { .. } => Cow::Owned(Value::Array(
                 self.items(name)
                     .map(|item| Value::String(item.to_owned()))
                     .collect(),
             )),
-            Kept::Value(index) => Cow::Borrowed(self.values.get(index as usize)?),
+            Kept::Value(index) => Cow::Borrowed(self.values.get(usize::from(index))?),
         })
     }
 
     /// A numeric claim as a float.
     pub fn number(&self, name: &str) -> Option<f64> {
         match self.kept(name) {
-            Kept::Number(span) => span.of(&self.text).parse().ok(),
+            Kept::Number(span) => self.at(span).parse().ok(),
             _ => None,
         }
     }
@@ -362,7 +420,14 @@ impl CompactClaims {
     /// The heap memory held: the text buffer, the item list and any JSON values.
     pub(crate) fn heap_bytes(&self) -> usize {
         let block = |len: usize| if len == 0 { 0 } else { len + BLOCK_OVERHEAD };
+        // The shared text is counted only while no other token shares it.
+        let shared = if Arc::strong_count(&self.shared) <= 2 {
+            block(self.shared.len())
+        } else {
+            0
+        };
         block(self.text.len())
+            + shared
             + block(self.items.len() * std::mem::size_of::<Span>())
             + block(self.values.len() * std::mem::size_of::<Value>())
             + self.values.iter().map(value_heap_bytes).sum::<usize>()
@@ -375,7 +440,7 @@ impl CompactClaims {
     /// The claim when kept as a JSON value (objects, mixed arrays, booleans, null).
     pub fn json(&self, name: &str) -> Option<&Value> {
         match self.kept(name) {
-            Kept::Value(index) => self.values.get(index as usize),
+            Kept::Value(index) => self.values.get(usize::from(index)),
             _ => None,
         }
     }
@@ -383,8 +448,8 @@ impl CompactClaims {
     /// The claim's text, when it is a string.
     pub fn text(&self, name: &str) -> Option<&str> {
         match self.kept(name) {
-            Kept::Text(span) => Some(span.of(&self.text)),
-            Kept::Value(index) => self.values.get(index as usize).and_then(Value::as_str),
+            Kept::Text(span) => Some(self.at(span)),
+            Kept::Value(index) => self.values.get(usize::from(index)).and_then(Value::as_str),
             _ => None,
         }
     }
@@ -395,15 +460,15 @@ impl CompactClaims {
             Kept::Strings { first, count } => {
                 let spans = self
                     .items
-                    .get(first as usize..first as usize + count as usize)
+                    .get(usize::from(first)..usize::from(first) + usize::from(count))
                     .unwrap_or_default();
-                StringItems(Items::Spans(&self.text, spans.iter()))
+                StringItems(Items::Spans(Some(self), spans.iter()))
             }
-            Kept::Value(index) => match self.values.get(index as usize) {
+            Kept::Value(index) => match self.values.get(usize::from(index)) {
                 Some(Value::Array(items)) => StringItems(Items::Values(items.iter())),
-                _ => StringItems(Items::Spans("", [].iter())),
+                _ => StringItems(Items::Spans(None, [].iter())),
             },
-            _ => StringItems(Items::Spans("", [].iter())),
+            _ => StringItems(Items::Spans(None, [].iter())),
         }
     }
 }
@@ -452,6 +517,11 @@ mod tests {
                 "aud": ["x", "y", "x"], "scp": ["s", 1, null, "t"], "permissions": "not-an-array",
                 "sub": 42, "exp": 2.25, "cnf": "not-an-object", "jti": null, "iss": true,
                 "scope": ["arr"], "azp": [], "iat": 0,
+            }),
+            // Past sixteen bits of text: kept as JSON values, still read back.
+            serde_json::json!({
+                "sub": "x".repeat(70_000), "scope": "a b", "aud": ["y".repeat(40_000), "z"],
+                "iss": "i", "exp": 5,
             }),
         ];
         for document in documents {

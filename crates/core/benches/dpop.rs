@@ -12,6 +12,10 @@
 //! * **proof_check_kept_header** — the same check as the gateway runs it for a client's second
 //!   and later proofs: the header (its key and thumbprint) checked once and kept.
 //!
+//! `JWTGATE_BENCH_ONLY=<name>` with `JWTGATE_BENCH_ITERS=N` runs only `N` iterations of one of
+//! the three inside the function `measured_loop`, for instruction counts:
+//! `valgrind --tool=callgrind --toggle-collect='*measured_loop*' <bench binary> --bench`.
+//!
 //! Goal (issue 14): a proof check ≤ `es256_verify` + 3 µs. The replay-cache insert that follows
 //! in the gateway is a SHA-256 and a hash-set insert under a lock, measured by the gateway's
 //! `bench/http.sh` DPoP row.
@@ -85,6 +89,35 @@ fn proof_verification(c: &mut Criterion) {
         .verify_sig(signing_input.as_bytes(), &signature)
         .is_ok());
 
+    let kept = KeptHeaders::default();
+    let keeping = ProofContext {
+        keys: Some(&kept),
+        ..context
+    };
+    assert!(check_proof(proof.as_bytes(), &keeping).is_ok());
+    if let Ok(only) = std::env::var("JWTGATE_BENCH_ONLY") {
+        let iterations = std::env::var("JWTGATE_BENCH_ITERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000);
+        let run: Box<dyn Fn() -> bool> = match only.as_str() {
+            "es256_verify" => Box::new(|| {
+                parsed
+                    .verify_sig(black_box(signing_input.as_bytes()), black_box(&signature))
+                    .is_ok()
+            }),
+            "proof_check" => {
+                Box::new(|| check_proof(black_box(proof.as_bytes()), &context).is_ok())
+            }
+            "proof_check_kept_header" => {
+                Box::new(|| check_proof(black_box(proof.as_bytes()), &keeping).is_ok())
+            }
+            other => panic!("JWTGATE_BENCH_ONLY: no measurement named {other:?}"),
+        };
+        measured_loop(iterations, &*run);
+        return;
+    }
+
     let mut group = c.benchmark_group("dpop");
     group.bench_function("es256_verify", |b| {
         b.iter(|| {
@@ -97,16 +130,18 @@ fn proof_verification(c: &mut Criterion) {
         b.iter(|| check_proof(black_box(proof.as_bytes()), black_box(&context)).is_ok())
     });
     // As the gateway runs it: the client's header checked once and kept (its key, thumbprint).
-    let kept = KeptHeaders::default();
-    let keeping = ProofContext {
-        keys: Some(&kept),
-        ..context
-    };
-    assert!(check_proof(proof.as_bytes(), &keeping).is_ok());
     group.bench_function("proof_check_kept_header", |b| {
         b.iter(|| check_proof(black_box(proof.as_bytes()), black_box(&keeping)).is_ok())
     });
     group.finish();
+}
+
+/// Runs `check` `iterations` times, all of them passing (the function callgrind collects in).
+#[inline(never)]
+fn measured_loop(iterations: u64, check: &dyn Fn() -> bool) {
+    for _ in 0..iterations {
+        assert!(check());
+    }
 }
 
 /// Checked headers in a map under a lock (the gateway keeps them in a bounded cache).

@@ -34,6 +34,7 @@ use crate::crypto::sha256;
 use crate::internal::base64url;
 use crate::internal::json;
 use crate::jwk::{self, SkipReason};
+use crate::jws::MAX_SIGNATURE_LEN;
 use crate::sign::{SignError, SigningKey};
 use serde_json::{json, Map, Value};
 use std::fmt;
@@ -217,15 +218,13 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     if proof.len() > MAX_PROOF_LEN {
         return Err(ProofError::TooLarge(proof.len()));
     }
-    let mut segments = proof.split(|b| *b == b'.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
+    let mut dots = memchr::memchr_iter(b'.', proof);
+    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(ProofError::NotCompact);
     };
+    let header_b64 = &proof[..first];
+    let payload_b64 = &proof[first + 1..second];
+    let signature_b64 = &proof[second + 1..];
     let proof_key = match context.keys.and_then(|keys| keys.get(header_b64)) {
         Some(kept) => kept,
         None => {
@@ -245,15 +244,47 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
             });
         }
     }
-    let signing_input = proof
-        .get(..header_b64.len() + 1 + payload_b64.len())
-        .ok_or(ProofError::NotCompact)?;
-    let signature = base64url::decode(signature_b64).map_err(|_| ProofError::NotCompact)?;
+    let signing_input = &proof[..second];
+    let mut buffer = [0u8; MAX_SIGNATURE_LEN];
+    let length =
+        base64url::decode_into(signature_b64, &mut buffer).map_err(|_| ProofError::NotCompact)?;
     key.key()
-        .verify(*alg, signing_input, &signature)
+        .verify(*alg, signing_input, &buffer[..length])
         .map_err(|_| ProofError::Signature)?;
-    let claims = decode_object(payload_b64, "payload")?;
+    let claims = ProofClaimValues::scan(payload_b64)?;
     check_claims(&claims, context, jkt.clone())
+}
+
+/// The members of a proof's payload that the checks read, captured from one strict scan (the
+/// whole payload is validated — UTF-8, one object, no repeated member, bounded depth — but
+/// only these are built).
+#[derive(Debug, Default)]
+struct ProofClaimValues {
+    /// `jti`, `htm`, `htu`, `iat`, `ath`, `nonce`, in that order.
+    values: [Option<Value>; 6],
+}
+
+impl ProofClaimValues {
+    /// The names captured, in slot order.
+    const NAMES: [&'static str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
+
+    fn scan(segment: &[u8]) -> Result<ProofClaimValues, ProofError> {
+        let failed = |error: String| ProofError::Json {
+            segment: "payload",
+            error,
+        };
+        let bytes = base64url::decode(segment).map_err(|error| failed(error.to_string()))?;
+        let mut claims = ProofClaimValues::default();
+        let slot_of = |name: &str| Self::NAMES.iter().position(|known| *known == name);
+        json::scan_object(&bytes, &slot_of, &mut claims.values)
+            .map_err(|error| failed(error.to_string()))?;
+        Ok(claims)
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        let slot = Self::NAMES.iter().position(|known| *known == name)?;
+        self.values[slot].as_ref()
+    }
 }
 
 /// Steps 1–3 on a header segment: strict JSON, `typ`, `alg` from `algorithms`, no `crit`, a
@@ -310,7 +341,7 @@ pub fn check_proof_with_nonces(
 
 /// The stateless claim checks of a proof whose signature verified.
 fn check_claims(
-    claims: &Map<String, Value>,
+    claims: &ProofClaimValues,
     context: &ProofContext<'_>,
     jkt: String,
 ) -> Result<CheckedProof, ProofError> {
@@ -333,7 +364,10 @@ fn check_claims(
     // Byte-equal without query and fragment is a match (clients send the URL they called);
     // anything else is compared once both are normalised.
     fn without_query(uri: &str) -> &str {
-        uri.split(['?', '#']).next().unwrap_or_default()
+        match memchr::memchr2(b'?', b'#', uri.as_bytes()) {
+            Some(end) => &uri[..end],
+            None => uri,
+        }
     }
     if without_query(htu) != without_query(context.uri) {
         let proof_uri = normalize_htu(htu).ok_or_else(|| ProofError::BadHtu(htu.to_owned()))?;
@@ -362,8 +396,13 @@ fn check_claims(
         });
     }
     if let Some(access_token) = context.access_token {
+        // Decoding is strict (one canonical spelling per digest), so comparing the decoded
+        // bytes is comparing the text, without encoding the token's hash.
         let ath = text("ath")?;
-        if ath != access_token_hash(access_token) {
+        let mut sent = [0u8; 32];
+        let matches = base64url::decode_into(ath.as_bytes(), &mut sent) == Ok(sent.len())
+            && sent == sha256(access_token);
+        if !matches {
             return Err(ProofError::AccessTokenHashMismatch);
         }
     }
@@ -772,6 +811,23 @@ mod tests {
                 "another token",
             ),
         ];
+        // The right digest spelled any other way: padded, cut short, extended, standard alphabet.
+        let right = access_token_hash(TOKEN.as_bytes());
+        let spellings = [
+            format!("{right}="),
+            right[..42].to_owned(),
+            format!("{right}AA"),
+            right.replace('-', "+").replace('_', "/"),
+            format!(" {right}"),
+        ];
+        let mut cases = cases.to_vec();
+        for spelling in spellings.into_iter().filter(|s| *s != right) {
+            cases.push((
+                header.clone(),
+                with(payload.clone(), "ath", json!(spelling)),
+                "another token",
+            ));
+        }
         for (header, payload, expected) in cases {
             let error = check(&raw_proof(&key, &header, &payload)).unwrap_err();
             assert!(

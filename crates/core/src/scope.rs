@@ -116,6 +116,18 @@ pub const MAX_GRANTED_SCOPES: usize = 1024;
 
 /// True when the claims grant more than [`MAX_GRANTED_SCOPES`] entries (stops counting there).
 pub fn exceeds_cap(claims: &dyn ClaimSet) -> Option<usize> {
+    // Most entries each claim could hold: a space-delimited string of `n` bytes has at most
+    // `ceil(n / 2)` non-empty entries, an array one per element. Real tokens are far below the
+    // cap by this bound alone, so they are never split here.
+    let text_bound = |text: &str| text.len().div_ceil(2);
+    let bound = |name: &str| match claims.claim(name) {
+        Some(Value::String(text)) => text_bound(text),
+        Some(Value::Array(items)) => items.len(),
+        _ => 0,
+    };
+    if SCOPE_CLAIMS.iter().map(|name| bound(name)).sum::<usize>() <= MAX_GRANTED_SCOPES {
+        return None;
+    }
     let over = granted(claims).nth(MAX_GRANTED_SCOPES).is_some();
     over.then(|| granted(claims).count())
 }
@@ -210,6 +222,25 @@ mod tests {
         assert_eq!(exceeds_cap(&at_cap), None);
         let over = claims(json!({"scope": many.join(" "), "permissions": ["x"]}));
         assert_eq!(exceeds_cap(&over), Some(MAX_GRANTED_SCOPES + 1));
+    }
+
+    #[test]
+    fn the_quick_bound_never_hides_an_entry() {
+        // One-character entries pack a string as densely as possible: 2n - 1 bytes for n.
+        let dense = |n: usize| vec!["a"; n].join(" ");
+        assert_eq!(
+            exceeds_cap(&claims(json!({"scope": dense(MAX_GRANTED_SCOPES)}))),
+            None
+        );
+        assert_eq!(
+            exceeds_cap(&claims(json!({"scope": dense(MAX_GRANTED_SCOPES + 1)}))),
+            Some(MAX_GRANTED_SCOPES + 1)
+        );
+        let split = claims(json!({"scp": dense(512), "permissions": vec!["p"; 513]}));
+        assert_eq!(exceeds_cap(&split), Some(MAX_GRANTED_SCOPES + 1));
+        // Extra spaces add bytes, not entries.
+        let spaced = claims(json!({"scope": vec!["a"; 1000].join("   ")}));
+        assert_eq!(exceeds_cap(&spaced), None);
     }
 
     #[test]

@@ -42,6 +42,29 @@ const DECODE_TABLE: [u8; 256] = {
     table
 };
 
+/// What an invalid character contributes to a 24-bit group: bits no valid group can have.
+const INVALID_GROUP: u32 = 0xFF00_0000;
+
+/// A decode table whose values are shifted into the bits of a 24-bit group that the
+/// character at position `position` (0..4) of a four-character quantum fills.
+const fn shifted_table(position: u32) -> [u32; 256] {
+    let mut table = [INVALID_GROUP; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = (i as u32) << (18 - 6 * position);
+        i += 1;
+    }
+    table
+}
+
+/// [`shifted_table`] for each position of a quantum (4 KiB in all).
+const SHIFTED: [[u32; 256]; 4] = [
+    shifted_table(0),
+    shifted_table(1),
+    shifted_table(2),
+    shifted_table(3),
+];
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Number of bytes that `encoded_len` base64url characters decode to, or an error for 4k+1.
@@ -75,33 +98,36 @@ pub fn decode_into(input: &[u8], out: &mut [u8]) -> Result<usize, Base64UrlError
         }
     };
     let full_chunks = input.len() / 4;
-    // Fast path: table lookups OR-ed together (an invalid character maps to 0xFF, every valid
-    // one to < 64), one check at the end; the offending character is only located on failure.
-    // Eight characters (48 bits) are gathered into one word and stored as six bytes at once.
-    let mut invalid = 0u8;
+    // Fast path: four lookups per four characters in tables that hold each sextet already
+    // shifted into place (an invalid character maps to a word with its top byte set), OR-ed into
+    // one 24-bit group; the OR of every group is checked once at the end and the offending
+    // character is only located on failure. Eight characters are stored as six bytes at once.
+    let mut invalid = 0u32;
+    let group = |chars: &[u8]| -> u32 {
+        SHIFTED[0][usize::from(chars[0])]
+            | SHIFTED[1][usize::from(chars[1])]
+            | SHIFTED[2][usize::from(chars[2])]
+            | SHIFTED[3][usize::from(chars[3])]
+    };
     let mut eights = input[..full_chunks * 4].chunks_exact(8);
     let mut sixes = out[..full_chunks * 3].chunks_exact_mut(6);
     for (chars, bytes) in (&mut eights).zip(&mut sixes) {
-        let mut word = 0u64;
-        for &char in chars {
-            let value = DECODE_TABLE[usize::from(char)];
-            invalid |= value;
-            word = word << 6 | u64::from(value);
-        }
+        let (high, low) = (group(&chars[..4]), group(&chars[4..]));
+        invalid |= high | low;
+        let word = u64::from(high) << 24 | u64::from(low);
         bytes.copy_from_slice(&word.to_be_bytes()[2..]);
     }
-    if let [a, b, c, d] = *eights.remainder() {
-        let [a, b, c, d] = [a, b, c, d].map(|char| DECODE_TABLE[usize::from(char)]);
-        invalid |= a | b | c | d;
-        let word = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
-        let rest = sixes.into_remainder();
-        if let [x, y, z] = rest {
+    let tail = eights.remainder();
+    if tail.len() == 4 {
+        let word = group(tail);
+        invalid |= word;
+        if let [x, y, z] = sixes.into_remainder() {
             *x = (word >> 16) as u8;
             *y = (word >> 8) as u8;
             *z = word as u8;
         }
     }
-    if invalid & 0xC0 != 0 {
+    if invalid & INVALID_GROUP != 0 {
         for offset in 0..full_chunks * 4 {
             sextet(offset)?;
         }
@@ -228,6 +254,64 @@ mod tests {
             decode_into(b"Zm9v", &mut small),
             Err(Base64UrlError::TooLong(2))
         );
+    }
+
+    /// Decodes one character at a time: the plain reading of RFC 4648 §5 that the fast path
+    /// must agree with, error for error.
+    fn reference_decode(input: &[u8]) -> Result<Vec<u8>, Base64UrlError> {
+        decoded_len(input.len())?;
+        let mut values = Vec::with_capacity(input.len());
+        for (offset, &byte) in input.iter().enumerate() {
+            match ALPHABET.iter().position(|&c| c == byte) {
+                Some(value) => values.push(value as u32),
+                None => return Err(Base64UrlError::InvalidCharacter { byte, offset }),
+            }
+        }
+        let mut out = Vec::new();
+        for quantum in values.chunks(4) {
+            let mut word = 0u32;
+            for (i, value) in quantum.iter().enumerate() {
+                word |= value << (18 - 6 * i);
+            }
+            let bytes = quantum.len() - 1;
+            if bytes < 3 && word & (0xFF_FFFF >> (8 * bytes)) != 0 {
+                return Err(Base64UrlError::NonCanonical);
+            }
+            out.extend_from_slice(&word.to_be_bytes()[1..=bytes]);
+        }
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_reference_decoder(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            flip in proptest::option::of((0usize..300, proptest::num::u8::ANY)),
+        ) {
+            let mut encoded = encode(&data).into_bytes();
+            if let Some((at, byte)) = flip {
+                if !encoded.is_empty() {
+                    let at = at % encoded.len();
+                    encoded[at] = byte;
+                }
+            }
+            proptest::prop_assert_eq!(decode(&encoded), reference_decode(&encoded));
+        }
+    }
+
+    #[test]
+    fn finds_the_first_invalid_character_anywhere() {
+        let encoded = encode(&[0xA5; 48]).into_bytes();
+        for at in 0..encoded.len() {
+            for byte in [b'=', b'+', b'/', b' ', 0x00, 0x80, 0xFF] {
+                let mut bad = encoded.clone();
+                bad[at] = byte;
+                assert_eq!(
+                    decode(&bad),
+                    Err(Base64UrlError::InvalidCharacter { byte, offset: at })
+                );
+            }
+        }
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
 /// names, nesting at most [`MAX_DEPTH`]) without building it: only the top-level members for which
 /// `slot_of` returns a slot are kept, as values, in `slots`. This is the request path's parse —
 /// a token's claims are checked from a handful of members, and the full map is built only if a
-/// caller asks for it.
+/// caller asks for it. `slots` must be empty (`None`) on entry: a filled slot is how a repeated
+/// member is recognised.
 pub fn scan_object(
     bytes: &[u8],
     slot_of: &dyn Fn(&str) -> Option<usize>,
@@ -151,8 +152,7 @@ impl<'de> SeenNames<'de> {
 
     fn new() -> Self {
         SeenNames {
-            // One allocation for a typical header or claims set (instead of growing 4 → 8 → 16).
-            names: Vec::with_capacity(Self::LINEAR_LIMIT),
+            names: Vec::new(),
             set: None,
         }
     }
@@ -164,6 +164,10 @@ impl<'de> SeenNames<'de> {
         }
         if self.names.contains(&name) {
             return false;
+        }
+        if self.names.capacity() == 0 {
+            // One allocation for a typical object, made only when a name is remembered at all.
+            self.names.reserve_exact(Self::LINEAR_LIMIT);
         }
         self.names.push(name);
         if self.names.len() > Self::LINEAR_LIMIT {
@@ -270,10 +274,17 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
         };
         while let Some(name) = access.next_key_seed(NameSeed)? {
             let slot = (self.slot_of)(&name);
-            if !seen.insert(name.clone()) {
+            let target = slot.and_then(|slot| Some((slot, self.slots.get_mut(slot)?)));
+            // A member with a slot is a repeat exactly when its slot is already filled (every
+            // value, `null` included, fills it); only the other names are remembered.
+            let repeated = match &target {
+                Some((_, filled)) => filled.is_some(),
+                None => !seen.insert(name.clone()),
+            };
+            if repeated {
                 return Err(nested.fail(JsonError::DuplicateMember(name.into_owned())));
             }
-            match slot.and_then(|slot| Some((slot, self.slots.get_mut(slot)?))) {
+            match target {
                 Some((slot, target)) => {
                     let seed = StrictValue {
                         depth: 0,
@@ -525,6 +536,9 @@ mod tests {
             br#"{"alg":"RS256","alg":"none"}"#.to_vec(),
             br#"{"z":{"x":1,"x":2}}"#.to_vec(),
             br#"{"a":1,"\u0061":2}"#.to_vec(),
+            br#"{"a":null,"a":1}"#.to_vec(),
+            br#"{"x":1,"b":2,"c":3,"x":[]}"#.to_vec(),
+            br#"{"b":1,"c":2,"b":3}"#.to_vec(),
             deep_ok.into_bytes(),
             deep_bad.into_bytes(),
             many_dup.into_bytes(),

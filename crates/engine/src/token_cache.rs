@@ -24,22 +24,30 @@
 //! equality with a cached token's hash, which the forger cannot steer. Keeping a hash instead of
 //! the token saves the token's copy (~800 bytes for an Auth0 token) in every entry.
 //!
-//! **Value: what a hit needs.** The whole [`Verified`] token (every claim, for the per-route
-//! checks run on every hit: scopes, audiences, revocation by `iss`/`sub`/`jti`/…, `cnf`) and,
-//! in the engine, its finished identity headers; nothing else.
+//! **Value: what a hit needs.** The [`Verified`] token, compact (see its doc and
+//! `jwtgate_core::claims::CompactClaims`): the captured registered claims every hit reads
+//! (`iss`, `aud`, `exp`, `nbf`, `iat`, `sub`, `azp`, `client_id`, `jti`, `scope`/`scp`/
+//! `permissions`, `cnf`) as spans of two text buffers — the token's own (`sub`, `jti`, the
+//! times) and one shared by every token of the same issuer, audiences, client and scopes,
+//! interned in a bounded table — so every per-request check (route audiences and scopes,
+//! revocation by `iss`/`sub`/`jti`/`client_id`/`azp`/`iat`, `cnf` for DPoP and mTLS,
+//! conditions, `exp`) runs on every hit without a claims map; the decoded payload only when it
+//! has claims beyond those (a route's conditions or identity claims may read them). The
+//! identity headers are built on each request rather than kept: they would weigh ~370 bytes
+//! per entry, as much as the rest of it.
 //!
 //! **Lifetime.** An entry lives until the token's `exp` or `max_age` after it was verified
 //! (default 5 min, bounding how long a key removed from the JWKS keeps admitting cached tokens),
 //! whichever comes first; an expired entry is never returned.
 //!
 //! **Capacity.** `max_bytes` bounds the estimated memory of the entries (each weighed with
-//! [`Verified::retained_bytes`] plus what the value adds); an optional entry `capacity` bounds
-//! the count beside it (each entry then weighs at least `max_bytes / capacity`). An entry for
-//! an Auth0-shaped RS256 token weighs about 1.9 KB (the `Verified` with its decoded payload and
-//! captured claims ~1.45 KB, identity headers ~0.35 KB, bookkeeping), so the 40 MiB default holds
-//! about 22,000 such tokens; `bench/http.sh` measured the whole gateway at 56.5 MiB RSS with the
-//! cache full. Holding 100,000 in the same memory needs a `Verified` that keeps its claims as
-//! spans of the payload instead of `serde_json` values.
+//! [`Verified::retained_bytes`] plus the Arc and the cache's bookkeeping, 88 bytes, 83 measured);
+//! an optional entry `capacity` bounds the count beside it (each entry then weighs at least
+//! `max_bytes / capacity`). An Auth0-shaped RS256 token's entry is weighed 456 bytes and holds
+//! 423 bytes of resident memory (`tests/cache_memory.rs`: 50,000 entries, `VmRSS` growth; it
+//! was ~2.9 KB before the compact `Verified`: 2,495 for the `Verified`, measured the same way
+//! by `crates/core/tests/retained_bytes.rs`, plus the identity headers), so the 48 MiB default
+//! holds about 110,000 such tokens.
 //!
 //! **Thrash.** With 200,000 distinct tokens rotated (more than the cache holds), every request
 //! misses and inserts; `bench/http.sh` measured 41.4 µs of server CPU per request against 41.5

@@ -17,7 +17,8 @@
 #   baseline of the DPoP cost ratio.
 # Metric: requests per CPU-second of the server (utime + stime from /proc/PID/stat over the
 #   measured run): the throughput at saturation of the one server core, stable on a shared
-#   machine where req/s is not. Also: server CPU us per request, req/s, peak RSS (VmHWM).
+#   machine where req/s is not. Also: server CPU us per request, req/s, peak RSS (VmHWM), minor
+#   page faults and context switches (all threads) per request: where kernel time goes.
 # Goals (issue 17), printed as ratios of this run: jwtgate >= 2.5x envoy-cache on `repeated`,
 #   >= 2x envoy-cache on `10k`, >= 1.8x envoy on `200k`; jwtgate's RSS below the lowest Envoy
 #   RSS; jwtgate hit <= floor + 1 us; jwtgate-off <= floor + t_sig + 2 us (t_sig: bare aws-lc-rs
@@ -117,6 +118,8 @@ http_get() { # port path
   exec 3>&-
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+minor_faults() { awk '{print $10}' "/proc/$1/stat"; }
+context_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {s += $2} END {print s + 0}'; }
 peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 gateway_config() { # port max_bytes|default|dpop
@@ -171,7 +174,7 @@ EOF
 }
 
 TICKS=$(getconf CLK_TCK)
-declare -A RPCS CPU RPS RSS EXTRA
+declare -A RPCS CPU RPS RSS EXTRA FAULTS SWITCHES
 
 start() { # port command...
   local port=$1
@@ -235,8 +238,13 @@ measure() { # server scenario round
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${wrk_args[@]}" "$url" >/dev/null
   export JWTGATE_BENCH_PROOFS=$WORK/dpop/proofs.txt
   before=$(cpu_ticks "$pid")
+  local faults_before switches_before faults_after switches_after
+  faults_before=$(minor_faults "$pid")
+  switches_before=$(context_switches "$pid")
   out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${wrk_args[@]}" "$url")
   after=$(cpu_ticks "$pid")
+  faults_after=$(minor_faults "$pid")
+  switches_after=$(context_switches "$pid")
   if grep -q "Non-2xx" <<<"$out" || grep -q "Socket errors" <<<"$out"; then
     echo "$out" >&2
     echo "run $server/$scenario: errors or non-2xx answers: the benchmark is not valid" >&2
@@ -247,6 +255,8 @@ measure() { # server scenario round
   RPCS[$key]+="$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$requests" 'BEGIN {printf "%.0f", n / (t / hz)}') "
   RPS[$key]+="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out") "
   RSS[$key]+="$(peak_rss_kib "$pid") "
+  FAULTS[$key]+="$(awk -v d=$((faults_after - faults_before)) -v n="$requests" 'BEGIN {printf "%.3f", d / n}') "
+  SWITCHES[$key]+="$(awk -v d=$((switches_after - switches_before)) -v n="$requests" 'BEGIN {printf "%.3f", d / n}') "
   if [[ $server == jwtgate* ]]; then EXTRA[$key]=$(metrics_line "$port"); fi
   stop "$pid"
 }
@@ -262,24 +272,26 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-declare -A M_RPCS M_RPS M_RSS
+declare -A M_RPCS M_RPS M_RSS M_FAULTS M_SWITCHES
 for key in "${!RPCS[@]}"; do
   M_RPCS[$key]=$(median "${RPCS[$key]}")
   M_RPS[$key]=$(median "${RPS[$key]}")
   M_RSS[$key]=$(median "${RSS[$key]}")
+  M_FAULTS[$key]=$(median "${FAULTS[$key]}")
+  M_SWITCHES[$key]=$(median "${SWITCHES[$key]}")
 done
 
 echo
 echo "load average before the runs: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews req/s; req per CPU-second much less)"
 echo "HTTP benchmark: $(nproc --all) cores, server on core $SERVER_CPU, wrk -t1 -c$CONNECTIONS -d${DURATION}s on core $CLIENT_CPU, $ROUNDS round(s), $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-12s %-9s %14s %12s %10s %10s\n' server scenario "req/CPU-s" "CPU us/req" "req/s" "peak RSS"
+printf '%-12s %-9s %14s %12s %10s %10s %12s %12s\n' server scenario "req/CPU-s" "CPU us/req" "req/s" "peak RSS" "faults/req" "switches/req"
 for scenario in $SCENARIOS; do
   for server in $SERVERS; do
     key="$server/$scenario"
     [ -n "${M_RPCS[$key]:-}" ] || continue
-    printf '%-12s %-9s %14s %12.1f %10s %6.1f MiB\n' "$server" "$scenario" "${M_RPCS[$key]}" \
+    printf '%-12s %-9s %14s %12.1f %10s %6.1f MiB %12s %12s\n' "$server" "$scenario" "${M_RPCS[$key]}" \
       "$(awk -v r="${M_RPCS[$key]}" 'BEGIN {print 1e6 / r}')" "${M_RPS[$key]}" \
-      "$(awk -v k="${M_RSS[$key]}" 'BEGIN {print k / 1024}')"
+      "$(awk -v k="${M_RSS[$key]}" 'BEGIN {print k / 1024}')" "${M_FAULTS[$key]}" "${M_SWITCHES[$key]}"
   done
 done
 for key in $(tr ' ' '\n' <<<"${!EXTRA[*]}" | sort); do echo "  ($key) ${EXTRA[$key]}"; done

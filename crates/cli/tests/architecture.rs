@@ -1,8 +1,8 @@
 //! The invariants ARCHITECTURE.md states about the code's shape, checked on the sources so that
 //! a change breaking one fails here rather than in review:
 //!
-//! * `jwtgate-core` does no I/O: its only dependencies are AWS-LC, serde, serde_json and
-//!   thiserror, and its sources name no file, network, process, thread or async runtime API;
+//! * `jwtgate-core` does no I/O: its only dependencies are AWS-LC, memchr (byte search),
+//!   serde, serde_json and thiserror, and its sources name no file, network, process, thread or async runtime API;
 //! * only `jwtgate-core` and `jwtgate-issuer` (which signs) use AWS-LC directly;
 //! * every front end decides through the engine: outside `jwtgate-engine` (and `jwtgate-core`'s
 //!   own verifier, used by the CLI's `verify`), no source normalises paths, matches routes,
@@ -77,7 +77,10 @@ fn core_does_no_io() {
     let core = workspace().join("crates/core");
     let mut deps = dependencies(&core.join("Cargo.toml"));
     deps.sort();
-    assert_eq!(deps, ["aws-lc-rs", "serde", "serde_json", "thiserror"]);
+    assert_eq!(
+        deps,
+        ["aws-lc-rs", "memchr", "serde", "serde_json", "thiserror"]
+    );
     for (path, text) in sources(&core.join("src")) {
         for api in [
             "std::fs",

@@ -1054,6 +1054,144 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
     assert_eq!(response.status(), 200);
 }
 
+/// Envoy terminating TLS with client certificates in front of the gRPC ext_authz recipe, with
+/// `include_peer_certificate: true` (the certificate in the check's `attributes.source`), and
+/// jwtgate taking it from there (`client_cert_source = "ext-authz"`, docs/mtls.md): the
+/// certificate a token is bound to passes, another one does not, none does not (Envoy asks for a
+/// certificate without requiring one, so that jwtgate's refusal is what is tested), and a
+/// token bound to no certificate still passes without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_grpc_check_carries_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
+    let (bob, _) = client_certificate(&certs, "clients", "bob");
+    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+    let (upstream, seen) = start_upstream().await;
+    let (_jwtgate, (_, grpc)) = start_jwtgate_with(
+        dir.path(),
+        "jwtgate-envoy.toml",
+        &issuer,
+        |text| {
+            text.replacen(
+                "[server]\n",
+                "[server]\nclient_cert_source = \"ext-authz\"\n",
+                1,
+            )
+        },
+        false,
+    )
+    .await;
+    let data = workspace_root().join("crates/http/tests/data");
+    let tls = format!(
+        r#"      filter_chains:
+        - transport_socket:
+            name: envoy.transport_sockets.tls
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+              require_client_certificate: false
+              common_tls_context:
+                tls_certificates:
+                  - certificate_chain: {{ filename: "{data}/localhost.crt.pem" }}
+                    private_key: {{ filename: "{data}/localhost.key.pem" }}
+                validation_context:
+                  trusted_ca: {{ filename: "{ca}" }}
+          filters:
+"#,
+        data = data.display(),
+        ca = certs.join("clients.crt").display(),
+    );
+    let change = |text: String| {
+        let text = text.replacen("      filter_chains:\n        - filters:\n", &tls, 1);
+        text.replacen(
+            "                      failure_mode_allow: false\n",
+            "                      failure_mode_allow: false\n                      include_peer_certificate: true\n",
+            1,
+        )
+    };
+    let client = |identity: Option<&[u8]>| {
+        let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap())
+            .unwrap();
+        let mut builder = reqwest::Client::builder().add_root_certificate(root);
+        if let Some(identity) = identity {
+            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let template = recipe("envoy-grpc.yaml");
+    let (_envoy, proxy) = start_with_ports(
+        "envoy",
+        dir.path(),
+        loopback,
+        |listen| {
+            let config = render(
+                &template,
+                &[
+                    ("@LISTEN_HOST@", listen.ip().to_string()),
+                    ("@LISTEN_PORT@", listen.port().to_string()),
+                    ("@JWTGATE_GRPC_HOST@", grpc.ip().to_string()),
+                    ("@JWTGATE_GRPC_PORT@", grpc.port().to_string()),
+                    ("@UPSTREAM_HOST@", upstream.ip().to_string()),
+                    ("@UPSTREAM_PORT@", upstream.port().to_string()),
+                ],
+            );
+            envoy_command(dir.path(), "envoy-grpc.yaml", change(config))
+        },
+        |listen| {
+            let ready =
+                client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
+            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
+    let url = format!("https://localhost:{}/api/users", proxy.port());
+    let x5t =
+        |der: &[u8]| jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(der));
+    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
+    let before = seen.count();
+    let response = client(Some(&alice))
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(seen.count(), before + 1);
+
+    for (identity, expected) in [
+        (Some(&bob[..]), "another certificate"),
+        (None, "without a client certificate"),
+    ] {
+        let response = client(identity)
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(challenge.contains(expected), "{challenge}");
+    }
+    assert_eq!(
+        seen.count(),
+        before + 1,
+        "a refused request reached the API"
+    );
+    // A token bound to no certificate needs none.
+    let response = client(None)
+        .get(&url)
+        .bearer_auth(issuer.token(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 /// Traefik terminating TLS with client certificates (`VerifyClientCertIfGiven`) and
 /// `passTLSClientCert` (`pem: true`) before the ForwardAuth to jwtgate (`client_cert_header_format
 /// = "base64-der"`): the certificate a token is bound to passes, another one does not, and a

@@ -38,6 +38,14 @@ impl CertificateThumbprint {
         CertificateThumbprint(jwtgate_core::crypto::sha256(der))
     }
 
+    /// The thumbprint of the one certificate in a URL-encoded PEM (nginx
+    /// `$ssl_client_escaped_cert`, Envoy's `source.certificate`); `None` when it is not exactly
+    /// one PEM certificate.
+    pub fn of_escaped_pem(text: &str) -> Option<CertificateThumbprint> {
+        let pem = percent_decode(text.trim())?;
+        Some(CertificateThumbprint::of_der(&pem_der(&pem)?))
+    }
+
     /// A thumbprint given as its 32 bytes (a SHA-256 computed elsewhere).
     pub fn from_sha256(digest: [u8; 32]) -> CertificateThumbprint {
         CertificateThumbprint(digest)
@@ -313,6 +321,11 @@ pub enum CertificateSource {
     Listener,
     /// A header set by a trusted fronting proxy.
     Header(ClientCertHeader),
+    /// The certificate Envoy's gRPC check carries in `attributes.source.certificate` (Envoy
+    /// terminated TLS with the client, `include_peer_certificate: true`): the gRPC front end
+    /// puts its thumbprint in [`crate::RequestView::client_certificate`]; a request through
+    /// another front end has none.
+    ExtAuthzSource,
 }
 
 /// Why a certificate-bound token was refused.
@@ -358,7 +371,9 @@ impl CertificateSource {
     pub fn header(&self) -> Option<&HeaderName> {
         match self {
             CertificateSource::Header(header) => Some(header.name()),
-            CertificateSource::None | CertificateSource::Listener => None,
+            CertificateSource::None
+            | CertificateSource::Listener
+            | CertificateSource::ExtAuthzSource => None,
         }
     }
 
@@ -372,7 +387,7 @@ impl CertificateSource {
     ) -> Result<(), CertificateRefusal> {
         let presented = match self {
             CertificateSource::None => return Err(CertificateRefusal::NotConfigured),
-            CertificateSource::Listener => listener.copied(),
+            CertificateSource::Listener | CertificateSource::ExtAuthzSource => listener.copied(),
             CertificateSource::Header(header) => header
                 .thumbprint(headers)
                 .map_err(CertificateRefusal::Header)?,
@@ -413,6 +428,23 @@ mod tests {
             Some(vec!["a=1", r#"Subject="x;y,z""#, "b=2"])
         );
         assert_eq!(split_unquoted(r#"a="open"#, b';'), None);
+    }
+
+    #[test]
+    fn an_escaped_pem_is_one_certificate() {
+        let der = b"\x30\x03abc";
+        let pem = "-----BEGIN CERTIFICATE-----\nMANhYmM=\n-----END CERTIFICATE-----\n";
+        let escaped = pem.replace(' ', "%20").replace('\n', "%0A");
+        assert_eq!(
+            CertificateThumbprint::of_escaped_pem(&escaped),
+            Some(CertificateThumbprint::of_der(der))
+        );
+        assert_eq!(
+            CertificateThumbprint::of_escaped_pem(&format!("{escaped}{escaped}")),
+            None
+        );
+        assert_eq!(CertificateThumbprint::of_escaped_pem("%zz"), None);
+        assert_eq!(CertificateThumbprint::of_escaped_pem(""), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! * The verified token's `sub`, `iss` and scopes go into `dynamic_metadata` (Envoy stores them
 //!   under the `envoy.filters.http.ext_authz` namespace for RBAC, Lua and access logs).
 
+use crate::codec::CheckInput;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
@@ -32,6 +33,7 @@ use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
 use envoy_types::pb::google::rpc::Status;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_core::Verified;
+use jwtgate_engine::mtls::{CertificateSource, CertificateThumbprint};
 use jwtgate_engine::{
     bearer, hygiene, unix_now, Allow, Denial, Engine, FrontEnd, Inspection, Outcome, RequestBody,
     RequestView, TokenInput,
@@ -109,37 +111,44 @@ pub enum Unreadable {
     BadHeader(String),
 }
 
-/// Reads the original request from `check`: method, path with query, and headers from
-/// `headers` or, when Envoy sends raw headers (`encode_raw_headers`), from `header_map`.
-pub fn read_request(check: &CheckRequest) -> Result<Original, Unreadable> {
-    let http = check
-        .attributes
-        .as_ref()
-        .and_then(|a| a.request.as_ref())
-        .and_then(|r| r.http.as_ref())
-        .ok_or(Unreadable::NoHttpRequest)?;
-    let mut headers = HeaderMap::with_capacity(http.headers.len());
-    let mut add = |name: &str, value: &[u8]| -> Result<(), Unreadable> {
+/// Reads the original request from `check`: method, path with query, and headers from the
+/// `headers` map (a repeated name keeps its last value, as in a protobuf map) and, when Envoy
+/// sends raw headers (`encode_raw_headers`), from `header_map`.
+pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
+    let http = check.http.as_ref().ok_or(Unreadable::NoHttpRequest)?;
+    let raw = http.header_map.as_ref().map_or(&[][..], |m| &m.headers[..]);
+    let mut headers = HeaderMap::with_capacity(check.headers.len() + raw.len());
+    let parse =
+        |name: &str, value: &[u8]| -> Result<Option<(HeaderName, HeaderValue)>, Unreadable> {
+            if name.starts_with(':') {
+                return Ok(None);
+            }
+            let bad = || Unreadable::BadHeader(name.to_owned());
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+            let value = HeaderValue::from_bytes(value).map_err(|_| bad())?;
+            Ok(Some((name, value)))
+        };
+    for header in &check.headers {
+        // The entry's name was checked to be UTF-8 when decoded.
+        let name = std::str::from_utf8(&header.name).unwrap_or_default();
         if name.starts_with(':') {
-            return Ok(());
+            continue;
         }
         let bad = || Unreadable::BadHeader(name.to_owned());
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let value = HeaderValue::from_bytes(value).map_err(|_| bad())?;
-        headers.append(name, value);
-        Ok(())
-    };
-    for (name, value) in &http.headers {
-        add(name, value.as_bytes())?;
+        let value = HeaderValue::from_maybe_shared(header.value.clone()).map_err(|_| bad())?;
+        headers.insert(
+            HeaderName::from_bytes(&header.name).map_err(|_| bad())?,
+            value,
+        );
     }
-    if let Some(raw) = &http.header_map {
-        for header in &raw.headers {
-            let value = if header.raw_value.is_empty() {
-                header.value.as_bytes()
-            } else {
-                &header.raw_value
-            };
-            add(&header.key, value)?;
+    for header in raw {
+        let value = if header.raw_value.is_empty() {
+            header.value.as_bytes()
+        } else {
+            &header.raw_value
+        };
+        if let Some((name, value)) = parse(&header.key, value)? {
+            headers.append(name, value);
         }
     }
     let partial = headers
@@ -159,10 +168,35 @@ pub fn read_request(check: &CheckRequest) -> Result<Original, Unreadable> {
     })
 }
 
-/// Decides one `Check` with `engine` and renders the answer.
+/// The client certificate of the check: `attributes.source.certificate` when the engine takes
+/// certificates from Envoy's check ([`CertificateSource::ExtAuthzSource`]), else none.
+fn client_certificate(engine: &Engine, check: &CheckInput) -> Option<CertificateThumbprint> {
+    if *engine.dpop().certificate_source() != CertificateSource::ExtAuthzSource
+        || check.source_certificate.is_empty()
+    {
+        return None;
+    }
+    let thumbprint = CertificateThumbprint::of_escaped_pem(&check.source_certificate);
+    if thumbprint.is_none() {
+        // A certificate-bound token is then refused for want of a certificate.
+        tracing::warn!("the check's source.certificate is not one URL-encoded PEM certificate");
+    }
+    thumbprint
+}
+
+/// Decides one `Check` request, as prost decodes it whole, with `engine` (see [`check_input`]).
 pub async fn check(
     engine: &Engine,
     request: &CheckRequest,
+    options: CheckOptions,
+) -> CheckResponse {
+    check_input(engine, &CheckInput::from(request.clone()), options).await
+}
+
+/// Decides one `Check` with `engine` and renders the answer.
+pub async fn check_input(
+    engine: &Engine,
+    request: &CheckInput,
     options: CheckOptions,
 ) -> CheckResponse {
     let original = match read_request(request) {
@@ -188,7 +222,7 @@ pub async fn check(
         headers: &original.headers,
         origin: original.origin.as_deref(),
         token: TokenInput::FromRequest,
-        client_certificate: None,
+        client_certificate: client_certificate(engine, request),
         now: unix_now(),
     };
     let outcome = match engine.decide_with_body(&view, original.body.view()).await {
@@ -638,13 +672,13 @@ mod tests {
         };
         http.headers.insert(":path".into(), "/api/users?x=1".into());
         http.headers.insert("x-a".into(), "1".into());
-        let original = read_request(&check_request(Some(http.clone()))).unwrap();
+        let original = read_request(&CheckInput::from(check_request(Some(http.clone())))).unwrap();
         assert_eq!(original.method, "POST");
         assert_eq!(original.target, "/api/users?x=1");
         assert_eq!(original.headers.len(), 1);
         http.headers.insert("bad name".into(), "1".into());
         assert_eq!(
-            read_request(&check_request(Some(http.clone()))).unwrap_err(),
+            read_request(&CheckInput::from(check_request(Some(http.clone())))).unwrap_err(),
             Unreadable::BadHeader("bad name".into())
         );
         // A malformed path is the engine's refusal, with its reason.

@@ -24,7 +24,9 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod codec;
 pub mod service;
 
 pub use check::{CheckOptions, Original, Unreadable};
-pub use service::{spawn, ExtAuthz, Spawned, AUTHORIZATION_SERVICE};
+pub use codec::{CheckCodec, CheckInput};
+pub use service::{spawn, ExtAuthz, Spawned, AUTHORIZATION_SERVICE, CHECK_PATH};

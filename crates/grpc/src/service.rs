@@ -4,11 +4,10 @@
 //! HTTP gateway's own accept loop ([`jwtgate_http::server::serve_gateway`]): h2c, or TLS with
 //! the gateway's certificate, under the same connection limits and timeouts.
 
-use crate::check::{check, CheckOptions};
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
-    Authorization, AuthorizationServer,
-};
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use crate::check::{check_input, CheckOptions};
+use crate::codec::{CheckCodec, CheckInput};
+use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
+use jwtgate_engine::mtls::CertificateSource;
 use jwtgate_http::server::{not_ready_reasons, serve_gateway, ServerOptions};
 use jwtgate_http::SharedEngine;
 use std::net::SocketAddr;
@@ -20,6 +19,9 @@ use tonic_health::ServingStatus;
 
 /// The service name Envoy's gRPC health checks may name (the empty name is the whole server).
 pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
+
+/// The path of the `Check` method.
+pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// How often readiness is looked at again for the health service.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
@@ -38,25 +40,59 @@ impl ExtAuthz {
     }
 }
 
-#[tonic::async_trait]
-impl Authorization for ExtAuthz {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+impl tonic::server::UnaryService<CheckInput> for ExtAuthz {
+    type Response = CheckResponse;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<tonic::Response<CheckResponse>, tonic::Status>>
+                + Send,
+        >,
+    >;
+
+    fn call(&mut self, request: tonic::Request<CheckInput>) -> Self::Future {
         let engine = self.engine.load();
-        let answer = check(&engine, request.get_ref(), self.options).await;
-        Ok(tonic::Response::new(answer))
+        let options = self.options;
+        Box::pin(async move {
+            let answer = check_input(&engine, request.get_ref(), options).await;
+            Ok(tonic::Response::new(answer))
+        })
     }
 }
 
-/// The gRPC services as an axum router (Authorization and Health), and the reporter of the
-/// health service's status (hand it to [`track_readiness`]).
+impl tower::Service<http::Request<axum::body::Body>> for ExtAuthz {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    /// One `Check` call, decoded by [`CheckCodec`] (only the fields read; the client
+    /// certificate when the engine takes it from the check).
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let source_certificate =
+            *self.engine.load().dpop().certificate_source() == CertificateSource::ExtAuthzSource;
+        let service = self.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(CheckCodec { source_certificate });
+            Ok(grpc.unary(service, request).await)
+        })
+    }
+}
+
+/// The gRPC services as an axum router (Authorization's `Check` on its exact path, Health),
+/// and the reporter of the health service's status (hand it to [`track_readiness`]).
 pub fn router(engine: Arc<SharedEngine>, options: CheckOptions) -> (axum::Router, HealthReporter) {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let app = tonic::service::Routes::new(AuthorizationServer::new(ExtAuthz::new(engine, options)))
-        .add_service(health)
-        .into_axum_router();
+    let app = tonic::service::Routes::new(health)
+        .into_axum_router()
+        .route_service(CHECK_PATH, ExtAuthz::new(engine, options));
     (app, reporter)
 }
 

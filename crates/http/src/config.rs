@@ -133,6 +133,11 @@ pub struct ServerSection {
     /// `base64-der` (Traefik).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_header_format: Option<jwtgate_engine::mtls::ClientCertFormat>,
+    /// `"ext-authz"`: client certificates come from Envoy's gRPC check
+    /// (`attributes.source.certificate`, `include_peer_certificate: true`), for Envoy terminating
+    /// TLS with the client (default none; not with `client_cert_header` or `client_ca`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_source: Option<ClientCertSource>,
     /// Time to receive a request head, in milliseconds (default 10000).
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
@@ -173,6 +178,7 @@ impl Default for ServerSection {
             client_ca: None,
             client_cert_header: None,
             client_cert_header_format: None,
+            client_cert_source: None,
             header_read_timeout_ms: default_header_read_timeout_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
             body_read_timeout_ms: default_body_read_timeout_ms(),
@@ -660,6 +666,15 @@ impl GatewayConfig {
             key: key.to_owned(),
             message,
         };
+        if self.server.client_cert_source == Some(ClientCertSource::ExtAuthz) {
+            if self.server.client_cert_header.is_some() || self.server.client_ca.is_some() {
+                return Err(invalid(
+                    "server.client_cert_source",
+                    "\"ext-authz\" takes client certificates from Envoy's gRPC check only: remove client_cert_header and client_ca".into(),
+                ));
+            }
+            return Ok(CertificateSource::ExtAuthzSource);
+        }
         if self.server.client_ca.is_some() && self.server.tls_cert.is_none() {
             return Err(invalid(
                 "server.client_ca",
@@ -690,6 +705,15 @@ impl GatewayConfig {
     pub fn key_settings(&self) -> CacheSettings {
         self.keys.settings()
     }
+}
+
+/// Where client certificates come from when neither jwtgate's listener nor a header brings them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientCertSource {
+    /// Envoy's gRPC check: `attributes.source.certificate`, the URL-encoded PEM of the
+    /// certificate the client presented to Envoy.
+    ExtAuthz,
 }
 
 fn non_empty(path: &str) -> Option<String> {

@@ -14,10 +14,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -93,8 +94,24 @@ enum OriginalRequestError {
 /// are present they must agree, and none may be repeated: a proxy that passes the client's own
 /// copy through (nginx's `auth_request` forwards client headers unless told otherwise) must never
 /// let the client choose which path is checked.
-fn original_request(headers: &HeaderMap) -> Result<(String, String), OriginalRequestError> {
-    let get = |name: &'static str| -> Result<Option<String>, OriginalRequestError> {
+fn original_request(headers: &HeaderMap) -> Result<(Cow<'_, str>, &str), OriginalRequestError> {
+    /// The four headers, as names built once (a `&str` name is parsed on every lookup).
+    static NAMES: [(HeaderName, &str); 4] = [
+        (
+            HeaderName::from_static("x-forwarded-method"),
+            "x-forwarded-method",
+        ),
+        (
+            HeaderName::from_static("x-original-method"),
+            "x-original-method",
+        ),
+        (
+            HeaderName::from_static("x-forwarded-uri"),
+            "x-forwarded-uri",
+        ),
+        (HeaderName::from_static("x-original-uri"), "x-original-uri"),
+    ];
+    let get = |(name, label): &(HeaderName, &'static str)| {
         let mut values = headers.get_all(name).iter();
         let first = values.next();
         if values.next().is_some() {
@@ -105,32 +122,41 @@ fn original_request(headers: &HeaderMap) -> Result<(String, String), OriginalReq
         };
         let text = first
             .to_str()
-            .map_err(|_| OriginalRequestError::Unusable(name))?;
-        let usable = if name.ends_with("method") {
+            .map_err(|_| OriginalRequestError::Unusable(label))?;
+        let usable = if label.ends_with("method") {
             // An HTTP method token (RFC 9110 §5.6.2), as `http` parses one.
             http::Method::from_bytes(text.as_bytes()).is_ok()
         } else {
             text.starts_with('/')
         };
         if !usable {
-            return Err(OriginalRequestError::Unusable(name));
+            return Err(OriginalRequestError::Unusable(label));
         }
-        Ok(Some(text.to_owned()))
+        Ok(Some(text))
     };
-    let agree = |a: Option<String>, b: Option<String>, ignore_case: bool| match (a, b) {
-        (Some(a), Some(b))
-            if (ignore_case && !a.eq_ignore_ascii_case(&b)) || (!ignore_case && a != b) =>
-        {
-            Err(OriginalRequestError::Conflict)
+    fn agree<'h>(
+        a: Option<&'h str>,
+        b: Option<&'h str>,
+        ignore_case: bool,
+    ) -> Result<Option<&'h str>, OriginalRequestError> {
+        match (a, b) {
+            (Some(a), Some(b))
+                if (ignore_case && !a.eq_ignore_ascii_case(b)) || (!ignore_case && a != b) =>
+            {
+                Err(OriginalRequestError::Conflict)
+            }
+            (a, b) => Ok(a.or(b)),
         }
-        (a, b) => Ok(a.or(b)),
-    };
-    let method = agree(get("x-forwarded-method")?, get("x-original-method")?, true)?;
-    let uri = agree(get("x-forwarded-uri")?, get("x-original-uri")?, false)?;
+    }
+    let method = agree(get(&NAMES[0])?, get(&NAMES[1])?, true)?;
+    let uri = agree(get(&NAMES[2])?, get(&NAMES[3])?, false)?;
     match (method, uri) {
-        (Some(method), Some(uri)) => Ok((method.to_ascii_uppercase(), uri)),
+        (Some(method), Some(uri)) if method.bytes().any(|b| b.is_ascii_lowercase()) => {
+            Ok((Cow::Owned(method.to_ascii_uppercase()), uri))
+        }
+        (Some(method), Some(uri)) => Ok((Cow::Borrowed(method), uri)),
         // nginx's auth_request keeps the method of the original request on the subrequest.
-        (None, Some(uri)) => Ok((String::new(), uri)),
+        (None, Some(uri)) => Ok((Cow::Borrowed(""), uri)),
         _ => Err(OriginalRequestError::Missing),
     }
 }
@@ -173,15 +199,15 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
         }
     };
     let method = if method.is_empty() {
-        request.method().as_str().to_owned()
+        request.method().as_str()
     } else {
-        method
+        &method
     };
     let origin = jwtgate_engine::dpop::forwarded_origin(headers);
     let view = RequestView {
         front: FrontEnd::ForwardAuth,
-        method: &method,
-        target: &uri,
+        method,
+        target: uri,
         headers,
         origin: origin.as_deref(),
         token: TokenInput::FromRequest,
@@ -1266,7 +1292,10 @@ mod tests {
 
     #[test]
     fn original_request_conventions() {
-        let ok = |pairs| original_request(&headers(pairs));
+        let ok = |pairs| {
+            original_request(&headers(pairs))
+                .map(|(method, uri)| (method.into_owned(), uri.to_owned()))
+        };
         assert_eq!(
             ok(&[("x-forwarded-method", "get"), ("x-forwarded-uri", "/a")]),
             Ok(("GET".into(), "/a".into()))

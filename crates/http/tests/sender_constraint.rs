@@ -281,6 +281,21 @@ fn certificate_settings_are_checked() {
         error("client_cert_header = \"bad header\"\nclient_cert_header_format = \"xfcc\"")
             .contains("not a valid header name")
     );
+    // Envoy's gRPC check is the only source when chosen.
+    for other in [
+        "client_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"",
+        "client_ca = \"/ca.pem\"",
+    ] {
+        let message = error(&format!("client_cert_source = \"ext-authz\"\n{other}"));
+        assert!(message.contains("client_cert_source"), "{message}");
+    }
+    let built = config(&issuer, upstream, "client_cert_source = \"ext-authz\"")
+        .build("test.toml")
+        .unwrap();
+    assert_eq!(
+        *built.engine.dpop().certificate_source(),
+        jwtgate_engine::mtls::CertificateSource::ExtAuthzSource
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,404 @@
+//! The `Check` request's decoding, reading only what jwtgate uses.
+//!
+//! Envoy's `CheckRequest` carries much that jwtgate never reads (the destination, context
+//! extensions, metadata, TLS session), and the request headers as a protobuf
+//! `map<string, string>`, which the generic decoding builds into a `HashMap` (SipHash, growth,
+//! two strings an entry) only for jwtgate to copy it into an [`http::HeaderMap`] and drop it.
+//! Under Envoy this decoding was the largest single cost of a check (callgrind, docs/envoy.md).
+//!
+//! [`CheckCodec`] walks the message's fields and decodes only
+//! `attributes.request.http` (into envoy-types' [`HttpRequest`], by prost's generated code) and,
+//! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
+//! field is skipped by its wire type. Each entry of the `headers` map becomes a [`MapHeader`]:
+//! the entry's key and value (fields 1 and 2, the layout the protobuf specification gives every
+//! map entry) as slices of the received buffer, checked to be UTF-8 as prost checks a `string`,
+//! with no copy and no `HashMap`; [`read_request`](crate::check::read_request) keeps the last
+//! value of a repeated name, as a protobuf map does. No Envoy message is defined here: every
+//! other value is an envoy-types type, decoded by prost's generated code.
+
+use bytes::{Buf, Bytes};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+/// Field numbers of `envoy.service.auth.v3` messages read here (from `attribute_context.proto`
+/// and `external_auth.proto`).
+mod field {
+    /// `CheckRequest.attributes`.
+    pub const CHECK_ATTRIBUTES: u32 = 1;
+    /// `AttributeContext.source`.
+    pub const ATTRIBUTES_SOURCE: u32 = 1;
+    /// `AttributeContext.request`.
+    pub const ATTRIBUTES_REQUEST: u32 = 4;
+    /// `AttributeContext.Request.http`.
+    pub const REQUEST_HTTP: u32 = 2;
+    /// `AttributeContext.HttpRequest.headers` (`map<string, string>`).
+    pub const HTTP_HEADERS: u32 = 3;
+}
+
+/// One entry of a `map<string, string>`, sharing the buffer it was received in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MapHeader {
+    /// The entry's key (UTF-8): a header name.
+    pub name: Bytes,
+    /// The entry's value (UTF-8).
+    pub value: Bytes,
+}
+
+impl MapHeader {
+    /// Reads one map entry (`key` = 1, `value` = 2, both strings; others skipped; a repeated
+    /// field keeps its last value, as prost does).
+    fn decode(buffer: &Bytes, entry: &[u8]) -> Result<MapHeader, CheckDecodeError> {
+        let mut header = MapHeader::default();
+        fields(entry, |tag, _, payload| {
+            let slot = match tag {
+                1 => &mut header.name,
+                2 => &mut header.value,
+                _ => return Ok(()),
+            };
+            let text = payload.ok_or(CheckDecodeError::NotAMessage(tag))?;
+            std::str::from_utf8(text).map_err(|_| CheckDecodeError::NotUtf8(tag))?;
+            *slot = buffer.slice_ref(text);
+            Ok(())
+        })?;
+        Ok(header)
+    }
+}
+
+/// What a `Check` request says of the request to authorise.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckInput {
+    /// `attributes.request.http`, its `headers` map left empty (its entries are in
+    /// [`CheckInput::headers`]); `None` when the request has none.
+    pub http: Option<HttpRequest>,
+    /// The entries of `attributes.request.http.headers`, in the order received.
+    pub headers: Vec<MapHeader>,
+    /// `attributes.source.certificate`: the URL-encoded PEM of the client's certificate when
+    /// Envoy terminated TLS with it and sends it (`include_peer_certificate: true`); empty when
+    /// not read or absent.
+    pub source_certificate: String,
+}
+
+impl From<CheckRequest> for CheckInput {
+    fn from(request: CheckRequest) -> CheckInput {
+        let attributes = request.attributes.unwrap_or_default();
+        let source_certificate = attributes
+            .source
+            .map(|peer| peer.certificate)
+            .unwrap_or_default();
+        let mut http = attributes.request.and_then(|r| r.http);
+        let headers = http
+            .as_mut()
+            .map(|http| {
+                std::mem::take(&mut http.headers)
+                    .into_iter()
+                    .map(|(key, value)| MapHeader {
+                        name: Bytes::from(key),
+                        value: Bytes::from(value),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        CheckInput {
+            http,
+            headers,
+            source_certificate,
+        }
+    }
+}
+
+/// Why a `CheckRequest` could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckDecodeError {
+    /// Not valid protobuf, or a field not of its type.
+    #[error(transparent)]
+    Wire(#[from] prost::DecodeError),
+    /// A length-delimited field (`tag`) longer than what is left of its message.
+    #[error("field {0} of a check request message is longer than the message")]
+    Truncated(u32),
+    /// A string field (`tag`) of a map entry that is not UTF-8.
+    #[error("field {0} of a header entry is not UTF-8")]
+    NotUtf8(u32),
+    /// A message field (`tag`) not encoded as a length-delimited field.
+    #[error("field {0} of a check request message is not length-delimited")]
+    NotAMessage(u32),
+}
+
+/// The fields of one message: calls `each(tag, field, payload)` with the field's whole encoding
+/// (key included) and, for a length-delimited field, its payload.
+fn fields(
+    mut buf: &[u8],
+    mut each: impl FnMut(u32, &[u8], Option<&[u8]>) -> Result<(), CheckDecodeError>,
+) -> Result<(), CheckDecodeError> {
+    while !buf.is_empty() {
+        let start = buf;
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        let payload = if wire_type == WireType::LengthDelimited {
+            let len = usize::try_from(decode_varint(&mut buf)?).unwrap_or(usize::MAX);
+            if len > buf.len() {
+                return Err(CheckDecodeError::Truncated(tag));
+            }
+            let (payload, rest) = buf.split_at(len);
+            buf = rest;
+            Some(payload)
+        } else {
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+            None
+        };
+        let whole = &start[..start.len() - buf.len()];
+        each(tag, whole, payload)?;
+    }
+    Ok(())
+}
+
+/// A sub-message field's payload; an error for a field of another wire type.
+fn message_payload(tag: u32, payload: Option<&[u8]>) -> Result<&[u8], CheckDecodeError> {
+    payload.ok_or(CheckDecodeError::NotAMessage(tag))
+}
+
+/// Decodes the parts of a `CheckRequest` jwtgate reads (see the module docs);
+/// `source_certificate` asks for `attributes.source.certificate`.
+pub fn decode_check(
+    bytes: &Bytes,
+    source_certificate: bool,
+) -> Result<CheckInput, CheckDecodeError> {
+    let mut input = CheckInput::default();
+    fields(&bytes[..], |tag, _, payload| {
+        if tag != field::CHECK_ATTRIBUTES {
+            return Ok(());
+        }
+        fields(
+            message_payload(tag, payload)?,
+            |tag, _, payload| match tag {
+                field::ATTRIBUTES_SOURCE if source_certificate => {
+                    let mut peer = Peer::default();
+                    peer.merge(message_payload(tag, payload)?)?;
+                    if !peer.certificate.is_empty() {
+                        input.source_certificate = peer.certificate;
+                    }
+                    Ok(())
+                }
+                field::ATTRIBUTES_REQUEST => {
+                    fields(message_payload(tag, payload)?, |tag, _, payload| {
+                        if tag != field::REQUEST_HTTP {
+                            return Ok(());
+                        }
+                        let http = input.http.get_or_insert_with(HttpRequest::default);
+                        fields(message_payload(tag, payload)?, |tag, whole, payload| {
+                            if tag == field::HTTP_HEADERS {
+                                let entry =
+                                    MapHeader::decode(bytes, message_payload(tag, payload)?)?;
+                                input.headers.push(entry);
+                                Ok(())
+                            } else {
+                                Ok(http.merge(whole)?)
+                            }
+                        })
+                    })
+                }
+                _ => Ok(()),
+            },
+        )
+    })?;
+    Ok(input)
+}
+
+/// tonic's codec for `Check`: requests decoded by [`decode_check`], responses encoded by
+/// prost's generated code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckCodec {
+    /// Read `attributes.source.certificate`.
+    pub source_certificate: bool,
+}
+
+impl Codec for CheckCodec {
+    type Encode = CheckResponse;
+    type Decode = CheckInput;
+    type Encoder = CheckEncoder;
+    type Decoder = CheckDecoder;
+
+    fn encoder(&mut self) -> CheckEncoder {
+        CheckEncoder
+    }
+
+    fn decoder(&mut self) -> CheckDecoder {
+        CheckDecoder {
+            source_certificate: self.source_certificate,
+        }
+    }
+}
+
+/// Encodes a `CheckResponse` with prost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckEncoder;
+
+impl Encoder for CheckEncoder {
+    type Item = CheckResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: CheckResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the check response: {e}")))
+    }
+}
+
+/// Decodes a `CheckRequest` with [`decode_check`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckDecoder {
+    source_certificate: bool,
+}
+
+impl Decoder for CheckDecoder {
+    type Item = CheckInput;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CheckInput>, Status> {
+        let bytes: Bytes = src.copy_to_bytes(src.remaining());
+        decode_check(&bytes, self.source_certificate)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("decoding the check request: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{
+        Address, HeaderMap as PbHeaderMap, HeaderValue as PbHeader,
+    };
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::Request;
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use std::collections::HashMap;
+
+    fn full_request() -> CheckRequest {
+        let mut headers = HashMap::new();
+        headers.insert("authorization".to_owned(), "Bearer t".to_owned());
+        headers.insert(":path".to_owned(), "/api?x=1".to_owned());
+        headers.insert("x-a".to_owned(), "1".to_owned());
+        let mut extensions = HashMap::new();
+        extensions.insert("k".to_owned(), "v".to_owned());
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                source: Some(Peer {
+                    address: Some(Address::default()),
+                    principal: "spiffe://client".into(),
+                    certificate: "-----BEGIN%20CERTIFICATE-----".into(),
+                    ..Peer::default()
+                }),
+                destination: Some(Peer {
+                    certificate: "not the client".into(),
+                    ..Peer::default()
+                }),
+                request: Some(Request {
+                    time: None,
+                    http: Some(HttpRequest {
+                        id: "42".into(),
+                        method: "POST".into(),
+                        headers,
+                        header_map: Some(PbHeaderMap {
+                            headers: vec![PbHeader {
+                                key: "x-raw".into(),
+                                value: String::new(),
+                                raw_value: b"r".to_vec(),
+                            }],
+                        }),
+                        path: "/api?x=1".into(),
+                        host: "api.example".into(),
+                        scheme: "https".into(),
+                        raw_body: b"{}".to_vec(),
+                        size: 2,
+                        ..HttpRequest::default()
+                    }),
+                }),
+                context_extensions: extensions,
+                ..AttributeContext::default()
+            }),
+        }
+    }
+
+    fn sorted(mut headers: Vec<MapHeader>) -> Vec<MapHeader> {
+        headers.sort();
+        headers
+    }
+
+    #[test]
+    fn decodes_what_the_generic_decoding_gives_for_the_fields_read() {
+        let request = full_request();
+        let bytes = Bytes::from(request.encode_to_vec());
+        let slim = decode_check(&bytes, true).unwrap();
+        let full = CheckInput::from(CheckRequest::decode(&bytes[..]).unwrap());
+        assert_eq!(slim.http, full.http);
+        assert_eq!(sorted(slim.headers), sorted(full.headers));
+        assert_eq!(slim.source_certificate, "-----BEGIN%20CERTIFICATE-----");
+        assert_eq!(full.source_certificate, slim.source_certificate);
+        // Not asked for, the source is not read.
+        assert_eq!(decode_check(&bytes, false).unwrap().source_certificate, "");
+    }
+
+    #[test]
+    fn a_repeated_message_field_merges_as_protobuf_says() {
+        // Two encodings of `attributes` back to back: the second's http fields override the
+        // first's, its headers add to them.
+        let mut first = full_request();
+        let mut second = CheckRequest::default();
+        let mut http = HttpRequest {
+            path: "/second".into(),
+            ..HttpRequest::default()
+        };
+        http.headers.insert("x-b".into(), "2".into());
+        second.attributes = Some(AttributeContext {
+            request: Some(Request {
+                time: None,
+                http: Some(http),
+            }),
+            ..AttributeContext::default()
+        });
+        let mut joined = first.encode_to_vec();
+        joined.extend(second.encode_to_vec());
+        let bytes = Bytes::from(joined);
+        let slim = decode_check(&bytes, false).unwrap();
+        let full = CheckInput::from(CheckRequest::decode(&bytes[..]).unwrap());
+        assert_eq!(slim.http, full.http);
+        assert_eq!(slim.http.as_ref().unwrap().path, "/second");
+        assert_eq!(slim.http.as_ref().unwrap().method, "POST");
+        assert_eq!(sorted(slim.headers), sorted(full.headers));
+        first.attributes = None;
+        assert_eq!(
+            decode_check(&Bytes::from(first.encode_to_vec()), true).unwrap(),
+            CheckInput::default()
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_partial_request() {
+        let bytes = Bytes::from(full_request().encode_to_vec());
+        for cut in 1..bytes.len() {
+            let prefix = bytes.slice(..cut);
+            assert_eq!(
+                decode_check(&prefix, true).is_err(),
+                CheckRequest::decode(&prefix[..]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // `attributes` with the varint wire type.
+        assert!(decode_check(&Bytes::from_static(&[0x08, 0x01]), false).is_err());
+        // A header entry whose key is not UTF-8.
+        let entry = [0x0a, 0x01, 0xff];
+        let mut http = vec![0x1a, entry.len() as u8];
+        http.extend(entry);
+        let mut request = vec![0x12, http.len() as u8];
+        request.extend(&http);
+        let mut attributes = vec![0x22, request.len() as u8];
+        attributes.extend(&request);
+        let mut check = vec![0x0a, attributes.len() as u8];
+        check.extend(&attributes);
+        assert_eq!(
+            decode_check(&Bytes::from(check.clone()), false),
+            Err(CheckDecodeError::NotUtf8(1))
+        );
+        assert!(CheckRequest::decode(&check[..]).is_err());
+    }
+}

@@ -7,6 +7,8 @@
 //! it (an application reading custom claims, a diagnostic after a failure).
 
 use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Looks up claims by name.
 pub trait ClaimSet {
@@ -16,6 +18,43 @@ pub trait ClaimSet {
     /// Every claim, when this set holds them all (diagnostics that scan all claims need it).
     fn as_map(&self) -> Option<&Map<String, Value>> {
         None
+    }
+
+    /// The claim's text, when it is a string.
+    fn text(&self, name: &str) -> Option<&str> {
+        self.claim(name).and_then(Value::as_str)
+    }
+
+    /// The strings of the claim, when it is an array (other members skipped); nothing otherwise.
+    fn items(&self, name: &str) -> StringItems<'_> {
+        match self.claim(name) {
+            Some(Value::Array(items)) => StringItems(Items::Values(items.iter())),
+            _ => StringItems(Items::Spans(None, [].iter())),
+        }
+    }
+}
+
+/// The strings of an array claim (see [`ClaimSet::items`]).
+#[derive(Debug, Clone)]
+pub struct StringItems<'a>(Items<'a>);
+
+#[derive(Debug, Clone)]
+enum Items<'a> {
+    Values(std::slice::Iter<'a, Value>),
+    Spans(Option<&'a CompactClaims>, std::slice::Iter<'a, Span>),
+}
+
+impl<'a> Iterator for StringItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match &mut self.0 {
+            Items::Values(values) => values.find_map(Value::as_str),
+            Items::Spans(claims, spans) => {
+                let span = spans.next()?;
+                Some(claims.map_or("", |claims| claims.at(*span)))
+            }
+        }
     }
 }
 
@@ -113,10 +152,324 @@ pub(crate) fn map_heap_bytes(map: &serde_json::Map<String, Value>) -> usize {
         .sum()
 }
 
-impl CapturedClaims {
-    /// The heap memory held by the captured values.
+/// The captured claims that are usually the same in every token of one issuer and client
+/// (`iss`, `aud`, `azp`, `client_id`, `scope`, `scp`, `permissions`), kept in the shared text
+/// buffer with the header's `kid` and `typ`.
+const SHARED_SLOTS: [usize; 7] = [0, 1, 6, 7, 9, 10, 11];
+
+/// The most distinct shared buffers [`intern`] remembers (then it starts afresh).
+const INTERNED_MAX: usize = 4096;
+
+/// The one copy of `text` this process keeps for verified tokens: the tokens of one issuer
+/// and client, whose issuer, audiences, client and scopes are the same, share one buffer. The
+/// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
+/// a buffer keep it) and holds only what verified tokens said.
+fn intern(text: String) -> Arc<str> {
+    static TABLE: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    let Ok(mut table) = TABLE.get_or_init(Mutex::default).lock() else {
+        return Arc::from(text);
+    };
+    if let Some(found) = table.get(text.as_str()) {
+        return found.clone();
+    }
+    if table.len() >= INTERNED_MAX {
+        table.clear();
+    }
+    let shared: Arc<str> = Arc::from(text);
+    table.insert(shared.clone());
+    shared
+}
+
+/// A piece of one of a [`CompactClaims`]'s two text buffers: the token's own or the shared one
+/// (the top bit of `start`). Fifteen bits suffice for real tokens; a claim beyond them is kept
+/// as a JSON value instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u16,
+    len: u16,
+}
+
+impl Span {
+    const SHARED: u16 = 1 << 15;
+}
+
+/// How a [`CompactClaims`] holds one captured claim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Kept {
+    /// Not in the token.
+    #[default]
+    Absent,
+    /// A string: its text.
+    Text(Span),
+    /// A number: its JSON text.
+    Number(Span),
+    /// An array of strings only: `count` spans from `first` in the item list.
+    Strings { first: u16, count: u16 },
+    /// Anything else (an object such as `cnf`, a mixed array, a boolean, null): a JSON value
+    /// in the value list.
+    Value(u16),
+}
+
+/// The [`CAPTURED`] claims a verified token keeps, compactly: strings, numbers and arrays of
+/// strings as spans of one text buffer (no `serde_json::Value` of 72 bytes and a heap block per
+/// string), anything else as a JSON value; and the document order, to rebuild the claims.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CompactClaims {
+    text: Box<str>,
+    shared: Arc<str>,
+    slots: [Kept; CAPTURED.len()],
+    items: Box<[Span]>,
+    values: Box<[Value]>,
+    order: [u8; CAPTURED.len()],
+    kid: Option<Span>,
+    typ: Option<Span>,
+}
+
+/// Builds a [`CompactClaims`]: appends texts to one buffer.
+#[derive(Default)]
+struct CompactBuilder {
+    text: String,
+    shared: String,
+    items: Vec<Span>,
+    values: Vec<Value>,
+}
+
+impl CompactBuilder {
+    /// Appends `text` to the shared buffer or the token's own; `None` past fifteen bits.
+    fn push(&mut self, text: &str, shared: bool) -> Option<Span> {
+        let buffer = if shared {
+            &mut self.shared
+        } else {
+            &mut self.text
+        };
+        let end = buffer.len() + text.len();
+        if end >= usize::from(Span::SHARED) {
+            return None;
+        }
+        let span = Span {
+            start: u16::try_from(buffer.len()).ok()? | if shared { Span::SHARED } else { 0 },
+            len: u16::try_from(text.len()).ok()?,
+        };
+        buffer.push_str(text);
+        Some(span)
+    }
+
+    fn keep(&mut self, value: Value, shared: bool) -> Kept {
+        let compact = match &value {
+            Value::String(text) => self.push(text, shared).map(Kept::Text),
+            Value::Number(number) => self.push(&number.to_string(), false).map(Kept::Number),
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                let first = u16::try_from(self.items.len()).ok();
+                let count = u16::try_from(items.len()).ok();
+                let spans: Option<Vec<Span>> = items
+                    .iter()
+                    .map(|item| self.push(item.as_str().unwrap_or_default(), shared))
+                    .collect();
+                match (first, count, spans) {
+                    (Some(first), Some(count), Some(spans)) => {
+                        self.items.extend(spans);
+                        Some(Kept::Strings { first, count })
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match (compact, u16::try_from(self.values.len())) {
+            (Some(kept), _) => kept,
+            (None, Ok(index)) => {
+                self.values.push(value);
+                Kept::Value(index)
+            }
+            (None, Err(_)) => Kept::Absent,
+        }
+    }
+}
+
+impl CompactClaims {
+    /// Keeps the present members of `captured` (`order` is the document order of their slots)
+    /// and the header's `kid` and `typ`.
+    pub fn new(
+        captured: CapturedClaims,
+        order: &[u8],
+        kid: Option<&str>,
+        typ: Option<&str>,
+    ) -> CompactClaims {
+        let length: usize = captured
+            .values
+            .iter()
+            .flatten()
+            .map(|value| match value {
+                Value::String(text) => text.len(),
+                Value::Number(_) => 20,
+                Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::len).sum(),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + kid.map_or(0, str::len)
+            + typ.map_or(0, str::len);
+        let mut builder = CompactBuilder {
+            text: String::with_capacity(length),
+            ..CompactBuilder::default()
+        };
+        let mut compact = CompactClaims {
+            order: [u8::MAX; CAPTURED.len()],
+            ..CompactClaims::default()
+        };
+        let mut placed = 0;
+        // Document order first; any present member `order` missed comes after.
+        let slots = order
+            .iter()
+            .map(|&slot| usize::from(slot))
+            .chain(0..CAPTURED.len());
+        let mut values = captured.values;
+        for slot in slots {
+            let Some(value) = values.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            if let (Some(target), Some(position), Ok(index)) = (
+                compact.slots.get_mut(slot),
+                compact.order.get_mut(placed),
+                u8::try_from(slot),
+            ) {
+                *target = builder.keep(value, SHARED_SLOTS.contains(&slot));
+                *position = index;
+                placed += 1;
+            }
+        }
+        compact.kid = kid.and_then(|kid| builder.push(kid, true));
+        compact.typ = typ.and_then(|typ| builder.push(typ, true));
+        // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
+        // memory beside every cached token.
+        compact.text = Box::from(builder.text.as_str());
+        compact.shared = intern(builder.shared);
+        compact.items = Box::from(builder.items.as_slice());
+        compact.values = builder.values.into_boxed_slice();
+        compact
+    }
+
+    /// A span's text (empty if out of range, which the constructor never makes).
+    fn at(&self, span: Span) -> &str {
+        let (buffer, start) = if span.start & Span::SHARED != 0 {
+            (&*self.shared, span.start & !Span::SHARED)
+        } else {
+            (&*self.text, span.start)
+        };
+        let start = usize::from(start);
+        buffer
+            .get(start..start + usize::from(span.len))
+            .unwrap_or_default()
+    }
+
+    /// The header's `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.map(|span| self.at(span))
+    }
+
+    /// The header's `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.map(|span| self.at(span))
+    }
+
+    fn kept(&self, name: &str) -> Kept {
+        CapturedClaims::slot(name)
+            .and_then(|slot| self.slots.get(slot).copied())
+            .unwrap_or_default()
+    }
+
+    /// True when the claim was captured and is in the token.
+    pub fn contains(&self, name: &str) -> bool {
+        self.kept(name) != Kept::Absent
+    }
+
+    /// The claim as a JSON value: borrowed when kept as one, otherwise built from its text.
+    pub fn value(&self, name: &str) -> Option<std::borrow::Cow<'_, Value>> {
+        use std::borrow::Cow;
+        Some(match self.kept(name) {
+            Kept::Absent => return None,
+            Kept::Text(span) => Cow::Owned(Value::String(self.at(span).to_owned())),
+            Kept::Number(span) => Cow::Owned(Value::Number(
+                self.at(span).parse::<serde_json::Number>().ok()?,
+            )),
+            Kept::Strings { .. } => Cow::Owned(Value::Array(
+                self.items(name)
+                    .map(|item| Value::String(item.to_owned()))
+                    .collect(),
+            )),
+            Kept::Value(index) => Cow::Borrowed(self.values.get(usize::from(index))?),
+        })
+    }
+
+    /// A numeric claim as a float.
+    pub fn number(&self, name: &str) -> Option<f64> {
+        match self.kept(name) {
+            Kept::Number(span) => self.at(span).parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The members in document order, as JSON values.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.order
+            .iter()
+            .filter_map(|&slot| CAPTURED.get(usize::from(slot)))
+            .filter_map(|name| Some(((*name).to_owned(), self.value(name)?.into_owned())))
+            .collect()
+    }
+
+    /// The heap memory held: the text buffer, the item list and any JSON values.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.values.iter().flatten().map(value_heap_bytes).sum()
+        let block = |len: usize| if len == 0 { 0 } else { len + BLOCK_OVERHEAD };
+        // The shared text is counted only while no other token shares it.
+        let shared = if Arc::strong_count(&self.shared) <= 2 {
+            block(self.shared.len())
+        } else {
+            0
+        };
+        block(self.text.len())
+            + shared
+            + block(self.items.len() * std::mem::size_of::<Span>())
+            + block(self.values.len() * std::mem::size_of::<Value>())
+            + self.values.iter().map(value_heap_bytes).sum::<usize>()
+    }
+}
+
+/// Not a [`ClaimSet`]: most claims are not kept as JSON values, so a `claim` lookup would miss
+/// them (`crate::Verified` is the claim set, falling back to its full claims map).
+impl CompactClaims {
+    /// The claim when kept as a JSON value (objects, mixed arrays, booleans, null).
+    pub fn json(&self, name: &str) -> Option<&Value> {
+        match self.kept(name) {
+            Kept::Value(index) => self.values.get(usize::from(index)),
+            _ => None,
+        }
+    }
+
+    /// The claim's text, when it is a string.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.kept(name) {
+            Kept::Text(span) => Some(self.at(span)),
+            Kept::Value(index) => self.values.get(usize::from(index)).and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// The strings of the claim, when it is an array.
+    pub fn items(&self, name: &str) -> StringItems<'_> {
+        match self.kept(name) {
+            Kept::Strings { first, count } => {
+                let spans = self
+                    .items
+                    .get(usize::from(first)..usize::from(first) + usize::from(count))
+                    .unwrap_or_default();
+                StringItems(Items::Spans(Some(self), spans.iter()))
+            }
+            Kept::Value(index) => match self.values.get(usize::from(index)) {
+                Some(Value::Array(items)) => StringItems(Items::Values(items.iter())),
+                _ => StringItems(Items::Spans(None, [].iter())),
+            },
+            _ => StringItems(Items::Spans(None, [].iter())),
+        }
     }
 }
 
@@ -136,5 +489,83 @@ mod tests {
             assert_eq!(CapturedClaims::slot(name), Some(index));
         }
         assert_eq!(CapturedClaims::slot("nonce"), None);
+    }
+
+    /// Compacts `document` as verification does.
+    fn compact(document: &Value) -> CompactClaims {
+        let bytes = serde_json::to_vec(document).unwrap();
+        let mut captured = CapturedClaims::default();
+        let order = crate::internal::json::scan_object_in_order(
+            &bytes,
+            &CapturedClaims::slot,
+            captured.slots_mut(),
+        )
+        .unwrap();
+        CompactClaims::new(captured, order.slots(), Some("kid-1"), None)
+    }
+
+    #[test]
+    fn every_captured_claim_reads_back_as_it_was() {
+        let documents = [
+            serde_json::json!({
+                "sub": "a\"b\u{e9}\n", "iss": "https://i/", "aud": "api", "exp": 1.5e9,
+                "nbf": -3, "iat": 18446744073709551615u64, "scope": " a  b ", "scp": "c d",
+                "permissions": ["p", "q"], "jti": "", "azp": "z", "client_id": "c",
+                "cnf": {"jkt": "t", "x5t#S256": "u"},
+            }),
+            serde_json::json!({
+                "aud": ["x", "y", "x"], "scp": ["s", 1, null, "t"], "permissions": "not-an-array",
+                "sub": 42, "exp": 2.25, "cnf": "not-an-object", "jti": null, "iss": true,
+                "scope": ["arr"], "azp": [], "iat": 0,
+            }),
+            // Past sixteen bits of text: kept as JSON values, still read back.
+            serde_json::json!({
+                "sub": "x".repeat(70_000), "scope": "a b", "aud": ["y".repeat(40_000), "z"],
+                "iss": "i", "exp": 5,
+            }),
+        ];
+        for document in documents {
+            let object = document.as_object().unwrap();
+            let compact = compact(&document);
+            for name in CAPTURED {
+                assert_eq!(
+                    compact.value(name).map(std::borrow::Cow::into_owned),
+                    object.get(name).cloned(),
+                    "{name}"
+                );
+                assert_eq!(
+                    compact.text(name),
+                    object.claim(name).and_then(Value::as_str)
+                );
+                assert!(compact.items(name).eq(object.items(name)), "{name}");
+                assert_eq!(
+                    compact.number(name),
+                    object.get(name).and_then(Value::as_f64),
+                    "{name}"
+                );
+            }
+            let map = compact.to_map();
+            let names: Vec<&String> = map.keys().collect();
+            assert_eq!(names, object.keys().collect::<Vec<_>>(), "document order");
+            assert_eq!(&compact.to_map(), object);
+            assert_eq!(compact.kid(), Some("kid-1"));
+            assert_eq!(compact.typ(), None);
+            assert!(crate::scope::granted(object).eq(crate::scope::granted(&MapOf(&compact))));
+        }
+    }
+
+    /// A claim set over compact claims, for comparing scope readings.
+    struct MapOf<'a>(&'a CompactClaims);
+
+    impl ClaimSet for MapOf<'_> {
+        fn claim(&self, name: &str) -> Option<&Value> {
+            self.0.json(name)
+        }
+        fn text(&self, name: &str) -> Option<&str> {
+            self.0.text(name)
+        }
+        fn items(&self, name: &str) -> StringItems<'_> {
+            self.0.items(name)
+        }
     }
 }

@@ -159,17 +159,6 @@ impl Header {
         })
     }
 
-    /// The heap memory this header holds (see [`crate::Verified::retained_bytes`]).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        use crate::claims::{map_heap_bytes, BLOCK_OVERHEAD};
-        let text = |t: &Option<String>| t.as_ref().map_or(0, |t| t.capacity() + BLOCK_OVERHEAD);
-        text(&self.kid)
-            + text(&self.typ)
-            + self.json.len()
-            + BLOCK_OVERHEAD
-            + self.raw.get().map_or(0, map_heap_bytes)
-    }
-
     /// Every header parameter (for display and diagnostics).
     pub fn raw(&self) -> &Map<String, Value> {
         self.raw

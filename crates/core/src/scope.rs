@@ -96,28 +96,16 @@ pub const SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
 
 /// Every scope the claims grant, in claim order (`scope`, then `scp`, then `permissions`).
 pub fn granted(claims: &dyn ClaimSet) -> impl Iterator<Item = &str> + '_ {
-    let scope = claims
-        .claim("scope")
-        .and_then(Value::as_str)
-        .into_iter()
-        .flat_map(|s| s.split(' ').filter(|s| !s.is_empty()));
-    let scp = claims.claim("scp").into_iter().flat_map(|value| {
-        let (text, items) = match value {
-            Value::String(text) => (Some(text.as_str()), None),
-            Value::Array(items) => (None, Some(items)),
-            _ => (None, None),
-        };
-        text.into_iter()
-            .flat_map(|s| s.split(' ').filter(|s| !s.is_empty()))
-            .chain(items.into_iter().flatten().filter_map(Value::as_str))
-    });
-    let permissions = claims
-        .claim("permissions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str);
+    let scope = words(claims.text("scope"));
+    let scp = words(claims.text("scp")).chain(claims.items("scp"));
+    let permissions = claims.items("permissions");
     scope.chain(scp).chain(permissions)
+}
+
+/// The space-separated words of `text`, when present.
+fn words(text: Option<&str>) -> impl Iterator<Item = &str> {
+    text.into_iter()
+        .flat_map(|s| s.split(' ').filter(|s| !s.is_empty()))
 }
 
 /// The most scope entries (across `scope`, `scp` and `permissions`, repeats counted) a token

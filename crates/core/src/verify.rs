@@ -6,7 +6,7 @@
 //! [`Verifier`] chains the three for the common case; [`explain`] runs every check and reports each.
 
 use crate::alg::Algorithm;
-use crate::claims::{CapturedClaims, ClaimSet};
+use crate::claims::{CapturedClaims, ClaimSet, CompactClaims, StringItems};
 use crate::internal::json;
 use crate::jwk::{KeySet, SelectedKey};
 use crate::jws::{CompactJws, Header, JwsError, Segment, MAX_SIGNATURE_LEN};
@@ -15,6 +15,7 @@ use crate::rejection::{IdTokenSigns, Reason, Rejection};
 use crate::scope::{self, ScopeRequirement};
 use crate::time::{self, UnixTime};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::sync::OnceLock;
 
@@ -59,18 +60,19 @@ impl<'a> UnverifiedToken<'a> {
         self.check_signature(keys)?;
         let payload = self.jws.decode_payload().map_err(Reason::BadPayload)?;
         let mut captured = CapturedClaims::default();
-        json::scan_object(&payload, &CapturedClaims::slot, captured.slots_mut()).map_err(
-            |error| {
-                Rejection::from(Reason::BadPayload(JwsError::Json {
-                    segment: Segment::Payload,
-                    error,
-                }))
-            },
-        )?;
+        let order =
+            json::scan_object_in_order(&payload, &CapturedClaims::slot, captured.slots_mut())
+                .map_err(|error| {
+                    Rejection::from(Reason::BadPayload(JwsError::Json {
+                        segment: Segment::Payload,
+                        error,
+                    }))
+                })?;
         Ok(SignedToken {
             header: self.jws.into_header(),
             payload: payload.into_boxed_slice(),
             captured,
+            order,
             claims: OnceLock::new(),
         })
     }
@@ -115,6 +117,7 @@ pub struct SignedToken {
     header: Header,
     payload: Box<[u8]>,
     captured: CapturedClaims,
+    order: json::MemberOrder,
     claims: OnceLock<Map<String, Value>>,
 }
 
@@ -168,59 +171,175 @@ impl SignedToken {
                 check.run(policy, &self.header, claims, now)?;
             }
         }
+        // A payload whose every member was captured is rebuilt from the captured members when
+        // asked for, so it is not kept twice.
+        let payload = self.order.others().then_some(self.payload);
+        let claims = OnceLock::new();
+        if let Some(map) = self.claims.into_inner() {
+            let _ = claims.set(Box::new(map));
+        }
+        let captured = CompactClaims::new(
+            self.captured,
+            self.order.slots(),
+            self.header.kid.as_deref(),
+            self.header.typ.as_deref(),
+        );
         Ok(Verified {
-            header: self.header,
-            payload: self.payload,
-            captured: self.captured,
-            claims: self.claims,
+            alg: self.header.alg,
+            expires_at: exp_seconds(captured.number("exp")),
+            payload,
+            captured,
+            claims,
         })
     }
 }
 
+/// `exp` as Unix seconds (fractional values floored; 0 when absent, which a verified token never
+/// is).
+fn exp_seconds(exp: Option<f64>) -> i64 {
+    exp.map_or(0, |exp| {
+        exp.clamp(i64::MIN as f64, i64::MAX as f64).floor() as i64
+    })
+}
+
 /// An accepted token: signature, issuer, audience, times and policy scopes all checked.
+///
+/// Kept compact, as a verified-token cache holds many: the header's algorithm, `kid` and `typ`;
+/// the captured registered claims that are present, as spans of one text buffer (see
+/// [`crate::claims::CompactClaims`]); the decoded payload only when it has other members too;
+/// and the full claims map only once someone asks for it ([`Verified::claims`], or
+/// [`Verified::claim`] of a claim not kept as a JSON value). Per-request readers use the typed
+/// accessors ([`Verified::text`], [`Verified::items`], [`Verified::number`],
+/// [`Verified::claim_value`]), which never build the map.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    header: Header,
-    payload: Box<[u8]>,
-    captured: CapturedClaims,
-    claims: OnceLock<Map<String, Value>>,
+    alg: Algorithm,
+    expires_at: i64,
+    payload: Option<Box<[u8]>>,
+    captured: CompactClaims,
+    claims: OnceLock<Box<Map<String, Value>>>,
 }
 
 impl PartialEq for Verified {
     fn eq(&self, other: &Self) -> bool {
-        self.header == other.header && self.payload == other.payload
+        self.alg == other.alg && self.payload == other.payload && self.captured == other.captured
+    }
+}
+
+impl ClaimSet for Verified {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        Verified::claim(self, name)
+    }
+
+    fn as_map(&self) -> Option<&Map<String, Value>> {
+        Some(self.claims())
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        Verified::text(self, name)
+    }
+
+    fn items(&self, name: &str) -> StringItems<'_> {
+        Verified::items(self, name)
     }
 }
 
 impl Verified {
-    /// The header.
-    pub fn header(&self) -> &Header {
-        &self.header
-    }
-
     /// The algorithm the token was signed with.
     pub fn algorithm(&self) -> Algorithm {
-        self.header.alg
+        self.alg
     }
 
-    /// Every claim (the map is built on first use).
+    /// The header's `kid`, when present.
+    pub fn kid(&self) -> Option<&str> {
+        self.captured.kid()
+    }
+
+    /// The header's `typ`, when present.
+    pub fn typ(&self) -> Option<&str> {
+        self.captured.typ()
+    }
+
+    /// Every claim (the map is built on first use, from the payload or, when every member was
+    /// captured, from the captured members).
     pub fn claims(&self) -> &Map<String, Value> {
-        full_claims(&self.claims, &self.payload)
+        self.claims.get_or_init(|| {
+            Box::new(match &self.payload {
+                // Validated by `scan_object` with the same rules, so this cannot fail.
+                Some(payload) => json::parse_object(payload).unwrap_or_default(),
+                None => self.captured.to_map(),
+            })
+        })
+    }
+
+    /// A copy of every claim, without keeping the map in this value (see [`Verified::claims`]).
+    pub fn to_claims(&self) -> Map<String, Value> {
+        if let Some(map) = self.claims.get() {
+            return (**map).clone();
+        }
+        match &self.payload {
+            Some(payload) => json::parse_object(payload).unwrap_or_default(),
+            None => self.captured.to_map(),
+        }
     }
 
     /// Consumes the result, returning the claims.
     pub fn into_claims(self) -> Map<String, Value> {
-        full_claims(&self.claims, &self.payload);
-        self.claims.into_inner().unwrap_or_default()
+        self.claims();
+        self.claims.into_inner().map(|map| *map).unwrap_or_default()
     }
 
-    /// One claim by name: the registered claims come from what verification captured, any other
-    /// claim from the full claims map (built on first use).
+    /// One claim by name, borrowed. A captured claim kept as a JSON value (an object such as
+    /// `cnf`) is returned as it is; any other claim comes from the full claims map, built on
+    /// first use and kept (it grows the value): per-request code reads with
+    /// [`Verified::claim_value`] or the typed accessors instead.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        match CapturedClaims::slot(name) {
-            Some(_) => self.captured.claim(name),
-            None => self.claims().get(name),
+        if let Some(value) = self.captured.json(name) {
+            return Some(value);
         }
+        if CapturedClaims::slot(name).is_some() && !self.captured.contains(name) {
+            return None;
+        }
+        if CapturedClaims::slot(name).is_none() && self.payload.is_none() {
+            return None;
+        }
+        self.claims().get(name)
+    }
+
+    /// One claim by name, without building the full claims map: a captured claim is borrowed
+    /// or rebuilt from its text, another one is parsed from the payload (or taken from the full
+    /// map when already built).
+    pub fn claim_value(&self, name: &str) -> Option<Cow<'_, Value>> {
+        if CapturedClaims::slot(name).is_some() {
+            return self.captured.value(name);
+        }
+        if let Some(map) = self.claims.get() {
+            return map.get(name).map(Cow::Borrowed);
+        }
+        let payload = self.payload.as_ref()?;
+        let mut map = json::parse_object(payload).ok()?;
+        map.swap_remove(name).map(Cow::Owned)
+    }
+
+    /// A captured claim's text, when it is a string (`iss`, `sub`, `azp`, `client_id`, `jti`,
+    /// `scope`, `scp`).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.captured.text(name)
+    }
+
+    /// The strings of a captured claim that is an array (`aud`, `scp`, `permissions`).
+    pub fn items(&self, name: &str) -> StringItems<'_> {
+        self.captured.items(name)
+    }
+
+    /// A captured numeric claim (`exp`, `nbf`, `iat`).
+    pub fn number(&self, name: &str) -> Option<f64> {
+        self.captured.number(name)
+    }
+
+    /// The audiences: `aud` as a string or the strings of `aud` as an array.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.text("aud").into_iter().chain(self.items("aud"))
     }
 
     /// An estimate of the memory this value holds: its own size plus every heap block (with the
@@ -228,50 +347,47 @@ impl Verified {
     pub fn retained_bytes(&self) -> usize {
         std::mem::size_of::<Verified>()
             + crate::claims::BLOCK_OVERHEAD
-            + self.header.heap_bytes()
-            + self.payload.len()
-            + crate::claims::BLOCK_OVERHEAD
+            + self
+                .payload
+                .as_ref()
+                .map_or(0, |payload| payload.len() + crate::claims::BLOCK_OVERHEAD)
             + self.captured.heap_bytes()
-            + self.claims.get().map_or(0, crate::claims::map_heap_bytes)
+            + self.claims.get().map_or(0, |map| {
+                std::mem::size_of::<Map<String, Value>>()
+                    + crate::claims::BLOCK_OVERHEAD
+                    + crate::claims::map_heap_bytes(map)
+            })
     }
 
     /// `sub`, when it is a string.
     pub fn subject(&self) -> Option<&str> {
-        self.captured.claim("sub").and_then(Value::as_str)
+        self.text("sub")
     }
 
     /// `exp` as Unix seconds (always present in a verified token; fractional values floored).
     pub fn expires_at(&self) -> i64 {
-        self.captured
-            .claim("exp")
-            .and_then(Value::as_f64)
-            .map_or(0, |exp| {
-                exp.clamp(i64::MIN as f64, i64::MAX as f64).floor() as i64
-            })
+        self.expires_at
     }
 
     /// `iss` (always present in a verified token).
     pub fn issuer(&self) -> &str {
-        self.captured
-            .claim("iss")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        self.text("iss").unwrap_or_default()
     }
 
     /// Every scope granted through `scope`, `scp` or `permissions` (a scope granted by two
     /// claims appears twice; see [`Verified::distinct_scopes`]).
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        scope::granted(&self.captured)
+        scope::granted(self)
     }
 
     /// The granted scopes without repeats, in first-seen order.
     pub fn distinct_scopes(&self) -> Vec<&str> {
-        scope::distinct(&self.captured)
+        scope::distinct(self)
     }
 
     /// Checks a further requirement (for example a route's), giving `insufficient_scope` if unmet.
     pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Rejection> {
-        if requirement.missing(&self.captured).is_empty() {
+        if requirement.missing(self).is_empty() {
             return Ok(());
         }
         check_scopes(requirement, self.claims())

@@ -140,7 +140,7 @@ fn every_key_type_verifies_when_selected_by_kid() {
     for signer in [&k.rs, &k.es, &k.ed, &k.es2] {
         let v = accept(&sign(signer, &base_claims()));
         assert_eq!(v.algorithm(), signer.algorithm());
-        assert_eq!(v.header().kid.as_deref(), Some(signer.kid()));
+        assert_eq!(v.kid(), Some(signer.kid()));
     }
 }
 

@@ -25,6 +25,7 @@ use cel::common::ast::{EntryExpr, Expr, LiteralValue};
 use cel::{Context, Env, IdedExpr, Program, Value as CelValue};
 use jwtgate_core::Verified;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, Weak};
@@ -483,7 +484,7 @@ impl Conditions {
     /// Checks `verified` against every condition, in order; the first unmet one is the answer.
     pub fn check(&self, verified: &Verified) -> Result<(), ConditionFailure> {
         for condition in &self.claims {
-            if let Some(found) = condition.check(verified.claim(&condition.name)) {
+            if let Some(found) = condition.check(verified.claim_value(&condition.name).as_deref()) {
                 return Err(ConditionFailure {
                     description: format!(
                         "the token does not meet the condition {}: {found}",
@@ -494,8 +495,9 @@ impl Conditions {
             }
         }
         if let Some(when) = &self.when {
-            let claim = |name: &str| verified.claim(name).cloned();
-            let all = || verified.claims().clone();
+            // Owned copies: the map is not built into a value the token cache keeps.
+            let claim = |name: &str| verified.claim_value(name).map(Cow::into_owned);
+            let all = || verified.to_claims();
             return match when.evaluate(&claim, &all) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(ConditionFailure {

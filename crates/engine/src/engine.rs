@@ -41,7 +41,8 @@ impl Cors {
     }
 }
 
-/// A verified token with its identity headers, as the token cache keeps it.
+/// A verified token with its identity headers (built for each request from the token the cache
+/// keeps: cheaper in memory than keeping them, see `token_cache`).
 #[derive(Debug, Clone)]
 pub struct CachedPass {
     /// The verified token.
@@ -171,7 +172,7 @@ pub struct Engine {
     paths: PathPolicy,
     realm: Arc<str>,
     identity: IdentityHeaders,
-    cache: Option<TokenCache<CachedPass>>,
+    cache: Option<TokenCache>,
     cors: Option<Cors>,
     issuer_scopes: Vec<(String, ScopeRequirement)>,
     issuer_rules: Vec<crate::rules::IssuerRules>,
@@ -249,7 +250,7 @@ impl Engine {
     }
 
     /// Enables the verified-token cache.
-    pub fn with_cache(mut self, cache: TokenCache<CachedPass>) -> Self {
+    pub fn with_cache(mut self, cache: TokenCache) -> Self {
         self.cache = Some(cache);
         self
     }
@@ -771,36 +772,40 @@ impl Engine {
         token: &[u8],
         now: i64,
     ) -> Result<Arc<Verified>, jwtgate_core::Rejection> {
-        Ok(self.verify_with_identity(token, now).await?.verified)
-    }
-
-    /// Verifies a token through the cache, with its finished identity headers (computed once per
-    /// token and cached with it), then checks it against the revocation rules (a cached token
-    /// too: a rule added after it was cached refuses it at once).
-    async fn verify_with_identity(
-        &self,
-        token: &[u8],
-        now: i64,
-    ) -> Result<CachedPass, jwtgate_core::Rejection> {
-        let pass = self.verify_cached(token, now).await?;
+        let verified = self.verify_cached(token, now).await?;
         if let Some(rule) = self
             .revocation
             .as_ref()
-            .and_then(|revocation| revocation.check(&pass.verified, now))
+            .and_then(|revocation| revocation.check(&verified, now))
         {
             return Err(jwtgate_core::Reason::Revoked {
                 rule: rule.to_string(),
             }
             .into());
         }
-        Ok(pass)
+        Ok(verified)
+    }
+
+    /// Verifies a token through the cache and the revocation rules (a cached token too: a rule
+    /// added after it was cached refuses it at once), with its identity headers: built for each
+    /// request, as keeping them in the cache would double an entry's weight.
+    async fn verify_with_identity(
+        &self,
+        token: &[u8],
+        now: i64,
+    ) -> Result<CachedPass, jwtgate_core::Rejection> {
+        let verified = self.verify(token, now).await?;
+        Ok(CachedPass {
+            identity: self.identity.headers_for(&verified).into(),
+            verified,
+        })
     }
 
     async fn verify_cached(
         &self,
         token: &[u8],
         now: i64,
-    ) -> Result<CachedPass, jwtgate_core::Rejection> {
+    ) -> Result<Arc<Verified>, jwtgate_core::Rejection> {
         if let Some(cache) = &self.cache {
             if let Some(hit) = cache.get(token, now) {
                 self.metrics.cache_lookup(true);
@@ -812,13 +817,9 @@ impl Engine {
         let result = self.registry.verify(token, now).await;
         self.metrics.verify_latency(started.elapsed());
         let verified = Arc::new(result?);
-        let pass = CachedPass {
-            identity: self.identity.headers_for(&verified).into(),
-            verified,
-        };
         if let Some(cache) = &self.cache {
-            cache.insert_with(token, pass.clone(), &pass.verified, now);
+            cache.insert(token, verified.clone(), now);
         }
-        Ok(pass)
+        Ok(verified)
     }
 }

@@ -93,7 +93,14 @@ impl IdentityHeaders {
     pub fn headers_for(&self, verified: &Verified) -> Vec<(HeaderName, HeaderValue)> {
         let mut out = Vec::with_capacity(3 + self.claims.len());
         let limit = self.max_value_len;
-        if let Some(value) = verified.claim("sub").and_then(|sub| sanitize(sub, limit)) {
+        // A string subject is sanitised from its text (no JSON value built on the request path).
+        let subject = match verified.text("sub") {
+            Some(text) => sanitize_text(text, limit),
+            None => verified
+                .claim_value("sub")
+                .and_then(|sub| sanitize(&sub, limit)),
+        };
+        if let Some(value) = subject {
             out.push((self.subject.clone(), value));
         }
         if let Some(value) = sanitize_text(verified.issuer(), limit) {
@@ -103,7 +110,10 @@ impl IdentityHeaders {
             out.push((self.scopes.clone(), value));
         }
         for (claim, header) in &self.claims {
-            if let Some(value) = verified.claim(claim).and_then(|v| sanitize(v, limit)) {
+            if let Some(value) = verified
+                .claim_value(claim)
+                .and_then(|value| sanitize(&value, limit))
+            {
                 out.push((header.clone(), value));
             }
         }

@@ -105,14 +105,9 @@ impl RoutePolicy {
             ([], Some(defaults)) => defaults,
             (route, _) => route,
         };
-        let accepted = match verified.claim("aud") {
-            Some(serde_json::Value::String(aud)) => expected.iter().any(|e| e == aud),
-            Some(serde_json::Value::Array(items)) => items.iter().any(|item| {
-                item.as_str()
-                    .is_some_and(|aud| expected.iter().any(|e| e == aud))
-            }),
-            _ => false,
-        };
+        let accepted = verified
+            .audiences()
+            .any(|aud| expected.iter().any(|e| e == aud));
         if accepted {
             return Ok(());
         }

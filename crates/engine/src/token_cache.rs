@@ -24,28 +24,41 @@
 //! equality with a cached token's hash, which the forger cannot steer. Keeping a hash instead of
 //! the token saves the token's copy (~800 bytes for an Auth0 token) in every entry.
 //!
-//! **Value: what a hit needs.** The whole [`Verified`] token (every claim, for the per-route
-//! checks run on every hit: scopes, audiences, revocation by `iss`/`sub`/`jti`/…, `cnf`) and,
-//! in the engine, its finished identity headers; nothing else.
+//! **Value: what a hit needs.** The [`Verified`] token, compact (see its doc and
+//! `jwtgate_core::claims::CompactClaims`): the captured registered claims every hit reads
+//! (`iss`, `aud`, `exp`, `nbf`, `iat`, `sub`, `azp`, `client_id`, `jti`, `scope`/`scp`/
+//! `permissions`, `cnf`) as spans of two text buffers — the token's own (`sub`, `jti`, the
+//! times) and one shared by every token of the same issuer, audiences, client and scopes,
+//! interned in a bounded table — so every per-request check (route audiences and scopes,
+//! revocation by `iss`/`sub`/`jti`/`client_id`/`azp`/`iat`, `cnf` for DPoP and mTLS,
+//! conditions, `exp`) runs on every hit without a claims map; the decoded payload only when it
+//! has claims beyond those (a route's conditions or identity claims may read them). The
+//! identity headers are built on each request rather than kept: they would weigh ~370 bytes
+//! per entry, as much as the rest of it. That costs the hit path: a whole cached
+//! `Engine::decide` went from 6,837 instructions (whole `Verified` and identity kept) to 7,061
+//! with the compact `Verified`, and 11,327 with the identity built per request (3,600 of them in
+//! `IdentityHeaders::headers_for`; `JWTGATE_BENCH_CELL=base` of `cargo bench -p jwtgate-engine
+//! --bench conditions` under callgrind, (count at 10,000 − count at 0) / 10,000). The issuer
+//! and scopes headers depend only on the shared text, so they could be kept once per shared
+//! buffer and only `sub` built per request.
 //!
 //! **Lifetime.** An entry lives until the token's `exp` or `max_age` after it was verified
 //! (default 5 min, bounding how long a key removed from the JWKS keeps admitting cached tokens),
 //! whichever comes first; an expired entry is never returned.
 //!
 //! **Capacity.** `max_bytes` bounds the estimated memory of the entries (each weighed with
-//! [`Verified::retained_bytes`] plus what the value adds); an optional entry `capacity` bounds
-//! the count beside it (each entry then weighs at least `max_bytes / capacity`). An entry for
-//! an Auth0-shaped RS256 token weighs about 1.9 KB (the `Verified` with its decoded payload and
-//! captured claims ~1.45 KB, identity headers ~0.35 KB, bookkeeping), so the 40 MiB default holds
-//! about 22,000 such tokens; `bench/http.sh` measured the whole gateway at 56.5 MiB RSS with the
-//! cache full. Holding 100,000 in the same memory needs a `Verified` that keeps its claims as
-//! spans of the payload instead of `serde_json` values.
+//! [`Verified::retained_bytes`] plus the Arc and the cache's bookkeeping, 88 bytes, 83 measured);
+//! an optional entry `capacity` bounds the count beside it (each entry then weighs at least
+//! `max_bytes / capacity`). An Auth0-shaped RS256 token's entry is weighed 456 bytes and holds
+//! 423 bytes of resident memory (`tests/cache_memory.rs`: 50,000 entries, `VmRSS` growth; it
+//! was ~2.9 KB before the compact `Verified`: 2,495 for the `Verified`, measured the same way
+//! by `crates/core/tests/retained_bytes.rs`, plus the identity headers), so the 48 MiB default
+//! holds about 110,000 such tokens.
 //!
 //! **Thrash.** With 200,000 distinct tokens rotated (more than the cache holds), every request
 //! misses and inserts; `bench/http.sh` measured 41.4 µs of server CPU per request against 41.5
 //! µs with the cache off (the hand-written FIFO it replaces cost 7 µs more than no cache).
 
-use crate::engine::CachedPass;
 use crate::rules::CacheSection;
 use jwtgate_core::Verified;
 use quick_cache::sync::Cache;
@@ -55,14 +68,16 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use thiserror::Error;
 
-/// Default memory budget of the cache's entries: 40 MiB keeps the gateway process under 64 MiB.
-pub const DEFAULT_MAX_BYTES: u64 = 40 * 1024 * 1024;
+/// Default memory budget of the cache's entries: 48 MiB, about 110,000 Auth0-shaped tokens,
+/// keeps the gateway process under 64 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 48 * 1024 * 1024;
 /// Default longest life of an entry, in seconds.
 pub const DEFAULT_MAX_AGE: i64 = 300;
 /// The weight of an Auth0-sized entry, for sizing the cache's tables up front.
-const TYPICAL_ENTRY_BYTES: u64 = 1024;
-/// What the cache's own bookkeeping spends per entry beside the value (key, hash slot, ring).
-const ENTRY_OVERHEAD: usize = 64;
+const TYPICAL_ENTRY_BYTES: u64 = 450;
+/// What the cache's own bookkeeping spends per entry beside the value (key, hash slot, ring,
+/// ghost): 83 bytes measured (resident memory over 50,000 entries sharing one value).
+const ENTRY_OVERHEAD: usize = 88;
 
 /// A cache that cannot be built as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -86,20 +101,8 @@ pub trait Retained {
 
 impl Retained for Arc<Verified> {
     fn retained_bytes(&self) -> usize {
-        Verified::retained_bytes(self)
-    }
-}
-
-impl Retained for CachedPass {
-    fn retained_bytes(&self) -> usize {
-        let headers = self.identity.len()
-            * std::mem::size_of::<(http::HeaderName, http::HeaderValue)>()
-            + self
-                .identity
-                .iter()
-                .map(|(_, value)| value.len() + 16)
-                .sum::<usize>();
-        self.verified.retained_bytes() + headers + 16
+        // The Arc's two counters beside the value.
+        Verified::retained_bytes(self) + 2 * std::mem::size_of::<usize>()
     }
 }
 
@@ -271,7 +274,7 @@ impl CacheSection {
     }
 
     /// The engine's cache as configured, `None` when turned off.
-    pub fn build(&self) -> Result<Option<TokenCache<CachedPass>>, CacheError> {
+    pub fn build(&self) -> Result<Option<TokenCache>, CacheError> {
         if !self.enabled() {
             return Ok(None);
         }

@@ -267,7 +267,10 @@ impl Authorizer {
         }
         context.push((Cow::Borrowed("scope"), Value::String(scope)));
         for wanted in &self.options.context_claims {
-            if let Some(value) = verified.claim(&wanted.claim).and_then(flatten) {
+            if let Some(value) = verified
+                .claim_value(&wanted.claim)
+                .and_then(|value| flatten(&value))
+            {
                 match context
                     .iter_mut()
                     .find(|(key, _)| *key == wanted.key.as_str())
@@ -386,8 +389,8 @@ impl Serialize for Answer {
 fn principal_id(verified: &Verified) -> &str {
     verified
         .subject()
-        .or_else(|| verified.claim("client_id").and_then(Value::as_str))
-        .or_else(|| verified.claim("azp").and_then(Value::as_str))
+        .or_else(|| verified.text("client_id"))
+        .or_else(|| verified.text("azp"))
         .unwrap_or(ANONYMOUS)
 }
 

@@ -8,7 +8,6 @@
 
 use crate::rule::{Rule, RuleKey};
 use jwtgate_core::Verified;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -32,14 +31,14 @@ pub struct TokenFacts<'a> {
 impl<'a> TokenFacts<'a> {
     /// The facts of a verified token (the claims verification already captured).
     pub fn of(verified: &'a Verified) -> TokenFacts<'a> {
-        let text = |name: &str| verified.claim(name).and_then(Value::as_str);
+        let text = |name: &str| verified.text(name);
         TokenFacts {
             iss: verified.issuer(),
             sub: verified.subject(),
             jti: text("jti"),
             client_id: text("client_id"),
             azp: text("azp"),
-            iat: verified.claim("iat").and_then(Value::as_f64),
+            iat: verified.number("iat"),
         }
     }
 }

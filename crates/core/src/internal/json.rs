@@ -68,6 +68,52 @@ pub fn scan_object(
     slot_of: &dyn Fn(&str) -> Option<usize>,
     slots: &mut [Option<Value>],
 ) -> Result<(), JsonError> {
+    scan_object_in_order(bytes, slot_of, slots).map(|_| ())
+}
+
+/// The order in which [`scan_object_in_order`] met the kept members (at most
+/// [`MemberOrder::MAX`] are recorded; a document keeping more counts as having other members),
+/// and whether it met any other member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberOrder {
+    slots: [u8; MemberOrder::MAX],
+    len: usize,
+    others: bool,
+}
+
+impl MemberOrder {
+    /// The most slots recorded.
+    pub const MAX: usize = 16;
+
+    fn push(&mut self, slot: usize) {
+        match (self.slots.get_mut(self.len), u8::try_from(slot)) {
+            (Some(entry), Ok(slot)) => {
+                *entry = slot;
+                self.len += 1;
+            }
+            _ => self.others = true,
+        }
+    }
+
+    /// The slots filled, in document order.
+    pub fn slots(&self) -> &[u8] {
+        &self.slots[..self.len]
+    }
+
+    /// True when the object has a member that was not recorded as a slot.
+    pub fn others(&self) -> bool {
+        self.others
+    }
+}
+
+/// [`scan_object`], also telling in which order the slots were met and whether the object has
+/// members that were not kept (a caller holding the kept members then needs no copy of the
+/// document to rebuild it).
+pub fn scan_object_in_order(
+    bytes: &[u8],
+    slot_of: &dyn Fn(&str) -> Option<usize>,
+    slots: &mut [Option<Value>],
+) -> Result<MemberOrder, JsonError> {
     let failure = RefCell::new(None);
     let classify = |error: serde_json::Error| {
         failure
@@ -77,15 +123,17 @@ pub fn scan_object(
     };
     let text = std::str::from_utf8(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut order = MemberOrder::default();
     let seed = TopLevel {
         slot_of,
         slots,
+        order: &mut order,
         failure: &failure,
     };
     let is_object = seed.deserialize(&mut deserializer).map_err(classify)?;
     deserializer.end().map_err(classify)?;
     if is_object {
-        Ok(())
+        Ok(order)
     } else {
         Err(JsonError::NotAnObject)
     }
@@ -167,6 +215,7 @@ impl<'de> Visitor<'de> for NameSeed {
 struct TopLevel<'a, 's> {
     slot_of: &'a dyn Fn(&str) -> Option<usize>,
     slots: &'s mut [Option<Value>],
+    order: &'s mut MemberOrder,
     failure: &'a RefCell<Option<JsonError>>,
 }
 
@@ -224,26 +273,31 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
             failure: self.failure,
         };
         while let Some(name) = access.next_key_seed(NameSeed)? {
-            let target = (self.slot_of)(&name).and_then(|slot| self.slots.get_mut(slot));
+            let slot = (self.slot_of)(&name);
+            let target = slot.and_then(|slot| Some((slot, self.slots.get_mut(slot)?)));
             // A member with a slot is a repeat exactly when its slot is already filled (every
             // value, `null` included, fills it); only the other names are remembered.
             let repeated = match &target {
-                Some(filled) => filled.is_some(),
+                Some((_, filled)) => filled.is_some(),
                 None => !seen.insert(name.clone()),
             };
             if repeated {
                 return Err(nested.fail(JsonError::DuplicateMember(name.into_owned())));
             }
             match target {
-                Some(target) => {
+                Some((slot, target)) => {
                     let seed = StrictValue {
                         depth: 0,
                         failure: self.failure,
                     }
                     .nested()?;
                     *target = Some(access.next_value_seed(seed)?);
+                    self.order.push(slot);
                 }
-                None => access.next_value_seed(nested.nested()?)?,
+                None => {
+                    self.order.others = true;
+                    access.next_value_seed(nested.nested()?)?
+                }
             }
         }
         Ok(true)

@@ -882,6 +882,23 @@ async fn envoy_recipes_pass_dpop_nonces() {
     }
 }
 
+/// An HTTPS client trusting the test CA in `data` (`ca.crt.pem`), presenting `identity` (a key
+/// and certificate as one PEM) when given.
+fn tls_client(data: &Path, identity: Option<&[u8]>) -> reqwest::Client {
+    let root =
+        reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap()).unwrap();
+    let mut builder = reqwest::Client::builder().add_root_certificate(root);
+    if let Some(identity) = identity {
+        builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// RFC 8705 `x5t#S256`: the base64url SHA-256 of a certificate's DER.
+fn x5t(der: &[u8]) -> String {
+    jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(der))
+}
+
 /// A client certificate `name` issued by the CA `ca` (made first when missing) in `dir`: its key
 /// and certificate as one PEM (for reqwest), and the certificate's DER.
 fn client_certificate(dir: &Path, ca: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
@@ -951,15 +968,7 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
             1,
         )
     };
-    let client = |identity: Option<&[u8]>| {
-        let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap())
-            .unwrap();
-        let mut builder = reqwest::Client::builder().add_root_certificate(root);
-        if let Some(identity) = identity {
-            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
-        }
-        builder.build().unwrap()
-    };
+    let client = |identity: Option<&[u8]>| tls_client(&data, identity);
     let template = recipe("envoy-http.yaml");
     let (_envoy, proxy) = start_with_ports(
         "envoy",
@@ -987,8 +996,6 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
     )
     .await;
     let url = format!("https://localhost:{}/api/users", proxy.port());
-    let x5t =
-        |der: &[u8]| jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(der));
     let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
     let before = seen.count();
     let response = client(Some(&alice))
@@ -1110,15 +1117,7 @@ async fn envoy_grpc_check_carries_the_client_certificate() {
             1,
         )
     };
-    let client = |identity: Option<&[u8]>| {
-        let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap())
-            .unwrap();
-        let mut builder = reqwest::Client::builder().add_root_certificate(root);
-        if let Some(identity) = identity {
-            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
-        }
-        builder.build().unwrap()
-    };
+    let client = |identity: Option<&[u8]>| tls_client(&data, identity);
     let template = recipe("envoy-grpc.yaml");
     let (_envoy, proxy) = start_with_ports(
         "envoy",
@@ -1146,8 +1145,6 @@ async fn envoy_grpc_check_carries_the_client_certificate() {
     )
     .await;
     let url = format!("https://localhost:{}/api/users", proxy.port());
-    let x5t =
-        |der: &[u8]| jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(der));
     let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
     let before = seen.count();
     let response = client(Some(&alice))
@@ -1259,15 +1256,7 @@ http:
         ),
     )
     .unwrap();
-    let client = |identity: Option<&[u8]>| {
-        let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap())
-            .unwrap();
-        let mut builder = reqwest::Client::builder().add_root_certificate(root);
-        if let Some(identity) = identity {
-            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
-        }
-        builder.build().unwrap()
-    };
+    let client = |identity: Option<&[u8]>| tls_client(&data, identity);
     let (_traefik, proxy) = start_with_ports(
         "traefik",
         dir.path(),
@@ -1294,8 +1283,7 @@ http:
     )
     .await;
     let url = format!("https://localhost:{}/api/users", proxy.port());
-    let x5t = jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(&alice_der));
-    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t}}));
+    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
     let response = client(Some(&alice))
         .get(&url)
         .bearer_auth(&token)

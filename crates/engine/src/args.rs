@@ -123,7 +123,7 @@ pub struct EngineArgs {
         arg(long, env = "JWTGATE_TOKEN_CACHE", value_name = "ENTRIES")
     )]
     pub token_cache: Option<String>,
-    /// Verified-token cache memory budget in bytes (default 50331648 = 48 MiB, 0 disables).
+    /// Verified-token cache memory budget in bytes (default 48234496 = 46 MiB, 0 disables).
     #[cfg_attr(
         feature = "cli",
         arg(long, env = "JWTGATE_TOKEN_CACHE_BYTES", value_name = "BYTES")

@@ -170,7 +170,7 @@ fn default_cache_max_age() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
-    /// Memory budget of the entries in bytes (default 48 MiB; 0 disables the cache).
+    /// Memory budget of the entries in bytes (default 46 MiB; 0 disables the cache).
     #[serde(default = "default_cache_max_bytes")]
     pub max_bytes: u64,
     /// Most entries, beside `max_bytes` (default: no entry bound; 0 disables the cache).

@@ -254,24 +254,55 @@ impl CompactBuilder {
         Some(span)
     }
 
+    /// Appends a number's JSON text to the token's own buffer (written in place, no string of
+    /// its own); `None` past fifteen bits.
+    fn push_number(&mut self, number: &serde_json::Number) -> Option<Span> {
+        use std::fmt::Write;
+        let start = self.text.len();
+        if write!(self.text, "{number}").is_err() || self.text.len() >= usize::from(Span::SHARED) {
+            self.text.truncate(start);
+            return None;
+        }
+        Some(Span {
+            start: u16::try_from(start).ok()?,
+            len: u16::try_from(self.text.len() - start).ok()?,
+        })
+    }
+
+    /// Appends an array of strings' items, their spans straight into the item list; on
+    /// failure (past fifteen bits) both are left as they were.
+    fn push_strings(&mut self, items: &[Value], shared: bool) -> Option<Kept> {
+        let first_item = self.items.len();
+        let text_len = (self.text.len(), self.shared.len());
+        let first = u16::try_from(first_item).ok();
+        let count = u16::try_from(items.len()).ok();
+        let mut complete = first.is_some() && count.is_some();
+        for item in items {
+            if !complete {
+                break;
+            }
+            match self.push(item.as_str().unwrap_or_default(), shared) {
+                Some(span) => self.items.push(span),
+                None => complete = false,
+            }
+        }
+        match (complete, first, count) {
+            (true, Some(first), Some(count)) => Some(Kept::Strings { first, count }),
+            _ => {
+                self.items.truncate(first_item);
+                self.text.truncate(text_len.0);
+                self.shared.truncate(text_len.1);
+                None
+            }
+        }
+    }
+
     fn keep(&mut self, value: Value, shared: bool) -> Kept {
         let compact = match &value {
             Value::String(text) => self.push(text, shared).map(Kept::Text),
-            Value::Number(number) => self.push(&number.to_string(), false).map(Kept::Number),
+            Value::Number(number) => self.push_number(number).map(Kept::Number),
             Value::Array(items) if items.iter().all(Value::is_string) => {
-                let first = u16::try_from(self.items.len()).ok();
-                let count = u16::try_from(items.len()).ok();
-                let spans: Option<Vec<Span>> = items
-                    .iter()
-                    .map(|item| self.push(item.as_str().unwrap_or_default(), shared))
-                    .collect();
-                match (first, count, spans) {
-                    (Some(first), Some(count), Some(spans)) => {
-                        self.items.extend(spans);
-                        Some(Kept::Strings { first, count })
-                    }
-                    _ => None,
-                }
+                self.push_strings(items, shared)
             }
             _ => None,
         };
@@ -295,22 +326,34 @@ impl CompactClaims {
         kid: Option<&str>,
         typ: Option<&str>,
     ) -> CompactClaims {
-        let length: usize = captured
-            .values
-            .iter()
-            .flatten()
-            .map(|value| match value {
-                Value::String(text) => text.len(),
-                Value::Number(_) => 20,
-                Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::len).sum(),
-                _ => 0,
-            })
-            .sum::<usize>()
-            + kid.map_or(0, str::len)
-            + typ.map_or(0, str::len);
+        // The buffers sized up front (numbers at their longest), so none grows while filled.
+        let (mut own, mut shared, mut items) =
+            (0, kid.map_or(0, str::len) + typ.map_or(0, str::len), 0);
+        for (slot, value) in captured.values.iter().enumerate() {
+            let buffer = if SHARED_SLOTS.contains(&slot) {
+                &mut shared
+            } else {
+                &mut own
+            };
+            match value {
+                Some(Value::String(text)) => *buffer += text.len(),
+                Some(Value::Number(_)) => own += 24,
+                Some(Value::Array(values)) => {
+                    items += values.len();
+                    *buffer += values
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::len)
+                        .sum::<usize>();
+                }
+                _ => {}
+            }
+        }
         let mut builder = CompactBuilder {
-            text: String::with_capacity(length),
-            ..CompactBuilder::default()
+            text: String::with_capacity(own),
+            shared: String::with_capacity(shared),
+            items: Vec::with_capacity(items),
+            values: Vec::new(),
         };
         let mut compact = CompactClaims {
             order: [u8::MAX; CAPTURED.len()],

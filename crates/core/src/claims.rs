@@ -566,6 +566,11 @@ mod tests {
                 "sub": "x".repeat(70_000), "scope": "a b", "aud": ["y".repeat(40_000), "z"],
                 "iss": "i", "exp": 5,
             }),
+            // An array whose first item fits and whose second does not, then more arrays.
+            serde_json::json!({
+                "aud": ["z", "y".repeat(40_000)], "scope": "a b", "iss": "i",
+                "permissions": ["p", "q"], "exp": 5,
+            }),
         ];
         for document in documents {
             let object = document.as_object().unwrap();

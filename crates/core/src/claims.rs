@@ -160,12 +160,20 @@ const SHARED_SLOTS: [usize; 7] = [0, 1, 6, 7, 9, 10, 11];
 /// The most distinct shared buffers [`intern`] remembers (then it starts afresh).
 const INTERNED_MAX: usize = 4096;
 
+/// The longest shared buffer [`intern`] remembers (1 KiB: the table holds at most 4 MiB).
+const INTERNED_LEN_MAX: usize = 1024;
+
 /// The one copy of `text` this process keeps for verified tokens: the tokens of one issuer
 /// and client, whose issuer, audiences, client and scopes are the same, share one buffer. The
 /// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
 /// a buffer keep it) and holds only what verified tokens said.
 fn intern(text: String) -> Arc<str> {
     static TABLE: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    // Real shared text is a few hundred bytes; a larger one is not shared, so the table holds
+    // at most `INTERNED_MAX * INTERNED_LEN_MAX` bytes beside what the cache weighs.
+    if text.len() > INTERNED_LEN_MAX {
+        return Arc::from(text);
+    }
     let Ok(mut table) = TABLE.get_or_init(Mutex::default).lock() else {
         return Arc::from(text);
     };
@@ -447,6 +455,8 @@ impl CompactClaims {
     pub fn number(&self, name: &str) -> Option<f64> {
         match self.kept(name) {
             Kept::Number(span) => self.at(span).parse().ok(),
+            // A number that no longer fit the own buffer was kept as a JSON value.
+            Kept::Value(index) => self.values.get(usize::from(index)).and_then(Value::as_f64),
             _ => None,
         }
     }
@@ -565,6 +575,12 @@ mod tests {
             serde_json::json!({
                 "sub": "x".repeat(70_000), "scope": "a b", "aud": ["y".repeat(40_000), "z"],
                 "iss": "i", "exp": 5,
+            }),
+            // The own buffer filled by a long subject before the times: they are kept as JSON
+            // values and must still read as numbers.
+            serde_json::json!({
+                "sub": "x".repeat(32_760), "exp": 1_800_000_000, "iat": 1_700_000_000,
+                "iss": "i",
             }),
             // An array whose first item fits and whose second does not, then more arrays.
             serde_json::json!({

@@ -45,6 +45,10 @@ use thiserror::Error;
 /// and its signature with room to spare.
 pub const MAX_PROOF_LEN: usize = 8 * 1024;
 
+/// Longest header segment kept between proofs (an RSA 4096 `jwk` header is about 1,100
+/// characters): longer headers are checked in full every time.
+pub const MAX_KEPT_HEADER_LEN: usize = 2 * 1024;
+
 /// Longest `jti` accepted (bytes), bounding what a replay cache holds per proof.
 pub const MAX_JTI_LEN: usize = 256;
 
@@ -225,15 +229,13 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     let header_b64 = &proof[..first];
     let payload_b64 = &proof[first + 1..second];
     let signature_b64 = &proof[second + 1..];
-    let proof_key = match context.keys.and_then(|keys| keys.get(header_b64)) {
-        Some(kept) => kept,
-        None => {
-            let checked = Arc::new(check_header(header_b64, context.algorithms)?);
-            if let Some(keys) = context.keys {
-                keys.insert(header_b64, checked.clone());
-            }
-            checked
-        }
+    let kept = context
+        .keys
+        .and_then(|keys| keys.get(header_b64))
+        .filter(|kept| context.algorithms.contains(kept.alg));
+    let proof_key = match &kept {
+        Some(kept) => kept.clone(),
+        None => Arc::new(check_header(header_b64, context.algorithms)?),
     };
     let ProofKey { alg, key, jkt } = &*proof_key;
     if let Some(expected) = context.jkt {
@@ -251,6 +253,13 @@ pub fn check_proof(proof: &[u8], context: &ProofContext<'_>) -> Result<CheckedPr
     key.key()
         .verify(*alg, signing_input, &buffer[..length])
         .map_err(|_| ProofError::Signature)?;
+    // Kept only once its key matched the token and signed this proof, and only when small: a
+    // client cannot fill the store with headers nobody signs, or with padded ones.
+    if let (None, Some(keys)) = (&kept, context.keys) {
+        if header_b64.len() <= MAX_KEPT_HEADER_LEN {
+            keys.insert(header_b64, proof_key.clone());
+        }
+    }
     let claims = ProofClaimValues::scan(payload_b64)?;
     check_claims(&claims, context, jkt.clone())
 }
@@ -926,6 +935,21 @@ mod tests {
         );
         assert!(check_proof(none.as_bytes(), &keeping).is_err());
         assert_eq!(kept.0.lock().unwrap().len(), 1);
+        // Nor a well-formed header whose key is not the token's, or whose proof is not signed
+        // by it: only a proof that passed keeps its header.
+        let thiefs = make_proof(&thief, &claims()).unwrap();
+        assert!(check_proof(thiefs.as_bytes(), &keeping).is_err());
+        let thief_header = thiefs.split('.').next().unwrap();
+        let unsigned = format!("{thief_header}.{rest}");
+        let thief_context = ProofContext {
+            jkt: Some(&other_token),
+            ..keeping
+        };
+        assert_eq!(
+            check_proof(unsigned.as_bytes(), &thief_context),
+            Err(ProofError::Signature)
+        );
+        assert_eq!(kept.0.lock().unwrap().len(), 1, "no failed header is kept");
     }
 
     #[test]

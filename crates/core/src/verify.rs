@@ -297,10 +297,11 @@ impl Verified {
         if let Some(value) = self.captured.json(name) {
             return Some(value);
         }
-        if CapturedClaims::slot(name).is_some() && !self.captured.contains(name) {
-            return None;
-        }
-        if CapturedClaims::slot(name).is_none() && self.payload.is_none() {
+        let absent = match CapturedClaims::slot(name) {
+            Some(_) => !self.captured.contains(name),
+            None => self.payload.is_none(),
+        };
+        if absent {
             return None;
         }
         self.claims().get(name)
@@ -390,7 +391,9 @@ impl Verified {
         if requirement.missing(self).is_empty() {
             return Ok(());
         }
-        check_scopes(requirement, self.claims())
+        // A copy for the refusal: building the map into this value would grow a cached token
+        // after the cache weighed it.
+        check_scopes(requirement, &self.to_claims())
     }
 }
 

@@ -391,6 +391,15 @@ impl Engine {
         &self.identity
     }
 
+    /// Every header only the gateway's side may set: the identity headers and the configured
+    /// client-certificate header. A client's copy in any spelling (any case, `_` for `-`) is
+    /// removed before upstream, or refused where it cannot be removed (forward-auth).
+    pub fn protected_headers(&self) -> impl Iterator<Item = &HeaderName> + Clone + '_ {
+        self.identity
+            .names()
+            .chain(self.dpop.certificate_source().header())
+    }
+
     /// The CORS settings, if enabled.
     pub fn cors(&self) -> Option<&Cors> {
         self.cors.as_ref()
@@ -472,7 +481,7 @@ impl Engine {
 
     /// The boundary checks on the request's headers ([`crate::hygiene`]), before any token work.
     fn boundary_refusal(&self, request: &RequestView<'_>) -> Option<Denial> {
-        let names = self.identity.names();
+        let names = self.protected_headers();
         let headers = request.headers;
         if request.front != FrontEnd::Authorizer {
             if let Some(named) = hygiene::connection_names_protected(headers, names.clone()) {

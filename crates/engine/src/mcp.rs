@@ -437,10 +437,14 @@ impl McpRules {
         let not_json_rpc = |e: serde_json::Error| {
             McpRefusal::Invalid(format!("the body is not a JSON-RPC message: {e}"))
         };
-        let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        if first == Some(&b'[') {
+        // The whole body is UTF-8, read or not: serde skips the strings it does not build
+        // without checking them.
+        let body = std::str::from_utf8(body)
+            .map_err(|e| McpRefusal::Invalid(format!("the body is not UTF-8 JSON: {e}")))?;
+        let first = body.bytes().find(|b| !b.is_ascii_whitespace());
+        if first == Some(b'[') {
             let batch: Vec<Object<Message<'_>>> =
-                serde_json::from_slice(body).map_err(not_json_rpc)?;
+                serde_json::from_str(body).map_err(not_json_rpc)?;
             if batch.is_empty() {
                 return Err(McpRefusal::Invalid(
                     "an empty JSON-RPC batch is not a request".into(),
@@ -450,8 +454,7 @@ impl McpRules {
                 .iter()
                 .try_for_each(|message| self.check_message(&message.0, base, verified))
         } else {
-            let message: Object<Message<'_>> =
-                serde_json::from_slice(body).map_err(not_json_rpc)?;
+            let message: Object<Message<'_>> = serde_json::from_str(body).map_err(not_json_rpc)?;
             self.check_message(&message.0, base, verified)
         }
     }

@@ -111,10 +111,11 @@ impl RoutePolicy {
         if accepted {
             return Ok(());
         }
-        let claims = verified.claims();
-        let found = jwtgate_core::audiences(claims);
+        // A copy, not `claims()`: that would grow the cached token after the cache weighed it.
+        let claims = verified.to_claims();
+        let found = jwtgate_core::audiences(&claims);
         Err(Reason::AudienceMismatch {
-            id_token: jwtgate_core::id_token_signs(claims, &found),
+            id_token: jwtgate_core::id_token_signs(&claims, &found),
             found,
             expected: expected.to_vec(),
         }

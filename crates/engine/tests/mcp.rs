@@ -213,6 +213,8 @@ async fn bodies_that_are_not_unambiguous_json_rpc_are_refused() {
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"result\":{}}",
         b"\xff",
+        // Bytes that are not UTF-8 in a member the rules do not read.
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"list_users\",\"arguments\":{\"q\":\"\xff\"}}}",
         // A message, or its params, as an array: members by position are not what the server reads.
         b"[[\"2.0\",1,\"tools/call\",{\"name\":\"list_users\"}]]",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"name\":\"delete_user\"}}",

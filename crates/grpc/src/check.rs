@@ -112,34 +112,31 @@ pub enum Unreadable {
 }
 
 /// Reads the original request from `check`: method, path with query, and headers from the
-/// `headers` map (a repeated name keeps its last value, as in a protobuf map) and, when Envoy
+/// `headers` map (names given twice, in any case, are kept twice) and, when Envoy
 /// sends raw headers (`encode_raw_headers`), from `header_map`.
 pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
     let http = check.http.as_ref().ok_or(Unreadable::NoHttpRequest)?;
     let raw = http.header_map.as_ref().map_or(&[][..], |m| &m.headers[..]);
     let mut headers = HeaderMap::with_capacity(check.headers.len() + raw.len());
-    let parse =
-        |name: &str, value: &[u8]| -> Result<Option<(HeaderName, HeaderValue)>, Unreadable> {
-            if name.starts_with(':') {
-                return Ok(None);
-            }
-            let bad = || Unreadable::BadHeader(name.to_owned());
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-            let value = HeaderValue::from_bytes(value).map_err(|_| bad())?;
-            Ok(Some((name, value)))
-        };
-    for header in &check.headers {
-        // The entry's name was checked to be UTF-8 when decoded.
-        let name = std::str::from_utf8(&header.name).unwrap_or_default();
-        if name.starts_with(':') {
-            continue;
+    // Pseudo-headers (`:path`, …) are Envoy's own; any other name or value must be valid HTTP.
+    let name_of = |name: &[u8]| -> Result<Option<HeaderName>, Unreadable> {
+        if name.starts_with(b":") {
+            return Ok(None);
         }
-        let bad = || Unreadable::BadHeader(name.to_owned());
-        let value = HeaderValue::from_maybe_shared(header.value.clone()).map_err(|_| bad())?;
-        headers.insert(
-            HeaderName::from_bytes(&header.name).map_err(|_| bad())?,
-            value,
-        );
+        HeaderName::from_bytes(name)
+            .map(Some)
+            .map_err(|_| Unreadable::BadHeader(String::from_utf8_lossy(name).into_owned()))
+    };
+    let bad = |name: &HeaderName| Unreadable::BadHeader(name.as_str().to_owned());
+    // Appended, never inserted: two entries of one name (`Authorization` and `authorization`)
+    // stay two headers, which the engine refuses as it does over HTTP, instead of one silently
+    // winning.
+    for header in &check.headers {
+        if let Some(name) = name_of(&header.name)? {
+            let value =
+                HeaderValue::from_maybe_shared(header.value.clone()).map_err(|_| bad(&name))?;
+            headers.append(name, value);
+        }
     }
     for header in raw {
         let value = if header.raw_value.is_empty() {
@@ -147,7 +144,8 @@ pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
         } else {
             &header.raw_value
         };
-        if let Some((name, value)) = parse(&header.key, value)? {
+        if let Some(name) = name_of(header.key.as_bytes())? {
+            let value = HeaderValue::from_bytes(value).map_err(|_| bad(&name))?;
             headers.append(name, value);
         }
     }
@@ -289,8 +287,7 @@ fn render_allow(
     for name in headers.keys() {
         let name = name.as_str();
         let spoofed = engine
-            .identity()
-            .names()
+            .protected_headers()
             .any(|n| hygiene::folds_to(name, n.as_str()));
         let overriding = hygiene::METHOD_OVERRIDE_HEADERS
             .iter()
@@ -303,12 +300,6 @@ fn render_allow(
         let token = !options.forward_token && name == "authorization";
         if (spoofed || overriding || forwarding_variant || token) && !is_set(name) {
             remove.push(name.to_owned());
-        }
-    }
-    // The client certificate a trusted proxy passed in a header is for jwtgate, not upstream.
-    if let Some(name) = engine.dpop().certificate_source().header() {
-        if headers.contains_key(name) && !remove.iter().any(|n| n == name.as_str()) {
-            remove.push(name.as_str().to_owned());
         }
     }
     let mut query_remove = Vec::new();

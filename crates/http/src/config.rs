@@ -675,6 +675,14 @@ impl GatewayConfig {
             }
             return Ok(CertificateSource::ExtAuthzSource);
         }
+        if self.server.client_ca.is_some() && self.server.client_cert_header.is_some() {
+            // The listener asks for certificates without requiring one, so a client reaching
+            // jwtgate directly could send the header and name any certificate: one source only.
+            return Err(invalid(
+                "server.client_cert_header",
+                "cannot be combined with client_ca: the certificate comes either from jwtgate's own TLS listener (client_ca) or from a trusted proxy's header, not both".into(),
+            ));
+        }
         if self.server.client_ca.is_some() && self.server.tls_cert.is_none() {
             return Err(invalid(
                 "server.client_ca",

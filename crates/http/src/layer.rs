@@ -114,10 +114,7 @@ pub struct AuthService<S> {
 /// jwtgate, not upstream), then adds the verified ones and stores the verified token and the
 /// checked path.
 pub fn apply_identity<B>(request: &mut Request<B>, engine: &Arc<Engine>, allow: Allow) {
-    hygiene::remove_spoofed(request.headers_mut(), engine.identity().names());
-    if let Some(name) = engine.dpop().certificate_source().header() {
-        request.headers_mut().remove(name);
-    }
+    hygiene::remove_spoofed(request.headers_mut(), engine.protected_headers());
     for (name, value) in allow.identity.iter() {
         request.headers_mut().insert(name.clone(), value.clone());
     }

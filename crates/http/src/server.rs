@@ -96,22 +96,14 @@ enum OriginalRequestError {
 /// let the client choose which path is checked.
 fn original_request(headers: &HeaderMap) -> Result<(Cow<'_, str>, &str), OriginalRequestError> {
     /// The four headers, as names built once (a `&str` name is parsed on every lookup).
-    static NAMES: [(HeaderName, &str); 4] = [
-        (
-            HeaderName::from_static("x-forwarded-method"),
-            "x-forwarded-method",
-        ),
-        (
-            HeaderName::from_static("x-original-method"),
-            "x-original-method",
-        ),
-        (
-            HeaderName::from_static("x-forwarded-uri"),
-            "x-forwarded-uri",
-        ),
-        (HeaderName::from_static("x-original-uri"), "x-original-uri"),
+    static NAMES: [HeaderName; 4] = [
+        HeaderName::from_static("x-forwarded-method"),
+        HeaderName::from_static("x-original-method"),
+        HeaderName::from_static("x-forwarded-uri"),
+        HeaderName::from_static("x-original-uri"),
     ];
-    let get = |(name, label): &(HeaderName, &'static str)| {
+    let get = |name: &'static HeaderName| {
+        let label = name.as_str();
         let mut values = headers.get_all(name).iter();
         let first = values.next();
         if values.next().is_some() {

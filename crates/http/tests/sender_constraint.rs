@@ -219,18 +219,30 @@ async fn a_trusted_proxys_header_binds_and_never_reaches_upstream() {
         echoed["headers"].get("x-ssl-client-cert").is_none(),
         "the certificate header reached upstream: {echoed}"
     );
-    // A bearer request with the header: it is removed too.
+    // A bearer request with the header, or with another spelling of it (which CGI, WSGI and
+    // PHP upstreams read as the same header): every one is removed.
     let response = client
         .get(format!("http://{addr}/api/users"))
         .bearer_auth(issuer.token(json!({})))
         .header("X-SSL-Client-Cert", "anything")
+        .header("x_ssl_client_cert", "anything")
+        .header("X-SSL_Client-Cert", "anything")
         .send()
         .await
         .unwrap();
     let echoed: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    let spellings: Vec<&String> = echoed["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|name| {
+            name.replace('_', "-")
+                .eq_ignore_ascii_case("x-ssl-client-cert")
+        })
+        .collect();
     assert!(
-        echoed["headers"].get("x-ssl-client-cert").is_none(),
-        "{echoed}"
+        spellings.is_empty(),
+        "{spellings:?} reached upstream: {echoed}"
     );
 
     // Forward-auth reads the same header from the proxy's check.
@@ -262,6 +274,15 @@ async fn a_trusted_proxys_header_binds_and_never_reaches_upstream() {
         www_authenticate(check("-----BEGIN%20CERTIFICATE").send().await.unwrap()).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("is not escaped-pem"), "{challenge}");
+    // Forward-auth cannot remove a client's other spelling from what the proxy forwards, so
+    // the check refuses it.
+    let response = check("")
+        .header("X-SSL-Client-Cert", &escaped)
+        .header("x_ssl_client_cert", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
 }
 
 #[test]
@@ -281,6 +302,12 @@ fn certificate_settings_are_checked() {
         error("client_cert_header = \"bad header\"\nclient_cert_header_format = \"xfcc\"")
             .contains("not a valid header name")
     );
+    // One source: a header beside the listener's own verification would be trusted from any
+    // peer, since the listener serves clients without a certificate.
+    let both = error(&format!(
+        "tls_cert = \"{DATA}/localhost.crt.pem\"\ntls_key = \"{DATA}/localhost.key.pem\"\nclient_ca = \"/ca.pem\"\nclient_cert_header = \"x-client-cert\"\nclient_cert_header_format = \"xfcc\""
+    ));
+    assert!(both.contains("cannot be combined with client_ca"), "{both}");
     // Envoy's gRPC check is the only source when chosen.
     for other in [
         "client_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"",

@@ -935,6 +935,30 @@ mod tests {
 
     #[test]
     fn the_client_certificate_is_read_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        jwtgate_test_support::certificates::make_ca(dir.path(), "ca");
+        jwtgate_test_support::certificates::make_client(dir.path(), "ca", "alice");
+        let pem = std::fs::read_to_string(dir.path().join("alice.crt")).unwrap();
+        let event = serde_json::to_vec(&serde_json::json!({"version": "2.0", "type": "REQUEST",
+            "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "requestContext": {"authentication": {"clientCert": {"clientCertPem": pem}}}}))
+        .unwrap();
+        let read = |client_certificate| {
+            parse_slice_with(
+                &event,
+                Reading {
+                    client_certificate,
+                    ..Reading::EVERYTHING
+                },
+            )
+            .unwrap()
+            .client_certificate
+        };
+        assert!(
+            read(true).is_some(),
+            "a real certificate is read when asked"
+        );
+        assert!(read(false).is_none(), "and only then");
         let event = br#"{"version": "2.0", "type": "REQUEST",
             "routeArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
             "requestContext": {"authentication": {"clientCert": {"clientCertPem": "not a certificate"}}}}"#;

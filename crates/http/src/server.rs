@@ -1154,6 +1154,20 @@ impl Accepted {
                         request.headers(),
                     )
                     .await;
+                    // As axum's router does: a HEAD answer names its (empty) body's length,
+                    // which hyper leaves out for HEAD.
+                    let mut response = response;
+                    if request.method() == http::Method::HEAD
+                        && !response
+                            .headers()
+                            .contains_key(http::header::CONTENT_LENGTH)
+                    {
+                        if let Some(length) = http_body::Body::size_hint(response.body()).exact() {
+                            response
+                                .headers_mut()
+                                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+                        }
+                    }
                     return Ok::<_, Infallible>(response.map(|inner| {
                         Body::new(TrackedBody {
                             inner,

@@ -46,6 +46,14 @@ fn config(issuer: &Issuer, addr: SocketAddr) -> GatewayConfig {
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }
 
+/// One request: its name, method, target and headers.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
 /// A gateway served with the direct dispatch, and one served by its router alone.
 async fn both(issuer: &Issuer) -> [(SocketAddr, tokio::sync::oneshot::Sender<()>); 2] {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -94,7 +102,7 @@ async fn the_direct_forward_auth_dispatch_answers_as_the_router_does() {
     let good: &'static str = Box::leak(good.into_boxed_str());
     let writer: &'static str = Box::leak(writer.into_boxed_str());
     let expired: &'static str = Box::leak(expired.into_boxed_str());
-    let cases: Vec<(&str, &str, &str, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "allowed",
             "GET",

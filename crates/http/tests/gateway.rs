@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use axum::routing::get;
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
@@ -62,15 +64,13 @@ async fn start(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
-    let built = config.build("test.toml").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = server::spawn(&built, listener, None, async {
-        let _ = rx.await;
-    })
-    .await
-    .unwrap();
-    (gateway.addr, built.engine, tx, gateway.task)
+    let gateway = support::start_config(config).await;
+    (
+        gateway.addr,
+        gateway.engine,
+        gateway.stop.unwrap(),
+        gateway.task,
+    )
 }
 
 /// A raw HTTP/1.1 exchange, so tests see exactly what goes over the wire.

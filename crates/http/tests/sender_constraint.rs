@@ -11,13 +11,11 @@ mod support;
 
 use axum::routing::get;
 use axum::Router;
-use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
-use jwtgate_core::{Algorithm, SigningKey};
-use jwtgate_engine::mtls::CertificateThumbprint;
 use jwtgate_http::config::GatewayConfig;
-use jwtgate_http::server;
-use jwtgate_test_support::certificates::{make_ca, make_client};
-use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::certificates::{
+    bound_token, escaped_pem, make_ca, make_client, tls_client, www_authenticate,
+};
+use jwtgate_test_support::{DpopClient, Issuer, AUDIENCE, ISSUER};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::process::Command;
@@ -68,45 +66,8 @@ async fn echo_upstream() -> SocketAddr {
 
 /// Starts the gateway (with TLS when configured); it stops when the sender drops.
 async fn start(config: &GatewayConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.engine).await;
-    let tls = built.options.tls.as_ref().map(|(cert, key)| {
-        server::tls_acceptor_with_client_ca(cert, key, built.options.client_ca.as_deref()).unwrap()
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let spawned = server::spawn(&built, listener, tls, async {
-        let _ = rx.await;
-    })
-    .await
-    .unwrap();
-    (spawned.addr, tx)
-}
-
-fn tls_client(identity: Option<&[u8]>) -> reqwest::Client {
-    let root =
-        reqwest::Certificate::from_pem(&std::fs::read(format!("{DATA}/ca.crt.pem")).unwrap())
-            .unwrap();
-    let mut builder = reqwest::Client::builder().add_root_certificate(root);
-    if let Some(identity) = identity {
-        builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
-    }
-    builder.build().unwrap()
-}
-
-fn bound_token(issuer: &Issuer, der: &[u8]) -> String {
-    let x5t = CertificateThumbprint::of_der(der).to_base64url();
-    issuer.token(json!({"cnf": {"x5t#S256": x5t}}))
-}
-
-async fn www_authenticate(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, challenge)
+    let gateway = support::start_config(config).await;
+    (gateway.addr, gateway.stop.unwrap())
 }
 
 #[tokio::test]
@@ -188,16 +149,7 @@ async fn a_trusted_proxys_header_binds_and_never_reaches_upstream() {
     make_ca(dir.path(), "clients");
     let (_, alice_der) = make_client(dir.path(), "clients", "alice");
     let alice_pem = std::fs::read_to_string(dir.path().join("alice.crt")).unwrap();
-    let escaped: String = alice_pem
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let escaped = escaped_pem(&alice_pem);
     let issuer = Issuer::new();
     let upstream = echo_upstream().await;
     let extra =
@@ -337,26 +289,14 @@ async fn a_fresh_dpop_nonce_rides_on_successful_answers() {
     config.dpop.nonce = true;
     let (addr, _stop) = start(&config).await;
     let client = reqwest::Client::new();
-    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
-    let token = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = DpopClient::new(&issuer);
     let proof = |jti: &str, nonce: Option<&str>| {
-        make_proof(
-            &key,
-            &ProofClaims {
-                method: "GET",
-                uri: "https://api.example.com/api/users",
-                access_token: Some(&token),
-                iat: jwtgate_test_support::now(),
-                jti,
-                nonce,
-            },
-        )
-        .unwrap()
+        dpop.proof("GET", "https://api.example.com/api/users", jti, nonce)
     };
     let call = |url: &str, proof: String| {
         client
             .get(url)
-            .header("Authorization", format!("DPoP {token}"))
+            .header("Authorization", dpop.authorization())
             .header("DPoP", proof)
             .header("X-Forwarded-Method", "GET")
             .header("X-Forwarded-Uri", "/api/users")
@@ -518,16 +458,7 @@ http {{
     assert!(challenge.contains("another certificate"), "{challenge}");
 
     // Without a certificate, a client's own copy of the header does not reach jwtgate.
-    let forged: String = alice_pem
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let forged = escaped_pem(&alice_pem);
     let (status, challenge) = www_authenticate(
         tls_client(None)
             .get(&url)

@@ -1,7 +1,8 @@
 //! Fixtures shared by jwtgate's tests (a dev-dependency only, never published): an [`Issuer`]
 //! that signs Auth0-shaped tokens with a generated key and publishes its JWKS (as JSON or a
 //! file), a loopback [`JwksServer`] that counts fetches, a multi-tenant provider
-//! ([`TenantProvider`]: discovery and JWKS per tenant), client [`certificates`] made with openssl,
+//! ([`TenantProvider`]: discovery and JWKS per tenant), client [`certificates`] made with openssl
+//! and an HTTPS client presenting them, a [`DpopClient`] with its bound token and proofs,
 //! [`free_port`] and [`now`].
 //!
 //! A fixture that cannot be built is a broken test, not a condition to handle: helpers fail
@@ -10,10 +11,12 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 pub mod certificates;
+mod dpop;
 mod issuer;
 mod server;
 mod tenants;
 
+pub use dpop::DpopClient;
 pub use issuer::{merge, Issuer, AUDIENCE, ISSUER};
 pub use server::JwksServer;
 pub use tenants::TenantProvider;

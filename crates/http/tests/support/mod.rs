@@ -1,7 +1,7 @@
-//! The harness shared by the tests that run real proxies and servers (`real_proxies.rs`,
-//! `boundary.rs`): the `docs/recipes/` files and their placeholders, an issuer minting tokens, the
-//! in-process gateway, child processes on free loopback ports (nginx, Caddy and others), and a raw
-//! HTTP/1.1 client that sends exactly the bytes it is given.
+//! The harness shared by the HTTP gateway's tests: the `docs/recipes/` files and their
+//! placeholders, an issuer minting tokens, the in-process gateway (from a recipe, or from a
+//! [`GatewayConfig`] with or without TLS), child processes on free loopback ports (nginx, Caddy
+//! and others), and a raw HTTP/1.1 client that sends exactly the bytes it is given.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -104,14 +104,61 @@ pub async fn start_gateway_with(
     let addr = listener.local_addr().unwrap();
     let config = GatewayConfig::from_toml(&config(addr), name).unwrap();
     assert_eq!(config.server.listen, addr);
+    let gateway = serve(&config, name, listener).await;
+    (gateway.addr, gateway.stop.unwrap())
+}
+
+/// A gateway serving in the test's runtime.
+pub struct Gateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The engine it was built with.
+    pub engine: std::sync::Arc<jwtgate_http::Engine>,
+    /// Stops it when sent to or dropped (taken by [`Gateway::stop`]).
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The serving task: it ends once stopped and its requests are done.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    /// Stops it and waits (10 s at most) for its task to end without an error.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the gateway stops within 10 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Starts the gateway built from `config` (named `test.toml` in errors) on a free loopback port.
+pub async fn start_config(config: &GatewayConfig) -> Gateway {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve(config, "test.toml", listener).await
+}
+
+/// Serves `config` on `listener`: over TLS when it names `tls_cert`/`tls_key`, asking for client
+/// certificates from its `client_ca` when it names one.
+pub async fn serve(config: &GatewayConfig, name: &str, listener: TcpListener) -> Gateway {
     let built = config.build(name).unwrap();
+    let tls = built.options.tls.as_ref().map(|(cert, key)| {
+        server::tls_acceptor_with_client_ca(cert, key, built.options.client_ca.as_deref()).unwrap()
+    });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    server::spawn(&built, listener, None, async {
+    let spawned = server::spawn(&built, listener, tls, async {
         let _ = rx.await;
     })
     .await
     .unwrap();
-    (addr, tx)
+    Gateway {
+        addr: spawned.addr,
+        engine: built.engine,
+        stop: Some(tx),
+        task: spawned.task,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 //! file), a loopback [`JwksServer`] that counts fetches, a multi-tenant provider
 //! ([`TenantProvider`]: discovery and JWKS per tenant), client [`certificates`] made with openssl
 //! and an HTTPS client presenting them, a [`DpopClient`] with its bound token and proofs,
-//! [`free_port`] and [`now`].
+//! the documented [`recipes`] and their placeholders, real programs as child [`process`]es on free
+//! loopback ports, an echoing [`upstream`] that records what reached it, a raw HTTP/1.1 client
+//! ([`wire`]), [`free_port`] and [`now`].
 //!
 //! A fixture that cannot be built is a broken test, not a condition to handle: helpers fail
 //! loudly with a message instead of returning errors, as test code does.
@@ -13,8 +15,12 @@
 pub mod certificates;
 mod dpop;
 mod issuer;
+pub mod process;
+pub mod recipes;
 mod server;
 mod tenants;
+pub mod upstream;
+pub mod wire;
 
 pub use dpop::DpopClient;
 pub use issuer::{merge, Issuer, AUDIENCE, ISSUER};

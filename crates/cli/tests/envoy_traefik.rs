@@ -18,7 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_test_support::certificates::{
-    bound_token, client_certificate, tls_client, tls_data, www_authenticate,
+    bound_token, client_certificate, get_bearer, tls_client, tls_data,
 };
 use jwtgate_test_support::process::{accepts, free_loopback_addr, start_with_ports, Running};
 use jwtgate_test_support::recipes::{recipe, render};
@@ -618,6 +618,54 @@ async fn envoy_recipes_pass_dpop_nonces() {
     }
 }
 
+/// What the client-certificate tests share: a temp dir whose `certs` hold the CA `clients` and
+/// the certificates it issued to alice and bob (key and certificate as one PEM, and the DER), the
+/// recipes' issuer, the echoing upstream, and `jwtgate serve` from the recipe `toml` with
+/// `server` added to its `[server]` section (its HTTP and gRPC listeners).
+struct WithCertificates {
+    dir: tempfile::TempDir,
+    certs: std::path::PathBuf,
+    alice: (Vec<u8>, Vec<u8>),
+    bob: (Vec<u8>, Vec<u8>),
+    issuer: Issuer,
+    upstream: SocketAddr,
+    seen: Seen,
+    jwtgate: Running,
+    listeners: (SocketAddr, SocketAddr),
+}
+
+impl WithCertificates {
+    async fn start(toml: &'static str, server: &str) -> WithCertificates {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir_all(&certs).unwrap();
+        let alice = client_certificate(&certs, "clients", "alice");
+        let bob = client_certificate(&certs, "clients", "bob");
+        let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+        let (upstream, seen) = start_echo_upstream().await;
+        let section = format!("[server]\n{server}");
+        let (jwtgate, listeners) = start_jwtgate_with(
+            dir.path(),
+            toml,
+            &issuer,
+            |text| text.replacen("[server]\n", &section, 1),
+            false,
+        )
+        .await;
+        WithCertificates {
+            dir,
+            certs,
+            alice,
+            bob,
+            issuer,
+            upstream,
+            seen,
+            jwtgate,
+            listeners,
+        }
+    }
+}
+
 /// Envoy terminating TLS with client certificates in front of the HTTP ext_authz recipe, with
 /// `forward_client_cert_details: SANITIZE_SET` and the certificate in `x-forwarded-client-cert`
 /// (docs/mtls.md), and jwtgate reading that header (`client_cert_header_format = "xfcc"`): the
@@ -625,25 +673,19 @@ async fn envoy_recipes_pass_dpop_nonces() {
 /// sends its own XFCC is refused (Envoy replaces it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_passes_the_client_certificate_in_xfcc() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
-    let (bob, bob_der) = client_certificate(&certs, "clients", "bob");
-    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_echo_upstream().await;
-    let (_jwtgate, (http, _)) = start_jwtgate_with(
-        dir.path(),
+    let WithCertificates {
+        dir,
+        certs,
+        alice: (alice, alice_der),
+        bob: (bob, bob_der),
+        issuer,
+        upstream,
+        seen,
+        jwtgate: _jwtgate,
+        listeners: (http, _),
+    } = WithCertificates::start(
         "jwtgate-envoy.toml",
-        &issuer,
-        |text| {
-            text.replacen(
-                "[server]\n",
-                "[server]\nclient_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"\n",
-                1,
-            )
-        },
-        false,
+        "client_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"\n",
     )
     .await;
     let (_envoy, proxy) = start_envoy_tls(
@@ -679,15 +721,7 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     assert_eq!(seen.count(), before + 1);
 
-    let (status, challenge) = www_authenticate(
-        client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
@@ -698,14 +732,11 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let (status, challenge) = www_authenticate(
-        client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .header("x-forwarded-client-cert", forged)
-            .send()
-            .await
-            .unwrap(),
+    let (status, challenge) = get_bearer(
+        &client(None),
+        &url,
+        &token,
+        &[("x-forwarded-client-cert", &forged)],
     )
     .await;
     assert_eq!(status, 401);
@@ -732,27 +763,17 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
 /// token bound to no certificate still passes without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_grpc_check_carries_the_client_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
-    let (bob, _) = client_certificate(&certs, "clients", "bob");
-    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_echo_upstream().await;
-    let (_jwtgate, (_, grpc)) = start_jwtgate_with(
-        dir.path(),
-        "jwtgate-envoy.toml",
-        &issuer,
-        |text| {
-            text.replacen(
-                "[server]\n",
-                "[server]\nclient_cert_source = \"ext-authz\"\n",
-                1,
-            )
-        },
-        false,
-    )
-    .await;
+    let WithCertificates {
+        dir,
+        certs,
+        alice: (alice, alice_der),
+        bob: (bob, _),
+        issuer,
+        upstream,
+        seen,
+        jwtgate: _jwtgate,
+        listeners: (_, grpc),
+    } = WithCertificates::start("jwtgate-envoy.toml", "client_cert_source = \"ext-authz\"\n").await;
     let (_envoy, proxy) = start_envoy_tls(
         dir.path(),
         "envoy-grpc.yaml",
@@ -785,15 +806,7 @@ async fn envoy_grpc_check_carries_the_client_certificate() {
         (Some(&bob[..]), "another certificate"),
         (None, "without a client certificate"),
     ] {
-        let (status, challenge) = www_authenticate(
-            client(identity)
-                .get(&url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, challenge) = get_bearer(&client(identity), &url, &token, &[]).await;
         assert_eq!(status, 401, "{expected}");
         assert!(challenge.contains(expected), "{challenge}");
     }
@@ -818,25 +831,19 @@ async fn envoy_grpc_check_carries_the_client_certificate() {
 /// client without one that sends its own `X-Forwarded-Tls-Client-Cert` is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_passes_the_client_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
-    let (bob, _) = client_certificate(&certs, "clients", "bob");
-    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, _seen) = start_echo_upstream().await;
-    let (_jwtgate, (http, _)) = start_jwtgate_with(
-        dir.path(),
+    let WithCertificates {
+        dir,
+        certs,
+        alice: (alice, alice_der),
+        bob: (bob, _),
+        issuer,
+        upstream,
+        jwtgate: _jwtgate,
+        listeners: (http, _),
+        ..
+    } = WithCertificates::start(
         "jwtgate-caddy.toml",
-        &issuer,
-        |text| {
-            text.replacen(
-                "[server]\n",
-                "[server]\nclient_cert_header = \"X-Forwarded-Tls-Client-Cert\"\nclient_cert_header_format = \"base64-der\"\n",
-                1,
-            )
-        },
-        false,
+        "client_cert_header = \"X-Forwarded-Tls-Client-Cert\"\nclient_cert_header_format = \"base64-der\"\n",
     )
     .await;
     let data = tls_data();
@@ -915,15 +922,7 @@ http:
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 
-    let (status, challenge) = www_authenticate(
-        client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
@@ -931,14 +930,11 @@ http:
         .lines()
         .filter(|line| !line.starts_with("-----"))
         .collect();
-    let (status, challenge) = www_authenticate(
-        client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .header("X-Forwarded-Tls-Client-Cert", forged)
-            .send()
-            .await
-            .unwrap(),
+    let (status, challenge) = get_bearer(
+        &client(None),
+        &url,
+        &token,
+        &[("X-Forwarded-Tls-Client-Cert", &forged)],
     )
     .await;
     assert_eq!(

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_test_support::certificates::{
-    bound_token, escaped_pem, make_ca, make_client, tls_client, www_authenticate,
+    bound_token, escaped_pem, get_bearer, make_ca, make_client, tls_client, www_authenticate,
 };
 use jwtgate_test_support::{DpopClient, Issuer, AUDIENCE, ISSUER};
 use serde_json::{json, Map, Value};
@@ -97,30 +97,14 @@ async fn the_tls_listener_binds_tokens_to_client_certificates() {
     assert_eq!(response.status(), 200);
 
     // The same token from a client without a certificate, or with another one the CA issued.
-    let (status, challenge) = www_authenticate(
-        tls_client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&tls_client(None), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(
         challenge.contains("error=\"invalid_token\"")
             && challenge.contains("without a client certificate"),
         "{challenge}"
     );
-    let (status, challenge) = www_authenticate(
-        tls_client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&tls_client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
@@ -445,28 +429,17 @@ http {{
         "{echoed}"
     );
 
-    let (status, challenge) = www_authenticate(
-        tls_client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&tls_client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
     // Without a certificate, a client's own copy of the header does not reach jwtgate.
     let forged = escaped_pem(&alice_pem);
-    let (status, challenge) = www_authenticate(
-        tls_client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .header("X-SSL-Client-Cert", forged)
-            .send()
-            .await
-            .unwrap(),
+    let (status, challenge) = get_bearer(
+        &tls_client(None),
+        &url,
+        &token,
+        &[("X-SSL-Client-Cert", &forged)],
     )
     .await;
     assert_eq!(status, 401);

@@ -179,3 +179,22 @@ pub async fn www_authenticate(response: reqwest::Response) -> (u16, String) {
 pub fn bound_token(issuer: &crate::Issuer, der: &[u8]) -> String {
     issuer.token(serde_json::json!({"cnf": {"x5t#S256": x5t(der)}}))
 }
+
+/// `GET url` from `client` with `token` as a bearer token and `headers` added: the answer's
+/// status and `WWW-Authenticate` challenge ([`www_authenticate`]).
+pub async fn get_bearer(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut request = client.get(url).bearer_auth(token);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    www_authenticate(response).await
+}

@@ -89,8 +89,8 @@ http {{
         .args(["-e", "stderr", "-p"])
         .arg(format!("{}/", prefix.display()))
         .args(["-c", "nginx.conf"]);
-    let mut nginx = Running::spawn(command, dir.join("nginx.log"));
-    nginx.wait_until_listening(listen).await;
+    let mut nginx = Running::spawn("nginx", command, dir.join("nginx.log"));
+    nginx.expect_listening(listen).await;
     (nginx, listen)
 }
 

@@ -112,6 +112,14 @@ impl Running {
             .await
     }
 
+    /// [`Running::wait_until_listening`], failing the test with the log when the process exits
+    /// first.
+    pub async fn expect_listening(&mut self, addr: SocketAddr) {
+        if let Err(log) = self.wait_until_listening(addr).await {
+            panic!("{log}");
+        }
+    }
+
     /// Sends SIGTERM and waits (10 s at most) for a clean exit (status 0).
     pub fn terminate(&mut self) {
         let status = Command::new("kill")

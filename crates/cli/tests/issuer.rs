@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod e2e_support;
+
+use e2e_support::IssuerProcess;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const API: &str = "https://api.jwtgate.local/";
 
@@ -23,47 +26,13 @@ fn stdout(output: &Output) -> String {
         .to_owned()
 }
 
-/// A `jwtgate issuer` process on a free loopback port; killed when dropped.
-struct Running {
-    child: Child,
-    url: String,
-}
-
-impl Running {
-    fn start(extra: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-            .args(["issuer", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first
-            .strip_prefix("jwtgate issuer listening on ")
-            .unwrap_or_else(|| panic!("unexpected banner: {first}"))
-            .to_owned();
-        let users = lines
-            .by_ref()
-            .map(|l| l.unwrap())
-            .find(|l| l.trim_start().starts_with("users"))
-            .unwrap();
-        assert!(users.ends_with("alice, bob (or type any name)"), "{users}");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Running {
-            child,
-            url: format!("http://{addr}/"),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `jwtgate issuer` with `extra` arguments; its banner lists the demo users.
+fn start_issuer(extra: &[&str]) -> IssuerProcess {
+    let args: Vec<&OsStr> = extra.iter().map(OsStr::new).collect();
+    let issuer = IssuerProcess::start_with(&args);
+    let users = issuer.line_starting_with("users");
+    assert!(users.ends_with("alice, bob (or type any name)"), "{users}");
+    issuer
 }
 
 fn verify(url: &str, token: &str) -> Output {
@@ -83,7 +52,7 @@ fn verify(url: &str, token: &str) -> Output {
 
 #[test]
 fn issuer_mint_and_operator_commands() {
-    let issuer = Running::start(&["--ephemeral"]);
+    let issuer = start_issuer(&["--ephemeral"]);
     let url = issuer.url.as_str();
 
     let minted = jwtgate(&[
@@ -262,19 +231,10 @@ fn offline_mint_uses_the_state_directory_the_issuer_publishes() {
     let token = stdout(&minted);
 
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-        .args(["issuer", "--listen", &listen, "--state-dir", state])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert_eq!(first, format!("jwtgate issuer listening on {listen}"));
-    std::thread::spawn(move || for _ in lines {});
+    let issuer = IssuerProcess::start_on(&listen, &[OsStr::new("--state-dir"), OsStr::new(state)]);
+    assert_eq!(issuer.url, public);
     let verdict = verify(&public, &token);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(issuer);
     assert!(verdict.status.success(), "{}", stdout(&verdict));
 }
 

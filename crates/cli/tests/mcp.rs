@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 const ISS: &str = "https://example.eu.auth0.com/";
 
-mod mcp_support;
+mod e2e_support;
 
-use mcp_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
+use e2e_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
 
 /// A child process killed when dropped.
 struct Running(Child);

@@ -5,7 +5,7 @@
 //! and an HTTPS client presenting them, a [`DpopClient`] with its bound token and proofs,
 //! the documented [`recipes`] and their placeholders, real programs as child [`process`]es on free
 //! loopback ports, an echoing [`upstream`] that records what reached it, a raw HTTP/1.1 client
-//! ([`wire`]), [`free_port`] and [`now`].
+//! ([`wire`]), what verified tokens cost in [`memory`], [`free_port`] and [`now`].
 //!
 //! A fixture that cannot be built is a broken test, not a condition to handle: helpers fail
 //! loudly with a message instead of returning errors, as test code does.
@@ -15,6 +15,7 @@
 pub mod certificates;
 mod dpop;
 mod issuer;
+pub mod memory;
 pub mod process;
 pub mod recipes;
 mod server;

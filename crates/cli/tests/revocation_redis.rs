@@ -20,12 +20,12 @@ use jwtgate_test_support::{free_port, now, Issuer, AUDIENCE, ISSUER};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod redis_support;
 
-use redis_support::{require_program, start_redis, Running};
+use jwtgate_test_support::process::nginx_command;
+use redis_support::{start_redis, Running};
 
 /// nginx with `auth_request` to the three replicas (round robin) in front of `upstream`.
 async fn start_nginx(
@@ -34,7 +34,6 @@ async fn start_nginx(
     upstream: SocketAddr,
 ) -> (Running, SocketAddr) {
     let prefix = dir.join("nginx");
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let servers: String = replicas
         .iter()
@@ -83,12 +82,7 @@ http {{
 }}
 "#
     );
-    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-    let mut command = Command::new(require_program("nginx"));
-    command
-        .args(["-e", "stderr", "-p"])
-        .arg(format!("{}/", prefix.display()))
-        .args(["-c", "nginx.conf"]);
+    let command = nginx_command(&prefix, &conf);
     let mut nginx = Running::spawn("nginx", command, dir.join("nginx.log"));
     nginx.expect_listening(listen).await;
     (nginx, listen)

@@ -18,7 +18,6 @@ use jwtgate_test_support::certificates::{
 use jwtgate_test_support::{DpopClient, Issuer, AUDIENCE, ISSUER};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
-use std::process::Command;
 use tokio::net::TcpListener;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
@@ -352,14 +351,12 @@ async fn nginx_passes_the_client_certificate() {
     )
     .unwrap();
     let (jwtgate, _stop) = start(&gateway).await;
-    let nginx = support::require_program("nginx");
     let prefix = dir.path().join("nginx");
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
     let client_ca = dir.path().join("clients.crt");
     let (_nginx, addr) = support::start_on_free_port("nginx", dir.path(), |listen| {
-        std::fs::write(
-            prefix.join("nginx.conf"),
-            format!(
+        support::nginx_command(
+            &prefix,
+            &format!(
                 r#"
 daemon off;
 master_process off;
@@ -401,16 +398,6 @@ http {{
                 ca = client_ca.display(),
             ),
         )
-        .unwrap();
-        let mut command = Command::new(&nginx);
-        command
-            .arg("-e")
-            .arg("stderr")
-            .arg("-p")
-            .arg(format!("{}/", prefix.display()))
-            .arg("-c")
-            .arg("nginx.conf");
-        command
     })
     .await;
     let url = format!("https://localhost:{}/api/users", addr.port());

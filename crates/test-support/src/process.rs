@@ -31,6 +31,22 @@ pub fn require_program(name: &str) -> PathBuf {
         })
 }
 
+/// The real nginx (Debian's `nginx`) running `conf` in the foreground, single process, logging
+/// to stderr, with `prefix` as its prefix: `conf` is written to `{prefix}/nginx.conf`, and
+/// `{prefix}/tmp` made for the temp paths a configuration may name there.
+pub fn nginx_command(prefix: &Path, conf: &str) -> Command {
+    std::fs::create_dir_all(prefix.join("tmp"))
+        .unwrap_or_else(|e| panic!("{}: {e}", prefix.display()));
+    std::fs::write(prefix.join("nginx.conf"), conf)
+        .unwrap_or_else(|e| panic!("{}: {e}", prefix.display()));
+    let mut command = Command::new(require_program("nginx"));
+    command
+        .args(["-e", "stderr", "-p"])
+        .arg(format!("{}/", prefix.display()))
+        .args(["-c", "nginx.conf"]);
+    command
+}
+
 /// A loopback address on a port that was free a moment ago (see [`crate::free_port`]).
 pub fn free_loopback_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], crate::free_port()))

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use jwtgate_test_support::process::{
-    require_program, start_on_free_port, Running, INSTALL_HINT,
+    nginx_command, require_program, start_on_free_port, Running, INSTALL_HINT,
 };
 pub use jwtgate_test_support::recipes::{recipe, render};
 pub use jwtgate_test_support::wire::{send, Reply};
@@ -137,10 +137,8 @@ pub async fn start_nginx(
     jwtgate: SocketAddr,
     upstream: SocketAddr,
 ) -> (Running, SocketAddr) {
-    let nginx = require_program("nginx");
     let template = recipe("nginx.conf");
     let prefix = dir.join("nginx");
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
     start_on_free_port("nginx", dir, |listen| {
         let conf = render(
             &template,
@@ -150,16 +148,7 @@ pub async fn start_nginx(
                 ("@UPSTREAM_ADDR@", upstream.to_string()),
             ],
         );
-        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-        let mut command = Command::new(&nginx);
-        command
-            .arg("-e")
-            .arg("stderr")
-            .arg("-p")
-            .arg(format!("{}/", prefix.display()))
-            .arg("-c")
-            .arg("nginx.conf");
-        command
+        nginx_command(&prefix, &conf)
     })
     .await
 }

@@ -600,10 +600,7 @@ async fn registration_is_rate_limited() {
     let reply = register(&h, json!({"redirect_uris": [CLIENT_REDIRECT]})).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.header("retry-after").as_deref(), Some("60"));
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("3 per minute"));
+    reply.assert_description("3 per minute");
     // Refused requests do not count; a minute later there is room again.
     h.clock.advance(std::time::Duration::from_secs(61));
     registered_client(&h).await;

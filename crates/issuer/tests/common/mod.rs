@@ -45,6 +45,24 @@ impl Reply {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
+    /// Fails unless this is the OAuth error `error` whose `error_description` contains
+    /// `description_part`.
+    pub fn assert_oauth_error(&self, error: &str, description_part: &str) {
+        let body = self.json();
+        assert_eq!(body["error"], error, "{body}");
+        self.assert_description(description_part);
+    }
+
+    /// Fails unless this answer's `error_description` contains `description_part`.
+    pub fn assert_description(&self, description_part: &str) {
+        let body = self.json();
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains(description_part),
+            "{description_part:?} not in {body}"
+        );
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)

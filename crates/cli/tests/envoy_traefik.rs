@@ -17,9 +17,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_test_support::certificates::{
-    bound_token, client_certificate, get_bearer, tls_client, tls_data,
-};
+use jwtgate_test_support::certificates::{bound_token, client_certificate, tls_client, tls_data};
+use jwtgate_test_support::client::get_bearer;
 use jwtgate_test_support::process::{accepts, free_loopback_addr, start_with_ports, Running};
 use jwtgate_test_support::recipes::{recipe, render};
 use jwtgate_test_support::upstream::{folded_values, start_echo_upstream, Seen};

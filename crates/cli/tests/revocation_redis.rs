@@ -16,6 +16,7 @@
 
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
+use jwtgate_test_support::client::forward_auth_check;
 use jwtgate_test_support::{free_port, now, Issuer, AUDIENCE, ISSUER};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -134,24 +135,6 @@ resync_interval = 1
     (spawned.addr, stop)
 }
 
-/// A forward-auth check sent to one replica: (status, WWW-Authenticate).
-async fn check(client: &reqwest::Client, replica: SocketAddr, token: &str) -> (u16, String) {
-    let response = client
-        .get(format!("http://{replica}/auth"))
-        .header("X-Original-Method", "GET")
-        .header("X-Original-URI", "/api/users")
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (response.status().as_u16(), challenge)
-}
-
 /// A request through nginx: (status, the challenge nginx passed on).
 async fn through_nginx(client: &reqwest::Client, nginx: SocketAddr, token: &str) -> (u16, String) {
     let response = client
@@ -227,7 +210,7 @@ async fn all_answer(
 ) {
     for replica in replicas {
         for token in tokens {
-            let (got, challenge) = check(client, *replica, token).await;
+            let (got, challenge) = forward_auth_check(client, *replica, token).await;
             assert_eq!(got, status, "{replica}: {challenge}");
         }
     }
@@ -324,7 +307,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
     assert!(stdout.contains("\"jti\":\"alice-1\""), "{stdout}");
     on_every_replica(&replicas, Duration::from_secs(1), "jti revoked", |r| {
         let (client, alice) = (client.clone(), alice.clone());
-        async move { check(&client, r, &alice).await.0 == 401 }
+        async move { forward_auth_check(&client, r, &alice).await.0 == 401 }
     })
     .await;
     let enforced_after = returned.elapsed();
@@ -333,7 +316,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
         "{enforced_after:?}"
     );
     for replica in &replicas {
-        let (_, challenge) = check(&client, *replica, &alice).await;
+        let (_, challenge) = forward_auth_check(&client, *replica, &alice).await;
         assert!(
             challenge.contains("error=\"invalid_token\"")
                 && challenge.contains("token revoked (by jti)"),
@@ -356,7 +339,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
     let returned = Instant::now();
     on_every_replica(&replicas, Duration::from_secs(1), "subject revoked", |r| {
         let (client, bob) = (client.clone(), bob.clone());
-        async move { check(&client, r, &bob).await.0 == 401 }
+        async move { forward_auth_check(&client, r, &bob).await.0 == 401 }
     })
     .await;
     assert!(returned.elapsed() < Duration::from_secs(1));
@@ -438,7 +421,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
         "jti revoked after restart",
         |r| {
             let (client, carol) = (client.clone(), carol.clone());
-            async move { check(&client, r, &carol).await.0 == 401 }
+            async move { forward_auth_check(&client, r, &carol).await.0 == 401 }
         },
     )
     .await;
@@ -453,7 +436,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
     assert_eq!(code, 0, "{stderr}");
     on_every_replica(&replicas, Duration::from_secs(1), "rule removed", |r| {
         let (client, carol) = (client.clone(), carol.clone());
-        async move { check(&client, r, &carol).await.0 == 200 }
+        async move { forward_auth_check(&client, r, &carol).await.0 == 200 }
     })
     .await;
     drop(redis);

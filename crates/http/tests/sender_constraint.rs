@@ -13,8 +13,9 @@ use axum::routing::get;
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_test_support::certificates::{
-    bound_token, escaped_pem, get_bearer, make_ca, make_client, tls_client, www_authenticate,
+    bound_token, escaped_pem, make_ca, make_client, tls_client,
 };
+use jwtgate_test_support::client::{get_bearer, www_authenticate};
 use jwtgate_test_support::{DpopClient, Issuer, AUDIENCE, ISSUER};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;

@@ -159,42 +159,7 @@ pub fn tls_client(identity: Option<&[u8]>) -> reqwest::Client {
     builder.build().expect("an HTTPS client")
 }
 
-/// A response's status and its `WWW-Authenticate` challenge (empty when there is none).
-pub async fn www_authenticate(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|value| {
-            value
-                .to_str()
-                .expect("a visible-ASCII challenge")
-                .to_owned()
-        })
-        .unwrap_or_default();
-    (status, challenge)
-}
-
 /// `issuer`'s access token bound to the certificate `der` (`cnf.x5t#S256`, RFC 8705).
 pub fn bound_token(issuer: &crate::Issuer, der: &[u8]) -> String {
     issuer.token(serde_json::json!({"cnf": {"x5t#S256": x5t(der)}}))
-}
-
-/// `GET url` from `client` with `token` as a bearer token and `headers` added: the answer's
-/// status and `WWW-Authenticate` challenge ([`www_authenticate`]).
-pub async fn get_bearer(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String) {
-    let mut request = client.get(url).bearer_auth(token);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    www_authenticate(response).await
 }

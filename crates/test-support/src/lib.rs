@@ -2,7 +2,7 @@
 //! that signs Auth0-shaped tokens with a generated key and publishes its JWKS (as JSON or a
 //! file), a loopback [`JwksServer`] that counts fetches, a multi-tenant provider
 //! ([`TenantProvider`]: discovery and JWKS per tenant), client [`certificates`] made with openssl
-//! and an HTTPS client presenting them, a [`DpopClient`] with its bound token and proofs,
+//! and an HTTPS client presenting them, a [`client`] asking a gateway as clients and proxies do, a [`DpopClient`] with its bound token and proofs,
 //! the documented [`recipes`] and their placeholders, real programs as child [`process`]es on free
 //! loopback ports, an echoing [`upstream`] that records what reached it, a raw HTTP/1.1 client
 //! ([`wire`]), what verified tokens cost in [`memory`], [`free_port`] and [`now`].
@@ -13,6 +13,7 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 pub mod certificates;
+pub mod client;
 mod dpop;
 mod issuer;
 pub mod memory;

@@ -35,6 +35,13 @@ fn start_issuer(extra: &[&str]) -> IssuerProcess {
     issuer
 }
 
+/// `jwtgate mint --url URL` and `args`.
+fn mint(url: &str, args: &[&str]) -> Output {
+    let mut all = vec!["mint", "--url", url];
+    all.extend(args);
+    jwtgate(&all)
+}
+
 fn verify(url: &str, token: &str) -> Output {
     jwtgate(&[
         "verify",
@@ -55,19 +62,19 @@ fn issuer_mint_and_operator_commands() {
     let issuer = start_issuer(&["--ephemeral"]);
     let url = issuer.url.as_str();
 
-    let minted = jwtgate(&[
-        "mint",
-        "--url",
+    let minted = mint(
         url,
-        "--user",
-        "alice",
-        "--audience",
-        API,
-        "--scope",
-        "openid",
-        "--scope",
-        "read:users",
-    ]);
+        &[
+            "--user",
+            "alice",
+            "--audience",
+            API,
+            "--scope",
+            "openid",
+            "--scope",
+            "read:users",
+        ],
+    );
     assert!(
         minted.status.success(),
         "{}",
@@ -80,26 +87,12 @@ fn issuer_mint_and_operator_commands() {
     assert!(stdout(&verdict).starts_with("{\"valid\":true"));
 
     // bob's token is refused for the scope; the ID token is refused with the hint.
-    let bob = stdout(&jwtgate(&[
-        "mint",
-        "--url",
-        url,
-        "--user",
-        "bob",
-        "--audience",
-        API,
-    ]));
+    let bob = stdout(&mint(url, &["--user", "bob", "--audience", API]));
     assert_eq!(verify(url, &bob).status.code(), Some(1));
-    let id = stdout(&jwtgate(&[
-        "mint",
-        "--url",
+    let id = stdout(&mint(
         url,
-        "--user",
-        "alice",
-        "--audience",
-        API,
-        "--id-token",
-    ]));
+        &["--user", "alice", "--audience", API, "--id-token"],
+    ));
     let verdict = verify(url, &id);
     assert_eq!(verdict.status.code(), Some(1));
     assert!(
@@ -107,14 +100,7 @@ fn issuer_mint_and_operator_commands() {
         "{}",
         stdout(&verdict)
     );
-    let json = stdout(&jwtgate(&[
-        "mint",
-        "--url",
-        url,
-        "--audience",
-        API,
-        "--json",
-    ]));
+    let json = stdout(&mint(url, &["--audience", API, "--json"]));
     let response: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(response["token_type"], "Bearer");
 
@@ -138,15 +124,7 @@ fn issuer_mint_and_operator_commands() {
         "{}",
         stdout(&activated)
     );
-    let rotated = stdout(&jwtgate(&[
-        "mint",
-        "--url",
-        url,
-        "--user",
-        "alice",
-        "--audience",
-        API,
-    ]));
+    let rotated = stdout(&mint(url, &["--user", "alice", "--audience", API]));
     assert!(verify(url, &rotated).status.success());
     assert!(
         verify(url, &token).status.success(),
@@ -179,15 +157,10 @@ fn issuer_mint_and_operator_commands() {
     assert!(verify(url, &rotated).status.success());
 
     // Refusals and usage errors.
-    let refused = jwtgate(&[
-        "mint",
-        "--url",
+    let refused = mint(
         url,
-        "--user",
-        "alice",
-        "--audience",
-        "https://nope.example/",
-    ]);
+        &["--user", "alice", "--audience", "https://nope.example/"],
+    );
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown audience"));
     let remote = jwtgate(&["issuer", "keys", "list", "--url", "http://192.0.2.1:4400/"]);

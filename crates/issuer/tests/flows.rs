@@ -296,11 +296,7 @@ async fn codes_expire() {
     let code = h.code_for(&[], "alice").await;
     h.clock.advance(std::time::Duration::from_secs(301));
     let reply = h.exchange(&code).await;
-    assert_eq!(reply.json()["error"], "invalid_grant");
-    assert_eq!(
-        reply.json()["error_description"],
-        "the authorization code has expired"
-    );
+    reply.assert_oauth_error_exactly("invalid_grant", "the authorization code has expired");
 }
 
 #[tokio::test]
@@ -428,11 +424,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let reuse = refresh(r1).await;
     reuse.assert_oauth_error("invalid_grant", "invalid refresh token");
     let after = refresh(r2).await;
-    assert_eq!(after.json()["error"], "invalid_grant");
-    assert_eq!(
-        after.json()["error_description"],
-        "Unknown or invalid refresh token."
-    );
+    after.assert_oauth_error_exactly("invalid_grant", "Unknown or invalid refresh token.");
 }
 
 #[tokio::test]

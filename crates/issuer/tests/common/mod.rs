@@ -54,6 +54,13 @@ impl Reply {
         self.assert_description(description_part);
     }
 
+    /// Fails unless this is the OAuth error `error` described exactly as `description`.
+    pub fn assert_oauth_error_exactly(&self, error: &str, description: &str) {
+        let body = self.json();
+        assert_eq!(body["error"], error, "{body}");
+        assert_eq!(body["error_description"], description, "{body}");
+    }
+
     /// Fails unless this answer's `error_description` contains `description_part`.
     pub fn assert_description(&self, description_part: &str) {
         let body = self.json();

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
-use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::Issuer;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -31,17 +31,14 @@ fn config(issuer: &Issuer, server: &str, extra: &str) -> GatewayConfig {
         [server]
         {server}
 
-        [[issuers]]
-        issuer = "{ISSUER}"
-        audiences = ["{AUDIENCE}"]
-        jwks_file = "{}"
+        {issuers}
 
         [[routes]]
         path = "/public/*"
         public = true
         {extra}
         "#,
-        issuer.jwks_file().display()
+        issuers = issuer.issuer_toml(),
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }

@@ -28,10 +28,7 @@ fn now() -> i64 {
 fn config(issuer: &Issuer, extra: &str) -> GatewayConfig {
     let text = format!(
         r#"
-        [[issuers]]
-        issuer = "{ISSUER}"
-        audiences = ["{AUDIENCE}"]
-        jwks_file = "{}"
+        {issuers}
 
         [[routes]]
         methods = ["GET"]
@@ -51,7 +48,7 @@ fn config(issuer: &Issuer, extra: &str) -> GatewayConfig {
         email = "X-Auth-Email"
         {extra}
         "#,
-        issuer.jwks_file().display()
+        issuers = issuer.issuer_toml(),
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }

@@ -12,7 +12,7 @@ mod support;
 use axum::extract::{Request, State};
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
-use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::{Issuer, ISSUER};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -47,10 +47,7 @@ impl Fixture {
     fn config(&self, extra: &str) -> GatewayConfig {
         let text = format!(
             r#"
-            [[issuers]]
-            issuer = "{ISSUER}"
-            audiences = ["{AUDIENCE}"]
-            jwks_file = "{}"
+            {issuers}
 
             [[routes]]
             methods = ["GET", "POST"]
@@ -65,7 +62,7 @@ impl Fixture {
             email = "X-Auth-Email"
             {extra}
             "#,
-            self.issuer.jwks_file().display()
+            issuers = self.issuer.issuer_toml(),
         );
         GatewayConfig::from_toml(&text, "test.toml").unwrap()
     }

@@ -16,7 +16,7 @@ use jwtgate_test_support::certificates::{
     bound_token, escaped_pem, make_ca, make_client, tls_client,
 };
 use jwtgate_test_support::client::{get_bearer, www_authenticate};
-use jwtgate_test_support::{DpopClient, Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::{DpopClient, Issuer};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -29,10 +29,7 @@ fn config(issuer: &Issuer, upstream: SocketAddr, extra: &str) -> GatewayConfig {
         [server]
         {extra}
 
-        [[issuers]]
-        issuer = "{ISSUER}"
-        audiences = ["{AUDIENCE}"]
-        jwks_file = "{}"
+        {issuers}
 
         [[routes]]
         path = "/api/*"
@@ -41,7 +38,7 @@ fn config(issuer: &Issuer, upstream: SocketAddr, extra: &str) -> GatewayConfig {
         [proxy]
         upstream = "http://{upstream}"
         "#,
-        issuer.jwks_file().display()
+        issuers = issuer.issuer_toml(),
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }
@@ -337,16 +334,13 @@ async fn nginx_passes_the_client_certificate() {
             client_cert_header = "X-SSL-Client-Cert"
             client_cert_header_format = "escaped-pem"
 
-            [[issuers]]
-            issuer = "{ISSUER}"
-            audiences = ["{AUDIENCE}"]
-            jwks_file = "{}"
+            {issuers}
 
             [[routes]]
             path = "/api/*"
             scopes = ["read:users"]
             "#,
-            issuer.jwks_file().display()
+            issuers = issuer.issuer_toml(),
         ),
         "test.toml",
     )

@@ -49,21 +49,7 @@ fn two_issuers() -> (Issuer, Issuer) {
 }
 
 fn issuers_toml(first: &Issuer, second: &Issuer) -> String {
-    format!(
-        r#"
-[[issuers]]
-issuer = "{FIRST}"
-audiences = ["api-default"]
-jwks_file = "{}"
-
-[[issuers]]
-issuer = "{SECOND}"
-audiences = ["api-default"]
-jwks_file = "{}"
-"#,
-        first.jwks_file().display(),
-        second.jwks_file().display()
-    )
+    format!("{}\n{}", first.issuer_toml(), second.issuer_toml())
 }
 
 #[tokio::test]
@@ -153,17 +139,9 @@ async fn claim_conditions_per_route_and_per_issuer() {
     let (first, second) = two_issuers();
     let toml = format!(
         r#"
-[[issuers]]
-issuer = "{FIRST}"
-audiences = ["api-default"]
-jwks_file = "{}"
-claims = {{ email_verified = true }}
+{first_issuer}claims = {{ email_verified = true }}
 
-[[issuers]]
-issuer = "{SECOND}"
-audiences = ["api-default"]
-jwks_file = "{}"
-
+{second_issuer}
 [[routes]]
 path = "/orgs"
 claims = {{ org_id = ["org_a", "org_b"] }}
@@ -175,8 +153,8 @@ when = 'claims.org_id == "acme" && "admin" in claims.roles'
 [[routes]]
 path = "/open"
 "#,
-        first.jwks_file().display(),
-        second.jwks_file().display()
+        first_issuer = first.issuer_toml(),
+        second_issuer = second.issuer_toml(),
     );
     let engine = cached_engine(&toml).unwrap();
 

@@ -5,55 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use http::{HeaderMap, HeaderValue};
-use jwtgate_engine::token_cache::TokenCache;
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
-    RequestView, RouteSection, TokenInput, Unmatched,
-};
-use jwtgate_test_support::Issuer;
-use serde::Deserialize;
-use serde_json::{json, Value};
+mod support;
 
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    #[serde(default)]
-    routes: Vec<RouteSection>,
-}
+use jwtgate_engine::{Engine, Outcome};
+use jwtgate_test_support::Issuer;
+use serde_json::{json, Value};
+use support::{ask_bearer, cache, Config};
 
 const FIRST: &str = "https://first.example/";
 const SECOND: &str = "https://second.example/";
 
-fn engine(first: &Issuer, second: &Issuer, cache: bool) -> Engine {
-    let toml = format!(
-        r#"
-[[issuers]]
-issuer = "{FIRST}"
-audiences = ["api"]
-jwks_file = "{}"
-
-[[issuers]]
-issuer = "{SECOND}"
-audiences = ["api"]
-jwks_file = "{}"
-"#,
-        first.jwks_file().display(),
-        second.jwks_file().display()
-    );
-    let config: Config = parse_toml(&toml, "test.toml").unwrap();
-    let parts = build_policy(
-        &config.issuers,
-        &config.routes,
-        Unmatched::resolve(None, false),
-        &KeysSection::default(),
-        "test.toml",
-        None,
-    )
-    .unwrap();
-    let engine = Engine::new(parts.registry, parts.routes).with_issuer_rules(parts.issuer_rules);
-    if cache {
-        engine.with_cache(TokenCache::new(1 << 20, Some(1000), 300).unwrap())
+fn engine(first: &Issuer, second: &Issuer, cached: bool) -> Engine {
+    let toml = format!("{}{}", first.issuer_toml(), second.issuer_toml());
+    let engine = Config::parse(&toml, "test.toml").unwrap().engine().unwrap();
+    if cached {
+        engine.with_cache(cache())
     } else {
         engine
     }
@@ -61,22 +27,7 @@ jwks_file = "{}"
 
 /// The identity headers of an allowed request with `token`, as (name, value) text pairs.
 async fn identity(engine: &Engine, token: &str) -> Vec<(String, String)> {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-    let request = RequestView {
-        front: FrontEnd::Inline,
-        origin: None,
-        method: "GET",
-        target: "/api",
-        headers: &headers,
-        token: TokenInput::FromRequest,
-        client_certificate: None,
-        now: jwtgate_test_support::now(),
-    };
-    match engine.decide(&request).await {
+    match ask_bearer(engine, "/api", token).await {
         Outcome::Allow(allow) => allow
             .identity
             .iter()

@@ -694,7 +694,7 @@ pub async fn serve_tls(
     accept_loop(listener, app.into(), listening, shutdown).await
 }
 
-/// Serves the gateway `app` (built by [`router`] from `options`) on `listener` until `shutdown`
+/// Serves the gateway `app` (built by [`gateway`] or [`router`] from `options`) on `listener` until `shutdown`
 /// completes, then finishes in-flight requests: `options.connections` sets the timeouts and the
 /// connection limit, `tls` makes it HTTPS, and `metrics` count connections over the limit.
 ///

@@ -13,7 +13,7 @@
 use http::{HeaderName, HeaderValue};
 use jwtgate_core::Verified;
 use serde_json::Value;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use thiserror::Error;
 
 /// Default subject header.
@@ -65,8 +65,11 @@ const SHARED_SCOPES_MAX: usize = 64;
 /// combinations, each with what it was built from. Equal inputs give equal values, so a value
 /// found here is the one that would be built. A value of the mapping, not of its configuration:
 /// a copy starts empty, and two mappings compare equal whatever they keep.
+///
+/// Read under a shared lock (every worker thread at once); written, rarely, under the exclusive
+/// one.
 #[derive(Default)]
-struct SharedValues(Mutex<SharedRing>);
+struct SharedValues(RwLock<SharedRing>);
 
 /// The entries of [`SharedValues`], replaced oldest first.
 #[derive(Default)]
@@ -118,7 +121,7 @@ impl SharedValues {
         verified: &Verified,
         limit: usize,
     ) -> (Option<HeaderValue>, Option<HeaderValue>) {
-        if let Ok(ring) = self.0.lock() {
+        if let Ok(ring) = self.0.read() {
             if let Some(found) = ring.entries.iter().find(|entry| entry.matches(verified)) {
                 return (found.issuer_value.clone(), found.scopes_value.clone());
             }
@@ -128,7 +131,7 @@ impl SharedValues {
         let scopes: Vec<&str> = verified.scopes().take(SHARED_SCOPES_MAX + 1).collect();
         let small = scopes.len() <= SHARED_SCOPES_MAX
             && verified.issuer().len() + scopes.iter().map(|s| s.len()).sum::<usize>() <= limit;
-        if let (true, Ok(mut ring)) = (small, self.0.lock()) {
+        if let (true, Ok(mut ring)) = (small, self.0.write()) {
             let entry = SharedEntry {
                 issuer: verified.issuer().into(),
                 scopes: scopes.into_iter().map(Box::from).collect(),

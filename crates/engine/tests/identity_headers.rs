@@ -37,11 +37,13 @@ async fn identity(engine: &Engine, token: &str) -> Vec<(String, String)> {
     }
 }
 
-/// Scope claims of twelve kinds (more than the engine keeps), with what the scopes header must
+/// Scope claims of fourteen kinds (more than the engine keeps), with what the scopes header must
 /// then say: repeats removed in first-seen order, non-ASCII percent-encoded, `scp` and
 /// `permissions` joined after `scope`.
-fn scope_cases() -> Vec<(Value, &'static str)> {
-    vec![
+fn scope_cases() -> Vec<(Value, String)> {
+    // More scopes than a kept entry may hold (64): always built from the token.
+    let many: Vec<String> = (0..70).map(|i| format!("s{i}")).collect();
+    let cases = vec![
         (json!({"scope": "read:users"}), "read:users"),
         (
             json!({"scope": "read:users write:users"}),
@@ -63,7 +65,14 @@ fn scope_cases() -> Vec<(Value, &'static str)> {
         (json!({"scope": "é"}), "%C3%A9"),
         (json!({"scope": "a  b"}), "a b"),
         (json!({"scope": "c"}), "c"),
-    ]
+    ];
+    let mut cases: Vec<(Value, String)> = cases
+        .into_iter()
+        .map(|(claims, scopes)| (claims, scopes.to_owned()))
+        .collect();
+    cases.push((json!({"scope": many.join(" ")}), many.join(" ")));
+    cases.push((json!({"permissions": many}), many.join(" ")));
+    cases
 }
 
 #[tokio::test]

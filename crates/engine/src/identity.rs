@@ -57,12 +57,12 @@ impl Default for IdentityHeaders {
 /// How many (issuer, scopes) combinations [`SharedValues`] keeps.
 const SHARED_ENTRIES: usize = 8;
 
-/// The most scopes, and the longest issuer and scopes text, an entry of [`SharedValues`] is made
-/// for: it holds at most `SHARED_ENTRIES` × a few KiB.
+/// The most items of `scp` and of `permissions` an entry of [`SharedValues`] is made for (its
+/// text is at most the mapping's longest value): it holds at most `SHARED_ENTRIES` × a few KiB.
 const SHARED_SCOPES_MAX: usize = 64;
 
-/// The issuer and scopes header values of the last [`SHARED_ENTRIES`] (issuer, granted scopes)
-/// combinations, each with what it was built from. Equal inputs give equal values, so a value
+/// The issuer and scopes header values of the last [`SHARED_ENTRIES`] (issuer, scope claims)
+/// combinations, each with what it was built from ([`ScopeKey`]). Equal inputs give equal values, so a value
 /// found here is the one that would be built. A value of the mapping, not of its configuration:
 /// a copy starts empty, and two mappings compare equal whatever they keep.
 ///
@@ -78,24 +78,66 @@ struct SharedRing {
     next: usize,
 }
 
-/// One (issuer, granted scopes) combination and its two header values.
+/// One (issuer, scope claims) combination and its two header values.
 struct SharedEntry {
-    issuer: Box<str>,
-    scopes: Box<[Box<str>]>,
+    key: ScopeKey,
     issuer_value: Option<HeaderValue>,
     scopes_value: Option<HeaderValue>,
 }
 
-impl SharedEntry {
-    /// True when this entry was built from `issuer` and `scopes` (granted, in order).
-    fn matches(&self, issuer: &str, scopes: &[&str]) -> bool {
-        *self.issuer == *issuer
-            && self.scopes.len() == scopes.len()
-            && self
-                .scopes
+/// What the issuer and scopes values are built from: the issuer and the three claims that grant
+/// scopes as the token has them (`scope` and `scp` as text, `scp` and `permissions` as arrays of
+/// strings). The granted scopes are a function of these, so equal keys give equal values, and
+/// comparing them costs a few string comparisons instead of splitting `scope` into words.
+struct ScopeKey {
+    issuer: Box<str>,
+    scope: Option<Box<str>>,
+    scp_text: Option<Box<str>>,
+    scp: Box<[Box<str>]>,
+    permissions: Box<[Box<str>]>,
+}
+
+impl ScopeKey {
+    /// The key of `verified`, or `None` when an array holds more than [`SHARED_SCOPES_MAX`]
+    /// items or the text is longer than `limit`.
+    fn of(verified: &Verified, limit: usize) -> Option<ScopeKey> {
+        let list = |name: &str| {
+            let items: Box<[Box<str>]> = verified
+                .items(name)
+                .take(SHARED_SCOPES_MAX + 1)
+                .map(Box::from)
+                .collect();
+            (items.len() <= SHARED_SCOPES_MAX).then_some(items)
+        };
+        let key = ScopeKey {
+            issuer: verified.issuer().into(),
+            scope: verified.text("scope").map(Box::from),
+            scp_text: verified.text("scp").map(Box::from),
+            scp: list("scp")?,
+            permissions: list("permissions")?,
+        };
+        let text = |s: &Option<Box<str>>| s.as_deref().map_or(0, str::len);
+        let len = key.issuer.len()
+            + text(&key.scope)
+            + text(&key.scp_text)
+            + key
+                .scp
                 .iter()
-                .zip(scopes)
-                .all(|(kept, scope)| **kept == **scope)
+                .chain(&key.permissions)
+                .map(|s| s.len())
+                .sum::<usize>();
+        (len <= limit).then_some(key)
+    }
+
+    /// True when `verified`'s issuer and scope claims are this key.
+    fn matches(&self, verified: &Verified) -> bool {
+        let same =
+            |kept: &[Box<str>], name: &str| kept.iter().map(|s| &**s).eq(verified.items(name));
+        *self.issuer == *verified.issuer()
+            && self.scope.as_deref() == verified.text("scope")
+            && self.scp_text.as_deref() == verified.text("scp")
+            && same(&self.scp, "scp")
+            && same(&self.permissions, "permissions")
     }
 }
 
@@ -127,37 +169,20 @@ impl SharedValues {
         verified: &Verified,
         limit: usize,
     ) -> (Option<HeaderValue>, Option<HeaderValue>) {
-        let issuer = verified.issuer();
-        // The granted scopes listed once (on the stack), for every entry to compare with; a
-        // token with more than an entry may hold is built from without the kept entries.
-        let mut listed = [""; SHARED_SCOPES_MAX];
-        let mut count = 0;
-        let mut more = false;
-        for scope in verified.scopes() {
-            match listed.get_mut(count) {
-                Some(slot) => *slot = scope,
-                None => {
-                    more = true;
-                    break;
-                }
-            }
-            count += 1;
-        }
-        let scopes = &listed[..count];
-        if !more {
-            if let Ok(ring) = self.0.read() {
-                if let Some(found) = ring.entries.iter().find(|e| e.matches(issuer, scopes)) {
-                    return (found.issuer_value.clone(), found.scopes_value.clone());
-                }
+        if let Ok(ring) = self.0.read() {
+            if let Some(found) = ring
+                .entries
+                .iter()
+                .find(|entry| entry.key.matches(verified))
+            {
+                return (found.issuer_value.clone(), found.scopes_value.clone());
             }
         }
-        let issuer_value = sanitize_text(issuer, limit);
+        let issuer_value = sanitize_text(verified.issuer(), limit);
         let scopes_value = sanitize_text(&verified.distinct_scopes().join(" "), limit);
-        let small = !more && issuer.len() + scopes.iter().map(|s| s.len()).sum::<usize>() <= limit;
-        if let (true, Ok(mut ring)) = (small, self.0.write()) {
+        if let (Some(key), Ok(mut ring)) = (ScopeKey::of(verified, limit), self.0.write()) {
             let entry = SharedEntry {
-                issuer: issuer.into(),
-                scopes: scopes.iter().map(|s| Box::from(*s)).collect(),
+                key,
                 issuer_value: issuer_value.clone(),
                 scopes_value: scopes_value.clone(),
             };

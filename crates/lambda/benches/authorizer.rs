@@ -21,7 +21,8 @@
 //! very short run. For instruction counts, `JWTGATE_BENCH_ONLY=rest_request/cached` with
 //! `JWTGATE_BENCH_ITERATIONS=N` runs exactly N invocations of one case and nothing else:
 //! `valgrind --tool=callgrind` over two values of N, the difference divided by the difference
-//! of N, is the instructions per invocation without the setup.
+//! of N, is the instructions per invocation without the setup (`JWTGATE_BENCH_ONLY=core/verify`:
+//! the baseline's). `bench/lambda-callgrind.sh` does that for every case.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -134,6 +135,19 @@ fn main() {
         .unwrap();
     let cached = authorizer(&runtime, &jwks, true);
     let uncached = authorizer(&runtime, &jwks, false);
+    let keys = KeySet::from_json(
+        json!({ "keys": [signer.public_jwk()] })
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let policy = Policy::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let verifier = Verifier::new(policy, keys);
+    assert!(verifier.verify(token.as_bytes(), NOW).is_ok());
 
     if let Ok(only) = std::env::var("JWTGATE_BENCH_ONLY") {
         let iterations: u32 = std::env::var("JWTGATE_BENCH_ITERATIONS")
@@ -143,6 +157,12 @@ fn main() {
         let (name, variant) = only
             .split_once('/')
             .expect("JWTGATE_BENCH_ONLY=event/variant");
+        if only == "core/verify" {
+            for _ in 0..iterations {
+                black_box(verifier.verify(black_box(token.as_bytes()), NOW).is_ok());
+            }
+            return;
+        }
         let template = EVENTS
             .iter()
             .find(|(n, _)| *n == name)
@@ -160,19 +180,6 @@ fn main() {
         return;
     }
 
-    let keys = KeySet::from_json(
-        json!({ "keys": [signer.public_jwk()] })
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
-    let policy = Policy::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
-    let verifier = Verifier::new(policy, keys);
-    assert!(verifier.verify(token.as_bytes(), NOW).is_ok());
     let measure = |work: &dyn Fn()| {
         let mut samples = Vec::new();
         for _ in 0..rounds {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per Lambda authorizer invocation (callgrind), the stable figure on a noisy
 # machine: for each case of crates/lambda/benches/authorizer.rs (JWTGATE_BENCH_ONLY), callgrind
-# counts two runs of N1 and N2 invocations; (count2 - count1) / (N2 - N1) is one invocation
-# without the process's setup. `core/verify` is the baseline: jwtgate-core's bare verify of the
+# counts, inside the bench's `invoke` (or `core_verify`) only, two runs of N1 and N2
+# invocations; (count2 - count1) / (N2 - N1) is one warm invocation (the first, which fills the
+# cache, cancels out). `core/verify` is the baseline: jwtgate-core's bare verify of the
 # same token. Needs valgrind (apt-get install valgrind).
 #
 # Usage: bench/lambda-callgrind.sh [CASE...]     Environment: CARGO_TARGET_DIR.
@@ -17,6 +18,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 count() {
   JWTGATE_BENCH_ONLY=$1 JWTGATE_BENCH_ITERATIONS=$2 valgrind --tool=callgrind \
+    --toggle-collect='authorizer::invoke' --toggle-collect='authorizer::core_verify' \
     --callgrind-out-file="$OUT/cg.out" "$BENCH" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 echo "instructions per invocation (callgrind, ($N2 - $N1) invocations):"

@@ -493,10 +493,7 @@ fn read_headers(
     }
     cursor.object(|cursor, name| {
         let at = cursor.position();
-        let not_a_name = || ScanError {
-            what: format!("{name:?} is not a header name").into(),
-            at,
-        };
+        let not_a_name = || ScanError::new(format!("{name:?} is not a header name"), at);
         if !is_header_name(name.as_bytes()) {
             return Err(not_a_name());
         }
@@ -512,10 +509,7 @@ fn read_headers(
                 Cow::Borrowed(text) => HeaderValue::from_str(text),
                 Cow::Owned(text) => HeaderValue::try_from(text),
             }
-            .map_err(|_| ScanError {
-                what: format!("the value of {header} is not a header value").into(),
-                at,
-            })
+            .map_err(|_| ScanError::new(format!("the value of {header} is not a header value"), at))
         };
         if cursor.next_is(b'[') {
             cursor.array(|cursor| {

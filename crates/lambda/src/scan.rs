@@ -25,14 +25,30 @@ use thiserror::Error;
 /// The deepest nesting of arrays and objects [`Cursor::skip_value`] accepts (as `serde_json`).
 pub const MAX_DEPTH: u32 = 127;
 
-/// Why the event's text is not the JSON expected at some point.
+/// Why the event's text is not the JSON expected at some point (boxed: one word, so that the
+/// scanner's results stay small on the path where nothing fails).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{what} at byte {at}")]
-pub struct ScanError {
+#[error("{} at byte {}", .0.what, .0.at)]
+pub struct ScanError(Box<ScanErrorDetail>);
+
+/// What [`ScanError`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanErrorDetail {
     /// What was expected or found.
     pub what: Cow<'static, str>,
     /// The byte offset in the event's text.
     pub at: usize,
+}
+
+impl ScanError {
+    /// `what` at byte `at`.
+    #[cold]
+    pub fn new(what: impl Into<Cow<'static, str>>, at: usize) -> ScanError {
+        ScanError(Box::new(ScanErrorDetail {
+            what: what.into(),
+            at,
+        }))
+    }
 }
 
 /// Bytes that stop the scan of a string's contents: `"`, `\` and the control characters JSON
@@ -51,6 +67,7 @@ static STRING_STOP: [bool; 256] = {
 
 /// The first byte at or after `from` that stops the scan of a string ([`STRING_STOP`]), or
 /// the end of `bytes`: eight bytes at a time while none of them can stop it.
+#[inline(always)]
 fn string_stop(bytes: &[u8], mut from: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -103,11 +120,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// An error at the cursor.
+    #[cold]
     pub fn error(&self, what: impl Into<Cow<'static, str>>) -> ScanError {
-        ScanError {
-            what: what.into(),
-            at: self.pos,
-        }
+        ScanError::new(what, self.pos)
     }
 
     fn peek(&self) -> Option<u8> {
@@ -168,6 +183,7 @@ impl<'a> Cursor<'a> {
 
     /// The contents of the string whose opening quote was just read, the cursor left after its
     /// closing quote: their span and whether they have an escape.
+    #[inline(always)]
     fn string_contents(&mut self) -> Result<(usize, usize, bool), ScanError> {
         let bytes = self.text.as_bytes();
         let start = self.pos;
@@ -192,6 +208,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The rest of an escape whose backslash was just read.
+    #[inline(never)]
     fn escape(&mut self) -> Result<(), ScanError> {
         match self.next_byte()? {
             b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(()),
@@ -225,10 +242,7 @@ impl<'a> Cursor<'a> {
             .ok_or_else(|| self.error("a string not on character boundaries"))?;
         serde_json::from_str::<String>(quoted)
             .map(Cow::Owned)
-            .map_err(|e| ScanError {
-                what: format!("an invalid string: {e}").into(),
-                at: opening,
-            })
+            .map_err(|e| ScanError::new(format!("an invalid string: {e}"), opening))
     }
 
     /// `null` (`None`) or a string.

@@ -814,10 +814,7 @@ impl Engine {
         } else {
             Vec::new()
         };
-        Ok(CachedPass {
-            identity,
-            verified,
-        })
+        Ok(CachedPass { identity, verified })
     }
 
     async fn verify_cached(

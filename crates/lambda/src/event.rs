@@ -280,7 +280,7 @@ impl<'a> RawEvent<'a> {
                     event.request_context = if cursor.null()? {
                         None
                     } else {
-                        Some(RawContext::read(cursor)?)
+                        Some(RawContext::read(cursor, reading.client_certificate)?)
                     }
                 }
             }
@@ -305,11 +305,17 @@ struct RawContext<'a> {
 const CONTEXT_FIELDS: [&str; 4] = ["path", "domainName", "identity", "authentication"];
 
 impl<'a> RawContext<'a> {
-    fn read(cursor: &mut Cursor<'a>) -> Result<RawContext<'a>, ScanError> {
+    /// Reads `requestContext`; `identity` and `authentication` only with `certificates` (they
+    /// are skipped otherwise, like every field the decision does not read).
+    fn read(cursor: &mut Cursor<'a>, certificates: bool) -> Result<RawContext<'a>, ScanError> {
         let mut context = RawContext::default();
         let mut seen = [false; CONTEXT_FIELDS.len()];
         cursor.object(|cursor, name| {
-            let Some(index) = CONTEXT_FIELDS.iter().position(|field| *field == name) else {
+            let Some(index) = CONTEXT_FIELDS
+                .iter()
+                .position(|field| *field == name)
+                .filter(|&index| certificates || index < 2)
+            else {
                 return cursor.skip_value();
             };
             first_time(cursor, &mut seen, &CONTEXT_FIELDS, index)?;
@@ -477,9 +483,10 @@ fn header_map(
 
 /// Reads a header map (`null`: none): a JSON object of header names to a string (replaces
 /// earlier values of the name, as `HeaderMap::insert`) or a list of strings (each added, as
-/// `HeaderMap::append`), for the names `keep` accepts; the other names are checked and their
-/// values skipped unread (each counted as one value, so that a `multiValueHeaders` of only
-/// such headers is still the map used).
+/// `HeaderMap::append`), for the names `keep` accepts; the other names are checked, and their
+/// values (a string or a list of strings all the same) skipped without being checked as header
+/// values (each counted as one value, so that a `multiValueHeaders` of only such headers is
+/// still the map used).
 fn read_headers(
     cursor: &mut Cursor<'_>,
     keep: &dyn Fn(&[u8]) -> bool,
@@ -499,7 +506,13 @@ fn read_headers(
         }
         if !keep(name.as_bytes()) {
             headers.values += 1;
-            return cursor.skip_value();
+            return if cursor.next_is(b'[') {
+                cursor.array(Cursor::skip_string)
+            } else if cursor.next_is(b'"') {
+                cursor.skip_string()
+            } else {
+                Err(cursor.error("a header value is not a string or a list of strings"))
+            };
         }
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| not_a_name())?;
         let value = |cursor: &mut Cursor<'_>| {
@@ -688,6 +701,11 @@ mod tests {
             r#"{"authorization": "line\nbreak"}"#,
             r#"{"Authorization": 5}"#,
             r#"{"authorization": [null]}"#,
+            r#"{"x-a": 5}"#,
+            r#"{"x-a": [null]}"#,
+            r#"{"x-a": {}}"#,
+            r#"{"x-a": ["1", 2]}"#,
+            r#"{"x-a": "1\x"}"#,
         ] {
             let event = format!(
                 r#"{{"version": "2.0", "type": "REQUEST", "requestContext": {{}},

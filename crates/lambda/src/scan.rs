@@ -185,42 +185,13 @@ impl<'a> Cursor<'a> {
     /// closing quote: their span and whether they have an escape.
     #[inline(always)]
     fn string_contents(&mut self) -> Result<(usize, usize, bool), ScanError> {
-        let bytes = self.text.as_bytes();
         let start = self.pos;
-        let mut escaped = false;
-        loop {
-            self.pos = string_stop(bytes, self.pos);
-            match self.peek() {
-                Some(b'"') => {
-                    let end = self.pos;
-                    self.pos += 1;
-                    return Ok((start, end, escaped));
-                }
-                Some(b'\\') => {
-                    escaped = true;
-                    self.pos += 1;
-                    self.escape()?;
-                }
-                Some(_) => return Err(self.error("a control character in a string")),
-                None => return Err(self.error("unterminated string")),
+        match string_end(self.text.as_bytes(), start) {
+            Ok((end, escaped)) => {
+                self.pos = end;
+                Ok((start, end - 1, escaped))
             }
-        }
-    }
-
-    /// The rest of an escape whose backslash was just read.
-    #[inline(never)]
-    fn escape(&mut self) -> Result<(), ScanError> {
-        match self.next_byte()? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(()),
-            b'u' => {
-                for _ in 0..4 {
-                    if !self.next_byte()?.is_ascii_hexdigit() {
-                        return Err(self.error("an invalid \\u escape"));
-                    }
-                }
-                Ok(())
-            }
-            _ => Err(self.error("an invalid escape")),
+            Err(problem) => Err(problem.at(self)),
         }
     }
 
@@ -243,6 +214,12 @@ impl<'a> Cursor<'a> {
         serde_json::from_str::<String>(quoted)
             .map(Cow::Owned)
             .map_err(|e| ScanError::new(format!("an invalid string: {e}"), opening))
+    }
+
+    /// Whitespace, then a string, skipped.
+    pub fn skip_string(&mut self) -> Result<(), ScanError> {
+        self.expect(b'"', "expected a string")?;
+        self.string_contents().map(|_| ())
     }
 
     /// `null` (`None`) or a string.
@@ -309,130 +286,270 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whitespace, then any JSON value, skipped: only its end is found, with its syntax checked
-    /// (see the module documentation). No recursion: nesting is a bit stack.
+    /// (see the module documentation).
     pub fn skip_value(&mut self) -> Result<(), ScanError> {
-        // Bit `d` set: the container at depth `d + 1` is an object.
-        let mut objects: u128 = 0;
-        let mut depth: u32 = 0;
-        'value: loop {
-            self.skip_whitespace();
-            match self.next_byte()? {
-                b'"' => {
-                    self.string_contents()?;
-                }
-                open @ (b'{' | b'[') => {
-                    let object = open == b'{';
-                    if depth >= MAX_DEPTH {
-                        return Err(self.error("nesting too deep"));
-                    }
-                    if self.next_is(if object { b'}' } else { b']' }) {
-                        self.pos += 1;
-                    } else {
-                        if object {
-                            objects |= 1 << depth;
-                            self.member_name()?;
-                        } else {
-                            objects &= !(1 << depth);
-                        }
-                        depth += 1;
-                        continue 'value;
-                    }
-                }
-                b't' => self.literal(b"rue")?,
-                b'f' => self.literal(b"alse")?,
-                b'n' => self.literal(b"ull")?,
-                first @ (b'-' | b'0'..=b'9') => self.number(first)?,
-                _ => {
-                    self.pos -= 1;
-                    return Err(self.error("expected a JSON value"));
-                }
+        match skip(self.text.as_bytes(), self.pos) {
+            Ok(end) => {
+                self.pos = end;
+                Ok(())
             }
-            // After a value: the end of it, the next item, or the end of its containers.
-            loop {
-                let Some(top) = depth.checked_sub(1) else {
-                    return Ok(());
-                };
-                let in_object = objects >> top & 1 == 1;
-                self.skip_whitespace();
-                match self.next_byte()? {
-                    b',' => {
-                        if in_object {
-                            self.member_name()?;
-                        }
-                        continue 'value;
-                    }
-                    b'}' if in_object => depth = top,
-                    b']' if !in_object => depth = top,
-                    _ => {
-                        self.pos -= 1;
-                        return Err(self.error(if in_object {
-                            "expected `,` or `}`"
-                        } else {
-                            "expected `,` or `]`"
-                        }));
-                    }
-                }
-            }
+            Err(problem) => Err(problem.at(self)),
         }
-    }
-
-    /// A member's name and its colon (skipped).
-    fn member_name(&mut self) -> Result<(), ScanError> {
-        self.expect(b'"', "expected a member name")?;
-        self.string_contents()?;
-        self.expect(b':', "expected `:`")
     }
 
     /// The rest of a literal whose first byte was just read.
     fn literal(&mut self, rest: &[u8]) -> Result<(), ScanError> {
-        let end = self.pos + rest.len();
-        if self.text.as_bytes().get(self.pos..end) == Some(rest) {
-            self.pos = end;
-            Ok(())
-        } else {
-            Err(self.error("an invalid literal"))
-        }
-    }
-
-    /// The rest of a number whose first byte (`-` or a digit) was just read:
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self, first: u8) -> Result<(), ScanError> {
-        let first = if first == b'-' {
-            self.next_byte()?
-        } else {
-            first
-        };
-        match first {
-            b'0' => {}
-            b'1'..=b'9' => self.digits(),
-            _ => return Err(self.error("an invalid number")),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            self.some_digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
+        match literal_end(self.text.as_bytes(), self.pos, rest) {
+            Ok(end) => {
+                self.pos = end;
+                Ok(())
             }
-            self.some_digits()?;
-        }
-        Ok(())
-    }
-
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            self.pos += 1;
+            Err(problem) => Err(problem.at(self)),
         }
     }
+}
 
-    fn some_digits(&mut self) -> Result<(), ScanError> {
-        if !self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            return Err(self.error("an invalid number"));
+/// Where and why [`skip`] stopped: turned into a [`ScanError`] only when something failed.
+#[derive(Debug, Clone, Copy)]
+struct Problem {
+    at: usize,
+    what: &'static str,
+}
+
+impl Problem {
+    #[cold]
+    fn at(self, cursor: &mut Cursor<'_>) -> ScanError {
+        cursor.pos = self.at;
+        cursor.error(self.what)
+    }
+}
+
+/// The first byte at or after `at` that is not JSON whitespace.
+#[inline(always)]
+fn whitespace_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The end (after the closing quote) of the string whose contents start at `at`, and whether
+/// it has an escape.
+#[inline(always)]
+fn string_end(bytes: &[u8], mut at: usize) -> Result<(usize, bool), Problem> {
+    let mut escaped = false;
+    loop {
+        at = string_stop(bytes, at);
+        match bytes.get(at) {
+            Some(b'"') => return Ok((at + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                at = escape_end(bytes, at + 1)?;
+            }
+            Some(_) => {
+                return Err(Problem {
+                    at,
+                    what: "a control character in a string",
+                })
+            }
+            None => {
+                return Err(Problem {
+                    at,
+                    what: "unterminated string",
+                })
+            }
         }
-        self.digits();
-        Ok(())
+    }
+}
+
+/// The end of an escape whose backslash ends before `at`: `\"`, `\\`, `\/`, `\b`, `\f`, `\n`,
+/// `\r`, `\t` or `\u` and four hexadecimal digits.
+#[inline(never)]
+fn escape_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+    match bytes.get(at) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 1),
+        Some(b'u') => match bytes.get(at + 1..at + 5) {
+            Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => Ok(at + 5),
+            _ => Err(Problem {
+                at,
+                what: "an invalid \\u escape",
+            }),
+        },
+        _ => Err(Problem {
+            at,
+            what: "an invalid escape",
+        }),
+    }
+}
+
+/// The end of a literal at `at` that must be `rest`.
+fn literal_end(bytes: &[u8], at: usize, rest: &[u8]) -> Result<usize, Problem> {
+    let end = at + rest.len();
+    if bytes.get(at..end) == Some(rest) {
+        Ok(end)
+    } else {
+        Err(Problem {
+            at,
+            what: "an invalid literal",
+        })
+    }
+}
+
+/// The end of the digits at `at` (none is allowed).
+#[inline(always)]
+fn digits_end(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        at += 1;
+    }
+    at
+}
+
+/// The end of one or more digits at `at`.
+fn some_digits_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+    let end = digits_end(bytes, at);
+    if end == at {
+        return Err(Problem {
+            at,
+            what: "an invalid number",
+        });
+    }
+    Ok(end)
+}
+
+/// The end of the number at `at`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn number_end(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
+    if bytes.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    at = match bytes.get(at) {
+        Some(b'0') => at + 1,
+        Some(b'1'..=b'9') => digits_end(bytes, at + 1),
+        _ => {
+            return Err(Problem {
+                at,
+                what: "an invalid number",
+            })
+        }
+    };
+    if bytes.get(at) == Some(&b'.') {
+        at = some_digits_end(bytes, at + 1)?;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
+        }
+        at = some_digits_end(bytes, at)?;
+    }
+    Ok(at)
+}
+
+/// The end of a member's name and colon, whitespace before them skipped.
+#[inline(always)]
+fn member_name_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+    let at = whitespace_end(bytes, at);
+    if bytes.get(at) != Some(&b'"') {
+        return Err(Problem {
+            at,
+            what: "expected a member name",
+        });
+    }
+    let (at, _) = string_end(bytes, at + 1)?;
+    let at = whitespace_end(bytes, at);
+    if bytes.get(at) != Some(&b':') {
+        return Err(Problem {
+            at,
+            what: "expected `:`",
+        });
+    }
+    Ok(at + 1)
+}
+
+/// The end of the JSON value at `at` (whitespace before it skipped), its syntax checked: one
+/// loop over the text, nesting kept on a bit stack (no recursion).
+fn skip(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
+    // Bit `d` set: the container at depth `d + 1` is an object.
+    let mut objects: u128 = 0;
+    let mut depth: u32 = 0;
+    'value: loop {
+        at = whitespace_end(bytes, at);
+        let Some(&byte) = bytes.get(at) else {
+            return Err(Problem {
+                at,
+                what: "unexpected end of the event",
+            });
+        };
+        match byte {
+            b'"' => at = string_end(bytes, at + 1)?.0,
+            b'{' | b'[' => {
+                let object = byte == b'{';
+                if depth >= MAX_DEPTH {
+                    return Err(Problem {
+                        at,
+                        what: "nesting too deep",
+                    });
+                }
+                let inside = whitespace_end(bytes, at + 1);
+                if bytes.get(inside) == Some(if object { &b'}' } else { &b']' }) {
+                    at = inside + 1;
+                } else {
+                    if object {
+                        objects |= 1 << depth;
+                        at = member_name_end(bytes, inside)?;
+                    } else {
+                        objects &= !(1 << depth);
+                        at = inside;
+                    }
+                    depth += 1;
+                    continue 'value;
+                }
+            }
+            b't' => at = literal_end(bytes, at + 1, b"rue")?,
+            b'f' => at = literal_end(bytes, at + 1, b"alse")?,
+            b'n' => at = literal_end(bytes, at + 1, b"ull")?,
+            b'-' | b'0'..=b'9' => at = number_end(bytes, at)?,
+            _ => {
+                return Err(Problem {
+                    at,
+                    what: "expected a JSON value",
+                })
+            }
+        }
+        // After a value: the next item, or the end of its containers.
+        loop {
+            let Some(top) = depth.checked_sub(1) else {
+                return Ok(at);
+            };
+            let in_object = objects >> top & 1 == 1;
+            at = whitespace_end(bytes, at);
+            match bytes.get(at) {
+                Some(b',') => {
+                    at += 1;
+                    if in_object {
+                        at = member_name_end(bytes, at)?;
+                    }
+                    continue 'value;
+                }
+                Some(b'}') if in_object => {
+                    at += 1;
+                    depth = top;
+                }
+                Some(b']') if !in_object => {
+                    at += 1;
+                    depth = top;
+                }
+                _ => {
+                    return Err(Problem {
+                        at,
+                        what: if in_object {
+                            "expected `,` or `}`"
+                        } else {
+                            "expected `,` or `]`"
+                        },
+                    })
+                }
+            }
+        }
     }
 }
 

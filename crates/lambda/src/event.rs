@@ -8,14 +8,25 @@
 //! | HTTP API 1.0 | `"type": "REQUEST"`, `"version": "1.0"` | the `Authorization` header |
 //! | HTTP API 2.0 | `"version": "2.0"` | the `Authorization` header |
 //!
-//! Events are read in one pass straight from the invocation's bytes ([`parse_slice`]) into a
-//! borrowing view of the few fields the decision needs — no `serde_json::Value` tree, no copy of
-//! the fields it does not need (those are skipped, not checked). Header names are
-//! case-insensitive; the headers (REST's `multiValueHeaders` when present, so a repeated
-//! `Authorization` is seen as repeated) go to the engine, which finds the token as the gateway
-//! does. A header given as one string replaces earlier values of the same name (as
-//! `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`); a header name or
-//! value HTTP does not allow, or a header that is neither, makes the event malformed.
+//! Events are read in one pass straight from the invocation's bytes ([`parse_slice`]) by a
+//! structural JSON scanner (`crate::scan`) into a borrowing view of the few fields the decision
+//! needs — no `serde_json::Value` tree, no copy of the fields it does not need: those are
+//! skipped by finding where they end, their JSON syntax checked all the same, so an event that
+//! is not well-formed JSON is refused as a whole. A field the decision reads given twice makes
+//! the event malformed. Header names are case-insensitive; the headers go to the engine, which
+//! finds the token as the gateway does. A header given as one string replaces earlier values of
+//! the same name (as `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`);
+//! a header name or value HTTP does not allow, or a header that is neither, makes the event
+//! malformed.
+//!
+//! **Which header map.** REST and HTTP API 1.0 events carry every header twice: `headers` (one
+//! value per name, the last) and `multiValueHeaders` (every value of every name, in order).
+//! `multiValueHeaders` is the one read whenever it has any entry: it is the superset, the one
+//! that shows a repeated `Authorization` as repeated (refused by the engine), and the request
+//! API Gateway passes on carries all those values. Reading `headers` instead would let a client
+//! send two `Authorization` headers and have us judge only the last, while the backend may read
+//! the first. `headers` is then only skipped (its end found, nothing built); it is read when
+//! `multiValueHeaders` is absent, `null` or empty (HTTP API 2.0 events have only `headers`).
 //!
 //! The authorizer reads events with a [`Reading`] that keeps only the headers the engine can
 //! read ([`jwtgate_engine::Engine::authorizer_reads_header`]): the other headers' names are
@@ -751,6 +762,55 @@ mod tests {
         assert!(parse_slice(once.as_bytes()).is_ok());
         assert!(parse_slice(b"[]").is_err());
         assert!(parse_slice(b"{} {}").is_err());
+    }
+
+    #[test]
+    fn fields_the_decision_skips_must_still_be_json() {
+        let event = |skipped: &str| {
+            format!(
+                r#"{{"type": "REQUEST", "requestContext": {{"stage": {skipped}}}, "queryStringParameters": {skipped},
+                "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x", "resource": {skipped},
+                "headers": {{"Authorization": "Bearer a"}}, "multiValueHeaders": {{"Authorization": ["Bearer a"]}}}}"#
+            )
+        };
+        // Brackets, quotes and the event's own field names inside skipped strings end nothing.
+        for skipped in [
+            r#""}, \"methodArn\": \"arn:aws:execute-api:us-east-1:1:api/prod/DELETE/y\", {""#,
+            r#"{"a": "]}", "b": ["\\", "\"", "\u005d"], "c": [1, -0.5e3, true, null, {}]}"#,
+            r#"[[[[{"headers": {"Authorization": ["Bearer b"]}}]]]]"#,
+        ] {
+            let parsed =
+                parse_slice(event(skipped).as_bytes()).unwrap_or_else(|e| panic!("{skipped}: {e}"));
+            assert_eq!(parsed.arn.method(), "GET", "{skipped}");
+            assert_eq!(parsed.headers.get_all("authorization").iter().count(), 1);
+        }
+        // A malformed value anywhere refuses the whole event, never a half-read one.
+        for skipped in [
+            r#"{"a": [1 2]}"#,
+            r#"{"a": [}"#,
+            r#"["\q"]"#,
+            r#""unterminated"#,
+            r#"{"a" 1}"#,
+            r#"[01]"#,
+            r#"tru"#,
+            r#"{"a": 1,}"#,
+        ] {
+            let parsed = parse_slice(event(skipped).as_bytes());
+            assert!(
+                matches!(parsed, Err(EventError::Malformed { .. })),
+                "{skipped}: {parsed:?}"
+            );
+        }
+        let raw_control = event("\"tab\there\"");
+        assert!(parse_slice(raw_control.as_bytes()).is_err());
+        let mut broken = event("\"~\"").into_bytes();
+        for byte in broken.iter_mut().filter(|b| **b == b'~') {
+            *byte = 0xff;
+        }
+        assert!(
+            parse_slice(&broken).is_err(),
+            "invalid UTF-8 in a skipped string"
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@
 #          in the same run (crates/lambda/benches/authorizer.rs); goals (issue 17): cached ≤ 5 µs
 #          for every event type, new token ≤ core verify + 10 µs; the events are the documented
 #          ones made compact, as API Gateway sends them (JWTGATE_BENCH_INDENTED=1: as stored)
+#   instr  the same cases' instructions per invocation under callgrind, the stable figure on a
+#          noisy machine (bench/lambda-callgrind.sh; needs valgrind)
 #
 # Usage: bench/lambda.sh      Environment: CARGO_TARGET_DIR (where the builds go).
 set -euo pipefail
@@ -31,3 +33,5 @@ JWTGATE_BIN=$BIN cargo test -p jwtgate --test lambda measure_cold_start_and_warm
   -- --ignored --nocapture 2>&1 | grep -E '^(cold|warm)'
 
 cargo bench -p jwtgate-lambda --bench authorizer
+
+bash bench/lambda-callgrind.sh

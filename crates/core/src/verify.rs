@@ -317,9 +317,12 @@ impl Verified {
         if let Some(map) = self.claims.get() {
             return map.get(name).map(Cow::Borrowed);
         }
+        // Only the one member is built: the payload passed the same scan when it was verified.
         let payload = self.payload.as_ref()?;
-        let mut map = json::parse_object(payload).ok()?;
-        map.swap_remove(name).map(Cow::Owned)
+        let mut slot = [None];
+        json::scan_object(payload, &|member| (member == name).then_some(0), &mut slot).ok()?;
+        let [value] = slot;
+        value.map(Cow::Owned)
     }
 
     /// A captured claim's text, when it is a string (`iss`, `sub`, `azp`, `client_id`, `jti`,

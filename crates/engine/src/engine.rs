@@ -68,7 +68,8 @@ pub enum FrontEnd {
     /// refused, and only a `Connection` header naming a protected header is refused.
     ExtAuthz,
     /// An API Gateway Lambda authorizer event: API Gateway forwards the request, jwtgate only
-    /// answers allow or deny.
+    /// answers allow or deny (its `context` comes from the token: an allow carries no identity
+    /// headers).
     Authorizer,
 }
 
@@ -586,8 +587,10 @@ impl Engine {
             BearerToken::Present(token) => (token, Scheme::Bearer),
             BearerToken::Dpop(token) => (token, Scheme::Dpop),
         };
+        // An authorizer renders its answer from the token: no identity headers to build.
+        let identity = request.front != FrontEnd::Authorizer;
         let pass = match self
-            .verify_with_identity(token.as_bytes(), request.now)
+            .verify_with_identity(token.as_bytes(), request.now, identity)
             .await
         {
             Ok(pass) => pass,
@@ -797,17 +800,21 @@ impl Engine {
 
     /// Verifies a token through the cache and the revocation rules (a cached token too: a rule
     /// added after it was cached refuses it at once), with its identity headers: built for each
-    /// request, as keeping them in the cache would double an entry's weight.
+    /// request, as keeping them in the cache would double an entry's weight; none when
+    /// `identity` is false.
     async fn verify_with_identity(
         &self,
         token: &[u8],
         now: i64,
+        identity: bool,
     ) -> Result<CachedPass, jwtgate_core::Rejection> {
         let verified = self.verify(token, now).await?;
-        Ok(CachedPass {
-            identity: self.identity.headers_for(&verified),
-            verified,
-        })
+        let identity = if identity {
+            self.identity.headers_for(&verified)
+        } else {
+            Vec::new()
+        };
+        Ok(CachedPass { identity, verified })
     }
 
     async fn verify_cached(

@@ -21,7 +21,8 @@
 //! very short run. For instruction counts, `JWTGATE_BENCH_ONLY=rest_request/cached` with
 //! `JWTGATE_BENCH_ITERATIONS=N` runs exactly N invocations of one case and nothing else:
 //! `valgrind --tool=callgrind` over two values of N, the difference divided by the difference
-//! of N, is the instructions per invocation without the setup.
+//! of N, is the instructions per invocation without the setup (`JWTGATE_BENCH_ONLY=core/verify`:
+//! the baseline's). `bench/lambda-callgrind.sh` does that for every case.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -68,7 +69,9 @@ fn authorizer(
     authorizer
 }
 
-/// One invocation's work inside the function: event bytes in, answer bytes out.
+/// One invocation's work inside the function: event bytes in, answer bytes out (not inlined:
+/// callgrind counts inside it, `--toggle-collect`).
+#[inline(never)]
 fn invoke(runtime: &tokio::runtime::Runtime, authorizer: &Authorizer, event: &[u8]) -> Vec<u8> {
     let answer = runtime.block_on(authorizer.answer(event, NOW)).unwrap();
     serde_json::to_vec(&answer).unwrap()
@@ -99,6 +102,12 @@ fn compact(event: &str) -> Vec<u8> {
         out.push(byte);
     }
     out
+}
+
+/// The baseline: jwtgate-core's verify of the token (not inlined, as [`invoke`]).
+#[inline(never)]
+fn core_verify(verifier: &Verifier, token: &[u8]) -> bool {
+    verifier.verify(token, NOW).is_ok()
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {
@@ -134,6 +143,19 @@ fn main() {
         .unwrap();
     let cached = authorizer(&runtime, &jwks, true);
     let uncached = authorizer(&runtime, &jwks, false);
+    let keys = KeySet::from_json(
+        json!({ "keys": [signer.public_jwk()] })
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let policy = Policy::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let verifier = Verifier::new(policy, keys);
+    assert!(verifier.verify(token.as_bytes(), NOW).is_ok());
 
     if let Ok(only) = std::env::var("JWTGATE_BENCH_ONLY") {
         let iterations: u32 = std::env::var("JWTGATE_BENCH_ITERATIONS")
@@ -143,6 +165,12 @@ fn main() {
         let (name, variant) = only
             .split_once('/')
             .expect("JWTGATE_BENCH_ONLY=event/variant");
+        if only == "core/verify" {
+            for _ in 0..iterations {
+                black_box(core_verify(&verifier, black_box(token.as_bytes())));
+            }
+            return;
+        }
         let template = EVENTS
             .iter()
             .find(|(n, _)| *n == name)
@@ -160,19 +188,6 @@ fn main() {
         return;
     }
 
-    let keys = KeySet::from_json(
-        json!({ "keys": [signer.public_jwk()] })
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
-    let policy = Policy::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
-    let verifier = Verifier::new(policy, keys);
-    assert!(verifier.verify(token.as_bytes(), NOW).is_ok());
     let measure = |work: &dyn Fn()| {
         let mut samples = Vec::new();
         for _ in 0..rounds {
@@ -191,7 +206,7 @@ fn main() {
         "per-invocation handler time (event bytes → answer bytes), median of {rounds} rounds:"
     );
     let core = measure(&|| {
-        black_box(verifier.verify(black_box(token.as_bytes()), NOW).is_ok());
+        black_box(core_verify(&verifier, black_box(token.as_bytes())));
     });
     println!(
         "  {:<21} {core:>8.1} µs  (baseline: jwtgate_core Verifier::verify)",

@@ -8,14 +8,25 @@
 //! | HTTP API 1.0 | `"type": "REQUEST"`, `"version": "1.0"` | the `Authorization` header |
 //! | HTTP API 2.0 | `"version": "2.0"` | the `Authorization` header |
 //!
-//! Events are read in one pass straight from the invocation's bytes ([`parse_slice`]) into a
-//! borrowing view of the few fields the decision needs — no `serde_json::Value` tree, no copy of
-//! the fields it does not need (those are skipped, not checked). Header names are
-//! case-insensitive; the headers (REST's `multiValueHeaders` when present, so a repeated
-//! `Authorization` is seen as repeated) go to the engine, which finds the token as the gateway
-//! does. A header given as one string replaces earlier values of the same name (as
-//! `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`); a header name or
-//! value HTTP does not allow, or a header that is neither, makes the event malformed.
+//! Events are read in one pass straight from the invocation's bytes ([`parse_slice`]) by a
+//! structural JSON scanner (`crate::scan`) into a borrowing view of the few fields the decision
+//! needs — no `serde_json::Value` tree, no copy of the fields it does not need: those are
+//! skipped by finding where they end, their JSON syntax checked all the same, so an event that
+//! is not well-formed JSON is refused as a whole. A field the decision reads given twice makes
+//! the event malformed. Header names are case-insensitive; the headers go to the engine, which
+//! finds the token as the gateway does. A header given as one string replaces earlier values of
+//! the same name (as `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`);
+//! a header name or value HTTP does not allow, or a header that is neither, makes the event
+//! malformed.
+//!
+//! **Which header map.** REST and HTTP API 1.0 events carry every header twice: `headers` (one
+//! value per name, the last) and `multiValueHeaders` (every value of every name, in order).
+//! `multiValueHeaders` is the one read whenever it has any entry: it is the superset, the one
+//! that shows a repeated `Authorization` as repeated (refused by the engine), and the request
+//! API Gateway passes on carries all those values. Reading `headers` instead would let a client
+//! send two `Authorization` headers and have us judge only the last, while the backend may read
+//! the first. `headers` is then only skipped (its end found, nothing built); it is read when
+//! `multiValueHeaders` is absent, `null` or empty (HTTP API 2.0 events have only `headers`).
 //!
 //! The authorizer reads events with a [`Reading`] that keeps only the headers the engine can
 //! read ([`jwtgate_engine::Engine::authorizer_reads_header`]): the other headers' names are
@@ -29,12 +40,11 @@
 //! not exactly one PEM certificate reads as none, so a token bound to a certificate is refused.
 
 use crate::arn::MethodArn;
+use crate::scan::{Cursor, ScanError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_engine::bearer::{self, BearerToken};
 use jwtgate_engine::mtls::CertificateThumbprint;
 use jwtgate_engine::TokenInput;
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -145,10 +155,10 @@ fn malformed(kind: EventKind, message: String) -> EventError {
 fn arn(
     kind: EventKind,
     field: &'static str,
-    value: Option<Text<'_>>,
+    value: Option<Cow<'_, str>>,
 ) -> Result<MethodArn, EventError> {
     let value = value.ok_or_else(|| malformed(kind, format!("`{field}` is missing")))?;
-    MethodArn::parse(&value.0).map_err(|e| malformed(kind, e.to_string()))
+    MethodArn::parse(&value).map_err(|e| malformed(kind, e.to_string()))
 }
 
 /// Detects the kind of `event` and takes out the ARN and the token.
@@ -177,141 +187,116 @@ pub fn parse_slice_with(
     bytes: &[u8],
     reading: Reading<'_>,
 ) -> Result<AuthorizerRequest, EventError> {
-    let not_json = |e: serde_json::Error| EventError::Malformed {
+    let not_json = |e: ScanError| EventError::Malformed {
         kind: ANY_KIND,
         message: e.to_string(),
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let raw = de::DeserializeSeed::deserialize(EventSeed { reading }, &mut deserializer)
-        .map_err(not_json)?;
-    deserializer.end().map_err(not_json)?;
+    // One UTF-8 check of the whole event (word at a time), so every span is text.
+    let text = std::str::from_utf8(bytes).map_err(|e| EventError::Malformed {
+        kind: ANY_KIND,
+        message: e.to_string(),
+    })?;
+    let mut cursor = Cursor::new(text);
+    let raw = RawEvent::read(&mut cursor, reading).map_err(not_json)?;
+    cursor.end().map_err(not_json)?;
     raw.into_request(reading)
 }
 
 /// The fields of an authorizer event the decision reads, borrowed from the event's text where
-/// it has no escapes. Every other field is skipped unread; a field the decision reads given
-/// twice makes the event malformed.
+/// it has no escapes. Every other field is skipped unread ([`Cursor::skip_value`]); a field
+/// the decision reads given twice makes the event malformed.
 #[derive(Default)]
 struct RawEvent<'a> {
     /// `TOKEN` or `REQUEST`; any other JSON value reads as absent (an unrecognised event).
-    type_: Loose<'a>,
+    type_: Option<Cow<'a, str>>,
     /// `1.0` or `2.0` for HTTP APIs; any other JSON value reads as absent.
-    version: Loose<'a>,
-    method_arn: Option<Text<'a>>,
-    route_arn: Option<Text<'a>>,
-    authorization_token: Option<Text<'a>>,
-    /// Kept as text, read only when it is the map the decision uses (skipping REST's copy of
-    /// `multiValueHeaders` costs less than reading it).
-    headers: Option<&'a RawValue>,
+    version: Option<Cow<'a, str>>,
+    method_arn: Option<Cow<'a, str>>,
+    route_arn: Option<Cow<'a, str>>,
+    authorization_token: Option<Cow<'a, str>>,
+    /// Kept as text, read only when it is the map the decision uses: on REST and HTTP API 1.0
+    /// `multiValueHeaders` holds the same headers and every value of each, so `headers` is
+    /// then only skipped.
+    headers: Option<&'a str>,
     /// REST and HTTP API 1.0: every value of every name, the map used when not empty.
     multi_value_headers: Option<EventHeaders>,
-    raw_path: Option<Text<'a>>,
+    raw_path: Option<Cow<'a, str>>,
     request_context: Option<RawContext<'a>>,
 }
 
-/// Reads a [`RawEvent`] in one pass, `multiValueHeaders` with the [`Reading`]'s header filter.
-struct EventSeed<'f> {
-    reading: Reading<'f>,
-}
+/// The event's top-level fields the decision reads, in the order of [`RawEvent::read`]'s
+/// `seen` flags.
+const FIELDS: [&str; 9] = [
+    "type",
+    "version",
+    "methodArn",
+    "routeArn",
+    "authorizationToken",
+    "headers",
+    "multiValueHeaders",
+    "rawPath",
+    "requestContext",
+];
 
-impl<'de, 'f> de::DeserializeSeed<'de> for EventSeed<'f> {
-    type Value = RawEvent<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
+/// Marks field `index` of `names` seen; seen before is an error (a repeated field the
+/// decision reads could be read differently by another reader of the event).
+fn first_time(
+    cursor: &Cursor<'_>,
+    seen: &mut [bool],
+    names: &[&'static str],
+    index: usize,
+) -> Result<(), ScanError> {
+    match seen.get_mut(index) {
+        Some(flag) if !*flag => {
+            *flag = true;
+            Ok(())
+        }
+        _ => Err(cursor.error(format!(
+            "duplicate field `{}`",
+            names.get(index).copied().unwrap_or("?")
+        ))),
     }
 }
 
-/// Sets a field read once; a second time is an error.
-fn once<T, E: de::Error>(
-    slot: &mut Option<T>,
-    seen: &mut bool,
-    name: &'static str,
-    value: Option<T>,
-) -> Result<(), E> {
-    if std::mem::replace(seen, true) {
-        return Err(de::Error::duplicate_field(name));
+/// A string, or any other JSON value (skipped) read as absent: `type` and `version`, which
+/// only say whether this is an event we know.
+fn loose_string<'a>(cursor: &mut Cursor<'a>) -> Result<Option<Cow<'a, str>>, ScanError> {
+    if cursor.next_is(b'"') {
+        cursor.string().map(Some)
+    } else {
+        cursor.skip_value().map(|()| None)
     }
-    *slot = value;
-    Ok(())
 }
 
-impl<'de> Visitor<'de> for EventSeed<'_> {
-    type Value = RawEvent<'de>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("an API Gateway authorizer event (a JSON object)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+impl<'a> RawEvent<'a> {
+    /// Reads the event's object, `multiValueHeaders` with the [`Reading`]'s header filter.
+    fn read(cursor: &mut Cursor<'a>, reading: Reading<'_>) -> Result<RawEvent<'a>, ScanError> {
         let mut event = RawEvent::default();
-        let mut seen = [false; 9];
-        while let Some(key) = map.next_key::<Text<'de>>()? {
-            match &*key.0 {
-                "type" => {
-                    if std::mem::replace(&mut seen[0], true) {
-                        return Err(de::Error::duplicate_field("type"));
-                    }
-                    event.type_ = map.next_value()?;
-                }
-                "version" => {
-                    if std::mem::replace(&mut seen[1], true) {
-                        return Err(de::Error::duplicate_field("version"));
-                    }
-                    event.version = map.next_value()?;
-                }
-                "methodArn" => once(
-                    &mut event.method_arn,
-                    &mut seen[2],
-                    "methodArn",
-                    map.next_value()?,
-                )?,
-                "routeArn" => once(
-                    &mut event.route_arn,
-                    &mut seen[3],
-                    "routeArn",
-                    map.next_value()?,
-                )?,
-                "authorizationToken" => once(
-                    &mut event.authorization_token,
-                    &mut seen[4],
-                    "authorizationToken",
-                    map.next_value()?,
-                )?,
-                "headers" => once(
-                    &mut event.headers,
-                    &mut seen[5],
-                    "headers",
-                    map.next_value()?,
-                )?,
-                "multiValueHeaders" => {
-                    let headers = map.next_value_seed(HeadersSeed {
-                        keep: self.reading.keep_header,
-                    })?;
-                    once(
-                        &mut event.multi_value_headers,
-                        &mut seen[6],
-                        "multiValueHeaders",
-                        Some(headers),
-                    )?;
-                }
-                "rawPath" => once(
-                    &mut event.raw_path,
-                    &mut seen[7],
-                    "rawPath",
-                    map.next_value()?,
-                )?,
-                "requestContext" => once(
-                    &mut event.request_context,
-                    &mut seen[8],
-                    "requestContext",
-                    map.next_value()?,
-                )?,
+        let mut seen = [false; FIELDS.len()];
+        cursor.object(|cursor, name| {
+            let Some(index) = FIELDS.iter().position(|field| *field == name) else {
+                return cursor.skip_value();
+            };
+            first_time(cursor, &mut seen, &FIELDS, index)?;
+            match index {
+                0 => event.type_ = loose_string(cursor)?,
+                1 => event.version = loose_string(cursor)?,
+                2 => event.method_arn = cursor.optional_string()?,
+                3 => event.route_arn = cursor.optional_string()?,
+                4 => event.authorization_token = cursor.optional_string()?,
+                5 => event.headers = Some(cursor.value_text()?),
+                6 => event.multi_value_headers = Some(read_headers(cursor, reading.keep_header)?),
+                7 => event.raw_path = cursor.optional_string()?,
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    event.request_context = if cursor.null()? {
+                        None
+                    } else {
+                        Some(RawContext::read(cursor, reading.client_certificate)?)
+                    }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(event)
     }
 }
@@ -319,25 +304,67 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
 /// The fields of `requestContext` the DPoP origin needs (REST: `path`; HTTP API 2.0:
 /// `domainName`), and where the mutual-TLS client certificate is (REST and HTTP API 1.0:
 /// `identity`; HTTP API 2.0: `authentication`).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Default)]
 struct RawContext<'a> {
-    #[serde(borrow, default)]
-    path: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    domain_name: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    path: Option<Cow<'a, str>>,
+    domain_name: Option<Cow<'a, str>>,
     identity: Option<RawCertificateHolder<'a>>,
-    #[serde(borrow, default)]
     authentication: Option<RawCertificateHolder<'a>>,
 }
 
+/// The fields of `requestContext` read, in the order of [`RawContext::read`]'s `seen` flags.
+const CONTEXT_FIELDS: [&str; 4] = ["path", "domainName", "identity", "authentication"];
+
+impl<'a> RawContext<'a> {
+    /// Reads `requestContext`; `identity` and `authentication` only with `certificates` (they
+    /// are skipped otherwise, like every field the decision does not read).
+    fn read(cursor: &mut Cursor<'a>, certificates: bool) -> Result<RawContext<'a>, ScanError> {
+        let mut context = RawContext::default();
+        let mut seen = [false; CONTEXT_FIELDS.len()];
+        cursor.object(|cursor, name| {
+            let Some(index) = CONTEXT_FIELDS
+                .iter()
+                .position(|field| *field == name)
+                .filter(|&index| certificates || index < 2)
+            else {
+                return cursor.skip_value();
+            };
+            first_time(cursor, &mut seen, &CONTEXT_FIELDS, index)?;
+            match index {
+                0 => context.path = cursor.optional_string()?,
+                1 => context.domain_name = cursor.optional_string()?,
+                2 => context.identity = RawCertificateHolder::read(cursor)?,
+                _ => context.authentication = RawCertificateHolder::read(cursor)?,
+            }
+            Ok(())
+        })?;
+        Ok(context)
+    }
+}
+
 /// `identity` or `authentication`: its `clientCert`, kept as text until it is needed.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct RawCertificateHolder<'a> {
-    #[serde(borrow, default)]
-    client_cert: Option<&'a RawValue>,
+    client_cert: Option<&'a str>,
+}
+
+impl<'a> RawCertificateHolder<'a> {
+    /// `null` (`None`) or an object.
+    fn read(cursor: &mut Cursor<'a>) -> Result<Option<RawCertificateHolder<'a>>, ScanError> {
+        if cursor.null()? {
+            return Ok(None);
+        }
+        let mut client_cert = None;
+        let mut seen = [false];
+        cursor.object(|cursor, name| {
+            if name != "clientCert" {
+                return cursor.skip_value();
+            }
+            first_time(cursor, &mut seen, &["clientCert"], 0)?;
+            client_cert = Some(cursor.value_text()?);
+            Ok(())
+        })?;
+        Ok(Some(RawCertificateHolder { client_cert }))
+    }
 }
 
 /// `clientCert`: the PEM of the certificate.
@@ -345,7 +372,7 @@ struct RawCertificateHolder<'a> {
 #[serde(rename_all = "camelCase")]
 struct RawClientCert<'a> {
     #[serde(borrow, default)]
-    client_cert_pem: Option<Text<'a>>,
+    client_cert_pem: Option<Cow<'a, str>>,
 }
 
 /// The thumbprint of a `clientCert` object's `clientCertPem`; `None` for anything else.
@@ -353,13 +380,13 @@ fn certificate_thumbprint(
     holder: Option<RawCertificateHolder<'_>>,
 ) -> Option<CertificateThumbprint> {
     let raw = holder?.client_cert?;
-    let cert: RawClientCert<'_> = serde_json::from_str(raw.get()).ok()?;
-    CertificateThumbprint::of_pem(&cert.client_cert_pem?.0)
+    let cert: RawClientCert<'_> = serde_json::from_str(raw).ok()?;
+    CertificateThumbprint::of_pem(&cert.client_cert_pem?)
 }
 
 impl RawEvent<'_> {
     fn kind(&self) -> Result<EventKind, EventError> {
-        let (type_, version) = (self.type_.as_str(), self.version.as_str());
+        let (type_, version) = (self.type_.as_deref(), self.version.as_deref());
         Ok(match (type_, version) {
             (Some("TOKEN"), _) => EventKind::RestToken,
             (_, Some("2.0")) => EventKind::HttpApiV2,
@@ -380,9 +407,7 @@ impl RawEvent<'_> {
                 kind,
                 arn: arn(kind, "methodArn", self.method_arn)?,
                 headers: HeaderMap::new(),
-                token: TokenInput::Given(token_value(
-                    self.authorization_token.as_ref().map(|t| &*t.0),
-                )),
+                token: TokenInput::Given(token_value(self.authorization_token.as_deref())),
                 origin: None,
                 client_certificate: None,
             }),
@@ -403,7 +428,7 @@ impl RawEvent<'_> {
                 let host = headers
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok());
-                let origin = request_origin(host, context.path.as_ref().map(|p| &*p.0), &arn);
+                let origin = request_origin(host, context.path.as_deref(), &arn);
                 let client_certificate = reading
                     .client_certificate
                     .then(|| certificate_thumbprint(context.identity))
@@ -424,8 +449,8 @@ impl RawEvent<'_> {
                 let arn = arn(kind, "routeArn", self.route_arn)?;
                 let headers = header_map(kind, self.headers, reading)?;
                 let origin = request_origin(
-                    context.domain_name.as_ref().map(|d| &*d.0),
-                    self.raw_path.as_ref().map(|p| &*p.0),
+                    context.domain_name.as_deref(),
+                    self.raw_path.as_deref(),
                     &arn,
                 );
                 let client_certificate = reading
@@ -445,114 +470,6 @@ impl RawEvent<'_> {
     }
 }
 
-/// A JSON string, borrowed from the event's text when it has no escapes.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(TextVisitor)
-    }
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Text(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Text(Cow::Owned(text.to_owned())))
-    }
-
-    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
-        Ok(Text(Cow::Owned(text)))
-    }
-}
-
-/// A string field whose other JSON values (numbers, objects, …) read as absent rather than as
-/// a malformed event: `type` and `version`, which only say whether this is an event we know.
-#[derive(Default)]
-struct Loose<'a>(Option<Text<'a>>);
-
-impl Loose<'_> {
-    fn as_str(&self) -> Option<&str> {
-        self.0.as_ref().map(|t| &*t.0)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(LooseVisitor)
-    }
-}
-
-struct LooseVisitor;
-
-impl<'de> Visitor<'de> for LooseVisitor {
-    type Value = Loose<'de>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Loose(Some(Text(Cow::Borrowed(text)))))
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Loose(Some(Text(Cow::Owned(text.to_owned())))))
-    }
-
-    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
-        Ok(Loose(Some(Text(Cow::Owned(text)))))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Loose(None))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Loose(None))
-    }
-}
-
 /// A header map of an event, with the number of values it had before [`Reading::keep_header`]
 /// left some out.
 struct EventHeaders {
@@ -563,196 +480,105 @@ struct EventHeaders {
 /// A header map of the event (`null` or absent: none), read from its text.
 fn header_map(
     kind: EventKind,
-    raw: Option<&RawValue>,
+    text: Option<&str>,
     reading: Reading<'_>,
 ) -> Result<HeaderMap, EventError> {
-    let Some(raw) = raw else {
+    let Some(text) = text else {
         return Ok(HeaderMap::new());
     };
-    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    let seed = HeadersSeed {
-        keep: reading.keep_header,
-    };
-    de::DeserializeSeed::deserialize(seed, &mut deserializer)
-        .map(|headers| headers.map)
+    let mut cursor = Cursor::new(text);
+    read_headers(&mut cursor, reading.keep_header)
+        .and_then(|headers| cursor.end().map(|()| headers.map))
         .map_err(|e| malformed(kind, format!("headers: {e}")))
 }
 
-/// Reads a header map (`null`: none) with [`HeadersVisitor`].
-struct HeadersSeed<'f> {
-    keep: &'f dyn Fn(&[u8]) -> bool,
-}
-
-impl<'de> de::DeserializeSeed<'de> for HeadersSeed<'_> {
-    type Value = EventHeaders;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_option(HeadersVisitor { keep: self.keep })
+/// Reads a header map (`null`: none): a JSON object of header names to a string (replaces
+/// earlier values of the name, as `HeaderMap::insert`) or a list of strings (each added, as
+/// `HeaderMap::append`), for the names `keep` accepts; the other names are checked, and their
+/// values (a string or a list of strings all the same) skipped without being checked as header
+/// values (each counted as one value, so that a `multiValueHeaders` of only such headers is
+/// still the map used).
+fn read_headers(
+    cursor: &mut Cursor<'_>,
+    keep: &dyn Fn(&[u8]) -> bool,
+) -> Result<EventHeaders, ScanError> {
+    let mut headers = EventHeaders {
+        map: HeaderMap::new(),
+        values: 0,
+    };
+    if cursor.null()? {
+        return Ok(headers);
     }
-}
-
-/// Reads a JSON object of header names to a string (replaces earlier values of the name, as
-/// `HeaderMap::insert`) or a list of strings (each added, as `HeaderMap::append`), for the
-/// names `keep` accepts; the other names are checked and their values skipped unread.
-struct HeadersVisitor<'f> {
-    keep: &'f dyn Fn(&[u8]) -> bool,
-}
-
-impl<'de> Visitor<'de> for HeadersVisitor<'_> {
-    type Value = EventHeaders;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a map of header names to a string or a list of strings")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.visit_unit()
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(EventHeaders {
-            map: HeaderMap::new(),
-            values: 0,
-        })
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut headers = EventHeaders {
-            map: HeaderMap::with_capacity(map.size_hint().unwrap_or(8)),
-            values: 0,
-        };
-        while let Some(name) = map.next_key::<NameBytes<'de>>()? {
-            let not_a_name = || {
-                de::Error::custom(format!(
-                    "{:?} is not a header name",
-                    String::from_utf8_lossy(&name.0)
-                ))
-            };
-            if (self.keep)(&name.0) {
-                let name = HeaderName::from_bytes(&name.0).map_err(|_| not_a_name())?;
-                map.next_value_seed(HeaderValues {
-                    headers: &mut headers,
-                    name,
-                })?;
-            } else if is_header_name(&name.0) {
-                // Counted as a value, so that a `multiValueHeaders` of only such headers is
-                // still the map used, but not read: the decision never looks at it.
-                map.next_value::<IgnoredAny>()?;
-                headers.values += 1;
-            } else {
-                return Err(not_a_name());
-            }
+    cursor.object(|cursor, name| {
+        let at = cursor.position();
+        let not_a_name = || ScanError::new(format!("{name:?} is not a header name"), at);
+        if !is_header_name(name.as_bytes()) {
+            return Err(not_a_name());
         }
-        Ok(headers)
-    }
+        if !keep(name.as_bytes()) {
+            headers.values += 1;
+            return if cursor.next_is(b'[') {
+                cursor.array(Cursor::skip_string)
+            } else if cursor.next_is(b'"') {
+                cursor.skip_string()
+            } else {
+                Err(cursor.error("a header value is not a string or a list of strings"))
+            };
+        }
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| not_a_name())?;
+        let value = |cursor: &mut Cursor<'_>| {
+            let at = cursor.position();
+            let text = cursor.string()?;
+            match text {
+                Cow::Borrowed(text) => HeaderValue::from_str(text),
+                Cow::Owned(text) => HeaderValue::try_from(text),
+            }
+            .map_err(|_| ScanError::new(format!("the value of {header} is not a header value"), at))
+        };
+        if cursor.next_is(b'[') {
+            cursor.array(|cursor| {
+                let value = value(cursor)?;
+                headers.values += 1;
+                headers.map.append(&header, value);
+                Ok(())
+            })
+        } else if cursor.next_is(b'"') {
+            let value = value(cursor)?;
+            headers.values += 1;
+            headers.map.insert(&header, value);
+            Ok(())
+        } else {
+            Err(cursor.error(format!(
+                "the value of {header} is not a string or a list of strings"
+            )))
+        }
+    })?;
+    Ok(headers)
 }
-
-/// A header name as the bytes of its JSON string (checked as a header name, so it needs no
-/// UTF-8 check of its own).
-struct NameBytes<'a>(Cow<'a, [u8]>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for NameBytes<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_bytes(NameBytesVisitor)
-    }
-}
-
-struct NameBytesVisitor;
-
-impl<'de> Visitor<'de> for NameBytesVisitor {
-    type Value = NameBytes<'de>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a header name")
-    }
-
-    fn visit_borrowed_bytes<E: de::Error>(self, name: &'de [u8]) -> Result<Self::Value, E> {
-        Ok(NameBytes(Cow::Borrowed(name)))
-    }
-
-    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Self::Value, E> {
-        Ok(NameBytes(Cow::Owned(name.to_vec())))
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
-        Ok(NameBytes(Cow::Borrowed(name.as_bytes())))
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        Ok(NameBytes(Cow::Owned(name.as_bytes().to_vec())))
-    }
-}
-
 /// True for a header name HTTP allows (RFC 9110 `token`): what `HeaderName::from_bytes`
 /// accepts, checked without making one.
 fn is_header_name(name: &[u8]) -> bool {
     !name.is_empty()
         && name.len() <= usize::from(u16::MAX)
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name.iter().all(|&b| TOKEN_CHARACTERS[usize::from(b)])
 }
 
-/// The values of one kept header name: adds them to `headers`.
-struct HeaderValues<'m> {
-    headers: &'m mut EventHeaders,
-    name: HeaderName,
-}
-
-impl HeaderValues<'_> {
-    /// One value as a header value.
-    fn value<E: de::Error>(&self, text: Text<'_>) -> Result<HeaderValue, E> {
-        match text.0 {
-            Cow::Borrowed(text) => HeaderValue::from_str(text),
-            Cow::Owned(text) => HeaderValue::try_from(text),
-        }
-        .map_err(|_| de::Error::custom(format!("the value of {} is not a header value", self.name)))
+/// The bytes of an RFC 9110 `token`: letters, digits and ``!#$%&'*+-.^_`|~``.
+static TOKEN_CHARACTERS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
     }
-
-    fn insert<E: de::Error>(self, text: Text<'_>) -> Result<(), E> {
-        let value = self.value(text)?;
-        self.headers.values += 1;
-        self.headers.map.insert(self.name, value);
-        Ok(())
+    let symbols = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < symbols.len() {
+        table[symbols[i] as usize] = true;
+        i += 1;
     }
-}
-
-impl<'de> de::DeserializeSeed<'de> for HeaderValues<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderValues<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a string or a list of strings")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<(), E> {
-        self.insert(Text(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
-        self.insert(Text(Cow::Borrowed(text)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(text) = seq.next_element::<Text<'de>>()? {
-            let value = self.value(text)?;
-            self.headers.values += 1;
-            self.headers.map.append(&self.name, value);
-        }
-        Ok(())
-    }
-}
+    table
+};
 
 /// `https://host` plus whatever precedes the ARN's path in the path the client used (the stage
 /// or a custom domain's base path), so that origin + ARN path is the URI the client used.
@@ -886,6 +712,11 @@ mod tests {
             r#"{"authorization": "line\nbreak"}"#,
             r#"{"Authorization": 5}"#,
             r#"{"authorization": [null]}"#,
+            r#"{"x-a": 5}"#,
+            r#"{"x-a": [null]}"#,
+            r#"{"x-a": {}}"#,
+            r#"{"x-a": ["1", 2]}"#,
+            r#"{"x-a": "1\x"}"#,
         ] {
             let event = format!(
                 r#"{{"version": "2.0", "type": "REQUEST", "requestContext": {{}},
@@ -931,6 +762,55 @@ mod tests {
         assert!(parse_slice(once.as_bytes()).is_ok());
         assert!(parse_slice(b"[]").is_err());
         assert!(parse_slice(b"{} {}").is_err());
+    }
+
+    #[test]
+    fn fields_the_decision_skips_must_still_be_json() {
+        let event = |skipped: &str| {
+            format!(
+                r#"{{"type": "REQUEST", "requestContext": {{"stage": {skipped}}}, "queryStringParameters": {skipped},
+                "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x", "resource": {skipped},
+                "headers": {{"Authorization": "Bearer a"}}, "multiValueHeaders": {{"Authorization": ["Bearer a"]}}}}"#
+            )
+        };
+        // Brackets, quotes and the event's own field names inside skipped strings end nothing.
+        for skipped in [
+            r#""}, \"methodArn\": \"arn:aws:execute-api:us-east-1:1:api/prod/DELETE/y\", {""#,
+            r#"{"a": "]}", "b": ["\\", "\"", "\u005d"], "c": [1, -0.5e3, true, null, {}]}"#,
+            r#"[[[[{"headers": {"Authorization": ["Bearer b"]}}]]]]"#,
+        ] {
+            let parsed =
+                parse_slice(event(skipped).as_bytes()).unwrap_or_else(|e| panic!("{skipped}: {e}"));
+            assert_eq!(parsed.arn.method(), "GET", "{skipped}");
+            assert_eq!(parsed.headers.get_all("authorization").iter().count(), 1);
+        }
+        // A malformed value anywhere refuses the whole event, never a half-read one.
+        for skipped in [
+            r#"{"a": [1 2]}"#,
+            r#"{"a": [}"#,
+            r#"["\q"]"#,
+            r#""unterminated"#,
+            r#"{"a" 1}"#,
+            r#"[01]"#,
+            r#"tru"#,
+            r#"{"a": 1,}"#,
+        ] {
+            let parsed = parse_slice(event(skipped).as_bytes());
+            assert!(
+                matches!(parsed, Err(EventError::Malformed { .. })),
+                "{skipped}: {parsed:?}"
+            );
+        }
+        let raw_control = event("\"tab\there\"");
+        assert!(parse_slice(raw_control.as_bytes()).is_err());
+        let mut broken = event("\"~\"").into_bytes();
+        for byte in broken.iter_mut().filter(|b| **b == b'~') {
+            *byte = 0xff;
+        }
+        assert!(
+            parse_slice(&broken).is_err(),
+            "invalid UTF-8 in a skipped string"
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod config;
 pub mod event;
 pub mod metrics;
 pub mod runtime;
+mod scan;
 
 pub use answer::{ContextClaim, HttpApiResponse, Options, PolicyResource};
 pub use authorizer::{Answer, Authorizer, AuthorizerError};

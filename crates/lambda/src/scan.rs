@@ -1,0 +1,690 @@
+//! A JSON reader for authorizer events: walks the event's text once, hands out the few strings
+//! the decision reads (borrowed from the text when they have no escapes) and skips every other
+//! value structurally, without building or decoding anything.
+//!
+//! An API Gateway event is 1–4 KB, most of it values no decision reads (`multiValueHeaders`
+//! beside `headers`, `requestContext`, query strings, stage variables). A `serde` visitor with
+//! `IgnoredAny` still dispatches on every value and parses every number; [`Cursor::skip_value`]
+//! only finds where a value ends, with one loop and no recursion:
+//!
+//! * strings: up to the closing `"`, every escape checked (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`,
+//!   `\r`, `\t`, `\uXXXX`), a raw control character refused — so a `"` or a bracket inside a
+//!   string never ends a value early, and `\\"` never hides the end of one;
+//! * containers: brackets counted on a stack of up to [`MAX_DEPTH`] kinds, so `{"a": [}` is
+//!   refused, with the commas, colons and member names between their items checked;
+//! * numbers and `true`/`false`/`null`: their JSON grammar checked.
+//!
+//! A skipped value is therefore well-formed JSON as `serde_json` reads it (the unit tests hold
+//! the two to the same verdict on random and on every truncated input); an event that is not
+//! is refused as a whole, never half-read. The text is known to be UTF-8 (the caller takes a
+//! `&str`), so a span between two ASCII delimiters is a `&str` of its own.
+
+use std::borrow::Cow;
+use thiserror::Error;
+
+/// The deepest nesting of arrays and objects [`Cursor::skip_value`] accepts (as `serde_json`).
+pub const MAX_DEPTH: u32 = 127;
+
+/// Why the event's text is not the JSON expected at some point (boxed: one word, so that the
+/// scanner's results stay small on the path where nothing fails).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{} at byte {}", .0.what, .0.at)]
+pub struct ScanError(Box<ScanErrorDetail>);
+
+/// What [`ScanError`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanErrorDetail {
+    /// What was expected or found.
+    pub what: Cow<'static, str>,
+    /// The byte offset in the event's text.
+    pub at: usize,
+}
+
+impl ScanError {
+    /// `what` at byte `at`.
+    #[cold]
+    pub fn new(what: impl Into<Cow<'static, str>>, at: usize) -> ScanError {
+        ScanError(Box::new(ScanErrorDetail {
+            what: what.into(),
+            at,
+        }))
+    }
+}
+
+/// Bytes that stop the scan of a string's contents: `"`, `\` and the control characters JSON
+/// does not allow raw.
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The first byte at or after `from` that stops the scan of a string ([`STRING_STOP`]), or
+/// the end of `bytes`: eight bytes at a time while none of them can stop it.
+#[inline(always)]
+fn string_stop(bytes: &[u8], mut from: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // A byte's high bit is set in `stops` when the byte is `"`, `\` or below 0x20 (the
+        // usual zero-byte test; bytes after a match may be flagged falsely, never before it).
+        let quote = word ^ QUOTES;
+        let backslash = word ^ BACKSLASHES;
+        let stops = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(SPACES) & !word);
+        let stops = stops & HIGHS;
+        if stops != 0 {
+            // Little-endian: the lowest flagged byte is the first in the text.
+            return from + (stops.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while let Some(&byte) = bytes.get(from) {
+        if STRING_STOP[usize::from(byte)] {
+            break;
+        }
+        from += 1;
+    }
+    from
+}
+
+/// A position in a JSON text.
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `text`.
+    pub fn new(text: &'a str) -> Cursor<'a> {
+        Cursor { text, pos: 0 }
+    }
+
+    /// The byte offset of the cursor.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// An error at the cursor.
+    #[cold]
+    pub fn error(&self, what: impl Into<Cow<'static, str>>) -> ScanError {
+        ScanError::new(what, self.pos)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn next_byte(&mut self) -> Result<u8, ScanError> {
+        let byte = self
+            .peek()
+            .ok_or_else(|| self.error("unexpected end of the event"))?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    /// Skips JSON whitespace.
+    pub fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Whitespace, then `byte`.
+    pub fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), ScanError> {
+        self.skip_whitespace();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    /// True (and past it) when whitespace, then `null` is next.
+    pub fn null(&mut self) -> Result<bool, ScanError> {
+        self.skip_whitespace();
+        if self.peek() == Some(b'n') {
+            self.pos += 1;
+            self.literal(b"ull")?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// True when whitespace, then `byte` is next (not consumed).
+    pub fn next_is(&mut self, byte: u8) -> bool {
+        self.skip_whitespace();
+        self.peek() == Some(byte)
+    }
+
+    /// Whitespace, then the end of the text.
+    pub fn end(&mut self) -> Result<(), ScanError> {
+        self.skip_whitespace();
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.error("trailing characters after the event")),
+        }
+    }
+
+    /// The contents of the string whose opening quote was just read, the cursor left after its
+    /// closing quote: their span and whether they have an escape.
+    #[inline(always)]
+    fn string_contents(&mut self) -> Result<(usize, usize, bool), ScanError> {
+        let start = self.pos;
+        match string_end(self.text.as_bytes(), start) {
+            Ok((end, escaped)) => {
+                self.pos = end;
+                Ok((start, end - 1, escaped))
+            }
+            Err(problem) => Err(problem.at(self)),
+        }
+    }
+
+    /// Whitespace, then a string: its text, borrowed when it has no escapes.
+    pub fn string(&mut self) -> Result<Cow<'a, str>, ScanError> {
+        self.expect(b'"', "expected a string")?;
+        let opening = self.pos - 1;
+        let (start, end, escaped) = self.string_contents()?;
+        if !escaped {
+            return self
+                .text
+                .get(start..end)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| self.error("a string not on character boundaries"));
+        }
+        let quoted = self
+            .text
+            .get(opening..self.pos)
+            .ok_or_else(|| self.error("a string not on character boundaries"))?;
+        serde_json::from_str::<String>(quoted)
+            .map(Cow::Owned)
+            .map_err(|e| ScanError::new(format!("an invalid string: {e}"), opening))
+    }
+
+    /// Whitespace, then a string, skipped.
+    pub fn skip_string(&mut self) -> Result<(), ScanError> {
+        self.expect(b'"', "expected a string")?;
+        self.string_contents().map(|_| ())
+    }
+
+    /// `null` (`None`) or a string.
+    pub fn optional_string(&mut self) -> Result<Option<Cow<'a, str>>, ScanError> {
+        if self.null()? {
+            return Ok(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// A JSON object: `member` reads each member's value, given its name; the object's own
+    /// punctuation is checked here.
+    pub fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Cursor<'a>, Cow<'a, str>) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        self.expect(b'{', "expected an object")?;
+        if self.next_is(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let name = self.string()?;
+            self.expect(b':', "expected `:`")?;
+            member(self, name)?;
+            self.skip_whitespace();
+            match self.next_byte()? {
+                b',' => {}
+                b'}' => return Ok(()),
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// A JSON array: `item` reads each item.
+    pub fn array(
+        &mut self,
+        mut item: impl FnMut(&mut Cursor<'a>) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        self.expect(b'[', "expected an array")?;
+        if self.next_is(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            self.skip_whitespace();
+            match self.next_byte()? {
+                b',' => {}
+                b']' => return Ok(()),
+                _ => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// Whitespace, then any JSON value, skipped: its text.
+    pub fn value_text(&mut self) -> Result<&'a str, ScanError> {
+        self.skip_whitespace();
+        let start = self.pos;
+        self.skip_value()?;
+        self.text
+            .get(start..self.pos)
+            .ok_or_else(|| self.error("a value not on character boundaries"))
+    }
+
+    /// Whitespace, then any JSON value, skipped: only its end is found, with its syntax checked
+    /// (see the module documentation).
+    pub fn skip_value(&mut self) -> Result<(), ScanError> {
+        match skip(self.text.as_bytes(), self.pos) {
+            Ok(end) => {
+                self.pos = end;
+                Ok(())
+            }
+            Err(problem) => Err(problem.at(self)),
+        }
+    }
+
+    /// The rest of a literal whose first byte was just read.
+    fn literal(&mut self, rest: &[u8]) -> Result<(), ScanError> {
+        match literal_end(self.text.as_bytes(), self.pos, rest) {
+            Ok(end) => {
+                self.pos = end;
+                Ok(())
+            }
+            Err(problem) => Err(problem.at(self)),
+        }
+    }
+}
+
+/// Where and why [`skip`] stopped: turned into a [`ScanError`] only when something failed.
+#[derive(Debug, Clone, Copy)]
+struct Problem {
+    at: usize,
+    what: &'static str,
+}
+
+impl Problem {
+    #[cold]
+    fn at(self, cursor: &mut Cursor<'_>) -> ScanError {
+        cursor.pos = self.at;
+        cursor.error(self.what)
+    }
+}
+
+/// The first byte at or after `at` that is not JSON whitespace.
+#[inline(always)]
+fn whitespace_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The end (after the closing quote) of the string whose contents start at `at`, and whether
+/// it has an escape.
+#[inline(always)]
+fn string_end(bytes: &[u8], mut at: usize) -> Result<(usize, bool), Problem> {
+    let mut escaped = false;
+    loop {
+        at = string_stop(bytes, at);
+        match bytes.get(at) {
+            Some(b'"') => return Ok((at + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                at = escape_end(bytes, at + 1)?;
+            }
+            Some(_) => {
+                return Err(Problem {
+                    at,
+                    what: "a control character in a string",
+                })
+            }
+            None => {
+                return Err(Problem {
+                    at,
+                    what: "unterminated string",
+                })
+            }
+        }
+    }
+}
+
+/// The end of an escape whose backslash ends before `at`: `\"`, `\\`, `\/`, `\b`, `\f`, `\n`,
+/// `\r`, `\t` or `\u` and four hexadecimal digits.
+#[inline(never)]
+fn escape_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+    match bytes.get(at) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 1),
+        Some(b'u') => match bytes.get(at + 1..at + 5) {
+            Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => Ok(at + 5),
+            _ => Err(Problem {
+                at,
+                what: "an invalid \\u escape",
+            }),
+        },
+        _ => Err(Problem {
+            at,
+            what: "an invalid escape",
+        }),
+    }
+}
+
+/// The end of a literal at `at` that must be `rest`.
+fn literal_end(bytes: &[u8], at: usize, rest: &[u8]) -> Result<usize, Problem> {
+    let end = at + rest.len();
+    if bytes.get(at..end) == Some(rest) {
+        Ok(end)
+    } else {
+        Err(Problem {
+            at,
+            what: "an invalid literal",
+        })
+    }
+}
+
+/// The end of the digits at `at` (none is allowed).
+#[inline(always)]
+fn digits_end(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        at += 1;
+    }
+    at
+}
+
+/// The end of one or more digits at `at`.
+fn some_digits_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+    let end = digits_end(bytes, at);
+    if end == at {
+        return Err(Problem {
+            at,
+            what: "an invalid number",
+        });
+    }
+    Ok(end)
+}
+
+/// The end of the number at `at`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn number_end(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
+    if bytes.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    at = match bytes.get(at) {
+        Some(b'0') => at + 1,
+        Some(b'1'..=b'9') => digits_end(bytes, at + 1),
+        _ => {
+            return Err(Problem {
+                at,
+                what: "an invalid number",
+            })
+        }
+    };
+    if bytes.get(at) == Some(&b'.') {
+        at = some_digits_end(bytes, at + 1)?;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
+        }
+        at = some_digits_end(bytes, at)?;
+    }
+    Ok(at)
+}
+
+/// The end of a member's name and colon, whitespace before them skipped.
+#[inline(always)]
+fn member_name_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+    let at = whitespace_end(bytes, at);
+    if bytes.get(at) != Some(&b'"') {
+        return Err(Problem {
+            at,
+            what: "expected a member name",
+        });
+    }
+    let (at, _) = string_end(bytes, at + 1)?;
+    let at = whitespace_end(bytes, at);
+    if bytes.get(at) != Some(&b':') {
+        return Err(Problem {
+            at,
+            what: "expected `:`",
+        });
+    }
+    Ok(at + 1)
+}
+
+/// The end of the JSON value at `at` (whitespace before it skipped), its syntax checked: one
+/// loop over the text, nesting kept on a bit stack (no recursion).
+fn skip(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
+    // Bit `d` set: the container at depth `d + 1` is an object.
+    let mut objects: u128 = 0;
+    let mut depth: u32 = 0;
+    'value: loop {
+        at = whitespace_end(bytes, at);
+        let Some(&byte) = bytes.get(at) else {
+            return Err(Problem {
+                at,
+                what: "unexpected end of the event",
+            });
+        };
+        match byte {
+            b'"' => at = string_end(bytes, at + 1)?.0,
+            b'{' | b'[' => {
+                let object = byte == b'{';
+                if depth >= MAX_DEPTH {
+                    return Err(Problem {
+                        at,
+                        what: "nesting too deep",
+                    });
+                }
+                let inside = whitespace_end(bytes, at + 1);
+                if bytes.get(inside) == Some(if object { &b'}' } else { &b']' }) {
+                    at = inside + 1;
+                } else {
+                    if object {
+                        objects |= 1 << depth;
+                        at = member_name_end(bytes, inside)?;
+                    } else {
+                        objects &= !(1 << depth);
+                        at = inside;
+                    }
+                    depth += 1;
+                    continue 'value;
+                }
+            }
+            b't' => at = literal_end(bytes, at + 1, b"rue")?,
+            b'f' => at = literal_end(bytes, at + 1, b"alse")?,
+            b'n' => at = literal_end(bytes, at + 1, b"ull")?,
+            b'-' | b'0'..=b'9' => at = number_end(bytes, at)?,
+            _ => {
+                return Err(Problem {
+                    at,
+                    what: "expected a JSON value",
+                })
+            }
+        }
+        // After a value: the next item, or the end of its containers.
+        loop {
+            let Some(top) = depth.checked_sub(1) else {
+                return Ok(at);
+            };
+            let in_object = objects >> top & 1 == 1;
+            at = whitespace_end(bytes, at);
+            match bytes.get(at) {
+                Some(b',') => {
+                    at += 1;
+                    if in_object {
+                        at = member_name_end(bytes, at)?;
+                    }
+                    continue 'value;
+                }
+                Some(b'}') if in_object => {
+                    at += 1;
+                    depth = top;
+                }
+                Some(b']') if !in_object => {
+                    at += 1;
+                    depth = top;
+                }
+                _ => {
+                    return Err(Problem {
+                        at,
+                        what: if in_object {
+                            "expected `,` or `}`"
+                        } else {
+                            "expected `,` or `]`"
+                        },
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::de::IgnoredAny;
+    use serde_json::Value;
+
+    /// True when the skipper reads all of `text` as one JSON value.
+    fn skips_whole(text: &str) -> bool {
+        let mut cursor = Cursor::new(text);
+        cursor.skip_value().is_ok() && cursor.end().is_ok()
+    }
+
+    /// True when `serde_json` reads all of `text` as one JSON value.
+    fn serde_reads(text: &str) -> bool {
+        serde_json::from_str::<IgnoredAny>(text).is_ok()
+    }
+
+    #[test]
+    fn crafted_values_end_where_serde_says() {
+        for (text, ok) in [
+            (r#""a\"b""#, true),
+            (r#""a\\"b""#, false),
+            (r#""a\\\"b""#, true),
+            (r#"["]", "}", "[", "{"]"#, true),
+            (r#"{"a}": "]", "\"": ["\\", "\u00e9\uD83D\uDE00"]}"#, true),
+            (r#""\ud800""#, true),
+            (r#""\u12G4""#, false),
+            (r#""\x""#, false),
+            ("\"tab\there\"", false),
+            ("\"a", false),
+            (r#"{"a": [}"#, false),
+            (r#"[{]}"#, false),
+            (r#"{"a" 1}"#, false),
+            (r#"{"a": 1,}"#, false),
+            (r#"[1,]"#, false),
+            (r#"[1 2]"#, false),
+            (r#"{1: 2}"#, false),
+            (r#"[01]"#, false),
+            (r#"[-]"#, false),
+            (r#"[1.]"#, false),
+            (r#"[1e]"#, false),
+            (r#"[-0.5e+10, 0, 1E-2, 123]"#, true),
+            (r#"[tru]"#, false),
+            (r#"[true, false, null]"#, true),
+            (" { } ", true),
+            ("[] []", false),
+            ("", false),
+        ] {
+            assert_eq!(skips_whole(text), ok, "{text}");
+            assert_eq!(serde_reads(text), ok, "serde_json on {text}");
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_recursion() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(skips_whole(&deep(MAX_DEPTH as usize)));
+        assert!(!skips_whole(&deep(MAX_DEPTH as usize + 1)));
+        assert!(!skips_whole(&"[".repeat(100_000)));
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(100), "}".repeat(100));
+        assert!(skips_whole(&objects));
+    }
+
+    #[test]
+    fn strings_are_borrowed_without_escapes_and_decoded_with_them() {
+        let mut cursor = Cursor::new(r#" "plain" "a\"\u00e9" "\ud800""#);
+        assert!(matches!(cursor.string(), Ok(Cow::Borrowed("plain"))));
+        assert!(matches!(cursor.string(), Ok(Cow::Owned(s)) if s == "a\"é"));
+        assert!(cursor.string().is_err(), "a lone surrogate is not text");
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            "[\"\\\\\\[\\]{}:, a]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                proptest::collection::btree_map("[\"\\\\{}a-c]{0,4}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn a_value_and_none_of_its_prefixes_read_whole(value in json_value(), pretty in any::<bool>()) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                value.to_string()
+            };
+            prop_assert!(skips_whole(&text), "{}", text);
+            let mut cursor = Cursor::new(&text);
+            prop_assert_eq!(cursor.value_text().ok(), Some(text.as_str()));
+            for end in (0..text.len()).filter(|&end| text.is_char_boundary(end)) {
+                let prefix = &text[..end];
+                prop_assert_eq!(skips_whole(prefix), serde_reads(prefix), "{}", prefix);
+            }
+        }
+
+        #[test]
+        fn random_json_like_text_gets_serde_json_s_verdict(
+            text in "[\\[\\]{}\",:\\\\ a0-9.eE+tfnrul/-]{0,40}"
+        ) {
+            prop_assert_eq!(skips_whole(&text), serde_reads(&text), "{}", text);
+        }
+
+        #[test]
+        fn a_value_with_one_byte_changed_gets_serde_json_s_verdict(
+            value in json_value(),
+            at in any::<proptest::sample::Index>(),
+            byte in proptest::sample::select(b"[]{}\",:\\ a0-.e".to_vec()),
+        ) {
+            let mut bytes = value.to_string().into_bytes();
+            let at = at.index(bytes.len().max(1)).min(bytes.len().saturating_sub(1));
+            if let Some(slot) = bytes.get_mut(at) {
+                *slot = byte;
+            }
+            if let Ok(text) = String::from_utf8(bytes) {
+                prop_assert_eq!(skips_whole(&text), serde_reads(&text), "{}", text);
+            }
+        }
+    }
+}

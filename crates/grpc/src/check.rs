@@ -69,7 +69,8 @@ pub struct Original {
     pub target: String,
     /// The request headers (pseudo-headers such as `:path` left out).
     pub headers: HeaderMap,
-    /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`.
+    /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`; only
+    /// when the request carries a `DPoP` header (nothing else reads it).
     pub origin: Option<String>,
     /// The request body as Envoy sent it (`with_request_body` with `pack_as_bytes`), for an MCP
     /// route's inspection.
@@ -157,11 +158,18 @@ pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
         (false, true) => CheckBody::Partial,
         (false, false) => CheckBody::Whole(http.raw_body.clone()),
     };
+    // Only a DPoP proof's `htu` is compared with the origin, and the engine reads the origin
+    // only after finding a `DPoP` header: without one, it is not formatted.
+    let origin = if headers.contains_key("dpop") {
+        jwtgate_engine::dpop::origin(&http.scheme, &http.host)
+    } else {
+        None
+    };
     Ok(Original {
         method: http.method.clone(),
         target: http.path.clone(),
         headers,
-        origin: jwtgate_engine::dpop::origin(&http.scheme, &http.host),
+        origin,
         body,
     })
 }

@@ -6,7 +6,7 @@
 //! two strings an entry) only for jwtgate to copy it into an [`http::HeaderMap`] and drop it.
 //! Under Envoy this decoding was the largest single cost of a check (callgrind, docs/envoy.md).
 //!
-//! [`CheckCodec`] walks the message's fields and decodes only
+//! [`decode_check`] walks the message's fields and decodes only
 //! `attributes.request.http` (into envoy-types' [`HttpRequest`], by prost's generated code) and,
 //! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
 //! field is skipped by its wire type. Each entry of the `headers` map becomes a [`MapHeader`]:
@@ -16,13 +16,11 @@
 //! value of a repeated name, as a protobuf map does. No Envoy message is defined here: every
 //! other value is an envoy-types type, decoded by prost's generated code.
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer};
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::Status;
 
 /// Field numbers of `envoy.service.auth.v3` messages read here (from `attribute_context.proto`
 /// and `external_auth.proto`).
@@ -204,63 +202,6 @@ pub fn decode_check(
         )
     })?;
     Ok(input)
-}
-
-/// tonic's codec for `Check`: requests decoded by [`decode_check`], responses encoded by
-/// prost's generated code.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckCodec {
-    /// Read `attributes.source.certificate`.
-    pub source_certificate: bool,
-}
-
-impl Codec for CheckCodec {
-    type Encode = CheckResponse;
-    type Decode = CheckInput;
-    type Encoder = CheckEncoder;
-    type Decoder = CheckDecoder;
-
-    fn encoder(&mut self) -> CheckEncoder {
-        CheckEncoder
-    }
-
-    fn decoder(&mut self) -> CheckDecoder {
-        CheckDecoder {
-            source_certificate: self.source_certificate,
-        }
-    }
-}
-
-/// Encodes a `CheckResponse` with prost.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckEncoder;
-
-impl Encoder for CheckEncoder {
-    type Item = CheckResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: CheckResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the check response: {e}")))
-    }
-}
-
-/// Decodes a `CheckRequest` with [`decode_check`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckDecoder {
-    source_certificate: bool,
-}
-
-impl Decoder for CheckDecoder {
-    type Item = CheckInput;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CheckInput>, Status> {
-        let bytes: Bytes = src.copy_to_bytes(src.remaining());
-        decode_check(&bytes, self.source_certificate)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("decoding the check request: {e}")))
-    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,11 @@
 
 pub mod check;
 pub mod codec;
+pub mod framing;
 pub mod service;
+pub mod transport;
 
 pub use check::{CheckOptions, Original, Unreadable};
-pub use codec::{CheckCodec, CheckInput};
-pub use service::{spawn, ExtAuthz, Spawned, AUTHORIZATION_SERVICE, CHECK_PATH};
+pub use codec::CheckInput;
+pub use service::{AUTHORIZATION_SERVICE, CHECK_PATH, HEALTH_CHECK_PATH};
+pub use transport::{spawn, Spawned};

@@ -265,10 +265,16 @@ pub fn render(
 }
 
 fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
+    // Header values are nearly always UTF-8 (identity values are sanitised text): the plain
+    // check is a fraction of the lossy conversion's cost.
+    let value = match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
+    };
     HeaderValueOption {
         header: Some(PbHeader {
             key: name.to_owned(),
-            value: String::from_utf8_lossy(value).into_owned(),
+            value,
             raw_value: Vec::new(),
         }),
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,

@@ -9,7 +9,7 @@
 //! before its message did.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Bytes before each message: the compressed flag and the length.
 pub const PREFIX_LEN: usize = 5;
@@ -198,10 +198,14 @@ pub fn frame(message: &impl prost::Message) -> Bytes {
 /// when not empty.
 pub fn status_headers(code: u8, message: &str) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(2);
-    headers.insert("grpc-status", HeaderValue::from(u16::from(code)));
+    let code = match code {
+        status::OK => HeaderValue::from_static("0"),
+        other => HeaderValue::from(u16::from(other)),
+    };
+    headers.insert(HeaderName::from_static("grpc-status"), code);
     if !message.is_empty() {
         if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
-            headers.insert("grpc-message", value);
+            headers.insert(HeaderName::from_static("grpc-message"), value);
         }
     }
     headers

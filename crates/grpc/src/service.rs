@@ -146,7 +146,9 @@ impl Services {
                 format!("decoding the check request: {e}"),
             )
         })?;
-        let answer = check_input(&engine, &input, self.options).await;
+        // Boxed: the decision's future is kilobytes, and a call future that held it inline
+        // would be copied whole into the connection's set of calls.
+        let answer = Box::pin(check_input(&engine, &input, self.options)).await;
         Ok(frame(&answer))
     }
 

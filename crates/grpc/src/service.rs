@@ -12,7 +12,7 @@
 //! (bounded by its own timeout) and the request body (bounded by `body_read_timeout`), and the
 //! client enforces its deadline by resetting the stream, which drops the call.
 
-use crate::check::{check_input, CheckOptions};
+use crate::check::{check_input, render, CheckOptions};
 use crate::codec::decode_check;
 use crate::framing::{frame, status, status_headers, FrameError, UnaryBody};
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use jwtgate_engine::mtls::CertificateSource;
+use jwtgate_engine::Denial;
 use jwtgate_http::server::not_ready_reasons;
 use jwtgate_http::SharedEngine;
 use prost::Message;
@@ -68,9 +69,26 @@ impl CallError {
     }
 }
 
-impl From<FrameError> for CallError {
-    fn from(error: FrameError) -> CallError {
-        CallError::new(error.status(), error.to_string())
+/// Why a call's message was not read.
+enum Unread {
+    /// The body is not one message within the limit.
+    Frame(FrameError),
+    /// The body failed or came too slowly.
+    Call(CallError),
+}
+
+impl From<CallError> for Unread {
+    fn from(error: CallError) -> Unread {
+        Unread::Call(error)
+    }
+}
+
+impl From<Unread> for CallError {
+    fn from(unread: Unread) -> CallError {
+        match unread {
+            Unread::Frame(error) => CallError::new(error.status(), error.to_string()),
+            Unread::Call(error) => error,
+        }
     }
 }
 
@@ -134,10 +152,22 @@ impl Services {
         send(&mut respond, answer);
     }
 
-    /// `Authorization/Check`: one engine load for the decoding and the decision.
+    /// `Authorization/Check`: one engine load for the decoding and the decision. A message over
+    /// the limit (Envoy's `with_request_body` with a larger `max_request_bytes`) is refused
+    /// in-band with 413, not with a gRPC error that `failure_mode_allow: true` would let pass.
     async fn check(&self, body: RecvStream) -> Result<Bytes, CallError> {
-        let message = self.read(body, self.max_message_size).await?;
+        let read = self.read(body, self.max_message_size).await;
         let engine = self.engine.load();
+        let message = match read {
+            Ok(message) => message,
+            Err(Unread::Frame(FrameError::TooLarge { .. })) => {
+                let denial = Denial::body_too_large(engine.realm(), self.max_message_size);
+                let outcome = engine.refuse("", "", denial);
+                let answer = render(&engine, &HeaderMap::new(), "", &outcome, self.options);
+                return Ok(frame(&answer));
+            }
+            Err(unread) => return Err(unread.into()),
+        };
         let source_certificate =
             *engine.dpop().certificate_source() == CertificateSource::ExtAuthzSource;
         let input = decode_check(&message, source_certificate).map_err(|e| {
@@ -156,7 +186,10 @@ impl Services {
     /// `NOT_SERVING` otherwise, for the whole server (`""`) and [`AUTHORIZATION_SERVICE`];
     /// `NOT_FOUND` for any other service, as the health protocol says.
     async fn health(&self, body: RecvStream) -> Result<Bytes, CallError> {
-        let message = self.read(body, MAX_HEALTH_MESSAGE_SIZE).await?;
+        let message = self
+            .read(body, MAX_HEALTH_MESSAGE_SIZE)
+            .await
+            .map_err(CallError::from)?;
         let request = HealthCheckRequest::decode(message).map_err(|e| {
             CallError::new(
                 status::INVALID_ARGUMENT,
@@ -181,7 +214,7 @@ impl Services {
 
     /// The request body's one message (at most `limit` bytes), received within the body
     /// timeout; flow-control capacity is given back as frames arrive.
-    async fn read(&self, mut body: RecvStream, limit: usize) -> Result<Bytes, CallError> {
+    async fn read(&self, mut body: RecvStream, limit: usize) -> Result<Bytes, Unread> {
         let mut unary = UnaryBody::new(limit);
         let receive = async {
             while let Some(chunk) = body.data().await {
@@ -189,9 +222,9 @@ impl Services {
                     CallError::new(status::INTERNAL, format!("reading the request: {e}"))
                 })?;
                 let _ = body.flow_control().release_capacity(chunk.len());
-                unary.push(chunk)?;
+                unary.push(chunk).map_err(Unread::Frame)?;
             }
-            Ok::<(), CallError>(())
+            Ok::<(), Unread>(())
         };
         match tokio::time::timeout(self.body_timeout, receive).await {
             Ok(received) => received?,
@@ -199,10 +232,11 @@ impl Services {
                 return Err(CallError::new(
                     status::DEADLINE_EXCEEDED,
                     "the request body did not arrive in time",
-                ))
+                )
+                .into())
             }
         }
-        Ok(unary.finish()?)
+        unary.finish().map_err(Unread::Frame)
     }
 }
 

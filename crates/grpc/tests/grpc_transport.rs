@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use http::HeaderMap;
 use jwtgate_http::config::GatewayConfig;
@@ -221,12 +222,9 @@ async fn malformed_calls_are_grpc_errors_and_the_connection_keeps_serving() {
     trailing.push(0);
     let mut two = framed(0, &check);
     two.extend(framed(0, &check));
-    // 4 MiB + 1 announced: refused from the prefix, the rest never sent.
-    let oversized = vec![0, 0, 0x40, 0, 1];
     let cases: Vec<Case> = vec![
         ("compressed", CHECK, vec![], vec![framed(1, &check)], 12),
         ("bad flag", CHECK, vec![], vec![framed(2, &check)], 13),
-        ("oversized", CHECK, vec![], vec![oversized], 8),
         ("trailing byte", CHECK, vec![], vec![trailing], 13),
         ("two messages", CHECK, vec![], vec![two], 13),
         ("no body", CHECK, vec![], vec![], 13),
@@ -295,6 +293,25 @@ async fn malformed_calls_are_grpc_errors_and_the_connection_keeps_serving() {
         .unwrap();
     assert_eq!(get.status(), Some(12), "{get:?}");
     // The same connection still decides.
+    assert_check_answers(&mut client).await;
+}
+
+#[tokio::test]
+async fn a_check_over_the_message_limit_is_denied_in_band_from_its_prefix() {
+    let running = start("").await;
+    let mut client = connect(running.addr).await;
+    // 4 MiB + 1 announced: refused from the prefix, the rest never sent; a denial (413) that
+    // `failure_mode_allow: true` cannot turn into an allow, not a gRPC error.
+    let answer = call(&mut client, CHECK, vec![vec![0, 0, 0x40, 0, 1]]).await;
+    assert_eq!(answer.status(), Some(0), "{answer:?}");
+    let response = CheckResponse::decode(answer.message()).unwrap();
+    let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
+        panic!("{response:?}");
+    };
+    assert_eq!(denied.status.unwrap().code, 413);
+    // Health's own limit is small, and a gRPC error.
+    let health = call(&mut client, HEALTH, vec![framed(0, &[0; 2048])]).await;
+    assert_eq!(health.status(), Some(8), "{health:?}");
     assert_check_answers(&mut client).await;
 }
 

@@ -25,6 +25,7 @@ struct Running {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    engine: std::sync::Arc<jwtgate_http::SharedEngine>,
     _issuer: Issuer,
 }
 
@@ -64,6 +65,7 @@ async fn start(server_settings: &str) -> Running {
         addr: spawned.addr,
         stop: Some(stop),
         task: spawned.task,
+        engine: gateway.engine,
         _issuer: issuer,
     }
 }
@@ -457,6 +459,7 @@ async fn over_the_connection_limit_checks_are_unavailable_and_health_answers() {
     )
     .await;
     assert_eq!(health.status(), Some(0), "{health:?}");
+    assert_eq!(running.engine.load().metrics().connections_over_limit(), 1);
     // The first connection is served as before.
     assert_check_answers(&mut first).await;
 }

@@ -111,13 +111,22 @@ pub fn extract(
     query: Option<&str>,
     locations: &TokenLocations,
 ) -> BearerToken {
-    let mut found: Vec<String> = Vec::new();
+    // The one token found so far, and whether a second one was.
+    let mut found: Option<String> = None;
+    let mut more = false;
     let mut dpop = false;
+    let mut take = |token: String| {
+        if found.is_some() {
+            more = true;
+        } else {
+            found = Some(token);
+        }
+    };
     match from_authorization(headers) {
-        BearerToken::Present(token) => found.push(token),
+        BearerToken::Present(token) => take(token),
         BearerToken::Dpop(token) => {
             dpop = true;
-            found.push(token);
+            take(token);
         }
         BearerToken::Invalid(why) => return BearerToken::Invalid(why),
         BearerToken::Missing => {}
@@ -128,19 +137,19 @@ pub fn extract(
         if headers.get_all(COOKIE).iter().any(|v| v.to_str().is_err()) {
             return BearerToken::Invalid("a Cookie header is not valid text");
         }
-        found.extend(from_cookie(headers, name));
+        from_cookie(headers, name).into_iter().for_each(&mut take);
     }
     if let Some(name) = &locations.query {
-        found.extend(from_query(query, name));
+        from_query(query, name).into_iter().for_each(&mut take);
     }
-    match found.len() {
-        0 => BearerToken::Missing,
-        1 => match found.pop() {
-            Some(token) if !token.is_empty() && dpop => BearerToken::Dpop(token),
-            Some(token) if !token.is_empty() => BearerToken::Present(token),
-            _ => BearerToken::Invalid("the bearer token is empty"),
-        },
-        _ => BearerToken::Invalid("the token was sent in more than one place"),
+    match (found, more) {
+        (_, true) => BearerToken::Invalid("the token was sent in more than one place"),
+        (None, false) => BearerToken::Missing,
+        (Some(token), false) if token.is_empty() => {
+            BearerToken::Invalid("the bearer token is empty")
+        }
+        (Some(token), false) if dpop => BearerToken::Dpop(token),
+        (Some(token), false) => BearerToken::Present(token),
     }
 }
 

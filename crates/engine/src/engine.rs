@@ -48,7 +48,7 @@ pub struct CachedPass {
     /// The verified token.
     pub verified: Arc<Verified>,
     /// Its identity headers, sanitised.
-    pub identity: Arc<[(HeaderName, HeaderValue)]>,
+    pub identity: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Which front end asks: the boundary checks on headers, and where the token may be, differ.
@@ -139,7 +139,7 @@ pub enum Inspection {
 #[derive(Debug, Clone)]
 pub struct Allow {
     /// Headers for the upstream: the verified identity (none for public routes).
-    pub identity: Arc<[(HeaderName, HeaderValue)]>,
+    pub identity: Vec<(HeaderName, HeaderValue)>,
     /// The verified token, when the route needed one.
     pub verified: Option<Arc<Verified>>,
     /// The normalised path that was checked: what a proxy must send upstream.
@@ -543,7 +543,7 @@ impl Engine {
         let requirement = match requirement {
             Requirement::Public => {
                 return Ok(Outcome::Allow(Allow {
-                    identity: Arc::from([]),
+                    identity: Vec::new(),
                     verified: None,
                     path,
                     dpop_nonce: None,
@@ -805,7 +805,7 @@ impl Engine {
     ) -> Result<CachedPass, jwtgate_core::Rejection> {
         let verified = self.verify(token, now).await?;
         Ok(CachedPass {
-            identity: self.identity.headers_for(&verified).into(),
+            identity: self.identity.headers_for(&verified),
             verified,
         })
     }

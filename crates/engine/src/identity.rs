@@ -4,10 +4,16 @@
 //! Values are sanitised so no claim can smuggle a header: control characters (CR, LF, …) are
 //! dropped, non-ASCII is percent-encoded (UTF-8), arrays are joined with spaces, objects become
 //! compact JSON, and a value longer than the limit is left out rather than truncated.
+//!
+//! The issuer and scopes values are the same for every token of one issuer and client, and
+//! building them (the distinct scopes joined, both values checked and copied) was most of the
+//! headers' cost on a cached hit: the last few are kept ([`SharedValues`]) and found again by
+//! comparing the token's issuer and granted scopes with what they were built from.
 
 use http::{HeaderName, HeaderValue};
 use jwtgate_core::Verified;
 use serde_json::Value;
+use std::sync::Mutex;
 use thiserror::Error;
 
 /// Default subject header.
@@ -32,6 +38,7 @@ pub struct IdentityHeaders {
     scopes: HeaderName,
     claims: Vec<(String, HeaderName)>,
     max_value_len: usize,
+    shared: SharedValues,
 }
 
 impl Default for IdentityHeaders {
@@ -42,7 +49,101 @@ impl Default for IdentityHeaders {
             scopes: HeaderName::from_static(SCOPES_HEADER),
             claims: Vec::new(),
             max_value_len: DEFAULT_MAX_VALUE_LEN,
+            shared: SharedValues::default(),
         }
+    }
+}
+
+/// How many (issuer, scopes) combinations [`SharedValues`] keeps.
+const SHARED_ENTRIES: usize = 8;
+
+/// The most scopes, and the longest issuer and scopes text, an entry of [`SharedValues`] is made
+/// for: it holds at most `SHARED_ENTRIES` × a few KiB.
+const SHARED_SCOPES_MAX: usize = 64;
+
+/// The issuer and scopes header values of the last [`SHARED_ENTRIES`] (issuer, granted scopes)
+/// combinations, each with what it was built from. Equal inputs give equal values, so a value
+/// found here is the one that would be built. A value of the mapping, not of its configuration:
+/// a copy starts empty, and two mappings compare equal whatever they keep.
+#[derive(Default)]
+struct SharedValues(Mutex<SharedRing>);
+
+/// The entries of [`SharedValues`], replaced oldest first.
+#[derive(Default)]
+struct SharedRing {
+    entries: Vec<SharedEntry>,
+    next: usize,
+}
+
+/// One (issuer, granted scopes) combination and its two header values.
+struct SharedEntry {
+    issuer: Box<str>,
+    scopes: Box<[Box<str>]>,
+    issuer_value: Option<HeaderValue>,
+    scopes_value: Option<HeaderValue>,
+}
+
+impl SharedEntry {
+    /// True when this entry was built from `verified`'s issuer and granted scopes, in order.
+    fn matches(&self, verified: &Verified) -> bool {
+        *self.issuer == *verified.issuer() && self.scopes.iter().map(|s| &**s).eq(verified.scopes())
+    }
+}
+
+impl Clone for SharedValues {
+    fn clone(&self) -> Self {
+        SharedValues::default()
+    }
+}
+
+impl PartialEq for SharedValues {
+    fn eq(&self, _: &SharedValues) -> bool {
+        true
+    }
+}
+
+impl Eq for SharedValues {}
+
+impl std::fmt::Debug for SharedValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedValues")
+    }
+}
+
+impl SharedValues {
+    /// The issuer and scopes values for `verified`, kept or built (with `limit`, the mapping's
+    /// longest value: it does not change while the mapping lives).
+    fn for_token(
+        &self,
+        verified: &Verified,
+        limit: usize,
+    ) -> (Option<HeaderValue>, Option<HeaderValue>) {
+        if let Ok(ring) = self.0.lock() {
+            if let Some(found) = ring.entries.iter().find(|entry| entry.matches(verified)) {
+                return (found.issuer_value.clone(), found.scopes_value.clone());
+            }
+        }
+        let issuer_value = sanitize_text(verified.issuer(), limit);
+        let scopes_value = sanitize_text(&verified.distinct_scopes().join(" "), limit);
+        let scopes: Vec<&str> = verified.scopes().take(SHARED_SCOPES_MAX + 1).collect();
+        let small = scopes.len() <= SHARED_SCOPES_MAX
+            && verified.issuer().len() + scopes.iter().map(|s| s.len()).sum::<usize>() <= limit;
+        if let (true, Ok(mut ring)) = (small, self.0.lock()) {
+            let entry = SharedEntry {
+                issuer: verified.issuer().into(),
+                scopes: scopes.into_iter().map(Box::from).collect(),
+                issuer_value: issuer_value.clone(),
+                scopes_value: scopes_value.clone(),
+            };
+            let slot = ring.next;
+            ring.next = (slot + 1) % SHARED_ENTRIES;
+            if slot < ring.entries.len() {
+                ring.entries[slot] = entry;
+            } else {
+                ring.entries.push(entry);
+            }
+        }
+        (issuer_value, scopes_value)
     }
 }
 
@@ -78,6 +179,7 @@ impl IdentityHeaders {
     /// Sets the longest value copied.
     pub fn max_value_len(mut self, len: usize) -> IdentityHeaders {
         self.max_value_len = len;
+        self.shared = SharedValues::default();
         self
     }
 
@@ -103,10 +205,11 @@ impl IdentityHeaders {
         if let Some(value) = subject {
             out.push((self.subject.clone(), value));
         }
-        if let Some(value) = sanitize_text(verified.issuer(), limit) {
+        let (issuer, scopes) = self.shared.for_token(verified, limit);
+        if let Some(value) = issuer {
             out.push((self.issuer.clone(), value));
         }
-        if let Some(value) = sanitize_text(&verified.distinct_scopes().join(" "), limit) {
+        if let Some(value) = scopes {
             out.push((self.scopes.clone(), value));
         }
         for (claim, header) in &self.claims {

@@ -39,8 +39,8 @@
 //! with the compact `Verified`, and 11,327 with the identity built per request (3,600 of them in
 //! `IdentityHeaders::headers_for`; `JWTGATE_BENCH_CELL=base` of `cargo bench -p jwtgate-engine
 //! --bench conditions` under callgrind, (count at 10,000 − count at 0) / 10,000). The issuer
-//! and scopes headers depend only on the shared text, so they could be kept once per shared
-//! buffer and only `sub` built per request.
+//! and scopes values are now kept for the last few (issuer, scopes) combinations (see
+//! `identity`), so only the subject's is built per request.
 //!
 //! **Lifetime.** An entry lives until the token's `exp` or `max_age` after it was verified
 //! (default 5 min, bounding how long a key removed from the JWKS keeps admitting cached tokens),

@@ -460,7 +460,7 @@ mod tests {
             })
             .collect();
         Outcome::Allow(Allow {
-            identity: identity.into(),
+            identity,
             verified: None,
             path: "/api".to_owned(),
             dpop_nonce: None,

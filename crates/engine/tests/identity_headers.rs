@@ -1,0 +1,158 @@
+//! The identity headers a decision carries, across many tokens: the issuer and scopes values
+//! the engine keeps for the last few (issuer, scopes) combinations must always be the ones the
+//! token itself gives, whatever order the tokens come in and however often the kept entries are
+//! replaced.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use http::{HeaderMap, HeaderValue};
+use jwtgate_engine::token_cache::TokenCache;
+use jwtgate_engine::{
+    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
+    RequestView, RouteSection, TokenInput, Unmatched,
+};
+use jwtgate_test_support::Issuer;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+struct Config {
+    issuers: Vec<IssuerSection>,
+    #[serde(default)]
+    routes: Vec<RouteSection>,
+}
+
+const FIRST: &str = "https://first.example/";
+const SECOND: &str = "https://second.example/";
+
+fn engine(first: &Issuer, second: &Issuer, cache: bool) -> Engine {
+    let toml = format!(
+        r#"
+[[issuers]]
+issuer = "{FIRST}"
+audiences = ["api"]
+jwks_file = "{}"
+
+[[issuers]]
+issuer = "{SECOND}"
+audiences = ["api"]
+jwks_file = "{}"
+"#,
+        first.jwks_file().display(),
+        second.jwks_file().display()
+    );
+    let config: Config = parse_toml(&toml, "test.toml").unwrap();
+    let parts = build_policy(
+        &config.issuers,
+        &config.routes,
+        Unmatched::resolve(None, false),
+        &KeysSection::default(),
+        "test.toml",
+        None,
+    )
+    .unwrap();
+    let engine = Engine::new(parts.registry, parts.routes).with_issuer_rules(parts.issuer_rules);
+    if cache {
+        engine.with_cache(TokenCache::new(1 << 20, Some(1000), 300).unwrap())
+    } else {
+        engine
+    }
+}
+
+/// The identity headers of an allowed request with `token`, as (name, value) text pairs.
+async fn identity(engine: &Engine, token: &str) -> Vec<(String, String)> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let request = RequestView {
+        front: FrontEnd::Inline,
+        origin: None,
+        method: "GET",
+        target: "/api",
+        headers: &headers,
+        token: TokenInput::FromRequest,
+        client_certificate: None,
+        now: jwtgate_test_support::now(),
+    };
+    match engine.decide(&request).await {
+        Outcome::Allow(allow) => allow
+            .identity
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect(),
+        other => panic!("not allowed: {other:?}"),
+    }
+}
+
+/// Scope claims of twelve kinds (more than the engine keeps), with what the scopes header must
+/// then say: repeats removed in first-seen order, non-ASCII percent-encoded, `scp` and
+/// `permissions` joined after `scope`.
+fn scope_cases() -> Vec<(Value, &'static str)> {
+    vec![
+        (json!({"scope": "read:users"}), "read:users"),
+        (
+            json!({"scope": "read:users write:users"}),
+            "read:users write:users",
+        ),
+        (
+            json!({"scope": "write:users read:users"}),
+            "write:users read:users",
+        ),
+        (json!({"scope": "read:users read:users"}), "read:users"),
+        (
+            json!({"scope": "read:users", "permissions": ["read:users", "x"]}),
+            "read:users x",
+        ),
+        (json!({"permissions": ["a", "b"]}), "a b"),
+        (json!({"scp": ["a", "b"]}), "a b"),
+        (json!({"scp": ["a b"]}), "a b"),
+        (json!({"scope": "a", "scp": ["b"]}), "a b"),
+        (json!({"scope": "é"}), "%C3%A9"),
+        (json!({"scope": "a  b"}), "a b"),
+        (json!({"scope": "c"}), "c"),
+    ]
+}
+
+#[tokio::test]
+async fn kept_issuer_and_scopes_values_are_always_the_tokens_own() {
+    let first = Issuer::new().with_issuer(FIRST).with_audience("api");
+    let second = Issuer::new().with_issuer(SECOND).with_audience("api");
+    for cache in [true, false] {
+        let engine = engine(&first, &second, cache);
+        // Three rounds in a varying order: entries are built, found, and replaced.
+        for round in 0..3 {
+            let mut cases: Vec<_> = scope_cases().into_iter().enumerate().collect();
+            if round == 1 {
+                cases.reverse();
+            }
+            for (index, (claims, scopes)) in cases {
+                for (issuer, iss) in [(&first, FIRST), (&second, SECOND)] {
+                    let now = jwtgate_test_support::now();
+                    let mut exact = json!({
+                        "iss": iss, "aud": "api", "sub": format!("user-{index}-{round}"),
+                        "iat": now - 10, "exp": now + 600,
+                    });
+                    jwtgate_test_support::merge(&mut exact, claims.clone());
+                    let token = issuer.sign(&exact);
+                    let got = identity(&engine, &token).await;
+                    let scopes_header = (!scopes.is_empty())
+                        .then(|| ("x-auth-scopes".to_owned(), scopes.to_owned()));
+                    let want: Vec<(String, String)> = [
+                        Some(("x-auth-subject".to_owned(), format!("user-{index}-{round}"))),
+                        Some(("x-auth-issuer".to_owned(), iss.to_owned())),
+                        scopes_header,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    assert_eq!(
+                        got, want,
+                        "cache {cache}, round {round}, case {index} ({claims})"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -18,7 +18,8 @@
 //!   connection's checks therefore share one core; Envoy opens a connection per worker thread
 //!   (and more when one reaches its stream limit), so the load spreads over cores with
 //!   Envoy's workers.
-//! * **Shutdown**: accepting stops, every connection gets `GOAWAY`, calls in flight finish.
+//! * **Shutdown**: accepting stops, every connection gets `GOAWAY`, calls in flight finish
+//!   (within `body_read_timeout`: a peer that never acknowledges the `GOAWAY` cannot hold it).
 
 use crate::check::CheckOptions;
 use crate::service::{Services, MAX_MESSAGE_SIZE};
@@ -243,10 +244,11 @@ impl Connection {
         let mut calls = FuturesUnordered::new();
         let mut waiting_first = true;
         let mut idle_since = Instant::now();
-        let mut closing: Option<Instant> = None;
         let mut stopping = *stopped.borrow();
+        let mut closing: Option<Instant> = None;
         if stopping {
             connection.graceful_shutdown();
+            closing = Some(Instant::now() + CLOSE_GRACE);
         }
         let mut tick = tokio::time::interval(watchdog_tick(&limits));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -287,6 +289,10 @@ impl Connection {
                 _ = stopped.changed(), if !stopping => {
                     stopping = true;
                     connection.graceful_shutdown();
+                    // A peer that never acknowledges the GOAWAY does not hold the shutdown:
+                    // calls in flight get as long as a body may take, then the socket closes.
+                    let grace = Instant::now() + limits.body_read_timeout.max(CLOSE_GRACE);
+                    closing = Some(closing.map_or(grace, |earlier| earlier.min(grace)));
                 }
             }
         }

@@ -478,3 +478,18 @@ async fn shutdown_finishes_and_stops_accepting() {
         .unwrap();
     assert!(TcpStream::connect(running.addr).await.is_err());
 }
+
+#[tokio::test]
+async fn an_idle_connection_gets_goaway_and_closes() {
+    let running = start("idle_timeout_ms = 300").await;
+    let tcp = TcpStream::connect(running.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driven = tokio::spawn(connection);
+    assert_check_answers(&mut client).await;
+    let started = Instant::now();
+    // The server says goodbye after the idle timeout, and the connection ends.
+    let ended = tokio::time::timeout(Duration::from_secs(5), driven).await;
+    assert!(ended.is_ok(), "the idle connection stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    drop(client);
+}

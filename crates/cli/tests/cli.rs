@@ -43,21 +43,19 @@ impl Fixture {
 
     fn verify(&self, extra: &[&str], token: &str) -> Output {
         let jwks = self.jwks();
-        let mut args: Vec<&str> = vec![
-            "verify",
-            "--jwks",
-            jwks.to_str().unwrap(),
-            "--issuer",
-            ISS,
-            "--audience",
-            AUD,
-        ];
         let now = NOW.to_string();
-        args.extend(["--now", now.as_str()]);
+        let mut args = verify_args(jwks.to_str().unwrap(), &["--now", now.as_str()]);
         args.extend(extra);
         args.push(token);
         run(&args, None)
     }
+}
+
+/// `jwtgate verify --jwks JWKS --issuer ISS --audience AUD` and `rest`.
+fn verify_args<'a>(jwks: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["verify", "--jwks", jwks, "--issuer", ISS, "--audience", AUD];
+    args.extend(rest);
+    args
 }
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -194,42 +192,23 @@ fn bearer_prefix_and_stdin() {
     );
     let jwks = f.jwks();
     let now = NOW.to_string();
-    let args = [
-        "verify",
-        "--jwks",
+    let args = verify_args(
         jwks.to_str().unwrap(),
-        "--issuer",
-        ISS,
-        "--audience",
-        AUD,
-        "--now",
-        &now,
-        "--format",
-        "json",
-        "-",
-    ];
-    assert_eq!(
-        run(&args, Some(format!("{token}\n").as_bytes()))
-            .status
-            .code(),
-        Some(0)
-    );
-    assert_eq!(
-        run(&args, Some(format!("Bearer {token}\r\n").as_bytes()))
-            .status
-            .code(),
-        Some(0)
+        &["--now", &now, "--format", "json", "-"],
     );
     // Only one trailing newline is ignored; nothing else is trimmed.
-    let out = run(&args, Some(format!("{token}\n\n").as_bytes()));
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(verdict(&out)["error"], "invalid_token");
-    assert_eq!(
-        run(&args, Some(format!(" {token}").as_bytes()))
-            .status
-            .code(),
-        Some(1)
-    );
+    for (stdin, code) in [
+        (format!("{token}\n"), 0),
+        (format!("Bearer {token}\r\n"), 0),
+        (format!("{token}\n\n"), 1),
+        (format!(" {token}"), 1),
+    ] {
+        let out = run(&args, Some(stdin.as_bytes()));
+        assert_eq!(out.status.code(), Some(code), "{stdin:?}");
+        if code == 1 {
+            assert_eq!(verdict(&out)["error"], "invalid_token", "{stdin:?}");
+        }
+    }
 }
 
 #[test]
@@ -239,31 +218,12 @@ fn configuration_errors_exit_2_with_nothing_on_stdout() {
     let missing = f.dir.path().join("missing.json");
     let bad = f.dir.path().join("bad.json");
     std::fs::write(&bad, "{not json").unwrap();
+    let jwks = f.jwks();
+    let jwks = jwks.to_str().unwrap();
+    let json_token = ["--format", "json", token.as_str()];
     for args in [
-        vec![
-            "verify",
-            "--jwks",
-            missing.to_str().unwrap(),
-            "--issuer",
-            ISS,
-            "--audience",
-            AUD,
-            "--format",
-            "json",
-            token.as_str(),
-        ],
-        vec![
-            "verify",
-            "--jwks",
-            bad.to_str().unwrap(),
-            "--issuer",
-            ISS,
-            "--audience",
-            AUD,
-            "--format",
-            "json",
-            token.as_str(),
-        ],
+        verify_args(missing.to_str().unwrap(), &json_token),
+        verify_args(bad.to_str().unwrap(), &json_token),
         // No key source: discovery from the issuer, unreachable here (loopback, closed port).
         vec![
             "verify",
@@ -275,38 +235,9 @@ fn configuration_errors_exit_2_with_nothing_on_stdout() {
             "json",
             token.as_str(),
         ],
-        vec![
-            "verify",
-            "--jwks",
-            f.jwks().to_str().unwrap(),
-            "--audience",
-            AUD,
-            token.as_str(),
-        ],
-        vec![
-            "verify",
-            "--jwks",
-            f.jwks().to_str().unwrap(),
-            "--issuer",
-            ISS,
-            "--audience",
-            AUD,
-            "--alg",
-            "none",
-            token.as_str(),
-        ],
-        vec![
-            "verify",
-            "--jwks",
-            f.jwks().to_str().unwrap(),
-            "--issuer",
-            ISS,
-            "--audience",
-            AUD,
-            "--leeway",
-            "x",
-            token.as_str(),
-        ],
+        vec!["verify", "--jwks", jwks, "--audience", AUD, token.as_str()],
+        verify_args(jwks, &["--alg", "none", token.as_str()]),
+        verify_args(jwks, &["--leeway", "x", token.as_str()]),
     ] {
         let out = run(&args, None);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -16,9 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
-use jwtgate_core::{Algorithm, SigningKey};
-use jwtgate_test_support::{free_port, now, Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::{free_port, now, DpopClient, Issuer, AUDIENCE, ISSUER};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -90,40 +88,15 @@ resync_interval = 1
     std::fs::write(&path, config).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
     command.arg("serve").arg("--config").arg(&path);
-    let mut process = Running::spawn(command, dir.join(format!("replica-{}.log", addr.port())));
-    process.wait_until_listening(addr).await;
+    let log = dir.join(format!("replica-{}.log", addr.port()));
+    let mut process = Running::spawn("jwtgate serve", command, log);
+    process.expect_listening(addr).await;
     Replica { process, addr }
 }
 
-/// A client holding a DPoP key and a token bound to it.
-struct DpopClient {
-    key: SigningKey,
-    token: String,
-}
-
-impl DpopClient {
-    fn new(issuer: &Issuer) -> DpopClient {
-        let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
-        let jkt = key_thumbprint(&key).unwrap();
-        let token = issuer.token(json!({"cnf": {"jkt": jkt}}));
-        DpopClient { key, token }
-    }
-
-    /// A fresh proof for `GET https://api.example.com/api/users`.
-    fn proof(&self, jti: &str) -> String {
-        make_proof(
-            &self.key,
-            &ProofClaims {
-                method: "GET",
-                uri: &format!("https://{HOST}{PATH}"),
-                access_token: Some(&self.token),
-                iat: now(),
-                jti,
-                nonce: None,
-            },
-        )
-        .unwrap()
-    }
+/// `client`'s fresh proof for `GET https://api.example.com/api/users`.
+fn users_proof(client: &DpopClient, jti: &str) -> String {
+    client.proof("GET", &format!("https://{HOST}{PATH}"), jti, None)
 }
 
 /// A forward-auth check of `GET https://api.example.com/api/users` with the token as `DPoP` and
@@ -162,7 +135,7 @@ async fn through_proxy(
 ) -> (u16, String) {
     let response = http
         .get(format!("http://{}{PATH}", replica.addr))
-        .header("Authorization", format!("DPoP {}", client.token))
+        .header("Authorization", client.authorization())
         .header("DPoP", proof)
         .send()
         .await
@@ -191,13 +164,7 @@ async fn send_proof(
     client: &DpopClient,
     proof: &str,
 ) -> (u16, String) {
-    check(
-        http,
-        replica,
-        &format!("DPoP {}", client.token),
-        Some(proof),
-    )
-    .await
+    check(http, replica, &client.authorization(), Some(proof)).await
 }
 
 fn assert_accepted((status, challenge): (u16, String), what: &str) {
@@ -275,7 +242,7 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
     const FALLBACK: &str = "jwtgate_dpop_replay_fallback_total";
 
     // One proof, two replicas: accepted once, in either order.
-    let proof = client.proof("shared-1");
+    let proof = users_proof(&client, "shared-1");
     assert_accepted(
         send_proof(&http, &one, &client, &proof).await,
         "first use on one",
@@ -290,7 +257,7 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
         REPLAYED,
         "replay on one",
     );
-    let proof = client.proof("shared-2");
+    let proof = users_proof(&client, "shared-2");
     assert_accepted(
         send_proof(&http, &two, &client, &proof).await,
         "first use on two",
@@ -306,7 +273,7 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
         "replay on the third",
     );
     // Across front ends: forward-auth and proxy mode share the proofs too.
-    let proof = client.proof("shared-3");
+    let proof = users_proof(&client, "shared-3");
     let answer = through_proxy(&http, &proxy, &client, &proof).await;
     assert_eq!(
         answer,
@@ -318,7 +285,7 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
         REPLAYED,
         "replay at forward-auth",
     );
-    let proof = client.proof("shared-4");
+    let proof = users_proof(&client, "shared-4");
     assert_accepted(
         send_proof(&http, &two, &client, &proof).await,
         "first use at forward-auth",
@@ -328,7 +295,7 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
     assert!(challenge.contains(REPLAYED), "{challenge}");
     // Sent to both at once: exactly one replica accepts it.
     for round in 0..5 {
-        let proof = client.proof(&format!("race-{round}"));
+        let proof = users_proof(&client, &format!("race-{round}"));
         let (a, b) = tokio::join!(
             send_proof(&http, &one, &client, &proof),
             send_proof(&http, &two, &client, &proof)
@@ -344,13 +311,13 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
     drop(redis);
     // `local`: fresh proofs keep passing, counted as fallbacks; a replay to the same replica is
     // still refused by its own cache.
-    let during_outage = client.proof("outage-1");
+    let during_outage = users_proof(&client, "outage-1");
     assert_accepted(
         send_proof(&http, &one, &client, &during_outage).await,
         "a fresh proof while Redis is down",
     );
     for i in 2..5 {
-        let fresh = client.proof(&format!("outage-{i}"));
+        let fresh = users_proof(&client, &format!("outage-{i}"));
         assert_accepted(
             send_proof(&http, &one, &client, &fresh).await,
             "another fresh proof",
@@ -369,7 +336,7 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
     );
     assert_eq!(counter(&http, &two, FALLBACK).await, 1);
     // `fail-closed`: proofs are refused, with a clear description; bearer tokens still pass.
-    let refused = send_proof(&http, &closed, &client, &client.proof("closed-1")).await;
+    let refused = send_proof(&http, &closed, &client, &users_proof(&client, "closed-1")).await;
     assert!(
         !refused.1.contains("redis://"),
         "Redis's address is for the logs: {refused:?}"
@@ -388,7 +355,7 @@ async fn a_proof_is_accepted_once_across_replicas_and_redis_outages_follow_dpop_
     let mut round = 0;
     loop {
         round += 1;
-        let proof = client.proof(&format!("back-{round}"));
+        let proof = users_proof(&client, &format!("back-{round}"));
         let first = send_proof(&http, &closed, &client, &proof).await;
         let replay = send_proof(&http, &two, &client, &proof).await;
         if first.0 == 200 && replay.0 == 401 && replay.1.contains(REPLAYED) {
@@ -433,21 +400,10 @@ async fn lambda_instances_share_proofs_through_redis() {
     let (one, two) = (instance(), instance());
     let client = DpopClient::new(&issuer);
     let allowed = |answer: &Result<serde_json::Value, jwtgate_lambda::AuthorizerError>| matches!(answer, Ok(value) if value["isAuthorized"] == json!(true));
-    let authorization = format!("DPoP {}", client.token);
+    let authorization = client.authorization();
     let uri = "https://id.execute-api.us-east-1.amazonaws.com/test/users";
     for round in 0..3 {
-        let proof = make_proof(
-            &client.key,
-            &ProofClaims {
-                method: "GET",
-                uri,
-                access_token: Some(&client.token),
-                iat: now(),
-                jti: &format!("lambda-{round}"),
-                nonce: None,
-            },
-        )
-        .unwrap();
+        let proof = client.proof("GET", uri, &format!("lambda-{round}"), None);
         let (first, second) = if round % 2 == 0 {
             (&one, &two)
         } else {

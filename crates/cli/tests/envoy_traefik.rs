@@ -17,52 +17,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use axum::extract::{Request, State};
-use axum::Router;
-use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
-use jwtgate_core::{Algorithm, SigningKey};
-use jwtgate_test_support::{certificates, free_port, proxy_tool, workspace_root, Issuer};
+use jwtgate_test_support::certificates::{bound_token, client_certificate, tls_client, tls_data};
+use jwtgate_test_support::client::get_bearer;
+use jwtgate_test_support::process::{accepts, free_loopback_addr, start_with_ports, Running};
+use jwtgate_test_support::recipes::{recipe, render};
+use jwtgate_test_support::upstream::{folded_values, start_echo_upstream, Seen};
+use jwtgate_test_support::wire::{send, Reply};
+use jwtgate_test_support::{proxy_tool, workspace_root, DpopClient, Issuer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
 
 const ISS: &str = "https://example.eu.auth0.com/";
 const AUD: &str = "https://api.example.com";
 const CHALLENGE: &str = "Bearer realm=\"api\"";
-
-// ---------------------------------------------------------------------------------------------
-// Recipes
-
-fn recipe(name: &str) -> String {
-    let path = workspace_root().join("docs/recipes").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Replaces every `@NAME@` placeholder; fails if one is missing or left over.
-fn render(template: &str, values: &[(&str, String)]) -> String {
-    let mut text = template.to_owned();
-    for (name, value) in values {
-        assert!(text.contains(name), "the recipe has no {name} placeholder");
-        text = text.replace(name, value);
-    }
-    let leftover: Vec<&str> = text
-        .split('@')
-        .skip(1)
-        .step_by(2)
-        .filter(|w| {
-            !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
-        })
-        .collect();
-    assert!(leftover.is_empty(), "placeholders left: {leftover:?}");
-    text
-}
 
 #[test]
 fn docs_show_the_tested_recipes() {
@@ -81,272 +50,6 @@ fn docs_show_the_tested_recipes() {
             );
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The upstream
-
-/// Every request the upstream received: method, URI and headers (repeated ones too).
-#[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<Value>>>);
-
-impl Seen {
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-}
-
-async fn echo(State(seen): State<Seen>, request: Request) -> axum::Json<Value> {
-    let headers: Vec<Value> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
-        .collect();
-    let record = json!({
-        "method": request.method().as_str(),
-        "uri": request.uri().to_string(),
-        "headers": headers,
-    });
-    seen.0.lock().unwrap().push(record.clone());
-    axum::Json(record)
-}
-
-async fn start_upstream() -> (SocketAddr, Seen) {
-    let seen = Seen::default();
-    let app = Router::new().fallback(echo).with_state(seen.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
-}
-
-/// The values of every header of an echoed request whose name reads as `name` to a server that
-/// folds case and `_` (CGI, WSGI, PHP).
-fn folded_values(record: &Value, name: &str) -> Vec<String> {
-    record["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|pair| {
-            pair[0]
-                .as_str()
-                .unwrap()
-                .replace('_', "-")
-                .eq_ignore_ascii_case(name)
-        })
-        .map(|pair| pair[1].as_str().unwrap().to_owned())
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client: paths are sent byte for byte (`..`, `%2e%2e`, `//`)
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn one(&self, name: &str) -> Option<&str> {
-        let values: Vec<&str> = self
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect();
-        assert!(values.len() <= 1, "{name} repeated: {values:?}");
-        values.first().copied()
-    }
-
-    fn echoed(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not the upstream's echo ({e}): {}", self.body))
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(end) = body.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size = std::str::from_utf8(&body[..end]).unwrap().trim();
-        let size = usize::from_str_radix(size.split(';').next().unwrap(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[end + 2 + size + 2..];
-    }
-}
-
-async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: api.example.com\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if method == "POST" {
-        request.push_str("Content-Length: 0\r\n");
-    }
-    request.push_str("Connection: close\r\n\r\n");
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap_or(0);
-        raw
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .unwrap_or_else(|_| panic!("no answer to {method} {target} in 10 s"));
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-/// A child process killed (and reaped) when the test ends, however it ends.
-struct Running {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn spawn(name: &'static str, mut command: Command, dir: &Path) -> Running {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file));
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Running { name, child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls `ready` until it holds (20 s at most); `Err` with the log if the process exits.
-    async fn wait_for<F: std::future::Future<Output = bool>>(
-        &mut self,
-        ready: impl Fn() -> F,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("{} exited ({status}):\n{}", self.name, self.log()));
-            }
-            if ready().await {
-                return Ok(());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready after 20 s:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends SIGTERM and waits (10 s at most) for a clean exit.
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "{} exited with {status}:\n{}",
-                    self.name,
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running 10 s after SIGTERM:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn accepts(addr: SocketAddr) -> bool {
-    TcpStream::connect(addr).await.is_ok()
-}
-
-/// Starts a process on free loopback ports chosen by `command` (called again with new ones when
-/// the process exits before `ready`, e.g. a port taken in the meantime; three tries).
-async fn start_with_ports<T: Clone, F: std::future::Future<Output = bool>>(
-    name: &'static str,
-    dir: &Path,
-    ports: impl Fn() -> T,
-    command: impl Fn(&T) -> Command,
-    ready: impl Fn(T) -> F,
-) -> (Running, T) {
-    let mut failures = Vec::new();
-    for _ in 0..3 {
-        let chosen = ports();
-        let mut running = Running::spawn(name, command(&chosen), dir);
-        match running.wait_for(|| ready(chosen.clone())).await {
-            Ok(()) => return (running, chosen),
-            Err(log) => failures.push(log),
-        }
-    }
-    panic!("{name} did not start:\n{}", failures.join("\n"))
-}
-
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// `jwtgate serve` from the recipe `toml`, with its HTTP (and gRPC) listeners on free ports;
@@ -374,7 +77,7 @@ async fn start_jwtgate_with(
     start_with_ports(
         "jwtgate",
         dir,
-        || (loopback(), loopback()),
+        || (free_loopback_addr(), free_loopback_addr()),
         |(http, grpc)| {
             let mut values = vec![
                 ("@JWTGATE_ADDR@", http.to_string()),
@@ -411,7 +114,7 @@ async fn start_proxy(
     start_with_ports(
         name,
         dir,
-        loopback,
+        free_loopback_addr,
         |listen| command(*listen),
         |listen| async move {
             accepts(listen).await && send(listen, "GET", "/public/ready", &[]).await.status == 200
@@ -452,25 +155,83 @@ async fn start_envoy_with(
     change: impl Fn(String) -> String,
 ) -> (Running, SocketAddr) {
     let template = recipe(recipe_name);
+    start_proxy("envoy", dir, |listen| {
+        let config = render_envoy(&template, recipe_name, listen, jwtgate, upstream);
+        envoy_command(dir, recipe_name, change(config))
+    })
+    .await
+}
+
+/// The Envoy recipe `recipe_name` (`template`) listening on `listen`, asking `jwtgate` (its gRPC
+/// or HTTP listener, as the recipe uses) and forwarding to `upstream`.
+fn render_envoy(
+    template: &str,
+    recipe_name: &str,
+    listen: SocketAddr,
+    jwtgate: SocketAddr,
+    upstream: SocketAddr,
+) -> String {
     let (host, port) = if recipe_name == "envoy-grpc.yaml" {
         ("@JWTGATE_GRPC_HOST@", "@JWTGATE_GRPC_PORT@")
     } else {
         ("@JWTGATE_HOST@", "@JWTGATE_PORT@")
     };
-    start_proxy("envoy", dir, |listen| {
-        let config = render(
-            &template,
-            &[
-                ("@LISTEN_HOST@", listen.ip().to_string()),
-                ("@LISTEN_PORT@", listen.port().to_string()),
-                (host, jwtgate.ip().to_string()),
-                (port, jwtgate.port().to_string()),
-                ("@UPSTREAM_HOST@", upstream.ip().to_string()),
-                ("@UPSTREAM_PORT@", upstream.port().to_string()),
-            ],
-        );
-        envoy_command(dir, recipe_name, change(config))
-    })
+    render(
+        template,
+        &[
+            ("@LISTEN_HOST@", listen.ip().to_string()),
+            ("@LISTEN_PORT@", listen.port().to_string()),
+            (host, jwtgate.ip().to_string()),
+            (port, jwtgate.port().to_string()),
+            ("@UPSTREAM_HOST@", upstream.ip().to_string()),
+            ("@UPSTREAM_PORT@", upstream.port().to_string()),
+        ],
+    )
+}
+
+async fn start_envoy_tls(
+    dir: &Path,
+    recipe_name: &'static str,
+    jwtgate: SocketAddr,
+    upstream: SocketAddr,
+    client_ca: &Path,
+    change: impl Fn(String) -> String,
+) -> (Running, SocketAddr) {
+    let tls = format!(
+        r#"      filter_chains:
+        - transport_socket:
+            name: envoy.transport_sockets.tls
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+              require_client_certificate: false
+              common_tls_context:
+                tls_certificates:
+                  - certificate_chain: {{ filename: "{data}/localhost.crt.pem" }}
+                    private_key: {{ filename: "{data}/localhost.key.pem" }}
+                validation_context:
+                  trusted_ca: {{ filename: "{ca}" }}
+          filters:
+"#,
+        data = tls_data().display(),
+        ca = client_ca.display(),
+    );
+    let plain = "      filter_chains:\n        - filters:\n";
+    let template = recipe(recipe_name);
+    start_with_ports(
+        "envoy",
+        dir,
+        free_loopback_addr,
+        |listen| {
+            let config = render_envoy(&template, recipe_name, *listen, jwtgate, upstream);
+            assert!(config.contains(plain), "the recipe's listener moved");
+            envoy_command(dir, recipe_name, change(config.replacen(plain, &tls, 1)))
+        },
+        |listen| {
+            let ready =
+                tls_client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
+            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
     .await
 }
 
@@ -707,23 +468,9 @@ async fn run_cases(front: Front, proxy: SocketAddr, seen: &Seen, issuer: &Issuer
     assert_eq!(reached.unwrap()["uri"], "/api/users", "{front:?}");
 
     // DPoP: a proof for the URI the client used passes; one for another URI is refused.
-    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
-    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
-    let dpop = format!("DPoP {bound}");
-    let proof = |uri: &str, jti: &str| {
-        make_proof(
-            &key,
-            &ProofClaims {
-                method: "GET",
-                uri,
-                access_token: Some(&bound),
-                iat: jwtgate_test_support::now(),
-                jti,
-                nonce: None,
-            },
-        )
-        .unwrap()
-    };
+    let client = DpopClient::new(issuer);
+    let dpop = client.authorization();
+    let proof = |uri: &str, jti: &str| client.proof("GET", uri, jti, None);
     let good_proof = proof("http://api.example.com/api/users", "through-the-proxy");
     let (reply, reached) = through(
         proxy,
@@ -772,7 +519,7 @@ async fn assert_fails_closed(front: Front, proxy: SocketAddr, seen: &Seen, statu
 async fn envoy_grpc_ext_authz_recipe() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_upstream().await;
+    let (upstream, seen) = start_echo_upstream().await;
     let (mut jwtgate, (_, grpc)) = start_jwtgate(dir.path(), "jwtgate-envoy.toml", &issuer).await;
     let (envoy, proxy) = start_envoy(dir.path(), "envoy-grpc.yaml", grpc, upstream).await;
     run_cases(Front::EnvoyGrpc, proxy, &seen, &issuer).await;
@@ -785,7 +532,7 @@ async fn envoy_grpc_ext_authz_recipe() {
 async fn envoy_http_ext_authz_recipe() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_upstream().await;
+    let (upstream, seen) = start_echo_upstream().await;
     let (mut jwtgate, (http, _)) = start_jwtgate(dir.path(), "jwtgate-envoy.toml", &issuer).await;
     let (envoy, proxy) = start_envoy(dir.path(), "envoy-http.yaml", http, upstream).await;
     run_cases(Front::EnvoyHttp, proxy, &seen, &issuer).await;
@@ -798,7 +545,7 @@ async fn envoy_http_ext_authz_recipe() {
 async fn traefik_forward_auth_recipe() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_upstream().await;
+    let (upstream, seen) = start_echo_upstream().await;
     let (mut jwtgate, (http, _)) = start_jwtgate(dir.path(), "jwtgate-caddy.toml", &issuer).await;
     let (traefik, proxy) = start_traefik(dir.path(), http, upstream).await;
     run_cases(Front::Traefik, proxy, &seen, &issuer).await;
@@ -815,7 +562,7 @@ async fn traefik_forward_auth_recipe() {
 async fn envoy_recipes_pass_dpop_nonces() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_upstream().await;
+    let (upstream, seen) = start_echo_upstream().await;
     let (_jwtgate, (http, grpc)) = start_jwtgate_with(
         dir.path(),
         "jwtgate-envoy.toml",
@@ -824,22 +571,10 @@ async fn envoy_recipes_pass_dpop_nonces() {
         false,
     )
     .await;
-    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
-    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
-    let dpop = format!("DPoP {bound}");
+    let client = DpopClient::new(&issuer);
+    let dpop = client.authorization();
     let proof = |jti: &str, nonce: Option<&str>| {
-        make_proof(
-            &key,
-            &ProofClaims {
-                method: "GET",
-                uri: "http://api.example.com/api/users",
-                access_token: Some(&bound),
-                iat: jwtgate_test_support::now(),
-                jti,
-                nonce,
-            },
-        )
-        .unwrap()
+        client.proof("GET", "http://api.example.com/api/users", jti, nonce)
     };
     for (recipe_name, jwtgate) in [("envoy-grpc.yaml", grpc), ("envoy-http.yaml", http)] {
         let envoy_dir = dir.path().join(recipe_name);
@@ -882,30 +617,52 @@ async fn envoy_recipes_pass_dpop_nonces() {
     }
 }
 
-/// An HTTPS client trusting the test CA in `data` (`ca.crt.pem`), presenting `identity` (a key
-/// and certificate as one PEM) when given.
-fn tls_client(data: &Path, identity: Option<&[u8]>) -> reqwest::Client {
-    let root =
-        reqwest::Certificate::from_pem(&std::fs::read(data.join("ca.crt.pem")).unwrap()).unwrap();
-    let mut builder = reqwest::Client::builder().add_root_certificate(root);
-    if let Some(identity) = identity {
-        builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
-    }
-    builder.build().unwrap()
+/// What the client-certificate tests share: a temp dir whose `certs` hold the CA `clients` and
+/// the certificates it issued to alice and bob (key and certificate as one PEM, and the DER), the
+/// recipes' issuer, the echoing upstream, and `jwtgate serve` from the recipe `toml` with
+/// `server` added to its `[server]` section (its HTTP and gRPC listeners).
+struct WithCertificates {
+    dir: tempfile::TempDir,
+    certs: std::path::PathBuf,
+    alice: (Vec<u8>, Vec<u8>),
+    bob: (Vec<u8>, Vec<u8>),
+    issuer: Issuer,
+    upstream: SocketAddr,
+    seen: Seen,
+    jwtgate: Running,
+    listeners: (SocketAddr, SocketAddr),
 }
 
-/// RFC 8705 `x5t#S256`: the base64url SHA-256 of a certificate's DER.
-fn x5t(der: &[u8]) -> String {
-    jwtgate_core::internal::base64url::encode(&jwtgate_core::crypto::sha256(der))
-}
-
-/// A client certificate `name` issued by the CA `ca` (made first when missing) in `dir`: its key
-/// and certificate as one PEM (for reqwest), and the certificate's DER.
-fn client_certificate(dir: &Path, ca: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
-    if !dir.join(format!("{ca}.crt")).exists() {
-        certificates::make_ca(dir, ca);
+impl WithCertificates {
+    async fn start(toml: &'static str, server: &str) -> WithCertificates {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir_all(&certs).unwrap();
+        let alice = client_certificate(&certs, "clients", "alice");
+        let bob = client_certificate(&certs, "clients", "bob");
+        let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
+        let (upstream, seen) = start_echo_upstream().await;
+        let section = format!("[server]\n{server}");
+        let (jwtgate, listeners) = start_jwtgate_with(
+            dir.path(),
+            toml,
+            &issuer,
+            |text| text.replacen("[server]\n", &section, 1),
+            false,
+        )
+        .await;
+        WithCertificates {
+            dir,
+            certs,
+            alice,
+            bob,
+            issuer,
+            upstream,
+            seen,
+            jwtgate,
+            listeners,
+        }
     }
-    certificates::make_client(dir, ca, name)
 }
 
 /// Envoy terminating TLS with client certificates in front of the HTTP ext_authz recipe, with
@@ -915,88 +672,44 @@ fn client_certificate(dir: &Path, ca: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
 /// sends its own XFCC is refused (Envoy replaces it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_passes_the_client_certificate_in_xfcc() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
-    let (bob, bob_der) = client_certificate(&certs, "clients", "bob");
-    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_upstream().await;
-    let (_jwtgate, (http, _)) = start_jwtgate_with(
-        dir.path(),
+    let WithCertificates {
+        dir,
+        certs,
+        alice: (alice, alice_der),
+        bob: (bob, bob_der),
+        issuer,
+        upstream,
+        seen,
+        jwtgate: _jwtgate,
+        listeners: (http, _),
+    } = WithCertificates::start(
         "jwtgate-envoy.toml",
-        &issuer,
+        "client_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"\n",
+    )
+    .await;
+    let (_envoy, proxy) = start_envoy_tls(
+        dir.path(),
+        "envoy-http.yaml",
+        http,
+        upstream,
+        &certs.join("clients.crt"),
         |text| {
+            let text = text.replacen(
+                "                stat_prefix: api\n",
+                "                stat_prefix: api\n                forward_client_cert_details: SANITIZE_SET\n                set_current_client_cert_details: {cert: true}\n",
+                1,
+            );
             text.replacen(
-                "[server]\n",
-                "[server]\nclient_cert_header = \"x-forwarded-client-cert\"\nclient_cert_header_format = \"xfcc\"\n",
+                "                          - exact: dpop\n",
+                "                          - exact: dpop\n                          - exact: x-forwarded-client-cert\n",
                 1,
             )
         },
-        false,
     )
     .await;
-    let data = workspace_root().join("crates/http/tests/data");
-    let tls = format!(
-        r#"      filter_chains:
-        - transport_socket:
-            name: envoy.transport_sockets.tls
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-              require_client_certificate: false
-              common_tls_context:
-                tls_certificates:
-                  - certificate_chain: {{ filename: "{data}/localhost.crt.pem" }}
-                    private_key: {{ filename: "{data}/localhost.key.pem" }}
-                validation_context:
-                  trusted_ca: {{ filename: "{ca}" }}
-          filters:
-"#,
-        data = data.display(),
-        ca = certs.join("clients.crt").display(),
-    );
-    let change = |text: String| {
-        let text = text.replacen("      filter_chains:\n        - filters:\n", &tls, 1);
-        let text = text.replacen(
-            "                stat_prefix: api\n",
-            "                stat_prefix: api\n                forward_client_cert_details: SANITIZE_SET\n                set_current_client_cert_details: {cert: true}\n",
-            1,
-        );
-        text.replacen(
-            "                          - exact: dpop\n",
-            "                          - exact: dpop\n                          - exact: x-forwarded-client-cert\n",
-            1,
-        )
-    };
-    let client = |identity: Option<&[u8]>| tls_client(&data, identity);
-    let template = recipe("envoy-http.yaml");
-    let (_envoy, proxy) = start_with_ports(
-        "envoy",
-        dir.path(),
-        loopback,
-        |listen| {
-            let config = render(
-                &template,
-                &[
-                    ("@LISTEN_HOST@", listen.ip().to_string()),
-                    ("@LISTEN_PORT@", listen.port().to_string()),
-                    ("@JWTGATE_HOST@", http.ip().to_string()),
-                    ("@JWTGATE_PORT@", http.port().to_string()),
-                    ("@UPSTREAM_HOST@", upstream.ip().to_string()),
-                    ("@UPSTREAM_PORT@", upstream.port().to_string()),
-                ],
-            );
-            envoy_command(dir.path(), "envoy-http.yaml", change(config))
-        },
-        |listen| {
-            let ready =
-                client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
-            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
-        },
-    )
-    .await;
+    let client = tls_client;
     let url = format!("https://localhost:{}/api/users", proxy.port());
-    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
+    let token = bound_token(&issuer, &alice_der);
     let before = seen.count();
     let response = client(Some(&alice))
         .get(&url)
@@ -1007,24 +720,7 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     assert_eq!(seen.count(), before + 1);
 
-    let refused = |response: reqwest::Response| async move {
-        let status = response.status().as_u16();
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, challenge)
-    };
-    let (status, challenge) = refused(
-        client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
@@ -1035,14 +731,11 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let (status, challenge) = refused(
-        client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .header("x-forwarded-client-cert", forged)
-            .send()
-            .await
-            .unwrap(),
+    let (status, challenge) = get_bearer(
+        &client(None),
+        &url,
+        &token,
+        &[("x-forwarded-client-cert", &forged)],
     )
     .await;
     assert_eq!(status, 401);
@@ -1051,7 +744,7 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
         "{challenge}"
     );
     // Bob's own bound token passes with Bob's certificate.
-    let bobs = issuer.token(json!({"cnf": {"x5t#S256": x5t(&bob_der)}}));
+    let bobs = bound_token(&issuer, &bob_der);
     let response = client(Some(&bob))
         .get(&url)
         .bearer_auth(&bobs)
@@ -1069,83 +762,35 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
 /// token bound to no certificate still passes without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_grpc_check_carries_the_client_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
-    let (bob, _) = client_certificate(&certs, "clients", "bob");
-    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_upstream().await;
-    let (_jwtgate, (_, grpc)) = start_jwtgate_with(
+    let WithCertificates {
+        dir,
+        certs,
+        alice: (alice, alice_der),
+        bob: (bob, _),
+        issuer,
+        upstream,
+        seen,
+        jwtgate: _jwtgate,
+        listeners: (_, grpc),
+    } = WithCertificates::start("jwtgate-envoy.toml", "client_cert_source = \"ext-authz\"\n").await;
+    let (_envoy, proxy) = start_envoy_tls(
         dir.path(),
-        "jwtgate-envoy.toml",
-        &issuer,
+        "envoy-grpc.yaml",
+        grpc,
+        upstream,
+        &certs.join("clients.crt"),
         |text| {
             text.replacen(
-                "[server]\n",
-                "[server]\nclient_cert_source = \"ext-authz\"\n",
+                "                      failure_mode_allow: false\n",
+                "                      failure_mode_allow: false\n                      include_peer_certificate: true\n",
                 1,
             )
         },
-        false,
     )
     .await;
-    let data = workspace_root().join("crates/http/tests/data");
-    let tls = format!(
-        r#"      filter_chains:
-        - transport_socket:
-            name: envoy.transport_sockets.tls
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-              require_client_certificate: false
-              common_tls_context:
-                tls_certificates:
-                  - certificate_chain: {{ filename: "{data}/localhost.crt.pem" }}
-                    private_key: {{ filename: "{data}/localhost.key.pem" }}
-                validation_context:
-                  trusted_ca: {{ filename: "{ca}" }}
-          filters:
-"#,
-        data = data.display(),
-        ca = certs.join("clients.crt").display(),
-    );
-    let change = |text: String| {
-        let text = text.replacen("      filter_chains:\n        - filters:\n", &tls, 1);
-        text.replacen(
-            "                      failure_mode_allow: false\n",
-            "                      failure_mode_allow: false\n                      include_peer_certificate: true\n",
-            1,
-        )
-    };
-    let client = |identity: Option<&[u8]>| tls_client(&data, identity);
-    let template = recipe("envoy-grpc.yaml");
-    let (_envoy, proxy) = start_with_ports(
-        "envoy",
-        dir.path(),
-        loopback,
-        |listen| {
-            let config = render(
-                &template,
-                &[
-                    ("@LISTEN_HOST@", listen.ip().to_string()),
-                    ("@LISTEN_PORT@", listen.port().to_string()),
-                    ("@JWTGATE_GRPC_HOST@", grpc.ip().to_string()),
-                    ("@JWTGATE_GRPC_PORT@", grpc.port().to_string()),
-                    ("@UPSTREAM_HOST@", upstream.ip().to_string()),
-                    ("@UPSTREAM_PORT@", upstream.port().to_string()),
-                ],
-            );
-            envoy_command(dir.path(), "envoy-grpc.yaml", change(config))
-        },
-        |listen| {
-            let ready =
-                client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
-            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
-        },
-    )
-    .await;
+    let client = tls_client;
     let url = format!("https://localhost:{}/api/users", proxy.port());
-    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
+    let token = bound_token(&issuer, &alice_der);
     let before = seen.count();
     let response = client(Some(&alice))
         .get(&url)
@@ -1160,18 +805,8 @@ async fn envoy_grpc_check_carries_the_client_certificate() {
         (Some(&bob[..]), "another certificate"),
         (None, "without a client certificate"),
     ] {
-        let response = client(identity)
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let (status, challenge) = get_bearer(&client(identity), &url, &token, &[]).await;
+        assert_eq!(status, 401, "{expected}");
         assert!(challenge.contains(expected), "{challenge}");
     }
     assert_eq!(
@@ -1195,28 +830,22 @@ async fn envoy_grpc_check_carries_the_client_certificate() {
 /// client without one that sends its own `X-Forwarded-Tls-Client-Cert` is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_passes_the_client_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let (alice, alice_der) = client_certificate(&certs, "clients", "alice");
-    let (bob, _) = client_certificate(&certs, "clients", "bob");
-    let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, _seen) = start_upstream().await;
-    let (_jwtgate, (http, _)) = start_jwtgate_with(
-        dir.path(),
+    let WithCertificates {
+        dir,
+        certs,
+        alice: (alice, alice_der),
+        bob: (bob, _),
+        issuer,
+        upstream,
+        jwtgate: _jwtgate,
+        listeners: (http, _),
+        ..
+    } = WithCertificates::start(
         "jwtgate-caddy.toml",
-        &issuer,
-        |text| {
-            text.replacen(
-                "[server]\n",
-                "[server]\nclient_cert_header = \"X-Forwarded-Tls-Client-Cert\"\nclient_cert_header_format = \"base64-der\"\n",
-                1,
-            )
-        },
-        false,
+        "client_cert_header = \"X-Forwarded-Tls-Client-Cert\"\nclient_cert_header_format = \"base64-der\"\n",
     )
     .await;
-    let data = workspace_root().join("crates/http/tests/data");
+    let data = tls_data();
     let dynamic = dir.path().join("traefik-mtls.yml");
     std::fs::write(
         &dynamic,
@@ -1256,11 +885,11 @@ http:
         ),
     )
     .unwrap();
-    let client = |identity: Option<&[u8]>| tls_client(&data, identity);
+    let client = tls_client;
     let (_traefik, proxy) = start_with_ports(
         "traefik",
         dir.path(),
-        loopback,
+        free_loopback_addr,
         |listen| {
             let path = dir.path().join("traefik-static.yml");
             std::fs::write(
@@ -1283,7 +912,7 @@ http:
     )
     .await;
     let url = format!("https://localhost:{}/api/users", proxy.port());
-    let token = issuer.token(json!({"cnf": {"x5t#S256": x5t(&alice_der)}}));
+    let token = bound_token(&issuer, &alice_der);
     let response = client(Some(&alice))
         .get(&url)
         .bearer_auth(&token)
@@ -1292,24 +921,7 @@ http:
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 
-    let refused = |response: reqwest::Response| async move {
-        let status = response.status().as_u16();
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, challenge)
-    };
-    let (status, challenge) = refused(
-        client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
@@ -1317,14 +929,11 @@ http:
         .lines()
         .filter(|line| !line.starts_with("-----"))
         .collect();
-    let (status, challenge) = refused(
-        client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .header("X-Forwarded-Tls-Client-Cert", forged)
-            .send()
-            .await
-            .unwrap(),
+    let (status, challenge) = get_bearer(
+        &client(None),
+        &url,
+        &token,
+        &[("X-Forwarded-Tls-Client-Cert", &forged)],
     )
     .await;
     assert_eq!(
@@ -1343,9 +952,9 @@ http:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_grpc_ext_authz_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let data = workspace_root().join("crates/http/tests/data");
+    let data = tls_data();
     let issuer = Issuer::new().with_issuer(ISS).with_audience(AUD);
-    let (upstream, seen) = start_upstream().await;
+    let (upstream, seen) = start_echo_upstream().await;
     let tls = format!(
         "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
         data.join("localhost.crt.pem").display(),

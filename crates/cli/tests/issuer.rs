@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod e2e_support;
+
+use e2e_support::IssuerProcess;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const API: &str = "https://api.jwtgate.local/";
 
@@ -23,47 +26,20 @@ fn stdout(output: &Output) -> String {
         .to_owned()
 }
 
-/// A `jwtgate issuer` process on a free loopback port; killed when dropped.
-struct Running {
-    child: Child,
-    url: String,
+/// `jwtgate issuer` with `extra` arguments; its banner lists the demo users.
+fn start_issuer(extra: &[&str]) -> IssuerProcess {
+    let args: Vec<&OsStr> = extra.iter().map(OsStr::new).collect();
+    let issuer = IssuerProcess::start_with(&args);
+    let users = issuer.line_starting_with("users");
+    assert!(users.ends_with("alice, bob (or type any name)"), "{users}");
+    issuer
 }
 
-impl Running {
-    fn start(extra: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-            .args(["issuer", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first
-            .strip_prefix("jwtgate issuer listening on ")
-            .unwrap_or_else(|| panic!("unexpected banner: {first}"))
-            .to_owned();
-        let users = lines
-            .by_ref()
-            .map(|l| l.unwrap())
-            .find(|l| l.trim_start().starts_with("users"))
-            .unwrap();
-        assert!(users.ends_with("alice, bob (or type any name)"), "{users}");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Running {
-            child,
-            url: format!("http://{addr}/"),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `jwtgate mint --url URL` and `args`.
+fn mint(url: &str, args: &[&str]) -> Output {
+    let mut all = vec!["mint", "--url", url];
+    all.extend(args);
+    jwtgate(&all)
 }
 
 fn verify(url: &str, token: &str) -> Output {
@@ -83,22 +59,22 @@ fn verify(url: &str, token: &str) -> Output {
 
 #[test]
 fn issuer_mint_and_operator_commands() {
-    let issuer = Running::start(&["--ephemeral"]);
+    let issuer = start_issuer(&["--ephemeral"]);
     let url = issuer.url.as_str();
 
-    let minted = jwtgate(&[
-        "mint",
-        "--url",
+    let minted = mint(
         url,
-        "--user",
-        "alice",
-        "--audience",
-        API,
-        "--scope",
-        "openid",
-        "--scope",
-        "read:users",
-    ]);
+        &[
+            "--user",
+            "alice",
+            "--audience",
+            API,
+            "--scope",
+            "openid",
+            "--scope",
+            "read:users",
+        ],
+    );
     assert!(
         minted.status.success(),
         "{}",
@@ -111,26 +87,12 @@ fn issuer_mint_and_operator_commands() {
     assert!(stdout(&verdict).starts_with("{\"valid\":true"));
 
     // bob's token is refused for the scope; the ID token is refused with the hint.
-    let bob = stdout(&jwtgate(&[
-        "mint",
-        "--url",
-        url,
-        "--user",
-        "bob",
-        "--audience",
-        API,
-    ]));
+    let bob = stdout(&mint(url, &["--user", "bob", "--audience", API]));
     assert_eq!(verify(url, &bob).status.code(), Some(1));
-    let id = stdout(&jwtgate(&[
-        "mint",
-        "--url",
+    let id = stdout(&mint(
         url,
-        "--user",
-        "alice",
-        "--audience",
-        API,
-        "--id-token",
-    ]));
+        &["--user", "alice", "--audience", API, "--id-token"],
+    ));
     let verdict = verify(url, &id);
     assert_eq!(verdict.status.code(), Some(1));
     assert!(
@@ -138,14 +100,7 @@ fn issuer_mint_and_operator_commands() {
         "{}",
         stdout(&verdict)
     );
-    let json = stdout(&jwtgate(&[
-        "mint",
-        "--url",
-        url,
-        "--audience",
-        API,
-        "--json",
-    ]));
+    let json = stdout(&mint(url, &["--audience", API, "--json"]));
     let response: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(response["token_type"], "Bearer");
 
@@ -169,15 +124,7 @@ fn issuer_mint_and_operator_commands() {
         "{}",
         stdout(&activated)
     );
-    let rotated = stdout(&jwtgate(&[
-        "mint",
-        "--url",
-        url,
-        "--user",
-        "alice",
-        "--audience",
-        API,
-    ]));
+    let rotated = stdout(&mint(url, &["--user", "alice", "--audience", API]));
     assert!(verify(url, &rotated).status.success());
     assert!(
         verify(url, &token).status.success(),
@@ -210,15 +157,10 @@ fn issuer_mint_and_operator_commands() {
     assert!(verify(url, &rotated).status.success());
 
     // Refusals and usage errors.
-    let refused = jwtgate(&[
-        "mint",
-        "--url",
+    let refused = mint(
         url,
-        "--user",
-        "alice",
-        "--audience",
-        "https://nope.example/",
-    ]);
+        &["--user", "alice", "--audience", "https://nope.example/"],
+    );
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown audience"));
     let remote = jwtgate(&["issuer", "keys", "list", "--url", "http://192.0.2.1:4400/"]);
@@ -262,19 +204,10 @@ fn offline_mint_uses_the_state_directory_the_issuer_publishes() {
     let token = stdout(&minted);
 
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-        .args(["issuer", "--listen", &listen, "--state-dir", state])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert_eq!(first, format!("jwtgate issuer listening on {listen}"));
-    std::thread::spawn(move || for _ in lines {});
+    let issuer = IssuerProcess::start_on(&listen, &[OsStr::new("--state-dir"), OsStr::new(state)]);
+    assert_eq!(issuer.url, public);
     let verdict = verify(&public, &token);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(issuer);
     assert!(verdict.status.success(), "{}", stdout(&verdict));
 }
 

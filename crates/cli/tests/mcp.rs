@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 const ISS: &str = "https://example.eu.auth0.com/";
 
-mod mcp_support;
+mod e2e_support;
 
-use mcp_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
+use e2e_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
 
 /// A child process killed when dropped.
 struct Running(Child);
@@ -91,38 +91,27 @@ impl McpServer {
 }
 
 struct Gateway {
-    _child: Running,
+    _process: jwtgate_test_support::process::Running,
     addr: SocketAddr,
     log: PathBuf,
 }
 
+/// `jwtgate serve` with `config`, once it listens on `addr` (15 s at most).
 fn start_gateway(dir: &Path, config: &str, addr: SocketAddr) -> Gateway {
     let path = dir.join("jwtgate.toml");
     std::fs::write(&path, config).unwrap();
     let log = dir.join("jwtgate.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone().unwrap()))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .unwrap();
-    let mut child = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(addr).is_err() {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!(
-                "jwtgate serve exited ({status}):\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "jwtgate is not listening");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
+    command.args(["serve", "--config"]).arg(&path);
+    let mut process =
+        jwtgate_test_support::process::Running::spawn("jwtgate serve", command, log.clone());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(process.expect_listening(addr));
     Gateway {
-        _child: child,
+        _process: process,
         addr,
         log,
     }

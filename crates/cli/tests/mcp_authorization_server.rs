@@ -15,9 +15,9 @@ use jwtgate_test_support::free_port;
 use serde_json::Value;
 use std::process::{Command, Output};
 
-mod mcp_support;
+mod e2e_support;
 
-use mcp_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
+use e2e_support::{e2e_dir, require_node_and_sdk, IssuerProcess};
 
 fn node_client(issuer: &str, resource: &str, mode: &str) -> Value {
     let output = Command::new("node")

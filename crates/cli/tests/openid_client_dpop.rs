@@ -7,48 +7,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod e2e_support;
+
 use axum::routing::get;
 use axum::Router;
+use e2e_support::IssuerProcess;
 use jwtgate_test_support::free_port;
+use jwtgate_test_support::process::Running;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const API: &str = "https://api.jwtgate.local/";
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../issuer/e2e")
-}
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `jwtgate issuer` on a free loopback port: the process and its URL.
-fn start_issuer() -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-        .args(["issuer", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("jwtgate issuer listening on ")
-        .unwrap_or_else(|| panic!("unexpected banner: {first}"))
-        .to_owned();
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), format!("http://{addr}/"))
 }
 
 async fn start_upstream() -> std::net::SocketAddr {
@@ -84,26 +58,23 @@ upstream = "http://{upstream}"
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
+    command
         .arg("serve")
         .arg("--config")
         .arg(&config)
-        .env("JWTGATE_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
+        .env("JWTGATE_LOG", "warn");
+    let mut running = Running::spawn("jwtgate serve", command, dir.join("jwtgate.log"));
     let ready = format!("http://127.0.0.1:{port}/readyz");
-    loop {
-        let ok = reqwest::get(&ready)
-            .await
-            .is_ok_and(|response| response.status() == 200);
-        if ok {
-            return (running, port);
-        }
-        assert!(Instant::now() < deadline, "jwtgate serve not ready in 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    running
+        .wait_for("ready", Duration::from_secs(20), || async {
+            reqwest::get(&ready)
+                .await
+                .is_ok_and(|response| response.status() == 200)
+        })
+        .await
+        .unwrap_or_else(|log| panic!("{log}"));
+    (running, port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +86,8 @@ async fn openid_client_dpop_through_the_gateway() {
         installed.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let (_issuer, issuer_url) = start_issuer();
+    let issuer = IssuerProcess::start_with(&[]);
+    let issuer_url = issuer.url.clone();
     let upstream = start_upstream().await;
     let (_gateway, port) = start_gateway(dir.path(), &issuer_url, upstream).await;
     let api = format!("http://127.0.0.1:{port}/api/users");

@@ -8,14 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_core::Algorithm;
-use jwtgate_test_support::{free_port, Issuer};
+use jwtgate_test_support::process::{start_on_free_port, Running};
+use jwtgate_test_support::recipes::{recipe, render};
+use jwtgate_test_support::Issuer;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ISS: &str = "https://example.eu.auth0.com/";
 const AUD: &str = "https://api.example.com";
@@ -262,68 +264,40 @@ fn start_upstream() -> (SocketAddr, Seen) {
 // ---------------------------------------------------------------------------------------------
 // jwtgate serve
 
+/// `jwtgate serve` and the address it listens on.
 struct Gateway {
-    child: Child,
-    log: PathBuf,
+    _process: Running,
     addr: SocketAddr,
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `jwtgate serve` from the recipe on a free loopback port; a port taken between choosing
-/// and binding it is retried with another (twice at most).
+/// Starts `jwtgate serve` from the recipe on a free loopback port, retried on another when the
+/// port was taken in the meantime (test-support's `start_on_free_port`).
 fn start_gateway(dir: &Path, upstream: SocketAddr, jwks: &Path) -> Gateway {
-    let root = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
-    let template = std::fs::read_to_string(root.join("docs/recipes/jwtgate-proxy.toml")).unwrap();
-    let mut failures = Vec::new();
-    for _ in 0..3 {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let config = template
-            .replace("@LISTEN_ADDR@", &addr.to_string())
-            .replace("@UPSTREAM_ADDR@", &upstream.to_string())
-            .replace("@JWKS_FILE@", &jwks.display().to_string());
+    let template = recipe("jwtgate-proxy.toml");
+    let path = dir.join("jwtgate.toml");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (process, addr) = runtime.block_on(start_on_free_port("jwtgate", dir, |addr| {
+        let config = render(
+            &template,
+            &[
+                ("@LISTEN_ADDR@", addr.to_string()),
+                ("@UPSTREAM_ADDR@", upstream.to_string()),
+                ("@JWKS_FILE@", jwks.display().to_string()),
+            ],
+        );
         assert!(!config.contains('@'), "placeholder left:\n{config}");
-        let path = dir.join("jwtgate.toml");
         std::fs::write(&path, config).unwrap();
-        let log = dir.join("jwtgate.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap();
-        let mut gateway = Gateway { child, log, addr };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = gateway.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(&gateway.log).unwrap_or_default();
-                assert!(
-                    log.to_ascii_lowercase().contains("address already in use"),
-                    "jwtgate serve exited ({status}):\n{log}"
-                );
-                failures.push(log);
-                break;
-            }
-            if TcpStream::connect(addr).is_ok() {
-                return gateway;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jwtgate is not listening after 15 s"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
+        command.arg("serve").arg("--config").arg(&path);
+        command
+    }));
+    Gateway {
+        _process: process,
+        addr,
     }
-    panic!("jwtgate found no free port:\n{}", failures.join("\n"))
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

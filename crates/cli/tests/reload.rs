@@ -11,10 +11,11 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use jwtgate_core::{Algorithm, SigningKey};
+use jwtgate_test_support::process::{free_loopback_addr, start_with_ports, Running};
 use serde_json::{json, Map};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,40 +29,25 @@ const CLIENTS: usize = 3;
 /// Checks per client at most (the load stops earlier, when the changes are done).
 const MAX_CHECKS: usize = 5_000;
 
+/// `jwtgate serve --watch-config` and the address it listens on.
 struct Gateway {
-    child: Child,
-    log: PathBuf,
+    process: Running,
     addr: SocketAddr,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Gateway {
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     fn hangup(&self) {
         let status = Command::new("kill")
             .arg("-HUP")
-            .arg(self.child.id().to_string())
+            .arg(self.process.id().to_string())
             .status()
             .unwrap();
         assert!(status.success());
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(addr: SocketAddr, jwks_url: &str, scope: &str) -> String {
@@ -74,43 +60,30 @@ fn config(addr: SocketAddr, jwks_url: &str, scope: &str) -> String {
 /// answer; a port taken between choosing and binding it is retried with another.
 async fn start_gateway(dir: &Path, jwks_url: &str) -> Gateway {
     let path = dir.join("jwtgate.toml");
-    for _ in 0..3 {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        std::fs::write(&path, config(addr, jwks_url, "read:reports")).unwrap();
-        let log = dir.join("jwtgate.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-            .args(["serve", "--watch-config", "--config"])
-            .arg(&path)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap();
-        let mut gateway = Gateway { child, log, addr };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = gateway.child.try_wait().unwrap() {
-                let log = gateway.log();
-                assert!(
-                    log.to_ascii_lowercase().contains("address already in use"),
-                    "jwtgate serve exited ({status}):\n{log}"
-                );
-                break;
-            }
-            // The "listening" line comes after the SIGHUP handler is installed.
-            if gateway.log().contains("jwtgate: listening") {
-                return gateway;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jwtgate is not listening after 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-    panic!("jwtgate found no free port")
+    let log = dir.join("jwtgate.log");
+    let (process, addr) = start_with_ports(
+        "jwtgate",
+        dir,
+        free_loopback_addr,
+        |addr| {
+            std::fs::write(&path, config(*addr, jwks_url, "read:reports")).unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
+            command
+                .args(["serve", "--watch-config", "--config"])
+                .arg(&path)
+                .env("NO_COLOR", "1");
+            command
+        },
+        // The "listening" line comes after the SIGHUP handler is installed.
+        |_| {
+            let listening = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("jwtgate: listening");
+            async move { listening }
+        },
+    )
+    .await;
+    Gateway { process, addr }
 }
 
 /// One keep-alive connection sending forward-auth checks.

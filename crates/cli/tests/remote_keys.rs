@@ -20,6 +20,32 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `jwtgate COMMAND --issuer ISSUER --audience AUD --now NOW` and `rest`.
+fn run_at_now(command: &str, issuer: &str, rest: &[&str]) -> Output {
+    let now = NOW.to_string();
+    let mut args = vec![
+        command,
+        "--issuer",
+        issuer,
+        "--audience",
+        AUD,
+        "--now",
+        &now,
+    ];
+    args.extend(rest);
+    run(&args)
+}
+
+/// Fails, showing `shown` (stdout or stderr), unless `out` exited with `code`.
+fn assert_exit(out: &Output, code: i32, shown: &[u8]) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(shown)
+    );
+}
+
 /// An issuer (ES256, kid `remote-1`, dated [`NOW`]) whose JWKS also holds an encryption key,
 /// served on loopback with `Cache-Control: public, max-age=900`.
 fn setup() -> (JwksServer, Issuer) {
@@ -43,27 +69,13 @@ fn verify_with_a_jwks_url() {
     let (server, key) = setup();
     let issuer = server.issuer();
     let url = server.jwks_url();
-    let now = NOW.to_string();
-    let out = run(&[
+    let token = token(&key, &issuer);
+    let out = run_at_now(
         "verify",
-        "--jwks-url",
-        &url,
-        "--issuer",
         &issuer,
-        "--audience",
-        AUD,
-        "--now",
-        &now,
-        "--format",
-        "json",
-        &token(&key, &issuer),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &["--jwks-url", &url, "--format", "json", &token],
     );
+    assert_exit(&out, 0, &out.stderr);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"use\" is \"enc\""), "{stderr}");
 }
@@ -72,57 +84,16 @@ fn verify_with_a_jwks_url() {
 fn discovery_explicit_and_by_default() {
     let (server, key) = setup();
     let issuer = server.issuer();
-    let now = NOW.to_string();
     let token = token(&key, &issuer);
-    let out = run(&[
-        "verify",
-        "--discover",
-        "--issuer",
-        &issuer,
-        "--audience",
-        AUD,
-        "--now",
-        &now,
-        &token,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run(&[
-        "explain",
-        "--issuer",
-        &issuer,
-        "--audience",
-        AUD,
-        "--now",
-        &now,
-        &token,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = run_at_now("verify", &issuer, &["--discover", &token]);
+    assert_exit(&out, 0, &out.stderr);
+    let out = run_at_now("explain", &issuer, &[&token]);
+    assert_exit(&out, 0, &out.stdout);
     assert!(String::from_utf8_lossy(&out.stderr).contains("discovering the keys of"));
 
     // A discovery document for another issuer is a configuration error, not a verdict.
     server.set_document_issuer("https://impostor.example/");
-    let out = run(&[
-        "verify",
-        "--issuer",
-        &issuer,
-        "--audience",
-        AUD,
-        "--now",
-        &now,
-        "--format",
-        "json",
-        &token,
-    ]);
+    let out = run_at_now("verify", &issuer, &["--format", "json", &token]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("impostor"));
@@ -156,12 +127,7 @@ fn jwks_lists_keys_with_status_and_cache_headers() {
     let (server, _key) = setup();
     for target in [server.issuer(), server.jwks_url()] {
         let out = run(&["jwks", &target]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 0, &out.stderr);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains("cache-control: public, max-age=900"),

@@ -16,16 +16,17 @@
 
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
+use jwtgate_test_support::client::forward_auth_check;
 use jwtgate_test_support::{free_port, now, Issuer, AUDIENCE, ISSUER};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod redis_support;
 
-use redis_support::{require_program, start_redis, Running};
+use jwtgate_test_support::process::nginx_command;
+use redis_support::{start_redis, Running};
 
 /// nginx with `auth_request` to the three replicas (round robin) in front of `upstream`.
 async fn start_nginx(
@@ -34,7 +35,6 @@ async fn start_nginx(
     upstream: SocketAddr,
 ) -> (Running, SocketAddr) {
     let prefix = dir.join("nginx");
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let servers: String = replicas
         .iter()
@@ -83,14 +83,9 @@ http {{
 }}
 "#
     );
-    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-    let mut command = Command::new(require_program("nginx"));
-    command
-        .args(["-e", "stderr", "-p"])
-        .arg(format!("{}/", prefix.display()))
-        .args(["-c", "nginx.conf"]);
-    let mut nginx = Running::spawn(command, dir.join("nginx.log"));
-    nginx.wait_until_listening(listen).await;
+    let command = nginx_command(&prefix, &conf);
+    let mut nginx = Running::spawn("nginx", command, dir.join("nginx.log"));
+    nginx.expect_listening(listen).await;
     (nginx, listen)
 }
 
@@ -138,24 +133,6 @@ resync_interval = 1
     .await
     .unwrap();
     (spawned.addr, stop)
-}
-
-/// A forward-auth check sent to one replica: (status, WWW-Authenticate).
-async fn check(client: &reqwest::Client, replica: SocketAddr, token: &str) -> (u16, String) {
-    let response = client
-        .get(format!("http://{replica}/auth"))
-        .header("X-Original-Method", "GET")
-        .header("X-Original-URI", "/api/users")
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (response.status().as_u16(), challenge)
 }
 
 /// A request through nginx: (status, the challenge nginx passed on).
@@ -233,7 +210,7 @@ async fn all_answer(
 ) {
     for replica in replicas {
         for token in tokens {
-            let (got, challenge) = check(client, *replica, token).await;
+            let (got, challenge) = forward_auth_check(client, *replica, token).await;
             assert_eq!(got, status, "{replica}: {challenge}");
         }
     }
@@ -330,7 +307,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
     assert!(stdout.contains("\"jti\":\"alice-1\""), "{stdout}");
     on_every_replica(&replicas, Duration::from_secs(1), "jti revoked", |r| {
         let (client, alice) = (client.clone(), alice.clone());
-        async move { check(&client, r, &alice).await.0 == 401 }
+        async move { forward_auth_check(&client, r, &alice).await.0 == 401 }
     })
     .await;
     let enforced_after = returned.elapsed();
@@ -339,7 +316,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
         "{enforced_after:?}"
     );
     for replica in &replicas {
-        let (_, challenge) = check(&client, *replica, &alice).await;
+        let (_, challenge) = forward_auth_check(&client, *replica, &alice).await;
         assert!(
             challenge.contains("error=\"invalid_token\"")
                 && challenge.contains("token revoked (by jti)"),
@@ -362,7 +339,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
     let returned = Instant::now();
     on_every_replica(&replicas, Duration::from_secs(1), "subject revoked", |r| {
         let (client, bob) = (client.clone(), bob.clone());
-        async move { check(&client, r, &bob).await.0 == 401 }
+        async move { forward_auth_check(&client, r, &bob).await.0 == 401 }
     })
     .await;
     assert!(returned.elapsed() < Duration::from_secs(1));
@@ -444,7 +421,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
         "jti revoked after restart",
         |r| {
             let (client, carol) = (client.clone(), carol.clone());
-            async move { check(&client, r, &carol).await.0 == 401 }
+            async move { forward_auth_check(&client, r, &carol).await.0 == 401 }
         },
     )
     .await;
@@ -459,7 +436,7 @@ async fn revocations_reach_every_replica_and_outlive_redis() {
     assert_eq!(code, 0, "{stderr}");
     on_every_replica(&replicas, Duration::from_secs(1), "rule removed", |r| {
         let (client, carol) = (client.clone(), carol.clone());
-        async move { check(&client, r, &carol).await.0 == 200 }
+        async move { forward_auth_check(&client, r, &carol).await.0 == 200 }
     })
     .await;
     drop(redis);

@@ -6,46 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_core::{Algorithm, KeySet, Policy, SigningKey, Verified, Verifier};
+use jwtgate_test_support::memory::{
+    auth0_token, auth0_verifier, resident_bytes, AUTH0_AUDIENCE as AUDIENCE, AUTH0_ISSUER as ISSUER,
+};
 use serde_json::{json, Map};
 
-/// The resident set of this process, in bytes.
-fn resident_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
-const ISSUER: &str = "https://tenant.eu.auth0.com/";
-const AUDIENCE: &str = "https://api.example.com/";
 const NOW: i64 = 1_700_000_000;
-
-fn auth0_token(key: &SigningKey, i: usize) -> String {
-    let claims = json!({
-        "iss": ISSUER,
-        "sub": format!("auth0|bench-user-{i:06}"),
-        "aud": [AUDIENCE, format!("{ISSUER}userinfo")],
-        "iat": NOW,
-        "exp": NOW + 3600,
-        "azp": "Xq3VpMLD8Wm2kA7nRzT5bC0gYhJ4sEuF",
-        "scope": "openid profile email",
-        "permissions": ["read:users"],
-        "jti": format!("bench-{i:06}"),
-    });
-    key.sign(&Map::new(), &claims).unwrap()
-}
 
 #[test]
 fn the_estimate_matches_what_the_allocator_holds_for_an_auth0_token() {
     let key = SigningKey::generate(Algorithm::RS256, "key-2024").unwrap();
-    let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
-    let policy = Policy::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
-    let verifier = Verifier::new(policy, KeySet::from_json(jwks.as_bytes()).unwrap());
-    let tokens: Vec<String> = (0..64).map(|i| auth0_token(&key, i)).collect();
+    let verifier = auth0_verifier(&key);
+    let tokens: Vec<String> = (0..64).map(|i| auth0_token(&key, i, NOW)).collect();
     // Warm up whatever the verifier builds once (key caches, thread locals).
     drop(verifier.verify(tokens[0].as_bytes(), NOW).unwrap());
 
@@ -59,7 +31,7 @@ fn the_estimate_matches_what_the_allocator_holds_for_an_auth0_token() {
                 .unwrap(),
         );
     }
-    let measured = (resident_bytes() - before) / KEPT;
+    let measured = usize::try_from(resident_bytes() - before).unwrap() / KEPT;
     let estimated = kept.iter().map(Verified::retained_bytes).sum::<usize>() / KEPT;
     eprintln!("Auth0-shaped RS256 token: resident {measured} B, estimated {estimated} B");
     let margin = measured / 8;

@@ -23,70 +23,34 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use http::{HeaderMap, HeaderValue};
-use jwtgate_engine::token_cache::TokenCache;
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
-    RequestView, RouteSection, TokenInput, Unmatched,
-};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use http::HeaderMap;
+use jwtgate_engine::{Engine, Outcome, Unmatched};
 use jwtgate_test_support::Issuer;
-use serde::Deserialize;
 use serde_json::json;
 use std::future::Future;
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
-
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    routes: Vec<RouteSection>,
-}
+use support::Config;
 
 fn engine(issuer: &Issuer, condition: &str) -> Engine {
     let toml = format!(
-        r#"
-[[issuers]]
-issuer = "{}"
-audiences = ["{}"]
-jwks_file = "{}"
-
-[[routes]]
-path = "/api/users"
-scopes = ["read:users"]
-{condition}
-"#,
-        issuer.issuer(),
-        issuer.audience(),
-        issuer.jwks_file().display()
+        "{}[[routes]]\npath = \"/api/users\"\nscopes = [\"read:users\"]\n{condition}\n",
+        issuer.issuer_toml()
     );
-    let config: Config = parse_toml(&toml, "bench.toml").unwrap();
-    let parts = build_policy(
-        &config.issuers,
-        &config.routes,
-        Unmatched::Deny,
-        &KeysSection::default(),
-        "bench.toml",
-        None,
-    )
-    .unwrap();
-    Engine::new(parts.registry, parts.routes)
-        .with_issuer_rules(parts.issuer_rules)
-        .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache"))
+    let config = Config::parse(&toml, "bench.toml").unwrap();
+    config
+        .engine_with(&config.routes, Unmatched::Deny, "bench.toml")
+        .unwrap()
+        .with_cache(support::cache())
 }
 
 /// Decides once; the cached path completes on its first poll.
 fn decide(engine: &Engine, path: &str, headers: &HeaderMap, now: i64) -> bool {
-    let request = RequestView {
-        front: FrontEnd::Inline,
-        origin: None,
-        method: "GET",
-        target: path,
-        headers,
-        token: TokenInput::FromRequest,
-        client_certificate: None,
-        now,
-    };
+    let request = support::get(path, headers, now);
     let future = std::pin::pin!(engine.decide(&request));
     let mut context = Context::from_waker(Waker::noop());
     match future.poll(&mut context) {
@@ -113,11 +77,7 @@ fn main() {
         "scope": "openid profile email",
         "azp": "bench-client",
     }));
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
+    let headers = support::authorization(&format!("Bearer {token}"));
     let cells = [
         ("base", engine(&issuer, "")),
         (
@@ -142,16 +102,7 @@ fn main() {
         .unwrap();
     let path = "/api/users";
     for (name, engine) in &cells {
-        let first = RequestView {
-            front: FrontEnd::Inline,
-            origin: None,
-            method: "GET",
-            target: path,
-            headers: &headers,
-            token: TokenInput::FromRequest,
-            client_certificate: None,
-            now,
-        };
+        let first = support::get(path, &headers, now);
         let outcome = runtime.block_on(engine.decide(&first));
         assert!(matches!(outcome, Outcome::Allow(_)), "{name} is allowed");
         assert!(

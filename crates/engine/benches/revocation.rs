@@ -12,30 +12,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use criterion::Criterion;
-use http::{HeaderMap, HeaderValue};
-use jwtgate_engine::token_cache::TokenCache;
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
-    RequestView, RouteSection, TokenInput, Unmatched,
-};
+use http::HeaderMap;
+use jwtgate_engine::{Engine, Outcome, Unmatched};
 use jwtgate_revocation::{Revocations, Rule, RuleSet};
 use jwtgate_test_support::Issuer;
-use serde::Deserialize;
 use serde_json::json;
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use support::Config;
 
 const RULES: usize = 10_000;
 const PATH: &str = "/api/users";
-
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    routes: Vec<RouteSection>,
-}
 
 /// 10,000 rules: `jti-<i>` until an hour from now, subjects `auth0|user<i>` of the issuer and
 /// clients `client<i>` issued before `now`.
@@ -51,39 +44,19 @@ fn rules(issuer: &str, now: i64) -> Vec<Rule> {
 
 fn engine(issuer: &Issuer) -> Engine {
     let toml = format!(
-        "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n\
-         [[routes]]\npath = \"{PATH}\"\nscopes = [\"read:users\"]\n",
-        issuer.issuer(),
-        issuer.audience(),
-        issuer.jwks_file().display()
+        "{}[[routes]]\npath = \"{PATH}\"\nscopes = [\"read:users\"]\n",
+        issuer.issuer_toml()
     );
-    let config: Config = parse_toml(&toml, "bench.toml").unwrap();
-    let parts = build_policy(
-        &config.issuers,
-        &config.routes,
-        Unmatched::Deny,
-        &KeysSection::default(),
-        "bench.toml",
-        None,
-    )
-    .unwrap();
-    Engine::new(parts.registry, parts.routes)
-        .with_issuer_rules(parts.issuer_rules)
-        .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache"))
+    let config = Config::parse(&toml, "bench.toml").unwrap();
+    config
+        .engine_with(&config.routes, Unmatched::Deny, "bench.toml")
+        .unwrap()
+        .with_cache(support::cache())
 }
 
 /// Decides once; the cached path completes on its first poll.
 fn decide(engine: &Engine, headers: &HeaderMap, now: i64) -> bool {
-    let request = RequestView {
-        front: FrontEnd::Inline,
-        origin: None,
-        method: "GET",
-        target: PATH,
-        headers,
-        token: TokenInput::FromRequest,
-        client_certificate: None,
-        now,
-    };
+    let request = support::get(PATH, headers, now);
     let future = std::pin::pin!(engine.decide(&request));
     let mut context = Context::from_waker(Waker::noop());
     match future.poll(&mut context) {
@@ -149,23 +122,10 @@ fn main() {
     let token = issuer.token(json!({
         "jti": "b7f0c3d2-unrevoked-jti", "azp": "spa-client-id",
     }));
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
+    let headers = support::authorization(&format!("Bearer {token}"));
     let revoking = engine(&issuer).with_revocation(Arc::clone(&full));
     for engine in [&plain, &revoking] {
-        let first = RequestView {
-            front: FrontEnd::Inline,
-            origin: None,
-            method: "GET",
-            target: PATH,
-            headers: &headers,
-            token: TokenInput::FromRequest,
-            client_certificate: None,
-            now,
-        };
+        let first = support::get(PATH, &headers, now);
         let outcome = runtime.block_on(engine.decide(&first));
         assert!(matches!(outcome, Outcome::Allow(_)), "{outcome:?}");
         assert!(decide(engine, &headers, now), "allowed from the cache");

@@ -13,7 +13,7 @@
 use http::{HeaderName, HeaderValue};
 use jwtgate_core::Verified;
 use serde_json::Value;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use thiserror::Error;
 
 /// Default subject header.
@@ -65,8 +65,11 @@ const SHARED_SCOPES_MAX: usize = 64;
 /// combinations, each with what it was built from. Equal inputs give equal values, so a value
 /// found here is the one that would be built. A value of the mapping, not of its configuration:
 /// a copy starts empty, and two mappings compare equal whatever they keep.
+///
+/// Read under a shared lock (every worker thread at once); written under the exclusive one when
+/// a combination is not found.
 #[derive(Default)]
-struct SharedValues(Mutex<SharedRing>);
+struct SharedValues(RwLock<SharedRing>);
 
 /// The entries of [`SharedValues`], replaced oldest first.
 #[derive(Default)]
@@ -84,9 +87,15 @@ struct SharedEntry {
 }
 
 impl SharedEntry {
-    /// True when this entry was built from `verified`'s issuer and granted scopes, in order.
-    fn matches(&self, verified: &Verified) -> bool {
-        *self.issuer == *verified.issuer() && self.scopes.iter().map(|s| &**s).eq(verified.scopes())
+    /// True when this entry was built from `issuer` and `scopes` (granted, in order).
+    fn matches(&self, issuer: &str, scopes: &[&str]) -> bool {
+        *self.issuer == *issuer
+            && self.scopes.len() == scopes.len()
+            && self
+                .scopes
+                .iter()
+                .zip(scopes)
+                .all(|(kept, scope)| **kept == **scope)
     }
 }
 
@@ -118,20 +127,37 @@ impl SharedValues {
         verified: &Verified,
         limit: usize,
     ) -> (Option<HeaderValue>, Option<HeaderValue>) {
-        if let Ok(ring) = self.0.lock() {
-            if let Some(found) = ring.entries.iter().find(|entry| entry.matches(verified)) {
-                return (found.issuer_value.clone(), found.scopes_value.clone());
+        let issuer = verified.issuer();
+        // The granted scopes listed once (on the stack), for every entry to compare with; a
+        // token with more than an entry may hold is built from without the kept entries.
+        let mut listed = [""; SHARED_SCOPES_MAX];
+        let mut count = 0;
+        let mut more = false;
+        for scope in verified.scopes() {
+            match listed.get_mut(count) {
+                Some(slot) => *slot = scope,
+                None => {
+                    more = true;
+                    break;
+                }
+            }
+            count += 1;
+        }
+        let scopes = &listed[..count];
+        if !more {
+            if let Ok(ring) = self.0.read() {
+                if let Some(found) = ring.entries.iter().find(|e| e.matches(issuer, scopes)) {
+                    return (found.issuer_value.clone(), found.scopes_value.clone());
+                }
             }
         }
-        let issuer_value = sanitize_text(verified.issuer(), limit);
+        let issuer_value = sanitize_text(issuer, limit);
         let scopes_value = sanitize_text(&verified.distinct_scopes().join(" "), limit);
-        let scopes: Vec<&str> = verified.scopes().take(SHARED_SCOPES_MAX + 1).collect();
-        let small = scopes.len() <= SHARED_SCOPES_MAX
-            && verified.issuer().len() + scopes.iter().map(|s| s.len()).sum::<usize>() <= limit;
-        if let (true, Ok(mut ring)) = (small, self.0.lock()) {
+        let small = !more && issuer.len() + scopes.iter().map(|s| s.len()).sum::<usize>() <= limit;
+        if let (true, Ok(mut ring)) = (small, self.0.write()) {
             let entry = SharedEntry {
-                issuer: verified.issuer().into(),
-                scopes: scopes.into_iter().map(Box::from).collect(),
+                issuer: issuer.into(),
+                scopes: scopes.iter().map(|s| Box::from(*s)).collect(),
                 issuer_value: issuer_value.clone(),
                 scopes_value: scopes_value.clone(),
             };

@@ -5,21 +5,11 @@
 //! such tokens.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::{Algorithm, KeySet, Policy, SigningKey, Verifier};
+use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_engine::token_cache::{TokenCache, DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES};
-use serde_json::{json, Map};
+use jwtgate_test_support::memory::{auth0_token, auth0_verifier, resident_bytes};
 use std::sync::Arc;
 
-/// The resident set of this process, in bytes.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
-const ISSUER: &str = "https://tenant.eu.auth0.com/";
-const AUDIENCE: &str = "https://api.example.com/";
 const NOW: i64 = 1_700_000_000;
 const ENTRIES: u64 = 50_000;
 
@@ -27,29 +17,8 @@ const ENTRIES: u64 = 50_000;
 fn a_full_cache_weighs_what_it_says_and_the_default_holds_100k_auth0_tokens() {
     // ES256 for speed: the signature is not kept, so the entry is the same as for RS256.
     let key = SigningKey::generate(Algorithm::ES256, "key-2024-01").unwrap();
-    let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
-    let policy = Policy::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
-    let verifier = Verifier::new(policy, KeySet::from_json(jwks.as_bytes()).unwrap());
-    let tokens: Vec<String> = (0..32)
-        .map(|i| {
-            let claims = json!({
-                "iss": ISSUER,
-                "sub": format!("auth0|{i:024}"),
-                "aud": [AUDIENCE, format!("{ISSUER}userinfo")],
-                "iat": NOW,
-                "exp": NOW + 86_400,
-                "azp": "Xq3VpMLD8Wm2kA7nRzT5bC0gYhJ4sEuF",
-                "scope": "openid profile email read:users",
-                "permissions": ["read:users", "write:users"],
-                "jti": format!("{i:022}"),
-            });
-            key.sign(&Map::new(), &claims).unwrap()
-        })
-        .collect();
+    let verifier = auth0_verifier(&key);
+    let tokens: Vec<String> = (0..32).map(|i| auth0_token(&key, i, NOW)).collect();
     let sample = verifier.verify(tokens[0].as_bytes(), NOW).unwrap();
     let budget = (sample.retained_bytes() as u64 + 200) * ENTRIES * 2;
 

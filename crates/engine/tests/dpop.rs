@@ -8,32 +8,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use http::{HeaderMap, HeaderValue};
 use jwtgate_core::dpop::{access_token_hash, key_thumbprint, make_proof, ProofClaims};
 use jwtgate_core::{Algorithm, SigningKey};
 use jwtgate_engine::dpop::{DpopMode, DpopReplayFallback, DpopSection};
-use jwtgate_engine::token_cache::TokenCache;
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
-    RequestView, RouteSection, TokenInput, Unmatched,
-};
+use jwtgate_engine::{Engine, FrontEnd, Outcome, RequestView, TokenInput, Unmatched};
 use jwtgate_revocation::{Revocations, SharedDpopReplay, SourceLabel};
 use jwtgate_test_support::Issuer;
-use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use support::Config;
 
 const ORIGIN: &str = "https://api.example.com";
 const PATH: &str = "/api/users";
 const DEFAULT_ROUTES: &str = "[[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n";
-
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    #[serde(default)]
-    routes: Vec<RouteSection>,
-}
 
 struct Fixture {
     issuer: Issuer,
@@ -57,28 +48,15 @@ impl Fixture {
     fn with_section(section: &DpopSection, issuer_mode: Option<&str>, routes: &str) -> Fixture {
         let issuer = Issuer::new();
         let issuer_dpop = issuer_mode.map_or(String::new(), |m| format!("dpop = \"{m}\"\n"));
-        let toml = format!(
-            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n{issuer_dpop}{routes}",
-            issuer.issuer(),
-            issuer.audience(),
-            issuer.jwks_file().display()
-        );
-        let config: Config = parse_toml(&toml, "test.toml").unwrap();
-        let parts = build_policy(
-            &config.issuers,
-            &config.routes,
-            Unmatched::resolve(None, true),
-            &KeysSection::default(),
-            "test.toml",
-            None,
-        )
-        .unwrap();
+        let toml = format!("{}{issuer_dpop}{routes}", issuer.issuer_toml());
+        let config = Config::parse(&toml, "test.toml").unwrap();
         let dpop =
             jwtgate_engine::rules::dpop_policy(section, &config.issuers, None, "test.toml", None)
                 .unwrap();
-        let engine = Engine::new(parts.registry, parts.routes)
-            .with_issuer_rules(parts.issuer_rules)
-            .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache"))
+        let engine = config
+            .engine_with(&config.routes, Unmatched::resolve(None, true), "test.toml")
+            .unwrap()
+            .with_cache(support::cache())
             .with_dpop(dpop);
         Fixture {
             issuer,
@@ -580,16 +558,11 @@ fn a_public_route_cannot_set_dpop() {
     let toml =
         "[[issuers]]\nissuer = \"https://i/\"\naudiences = [\"a\"]\njwks_file = \"/nonexistent\"\n\
                 [[routes]]\npath = \"/health\"\npublic = true\ndpop = \"required\"\n";
-    let config: Config = parse_toml(toml, "test.toml").unwrap();
-    let error = build_policy(
-        &config.issuers,
-        &config.routes,
-        Unmatched::resolve(None, true),
-        &KeysSection::default(),
-        "test.toml",
-        None,
-    )
-    .unwrap_err();
+    let config = Config::parse(toml, "test.toml").unwrap();
+    let error = config
+        .engine_with(&config.routes, Unmatched::resolve(None, true), "test.toml")
+        .err()
+        .unwrap();
     assert!(error.to_string().contains("dpop"), "{error}");
 }
 

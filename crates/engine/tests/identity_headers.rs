@@ -5,55 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use http::{HeaderMap, HeaderValue};
-use jwtgate_engine::token_cache::TokenCache;
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
-    RequestView, RouteSection, TokenInput, Unmatched,
-};
-use jwtgate_test_support::Issuer;
-use serde::Deserialize;
-use serde_json::{json, Value};
+mod support;
 
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    #[serde(default)]
-    routes: Vec<RouteSection>,
-}
+use jwtgate_engine::{Engine, Outcome};
+use jwtgate_test_support::Issuer;
+use serde_json::{json, Value};
+use support::{ask_bearer, cache, Config};
 
 const FIRST: &str = "https://first.example/";
 const SECOND: &str = "https://second.example/";
 
-fn engine(first: &Issuer, second: &Issuer, cache: bool) -> Engine {
-    let toml = format!(
-        r#"
-[[issuers]]
-issuer = "{FIRST}"
-audiences = ["api"]
-jwks_file = "{}"
-
-[[issuers]]
-issuer = "{SECOND}"
-audiences = ["api"]
-jwks_file = "{}"
-"#,
-        first.jwks_file().display(),
-        second.jwks_file().display()
-    );
-    let config: Config = parse_toml(&toml, "test.toml").unwrap();
-    let parts = build_policy(
-        &config.issuers,
-        &config.routes,
-        Unmatched::resolve(None, false),
-        &KeysSection::default(),
-        "test.toml",
-        None,
-    )
-    .unwrap();
-    let engine = Engine::new(parts.registry, parts.routes).with_issuer_rules(parts.issuer_rules);
-    if cache {
-        engine.with_cache(TokenCache::new(1 << 20, Some(1000), 300).unwrap())
+fn engine(first: &Issuer, second: &Issuer, cached: bool) -> Engine {
+    let toml = format!("{}{}", first.issuer_toml(), second.issuer_toml());
+    let engine = Config::parse(&toml, "test.toml").unwrap().engine().unwrap();
+    if cached {
+        engine.with_cache(cache())
     } else {
         engine
     }
@@ -61,22 +27,7 @@ jwks_file = "{}"
 
 /// The identity headers of an allowed request with `token`, as (name, value) text pairs.
 async fn identity(engine: &Engine, token: &str) -> Vec<(String, String)> {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-    let request = RequestView {
-        front: FrontEnd::Inline,
-        origin: None,
-        method: "GET",
-        target: "/api",
-        headers: &headers,
-        token: TokenInput::FromRequest,
-        client_certificate: None,
-        now: jwtgate_test_support::now(),
-    };
-    match engine.decide(&request).await {
+    match ask_bearer(engine, "/api", token).await {
         Outcome::Allow(allow) => allow
             .identity
             .iter()
@@ -86,11 +37,13 @@ async fn identity(engine: &Engine, token: &str) -> Vec<(String, String)> {
     }
 }
 
-/// Scope claims of twelve kinds (more than the engine keeps), with what the scopes header must
+/// Scope claims of fourteen kinds (more than the engine keeps), with what the scopes header must
 /// then say: repeats removed in first-seen order, non-ASCII percent-encoded, `scp` and
 /// `permissions` joined after `scope`.
-fn scope_cases() -> Vec<(Value, &'static str)> {
-    vec![
+fn scope_cases() -> Vec<(Value, String)> {
+    // More scopes than a kept entry may hold (64): always built from the token.
+    let many: Vec<String> = (0..70).map(|i| format!("s{i}")).collect();
+    let cases = vec![
         (json!({"scope": "read:users"}), "read:users"),
         (
             json!({"scope": "read:users write:users"}),
@@ -112,7 +65,14 @@ fn scope_cases() -> Vec<(Value, &'static str)> {
         (json!({"scope": "é"}), "%C3%A9"),
         (json!({"scope": "a  b"}), "a b"),
         (json!({"scope": "c"}), "c"),
-    ]
+    ];
+    let mut cases: Vec<(Value, String)> = cases
+        .into_iter()
+        .map(|(claims, scopes)| (claims, scopes.to_owned()))
+        .collect();
+    cases.push((json!({"scope": many.join(" ")}), many.join(" ")));
+    cases.push((json!({"permissions": many}), many.join(" ")));
+    cases
 }
 
 #[tokio::test]

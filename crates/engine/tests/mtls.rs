@@ -6,26 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use http::{HeaderMap, HeaderValue};
-use jwtgate_core::internal::base64url;
 use jwtgate_engine::dpop::{DpopMode, DpopSection};
 use jwtgate_engine::mtls::{
     CertificateSource, CertificateThumbprint, ClientCertFormat, ClientCertHeader,
 };
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
-    RequestView, RouteSection, TokenInput, Unmatched,
-};
+use jwtgate_engine::{Engine, FrontEnd, Outcome, RequestView, TokenInput, Unmatched};
+use jwtgate_test_support::certificates::pem_der;
 use jwtgate_test_support::Issuer;
-use serde::Deserialize;
 use serde_json::json;
-
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    #[serde(default)]
-    routes: Vec<RouteSection>,
-}
+use support::Config;
 
 /// A real certificate (the TLS test fixtures of the http crate): its PEM and DER.
 fn certificate(name: &str) -> (String, Vec<u8>) {
@@ -34,11 +26,7 @@ fn certificate(name: &str) -> (String, Vec<u8>) {
         env!("CARGO_MANIFEST_DIR")
     );
     let pem = std::fs::read_to_string(&path).unwrap();
-    let body: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
-    let der = base64url::decode_standard(&body).unwrap();
+    let der = pem_der(pem.as_bytes());
     (pem, der)
 }
 
@@ -67,22 +55,10 @@ impl Fixture {
     fn new(source: CertificateSource, mode: DpopMode) -> Fixture {
         let issuer = Issuer::new();
         let toml = format!(
-            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n\
-             [[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n",
-            issuer.issuer(),
-            issuer.audience(),
-            issuer.jwks_file().display()
+            "{}[[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n",
+            issuer.issuer_toml()
         );
-        let config: Config = parse_toml(&toml, "test.toml").unwrap();
-        let parts = build_policy(
-            &config.issuers,
-            &config.routes,
-            Unmatched::resolve(None, true),
-            &KeysSection::default(),
-            "test.toml",
-            None,
-        )
-        .unwrap();
+        let config = Config::parse(&toml, "test.toml").unwrap();
         let section = DpopSection {
             mode,
             ..DpopSection::default()
@@ -91,8 +67,9 @@ impl Fixture {
             jwtgate_engine::rules::dpop_policy(&section, &config.issuers, None, "test.toml", None)
                 .unwrap()
                 .with_certificate_source(source);
-        let engine = Engine::new(parts.registry, parts.routes)
-            .with_issuer_rules(parts.issuer_rules)
+        let engine = config
+            .engine_with(&config.routes, Unmatched::resolve(None, true), "test.toml")
+            .unwrap()
             .with_dpop(dpop);
         Fixture { issuer, engine }
     }

@@ -5,41 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use http::{HeaderMap, HeaderValue};
-use jwtgate_engine::token_cache::TokenCache;
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, ConfigError, Engine, FrontEnd, IssuerSection, KeysSection,
-    Outcome, RequestView, RouteSection, TokenInput, Unmatched,
-};
-use jwtgate_test_support::Issuer;
-use serde::Deserialize;
-use serde_json::json;
+mod support;
 
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    #[serde(default)]
-    routes: Vec<RouteSection>,
-}
+use jwtgate_engine::{ConfigError, Engine, Outcome};
+use jwtgate_test_support::Issuer;
+use serde_json::json;
+use support::{ask_bearer, cached_engine};
 
 const FIRST: &str = "https://first.example/";
 const SECOND: &str = "https://second.example/";
-
-fn engine_for(toml: &str) -> Result<Engine, ConfigError> {
-    let config: Config = parse_toml(toml, "test.toml")?;
-    let unmatched = Unmatched::resolve(None, !config.routes.is_empty());
-    let parts = build_policy(
-        &config.issuers,
-        &config.routes,
-        unmatched,
-        &KeysSection::default(),
-        "test.toml",
-        None,
-    )?;
-    Ok(Engine::new(parts.registry, parts.routes)
-        .with_issuer_rules(parts.issuer_rules)
-        .with_cache(TokenCache::new(1 << 20, Some(100), 300).expect("a cache")))
-}
 
 struct Answer {
     status: u16,
@@ -48,22 +22,7 @@ struct Answer {
 }
 
 async fn ask(engine: &Engine, path: &str, token: &str) -> Answer {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-    let request = RequestView {
-        front: FrontEnd::Inline,
-        origin: None,
-        method: "GET",
-        target: path,
-        headers: &headers,
-        token: TokenInput::FromRequest,
-        client_certificate: None,
-        now: jwtgate_test_support::now(),
-    };
-    match engine.decide(&request).await {
+    match ask_bearer(engine, path, token).await {
         Outcome::Allow(_) => Answer {
             status: 200,
             kind: "allow",
@@ -90,21 +49,7 @@ fn two_issuers() -> (Issuer, Issuer) {
 }
 
 fn issuers_toml(first: &Issuer, second: &Issuer) -> String {
-    format!(
-        r#"
-[[issuers]]
-issuer = "{FIRST}"
-audiences = ["api-default"]
-jwks_file = "{}"
-
-[[issuers]]
-issuer = "{SECOND}"
-audiences = ["api-default"]
-jwks_file = "{}"
-"#,
-        first.jwks_file().display(),
-        second.jwks_file().display()
-    )
+    format!("{}\n{}", first.issuer_toml(), second.issuer_toml())
 }
 
 #[tokio::test]
@@ -125,7 +70,7 @@ path = "/default"
 "#,
         issuers_toml(&first, &second)
     );
-    let engine = engine_for(&toml).unwrap();
+    let engine = cached_engine(&toml).unwrap();
     let for_a = first.token(json!({"aud": "api-a"}));
     assert_eq!(ask(&engine, "/a", &for_a).await.status, 200);
     for path in ["/b", "/default"] {
@@ -176,7 +121,7 @@ path = "/any"
 "#,
         issuers_toml(&first, &second)
     );
-    let engine = engine_for(&toml).unwrap();
+    let engine = cached_engine(&toml).unwrap();
     let of_first = first.token(json!({}));
     assert_eq!(ask(&engine, "/any", &of_first).await.status, 200);
     let answer = ask(&engine, "/second-only", &of_first).await;
@@ -194,17 +139,9 @@ async fn claim_conditions_per_route_and_per_issuer() {
     let (first, second) = two_issuers();
     let toml = format!(
         r#"
-[[issuers]]
-issuer = "{FIRST}"
-audiences = ["api-default"]
-jwks_file = "{}"
-claims = {{ email_verified = true }}
+{first_issuer}claims = {{ email_verified = true }}
 
-[[issuers]]
-issuer = "{SECOND}"
-audiences = ["api-default"]
-jwks_file = "{}"
-
+{second_issuer}
 [[routes]]
 path = "/orgs"
 claims = {{ org_id = ["org_a", "org_b"] }}
@@ -216,10 +153,10 @@ when = 'claims.org_id == "acme" && "admin" in claims.roles'
 [[routes]]
 path = "/open"
 "#,
-        first.jwks_file().display(),
-        second.jwks_file().display()
+        first_issuer = first.issuer_toml(),
+        second_issuer = second.issuer_toml(),
     );
-    let engine = engine_for(&toml).unwrap();
+    let engine = cached_engine(&toml).unwrap();
 
     // Issuer condition: every route, on every request.
     let unverified_email = first.token(json!({"email_verified": "true"}));
@@ -351,7 +288,7 @@ fn conditions_and_route_issuers_are_checked_when_the_configuration_loads() {
         ),
     ];
     for (routes, key, message) in cases {
-        let error = engine_for(&format!("{base}{routes}")).err();
+        let error = cached_engine(&format!("{base}{routes}")).err();
         match error {
             Some(ConfigError::Invalid {
                 file,
@@ -365,7 +302,7 @@ fn conditions_and_route_issuers_are_checked_when_the_configuration_loads() {
         }
     }
     let issuer_when = format!("{base}when = 'nope(1)'\n");
-    match engine_for(&issuer_when).err() {
+    match cached_engine(&issuer_when).err() {
         Some(ConfigError::Invalid { key, .. }) => assert_eq!(key, "issuers[0].when"),
         other => panic!("{other:?}"),
     }

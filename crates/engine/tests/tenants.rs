@@ -7,58 +7,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use http::{HeaderMap, HeaderValue};
-use jwtgate_engine::{
-    build_policy, rules::parse_toml, Engine, FrontEnd, IssuerSection, KeysSection, Outcome,
-    RequestView, RouteSection, TokenInput, Unmatched,
-};
-use jwtgate_test_support::{Issuer, TenantProvider};
-use serde::Deserialize;
-use serde_json::json;
+mod support;
 
-#[derive(Deserialize)]
-struct Config {
-    issuers: Vec<IssuerSection>,
-    #[serde(default)]
-    routes: Vec<RouteSection>,
-    #[serde(default)]
-    keys: KeysSection,
-}
+use jwtgate_engine::{Engine, Outcome};
+use jwtgate_test_support::{Issuer, TenantProvider};
+use serde_json::json;
+use support::{ask_bearer, Config};
 
 fn engine_for(toml: &str) -> Engine {
-    let config: Config = parse_toml(toml, "test.toml").unwrap();
-    let unmatched = Unmatched::resolve(None, !config.routes.is_empty());
-    let parts = build_policy(
-        &config.issuers,
-        &config.routes,
-        unmatched,
-        &config.keys,
-        "test.toml",
-        None,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(parts.registry, parts.routes)
-        .with_issuer_rules(parts.issuer_rules)
+    let config = Config::parse(toml, "test.toml").unwrap();
+    config
+        .engine()
+        .unwrap_or_else(|e| panic!("{e}"))
         .with_issuer_scopes(jwtgate_engine::issuer_scopes(&config.issuers))
 }
 
 async fn ask(engine: &Engine, path: &str, token: &str) -> (u16, &'static str) {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-    let request = RequestView {
-        front: FrontEnd::Inline,
-        origin: None,
-        method: "GET",
-        target: path,
-        headers: &headers,
-        token: TokenInput::FromRequest,
-        client_certificate: None,
-        now: jwtgate_test_support::now(),
-    };
-    match engine.decide(&request).await {
+    match ask_bearer(engine, path, token).await {
         Outcome::Allow(_) => (200, "allow"),
         Outcome::Deny(denial) => (denial.status(), denial.kind()),
         Outcome::Preflight => panic!("no preflight here"),
@@ -274,17 +239,12 @@ fn the_documented_examples_load() {
         if !example.contains("[[issuers]]") {
             continue;
         }
-        let config: Config = parse_toml(example, "docs/configuration.md").unwrap();
-        let unmatched = Unmatched::resolve(None, !config.routes.is_empty());
-        build_policy(
-            &config.issuers,
-            &config.routes,
-            unmatched,
-            &config.keys,
-            "docs/configuration.md",
-            None,
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{example}"));
+        let file = "docs/configuration.md";
+        let config = Config::parse(example, file).unwrap();
+        let unmatched = jwtgate_engine::Unmatched::resolve(None, !config.routes.is_empty());
+        config
+            .engine_with(&config.routes, unmatched, file)
+            .unwrap_or_else(|e| panic!("{e}\n{example}"));
         loaded += 1;
     }
     assert!(loaded >= 3, "the Entra ID, Auth0 and Keycloak examples");

@@ -694,9 +694,10 @@ pub async fn serve_tls(
     accept_loop(listener, app.into(), listening, shutdown).await
 }
 
-/// Serves the gateway `app` (built by [`router`] from `options`) on `listener` until `shutdown`
-/// completes, then finishes in-flight requests: `options.connections` sets the timeouts and the
-/// connection limit, `tls` makes it HTTPS, and `metrics` count connections over the limit.
+/// Serves the gateway `app` (built by [`gateway`] or [`router`] from `options`) on `listener`
+/// until `shutdown` completes, then finishes in-flight requests: `options.connections` sets the
+/// timeouts and the connection limit, `tls` makes it HTTPS, and `metrics` count connections over
+/// the limit.
 ///
 /// At the limit, up to [`OVERLOAD_RESERVE`] further connections are still accepted and served by
 /// an overload responder: the health and readiness paths are answered as usual, everything else

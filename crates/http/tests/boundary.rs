@@ -33,8 +33,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use support::{
-    recipe, recipe_issuer, render, require_program, send, start_caddy, start_gateway,
-    start_gateway_with, start_nginx, start_on_free_port, Issuer, Running, INSTALL_HINT, ISS,
+    nginx_command, recipe, recipe_issuer, render, require_program, send, start_caddy,
+    start_gateway, start_gateway_with, start_nginx, start_on_free_port, Issuer, Running,
+    INSTALL_HINT, ISS,
 };
 
 /// What the upstreams serve at /api/admin; never for a client of these tests.
@@ -196,7 +197,6 @@ async fn start_upstream(kind: UpstreamKind) -> Upstream {
     let mut records = dir.path().join("records.jsonl");
     let (process, addr) = match kind {
         UpstreamKind::NginxStatic => {
-            let nginx = require_program("nginx");
             let prefix = dir.path().join("prefix");
             for (file, text) in [
                 ("www/public/hello.txt", "hello\n".to_owned()),
@@ -208,19 +208,9 @@ async fn start_upstream(kind: UpstreamKind) -> Upstream {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(path, text).unwrap();
             }
-            std::fs::create_dir_all(prefix.join("tmp")).unwrap();
             let (process, addr) = start_on_free_port("nginx-upstream", dir.path(), |listen| {
                 let conf = NGINX_STATIC_CONF.replace("@ADDR@", &listen.to_string());
-                std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-                let mut command = Command::new(&nginx);
-                command
-                    .arg("-e")
-                    .arg("stderr")
-                    .arg("-p")
-                    .arg(format!("{}/", prefix.display()))
-                    .arg("-c")
-                    .arg("nginx.conf");
-                command
+                nginx_command(&prefix, &conf)
             })
             .await;
             // The access log, under nginx's prefix.

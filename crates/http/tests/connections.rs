@@ -9,15 +9,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use axum::routing::{get, post};
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
-use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::Issuer;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::start_config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -28,54 +31,16 @@ fn config(issuer: &Issuer, server: &str, extra: &str) -> GatewayConfig {
         [server]
         {server}
 
-        [[issuers]]
-        issuer = "{ISSUER}"
-        audiences = ["{AUDIENCE}"]
-        jwks_file = "{}"
+        {issuers}
 
         [[routes]]
         path = "/public/*"
         public = true
         {extra}
         "#,
-        issuer.jwks_file().display()
+        issuers = issuer.issuer_toml(),
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
-
-async fn start(config: &GatewayConfig) -> Running {
-    let built = config.build("test.toml").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = server::spawn(&built, listener, None, async {
-        let _ = rx.await;
-    })
-    .await
-    .unwrap();
-    Running {
-        addr: gateway.addr,
-        stop: Some(tx),
-        handle: gateway.task,
-    }
 }
 
 /// An upstream: `/public/slow` answers after 2.5 s, `/public/upload` counts the body it read.
@@ -185,7 +150,7 @@ fn get_request(path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickled_head_is_cut_after_the_header_timeout_but_idle_waits_are_not() {
     let issuer = Issuer::new();
-    let gateway = start(&config(
+    let gateway = start_config(&config(
         &issuer,
         "header_read_timeout_ms = 1000\nidle_timeout_ms = 3000",
         "",
@@ -261,7 +226,7 @@ async fn trickled_head_is_cut_after_the_header_timeout_but_idle_waits_are_not() 
 async fn slow_request_in_flight_outlives_the_idle_timeout() {
     let issuer = Issuer::new();
     let up = upstream().await;
-    let gateway = start(&config(
+    let gateway = start_config(&config(
         &issuer,
         "header_read_timeout_ms = 1000\nidle_timeout_ms = 1000",
         &format!("[proxy]\nupstream = \"http://{up}\"\nresponse_timeout_ms = 10000\n"),
@@ -287,7 +252,7 @@ async fn slow_request_in_flight_outlives_the_idle_timeout() {
 async fn stalled_body_is_cut_after_the_body_timeout() {
     let issuer = Issuer::new();
     let up = upstream().await;
-    let gateway = start(&config(
+    let gateway = start_config(&config(
         &issuer,
         "body_read_timeout_ms = 1000\nidle_timeout_ms = 5000",
         &format!("[proxy]\nupstream = \"http://{up}\"\nresponse_timeout_ms = 10000\n"),
@@ -336,7 +301,7 @@ async fn stalled_body_is_cut_after_the_body_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_limit_health_is_answered_and_the_rest_gets_503() {
     let issuer = Issuer::new();
-    let gateway = start(&config(
+    let gateway = start_config(&config(
         &issuer,
         "max_connections = 20\nheader_read_timeout_ms = 4000\nidle_timeout_ms = 4000",
         "",
@@ -411,7 +376,7 @@ async fn at_the_connection_limit_health_is_answered_and_the_rest_gets_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_prior_knowledge_advertises_the_stream_limit() {
     let issuer = Issuer::new();
-    let gateway = start(&config(
+    let gateway = start_config(&config(
         &issuer,
         "http2_max_concurrent_streams = 7\nidle_timeout_ms = 1000",
         "",

@@ -10,23 +10,15 @@ mod support;
 
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::{server, SharedEngine};
-use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
 use serde_json::json;
 use std::net::SocketAddr;
-use support::send;
+use support::{send, start_config, Gateway, Issuer};
 use tokio::net::TcpListener;
 
-fn config(issuer: &Issuer, addr: SocketAddr) -> GatewayConfig {
+fn config(issuer: &Issuer) -> GatewayConfig {
     let text = format!(
         r#"
-        [server]
-        listen = "{addr}"
-
-        [[issuers]]
-        issuer = "{ISSUER}"
-        audiences = ["{AUDIENCE}"]
-        jwks_file = "{}"
-
+        {}
         [[routes]]
         methods = ["GET"]
         path = "/api/users"
@@ -41,7 +33,7 @@ fn config(issuer: &Issuer, addr: SocketAddr) -> GatewayConfig {
         path = "/public/*"
         public = true
         "#,
-        issuer.jwks_file().display()
+        issuer.issuer_toml()
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }
@@ -54,32 +46,23 @@ type Case = (
     Vec<(&'static str, &'static str)>,
 );
 
-/// A gateway served with the direct dispatch, and one served by its router alone.
-async fn both(issuer: &Issuer) -> [(SocketAddr, tokio::sync::oneshot::Sender<()>); 2] {
+/// A gateway served by its router alone (`server::router` + `server::serve_gateway`): its
+/// address, and its stop (when dropped).
+async fn routed(issuer: &Issuer) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let direct_addr = listener.local_addr().unwrap();
-    let built = config(issuer, direct_addr).build("test.toml").unwrap();
-    let (direct_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    server::spawn(&built, listener, None, async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let router_addr = listener.local_addr().unwrap();
-    let built = config(issuer, router_addr).build("test.toml").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let built = config(issuer).build("test.toml").unwrap();
     server::prepare_keys(&built.engine).await;
     let app = server::router(SharedEngine::shared(built.engine.clone()), &built.options).unwrap();
     let metrics = built.engine.metrics().clone();
-    let (router_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         server::serve_gateway(listener, app, metrics, &built.options, None, async {
             let _ = stopped.await;
         })
         .await
     });
-    [(direct_addr, direct_stop), (router_addr, router_stop)]
+    (addr, stop)
 }
 
 #[tokio::test]
@@ -269,7 +252,9 @@ async fn the_direct_forward_auth_dispatch_answers_as_the_router_does() {
         ),
         ("health: the router's", "GET", "/healthz", vec![]),
     ];
-    let [(direct, _direct_stop), (routed, _routed_stop)] = both(&issuer).await;
+    let gateway: Gateway = start_config(&config(&issuer)).await;
+    let direct = gateway.addr;
+    let (routed, _routed_stop) = routed(&issuer).await;
     for (name, method, target, headers) in &cases {
         let a = send(direct, method, target, headers).await;
         let b = send(routed, method, target, headers).await;

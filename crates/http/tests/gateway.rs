@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use axum::routing::get;
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
@@ -26,10 +28,7 @@ fn now() -> i64 {
 fn config(issuer: &Issuer, extra: &str) -> GatewayConfig {
     let text = format!(
         r#"
-        [[issuers]]
-        issuer = "{ISSUER}"
-        audiences = ["{AUDIENCE}"]
-        jwks_file = "{}"
+        {issuers}
 
         [[routes]]
         methods = ["GET"]
@@ -49,7 +48,7 @@ fn config(issuer: &Issuer, extra: &str) -> GatewayConfig {
         email = "X-Auth-Email"
         {extra}
         "#,
-        issuer.jwks_file().display()
+        issuers = issuer.issuer_toml(),
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }
@@ -62,15 +61,13 @@ async fn start(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
-    let built = config.build("test.toml").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = server::spawn(&built, listener, None, async {
-        let _ = rx.await;
-    })
-    .await
-    .unwrap();
-    (gateway.addr, built.engine, tx, gateway.task)
+    let gateway = support::start_config(config).await;
+    (
+        gateway.addr,
+        gateway.engine,
+        gateway.stop.unwrap(),
+        gateway.task,
+    )
 }
 
 /// A raw HTTP/1.1 exchange, so tests see exactly what goes over the wire.
@@ -104,6 +101,17 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A forward-auth check of `method` `uri` with `token` as a bearer token.
+async fn check_bearer(
+    addr: SocketAddr,
+    method: &str,
+    uri: &str,
+    token: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let authorization = format!("Authorization: Bearer {token}\r\n");
+    http(addr, &auth_request(method, uri, &authorization)).await
+}
+
 fn auth_request(method: &str, uri: &str, extra: &str) -> String {
     format!("GET /auth HTTP/1.1\r\nHost: gw\r\nX-Forwarded-Method: {method}\r\nX-Forwarded-Uri: {uri}\r\n{extra}Connection: close\r\n\r\n")
 }
@@ -114,15 +122,7 @@ async fn forward_auth_answers_follow_rfc6750() {
     let (addr, _, _tx, _) = start(&config(&issuer, "")).await;
     let good = issuer.token(json!({"email": "alice@example.com"}));
 
-    let (status, headers, _) = http(
-        addr,
-        &auth_request(
-            "GET",
-            "/api/users",
-            &format!("Authorization: Bearer {good}\r\n"),
-        ),
-    )
-    .await;
+    let (status, headers, _) = check_bearer(addr, "GET", "/api/users", &good).await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "x-auth-subject"), Some("auth0|alice"));
     assert_eq!(header(&headers, "x-auth-issuer"), Some(ISSUER));
@@ -138,15 +138,7 @@ async fn forward_auth_answers_follow_rfc6750() {
     );
 
     // Missing scope: 403 insufficient_scope with scope=.
-    let (status, headers, body) = http(
-        addr,
-        &auth_request(
-            "POST",
-            "/api/users",
-            &format!("Authorization: Bearer {good}\r\n"),
-        ),
-    )
-    .await;
+    let (status, headers, body) = check_bearer(addr, "POST", "/api/users", &good).await;
     assert_eq!(status, 403);
     let challenge = header(&headers, "www-authenticate").unwrap();
     assert!(
@@ -158,15 +150,7 @@ async fn forward_auth_answers_follow_rfc6750() {
 
     // Bad token: 401 invalid_token, even when it also lacks the scope.
     let expired = issuer.token(json!({"exp": now() - 10, "permissions": []}));
-    let (status, headers, _) = http(
-        addr,
-        &auth_request(
-            "GET",
-            "/api/users",
-            &format!("Authorization: Bearer {expired}\r\n"),
-        ),
-    )
-    .await;
+    let (status, headers, _) = check_bearer(addr, "GET", "/api/users", &expired).await;
     assert_eq!(status, 401);
     assert!(header(&headers, "www-authenticate")
         .unwrap()
@@ -190,15 +174,7 @@ async fn forward_auth_answers_follow_rfc6750() {
             .0,
         200
     );
-    let (status, _, _) = http(
-        addr,
-        &auth_request(
-            "GET",
-            "/admin",
-            &format!("Authorization: Bearer {good}\r\n"),
-        ),
-    )
-    .await;
+    let (status, _, _) = check_bearer(addr, "GET", "/admin", &good).await;
     assert_eq!(status, 403);
 
     // nginx convention headers.
@@ -218,11 +194,7 @@ async fn path_normalisation_cannot_bypass_rules() {
         "//public/..//api/users",
     ] {
         // Each of these *is* /api/users for POST: it needs write:users, not public.
-        let (status, _, _) = http(
-            addr,
-            &auth_request("POST", uri, &format!("Authorization: Bearer {reader}\r\n")),
-        )
-        .await;
+        let (status, _, _) = check_bearer(addr, "POST", uri, &reader).await;
         assert_eq!(status, 403, "{uri}");
         let (status, _, _) = http(addr, &auth_request("POST", uri, "")).await;
         assert_eq!(status, 401, "{uri}");
@@ -367,15 +339,7 @@ async fn operations_endpoints_and_cache() {
     );
     let good = issuer.token(json!({}));
     for _ in 0..5 {
-        let (status, _, _) = http(
-            addr,
-            &auth_request(
-                "GET",
-                "/api/users",
-                &format!("Authorization: Bearer {good}\r\n"),
-            ),
-        )
-        .await;
+        let (status, _, _) = check_bearer(addr, "GET", "/api/users", &good).await;
         assert_eq!(status, 200);
     }
     let (status, headers, body) = http(
@@ -425,11 +389,7 @@ async fn readiness_reports_missing_keys() {
     assert!(body.contains(&format!("http://{dead}/")), "{body}");
     // A token while the keys cannot be loaded: invalid_token (401), never a 5xx.
     let good = issuer.token(json!({"iss": format!("http://{dead}/")}));
-    let (status, headers, _) = http(
-        addr,
-        &auth_request("GET", "/x", &format!("Authorization: Bearer {good}\r\n")),
-    )
-    .await;
+    let (status, headers, _) = check_bearer(addr, "GET", "/x", &good).await;
     assert_eq!(status, 401);
     let challenge = header(&headers, "www-authenticate").unwrap();
     assert!(

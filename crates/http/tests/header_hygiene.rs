@@ -7,11 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use axum::extract::{Request, State};
 use axum::Router;
 use jwtgate_http::config::GatewayConfig;
-use jwtgate_http::server;
-use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::{Issuer, ISSUER};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -46,10 +47,7 @@ impl Fixture {
     fn config(&self, extra: &str) -> GatewayConfig {
         let text = format!(
             r#"
-            [[issuers]]
-            issuer = "{ISSUER}"
-            audiences = ["{AUDIENCE}"]
-            jwks_file = "{}"
+            {issuers}
 
             [[routes]]
             methods = ["GET", "POST"]
@@ -64,7 +62,7 @@ impl Fixture {
             email = "X-Auth-Email"
             {extra}
             "#,
-            self.issuer.jwks_file().display()
+            issuers = self.issuer.issuer_toml(),
         );
         GatewayConfig::from_toml(&text, "test.toml").unwrap()
     }
@@ -98,15 +96,8 @@ async fn start_upstream() -> (SocketAddr, Seen) {
 }
 
 async fn start_gateway(config: &GatewayConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let built = config.build("test.toml").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = server::spawn(&built, listener, None, async {
-        let _ = rx.await;
-    })
-    .await
-    .unwrap();
-    (gateway.addr, tx)
+    let gateway = support::start_config(config).await;
+    (gateway.addr, gateway.stop.unwrap())
 }
 
 /// One raw HTTP/1.1 exchange (`Connection: close` added): the status and the whole answer.

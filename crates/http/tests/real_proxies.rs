@@ -22,66 +22,14 @@
 
 mod support;
 
-use axum::extract::{Request, State};
-use axum::Router;
-use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
-use jwtgate_core::{Algorithm, SigningKey};
-use serde_json::{json, Value};
+use jwtgate_test_support::upstream::{header_values, start_echo_upstream, Seen};
+use jwtgate_test_support::DpopClient;
+use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use support::{
     recipe, recipe_issuer, repo_root, send, start_caddy, start_gateway, start_nginx, Issuer,
     CHALLENGE, ISS,
 };
-use tokio::net::TcpListener;
-
-// ---------------------------------------------------------------------------------------------
-// The upstream
-
-/// Every request the upstream received: method, URI and all headers (repeated ones too).
-#[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<Value>>>);
-
-impl Seen {
-    fn all(&self) -> Vec<Value> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-async fn echo(State(seen): State<Seen>, request: Request) -> axum::Json<Value> {
-    let headers: Vec<Value> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
-        .collect();
-    let record = json!({
-        "method": request.method().as_str(),
-        "uri": request.uri().to_string(),
-        "headers": headers,
-    });
-    seen.0.lock().unwrap().push(record.clone());
-    axum::Json(record)
-}
-
-async fn start_upstream() -> (SocketAddr, Seen) {
-    let seen = Seen::default();
-    let app = Router::new().fallback(echo).with_state(seen.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
-}
-
-/// The values of header `name` in an upstream record.
-fn seen_values(record: &Value, name: &str) -> Vec<String> {
-    record["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|pair| pair[0].as_str().unwrap().eq_ignore_ascii_case(name))
-        .map(|pair| pair[1].as_str().unwrap().to_owned())
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // The checks, the same for every proxy
@@ -127,9 +75,9 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
         expected_upstream_requests += 1;
         let echoed = reply.echoed();
         assert_eq!(echoed["uri"], "/api/users?page=2");
-        assert_eq!(seen_values(&echoed, "x-auth-subject"), ["auth0|alice"]);
-        assert_eq!(seen_values(&echoed, "x-auth-issuer"), [ISS]);
-        let scopes = seen_values(&echoed, "x-auth-scopes");
+        assert_eq!(header_values(&echoed, "x-auth-subject"), ["auth0|alice"]);
+        assert_eq!(header_values(&echoed, "x-auth-issuer"), [ISS]);
+        let scopes = header_values(&echoed, "x-auth-scopes");
         assert_eq!(scopes.len(), 1, "{scopes:?}");
         assert!(
             scopes[0].split(' ').any(|s| s == "read:users") && !scopes[0].contains("admin"),
@@ -220,7 +168,7 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
         let echoed = reply.echoed();
         for name in ["x-auth-subject", "x-auth-scopes", "x-auth-issuer"] {
             assert_eq!(
-                seen_values(&echoed, name),
+                header_values(&echoed, name),
                 Vec::<String>::new(),
                 "{proxy:?}: {name} on a public route"
             );
@@ -229,23 +177,9 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
 
     // DPoP: the proxy tells jwtgate the scheme and host the client used, so a proof for the
     // URI the client asked for passes, and one made for another URI is refused.
-    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
-    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
-    let dpop = format!("DPoP {bound}");
-    let proof = |uri: &str, jti: &str| {
-        make_proof(
-            &key,
-            &ProofClaims {
-                method: "GET",
-                uri,
-                access_token: Some(&bound),
-                iat: jwtgate_http::unix_now(),
-                jti,
-                nonce: None,
-            },
-        )
-        .unwrap()
-    };
+    let client = DpopClient::new(issuer);
+    let dpop = client.authorization();
+    let proof = |uri: &str, jti: &str| client.proof("GET", uri, jti, None);
     let good_proof = proof("http://api.example.com/api/users", "through-the-proxy");
     let reply = send(
         addr,
@@ -279,7 +213,7 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
     assert_eq!(all.len(), expected_upstream_requests, "{proxy:?}: {all:#?}");
     for record in &all {
         for name in ["x-auth-subject", "x-auth-scopes", "x-auth-issuer"] {
-            for value in seen_values(record, name) {
+            for value in header_values(record, name) {
                 assert!(
                     !FORGED.iter().any(|(_, forged)| *forged == value),
                     "{proxy:?}: forged {name}: {value} reached the upstream"
@@ -293,7 +227,7 @@ async fn check_recipe(proxy: Proxy, addr: SocketAddr, issuer: &Issuer, seen: &Se
 async fn nginx_auth_request_recipe() {
     let issuer = recipe_issuer();
     let (jwtgate, _stop) = start_gateway("jwtgate-nginx.toml", &issuer).await;
-    let (upstream, seen) = start_upstream().await;
+    let (upstream, seen) = start_echo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let (nginx, addr) = start_nginx(dir.path(), jwtgate, upstream).await;
     check_recipe(Proxy::Nginx, addr, &issuer, &seen).await;
@@ -304,7 +238,7 @@ async fn nginx_auth_request_recipe() {
 async fn caddy_forward_auth_recipe() {
     let issuer = recipe_issuer();
     let (jwtgate, _stop) = start_gateway("jwtgate-caddy.toml", &issuer).await;
-    let (upstream, seen) = start_upstream().await;
+    let (upstream, seen) = start_echo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let (caddy, addr) = start_caddy(dir.path(), jwtgate, upstream).await;
     check_recipe(Proxy::Caddy, addr, &issuer, &seen).await;
@@ -325,25 +259,13 @@ async fn nginx_passes_dpop_nonces_on() {
         format!("{config}\n[dpop]\nnonce = true\n")
     })
     .await;
-    let (upstream, _seen) = start_upstream().await;
+    let (upstream, _seen) = start_echo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let (nginx, addr) = start_nginx(dir.path(), jwtgate, upstream).await;
-    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
-    let bound = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
-    let dpop = format!("DPoP {bound}");
+    let client = DpopClient::new(&issuer);
+    let dpop = client.authorization();
     let proof = |jti: &str, nonce: Option<&str>| {
-        make_proof(
-            &key,
-            &ProofClaims {
-                method: "GET",
-                uri: "http://api.example.com/api/users",
-                access_token: Some(&bound),
-                iat: jwtgate_http::unix_now(),
-                jti,
-                nonce,
-            },
-        )
-        .unwrap()
+        client.proof("GET", "http://api.example.com/api/users", jti, nonce)
     };
     let reply = send(
         addr,

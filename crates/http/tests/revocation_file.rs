@@ -9,30 +9,13 @@
 use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::server;
 use jwtgate_revocation::{to_json_lines, Rule};
+use jwtgate_test_support::client::forward_auth_check;
 use jwtgate_test_support::{now, Issuer, AUDIENCE, ISSUER};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-async fn check(client: &reqwest::Client, addr: SocketAddr, token: &str) -> (u16, String) {
-    let response = client
-        .get(format!("http://{addr}/auth"))
-        .header("X-Original-Method", "GET")
-        .header("X-Original-URI", "/api/users")
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, challenge)
-}
 
 async fn get(client: &reqwest::Client, addr: SocketAddr, path: &str) -> (u16, String) {
     let response = client
@@ -56,7 +39,7 @@ async fn until_status(
 ) -> String {
     let deadline = Instant::now() + within;
     loop {
-        let (got, challenge) = check(client, addr, token).await;
+        let (got, challenge) = forward_auth_check(client, addr, token).await;
         if got == status {
             return challenge;
         }
@@ -119,7 +102,7 @@ async fn file_rules_refuse_cached_tokens_and_survive_a_broken_file_and_a_reload(
     let bob = issuer.token(json!({"jti": "bob-1", "sub": "auth0|bob"}));
     let carol = issuer.token(json!({"jti": "carol-1", "sub": "auth0|carol", "azp": "rogue"}));
     for token in [&alice, &bob, &carol, &alice, &bob, &carol] {
-        assert_eq!(check(&client, addr, token).await.0, 200);
+        assert_eq!(forward_auth_check(&client, addr, token).await.0, 200);
     }
     let metrics = get(&client, addr, "/metrics").await.1;
     assert!(
@@ -139,7 +122,7 @@ async fn file_rules_refuse_cached_tokens_and_survive_a_broken_file_and_a_reload(
         challenge.contains("error_description=\"token revoked (by jti)\""),
         "{challenge}"
     );
-    assert_eq!(check(&client, addr, &bob).await.0, 200);
+    assert_eq!(forward_auth_check(&client, addr, &bob).await.0, 200);
 
     // By subject, issued before a time; by client (azp).
     rules.push(Rule::subject(ISSUER, "auth0|bob", now(), now() + 3600).unwrap());
@@ -157,7 +140,7 @@ async fn file_rules_refuse_cached_tokens_and_survive_a_broken_file_and_a_reload(
     );
     // Bob's next token, issued after the rule's time, passes.
     let bob_again = issuer.token(json!({"jti": "bob-2", "sub": "auth0|bob", "iat": now()}));
-    assert_eq!(check(&client, addr, &bob_again).await.0, 200);
+    assert_eq!(forward_auth_check(&client, addr, &bob_again).await.0, 200);
     let metrics = get(&client, addr, "/metrics").await.1;
     assert!(
         metrics.contains("jwtgate_revocation_rules 3\n"),
@@ -187,7 +170,7 @@ async fn file_rules_refuse_cached_tokens_and_survive_a_broken_file_and_a_reload(
     assert!(body.contains("revocation rules from file"), "{body}");
     assert!(body.contains("line 1"), "{body}");
     for token in [&alice, &bob, &carol] {
-        assert_eq!(check(&client, addr, token).await.0, 401);
+        assert_eq!(forward_auth_check(&client, addr, token).await.0, 401);
     }
     let metrics = get(&client, addr, "/metrics").await.1;
     assert!(
@@ -203,14 +186,14 @@ async fn file_rules_refuse_cached_tokens_and_survive_a_broken_file_and_a_reload(
         rebuilt.engine.revocation().unwrap()
     ));
     spawned.engine.store(rebuilt.engine.clone());
-    assert_eq!(check(&client, addr, &alice).await.0, 401);
+    assert_eq!(forward_auth_check(&client, addr, &alice).await.0, 401);
 
     // The file fixed: ready again, and removing a rule lets its tokens pass.
     rules.remove(0);
     write_rules(&rules_file, &rules);
     until_status(&client, addr, &alice, 200, Duration::from_secs(2)).await;
     assert_eq!(get(&client, addr, "/readyz").await.0, 200);
-    assert_eq!(check(&client, addr, &bob).await.0, 401);
+    assert_eq!(forward_auth_check(&client, addr, &bob).await.0, 401);
 }
 
 #[tokio::test]
@@ -235,7 +218,7 @@ async fn a_missing_rules_file_starts_unready_with_no_rules() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("not synced yet"), "{body}");
     assert_eq!(
-        check(&client, spawned.addr, &issuer.token(json!({})))
+        forward_auth_check(&client, spawned.addr, &issuer.token(json!({})))
             .await
             .0,
         200

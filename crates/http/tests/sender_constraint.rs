@@ -11,16 +11,14 @@ mod support;
 
 use axum::routing::get;
 use axum::Router;
-use jwtgate_core::dpop::{key_thumbprint, make_proof, ProofClaims};
-use jwtgate_core::{Algorithm, SigningKey};
-use jwtgate_engine::mtls::CertificateThumbprint;
 use jwtgate_http::config::GatewayConfig;
-use jwtgate_http::server;
-use jwtgate_test_support::certificates::{make_ca, make_client};
-use jwtgate_test_support::{Issuer, AUDIENCE, ISSUER};
+use jwtgate_test_support::certificates::{
+    bound_token, escaped_pem, make_ca, make_client, tls_client,
+};
+use jwtgate_test_support::client::{get_bearer, www_authenticate};
+use jwtgate_test_support::{DpopClient, Issuer};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
-use std::process::Command;
 use tokio::net::TcpListener;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
@@ -31,10 +29,7 @@ fn config(issuer: &Issuer, upstream: SocketAddr, extra: &str) -> GatewayConfig {
         [server]
         {extra}
 
-        [[issuers]]
-        issuer = "{ISSUER}"
-        audiences = ["{AUDIENCE}"]
-        jwks_file = "{}"
+        {issuers}
 
         [[routes]]
         path = "/api/*"
@@ -43,7 +38,7 @@ fn config(issuer: &Issuer, upstream: SocketAddr, extra: &str) -> GatewayConfig {
         [proxy]
         upstream = "http://{upstream}"
         "#,
-        issuer.jwks_file().display()
+        issuers = issuer.issuer_toml(),
     );
     GatewayConfig::from_toml(&text, "test.toml").unwrap()
 }
@@ -68,45 +63,8 @@ async fn echo_upstream() -> SocketAddr {
 
 /// Starts the gateway (with TLS when configured); it stops when the sender drops.
 async fn start(config: &GatewayConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let built = config.build("test.toml").unwrap();
-    server::prepare_keys(&built.engine).await;
-    let tls = built.options.tls.as_ref().map(|(cert, key)| {
-        server::tls_acceptor_with_client_ca(cert, key, built.options.client_ca.as_deref()).unwrap()
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let spawned = server::spawn(&built, listener, tls, async {
-        let _ = rx.await;
-    })
-    .await
-    .unwrap();
-    (spawned.addr, tx)
-}
-
-fn tls_client(identity: Option<&[u8]>) -> reqwest::Client {
-    let root =
-        reqwest::Certificate::from_pem(&std::fs::read(format!("{DATA}/ca.crt.pem")).unwrap())
-            .unwrap();
-    let mut builder = reqwest::Client::builder().add_root_certificate(root);
-    if let Some(identity) = identity {
-        builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
-    }
-    builder.build().unwrap()
-}
-
-fn bound_token(issuer: &Issuer, der: &[u8]) -> String {
-    let x5t = CertificateThumbprint::of_der(der).to_base64url();
-    issuer.token(json!({"cnf": {"x5t#S256": x5t}}))
-}
-
-async fn www_authenticate(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, challenge)
+    let gateway = support::start_config(config).await;
+    (gateway.addr, gateway.stop.unwrap())
 }
 
 #[tokio::test]
@@ -136,30 +94,14 @@ async fn the_tls_listener_binds_tokens_to_client_certificates() {
     assert_eq!(response.status(), 200);
 
     // The same token from a client without a certificate, or with another one the CA issued.
-    let (status, challenge) = www_authenticate(
-        tls_client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&tls_client(None), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(
         challenge.contains("error=\"invalid_token\"")
             && challenge.contains("without a client certificate"),
         "{challenge}"
     );
-    let (status, challenge) = www_authenticate(
-        tls_client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&tls_client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
@@ -188,16 +130,7 @@ async fn a_trusted_proxys_header_binds_and_never_reaches_upstream() {
     make_ca(dir.path(), "clients");
     let (_, alice_der) = make_client(dir.path(), "clients", "alice");
     let alice_pem = std::fs::read_to_string(dir.path().join("alice.crt")).unwrap();
-    let escaped: String = alice_pem
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let escaped = escaped_pem(&alice_pem);
     let issuer = Issuer::new();
     let upstream = echo_upstream().await;
     let extra =
@@ -337,26 +270,14 @@ async fn a_fresh_dpop_nonce_rides_on_successful_answers() {
     config.dpop.nonce = true;
     let (addr, _stop) = start(&config).await;
     let client = reqwest::Client::new();
-    let key = SigningKey::generate(Algorithm::ES256, "client").unwrap();
-    let token = issuer.token(json!({"cnf": {"jkt": key_thumbprint(&key).unwrap()}}));
+    let dpop = DpopClient::new(&issuer);
     let proof = |jti: &str, nonce: Option<&str>| {
-        make_proof(
-            &key,
-            &ProofClaims {
-                method: "GET",
-                uri: "https://api.example.com/api/users",
-                access_token: Some(&token),
-                iat: jwtgate_test_support::now(),
-                jti,
-                nonce,
-            },
-        )
-        .unwrap()
+        dpop.proof("GET", "https://api.example.com/api/users", jti, nonce)
     };
     let call = |url: &str, proof: String| {
         client
             .get(url)
-            .header("Authorization", format!("DPoP {token}"))
+            .header("Authorization", dpop.authorization())
             .header("DPoP", proof)
             .header("X-Forwarded-Method", "GET")
             .header("X-Forwarded-Uri", "/api/users")
@@ -413,29 +334,24 @@ async fn nginx_passes_the_client_certificate() {
             client_cert_header = "X-SSL-Client-Cert"
             client_cert_header_format = "escaped-pem"
 
-            [[issuers]]
-            issuer = "{ISSUER}"
-            audiences = ["{AUDIENCE}"]
-            jwks_file = "{}"
+            {issuers}
 
             [[routes]]
             path = "/api/*"
             scopes = ["read:users"]
             "#,
-            issuer.jwks_file().display()
+            issuers = issuer.issuer_toml(),
         ),
         "test.toml",
     )
     .unwrap();
     let (jwtgate, _stop) = start(&gateway).await;
-    let nginx = support::require_program("nginx");
     let prefix = dir.path().join("nginx");
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
     let client_ca = dir.path().join("clients.crt");
     let (_nginx, addr) = support::start_on_free_port("nginx", dir.path(), |listen| {
-        std::fs::write(
-            prefix.join("nginx.conf"),
-            format!(
+        support::nginx_command(
+            &prefix,
+            &format!(
                 r#"
 daemon off;
 master_process off;
@@ -477,16 +393,6 @@ http {{
                 ca = client_ca.display(),
             ),
         )
-        .unwrap();
-        let mut command = Command::new(&nginx);
-        command
-            .arg("-e")
-            .arg("stderr")
-            .arg("-p")
-            .arg(format!("{}/", prefix.display()))
-            .arg("-c")
-            .arg("nginx.conf");
-        command
     })
     .await;
     let url = format!("https://localhost:{}/api/users", addr.port());
@@ -505,37 +411,17 @@ http {{
         "{echoed}"
     );
 
-    let (status, challenge) = www_authenticate(
-        tls_client(Some(&bob))
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, challenge) = get_bearer(&tls_client(Some(&bob)), &url, &token, &[]).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("another certificate"), "{challenge}");
 
     // Without a certificate, a client's own copy of the header does not reach jwtgate.
-    let forged: String = alice_pem
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let (status, challenge) = www_authenticate(
-        tls_client(None)
-            .get(&url)
-            .bearer_auth(&token)
-            .header("X-SSL-Client-Cert", forged)
-            .send()
-            .await
-            .unwrap(),
+    let forged = escaped_pem(&alice_pem);
+    let (status, challenge) = get_bearer(
+        &tls_client(None),
+        &url,
+        &token,
+        &[("X-SSL-Client-Cert", &forged)],
     )
     .await;
     assert_eq!(status, 401);

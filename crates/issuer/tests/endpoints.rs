@@ -113,10 +113,7 @@ async fn userinfo() {
     h.clock.advance(std::time::Duration::from_secs(3601));
     let reply = call(body["access_token"].as_str().unwrap().to_owned(), "GET").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("expired"));
+    reply.assert_description("expired");
     // A token without openid.
     let m2m = h
         .post_form(

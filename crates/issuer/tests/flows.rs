@@ -210,26 +210,15 @@ async fn pkce_failures() {
     let code = h.code_for(&[], "alice").await;
     let reply = exchange(code, None).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.json()["error"], "invalid_grant");
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("code_verifier is missing"));
+    reply.assert_oauth_error("invalid_grant", "code_verifier is missing");
 
     let code = h.code_for(&[], "alice").await;
     let reply = exchange(code, Some("wrong-verifier-wrong-verifier-wrong-verifier-0")).await;
-    assert_eq!(reply.json()["error"], "invalid_grant");
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("PKCE verification failed"));
+    reply.assert_oauth_error("invalid_grant", "PKCE verification failed");
 
     let code = h.code_for(&[], "alice").await;
     let reply = exchange(code.clone(), Some("too-short")).await;
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("43 to 128"));
+    reply.assert_description("43 to 128");
     // A failed exchange still consumed the code.
     let reply = h.exchange(&code).await;
     assert_eq!(reply.json()["error"], "invalid_grant");
@@ -276,11 +265,7 @@ async fn codes_are_single_use_and_reuse_revokes_what_they_issued() {
 
     let again = h.exchange(&code).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
-    assert_eq!(again.json()["error"], "invalid_grant");
-    assert!(again.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("already been used"));
+    again.assert_oauth_error("invalid_grant", "already been used");
 
     let reply = h
         .post_form(
@@ -311,11 +296,7 @@ async fn codes_expire() {
     let code = h.code_for(&[], "alice").await;
     h.clock.advance(std::time::Duration::from_secs(301));
     let reply = h.exchange(&code).await;
-    assert_eq!(reply.json()["error"], "invalid_grant");
-    assert_eq!(
-        reply.json()["error_description"],
-        "the authorization code has expired"
-    );
+    reply.assert_oauth_error_exactly("invalid_grant", "the authorization code has expired");
 }
 
 #[tokio::test]
@@ -354,11 +335,7 @@ async fn redirect_uri_must_be_registered_and_repeated_exactly() {
             ],
         )
         .await;
-    assert_eq!(reply.json()["error"], "invalid_grant");
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("differs from the one sent to /authorize"));
+    reply.assert_oauth_error("invalid_grant", "differs from the one sent to /authorize");
 }
 
 #[tokio::test]
@@ -445,17 +422,9 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
 
     // Reusing r1 (already rotated) revokes r2 too.
     let reuse = refresh(r1).await;
-    assert_eq!(reuse.json()["error"], "invalid_grant");
-    assert!(reuse.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("invalid refresh token"));
+    reuse.assert_oauth_error("invalid_grant", "invalid refresh token");
     let after = refresh(r2).await;
-    assert_eq!(after.json()["error"], "invalid_grant");
-    assert_eq!(
-        after.json()["error_description"],
-        "Unknown or invalid refresh token."
-    );
+    after.assert_oauth_error_exactly("invalid_grant", "Unknown or invalid refresh token.");
 }
 
 #[tokio::test]
@@ -591,18 +560,10 @@ async fn client_credentials_tokens() {
         StatusCode::OK
     );
     let reply = post(vec![("audience", API), ("scope", "read:users write:users")]).await;
-    assert_eq!(reply.json()["error"], "invalid_scope");
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("write:users"));
+    reply.assert_oauth_error("invalid_scope", "write:users");
     let reply = post(vec![]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.json()["error"], "invalid_request");
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("no audience"));
+    reply.assert_oauth_error("invalid_request", "no audience");
     let reply = post(vec![("audience", "https://unknown.example/")]).await;
     assert_eq!(reply.json()["error"], "invalid_target");
     // The m2m client may not use the code flow; the SPA may not use client_credentials.
@@ -908,9 +869,5 @@ async fn rfc9068_profile_and_other_algorithms() {
             ],
         )
         .await;
-    assert_eq!(reply.json()["error"], "invalid_grant");
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("no code_challenge"));
+    reply.assert_oauth_error("invalid_grant", "no code_challenge");
 }

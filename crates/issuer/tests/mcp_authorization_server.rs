@@ -429,53 +429,50 @@ async fn the_resource_is_a_configured_api_compared_exactly() {
 #[tokio::test]
 async fn browser_clients_register_and_call_the_token_endpoint_from_their_redirect_origin() {
     let h = harness("");
-    let preflight = |path: &'static str, origin: &'static str| {
-        Request::builder()
-            .method("OPTIONS")
-            .uri(path)
-            .header(header::ORIGIN, origin)
-            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
-            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
-            .body(Body::empty())
-            .unwrap()
+    // The preflight of a `POST` to `path` from `origin`: answered (with that origin, or `*`,
+    // allowed) or refused (with no origin allowed).
+    let check = |path: &'static str, origin: &'static str, allowed: Option<&'static str>| {
+        let h = &h;
+        async move {
+            let request = Request::builder()
+                .method("OPTIONS")
+                .uri(path)
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+                .body(Body::empty())
+                .unwrap();
+            let reply = h.send(request).await;
+            let status = match allowed {
+                Some(_) => StatusCode::NO_CONTENT,
+                None => StatusCode::FORBIDDEN,
+            };
+            assert_eq!(reply.status, status, "{path} from {origin}");
+            assert_eq!(
+                reply.header("access-control-allow-origin").as_deref(),
+                allowed,
+                "{path} from {origin}"
+            );
+        }
     };
     // Registration is public: any origin may register (it reads no cookie).
-    let reply = h
-        .send(preflight("/register", "http://localhost:6274"))
-        .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        reply.header("access-control-allow-origin").as_deref(),
-        Some("*")
-    );
+    check("/register", "http://localhost:6274", Some("*")).await;
     // The token endpoint answers a registered client's redirect origin, and no other.
-    let reply = h
-        .send(preflight("/oauth/token", "http://localhost:6274"))
-        .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    check("/oauth/token", "http://localhost:6274", None).await;
     let reply = register(
         &h,
         json!({"redirect_uris": ["http://localhost:6274/oauth/callback"]}),
     )
     .await;
     assert_eq!(reply.status, StatusCode::CREATED);
-    let reply = h
-        .send(preflight("/oauth/token", "http://localhost:6274"))
-        .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        reply.header("access-control-allow-origin").as_deref(),
-        Some("http://localhost:6274")
-    );
+    let localhost = "http://localhost:6274";
+    check("/oauth/token", localhost, Some(localhost)).await;
     // A loopback redirect URI allows any port (RFC 8252 §7.3), so its origin does too; not
     // another host or scheme.
-    let reply = h
-        .send(preflight("/oauth/token", "http://localhost:6275"))
-        .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let other_port = "http://localhost:6275";
+    check("/oauth/token", other_port, Some(other_port)).await;
     for other in ["http://127.0.0.1:6274", "https://localhost:6274"] {
-        let reply = h.send(preflight("/oauth/token", other)).await;
-        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{other}");
+        check("/oauth/token", other, None).await;
     }
     // An https redirect URI's origin is exact.
     let reply = register(
@@ -484,14 +481,9 @@ async fn browser_clients_register_and_call_the_token_endpoint_from_their_redirec
     )
     .await;
     assert_eq!(reply.status, StatusCode::CREATED);
-    let reply = h
-        .send(preflight("/oauth/token", "https://inspector.example"))
-        .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    let reply = h
-        .send(preflight("/oauth/token", "https://inspector.example:8443"))
-        .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let inspector = "https://inspector.example";
+    check("/oauth/token", inspector, Some(inspector)).await;
+    check("/oauth/token", "https://inspector.example:8443", None).await;
 }
 
 #[tokio::test]
@@ -608,10 +600,7 @@ async fn registration_is_rate_limited() {
     let reply = register(&h, json!({"redirect_uris": [CLIENT_REDIRECT]})).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.header("retry-after").as_deref(), Some("60"));
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("3 per minute"));
+    reply.assert_description("3 per minute");
     // Refused requests do not count; a minute later there is room again.
     h.clock.advance(std::time::Duration::from_secs(61));
     registered_client(&h).await;

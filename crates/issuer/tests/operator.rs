@@ -49,10 +49,7 @@ async fn admin_answers_loopback_without_origin_only() {
     );
     let reply = admin(&remote, "POST", "/admin/keys/activate").await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("loopback"));
+    reply.assert_description("loopback");
 
     let v6 = Harness::with_peer(
         Config::builtin().unwrap(),
@@ -74,10 +71,7 @@ async fn admin_answers_loopback_without_origin_only() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert!(reply.json()["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("browser"));
+    reply.assert_description("browser");
     assert_eq!(h.issuer.keys().len(), 1, "nothing rotated");
 }
 

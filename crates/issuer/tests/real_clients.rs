@@ -8,9 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::{Policy, ScopeRequirement};
-use jwtgate_issuer::{Config, Issuer, IssuerOptions, KeyRing, MintRequest};
-use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+mod common;
+
+use common::API;
+use jwtgate_issuer::{Issuer, MintRequest};
+use jwtgate_keys::Registry;
 use jwtgate_test_support::now;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -19,8 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-
-const API: &str = "https://api.jwtgate.local/";
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
@@ -77,27 +77,7 @@ struct Served {
 }
 
 async fn serve_issuer() -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let url = format!("http://localhost:{port}/");
-    let issuer = Issuer::new(
-        Config::builtin().unwrap(),
-        KeyRing::ephemeral(),
-        IssuerOptions {
-            public_url: Some(url.clone()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = issuer.clone();
-    tokio::spawn(async move {
-        jwtgate_issuer::serve(listener, served, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let (issuer, url, stop) = common::serve_builtin("localhost").await;
     Served {
         issuer,
         url,
@@ -154,30 +134,6 @@ nonce = true
     }
 }
 
-/// jwtgate's verifier for the API with keys found by discovery, as `jwtgate verify --discover`
-/// and the gateway use it.
-fn remote_verifier(issuer_url: &str) -> Registry {
-    let settings = CacheSettings {
-        cooldown: Duration::from_millis(10),
-        ..CacheSettings::default()
-    };
-    let source = KeySource::new(
-        SourceKind::Discovery {
-            issuer: issuer_url.to_owned(),
-        },
-        settings,
-        Arc::new(SystemClock::new()),
-    )
-    .unwrap();
-    let policy = Policy::builder()
-        .issuer(issuer_url)
-        .audience(API)
-        .scopes(ScopeRequirement::all_of(["read:users"]))
-        .build()
-        .unwrap();
-    Registry::new(vec![IssuerEntry::new(policy, source)]).unwrap()
-}
-
 /// Runs a Node script in e2e/ and returns its JSON result; fails with its output otherwise.
 async fn node(script: &str, args: &[&str]) -> Value {
     let run = Command::new("node")
@@ -223,7 +179,7 @@ async fn auth0_spa_js_in_chromium() {
         &[domain, API, artifacts.to_str().unwrap(), &gateway.url],
     )
     .await;
-    let verifier = remote_verifier(&served.url);
+    let verifier = common::discovery_registry(&served.url);
     let runs = result["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "{result}");
 
@@ -403,7 +359,7 @@ async fn openid_client_and_jose() {
     require_real_clients(false);
     let served = serve_issuer().await;
     let result = node("rp.mjs", &[&served.url, API]).await;
-    let verifier = remote_verifier(&served.url);
+    let verifier = common::discovery_registry(&served.url);
 
     assert_eq!(result["metadata_issuer"], served.url.as_str());
     let code = &result["code"];
@@ -528,7 +484,7 @@ async fn key_rotation_without_restarting_jwtgate_or_jose() {
             .unwrap()
             .access_token
     };
-    let verifier = remote_verifier(&served.url);
+    let verifier = common::discovery_registry(&served.url);
     let mut jose = Jose::start(&served.url).await;
 
     let before = mint();

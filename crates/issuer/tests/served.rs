@@ -5,39 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jwtgate_core::{Policy, ScopeRequirement};
-use jwtgate_issuer::{Config, Issuer, IssuerOptions, JwksFailure, KeyRing, MintRequest};
-use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+mod common;
+
+use common::{discovery_registry, serve_builtin, API};
+use jwtgate_issuer::{Issuer, JwksFailure, MintRequest};
 use jwtgate_test_support::now;
-use std::sync::Arc;
 use std::time::Duration;
-
-const API: &str = "https://api.jwtgate.local/";
-
-async fn start() -> (Issuer, String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let url = format!("http://127.0.0.1:{port}/");
-    let issuer = Issuer::new(
-        Config::builtin().unwrap(),
-        KeyRing::ephemeral(),
-        IssuerOptions {
-            public_url: Some(url.clone()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = issuer.clone();
-    tokio::spawn(async move {
-        jwtgate_issuer::serve(listener, served, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (issuer, url, stop)
-}
 
 fn mint(issuer: &Issuer) -> String {
     issuer
@@ -53,26 +26,8 @@ fn mint(issuer: &Issuer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwtgate_keys_follows_rotation_and_rides_out_jwks_failures() {
-    let (issuer, url, stop) = start().await;
-    let settings = CacheSettings {
-        cooldown: Duration::from_millis(10),
-        ..CacheSettings::default()
-    };
-    let source = KeySource::new(
-        SourceKind::Discovery {
-            issuer: url.clone(),
-        },
-        settings,
-        Arc::new(SystemClock::new()),
-    )
-    .unwrap();
-    let policy = Policy::builder()
-        .issuer(url.clone())
-        .audience(API)
-        .scopes(ScopeRequirement::all_of(["read:users"]))
-        .build()
-        .unwrap();
-    let registry = Registry::new(vec![IssuerEntry::new(policy, source)]).unwrap();
+    let (issuer, url, stop) = serve_builtin("127.0.0.1").await;
+    let registry = discovery_registry(&url);
 
     let first = mint(&issuer);
     let verified = registry.verify(first.as_bytes(), now()).await.unwrap();

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use jwtgate_core::{Algorithm, ErrorCode, Policy, Reason, SigningKey};
+use jwtgate_core::{Algorithm, ErrorCode, Policy, Reason, Rejection, SigningKey};
 use jwtgate_keys::{
     CacheSettings, Clock, IssuerEntry, KeySource, ManualClock, RefreshOutcome, Registry, SourceKind,
 };
@@ -165,6 +165,20 @@ fn token(key: &SigningKey, issuer: &str) -> String {
     .unwrap()
 }
 
+/// Fails, with the rejection, unless `registry` accepts `key`'s token for `issuer` now.
+async fn assert_accepts(registry: &Registry, key: &SigningKey, issuer: &str) {
+    let verified = registry.verify(token(key, issuer).as_bytes(), NOW).await;
+    assert!(verified.is_ok(), "{}: {verified:?}", key.kid());
+}
+
+/// Why `registry` refuses `key`'s token for `issuer` now (fails when it accepts it).
+async fn rejection_of(registry: &Registry, key: &SigningKey, issuer: &str) -> Rejection {
+    registry
+        .verify(token(key, issuer).as_bytes(), NOW)
+        .await
+        .expect_err("the token is refused")
+}
+
 fn registry_for(issuer: &str, source: KeySource) -> Registry {
     let policy = Policy::builder()
         .issuer(issuer)
@@ -194,8 +208,7 @@ async fn discovery_then_jwks_and_issuer_mismatch_refused() {
     )
     .unwrap();
     let registry = registry_for(&issuer, source.clone());
-    let verified = registry.verify(token(&key, &issuer).as_bytes(), NOW).await;
-    assert!(verified.is_ok(), "{verified:?}");
+    assert_accepts(&registry, &key, &issuer).await;
     assert_eq!(
         (
             server.discovery_fetches.load(Ordering::SeqCst),
@@ -220,10 +233,7 @@ async fn discovery_then_jwks_and_issuer_mismatch_refused() {
         Arc::new(ManualClock::new()),
     )
     .unwrap();
-    let rejection = registry_for(&issuer, source)
-        .verify(token(&key, &issuer).as_bytes(), NOW)
-        .await
-        .unwrap_err();
+    let rejection = rejection_of(&registry_for(&issuer, source), &key, &issuer).await;
     assert_eq!(rejection.code(), ErrorCode::InvalidToken);
     assert!(
         rejection.description().contains("https://evil.example/"),
@@ -247,10 +257,7 @@ async fn discovery_falls_back_to_rfc8414() {
         Arc::new(ManualClock::new()),
     )
     .unwrap();
-    assert!(registry_for(&issuer, source)
-        .verify(token(&key, &issuer).as_bytes(), NOW)
-        .await
-        .is_ok());
+    assert_accepts(&registry_for(&issuer, source), &key, &issuer).await;
     assert_eq!(server.discovery_fetches.load(Ordering::SeqCst), 2);
 }
 
@@ -262,27 +269,17 @@ async fn rotation_needs_exactly_one_refresh_and_old_keys_keep_working() {
     let clock = ManualClock::new();
     let issuer = server.issuer();
     let reg = registry_for(&issuer, url_source(&server, &clock, settings()));
-    assert!(reg
-        .verify(token(&old, &issuer).as_bytes(), NOW)
-        .await
-        .is_ok());
+    assert_accepts(&reg, &old, &issuer).await;
     assert_eq!(server.fetches(), 1);
 
     // The provider publishes the next key; the first token signed with it arrives.
     server.set(|s| s.jwks = jwks_of(&[&old, &new]).to_string());
     clock.advance(Duration::from_secs(60));
-    let verified = reg.verify(token(&new, &issuer).as_bytes(), NOW).await;
-    assert!(verified.is_ok(), "{verified:?}");
+    assert_accepts(&reg, &new, &issuer).await;
     assert_eq!(server.fetches(), 2, "exactly one refresh");
     for _ in 0..10 {
-        assert!(reg
-            .verify(token(&old, &issuer).as_bytes(), NOW)
-            .await
-            .is_ok());
-        assert!(reg
-            .verify(token(&new, &issuer).as_bytes(), NOW)
-            .await
-            .is_ok());
+        assert_accepts(&reg, &old, &issuer).await;
+        assert_accepts(&reg, &new, &issuer).await;
     }
     assert_eq!(server.fetches(), 2);
 }
@@ -345,10 +342,7 @@ async fn concurrent_requests_with_a_new_kid_share_one_fetch() {
         &issuer,
         url_source(&server, &clock, settings()),
     ));
-    assert!(reg
-        .verify(token(&old, &issuer).as_bytes(), NOW)
-        .await
-        .is_ok());
+    assert_accepts(&reg, &old, &issuer).await;
     server.set(|s| {
         s.jwks = jwks_of(&[&old, &new]).to_string();
         s.latency = Duration::from_millis(300);
@@ -407,10 +401,7 @@ async fn stale_if_error_for_every_failure_then_expiry() {
 
         // An unknown kid while failing: invalid_token saying the keys could not be refreshed.
         let other = SigningKey::generate(Algorithm::RS256, "unknown").unwrap();
-        let rejection = reg
-            .verify(token(&other, &issuer).as_bytes(), NOW)
-            .await
-            .unwrap_err();
+        let rejection = rejection_of(&reg, &other, &issuer).await;
         assert_eq!(rejection.code(), ErrorCode::InvalidToken, "{mode:?}");
         assert!(
             rejection.description().contains("could not be refreshed"),
@@ -520,17 +511,11 @@ async fn unknown_issuers_are_refused_without_any_network_call() {
         })
         .collect();
     let reg = Registry::new(entries).unwrap();
-    let rejection = reg
-        .verify(token(&key, "https://unknown.example/").as_bytes(), NOW)
-        .await
-        .unwrap_err();
+    let rejection = rejection_of(&reg, &key, "https://unknown.example/").await;
     assert!(matches!(rejection.reason(), Reason::IssuerMismatch { .. }));
     assert_eq!(a.fetches() + b.fetches(), 0);
     // Each known issuer uses its own source.
-    assert!(reg
-        .verify(token(&key, &b.issuer()).as_bytes(), NOW)
-        .await
-        .is_ok());
+    assert_accepts(&reg, &key, &b.issuer()).await;
     assert_eq!((a.fetches(), b.fetches()), (0, 1));
 
     // Single issuer: an unknown issuer with an unknown kid causes no fetch either.
@@ -541,10 +526,7 @@ async fn unknown_issuers_are_refused_without_any_network_call() {
     let before = a.fetches();
     clock.advance(Duration::from_secs(60));
     let stranger = SigningKey::generate(Algorithm::ES256, "k-other").unwrap();
-    let rejection = single
-        .verify(token(&stranger, "https://unknown.example/").as_bytes(), NOW)
-        .await
-        .unwrap_err();
+    let rejection = rejection_of(&single, &stranger, "https://unknown.example/").await;
     assert!(matches!(rejection.reason(), Reason::IssuerMismatch { .. }));
     assert_eq!(a.fetches(), before);
 }
@@ -569,10 +551,7 @@ async fn a_kid_first_seen_during_an_outage_works_once_the_provider_recovers() {
     let clock = ManualClock::new();
     let issuer = server.issuer();
     let reg = registry_for(&issuer, url_source(&server, &clock, settings()));
-    assert!(reg
-        .verify(token(&old, &issuer).as_bytes(), NOW)
-        .await
-        .is_ok());
+    assert_accepts(&reg, &old, &issuer).await;
 
     // The provider rotates, but its JWKS endpoint is failing when the first new token arrives.
     server.set(|s| {
@@ -580,10 +559,7 @@ async fn a_kid_first_seen_during_an_outage_works_once_the_provider_recovers() {
         s.mode = Mode::Status(503);
     });
     clock.advance(Duration::from_secs(60));
-    let rejection = reg
-        .verify(token(&new, &issuer).as_bytes(), NOW)
-        .await
-        .unwrap_err();
+    let rejection = rejection_of(&reg, &new, &issuer).await;
     assert!(
         rejection.description().contains("could not be refreshed"),
         "{}",
@@ -593,6 +569,5 @@ async fn a_kid_first_seen_during_an_outage_works_once_the_provider_recovers() {
     // It recovers: after the cooldown the same kid triggers a refresh and is accepted.
     server.set(|s| s.mode = Mode::Serve);
     clock.advance(Duration::from_secs(2));
-    let verified = reg.verify(token(&new, &issuer).as_bytes(), NOW).await;
-    assert!(verified.is_ok(), "{verified:?}");
+    assert_accepts(&reg, &new, &issuer).await;
 }

@@ -161,6 +161,18 @@ impl Issuer {
             })
             .path()
     }
+
+    /// This issuer as a jwtgate configuration's `[[issuers]]` entry: its `issuer`, its one
+    /// audience and its [`Issuer::jwks_file`], each on its own line (more settings of the entry
+    /// can follow).
+    pub fn issuer_toml(&self) -> String {
+        format!(
+            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_file = \"{}\"\n",
+            self.issuer,
+            self.audience,
+            self.jwks_file().display()
+        )
+    }
 }
 
 fn generate(alg: Algorithm, kid: &str) -> SigningKey {

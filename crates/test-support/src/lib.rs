@@ -1,8 +1,11 @@
 //! Fixtures shared by jwtgate's tests (a dev-dependency only, never published): an [`Issuer`]
 //! that signs Auth0-shaped tokens with a generated key and publishes its JWKS (as JSON or a
 //! file), a loopback [`JwksServer`] that counts fetches, a multi-tenant provider
-//! ([`TenantProvider`]: discovery and JWKS per tenant), client [`certificates`] made with openssl,
-//! [`free_port`] and [`now`].
+//! ([`TenantProvider`]: discovery and JWKS per tenant), client [`certificates`] made with openssl
+//! and an HTTPS client presenting them, a [`client`] asking a gateway as clients and proxies do, a [`DpopClient`] with its bound token and proofs,
+//! the documented [`recipes`] and their placeholders, real programs as child [`process`]es on free
+//! loopback ports, an echoing [`upstream`] that records what reached it, a raw HTTP/1.1 client
+//! ([`wire`]), what verified tokens cost in [`memory`], [`free_port`] and [`now`].
 //!
 //! A fixture that cannot be built is a broken test, not a condition to handle: helpers fail
 //! loudly with a message instead of returning errors, as test code does.
@@ -10,10 +13,18 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 pub mod certificates;
+pub mod client;
+mod dpop;
 mod issuer;
+pub mod memory;
+pub mod process;
+pub mod recipes;
 mod server;
 mod tenants;
+pub mod upstream;
+pub mod wire;
 
+pub use dpop::DpopClient;
 pub use issuer::{merge, Issuer, AUDIENCE, ISSUER};
 pub use server::JwksServer;
 pub use tenants::TenantProvider;

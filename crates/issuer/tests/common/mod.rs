@@ -1,5 +1,6 @@
-//! Shared helpers for the issuer's in-process tests: an issuer on a manual clock, requests sent
-//! straight into its router (with a loopback peer address), and the login dance a browser does.
+//! Shared helpers for the issuer's tests: an issuer on a manual clock, requests sent straight
+//! into its router (with a loopback peer address), the login dance a browser does, and the
+//! built-in issuer served on a real loopback socket.
 
 #![allow(
     clippy::unwrap_used,
@@ -43,6 +44,31 @@ impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Fails unless this is the OAuth error `error` whose `error_description` contains
+    /// `description_part`.
+    pub fn assert_oauth_error(&self, error: &str, description_part: &str) {
+        let body = self.json();
+        assert_eq!(body["error"], error, "{body}");
+        self.assert_description(description_part);
+    }
+
+    /// Fails unless this is the OAuth error `error` described exactly as `description`.
+    pub fn assert_oauth_error_exactly(&self, error: &str, description: &str) {
+        let body = self.json();
+        assert_eq!(body["error"], error, "{body}");
+        assert_eq!(body["error_description"], description, "{body}");
+    }
+
+    /// Fails unless this answer's `error_description` contains `description_part`.
+    pub fn assert_description(&self, description_part: &str) {
+        let body = self.json();
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains(description_part),
+            "{description_part:?} not in {body}"
+        );
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
@@ -265,4 +291,57 @@ pub fn decode(token: &str) -> (Value, Value) {
             .unwrap()
     };
     (next(), next())
+}
+
+/// The built-in issuer (ephemeral keys) served on `127.0.0.1` on a free port, known to clients
+/// as `http://{host}:{port}/`: the issuer, that URL, and the sender that stops it (also when
+/// dropped).
+pub async fn serve_builtin(host: &str) -> (Issuer, String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://{host}:{port}/");
+    let issuer = Issuer::new(
+        Config::builtin().unwrap(),
+        KeyRing::ephemeral(),
+        IssuerOptions {
+            public_url: Some(url.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = issuer.clone();
+    tokio::spawn(async move {
+        jwtgate_issuer::serve(listener, served, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (issuer, url, stop)
+}
+
+/// jwtgate's verifier for [`API`] (scope `read:users`) with the keys of `issuer_url` found by
+/// discovery, as `jwtgate verify --discover` and the gateway use it (refresh cooldown 10 ms).
+pub fn discovery_registry(issuer_url: &str) -> jwtgate_keys::Registry {
+    use jwtgate_keys::{CacheSettings, IssuerEntry, KeySource, Registry, SourceKind, SystemClock};
+    let settings = CacheSettings {
+        cooldown: std::time::Duration::from_millis(10),
+        ..CacheSettings::default()
+    };
+    let source = KeySource::new(
+        SourceKind::Discovery {
+            issuer: issuer_url.to_owned(),
+        },
+        settings,
+        Arc::new(SystemClock::new()),
+    )
+    .unwrap();
+    let policy = Policy::builder()
+        .issuer(issuer_url)
+        .audience(API)
+        .scopes(ScopeRequirement::all_of(["read:users"]))
+        .build()
+        .unwrap();
+    Registry::new(vec![IssuerEntry::new(policy, source)]).unwrap()
 }

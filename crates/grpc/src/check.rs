@@ -69,7 +69,8 @@ pub struct Original {
     pub target: String,
     /// The request headers (pseudo-headers such as `:path` left out).
     pub headers: HeaderMap,
-    /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`.
+    /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`; only
+    /// when the request carries a `DPoP` header (nothing else reads it).
     pub origin: Option<String>,
     /// The request body as Envoy sent it (`with_request_body` with `pack_as_bytes`), for an MCP
     /// route's inspection.
@@ -157,11 +158,18 @@ pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
         (false, true) => CheckBody::Partial,
         (false, false) => CheckBody::Whole(http.raw_body.clone()),
     };
+    // Only a DPoP proof's `htu` is compared with the origin, and the engine reads the origin
+    // only after finding a `DPoP` header: without one, it is not formatted.
+    let origin = if headers.contains_key("dpop") {
+        jwtgate_engine::dpop::origin(&http.scheme, &http.host)
+    } else {
+        None
+    };
     Ok(Original {
         method: http.method.clone(),
         target: http.path.clone(),
         headers,
-        origin: jwtgate_engine::dpop::origin(&http.scheme, &http.host),
+        origin,
         body,
     })
 }
@@ -257,10 +265,16 @@ pub fn render(
 }
 
 fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
+    // Header values are nearly always UTF-8 (identity values are sanitised text): the plain
+    // check is a fraction of the lossy conversion's cost.
+    let value = match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
+    };
     HeaderValueOption {
         header: Some(PbHeader {
             key: name.to_owned(),
-            value: String::from_utf8_lossy(value).into_owned(),
+            value,
             raw_value: Vec::new(),
         }),
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,

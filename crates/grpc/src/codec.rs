@@ -6,23 +6,20 @@
 //! two strings an entry) only for jwtgate to copy it into an [`http::HeaderMap`] and drop it.
 //! Under Envoy this decoding was the largest single cost of a check (callgrind, docs/envoy.md).
 //!
-//! [`CheckCodec`] walks the message's fields and decodes only
+//! [`decode_check`] walks the message's fields and decodes only
 //! `attributes.request.http` (into envoy-types' [`HttpRequest`], by prost's generated code) and,
 //! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
 //! field is skipped by its wire type. Each entry of the `headers` map becomes a [`MapHeader`]:
 //! the entry's key and value (fields 1 and 2, the layout the protobuf specification gives every
-//! map entry) as slices of the received buffer, checked to be UTF-8 as prost checks a `string`,
-//! with no copy and no `HashMap`; [`read_request`](crate::check::read_request) keeps the last
+//! map entry) as slices of the received buffer, with no copy and no `HashMap`; [`read_request`](crate::check::read_request) keeps the last
 //! value of a repeated name, as a protobuf map does. No Envoy message is defined here: every
 //! other value is an envoy-types type, decoded by prost's generated code.
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer};
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::Status;
 
 /// Field numbers of `envoy.service.auth.v3` messages read here (from `attribute_context.proto`
 /// and `external_auth.proto`).
@@ -35,8 +32,20 @@ mod field {
     pub const ATTRIBUTES_REQUEST: u32 = 4;
     /// `AttributeContext.Request.http`.
     pub const REQUEST_HTTP: u32 = 2;
+    /// `AttributeContext.HttpRequest.method`.
+    pub const HTTP_METHOD: u32 = 2;
     /// `AttributeContext.HttpRequest.headers` (`map<string, string>`).
     pub const HTTP_HEADERS: u32 = 3;
+    /// `AttributeContext.HttpRequest.path`.
+    pub const HTTP_PATH: u32 = 4;
+    /// `AttributeContext.HttpRequest.host`.
+    pub const HTTP_HOST: u32 = 5;
+    /// `AttributeContext.HttpRequest.scheme`.
+    pub const HTTP_SCHEME: u32 = 6;
+    /// `AttributeContext.HttpRequest.raw_body`.
+    pub const HTTP_RAW_BODY: u32 = 12;
+    /// `AttributeContext.HttpRequest.header_map`.
+    pub const HTTP_HEADER_MAP: u32 = 13;
 }
 
 /// One entry of a `map<string, string>`, sharing the buffer it was received in.
@@ -44,13 +53,15 @@ mod field {
 pub struct MapHeader {
     /// The entry's key (UTF-8): a header name.
     pub name: Bytes,
-    /// The entry's value (UTF-8).
+    /// The entry's value (not checked here: see [`MapHeader::decode`]).
     pub value: Bytes,
 }
 
 impl MapHeader {
     /// Reads one map entry (`key` = 1, `value` = 2, both strings; others skipped; a repeated
-    /// field keeps its last value, as prost does).
+    /// field keeps its last value, as prost does). The key is checked to be UTF-8; the value
+    /// is not: it becomes an [`http::HeaderValue`], whose own check (the HTTP gateway's) is
+    /// the one that matters, and a token-sized UTF-8 scan was a tenth of a check's decoding.
     fn decode(buffer: &Bytes, entry: &[u8]) -> Result<MapHeader, CheckDecodeError> {
         let mut header = MapHeader::default();
         fields(entry, |tag, _, payload| {
@@ -60,7 +71,9 @@ impl MapHeader {
                 _ => return Ok(()),
             };
             let text = payload.ok_or(CheckDecodeError::NotAMessage(tag))?;
-            std::str::from_utf8(text).map_err(|_| CheckDecodeError::NotUtf8(tag))?;
+            if tag == 1 {
+                std::str::from_utf8(text).map_err(|_| CheckDecodeError::NotUtf8(tag))?;
+            }
             *slot = buffer.slice_ref(text);
             Ok(())
         })?;
@@ -71,7 +84,8 @@ impl MapHeader {
 /// What a `Check` request says of the request to authorise.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckInput {
-    /// `attributes.request.http`, its `headers` map left empty (its entries are in
+    /// `attributes.request.http` with only the fields jwtgate reads (`method`, `path`, `host`,
+    /// `scheme`, `raw_body`, `header_map`), its `headers` map left empty (its entries are in
     /// [`CheckInput::headers`]); `None` when the request has none.
     pub http: Option<HttpRequest>,
     /// The entries of `attributes.request.http.headers`, in the order received.
@@ -188,13 +202,22 @@ pub fn decode_check(
                         }
                         let http = input.http.get_or_insert_with(HttpRequest::default);
                         fields(message_payload(tag, payload)?, |tag, whole, payload| {
-                            if tag == field::HTTP_HEADERS {
-                                let entry =
-                                    MapHeader::decode(bytes, message_payload(tag, payload)?)?;
-                                input.headers.push(entry);
-                                Ok(())
-                            } else {
-                                Ok(http.merge(whole)?)
+                            match tag {
+                                field::HTTP_HEADERS => {
+                                    let entry =
+                                        MapHeader::decode(bytes, message_payload(tag, payload)?)?;
+                                    input.headers.push(entry);
+                                    Ok(())
+                                }
+                                field::HTTP_METHOD
+                                | field::HTTP_PATH
+                                | field::HTTP_HOST
+                                | field::HTTP_SCHEME
+                                | field::HTTP_RAW_BODY
+                                | field::HTTP_HEADER_MAP => Ok(http.merge(whole)?),
+                                // `id`, `query`, `fragment`, `size`, `protocol`, `body`: not
+                                // read (their wire format checked by `fields`).
+                                _ => Ok(()),
                             }
                         })
                     })
@@ -204,63 +227,6 @@ pub fn decode_check(
         )
     })?;
     Ok(input)
-}
-
-/// tonic's codec for `Check`: requests decoded by [`decode_check`], responses encoded by
-/// prost's generated code.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckCodec {
-    /// Read `attributes.source.certificate`.
-    pub source_certificate: bool,
-}
-
-impl Codec for CheckCodec {
-    type Encode = CheckResponse;
-    type Decode = CheckInput;
-    type Encoder = CheckEncoder;
-    type Decoder = CheckDecoder;
-
-    fn encoder(&mut self) -> CheckEncoder {
-        CheckEncoder
-    }
-
-    fn decoder(&mut self) -> CheckDecoder {
-        CheckDecoder {
-            source_certificate: self.source_certificate,
-        }
-    }
-}
-
-/// Encodes a `CheckResponse` with prost.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckEncoder;
-
-impl Encoder for CheckEncoder {
-    type Item = CheckResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: CheckResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the check response: {e}")))
-    }
-}
-
-/// Decodes a `CheckRequest` with [`decode_check`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckDecoder {
-    source_certificate: bool,
-}
-
-impl Decoder for CheckDecoder {
-    type Item = CheckInput;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CheckInput>, Status> {
-        let bytes: Bytes = src.copy_to_bytes(src.remaining());
-        decode_check(&bytes, self.source_certificate)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("decoding the check request: {e}")))
-    }
 }
 
 #[cfg(test)]
@@ -309,6 +275,9 @@ mod tests {
                         host: "api.example".into(),
                         scheme: "https".into(),
                         raw_body: b"{}".to_vec(),
+                        body: "{}".into(),
+                        protocol: "HTTP/1.1".into(),
+                        query: "x=1".into(),
                         size: 2,
                         ..HttpRequest::default()
                     }),
@@ -317,6 +286,20 @@ mod tests {
                 ..AttributeContext::default()
             }),
         }
+    }
+
+    /// `http` with only the fields [`decode_check`] reads.
+    fn read_fields(http: Option<HttpRequest>) -> Option<HttpRequest> {
+        http.map(|http| HttpRequest {
+            method: http.method,
+            path: http.path,
+            host: http.host,
+            scheme: http.scheme,
+            raw_body: http.raw_body,
+            header_map: http.header_map,
+            headers: http.headers,
+            ..HttpRequest::default()
+        })
     }
 
     fn sorted(mut headers: Vec<MapHeader>) -> Vec<MapHeader> {
@@ -330,7 +313,9 @@ mod tests {
         let bytes = Bytes::from(request.encode_to_vec());
         let slim = decode_check(&bytes, true).unwrap();
         let full = CheckInput::from(CheckRequest::decode(&bytes[..]).unwrap());
-        assert_eq!(slim.http, full.http);
+        assert_eq!(slim.http, read_fields(full.http.clone()));
+        assert_eq!(slim.http.as_ref().unwrap().id, "", "not read");
+        assert_eq!(full.http.as_ref().unwrap().id, "42");
         assert_eq!(sorted(slim.headers), sorted(full.headers));
         assert_eq!(slim.source_certificate, "-----BEGIN%20CERTIFICATE-----");
         assert_eq!(full.source_certificate, slim.source_certificate);
@@ -361,7 +346,7 @@ mod tests {
         let bytes = Bytes::from(joined);
         let slim = decode_check(&bytes, false).unwrap();
         let full = CheckInput::from(CheckRequest::decode(&bytes[..]).unwrap());
-        assert_eq!(slim.http, full.http);
+        assert_eq!(slim.http, read_fields(full.http.clone()));
         assert_eq!(slim.http.as_ref().unwrap().path, "/second");
         assert_eq!(slim.http.as_ref().unwrap().method, "POST");
         assert_eq!(sorted(slim.headers), sorted(full.headers));

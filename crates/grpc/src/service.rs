@@ -1,21 +1,33 @@
-//! The gRPC server: `envoy.service.auth.v3.Authorization` deciding with the gateway's
-//! [`SharedEngine`] (so a configuration reload applies to it at once), and
-//! `grpc.health.v1.Health`, `SERVING` exactly when `/readyz` says ready. It is served by the
-//! HTTP gateway's own accept loop ([`jwtgate_http::server::serve_gateway`]): h2c, or TLS with
-//! the gateway's certificate, under the same connection limits and timeouts.
+//! The gRPC services, one unary call at a time: `envoy.service.auth.v3.Authorization/Check`
+//! deciding with the gateway's [`SharedEngine`] (so a configuration reload applies at once), and
+//! `grpc.health.v1.Health/Check`, `SERVING` exactly when `/readyz` says ready. Each call is one
+//! HTTP/2 stream handed over by [`crate::transport`]: its body read as one message
+//! ([`UnaryBody`]), decoded ([`decode_check`]), decided by the engine, and answered with
+//! response headers, one DATA frame and the `grpc-status` trailers. Refusals of the call
+//! itself (unknown method, malformed or oversized message) are gRPC errors, which Envoy with
+//! `failure_mode_allow: false` turns into a denial; refusals of the request Envoy asks about
+//! are `CheckResponse`s ([`crate::check`]).
+//!
+//! `grpc-timeout` is read by nobody, deliberately: a check waits on nothing but a key fetch
+//! (bounded by its own timeout) and the request body (bounded by `body_read_timeout`), and the
+//! client enforces its deadline by resetting the stream, which drops the call.
 
-use crate::check::{check_input, CheckOptions};
-use crate::codec::{CheckCodec, CheckInput};
-use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
+use crate::check::{check_input, render, CheckOptions};
+use crate::codec::decode_check;
+use crate::framing::{frame, status, status_headers, FrameError, UnaryBody};
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use jwtgate_engine::mtls::CertificateSource;
-use jwtgate_http::server::{not_ready_reasons, serve_gateway, ServerOptions};
+use jwtgate_engine::Denial;
+use jwtgate_http::server::not_ready_reasons;
 use jwtgate_http::SharedEngine;
-use std::net::SocketAddr;
+use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_rustls::TlsAcceptor;
-use tonic_health::server::HealthReporter;
-use tonic_health::ServingStatus;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 /// The service name Envoy's gRPC health checks may name (the empty name is the whole server).
 pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
@@ -23,152 +35,233 @@ pub const AUTHORIZATION_SERVICE: &str = "envoy.service.auth.v3.Authorization";
 /// The path of the `Check` method.
 pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
-/// How often readiness is looked at again for the health service.
-const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+/// The path of the health service's `Check` method.
+pub const HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 
-/// `envoy.service.auth.v3.Authorization` over the engine `engine` holds at each check.
-#[derive(Debug, Clone)]
-pub struct ExtAuthz {
-    engine: Arc<SharedEngine>,
-    options: CheckOptions,
-}
+/// The largest request message accepted (gRPC's usual default, 4 MiB): a check carries the
+/// request's headers and, with Envoy's `with_request_body`, at most its configured body size.
+pub const MAX_MESSAGE_SIZE: usize = 4 << 20;
 
-impl ExtAuthz {
-    /// Decides with whatever engine `engine` holds at each check.
-    pub fn new(engine: Arc<SharedEngine>, options: CheckOptions) -> ExtAuthz {
-        ExtAuthz { engine, options }
-    }
-}
+/// The health service's request is one short service name.
+const MAX_HEALTH_MESSAGE_SIZE: usize = 1024;
 
-impl tonic::server::UnaryService<CheckInput> for ExtAuthz {
-    type Response = CheckResponse;
-    type Future = std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<tonic::Response<CheckResponse>, tonic::Status>>
-                + Send,
-        >,
-    >;
-
-    fn call(&mut self, request: tonic::Request<CheckInput>) -> Self::Future {
-        let engine = self.engine.load();
-        let options = self.options;
-        Box::pin(async move {
-            let answer = check_input(&engine, request.get_ref(), options).await;
-            Ok(tonic::Response::new(answer))
-        })
-    }
-}
-
-impl tower::Service<http::Request<axum::body::Body>> for ExtAuthz {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    /// One `Check` call, decoded by [`CheckCodec`] (only the fields read; the client
-    /// certificate when the engine takes it from the check).
-    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
-        let source_certificate =
-            *self.engine.load().dpop().certificate_source() == CertificateSource::ExtAuthzSource;
-        let service = self.clone();
-        Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(CheckCodec { source_certificate });
-            Ok(grpc.unary(service, request).await)
-        })
-    }
-}
-
-/// The gRPC services as an axum router (Authorization's `Check` on its exact path, Health),
-/// and the reporter of the health service's status (hand it to [`track_readiness`]).
-pub fn router(engine: Arc<SharedEngine>, options: CheckOptions) -> (axum::Router, HealthReporter) {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    let app = tonic::service::Routes::new(health)
-        .into_axum_router()
-        .route_service(CHECK_PATH, ExtAuthz::new(engine, options));
-    (app, reporter)
-}
-
-/// Sets the health status from key readiness: `SERVING` while every issuer's keys are loaded
-/// (as `/readyz`), `NOT_SERVING` otherwise, for the whole server and for
-/// [`AUTHORIZATION_SERVICE`]; `last` is the status set before (nothing is sent when unchanged).
-async fn report_readiness(
-    engine: &SharedEngine,
-    reporter: &HealthReporter,
-    last: &mut Option<ServingStatus>,
-) {
-    let status = if not_ready_reasons(&engine.load()).is_empty() {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    if *last != Some(status) {
-        reporter.set_service_status("", status).await;
-        reporter
-            .set_service_status(AUTHORIZATION_SERVICE, status)
-            .await;
-        *last = Some(status);
-    }
-}
-
-/// Keeps the health status in step with key readiness ([`report_readiness`]), forever.
-pub async fn track_readiness(engine: Arc<SharedEngine>, reporter: HealthReporter) {
-    let mut last = None;
-    loop {
-        report_readiness(&engine, &reporter, &mut last).await;
-        tokio::time::sleep(HEALTH_INTERVAL).await;
-    }
-}
-
-/// A gRPC server started by [`spawn`].
+/// The services of one listener.
 #[derive(Debug)]
-pub struct Spawned {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// The serving task; it ends after the shutdown future completes and checks finish.
-    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+pub struct Services {
+    engine: Arc<SharedEngine>,
+    options: CheckOptions,
+    body_timeout: Duration,
+    max_message_size: usize,
 }
 
-/// Serves the gRPC services on `listener`, deciding with `engine` (the HTTP gateway's, so
-/// reloads apply to both), under `gateway`'s connection limits, over TLS with `tls`, until
-/// `shutdown` completes.
-pub fn spawn(
-    engine: Arc<SharedEngine>,
-    listener: tokio::net::TcpListener,
-    gateway: &ServerOptions,
-    options: CheckOptions,
-    tls: Option<TlsAcceptor>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<Spawned> {
-    let addr = listener.local_addr()?;
-    let metrics = engine.load().metrics().clone();
-    let (app, reporter) = router(engine.clone(), options);
-    // The gRPC listener has no HTTP endpoints: over the connection limit, every call gets 503
-    // (an error Envoy turns into a refusal with failure_mode_allow: false).
-    let grpc_options = ServerOptions {
-        health_path: None,
-        ready_path: None,
-        metrics_path: None,
-        forward_auth_path: None,
-        forward_auth_prefix: None,
-        proxy: None,
-        ..gateway.clone()
-    };
-    let task = tokio::spawn(async move {
-        // The first status is set before the first connection is served (it waits in the
-        // listener's backlog): a health check never finds the service unknown.
-        report_readiness(&engine, &reporter, &mut None).await;
-        let health = tokio::spawn(track_readiness(engine, reporter));
-        let served = serve_gateway(listener, app, metrics, &grpc_options, tls, shutdown).await;
-        health.abort();
-        served
-    });
-    Ok(Spawned { addr, task })
+/// How a call ends when it is not answered with a message.
+struct CallError {
+    code: u8,
+    message: String,
+}
+
+impl CallError {
+    fn new(code: u8, message: impl Into<String>) -> CallError {
+        CallError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a call's message was not read.
+enum Unread {
+    /// The body is not one message within the limit.
+    Frame(FrameError),
+    /// The body failed or came too slowly.
+    Call(CallError),
+}
+
+impl From<CallError> for Unread {
+    fn from(error: CallError) -> Unread {
+        Unread::Call(error)
+    }
+}
+
+impl From<Unread> for CallError {
+    fn from(unread: Unread) -> CallError {
+        match unread {
+            Unread::Frame(error) => CallError::new(error.status(), error.to_string()),
+            Unread::Call(error) => error,
+        }
+    }
+}
+
+impl Services {
+    /// Services deciding with whatever `engine` holds at each check; a request body must arrive
+    /// within `body_timeout`, its message at most `max_message_size` bytes.
+    pub fn new(
+        engine: Arc<SharedEngine>,
+        options: CheckOptions,
+        body_timeout: Duration,
+        max_message_size: usize,
+    ) -> Services {
+        Services {
+            engine,
+            options,
+            body_timeout,
+            max_message_size,
+        }
+    }
+
+    /// Answers one call; on a connection over the connection limit (`overloaded`), `Check`
+    /// gets `UNAVAILABLE` and health is answered as usual.
+    pub async fn call(
+        &self,
+        request: Request<RecvStream>,
+        mut respond: SendResponse<Bytes>,
+        overloaded: bool,
+    ) {
+        let (head, body) = request.into_parts();
+        let answer = if head.method != Method::POST {
+            Err(CallError::new(
+                status::UNIMPLEMENTED,
+                format!("gRPC calls are POST requests, not {}", head.method),
+            ))
+        } else if let Some(encoding) = head
+            .headers
+            .get("grpc-encoding")
+            .filter(|e| e.as_bytes() != b"identity")
+        {
+            Err(CallError::new(
+                status::UNIMPLEMENTED,
+                format!(
+                    "grpc-encoding {} is not accepted (identity only)",
+                    String::from_utf8_lossy(encoding.as_bytes())
+                ),
+            ))
+        } else {
+            match head.uri.path() {
+                CHECK_PATH if overloaded => Err(CallError::new(
+                    status::UNAVAILABLE,
+                    "overloaded: too many connections",
+                )),
+                CHECK_PATH => self.check(body).await,
+                HEALTH_CHECK_PATH => self.health(body).await,
+                path => Err(CallError::new(
+                    status::UNIMPLEMENTED,
+                    format!("unknown method {path}"),
+                )),
+            }
+        };
+        send(&mut respond, answer);
+    }
+
+    /// `Authorization/Check`: one engine load for the decoding and the decision. A message over
+    /// the limit (Envoy's `with_request_body` with a larger `max_request_bytes`) is refused
+    /// in-band with 413, not with a gRPC error that `failure_mode_allow: true` would let pass.
+    async fn check(&self, body: RecvStream) -> Result<Bytes, CallError> {
+        let read = self.read(body, self.max_message_size).await;
+        let engine = self.engine.load();
+        let message = match read {
+            Ok(message) => message,
+            Err(Unread::Frame(FrameError::TooLarge { .. })) => {
+                let denial = Denial::body_too_large(engine.realm(), self.max_message_size);
+                let outcome = engine.refuse("", "", denial);
+                let answer = render(&engine, &HeaderMap::new(), "", &outcome, self.options);
+                return Ok(frame(&answer));
+            }
+            Err(unread) => return Err(unread.into()),
+        };
+        let source_certificate =
+            *engine.dpop().certificate_source() == CertificateSource::ExtAuthzSource;
+        let input = decode_check(&message, source_certificate).map_err(|e| {
+            CallError::new(
+                status::INVALID_ARGUMENT,
+                format!("decoding the check request: {e}"),
+            )
+        })?;
+        // Boxed: the decision's future is kilobytes, and a call future that held it inline
+        // would be copied whole into the connection's set of calls.
+        let answer = Box::pin(check_input(&engine, &input, self.options)).await;
+        Ok(frame(&answer))
+    }
+
+    /// `Health/Check`: `SERVING` while every issuer's keys are loaded (as `/readyz`),
+    /// `NOT_SERVING` otherwise, for the whole server (`""`) and [`AUTHORIZATION_SERVICE`];
+    /// `NOT_FOUND` for any other service, as the health protocol says.
+    async fn health(&self, body: RecvStream) -> Result<Bytes, CallError> {
+        let message = self
+            .read(body, MAX_HEALTH_MESSAGE_SIZE)
+            .await
+            .map_err(CallError::from)?;
+        let request = HealthCheckRequest::decode(message).map_err(|e| {
+            CallError::new(
+                status::INVALID_ARGUMENT,
+                format!("decoding the health request: {e}"),
+            )
+        })?;
+        if !request.service.is_empty() && request.service != AUTHORIZATION_SERVICE {
+            return Err(CallError::new(
+                status::NOT_FOUND,
+                format!("unknown service {}", request.service),
+            ));
+        }
+        let serving = if not_ready_reasons(&self.engine.load()).is_empty() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        Ok(frame(&HealthCheckResponse {
+            status: serving as i32,
+        }))
+    }
+
+    /// The request body's one message (at most `limit` bytes), received within the body
+    /// timeout; flow-control capacity is given back as frames arrive.
+    async fn read(&self, mut body: RecvStream, limit: usize) -> Result<Bytes, Unread> {
+        let mut unary = UnaryBody::new(limit);
+        let receive = async {
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.map_err(|e| {
+                    CallError::new(status::INTERNAL, format!("reading the request: {e}"))
+                })?;
+                let _ = body.flow_control().release_capacity(chunk.len());
+                unary.push(chunk).map_err(Unread::Frame)?;
+            }
+            Ok::<(), Unread>(())
+        };
+        match tokio::time::timeout(self.body_timeout, receive).await {
+            Ok(received) => received?,
+            Err(_) => {
+                return Err(CallError::new(
+                    status::DEADLINE_EXCEEDED,
+                    "the request body did not arrive in time",
+                )
+                .into())
+            }
+        }
+        unary.finish().map_err(Unread::Frame)
+    }
+}
+
+/// Sends the answer: response headers, the message and `grpc-status: 0`; or, for an error,
+/// one HEADERS frame carrying the status ("trailers-only"). A stream the client has reset
+/// fails to send, which ends the call.
+fn send(respond: &mut SendResponse<Bytes>, answer: Result<Bytes, CallError>) {
+    let mut response = Response::new(());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    match answer {
+        Ok(message) => {
+            let Ok(mut stream) = respond.send_response(response, false) else {
+                return;
+            };
+            if stream.send_data(message, false).is_ok() {
+                let _ = stream.send_trailers(status_headers(status::OK, ""));
+            }
+        }
+        Err(error) => {
+            let headers: HeaderMap = status_headers(error.code, &error.message);
+            response.headers_mut().extend(headers);
+            let _ = respond.send_response(response, true);
+        }
+    }
 }

@@ -1,0 +1,326 @@
+//! The gRPC listener, driven by hand on the `h2` crate: the accept loop, each connection's
+//! HTTP/2 state machine, and its calls, with the gateway's connection limits.
+//!
+//! * **Connections.** At most the gateway's `max_connections` (derived from the descriptor
+//!   limit when 0), plus an overload reserve of [`OVERLOAD_RESERVE`] connections whose `Check`
+//!   calls get `UNAVAILABLE` (a denial for Envoy with `failure_mode_allow: false`) while health
+//!   is still answered, closed after one second idle; beyond that, accepting pauses and new
+//!   clients wait in the kernel's backlog.
+//! * **Clocks** (the gateway's [`ConnectionLimits`]): the TLS handshake, the HTTP/2 preface and
+//!   the first call's headers within `header_read_timeout`; a connection with no call in
+//!   flight for `idle_timeout` gets `GOAWAY` and one second to close; a call's body must arrive
+//!   within `body_read_timeout` (it is one small message).
+//! * **HTTP/2** ([`h2_builder`]): the gateway's `http2_max_concurrent_streams` and
+//!   `http2_max_header_list_size`, the rapid-reset and local-error-reset limits, a send buffer
+//!   per stream of 64 KiB, and windows sized for one check (see [`INITIAL_WINDOW`]).
+//! * **Calls** of one connection are polled by the connection's own task (a
+//!   `FuturesUnordered`), not spawned: no task, no cross-task wake-up per call. One
+//!   connection's checks therefore share one core; Envoy opens a connection per worker thread
+//!   (and more when one reaches its stream limit), so the load spreads over cores with
+//!   Envoy's workers.
+//! * **Shutdown**: accepting stops, every connection gets `GOAWAY`, calls in flight finish
+//!   (within `body_read_timeout`: a peer that never acknowledges the `GOAWAY` cannot hold it).
+
+use crate::check::CheckOptions;
+use crate::service::{Services, MAX_MESSAGE_SIZE};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use jwtgate_engine::Metrics;
+use jwtgate_http::server::{effective_max_connections, ConnectionLimits, OVERLOAD_RESERVE};
+use jwtgate_http::SharedEngine;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// Header read and idle timeout of a connection in the overload reserve.
+const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a connection closing for idleness may take to say goodbye after `GOAWAY`.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Pause after an accept error other than a connection aborted before it was accepted.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Streams a client may open and reset before the server answers them, per connection (the
+/// "rapid reset" flood, CVE-2023-44487); the gateway's value.
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// Streams the server may reset for protocol errors before closing the connection.
+const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+/// Each stream's receive window: one check request (headers travel in HEADERS frames; the body
+/// is the `CheckRequest`, a few hundred bytes to a few KiB, more with `with_request_body`).
+/// h2's default (65,535) already holds a check in one round trip; the connection window is
+/// raised so many concurrent checks do not wait on `WINDOW_UPDATE`s.
+const INITIAL_WINDOW: u32 = 65_535;
+/// The connection's receive window: a full stream window for each of 16 concurrent checks.
+const CONNECTION_WINDOW: u32 = 16 * 65_535;
+/// Bytes h2 buffers per stream for a peer that does not read its answers.
+const MAX_SEND_BUFFER: usize = 64 << 10;
+
+/// What the listener serves with.
+struct Listening {
+    services: Arc<Services>,
+    limits: ConnectionLimits,
+    max_connections: usize,
+    tls: Option<TlsAcceptor>,
+    metrics: Arc<Metrics>,
+}
+
+/// The HTTP/2 settings of every connection (see the module docs).
+fn h2_builder(limits: &ConnectionLimits) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(limits.http2_max_header_list_size)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .initial_window_size(INITIAL_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    builder
+}
+
+/// Serves the gRPC services on `listener` until `shutdown` completes, then lets the calls in
+/// flight finish.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Arc<SharedEngine>,
+    limits: ConnectionLimits,
+    options: CheckOptions,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let metrics = engine.load().metrics().clone();
+    let max_connections = effective_max_connections(&limits, false);
+    tracing::info!(max_connections, "gRPC connection limit");
+    let services = Arc::new(Services::new(
+        engine,
+        options,
+        limits.body_read_timeout,
+        MAX_MESSAGE_SIZE,
+    ));
+    let listening = Listening {
+        services,
+        limits,
+        max_connections,
+        tls,
+        metrics,
+    };
+    accept_loop(listener, listening, shutdown).await
+}
+
+/// Errors of `accept` that concern one connection only, not the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    listening: Listening,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let normal = Arc::new(Semaphore::new(listening.max_connections));
+    let reserve = Arc::new(Semaphore::new(OVERLOAD_RESERVE));
+    let (stop, stopped) = watch::channel(false);
+    let mut last_overload_log: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        if normal.available_permits() == 0 && reserve.available_permits() == 0 {
+            // Only this loop takes permits, so one released now is still free after the select.
+            tokio::select! {
+                _ = normal.acquire() => {}
+                _ = reserve.acquire() => {}
+                () = &mut shutdown => break,
+            }
+        }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) if is_connection_error(&error) => continue,
+                Err(error) => {
+                    tracing::error!(%error, "gRPC accept failed; backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Answers go out when written (headers, message and trailers are separate frames).
+        let _ = stream.set_nodelay(true);
+        let (permit, overloaded) = match normal.clone().try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) => match reserve.clone().try_acquire_owned() {
+                Ok(permit) => (permit, true),
+                Err(_) => continue,
+            },
+        };
+        let mut limits = listening.limits;
+        if overloaded {
+            listening.metrics.connection_over_limit();
+            if last_overload_log.is_none_or(|last| last.elapsed() >= Duration::from_secs(10)) {
+                last_overload_log = Some(Instant::now());
+                tracing::warn!(
+                    max_connections = listening.max_connections,
+                    "gRPC connection limit reached: checks on new connections get UNAVAILABLE"
+                );
+            }
+            limits.header_read_timeout = limits.header_read_timeout.min(OVERLOAD_TIMEOUT);
+            limits.idle_timeout = limits.idle_timeout.min(OVERLOAD_TIMEOUT);
+        }
+        let connection = Connection {
+            services: listening.services.clone(),
+            limits,
+            overloaded,
+            stopped: stopped.clone(),
+        };
+        let tls = listening.tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+            match tls {
+                Some(acceptor) => {
+                    let Ok(Ok(tls)) =
+                        tokio::time::timeout_at(deadline, acceptor.accept(stream)).await
+                    else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    connection.serve(tls, deadline).await;
+                }
+                None => connection.serve(stream, deadline).await,
+            }
+        });
+    }
+    drop(listener);
+    drop(stopped);
+    let _ = stop.send(true);
+    stop.closed().await;
+    Ok(())
+}
+
+/// An accepted connection, ready to be served.
+struct Connection {
+    services: Arc<Services>,
+    limits: ConnectionLimits,
+    overloaded: bool,
+    stopped: watch::Receiver<bool>,
+}
+
+/// How often a connection looks at its clocks: a quarter of the shorter of the header and idle
+/// timeouts, at least 10 ms.
+fn watchdog_tick(limits: &ConnectionLimits) -> Duration {
+    (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(10))
+}
+
+impl Connection {
+    /// Drives the HTTP/2 connection and its calls until it closes, a clock runs out, or the
+    /// server shuts down (gracefully: calls in flight finish). `first_call_by` is when the
+    /// first call's headers must have arrived.
+    async fn serve<T>(self, io: T, first_call_by: tokio::time::Instant)
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Connection {
+            services,
+            limits,
+            overloaded,
+            mut stopped,
+        } = self;
+        let handshake = h2_builder(&limits).handshake::<T, bytes::Bytes>(io);
+        let mut connection = match tokio::time::timeout_at(first_call_by, handshake).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "HTTP/2 handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        let services = &*services;
+        let mut calls = FuturesUnordered::new();
+        let mut waiting_first = true;
+        let mut idle_since = Instant::now();
+        let mut stopping = *stopped.borrow();
+        let mut closing: Option<Instant> = None;
+        if stopping {
+            connection.graceful_shutdown();
+            closing = Some(Instant::now() + CLOSE_GRACE);
+        }
+        let mut tick = tokio::time::interval(watchdog_tick(&limits));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                accepted = connection.accept() => match accepted {
+                    Some(Ok((request, respond))) => {
+                        waiting_first = false;
+                        calls.push(services.call(request, respond, overloaded));
+                    }
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "gRPC connection ended with an error");
+                        return;
+                    }
+                    None => return,
+                },
+                Some(()) = calls.next(), if !calls.is_empty() => {
+                    if calls.is_empty() {
+                        idle_since = Instant::now();
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if let Some(grace) = closing {
+                        if now >= grace {
+                            return;
+                        }
+                    } else if waiting_first {
+                        if tokio::time::Instant::now() >= first_call_by {
+                            tracing::debug!("no gRPC call in time: closing");
+                            return;
+                        }
+                    } else if calls.is_empty() && now.duration_since(idle_since) >= limits.idle_timeout {
+                        connection.graceful_shutdown();
+                        closing = Some(now + CLOSE_GRACE);
+                    }
+                }
+                _ = stopped.changed(), if !stopping => {
+                    stopping = true;
+                    connection.graceful_shutdown();
+                    // A peer that never acknowledges the GOAWAY does not hold the shutdown:
+                    // calls in flight get as long as a body may take, then the socket closes.
+                    let grace = Instant::now() + limits.body_read_timeout.max(CLOSE_GRACE);
+                    closing = Some(closing.map_or(grace, |earlier| earlier.min(grace)));
+                }
+            }
+        }
+    }
+}
+
+/// A gRPC server started by [`spawn`].
+#[derive(Debug)]
+pub struct Spawned {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The serving task; it ends after the shutdown future completes and calls finish.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves the gRPC services on `listener`, deciding with `engine` (the HTTP gateway's, so
+/// reloads apply to both), under `gateway`'s connection limits and timeouts, over TLS with
+/// `tls`, until `shutdown` completes.
+pub fn spawn(
+    engine: Arc<SharedEngine>,
+    listener: tokio::net::TcpListener,
+    gateway: &jwtgate_http::server::ServerOptions,
+    options: CheckOptions,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Spawned> {
+    let addr = listener.local_addr()?;
+    let limits = gateway.connections;
+    let task = tokio::spawn(serve(listener, engine, limits, options, tls, shutdown));
+    Ok(Spawned { addr, task })
+}

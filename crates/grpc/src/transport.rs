@@ -1,11 +1,11 @@
 //! The gRPC listener, driven by hand on the `h2` crate: the accept loop, each connection's
 //! HTTP/2 state machine, and its calls, with the gateway's connection limits.
 //!
-//! * **Connections.** At most the gateway's `max_connections` (derived from the descriptor
-//!   limit when 0), plus an overload reserve of [`OVERLOAD_RESERVE`] connections whose `Check`
-//!   calls get `UNAVAILABLE` (a denial for Envoy with `failure_mode_allow: false`) while health
-//!   is still answered, closed after one second idle; beyond that, accepting pauses and new
-//!   clients wait in the kernel's backlog.
+//! * **Connections**, admitted as the gateway's are ([`Admission`]): at most its
+//!   `max_connections` (derived from the descriptor limit when 0), plus an overload reserve
+//!   whose `Check` calls get `UNAVAILABLE` (a denial for Envoy with `failure_mode_allow: false`)
+//!   while health is still answered, closed after one second idle; beyond that, accepting pauses
+//!   and new clients wait in the kernel's backlog.
 //! * **Clocks** (the gateway's [`ConnectionLimits`]): the TLS handshake, the HTTP/2 preface and
 //!   the first call's headers within `header_read_timeout`; a connection with no call in
 //!   flight for `idle_timeout` gets `GOAWAY` and one second to close; a call's body must arrive
@@ -25,21 +25,19 @@ use crate::check::CheckOptions;
 use crate::service::{Services, MAX_MESSAGE_SIZE};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jwtgate_engine::Metrics;
-use jwtgate_http::server::{effective_max_connections, ConnectionLimits, OVERLOAD_RESERVE};
+use jwtgate_http::server::{
+    effective_max_connections, Admission, Admitted, ConnectionLimits, OVERLOAD_TIMEOUT,
+};
 use jwtgate_http::SharedEngine;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// Header read and idle timeout of a connection in the overload reserve.
-const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a connection closing for idleness may take to say goodbye after `GOAWAY`.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// Pause after an accept error other than a connection aborted before it was accepted.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Streams a client may open and reset before the server answers them, per connection (the
 /// "rapid reset" flood, CVE-2023-44487); the gateway's value.
 const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
@@ -107,58 +105,22 @@ pub(crate) async fn serve(
     accept_loop(listener, listening, shutdown).await
 }
 
-/// Errors of `accept` that concern one connection only, not the listener.
-fn is_connection_error(error: &std::io::Error) -> bool {
-    matches!(
-        error.kind(),
-        std::io::ErrorKind::ConnectionRefused
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-    )
-}
-
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     listening: Listening,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let normal = Arc::new(Semaphore::new(listening.max_connections));
-    let reserve = Arc::new(Semaphore::new(OVERLOAD_RESERVE));
     let (stop, stopped) = watch::channel(false);
     let mut last_overload_log: Option<Instant> = None;
+    let mut admission = Admission::new(listening.max_connections);
     tokio::pin!(shutdown);
-    loop {
-        if normal.available_permits() == 0 && reserve.available_permits() == 0 {
-            // Only this loop takes permits, so one released now is still free after the select.
-            tokio::select! {
-                _ = normal.acquire() => {}
-                _ = reserve.acquire() => {}
-                () = &mut shutdown => break,
-            }
-        }
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) if is_connection_error(&error) => continue,
-                Err(error) => {
-                    tracing::error!(%error, "gRPC accept failed; backing off");
-                    tokio::select! {
-                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Answers go out when written (headers, message and trailers are separate frames).
-        let _ = stream.set_nodelay(true);
-        let (permit, overloaded) = match normal.clone().try_acquire_owned() {
-            Ok(permit) => (permit, false),
-            Err(_) => match reserve.clone().try_acquire_owned() {
-                Ok(permit) => (permit, true),
-                Err(_) => continue,
-            },
-        };
+    while let Some(Admitted {
+        stream,
+        peer,
+        permit,
+        overloaded,
+    }) = admission.next(&listener, shutdown.as_mut()).await
+    {
         let mut limits = listening.limits;
         if overloaded {
             listening.metrics.connection_over_limit();

@@ -576,7 +576,7 @@ const DESCRIPTOR_RESERVE_MIN: u64 = 64;
 pub const OVERLOAD_RESERVE: usize = 16;
 /// Header read and idle timeout of a connection in the overload reserve: the reserve turns over
 /// quickly, so a health check queued behind idle connections is answered within seconds.
-const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
+pub const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a connection closing for idleness may take to say goodbye (HTTP/2 `GOAWAY`).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Pause after an accept error other than a connection aborted before it was accepted.
@@ -794,6 +794,102 @@ fn is_connection_error(error: &std::io::Error) -> bool {
     )
 }
 
+/// How a listener admits connections: at most `max_connections` normal ones, then up to
+/// [`OVERLOAD_RESERVE`] more for the listener's overload responder; when both are full,
+/// accepting pauses until a connection closes (new clients wait in the kernel's backlog). Accept
+/// errors that concern one connection are skipped; others back off for [`ACCEPT_BACKOFF`]. Both
+/// the HTTP gateway's and the gRPC listener's accept loops admit through this.
+pub struct Admission {
+    normal: Arc<Semaphore>,
+    reserve: Arc<Semaphore>,
+    max_connections: usize,
+    reserve_full_log: Throttled,
+    accept_error_log: Throttled,
+}
+
+/// A connection [`Admission`] let in.
+pub struct Admitted {
+    /// The connection (`TCP_NODELAY` set: answers written in pieces, such as HTTP/2 frames of
+    /// gRPC headers, message and trailers, would otherwise wait for the peer's delayed ACK).
+    pub stream: tokio::net::TcpStream,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Its place under the limit, given back when dropped.
+    pub permit: OwnedSemaphorePermit,
+    /// True when it took a place of the overload reserve.
+    pub overloaded: bool,
+}
+
+impl Admission {
+    /// Admission for at most `max_connections` connections plus the reserve.
+    pub fn new(max_connections: usize) -> Admission {
+        Admission {
+            normal: Arc::new(Semaphore::new(max_connections)),
+            reserve: Arc::new(Semaphore::new(OVERLOAD_RESERVE)),
+            max_connections,
+            reserve_full_log: Throttled::new(),
+            accept_error_log: Throttled::new(),
+        }
+    }
+
+    /// The next connection to serve, or `None` once `shutdown` completes.
+    pub async fn next(
+        &mut self,
+        listener: &tokio::net::TcpListener,
+        mut shutdown: Pin<&mut (impl std::future::Future<Output = ()> + ?Sized)>,
+    ) -> Option<Admitted> {
+        loop {
+            if self.normal.available_permits() == 0 && self.reserve.available_permits() == 0 {
+                if let Some(count) = self.reserve_full_log.due() {
+                    tracing::warn!(
+                        max_connections = self.max_connections,
+                        reserve = OVERLOAD_RESERVE,
+                        times = count,
+                        "connection limit and overload reserve full: not accepting until a connection closes"
+                    );
+                }
+                // Only this admission takes permits, so one released now is still free after
+                // the select.
+                tokio::select! {
+                    _ = self.normal.acquire() => {}
+                    _ = self.reserve.acquire() => {}
+                    () = shutdown.as_mut() => return None,
+                }
+            }
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) if is_connection_error(&error) => continue,
+                    Err(error) => {
+                        if let Some(count) = self.accept_error_log.due() {
+                            tracing::error!(%error, times = count, "accept failed; backing off");
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                            () = shutdown.as_mut() => return None,
+                        }
+                    }
+                },
+                () = shutdown.as_mut() => return None,
+            };
+            let _ = stream.set_nodelay(true);
+            let (permit, overloaded) = match self.normal.clone().try_acquire_owned() {
+                Ok(permit) => (permit, false),
+                Err(_) => match self.reserve.clone().try_acquire_owned() {
+                    Ok(permit) => (permit, true),
+                    Err(_) => continue,
+                },
+            };
+            return Some(Admitted {
+                stream,
+                peer,
+                permit,
+                overloaded,
+            });
+        }
+    }
+}
+
 /// The one accept loop of plain and TLS listeners.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
@@ -801,8 +897,6 @@ async fn accept_loop(
     listening: Listening,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let normal = Arc::new(Semaphore::new(listening.max_connections));
-    let reserve = Arc::new(Semaphore::new(OVERLOAD_RESERVE));
     let mut builder = ConnectionBuilder::new(TokioExecutor::new());
     // The header read timeout is enforced by the connection watchdog: hyper's own would also run
     // while a keep-alive connection waits for its next request, capping the idle timeout.
@@ -818,52 +912,15 @@ async fn accept_loop(
     let health_paths: Arc<[String]> = listening.health_paths.into();
     let (stop, stopped) = watch::channel(false);
     let mut over_limit_log = Throttled::new();
-    let mut reserve_full_log = Throttled::new();
-    let mut accept_error_log = Throttled::new();
+    let mut admission = Admission::new(listening.max_connections);
     tokio::pin!(shutdown);
-    loop {
-        if normal.available_permits() == 0 && reserve.available_permits() == 0 {
-            if let Some(count) = reserve_full_log.due() {
-                tracing::warn!(
-                    max_connections = listening.max_connections,
-                    reserve = OVERLOAD_RESERVE,
-                    times = count,
-                    "connection limit and overload reserve full: not accepting until a connection closes"
-                );
-            }
-            // Only this loop takes permits, so one released now is still free after the select.
-            tokio::select! {
-                _ = normal.acquire() => {}
-                _ = reserve.acquire() => {}
-                () = &mut shutdown => break,
-            }
-        }
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) if is_connection_error(&error) => continue,
-                Err(error) => {
-                    if let Some(count) = accept_error_log.due() {
-                        tracing::error!(%error, times = count, "accept failed; backing off");
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Answers go out when written: without it, HTTP/2 frames written in pieces (gRPC
-        // headers, message, trailers) wait for the peer's delayed ACK (Nagle), tens of ms.
-        let _ = stream.set_nodelay(true);
-        let (permit, overloaded) = match normal.clone().try_acquire_owned() {
-            Ok(permit) => (permit, false),
-            Err(_) => match reserve.clone().try_acquire_owned() {
-                Ok(permit) => (permit, true),
-                Err(_) => continue,
-            },
-        };
+    while let Some(Admitted {
+        stream,
+        peer,
+        permit,
+        overloaded,
+    }) = admission.next(&listener, shutdown.as_mut()).await
+    {
         if overloaded {
             if let Some(metrics) = &listening.metrics {
                 metrics.connection_over_limit();

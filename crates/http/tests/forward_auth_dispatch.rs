@@ -12,30 +12,11 @@ use jwtgate_http::config::GatewayConfig;
 use jwtgate_http::{server, SharedEngine};
 use serde_json::json;
 use std::net::SocketAddr;
-use support::{send, start_config, Gateway, Issuer};
+use support::{send, start_config, users_api_config, Gateway, Issuer};
 use tokio::net::TcpListener;
 
 fn config(issuer: &Issuer) -> GatewayConfig {
-    let text = format!(
-        r#"
-        {}
-        [[routes]]
-        methods = ["GET"]
-        path = "/api/users"
-        scopes = ["read:users"]
-
-        [[routes]]
-        methods = ["POST"]
-        path = "/api/users"
-        scopes = ["write:users"]
-
-        [[routes]]
-        path = "/public/*"
-        public = true
-        "#,
-        issuer.issuer_toml()
-    );
-    GatewayConfig::from_toml(&text, "test.toml").unwrap()
+    users_api_config(issuer, "")
 }
 
 /// One request: its name, method, target and headers.

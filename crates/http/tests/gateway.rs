@@ -25,33 +25,7 @@ fn now() -> i64 {
     jwtgate_test_support::now()
 }
 
-fn config(issuer: &Issuer, extra: &str) -> GatewayConfig {
-    let text = format!(
-        r#"
-        {issuers}
-
-        [[routes]]
-        methods = ["GET"]
-        path = "/api/users"
-        scopes = ["read:users"]
-
-        [[routes]]
-        methods = ["POST"]
-        path = "/api/users"
-        scopes = ["write:users"]
-
-        [[routes]]
-        path = "/public/*"
-        public = true
-
-        [identity.claims]
-        email = "X-Auth-Email"
-        {extra}
-        "#,
-        issuers = issuer.issuer_toml(),
-    );
-    GatewayConfig::from_toml(&text, "test.toml").unwrap()
-}
+use support::users_api_config as config;
 
 async fn start(
     config: &GatewayConfig,

@@ -128,6 +128,37 @@ pub async fn serve(config: &GatewayConfig, name: &str, listener: TcpListener) ->
     }
 }
 
+/// The users API the gateway tests protect, with `extra` TOML after it: `issuer`'s `[[issuers]]`
+/// entry; `GET /api/users` needs `read:users`, `POST` `write:users`; `/public/*` is public; the
+/// `email` claim goes to `X-Auth-Email`.
+pub fn users_api_config(issuer: &Issuer, extra: &str) -> GatewayConfig {
+    let text = format!(
+        r#"
+        {issuers}
+
+        [[routes]]
+        methods = ["GET"]
+        path = "/api/users"
+        scopes = ["read:users"]
+
+        [[routes]]
+        methods = ["POST"]
+        path = "/api/users"
+        scopes = ["write:users"]
+
+        [[routes]]
+        path = "/public/*"
+        public = true
+
+        [identity.claims]
+        email = "X-Auth-Email"
+        {extra}
+        "#,
+        issuers = issuer.issuer_toml(),
+    );
+    GatewayConfig::from_toml(&text, "test.toml").unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The real proxies
 

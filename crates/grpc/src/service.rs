@@ -10,7 +10,9 @@
 //!
 //! `grpc-timeout` is read by nobody, deliberately: a check waits on nothing but a key fetch
 //! (bounded by its own timeout) and the request body (bounded by `body_read_timeout`), and the
-//! client enforces its deadline by resetting the stream, which drops the call.
+//! client enforces its deadline by resetting the stream. A reset stream drops its call at once
+//! (the call waits on the answer and on the reset together), so resetting streams cannot pile
+//! up calls beyond `http2_max_concurrent_streams`.
 
 use crate::check::{check_input, render, CheckOptions};
 use crate::codec::decode_check;
@@ -118,7 +120,28 @@ impl Services {
         overloaded: bool,
     ) {
         let (head, body) = request.into_parts();
-        let answer = if head.method != Method::POST {
+        let answer = async { self.answer(head, body, overloaded).await };
+        // A stream the client resets (Envoy's timeout, or an attacker freeing its stream slot
+        // to open another) drops the call at once: h2 no longer counts the stream against
+        // `http2_max_concurrent_streams`, so a call outliving it would escape that limit.
+        let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
+        let answered = tokio::select! {
+            answer = answer => Some(answer),
+            _ = reset => None,
+        };
+        if let Some(answer) = answered {
+            send(&mut respond, answer);
+        }
+    }
+
+    /// The answer to one call (see [`Services::call`]).
+    async fn answer(
+        &self,
+        head: http::request::Parts,
+        body: RecvStream,
+        overloaded: bool,
+    ) -> Result<Bytes, CallError> {
+        if head.method != Method::POST {
             Err(CallError::new(
                 status::UNIMPLEMENTED,
                 format!("gRPC calls are POST requests, not {}", head.method),
@@ -148,8 +171,7 @@ impl Services {
                     format!("unknown method {path}"),
                 )),
             }
-        };
-        send(&mut respond, answer);
+        }
     }
 
     /// `Authorization/Check`: one engine load for the decoding and the decision. A message over

@@ -3,10 +3,12 @@
 //! `grpc.health.v1.Health/Check`, `SERVING` exactly when `/readyz` says ready. Each call is one
 //! HTTP/2 stream handed over by [`crate::transport`]: its body read as one message
 //! ([`UnaryBody`]), decoded ([`decode_check`]), decided by the engine, and answered with
-//! response headers, one DATA frame and the `grpc-status` trailers. Refusals of the call
-//! itself (unknown method, malformed or oversized message) are gRPC errors, which Envoy with
-//! `failure_mode_allow: false` turns into a denial; refusals of the request Envoy asks about
-//! are `CheckResponse`s ([`crate::check`]).
+//! response headers, one DATA frame and the `grpc-status` trailers. Every `Check` that cannot
+//! be read (compressed, malformed, oversized, not UTF-8) is a denial in a `CheckResponse`, as
+//! are refusals of the request Envoy asks about ([`crate::check`]): a gRPC error could become an
+//! allow under Envoy's `failure_mode_allow: true`. gRPC errors remain only for what is not a
+//! `Check` (unknown method, health), a body that fails or does not arrive in time, and the
+//! overload reserve's `UNAVAILABLE`.
 //!
 //! `grpc-timeout` is read by nobody, deliberately: a check waits on nothing but a key fetch
 //! (bounded by its own timeout) and the request body (bounded by `body_read_timeout`), and the
@@ -22,7 +24,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use jwtgate_engine::mtls::CertificateSource;
-use jwtgate_engine::Denial;
+use jwtgate_engine::{Denial, Engine};
 use jwtgate_http::server::not_ready_reasons;
 use jwtgate_http::SharedEngine;
 use prost::Message;
@@ -151,13 +153,16 @@ impl Services {
             .get("grpc-encoding")
             .filter(|e| e.as_bytes() != b"identity")
         {
-            Err(CallError::new(
-                status::UNIMPLEMENTED,
-                format!(
-                    "grpc-encoding {} is not accepted (identity only)",
-                    String::from_utf8_lossy(encoding.as_bytes())
-                ),
-            ))
+            let why = format!(
+                "grpc-encoding {} is not accepted (identity only)",
+                String::from_utf8_lossy(encoding.as_bytes())
+            );
+            if head.uri.path() == CHECK_PATH && !overloaded {
+                let engine = self.engine.load();
+                let denial = Denial::invalid_request(engine.realm(), why);
+                return Ok(self.deny(&engine, denial));
+            }
+            Err(CallError::new(status::UNIMPLEMENTED, why))
         } else {
             match head.uri.path() {
                 CHECK_PATH if overloaded => Err(CallError::new(
@@ -174,9 +179,11 @@ impl Services {
         }
     }
 
-    /// `Authorization/Check`: one engine load for the decoding and the decision. A message over
-    /// the limit (Envoy's `with_request_body` with a larger `max_request_bytes`) is refused
-    /// in-band with 413, not with a gRPC error that `failure_mode_allow: true` would let pass.
+    /// `Authorization/Check`: one engine load for the decoding and the decision. A message that
+    /// cannot be read as one `CheckRequest` (compressed, truncated, followed by more bytes, not
+    /// protobuf, a non-UTF-8 string) is denied in-band with 400, and one over the limit
+    /// (Envoy's `with_request_body` with a larger `max_request_bytes`) with 413: never a gRPC
+    /// error, which `failure_mode_allow: true` would let pass.
     async fn check(&self, body: RecvStream) -> Result<Bytes, CallError> {
         let read = self.read(body, self.max_message_size).await;
         let engine = self.engine.load();
@@ -184,24 +191,42 @@ impl Services {
             Ok(message) => message,
             Err(Unread::Frame(FrameError::TooLarge { .. })) => {
                 let denial = Denial::body_too_large(engine.realm(), self.max_message_size);
-                let outcome = engine.refuse("", "", denial);
-                let answer = render(&engine, &HeaderMap::new(), "", &outcome, self.options);
-                return Ok(frame(&answer));
+                return Ok(self.deny(&engine, denial));
             }
-            Err(unread) => return Err(unread.into()),
+            Err(Unread::Frame(error)) => {
+                let why = format!("the check request is not one gRPC message: {error}");
+                let denial = Denial::invalid_request(engine.realm(), why);
+                return Ok(self.deny(&engine, denial));
+            }
+            Err(Unread::Call(error)) => return Err(error),
         };
         let source_certificate =
             *engine.dpop().certificate_source() == CertificateSource::ExtAuthzSource;
-        let input = decode_check(&message, source_certificate).map_err(|e| {
-            CallError::new(
-                status::INVALID_ARGUMENT,
-                format!("decoding the check request: {e}"),
-            )
-        })?;
+        let input = match decode_check(&message, source_certificate) {
+            Ok(input) => input,
+            Err(error) => {
+                let why = format!("the check request cannot be decoded: {error}");
+                let denial = Denial::invalid_request(engine.realm(), why);
+                return Ok(self.deny(&engine, denial));
+            }
+        };
         // Boxed: the decision's future is kilobytes, and a call future that held it inline
         // would be copied whole into the connection's set of calls.
         let answer = Box::pin(check_input(&engine, &input, self.options)).await;
         Ok(frame(&answer))
+    }
+
+    /// A check refused before its request could be read: the engine records `denial` and it
+    /// is answered as a `CheckResponse` with the denial's status.
+    fn deny(&self, engine: &Engine, denial: Denial) -> Bytes {
+        let outcome = engine.refuse("", "", denial);
+        frame(&render(
+            engine,
+            &HeaderMap::new(),
+            "",
+            &outcome,
+            self.options,
+        ))
     }
 
     /// `Health/Check`: `SERVING` while every issuer's keys are loaded (as `/readyz`),

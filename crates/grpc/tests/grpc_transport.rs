@@ -1,8 +1,9 @@
 //! The gRPC transport under attack, over a real socket with the `h2` crate's client (or raw
 //! bytes): malformed and oversized messages, compressed messages, trailing bytes, unknown
 //! methods, slow bodies, silent and garbage connections, huge headers, the connection limit
-//! and shutdown. Every one is refused with a gRPC error (a denial for Envoy with
-//! `failure_mode_allow: false`) or a closed connection, and the server keeps serving.
+//! and shutdown. An unreadable `Check` is denied in-band (a `CheckResponse`, which no
+//! `failure_mode_allow` can turn into an allow); anything else is refused with a gRPC error or
+//! a closed connection, and the server keeps serving.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -215,42 +216,73 @@ async fn a_message_split_across_frames_is_read_whole() {
     assert_eq!(response.status.unwrap().code, 16);
 }
 
+/// The denial (an HTTP status) in a check's answer, which must be a `CheckResponse`.
+fn denied_status(answer: &Answer) -> i32 {
+    assert_eq!(answer.status(), Some(0), "{answer:?}");
+    let response = CheckResponse::decode(answer.message()).unwrap();
+    let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
+        panic!("{response:?}");
+    };
+    denied.status.unwrap().code
+}
+
+/// A check message whose `path` holds the byte 0xFF (not UTF-8).
+fn non_utf8_path_check() -> Vec<u8> {
+    let mut message = check_message(&[]);
+    let at = message
+        .windows(10)
+        .position(|w| w == b"/api/users")
+        .unwrap();
+    message[at + 5] = 0xff;
+    message
+}
+
 #[tokio::test]
-async fn malformed_calls_are_grpc_errors_and_the_connection_keeps_serving() {
+async fn unreadable_checks_are_denied_in_band_never_grpc_errors() {
     let running = start("").await;
-    let mut client = connect(running.addr).await;
     let check = check_message(&[]);
     let mut trailing = framed(0, &check);
     trailing.push(0);
     let mut two = framed(0, &check);
     two.extend(framed(0, &check));
-    let cases: Vec<Case> = vec![
-        ("compressed", CHECK, vec![], vec![framed(1, &check)], 12),
-        ("bad flag", CHECK, vec![], vec![framed(2, &check)], 13),
-        ("trailing byte", CHECK, vec![], vec![trailing], 13),
-        ("two messages", CHECK, vec![], vec![two], 13),
-        ("no body", CHECK, vec![], vec![], 13),
+    type Unreadable<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<Vec<u8>>);
+    let cases: Vec<Unreadable> = vec![
         (
-            "truncated",
-            CHECK,
+            "non-UTF-8 path",
             vec![],
-            vec![framed(0, &check)[..9].to_vec()],
-            13,
+            vec![framed(0, &non_utf8_path_check())],
         ),
-        (
-            "not protobuf",
-            CHECK,
-            vec![],
-            vec![framed(0, &[0xff; 9])],
-            3,
-        ),
+        ("compressed", vec![], vec![framed(1, &check)]),
+        ("bad flag", vec![], vec![framed(2, &check)]),
+        ("trailing byte", vec![], vec![trailing]),
+        ("two messages", vec![], vec![two]),
+        ("no body", vec![], vec![]),
+        ("truncated", vec![], vec![framed(0, &check)[..9].to_vec()]),
+        ("not protobuf", vec![], vec![framed(0, &[0xff; 9])]),
         (
             "gzip",
-            CHECK,
             vec![("grpc-encoding", "gzip")],
             vec![framed(0, &check)],
-            12,
         ),
+    ];
+    for (what, headers, chunks) in cases {
+        // A connection each: an unreadable call may end its connection.
+        let mut client = connect(running.addr).await;
+        let answer = call_with(&mut client, "POST", CHECK, &headers, chunks)
+            .await
+            .unwrap();
+        assert_eq!(denied_status(&answer), 400, "{what}");
+    }
+    let mut client = connect(running.addr).await;
+    assert_check_answers(&mut client).await;
+}
+
+#[tokio::test]
+async fn calls_that_are_not_checks_are_grpc_errors_and_the_connection_keeps_serving() {
+    let running = start("").await;
+    let mut client = connect(running.addr).await;
+    let check = check_message(&[]);
+    let cases: Vec<Case> = vec![
         (
             "unknown method",
             "/envoy.service.auth.v3.Authorization/Other",
@@ -306,11 +338,7 @@ async fn a_check_over_the_message_limit_is_denied_in_band_from_its_prefix() {
     // `failure_mode_allow: true` cannot turn into an allow, not a gRPC error.
     let answer = call(&mut client, CHECK, vec![vec![0, 0, 0x40, 0, 1]]).await;
     assert_eq!(answer.status(), Some(0), "{answer:?}");
-    let response = CheckResponse::decode(answer.message()).unwrap();
-    let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
-        panic!("{response:?}");
-    };
-    assert_eq!(denied.status.unwrap().code, 413);
+    assert_eq!(denied_status(&answer), 413);
     // Health's own limit is small, and a gRPC error.
     let health = call(&mut client, HEALTH, vec![framed(0, &[0; 2048])]).await;
     assert_eq!(health.status(), Some(8), "{health:?}");

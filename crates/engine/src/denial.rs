@@ -251,6 +251,19 @@ impl Denial {
         denial
     }
 
+    /// An authorization check (Envoy's `CheckRequest`) over the front end's message limit —
+    /// the request's headers, or the body Envoy's `with_request_body` sends: 413
+    /// `invalid_request`, the request refused.
+    pub fn check_too_large(realm: &str, limit: usize) -> Denial {
+        let mut denial = Denial::invalid_request(
+            realm,
+            format!("the request is larger than the {limit} bytes an authorization check accepts"),
+        );
+        denial.status = 413;
+        denial.kind = "request_too_large";
+        denial
+    }
+
     /// An MCP route's POST reached a front end that never sees request bodies (forward-auth,
     /// gRPC, Lambda): its rules cannot be checked, so it is refused (403, no error code: not the
     /// client's fault).
@@ -411,6 +424,20 @@ impl Denial {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_check_is_its_own_refusal_not_an_mcp_one() {
+        let d = Denial::check_too_large("api", 4096);
+        assert_eq!(d.status(), 413);
+        assert_eq!(d.kind(), "request_too_large");
+        assert_eq!(d.code(), Some(ErrorCode::InvalidRequest));
+        assert!(
+            d.description().contains("4096 bytes"),
+            "{}",
+            d.description()
+        );
+        assert!(!d.description().contains("MCP"), "{}", d.description());
+    }
 
     #[test]
     fn challenges_and_bodies_agree() {

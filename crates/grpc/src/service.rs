@@ -190,7 +190,7 @@ impl Services {
         let message = match read {
             Ok(message) => message,
             Err(Unread::Frame(FrameError::TooLarge { .. })) => {
-                let denial = Denial::body_too_large(engine.realm(), self.max_message_size);
+                let denial = Denial::check_too_large(engine.realm(), self.max_message_size);
                 return Ok(self.deny(&engine, denial));
             }
             Err(Unread::Frame(error)) => {

@@ -339,6 +339,17 @@ async fn a_check_over_the_message_limit_is_denied_in_band_from_its_prefix() {
     let answer = call(&mut client, CHECK, vec![vec![0, 0, 0x40, 0, 1]]).await;
     assert_eq!(answer.status(), Some(0), "{answer:?}");
     assert_eq!(denied_status(&answer), 413);
+    // Counted as what it is, not as an MCP body.
+    let decisions = running.engine.load().metrics().decisions();
+    assert!(
+        decisions
+            .keys()
+            .any(|&(_, status, reason)| status == 413 && reason == "request_too_large"),
+        "{decisions:?}"
+    );
+    assert!(!decisions
+        .keys()
+        .any(|&(_, _, reason)| reason.starts_with("mcp")));
     // Health's own limit is small, and a gRPC error.
     let health = call(&mut client, HEALTH, vec![framed(0, &[0; 2048])]).await;
     assert_eq!(health.status(), Some(8), "{health:?}");

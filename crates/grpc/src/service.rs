@@ -58,6 +58,17 @@ pub struct Services {
     max_message_size: usize,
 }
 
+/// What the connection does after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum AfterCall {
+    /// Serve the connection's next calls.
+    KeepServing,
+    /// Close the connection gracefully (`GOAWAY`): its client sent a call that could not be
+    /// read, or not in time.
+    Close,
+}
+
 /// How a call ends when it is not answered with a message.
 struct CallError {
     code: u8,
@@ -114,15 +125,18 @@ impl Services {
     }
 
     /// Answers one call; on a connection over the connection limit (`overloaded`), `Check`
-    /// gets `UNAVAILABLE` and health is answered as usual.
+    /// gets `UNAVAILABLE` and health is answered as usual. Says whether the connection should
+    /// close: after a body that did not arrive in time, or a message that could not be read
+    /// (a client that trickles or garbles its calls does not keep its connection).
     pub async fn call(
         &self,
         request: Request<RecvStream>,
         mut respond: SendResponse<Bytes>,
         overloaded: bool,
-    ) {
+    ) -> AfterCall {
         let (head, body) = request.into_parts();
-        let answer = async { self.answer(head, body, overloaded).await };
+        let mut after = AfterCall::KeepServing;
+        let answer = self.answer(head, body, overloaded, &mut after);
         // A stream the client resets (Envoy's timeout, or an attacker freeing its stream slot
         // to open another) drops the call at once: h2 no longer counts the stream against
         // `http2_max_concurrent_streams`, so a call outliving it would escape that limit.
@@ -134,6 +148,7 @@ impl Services {
         if let Some(answer) = answered {
             send(&mut respond, answer);
         }
+        after
     }
 
     /// The answer to one call (see [`Services::call`]).
@@ -142,6 +157,7 @@ impl Services {
         head: http::request::Parts,
         body: RecvStream,
         overloaded: bool,
+        after: &mut AfterCall,
     ) -> Result<Bytes, CallError> {
         if head.method != Method::POST {
             Err(CallError::new(
@@ -158,6 +174,7 @@ impl Services {
                 String::from_utf8_lossy(encoding.as_bytes())
             );
             if head.uri.path() == CHECK_PATH && !overloaded {
+                *after = AfterCall::Close;
                 let engine = self.engine.load();
                 let denial = Denial::invalid_request(engine.realm(), why);
                 return Ok(self.deny(&engine, denial));
@@ -169,8 +186,8 @@ impl Services {
                     status::UNAVAILABLE,
                     "overloaded: too many connections",
                 )),
-                CHECK_PATH => self.check(body).await,
-                HEALTH_CHECK_PATH => self.health(body).await,
+                CHECK_PATH => self.check(body, after).await,
+                HEALTH_CHECK_PATH => self.health(body, after).await,
                 path => Err(CallError::new(
                     status::UNIMPLEMENTED,
                     format!("unknown method {path}"),
@@ -184,8 +201,11 @@ impl Services {
     /// protobuf, a non-UTF-8 string) is denied in-band with 400, and one over the limit
     /// (Envoy's `with_request_body` with a larger `max_request_bytes`) with 413: never a gRPC
     /// error, which `failure_mode_allow: true` would let pass.
-    async fn check(&self, body: RecvStream) -> Result<Bytes, CallError> {
+    async fn check(&self, body: RecvStream, after: &mut AfterCall) -> Result<Bytes, CallError> {
         let read = self.read(body, self.max_message_size).await;
+        if read.is_err() {
+            *after = AfterCall::Close;
+        }
         let engine = self.engine.load();
         let message = match read {
             Ok(message) => message,
@@ -205,6 +225,7 @@ impl Services {
         let input = match decode_check(&message, source_certificate) {
             Ok(input) => input,
             Err(error) => {
+                *after = AfterCall::Close;
                 let why = format!("the check request cannot be decoded: {error}");
                 let denial = Denial::invalid_request(engine.realm(), why);
                 return Ok(self.deny(&engine, denial));
@@ -232,12 +253,16 @@ impl Services {
     /// `Health/Check`: `SERVING` while every issuer's keys are loaded (as `/readyz`),
     /// `NOT_SERVING` otherwise, for the whole server (`""`) and [`AUTHORIZATION_SERVICE`];
     /// `NOT_FOUND` for any other service, as the health protocol says.
-    async fn health(&self, body: RecvStream) -> Result<Bytes, CallError> {
+    async fn health(&self, body: RecvStream, after: &mut AfterCall) -> Result<Bytes, CallError> {
         let message = self
             .read(body, MAX_HEALTH_MESSAGE_SIZE)
             .await
-            .map_err(CallError::from)?;
+            .map_err(|unread| {
+                *after = AfterCall::Close;
+                CallError::from(unread)
+            })?;
         let request = HealthCheckRequest::decode(message).map_err(|e| {
+            *after = AfterCall::Close;
             CallError::new(
                 status::INVALID_ARGUMENT,
                 format!("decoding the health request: {e}"),

@@ -4,12 +4,15 @@
 //! * **Connections**, admitted as the gateway's are ([`Admission`]): at most its
 //!   `max_connections` (derived from the descriptor limit when 0), plus an overload reserve
 //!   whose `Check` calls get `UNAVAILABLE` (a denial for Envoy with `failure_mode_allow: false`)
-//!   while health is still answered, closed after one second idle; beyond that, accepting pauses
-//!   and new clients wait in the kernel's backlog.
+//!   while health is still answered; a reserve connection gets `GOAWAY` at its first call (and
+//!   is closed after one second idle), so Envoy, which keeps its connections, reconnects under
+//!   the limit after a spike. Beyond that, accepting pauses and new clients wait in the
+//!   kernel's backlog.
 //! * **Clocks** (the gateway's [`ConnectionLimits`]): the TLS handshake, the HTTP/2 preface and
 //!   the first call's headers within `header_read_timeout`; a connection with no call in
 //!   flight for `idle_timeout` gets `GOAWAY` and one second to close; a call's body must arrive
-//!   within `body_read_timeout` (it is one small message).
+//!   within `body_read_timeout` (it is one small message). A call whose body came too late or
+//!   could not be read starts the connection's graceful close (`GOAWAY`, one second to finish).
 //! * **HTTP/2** ([`h2_builder`]): the gateway's `http2_max_concurrent_streams` and
 //!   `http2_max_header_list_size`, the rapid-reset and local-error-reset limits, a send buffer
 //!   per stream of 64 KiB, and windows sized for one check (see [`INITIAL_WINDOW`]).
@@ -22,7 +25,7 @@
 //!   (within `body_read_timeout`: a peer that never acknowledges the `GOAWAY` cannot hold it).
 
 use crate::check::CheckOptions;
-use crate::service::{Services, MAX_MESSAGE_SIZE};
+use crate::service::{AfterCall, Services, MAX_MESSAGE_SIZE};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jwtgate_engine::Metrics;
 use jwtgate_http::server::{
@@ -36,7 +39,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// How long a connection closing for idleness may take to say goodbye after `GOAWAY`.
+/// How long a connection closing (idle, overloaded, or after an unreadable or late call) may
+/// take to say goodbye after `GOAWAY`.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Streams a client may open and reset before the server answers them, per connection (the
 /// "rapid reset" flood, CVE-2023-44487); the gateway's value.
@@ -220,6 +224,12 @@ impl Connection {
                     Some(Ok((request, respond))) => {
                         waiting_first = false;
                         calls.push(services.call(request, respond, overloaded));
+                        // An overloaded connection serves this call and closes, so that its
+                        // client (Envoy keeps one connection per worker) reconnects under the
+                        // limit instead of getting UNAVAILABLE for the connection's whole life.
+                        if overloaded {
+                            close_gracefully(&mut connection, &mut closing);
+                        }
                     }
                     Some(Err(error)) => {
                         tracing::debug!(%error, "gRPC connection ended with an error");
@@ -227,7 +237,11 @@ impl Connection {
                     }
                     None => return,
                 },
-                Some(()) = calls.next(), if !calls.is_empty() => {
+                Some(after) = calls.next(), if !calls.is_empty() => {
+                    if after == AfterCall::Close {
+                        tracing::debug!("an unreadable or late gRPC call: closing its connection");
+                        close_gracefully(&mut connection, &mut closing);
+                    }
                     if calls.is_empty() {
                         idle_since = Instant::now();
                     }
@@ -244,8 +258,7 @@ impl Connection {
                             return;
                         }
                     } else if calls.is_empty() && now.duration_since(idle_since) >= limits.idle_timeout {
-                        connection.graceful_shutdown();
-                        closing = Some(now + CLOSE_GRACE);
+                        close_gracefully(&mut connection, &mut closing);
                     }
                 }
                 _ = stopped.changed(), if !stopping => {
@@ -258,6 +271,21 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// Starts `connection`'s graceful shutdown (`GOAWAY`, calls in flight finish) with
+/// [`CLOSE_GRACE`] to complete, unless it is already closing.
+fn close_gracefully<T, B>(
+    connection: &mut h2::server::Connection<T, B>,
+    closing: &mut Option<Instant>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+    B: bytes::Buf,
+{
+    if closing.is_none() {
+        connection.graceful_shutdown();
+        *closing = Some(Instant::now() + CLOSE_GRACE);
     }
 }
 

@@ -72,12 +72,30 @@ async fn start(server_settings: &str) -> Running {
 }
 
 async fn connect(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    connect_driven(addr).await.0
+}
+
+/// A client and the task driving its connection, which ends when the connection does.
+async fn connect_driven(
+    addr: SocketAddr,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
+    let driven = tokio::spawn(async move {
         let _ = connection.await;
     });
-    client
+    (client, driven)
+}
+
+/// Asserts the server closes the connection `driven` drives (GOAWAY, then the close) soon.
+async fn assert_closed(driven: tokio::task::JoinHandle<()>, what: &str) {
+    assert_closed_within(driven, Duration::from_secs(5), what).await;
+}
+
+/// Asserts the server closes the connection `driven` drives within `limit`.
+async fn assert_closed_within(driven: tokio::task::JoinHandle<()>, limit: Duration, what: &str) {
+    let ended = tokio::time::timeout(limit, driven).await;
+    assert!(ended.is_ok(), "{what}: the connection stayed open");
 }
 
 /// A framed gRPC message: `flag`, the length of `message`, `message`.
@@ -266,12 +284,15 @@ async fn unreadable_checks_are_denied_in_band_never_grpc_errors() {
         ),
     ];
     for (what, headers, chunks) in cases {
-        // A connection each: an unreadable call may end its connection.
-        let mut client = connect(running.addr).await;
+        // A connection each: an unreadable call ends its connection.
+        let (mut client, driven) = connect_driven(running.addr).await;
         let answer = call_with(&mut client, "POST", CHECK, &headers, chunks)
             .await
             .unwrap();
         assert_eq!(denied_status(&answer), 400, "{what}");
+        // The client still holds its connection: the server ends it.
+        assert_closed(driven, what).await;
+        drop(client);
     }
     let mut client = connect(running.addr).await;
     assert_check_answers(&mut client).await;
@@ -350,9 +371,11 @@ async fn a_check_over_the_message_limit_is_denied_in_band_from_its_prefix() {
     assert!(!decisions
         .keys()
         .any(|&(_, _, reason)| reason.starts_with("mcp")));
-    // Health's own limit is small, and a gRPC error.
+    // Health's own limit is small, and a gRPC error. (Each refusal closes its connection.)
+    let mut client = connect(running.addr).await;
     let health = call(&mut client, HEALTH, vec![framed(0, &[0; 2048])]).await;
     assert_eq!(health.status(), Some(8), "{health:?}");
+    let mut client = connect(running.addr).await;
     assert_check_answers(&mut client).await;
 }
 
@@ -379,7 +402,7 @@ async fn health_is_served_by_the_hand_driven_transport() {
 #[tokio::test]
 async fn a_body_slower_than_the_body_timeout_is_refused() {
     let running = start("body_read_timeout_ms = 300").await;
-    let mut client = connect(running.addr).await;
+    let (client, driven) = connect_driven(running.addr).await;
     let request = http::Request::builder()
         .method("POST")
         .uri(format!("http://jwtgate{CHECK}"))
@@ -399,6 +422,10 @@ async fn a_body_slower_than_the_body_timeout_is_refused() {
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_eq!(response.headers()["grpc-status"], "4");
     drop(body);
+    // A trickling client does not keep its connection; a new one is served.
+    assert_closed(driven, "after DEADLINE_EXCEEDED").await;
+    drop(client);
+    let mut client = connect(running.addr).await;
     assert_check_answers(&mut client).await;
 }
 
@@ -488,19 +515,46 @@ async fn over_the_connection_limit_checks_are_unavailable_and_health_answers() {
     let running = start("max_connections = 1").await;
     let mut first = connect(running.addr).await;
     assert_check_answers(&mut first).await;
-    let mut second = connect(running.addr).await;
+    let (mut second, second_driven) = connect_driven(running.addr).await;
     let refused = call(&mut second, CHECK, vec![framed(0, &check_message(&[]))]).await;
     assert_eq!(refused.status(), Some(14), "{refused:?}");
+    // The overloaded connection closes after its first call, so its client reconnects under
+    // the limit rather than being refused for the connection's whole life.
+    // Well before the overload reserve's one-second idle timeout would close it anyway.
+    assert_closed_within(
+        second_driven,
+        Duration::from_millis(700),
+        "the overloaded connection",
+    )
+    .await;
+    drop(second);
+    let (mut third, third_driven) = connect_driven(running.addr).await;
     let health = call(
-        &mut second,
+        &mut third,
         HEALTH,
         vec![framed(0, &HealthCheckRequest::default().encode_to_vec())],
     )
     .await;
     assert_eq!(health.status(), Some(0), "{health:?}");
-    assert_eq!(running.engine.load().metrics().connections_over_limit(), 1);
-    // The first connection is served as before.
+    assert_closed(third_driven, "the overloaded health connection").await;
+    drop(third);
+    assert_eq!(running.engine.load().metrics().connections_over_limit(), 2);
+    // The first connection is served as before; once it is gone, a new one is under the limit.
     assert_check_answers(&mut first).await;
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut client = connect(running.addr).await;
+        let answer = call(&mut client, CHECK, vec![framed(0, &check_message(&[]))]).await;
+        if answer.status() == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never back under the limit: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

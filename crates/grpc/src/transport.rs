@@ -147,7 +147,10 @@ async fn accept_loop(
         let tls = listening.tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+            let deadline = tokio::time::Instant::from_std(deadline_after(
+                Instant::now(),
+                limits.header_read_timeout,
+            ));
             match tls {
                 Some(acceptor) => {
                     let Ok(Ok(tls)) =
@@ -178,9 +181,22 @@ struct Connection {
 }
 
 /// How often a connection looks at its clocks: a quarter of the shorter of the header and idle
-/// timeouts, at least 10 ms.
+/// timeouts, at least 10 ms and at most a second (a huge configured timeout must not overflow
+/// the interval's next instant, and closing connections are looked at within a second).
 fn watchdog_tick(limits: &ConnectionLimits) -> Duration {
-    (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(10))
+    (limits.header_read_timeout.min(limits.idle_timeout) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// A century: the deadline of a configured timeout too large to be anything but "never".
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + timeout`, saturating at [`FAR_FUTURE`] from now: a huge configured timeout must not
+/// overflow `Instant` and panic the connection.
+fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
 }
 
 impl Connection {
@@ -266,7 +282,8 @@ impl Connection {
                     connection.graceful_shutdown();
                     // A peer that never acknowledges the GOAWAY does not hold the shutdown:
                     // calls in flight get as long as a body may take, then the socket closes.
-                    let grace = Instant::now() + limits.body_read_timeout.max(CLOSE_GRACE);
+                    let grace =
+                        deadline_after(Instant::now(), limits.body_read_timeout.max(CLOSE_GRACE));
                     closing = Some(closing.map_or(grace, |earlier| earlier.min(grace)));
                 }
             }

@@ -32,6 +32,15 @@ struct Running {
 
 /// jwtgate's gRPC listener with `server` settings added to `[server]`.
 async fn start(server_settings: &str) -> Running {
+    start_with(server_settings, |_| {}).await
+}
+
+/// As [`start`], with the built options changed by `adjust` (values no configuration file
+/// can hold, for an embedding program).
+async fn start_with(
+    server_settings: &str,
+    adjust: impl FnOnce(&mut server::ServerOptions),
+) -> Running {
     let issuer = Issuer::new();
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n{server_settings}\n\
@@ -41,10 +50,11 @@ async fn start(server_settings: &str) -> Running {
         issuer.audience(),
         issuer.jwks_file().display()
     );
-    let built = GatewayConfig::from_toml(&toml, "test")
+    let mut built = GatewayConfig::from_toml(&toml, "test")
         .unwrap()
         .build("test")
         .unwrap();
+    adjust(&mut built.options);
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = server::spawn(&built, http, None, std::future::pending())
@@ -585,4 +595,25 @@ async fn an_idle_connection_gets_goaway_and_closes() {
     assert!(ended.is_ok(), "the idle connection stayed open");
     assert!(started.elapsed() >= Duration::from_millis(250));
     drop(client);
+}
+
+#[tokio::test]
+async fn huge_configured_timeouts_do_not_panic_the_listener() {
+    // Duration::MAX, which a program embedding the listener may pass: `Instant + MAX` overflows.
+    let mut running = start_with("", |options| {
+        options.connections.header_read_timeout = Duration::MAX;
+        options.connections.body_read_timeout = Duration::MAX;
+        options.connections.idle_timeout = Duration::MAX;
+    })
+    .await;
+    let mut client = connect(running.addr).await;
+    assert_check_answers(&mut client).await;
+    // Shutdown's grace is the body timeout: it must not overflow either.
+    drop(running.stop.take());
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(5), &mut running.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -11,9 +11,12 @@
 //! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
 //! field is skipped by its wire type. Each entry of the `headers` map becomes a [`MapHeader`]:
 //! the entry's key and value (fields 1 and 2, the layout the protobuf specification gives every
-//! map entry) as slices of the received buffer, with no copy and no `HashMap`; [`read_request`](crate::check::read_request) keeps the last
-//! value of a repeated name, as a protobuf map does. No Envoy message is defined here: every
-//! other value is an envoy-types type, decoded by prost's generated code.
+//! map entry) as slices of the received buffer, with no copy and no `HashMap`. A name that
+//! arrives twice (a repeated key, or two spellings of one header) is not merged as a protobuf
+//! map would (last value wins): [`read_request`](crate::check::read_request) appends every
+//! entry, so the engine sees both and refuses a duplicated credential as it does over HTTP.
+//! No Envoy message is defined here: every other value is an envoy-types type, decoded by
+//! prost's generated code.
 
 use bytes::Bytes;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer};
@@ -53,7 +56,7 @@ mod field {
 pub struct MapHeader {
     /// The entry's key (UTF-8): a header name.
     pub name: Bytes,
-    /// The entry's value (not checked here: see [`MapHeader::decode`]).
+    /// The entry's value (not checked here: see how an entry is read, below).
     pub value: Bytes,
 }
 

@@ -617,3 +617,89 @@ async fn huge_configured_timeouts_do_not_panic_the_listener() {
         .unwrap()
         .unwrap();
 }
+
+/// A JWKS endpoint that answers its first fetch with `jwks`, then accepts connections and never
+/// answers: a later fetch (an unknown `kid`) waits on it.
+async fn jwks_then_silence(jwks: String) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let (mut first, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 4096];
+        let _ = first.read(&mut request).await;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+            jwks.len()
+        );
+        first.write_all(answer.as_bytes()).await.unwrap();
+        drop(first);
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    (addr, held)
+}
+
+#[tokio::test]
+async fn a_reset_stream_drops_its_call_at_once() {
+    let issuer = Issuer::new();
+    let (jwks, _held) = jwks_then_silence(issuer.jwks().to_string()).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nidle_timeout_ms = 300\n\
+         [keys]\nconnect_timeout = 30\ntotal_timeout = 30\ncooldown = 0\n\
+         [[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\njwks_url = \"http://{jwks}/jwks\"\n\
+         [[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n",
+        issuer.issuer(),
+        issuer.audience(),
+    );
+    let built = GatewayConfig::from_toml(&toml, "test")
+        .unwrap()
+        .build("test")
+        .unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = server::spawn(&built, http, None, std::future::pending())
+        .await
+        .unwrap();
+    let spawned = jwtgate_grpc::spawn(
+        gateway.engine.clone(),
+        grpc,
+        &built.options,
+        jwtgate_grpc::CheckOptions::default(),
+        None,
+        std::future::pending(),
+    )
+    .unwrap();
+    let ready_by = Instant::now() + Duration::from_secs(5);
+    while !server::not_ready_reasons(&gateway.engine.load()).is_empty() {
+        assert!(Instant::now() < ready_by, "the keys never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (client, driven) = connect_driven(spawned.addr).await;
+    // A key the endpoint has not published yet: the check fetches the keys again, and waits.
+    let rotated = Issuer::new().with_key(jwtgate_core::Algorithm::ES256, "k2");
+    let token = rotated.token(serde_json::json!({ "scope": "read:users" }));
+    let authorization = format!("Bearer {token}");
+    let message = check_message(&[("authorization", &authorization)]);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://jwtgate{CHECK}"))
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    let mut ready = client.clone().ready().await.unwrap();
+    let (response, mut body) = ready.send_request(request, false).unwrap();
+    body.send_data(Bytes::from(framed(0, &message)), true)
+        .unwrap();
+    // The check now waits on the silent key endpoint; the client gives up and resets.
+    let waited = tokio::time::timeout(Duration::from_millis(500), response).await;
+    assert!(waited.is_err(), "the check answered: {waited:?}");
+    body.send_reset(h2::Reason::CANCEL);
+    let started = Instant::now();
+    // With its one call dropped, the connection is idle and closes after `idle_timeout_ms`,
+    // long before the key fetch's 30 seconds.
+    assert_closed(driven, "after its only call was reset").await;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    drop(client);
+}

@@ -139,7 +139,8 @@ pub enum Inspection {
 /// A request that may pass.
 #[derive(Debug, Clone)]
 pub struct Allow {
-    /// Headers for the upstream: the verified identity (none for public routes).
+    /// Headers for the upstream: the verified identity (none for public routes, nor for the
+    /// Lambda authorizer, whose context comes from the token).
     pub identity: Vec<(HeaderName, HeaderValue)>,
     /// The verified token, when the route needed one.
     pub verified: Option<Arc<Verified>>,

@@ -417,17 +417,21 @@ impl RawEvent<'_> {
                     .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
                 // `multiValueHeaders` holds every value of a repeated header (two
                 // `Authorization` headers are a malformed request); `headers` only the last of
-                // each.
+                // each. It is the map read whenever it names any header, even with no value
+                // (`"Authorization": []` is no token, never the token `headers` may hold).
                 let headers = match self.multi_value_headers {
-                    Some(multi) if multi.values > 0 => multi.map,
+                    Some(multi) if multi.names > 0 => multi.map,
                     _ => header_map(kind, self.headers, reading)?,
                 };
                 let arn = arn(kind, "methodArn", self.method_arn)?;
                 // API Gateway passes the client's Host; the context's path is the one the
                 // client used, stage (or base path) included.
-                let host = headers
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok());
+                // Exactly one: with two, which one the client meant is unknown.
+                let mut hosts = headers.get_all(http::header::HOST).iter();
+                let host = match (hosts.next(), hosts.next()) {
+                    (Some(host), None) => host.to_str().ok(),
+                    _ => None,
+                };
                 let origin = request_origin(host, context.path.as_deref(), &arn);
                 let client_certificate = reading
                     .client_certificate
@@ -470,11 +474,11 @@ impl RawEvent<'_> {
     }
 }
 
-/// A header map of an event, with the number of values it had before [`Reading::keep_header`]
+/// A header map of an event, with the number of names it had before [`Reading::keep_header`]
 /// left some out.
 struct EventHeaders {
     map: HeaderMap,
-    values: usize,
+    names: usize,
 }
 
 /// A header map of the event (`null` or absent: none), read from its text.
@@ -492,19 +496,18 @@ fn header_map(
         .map_err(|e| malformed(kind, format!("headers: {e}")))
 }
 
-/// Reads a header map (`null`: none): a JSON object of header names to a string (replaces
-/// earlier values of the name, as `HeaderMap::insert`) or a list of strings (each added, as
-/// `HeaderMap::append`), for the names `keep` accepts; the other names are checked, and their
-/// values (a string or a list of strings all the same) skipped without being checked as header
-/// values (each counted as one value, so that a `multiValueHeaders` of only such headers is
-/// still the map used).
+/// Reads a header map (`null`: none): a JSON object of header names to a string (a name given
+/// so more than once, in any case, is malformed: which value the client meant is unknown) or a
+/// list of strings (each added, as `HeaderMap::append`), for the names `keep` accepts; the other
+/// names are checked, and their values (a string or a list of strings all the same) skipped
+/// without being checked as header values. Every name is counted, kept or not.
 fn read_headers(
     cursor: &mut Cursor<'_>,
     keep: &dyn Fn(&[u8]) -> bool,
 ) -> Result<EventHeaders, ScanError> {
     let mut headers = EventHeaders {
         map: HeaderMap::new(),
-        values: 0,
+        names: 0,
     };
     if cursor.null()? {
         return Ok(headers);
@@ -515,8 +518,8 @@ fn read_headers(
         if !is_header_name(name.as_bytes()) {
             return Err(not_a_name());
         }
+        headers.names += 1;
         if !keep(name.as_bytes()) {
-            headers.values += 1;
             return if cursor.next_is(b'[') {
                 cursor.array(Cursor::skip_string)
             } else if cursor.next_is(b'"') {
@@ -535,17 +538,25 @@ fn read_headers(
             }
             .map_err(|_| ScanError::new(format!("the value of {header} is not a header value"), at))
         };
+        let too_many = || ScanError::new("too many header values", at);
         if cursor.next_is(b'[') {
             cursor.array(|cursor| {
                 let value = value(cursor)?;
-                headers.values += 1;
-                headers.map.append(&header, value);
+                headers
+                    .map
+                    .try_append(&header, value)
+                    .map_err(|_| too_many())?;
                 Ok(())
             })
         } else if cursor.next_is(b'"') {
+            if headers.map.contains_key(&header) {
+                return Err(ScanError::new(format!("{header} is given twice"), at));
+            }
             let value = value(cursor)?;
-            headers.values += 1;
-            headers.map.insert(&header, value);
+            headers
+                .map
+                .try_insert(&header, value)
+                .map_err(|_| too_many())?;
             Ok(())
         } else {
             Err(cursor.error(format!(
@@ -635,10 +646,49 @@ mod tests {
     }
 
     #[test]
-    fn headers_one_string_replaces_a_list_adds() {
+    fn the_dpop_origin_needs_exactly_one_host() {
+        let event = |hosts: &str| {
+            format!(
+                r#"{{"type": "REQUEST", "requestContext": {{"path": "/prod/x"}},
+                "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+                "multiValueHeaders": {{"Host": [{hosts}]}}}}"#
+            )
+        };
+        let origin = |hosts: &str| {
+            parse_slice(event(hosts).as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .origin
+        };
+        assert_eq!(
+            origin(r#""api.example""#).as_deref(),
+            Some("https://api.example/prod")
+        );
+        assert_eq!(origin(r#""api.example", "evil.example""#), None);
+        assert_eq!(origin(""), None);
+    }
+
+    #[test]
+    fn multi_value_headers_naming_a_header_is_the_map_read_even_without_values() {
         let event = br#"{"type": "REQUEST", "requestContext": {},
             "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
-            "headers": {"X-A": "1", "x-a": "2", "X-B": ["1"], "x-b": ["2", "3"], "X-C": []}}"#;
+            "headers": {"Authorization": "Bearer from-headers"},
+            "multiValueHeaders": {"Authorization": []}}"#;
+        let parsed = parse_slice(event).unwrap_or_else(|e| panic!("{e}"));
+        assert!(parsed.headers.get("authorization").is_none());
+        // An empty `multiValueHeaders` is no headers at all: `headers` is read.
+        let event = br#"{"type": "REQUEST", "requestContext": {},
+            "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "headers": {"Authorization": "Bearer from-headers"},
+            "multiValueHeaders": {}}"#;
+        let parsed = parse_slice(event).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.headers["authorization"], "Bearer from-headers");
+    }
+
+    #[test]
+    fn headers_lists_add_and_a_repeated_string_is_malformed() {
+        let event = br#"{"type": "REQUEST", "requestContext": {},
+            "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+            "headers": {"X-A": "1", "X-B": ["1"], "x-b": ["2", "3"], "X-C": []}}"#;
         let parsed = parse_slice(event).unwrap_or_else(|e| panic!("{e}"));
         let values = |name: &str| -> Vec<&str> {
             parsed
@@ -648,9 +698,22 @@ mod tests {
                 .filter_map(|v| v.to_str().ok())
                 .collect()
         };
-        assert_eq!(values("x-a"), ["2"]);
+        assert_eq!(values("x-a"), ["1"]);
         assert_eq!(values("x-b"), ["1", "2", "3"]);
         assert!(values("x-c").is_empty());
+        // Two strings for one name (any case): the last must not silently win.
+        for repeated in [
+            r#""Authorization": "Bearer a", "authorization": "Bearer b""#,
+            r#""Authorization": ["Bearer a"], "authorization": "Bearer b""#,
+            r#""Host": "a.example", "host": "b.example""#,
+        ] {
+            let event = format!(
+                r#"{{"type": "REQUEST", "requestContext": {{}},
+                "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
+                "headers": {{{repeated}}}}}"#
+            );
+            assert!(parse_slice(event.as_bytes()).is_err(), "{repeated}");
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@
 use std::borrow::Cow;
 use thiserror::Error;
 
-/// The deepest nesting of arrays and objects [`Cursor::skip_value`] accepts (as `serde_json`).
+/// The deepest nesting of arrays and objects [`Cursor::skip_value`] accepts, counted from the
+/// skipped value (`serde_json`'s limit, but from the event's root: a skipped value a few levels
+/// down may nest that much deeper than `serde_json` would accept; it only ever accepts more).
 pub const MAX_DEPTH: u32 = 127;
 
 /// Why the event's text is not the JSON expected at some point (boxed: one word, so that the

@@ -13,9 +13,9 @@
 //!   flight for `idle_timeout` gets `GOAWAY` and one second to close; a call's body must arrive
 //!   within `body_read_timeout` (it is one small message). A call whose body came too late or
 //!   could not be read starts the connection's graceful close (`GOAWAY`, one second to finish).
-//! * **HTTP/2** ([`h2_builder`]): the gateway's `http2_max_concurrent_streams` and
+//! * **HTTP/2** (`h2_builder`): the gateway's `http2_max_concurrent_streams` and
 //!   `http2_max_header_list_size`, the rapid-reset and local-error-reset limits, a send buffer
-//!   per stream of 64 KiB, and windows sized for one check (see [`INITIAL_WINDOW`]).
+//!   per stream of 64 KiB, and windows sized for one check (see `INITIAL_WINDOW`).
 //! * **Calls** of one connection are polled by the connection's own task (a
 //!   `FuturesUnordered`), not spawned: no task, no cross-task wake-up per call. One
 //!   connection's checks therefore share one core; Envoy opens a connection per worker thread

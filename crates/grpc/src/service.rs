@@ -175,9 +175,7 @@ impl Services {
             );
             if head.uri.path() == CHECK_PATH && !overloaded {
                 *after = AfterCall::Close;
-                let engine = self.engine.load();
-                let denial = Denial::invalid_request(engine.realm(), why);
-                return Ok(self.deny(&engine, denial));
+                return Ok(self.unreadable(&self.engine.load(), why));
             }
             Err(CallError::new(status::UNIMPLEMENTED, why))
         } else {
@@ -215,8 +213,7 @@ impl Services {
             }
             Err(Unread::Frame(error)) => {
                 let why = format!("the check request is not one gRPC message: {error}");
-                let denial = Denial::invalid_request(engine.realm(), why);
-                return Ok(self.deny(&engine, denial));
+                return Ok(self.unreadable(&engine, why));
             }
             Err(Unread::Call(error)) => return Err(error),
         };
@@ -227,14 +224,18 @@ impl Services {
             Err(error) => {
                 *after = AfterCall::Close;
                 let why = format!("the check request cannot be decoded: {error}");
-                let denial = Denial::invalid_request(engine.realm(), why);
-                return Ok(self.deny(&engine, denial));
+                return Ok(self.unreadable(&engine, why));
             }
         };
         // Boxed: the decision's future is kilobytes, and a call future that held it inline
         // would be copied whole into the connection's set of calls.
         let answer = Box::pin(check_input(&engine, &input, self.options)).await;
         Ok(frame(&answer))
+    }
+
+    /// A check whose request cannot be read, denied in-band as `invalid_request` (`why`).
+    fn unreadable(&self, engine: &Engine, why: String) -> Bytes {
+        self.deny(engine, Denial::invalid_request(engine.realm(), why))
     }
 
     /// A check refused before its request could be read: the engine records `denial` and it

@@ -4,12 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use jwtgate_http::config::GatewayConfig;
-use jwtgate_http::server;
 use jwtgate_test_support::Issuer;
 use serde_json::json;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -27,41 +28,12 @@ fn config(issuer: &Issuer, jwks_file: &str, routes: &str) -> String {
 
 const ROUTES: &str = "[[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]\n";
 
-struct Running {
-    addr: std::net::SocketAddr,
-    engine: std::sync::Arc<jwtgate_http::SharedEngine>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start(toml: &str) -> Running {
+async fn start(toml: &str) -> support::Serving {
     let built = GatewayConfig::from_toml(toml, "test")
         .unwrap()
         .build("test")
         .unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind(built.options.grpc_listen.unwrap())
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let gateway = server::spawn(&built, http, None, std::future::pending())
-        .await
-        .unwrap();
-    let spawned = jwtgate_grpc::spawn(
-        gateway.engine.clone(),
-        grpc,
-        &built.options,
-        jwtgate_grpc::CheckOptions::default(),
-        None,
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .unwrap();
-    Running {
-        addr: spawned.addr,
-        engine: gateway.engine,
-        _stop: stop,
-    }
+    support::serve(&built).await
 }
 
 fn request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {

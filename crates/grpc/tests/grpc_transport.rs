@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use bytes::Bytes;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -55,28 +57,12 @@ async fn start_with(
         .build("test")
         .unwrap();
     adjust(&mut built.options);
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = server::spawn(&built, http, None, std::future::pending())
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let spawned = jwtgate_grpc::spawn(
-        gateway.engine.clone(),
-        grpc,
-        &built.options,
-        jwtgate_grpc::CheckOptions::default(),
-        None,
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .unwrap();
+    let serving = support::serve(&built).await;
     Running {
-        addr: spawned.addr,
-        stop: Some(stop),
-        task: spawned.task,
-        engine: gateway.engine,
+        addr: serving.addr,
+        stop: serving.stop,
+        task: serving.task,
+        engine: serving.engine,
         _issuer: issuer,
     }
 }

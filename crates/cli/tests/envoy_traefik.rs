@@ -617,6 +617,30 @@ async fn envoy_recipes_pass_dpop_nonces() {
     }
 }
 
+/// A certificate-bound token through a proxy terminating TLS: with the certificate it is bound
+/// to (`owner`, a PEM identity) it passes, and reaches the API when `seen` watches it; with
+/// `other`'s it is refused as sent with another certificate, without reaching it.
+async fn assert_bound(url: &str, token: &str, owner: &[u8], other: &[u8], seen: Option<&Seen>) {
+    let before = seen.map(Seen::count);
+    let response = tls_client(Some(owner))
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (status, challenge) = get_bearer(&tls_client(Some(other)), url, token, &[]).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("another certificate"), "{challenge}");
+    if let (Some(seen), Some(before)) = (seen, before) {
+        assert_eq!(
+            seen.count(),
+            before + 1,
+            "the bound token's request alone reached the API"
+        );
+    }
+}
+
 /// What the client-certificate tests share: a temp dir whose `certs` hold the CA `clients` and
 /// the certificates it issued to alice and bob (key and certificate as one PEM, and the DER), the
 /// recipes' issuer, the echoing upstream, and `jwtgate serve` from the recipe `toml` with
@@ -710,19 +734,7 @@ async fn envoy_passes_the_client_certificate_in_xfcc() {
     let client = tls_client;
     let url = format!("https://localhost:{}/api/users", proxy.port());
     let token = bound_token(&issuer, &alice_der);
-    let before = seen.count();
-    let response = client(Some(&alice))
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    assert_eq!(seen.count(), before + 1);
-
-    let (status, challenge) = get_bearer(&client(Some(&bob)), &url, &token, &[]).await;
-    assert_eq!(status, 401);
-    assert!(challenge.contains("another certificate"), "{challenge}");
+    assert_bound(&url, &token, &alice, &bob, Some(&seen)).await;
 
     let forged = format!(
         "Hash={}",
@@ -791,29 +803,15 @@ async fn envoy_grpc_check_carries_the_client_certificate() {
     let client = tls_client;
     let url = format!("https://localhost:{}/api/users", proxy.port());
     let token = bound_token(&issuer, &alice_der);
+    assert_bound(&url, &token, &alice, &bob, Some(&seen)).await;
     let before = seen.count();
-    let response = client(Some(&alice))
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    assert_eq!(seen.count(), before + 1);
-
-    for (identity, expected) in [
-        (Some(&bob[..]), "another certificate"),
-        (None, "without a client certificate"),
-    ] {
-        let (status, challenge) = get_bearer(&client(identity), &url, &token, &[]).await;
-        assert_eq!(status, 401, "{expected}");
-        assert!(challenge.contains(expected), "{challenge}");
-    }
-    assert_eq!(
-        seen.count(),
-        before + 1,
-        "a refused request reached the API"
+    let (status, challenge) = get_bearer(&client(None), &url, &token, &[]).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("without a client certificate"),
+        "{challenge}"
     );
+    assert_eq!(seen.count(), before, "a refused request reached the API");
     // A token bound to no certificate needs none.
     let response = client(None)
         .get(&url)
@@ -913,17 +911,7 @@ http:
     .await;
     let url = format!("https://localhost:{}/api/users", proxy.port());
     let token = bound_token(&issuer, &alice_der);
-    let response = client(Some(&alice))
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-
-    let (status, challenge) = get_bearer(&client(Some(&bob)), &url, &token, &[]).await;
-    assert_eq!(status, 401);
-    assert!(challenge.contains("another certificate"), "{challenge}");
+    assert_bound(&url, &token, &alice, &bob, None).await;
 
     let forged: String = String::from_utf8_lossy(&std::fs::read(certs.join("alice.crt")).unwrap())
         .lines()

@@ -643,26 +643,13 @@ async fn a_reset_stream_drops_its_call_at_once() {
         .unwrap()
         .build("test")
         .unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = server::spawn(&built, http, None, std::future::pending())
-        .await
-        .unwrap();
-    let spawned = jwtgate_grpc::spawn(
-        gateway.engine.clone(),
-        grpc,
-        &built.options,
-        jwtgate_grpc::CheckOptions::default(),
-        None,
-        std::future::pending(),
-    )
-    .unwrap();
+    let serving = support::serve(&built).await;
     let ready_by = Instant::now() + Duration::from_secs(5);
-    while !server::not_ready_reasons(&gateway.engine.load()).is_empty() {
+    while !server::not_ready_reasons(&serving.engine.load()).is_empty() {
         assert!(Instant::now() < ready_by, "the keys never loaded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (client, driven) = connect_driven(spawned.addr).await;
+    let (client, driven) = connect_driven(serving.addr).await;
     // A key the endpoint has not published yet: the check fetches the keys again, and waits.
     let rotated = Issuer::new().with_key(jwtgate_core::Algorithm::ES256, "k2");
     let token = rotated.token(serde_json::json!({ "scope": "read:users" }));

@@ -21,27 +21,25 @@
 //! * The verified token's `sub`, `iss` and scopes go into `dynamic_metadata` (Envoy stores them
 //!   under the `envoy.filters.http.ext_authz` namespace for RBAC, Lua and access logs).
 
+use crate::answer::{AllowAnswer, Claims};
 use crate::codec::CheckInput;
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
-};
-use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse};
 use envoy_types::pb::google::rpc::Status;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use jwtgate_core::Verified;
 use jwtgate_engine::mtls::{CertificateSource, CertificateThumbprint};
 use jwtgate_engine::{
     bearer, hygiene, unix_now, Allow, Denial, Engine, FrontEnd, Inspection, Outcome, RequestBody,
     RequestView, TokenInput,
 };
-use std::sync::Arc;
+use std::borrow::Cow;
 
 /// gRPC status codes of `google.rpc.Code` used in answers.
-mod code {
+pub(crate) mod code {
     /// The request may pass.
     pub const OK: i32 = 0;
     /// A 400 refusal.
@@ -62,11 +60,11 @@ pub struct CheckOptions {
 
 /// The original request of a `CheckRequest`, as the engine reads it.
 #[derive(Debug, Clone)]
-pub struct Original {
+pub struct Original<'a> {
     /// The method (`GET`, …).
-    pub method: String,
+    pub method: &'a str,
     /// The request target as sent: path and query.
-    pub target: String,
+    pub target: &'a str,
     /// The request headers (pseudo-headers such as `:path` left out).
     pub headers: HeaderMap,
     /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`; only
@@ -74,23 +72,23 @@ pub struct Original {
     pub origin: Option<String>,
     /// The request body as Envoy sent it (`with_request_body` with `pack_as_bytes`), for an MCP
     /// route's inspection.
-    pub body: CheckBody,
+    pub body: CheckBody<'a>,
 }
 
 /// What a check carries of the request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckBody {
+pub enum CheckBody<'a> {
     /// Nothing (`with_request_body` off), or only the UTF-8 `body` string, whose bytes may differ
     /// from those Envoy forwards: not inspectable.
     Absent,
     /// The whole body (`raw_body`).
-    Whole(Vec<u8>),
+    Whole(&'a [u8]),
     /// The start of a longer body (`allow_partial_message`, marked by Envoy's
     /// `x-envoy-auth-partial-body: true`).
     Partial,
 }
 
-impl CheckBody {
+impl CheckBody<'_> {
     /// The engine's view of it.
     pub fn view(&self) -> RequestBody<'_> {
         match self {
@@ -115,7 +113,7 @@ pub enum Unreadable {
 /// Reads the original request from `check`: method, path with query, and headers from the
 /// `headers` map (names given twice, in any case, are kept twice) and, when Envoy
 /// sends raw headers (`encode_raw_headers`), from `header_map`.
-pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
+pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
     let http = check.http.as_ref().ok_or(Unreadable::NoHttpRequest)?;
     let raw = http.header_map.as_ref().map_or(&[][..], |m| &m.headers[..]);
     let mut headers = HeaderMap::with_capacity(check.headers.len() + raw.len());
@@ -156,7 +154,7 @@ pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
     let body = match (http.raw_body.is_empty(), partial) {
         (true, _) => CheckBody::Absent,
         (false, true) => CheckBody::Partial,
-        (false, false) => CheckBody::Whole(http.raw_body.clone()),
+        (false, false) => CheckBody::Whole(&http.raw_body),
     };
     // Only a DPoP proof's `htu` is compared with the origin, and the engine reads the origin
     // only after finding a `DPoP` header: without one, it is not formatted.
@@ -166,8 +164,8 @@ pub fn read_request(check: &CheckInput) -> Result<Original, Unreadable> {
         None
     };
     Ok(Original {
-        method: http.method.clone(),
-        target: http.path.clone(),
+        method: &http.method,
+        target: &http.path,
         headers,
         origin,
         body,
@@ -199,12 +197,28 @@ pub async fn check(
     check_input(engine, &CheckInput::from(request.clone()), options).await
 }
 
-/// Decides one `Check` with `engine` and renders the answer.
+/// Decides one `Check` with `engine` and renders the answer as the generated message.
 pub async fn check_input(
     engine: &Engine,
     request: &CheckInput,
     options: CheckOptions,
 ) -> CheckResponse {
+    decide(engine, request, options, |answer| answer.to_message()).await
+}
+
+/// Decides one `Check` with `engine` and renders the answer framed as one gRPC message: what
+/// the server sends.
+pub async fn check_framed(engine: &Engine, request: &CheckInput, options: CheckOptions) -> Bytes {
+    decide(engine, request, options, |answer| answer.frame()).await
+}
+
+/// Decides one `Check` with `engine` and hands the rendered answer to `emit`.
+async fn decide<R>(
+    engine: &Engine,
+    request: &CheckInput,
+    options: CheckOptions,
+    emit: impl FnOnce(Rendered<'_>) -> R,
+) -> R {
     let original = match read_request(request) {
         Ok(original) => original,
         Err(problem) => {
@@ -218,13 +232,13 @@ pub async fn check_input(
                 }
             };
             let outcome = engine.refuse("", "", denial);
-            return render(engine, &HeaderMap::new(), "", &outcome, options);
+            return emit(rendered(engine, &HeaderMap::new(), "", &outcome, options));
         }
     };
     let view = RequestView {
         front: FrontEnd::ExtAuthz,
-        method: &original.method,
-        target: &original.target,
+        method: original.method,
+        target: original.target,
         headers: &original.headers,
         origin: original.origin.as_deref(),
         token: TokenInput::FromRequest,
@@ -235,21 +249,50 @@ pub async fn check_input(
         Inspection::Decided(outcome) => outcome,
         // A body is asked for only when deferred, which a check never is.
         Inspection::ReadBody { .. } => engine.refuse(
-            &original.method,
-            &original.target,
+            original.method,
+            original.target,
             Denial::body_unavailable(engine.realm()),
         ),
     };
-    render(
+    emit(rendered(
         engine,
         &original.headers,
-        &original.target,
+        original.target,
         &outcome,
         options,
-    )
+    ))
 }
 
-/// Renders `outcome` for the request with `headers` and `target` (see the module docs).
+/// A rendered answer: an allow, encoded from what it borrows ([`AllowAnswer`]), or a refusal as
+/// the generated message (refusals are rare and carry the HTTP gateway's answer).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rendered<'a> {
+    /// `OK`.
+    Allow(AllowAnswer<'a>),
+    /// A refusal.
+    Deny(CheckResponse),
+}
+
+impl Rendered<'_> {
+    /// The answer as the generated `CheckResponse`.
+    pub fn to_message(&self) -> CheckResponse {
+        match self {
+            Rendered::Allow(allow) => allow.to_message(),
+            Rendered::Deny(response) => response.clone(),
+        }
+    }
+
+    /// The answer framed as one uncompressed gRPC message.
+    pub fn frame(&self) -> Bytes {
+        match self {
+            Rendered::Allow(allow) => allow.frame(),
+            Rendered::Deny(response) => crate::framing::frame(response),
+        }
+    }
+}
+
+/// Renders `outcome` for the request with `headers` and `target` as the generated message (see
+/// the module docs).
 pub fn render(
     engine: &Engine,
     headers: &HeaderMap,
@@ -257,24 +300,37 @@ pub fn render(
     outcome: &Outcome,
     options: CheckOptions,
 ) -> CheckResponse {
+    rendered(engine, headers, target, outcome, options).to_message()
+}
+
+/// Renders `outcome` for the request with `headers` and `target` (see the module docs).
+pub fn rendered<'a>(
+    engine: &'a Engine,
+    headers: &'a HeaderMap,
+    target: &'a str,
+    outcome: &'a Outcome,
+    options: CheckOptions,
+) -> Rendered<'a> {
     match outcome {
-        Outcome::Allow(allow) => render_allow(engine, headers, target, Some(allow), options),
-        Outcome::Preflight => render_allow(engine, headers, target, None, options),
-        Outcome::Deny(denial) => render_deny(denial),
+        Outcome::Allow(allow) => {
+            Rendered::Allow(render_allow(engine, headers, target, Some(allow), options))
+        }
+        Outcome::Preflight => Rendered::Allow(render_allow(engine, headers, target, None, options)),
+        Outcome::Deny(denial) => Rendered::Deny(render_deny(denial)),
     }
 }
 
+/// A header value as protobuf text: nearly always UTF-8 already (identity values are sanitised
+/// text), else converted lossily.
+fn text(value: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(value)
+}
+
 fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
-    // Header values are nearly always UTF-8 (identity values are sanitised text): the plain
-    // check is a fraction of the lossy conversion's cost.
-    let value = match std::str::from_utf8(value) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(value).into_owned(),
-    };
     HeaderValueOption {
         header: Some(PbHeader {
             key: name.to_owned(),
-            value,
+            value: text(value).into_owned(),
             raw_value: Vec::new(),
         }),
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
@@ -283,20 +339,22 @@ fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
 }
 
 /// `OK`, with the identity headers set and the client's spellings, overrides and token removed.
-fn render_allow(
-    engine: &Engine,
-    headers: &HeaderMap,
-    target: &str,
-    allow: Option<&Allow>,
+fn render_allow<'a>(
+    engine: &'a Engine,
+    headers: &'a HeaderMap,
+    target: &'a str,
+    allow: Option<&'a Allow>,
     options: CheckOptions,
-) -> CheckResponse {
+) -> AllowAnswer<'a> {
     let identity: &[(HeaderName, HeaderValue)] = allow.map_or(&[], |a| &a.identity);
-    let mut set: Vec<HeaderValueOption> = identity
-        .iter()
-        .map(|(name, value)| overwrite(name.as_str(), value.as_bytes()))
-        .collect();
+    let mut set: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(identity.len() + 1);
+    set.extend(
+        identity
+            .iter()
+            .map(|(name, value)| (name.as_str(), text(value.as_bytes()))),
+    );
     let is_set = |name: &str| identity.iter().any(|(n, _)| n.as_str() == name);
-    let mut remove: Vec<String> = Vec::new();
+    let mut remove: Vec<&str> = Vec::new();
     let locations = engine.locations();
     for name in headers.keys() {
         let name = name.as_str();
@@ -313,10 +371,10 @@ fn render_allow(
                 .any(|n| hygiene::folds_to(name, n));
         let token = !options.forward_token && name == "authorization";
         if (spoofed || overriding || forwarding_variant || token) && !is_set(name) {
-            remove.push(name.to_owned());
+            remove.push(name);
         }
     }
-    let mut query_remove = Vec::new();
+    let mut query_remove = None;
     if !options.forward_token {
         if let Some(cookie_name) = locations.cookie.as_deref() {
             let cookies: Vec<&str> = headers
@@ -326,8 +384,8 @@ fn render_allow(
                 .collect();
             if !cookies.is_empty() {
                 match bearer::cookie_without(&cookies.join("; "), cookie_name) {
-                    Some(rest) => set.push(overwrite("cookie", rest.as_bytes())),
-                    None => remove.push("cookie".to_owned()),
+                    Some(rest) => set.push(("cookie", Cow::Owned(rest))),
+                    None => remove.push("cookie"),
                 }
             }
         }
@@ -336,50 +394,24 @@ fn render_allow(
                 .split('&')
                 .any(|pair| pair.split('=').next() == Some(parameter.as_str()))
             {
-                query_remove.push(parameter.clone());
+                query_remove = Some(parameter.as_str());
             }
         }
     }
-    let metadata = allow.and_then(|a| a.verified.as_ref()).map(claims_metadata);
-    CheckResponse {
-        status: Some(Status {
-            code: code::OK,
-            message: String::new(),
-            details: Vec::new(),
-        }),
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-            headers: set,
-            headers_to_remove: remove,
-            query_parameters_to_remove: query_remove,
-            response_headers_to_add: allow
-                .and_then(|a| a.dpop_nonce.as_deref())
-                .map(|nonce| overwrite("dpop-nonce", nonce.as_bytes()))
-                .into_iter()
-                .collect(),
-            ..OkHttpResponse::default()
-        })),
-        dynamic_metadata: metadata,
+    let claims = allow
+        .and_then(|a| a.verified.as_ref())
+        .map(|verified| Claims {
+            subject: verified.subject(),
+            issuer: verified.issuer(),
+            scopes: verified.distinct_scopes(),
+        });
+    AllowAnswer {
+        set,
+        remove,
+        query_remove,
+        dpop_nonce: allow.and_then(|a| a.dpop_nonce.as_deref()),
+        claims,
     }
-}
-
-/// `sub`, `iss` and the granted scopes of a verified token, as `dynamic_metadata`.
-fn claims_metadata(verified: &Arc<Verified>) -> Struct {
-    let text = |s: &str| Value {
-        kind: Some(Kind::StringValue(s.to_owned())),
-    };
-    let mut fields = std::collections::HashMap::with_capacity(3);
-    if let Some(subject) = verified.subject() {
-        fields.insert("sub".to_owned(), text(subject));
-    }
-    fields.insert("iss".to_owned(), text(verified.issuer()));
-    let scopes = verified.distinct_scopes().into_iter().map(text).collect();
-    fields.insert(
-        "scopes".to_owned(),
-        Value {
-            kind: Some(Kind::ListValue(ListValue { values: scopes })),
-        },
-    );
-    Struct { fields }
 }
 
 /// A refusal: the HTTP gateway's answer for `denial` as `denied_response`.
@@ -417,9 +449,10 @@ fn render_deny(denial: &Denial) -> CheckResponse {
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
-    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, OkHttpResponse};
     use jwtgate_http::config::GatewayConfig;
     use jwtgate_test_support::Issuer;
+    use std::sync::Arc;
 
     /// An engine for the shared test issuer, with `extra` TOML (token locations); the issuer
     /// is returned to keep its JWKS file.
@@ -677,7 +710,8 @@ mod tests {
         };
         http.headers.insert(":path".into(), "/api/users?x=1".into());
         http.headers.insert("x-a".into(), "1".into());
-        let original = read_request(&CheckInput::from(check_request(Some(http.clone())))).unwrap();
+        let input = CheckInput::from(check_request(Some(http.clone())));
+        let original = read_request(&input).unwrap();
         assert_eq!(original.method, "POST");
         assert_eq!(original.target, "/api/users?x=1");
         assert_eq!(original.headers.len(), 1);

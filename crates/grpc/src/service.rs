@@ -16,7 +16,7 @@
 //! (the call waits on the answer and on the reset together), so resetting streams cannot pile
 //! up calls beyond `http2_max_concurrent_streams`.
 
-use crate::check::{check_input, render, CheckOptions};
+use crate::check::{check_framed, render, CheckOptions};
 use crate::codec::decode_check;
 use crate::framing::{frame, status, status_headers, FrameError, UnaryBody};
 use bytes::Bytes;
@@ -229,8 +229,7 @@ impl Services {
         };
         // Boxed: the decision's future is kilobytes, and a call future that held it inline
         // would be copied whole into the connection's set of calls.
-        let answer = Box::pin(check_input(&engine, &input, self.options)).await;
-        Ok(frame(&answer))
+        Ok(Box::pin(check_framed(&engine, &input, self.options)).await)
     }
 
     /// A check whose request cannot be read, denied in-band as `invalid_request` (`why`).

@@ -110,6 +110,11 @@ pub enum Unreadable {
     BadHeader(String),
 }
 
+/// Envoy's mark of a body cut at `max_request_bytes` (`allow_partial_message`).
+const PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-partial-body");
+/// The DPoP proof header.
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+
 /// Reads the original request from `check`: method, path with query, and headers from the
 /// `headers` map (names given twice, in any case, are kept twice) and, when Envoy
 /// sends raw headers (`encode_raw_headers`), from `header_map`.
@@ -149,7 +154,7 @@ pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
         }
     }
     let partial = headers
-        .get("x-envoy-auth-partial-body")
+        .get(PARTIAL_BODY)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let body = match (http.raw_body.is_empty(), partial) {
         (true, _) => CheckBody::Absent,
@@ -158,7 +163,7 @@ pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
     };
     // Only a DPoP proof's `htu` is compared with the origin, and the engine reads the origin
     // only after finding a `DPoP` header: without one, it is not formatted.
-    let origin = if headers.contains_key("dpop") {
+    let origin = if headers.contains_key(DPOP) {
         jwtgate_engine::dpop::origin(&http.scheme, &http.host)
     } else {
         None

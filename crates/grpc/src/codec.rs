@@ -144,6 +144,34 @@ pub enum CheckDecodeError {
     NotAMessage(u32),
 }
 
+/// Reads a varint: a one-byte varint (every key and most lengths of a check) without a call,
+/// any other by prost.
+#[inline(always)]
+fn read_varint(buf: &mut &[u8]) -> Result<u64, CheckDecodeError> {
+    match buf.split_first() {
+        Some((&byte, rest)) if byte < 0x80 => {
+            *buf = rest;
+            Ok(u64::from(byte))
+        }
+        _ => Ok(decode_varint(buf)?),
+    }
+}
+
+/// Reads a field's key: a one-byte key of a valid tag and wire type without a call, any other
+/// (and every invalid one, for its error) by prost.
+#[inline(always)]
+fn read_key(buf: &mut &[u8]) -> Result<(u32, WireType), CheckDecodeError> {
+    if let Some((&byte, rest)) = buf.split_first() {
+        if (8..0x80).contains(&byte) {
+            if let Ok(wire_type) = WireType::try_from(u64::from(byte & 0x07)) {
+                *buf = rest;
+                return Ok((u32::from(byte >> 3), wire_type));
+            }
+        }
+    }
+    Ok(decode_key(buf)?)
+}
+
 /// The fields of one message: calls `each(tag, field, payload)` with the field's whole encoding
 /// (key included) and, for a length-delimited field, its payload.
 fn fields(
@@ -152,9 +180,9 @@ fn fields(
 ) -> Result<(), CheckDecodeError> {
     while !buf.is_empty() {
         let start = buf;
-        let (tag, wire_type) = decode_key(&mut buf)?;
+        let (tag, wire_type) = read_key(&mut buf)?;
         let payload = if wire_type == WireType::LengthDelimited {
-            let len = usize::try_from(decode_varint(&mut buf)?).unwrap_or(usize::MAX);
+            let len = usize::try_from(read_varint(&mut buf)?).unwrap_or(usize::MAX);
             if len > buf.len() {
                 return Err(CheckDecodeError::Truncated(tag));
             }
@@ -171,9 +199,26 @@ fn fields(
     Ok(())
 }
 
+/// A string field's text; an error for a field of another wire type, or not UTF-8.
+fn text(tag: u32, payload: Option<&[u8]>) -> Result<&str, CheckDecodeError> {
+    std::str::from_utf8(message_payload(tag, payload)?).map_err(|_| CheckDecodeError::NotUtf8(tag))
+}
+
 /// A sub-message field's payload; an error for a field of another wire type.
 fn message_payload(tag: u32, payload: Option<&[u8]>) -> Result<&[u8], CheckDecodeError> {
     payload.ok_or(CheckDecodeError::NotAMessage(tag))
+}
+
+/// Header entries room is made for at the first one: what Envoy sends for a plain request
+/// (its pseudo-headers, the token, `x-forwarded-proto`, `x-request-id`, a few of the client's).
+const EXPECTED_HEADERS: usize = 16;
+
+/// Sets a singular string field to the text of `payload`.
+fn set_text(slot: &mut String, tag: u32, payload: Option<&[u8]>) -> Result<(), CheckDecodeError> {
+    let value = text(tag, payload)?;
+    slot.clear();
+    slot.push_str(value);
+    Ok(())
 }
 
 /// Decodes the parts of a `CheckRequest` jwtgate reads (see the module docs);
@@ -209,15 +254,21 @@ pub fn decode_check(
                                 field::HTTP_HEADERS => {
                                     let entry =
                                         MapHeader::decode(bytes, message_payload(tag, payload)?)?;
+                                    if input.headers.capacity() == 0 {
+                                        input.headers.reserve(EXPECTED_HEADERS);
+                                    }
                                     input.headers.push(entry);
                                     Ok(())
                                 }
-                                field::HTTP_METHOD
-                                | field::HTTP_PATH
-                                | field::HTTP_HOST
-                                | field::HTTP_SCHEME
-                                | field::HTTP_RAW_BODY
-                                | field::HTTP_HEADER_MAP => Ok(http.merge(whole)?),
+                                // Singular strings: the last occurrence wins, as prost merges
+                                // them (each one's own allocation, not prost's generic merge).
+                                field::HTTP_METHOD => set_text(&mut http.method, tag, payload),
+                                field::HTTP_PATH => set_text(&mut http.path, tag, payload),
+                                field::HTTP_HOST => set_text(&mut http.host, tag, payload),
+                                field::HTTP_SCHEME => set_text(&mut http.scheme, tag, payload),
+                                field::HTTP_RAW_BODY | field::HTTP_HEADER_MAP => {
+                                    Ok(http.merge(whole)?)
+                                }
                                 // `id`, `query`, `fragment`, `size`, `protocol`, `body`: not
                                 // read (their wire format checked by `fields`).
                                 _ => Ok(()),
@@ -388,5 +439,26 @@ mod tests {
             Err(CheckDecodeError::NotUtf8(1))
         );
         assert!(CheckRequest::decode(&check[..]).is_err());
+        // Keys that are not keys, on the one-byte fast path and past it: tag 0, wire types 6
+        // and 7, a key over 32 bits.
+        for key in [
+            &[0x02, 0x00][..],
+            &[0x0e],
+            &[0x0f],
+            &[0xff, 0xff, 0xff, 0xff, 0x7f],
+        ] {
+            assert!(
+                decode_check(&Bytes::copy_from_slice(key), false).is_err(),
+                "{key:?}"
+            );
+            assert!(CheckRequest::decode(key).is_err(), "{key:?}");
+        }
+        // A string of the request read with another wire type.
+        let method_as_varint = [0x0a, 0x06, 0x22, 0x04, 0x12, 0x02, 0x10, 0x01];
+        assert_eq!(
+            decode_check(&Bytes::copy_from_slice(&method_as_varint), false),
+            Err(CheckDecodeError::NotAMessage(field::HTTP_METHOD))
+        );
+        assert!(CheckRequest::decode(&method_as_varint[..]).is_err());
     }
 }

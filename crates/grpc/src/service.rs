@@ -20,6 +20,7 @@ use crate::check::{check_framed, render, CheckOptions};
 use crate::codec::decode_check;
 use crate::framing::{frame, status, status_headers, FrameError, UnaryBody};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
@@ -298,9 +299,19 @@ impl Services {
             }
             Ok::<(), Unread>(())
         };
-        match tokio::time::timeout(self.body_timeout, receive).await {
-            Ok(received) => received?,
-            Err(_) => {
+        // A body already received (nearly always: Envoy sends a check's HEADERS and DATA
+        // together, and h2 reads both before handing over the stream) is read without arming
+        // a timer; the clock starts at once otherwise.
+        let received = {
+            let mut receive = std::pin::pin!(receive);
+            match receive.as_mut().now_or_never() {
+                Some(received) => Some(received),
+                None => tokio::time::timeout(self.body_timeout, receive).await.ok(),
+            }
+        };
+        match received {
+            Some(received) => received?,
+            None => {
                 return Err(CallError::new(
                     status::DEADLINE_EXCEEDED,
                     "the request body did not arrive in time",

@@ -261,6 +261,27 @@ impl Claims<'_> {
     }
 }
 
+/// The payload lengths of an answer's nested messages.
+#[derive(Debug, Clone, Copy)]
+struct Lengths {
+    /// The `OkHttpResponse`.
+    ok: usize,
+    /// The claims' `Struct`, when there are claims.
+    claims: Option<usize>,
+}
+
+impl Lengths {
+    /// The length of the whole `CheckResponse`.
+    fn total(self) -> usize {
+        // `status` is `OK` with no message: an empty message, still present.
+        delimited_len(field::RESPONSE_STATUS, 0)
+            + delimited_len(field::RESPONSE_OK, self.ok)
+            + self
+                .claims
+                .map_or(0, |claims| delimited_len(field::RESPONSE_METADATA, claims))
+    }
+}
+
 impl AllowAnswer<'_> {
     /// The payload length of the `OkHttpResponse`.
     fn ok_len(&self) -> usize {
@@ -285,19 +306,28 @@ impl AllowAnswer<'_> {
 
     /// The length of the encoded `CheckResponse`.
     pub fn encoded_len(&self) -> usize {
-        // `status` is `OK` with no message: an empty message, still present.
-        delimited_len(field::RESPONSE_STATUS, 0)
-            + delimited_len(field::RESPONSE_OK, self.ok_len())
-            + self.claims.as_ref().map_or(0, |claims| {
-                delimited_len(field::RESPONSE_METADATA, claims.encoded_len())
-            })
+        self.lengths().total()
+    }
+
+    /// The lengths of the parts, computed once for an encoding.
+    fn lengths(&self) -> Lengths {
+        Lengths {
+            ok: self.ok_len(),
+            claims: self.claims.as_ref().map(Claims::encoded_len),
+        }
     }
 
     /// Appends the `CheckResponse` (fields in number order, as prost writes them).
     pub fn encode(&self, buf: &mut BytesMut) {
-        buf.reserve(self.encoded_len());
+        let lengths = self.lengths();
+        buf.reserve(lengths.total());
+        self.encode_with(lengths, buf);
+    }
+
+    /// Appends the `CheckResponse` whose parts have `lengths`.
+    fn encode_with(&self, lengths: Lengths, buf: &mut BytesMut) {
         put_delimited(field::RESPONSE_STATUS, 0, buf);
-        put_delimited(field::RESPONSE_OK, self.ok_len(), buf);
+        put_delimited(field::RESPONSE_OK, lengths.ok, buf);
         for (name, value) in &self.set {
             put_option(field::OK_HEADERS, name, value, buf);
         }
@@ -310,20 +340,21 @@ impl AllowAnswer<'_> {
         if let Some(parameter) = self.query_remove {
             put_text(field::OK_QUERY_TO_REMOVE, parameter, buf);
         }
-        if let Some(claims) = &self.claims {
-            put_delimited(field::RESPONSE_METADATA, claims.encoded_len(), buf);
+        if let (Some(claims), Some(claims_len)) = (&self.claims, lengths.claims) {
+            put_delimited(field::RESPONSE_METADATA, claims_len, buf);
             claims.encode(buf);
         }
     }
 
     /// The answer framed as one uncompressed gRPC message.
     pub fn frame(&self) -> Bytes {
-        let length = self.encoded_len();
+        let lengths = self.lengths();
+        let length = lengths.total();
         let mut framed = BytesMut::with_capacity(crate::framing::PREFIX_LEN + length);
         framed.put_u8(0);
         // An answer is far below 4 GiB; the length saturates rather than wraps.
         framed.put_u32(u32::try_from(length).unwrap_or(u32::MAX));
-        self.encode(&mut framed);
+        self.encode_with(lengths, &mut framed);
         framed.freeze()
     }
 

@@ -74,7 +74,8 @@ impl MapHeader {
                 _ => return Ok(()),
             };
             let text = payload.ok_or(CheckDecodeError::NotAMessage(tag))?;
-            if tag == 1 {
+            // Names are ASCII (checked word by word, inline); any other is checked whole.
+            if tag == 1 && !text.is_ascii() {
                 std::str::from_utf8(text).map_err(|_| CheckDecodeError::NotUtf8(tag))?;
             }
             *slot = buffer.slice_ref(text);

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use h2::server::SendResponse;
 use h2::RecvStream;
-use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use jwtgate_engine::mtls::CertificateSource;
 use jwtgate_engine::{Denial, Engine};
 use jwtgate_http::server::not_ready_reasons;
@@ -46,6 +46,9 @@ pub const HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 /// The largest request message accepted (gRPC's usual default, 4 MiB): a check carries the
 /// request's headers and, with Envoy's `with_request_body`, at most its configured body size.
 pub const MAX_MESSAGE_SIZE: usize = 4 << 20;
+
+/// The header naming a request message's compression.
+const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
 
 /// The health service's request is one short service name.
 const MAX_HEALTH_MESSAGE_SIZE: usize = 1024;
@@ -167,7 +170,7 @@ impl Services {
             ))
         } else if let Some(encoding) = head
             .headers
-            .get("grpc-encoding")
+            .get(GRPC_ENCODING)
             .filter(|e| e.as_bytes() != b"identity")
         {
             let why = format!(

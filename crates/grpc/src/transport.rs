@@ -27,6 +27,7 @@
 use crate::check::CheckOptions;
 use crate::service::{AfterCall, Services, MAX_MESSAGE_SIZE};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use jwtgate_engine::Metrics;
 use jwtgate_http::server::{
     effective_max_connections, Admission, Admitted, ConnectionLimits, OVERLOAD_TIMEOUT,
@@ -236,27 +237,45 @@ impl Connection {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                accepted = connection.accept() => match accepted {
-                    Some(Ok((request, respond))) => {
-                        waiting_first = false;
-                        calls.push(services.call(request, respond, overloaded));
-                        // An overloaded connection serves this call and closes, so that its
-                        // client (Envoy keeps one connection per worker) reconnects under the
-                        // limit instead of getting UNAVAILABLE for the connection's whole life.
-                        if overloaded {
+                accepted = connection.accept() => {
+                    // Every stream already received is taken before any is answered (h2 hands
+                    // them over one at a time without I/O, and each poll of the connection
+                    // writes what is queued): answers to checks that arrived together then
+                    // leave together. The noop waker of `now_or_never` is harmless: the loop
+                    // polls `accept` again with the task's own before it sleeps.
+                    let mut next = Some(accepted);
+                    while let Some(accepted) = next.take() {
+                        match accepted {
+                            Some(Ok((request, respond))) => {
+                                waiting_first = false;
+                                calls.push(services.call(request, respond, overloaded));
+                                // An overloaded connection serves this call and closes, so
+                                // that its client (Envoy keeps one connection per worker)
+                                // reconnects under the limit instead of getting UNAVAILABLE
+                                // for the connection's whole life.
+                                if overloaded {
+                                    close_gracefully(&mut connection, &mut closing);
+                                }
+                            }
+                            Some(Err(error)) => {
+                                tracing::debug!(%error, "gRPC connection ended with an error");
+                                return;
+                            }
+                            None => return,
+                        }
+                        next = connection.accept().now_or_never();
+                    }
+                }
+                Some(after) = calls.next(), if !calls.is_empty() => {
+                    // Every call ready is finished before the connection is polled again, so
+                    // their answers are written in one go (the same noop waker argument).
+                    let mut next = Some(after);
+                    while let Some(after) = next.take() {
+                        if after == AfterCall::Close {
+                            tracing::debug!("an unreadable or late gRPC call: closing its connection");
                             close_gracefully(&mut connection, &mut closing);
                         }
-                    }
-                    Some(Err(error)) => {
-                        tracing::debug!(%error, "gRPC connection ended with an error");
-                        return;
-                    }
-                    None => return,
-                },
-                Some(after) = calls.next(), if !calls.is_empty() => {
-                    if after == AfterCall::Close {
-                        tracing::debug!("an unreadable or late gRPC call: closing its connection");
-                        close_gracefully(&mut connection, &mut closing);
+                        next = calls.next().now_or_never().flatten();
                     }
                     if calls.is_empty() {
                         idle_since = Instant::now();

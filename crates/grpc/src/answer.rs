@@ -18,7 +18,7 @@
 //! (`sub`, `iss`, `scopes`), which protobuf readers accept in any order. Refusals are rare and
 //! carry the HTTP gateway's answer: they keep the generated type ([`crate::check::render`]).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue as PbHeader, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -103,14 +103,14 @@ fn delimited_len(tag: u32, len: usize) -> usize {
 }
 
 /// Writes the key and length of a length-delimited field of `tag`.
-fn put_delimited(tag: u32, len: usize, buf: &mut BytesMut) {
+fn put_delimited(tag: u32, len: usize, buf: &mut impl BufMut) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(len as u64, buf);
 }
 
 /// Writes a string (or bytes) field, as prost does for a `repeated string` element or a
 /// `oneof` member: always, even when empty.
-fn put_text(tag: u32, text: &str, buf: &mut BytesMut) {
+fn put_text(tag: u32, text: &str, buf: &mut impl BufMut) {
     put_delimited(tag, text.len(), buf);
     buf.put_slice(text.as_bytes());
 }
@@ -125,7 +125,7 @@ fn singular_text_len(tag: u32, text: &str) -> usize {
 }
 
 /// Writes a singular proto3 string field, nothing when empty.
-fn put_singular_text(tag: u32, text: &str, buf: &mut BytesMut) {
+fn put_singular_text(tag: u32, text: &str, buf: &mut impl BufMut) {
     if !text.is_empty() {
         put_text(tag, text, buf);
     }
@@ -145,7 +145,7 @@ fn option_action_len() -> usize {
 }
 
 /// Writes a `HeaderValueOption` field of `tag` setting `name` to `value`, overwriting.
-fn put_option(tag: u32, name: &str, value: &str, buf: &mut BytesMut) {
+fn put_option(tag: u32, name: &str, value: &str, buf: &mut impl BufMut) {
     let header =
         singular_text_len(field::HEADER_KEY, name) + singular_text_len(field::HEADER_VALUE, value);
     put_delimited(
@@ -166,7 +166,7 @@ fn string_value_len(text: &str) -> usize {
 }
 
 /// Writes a `Value` field of `tag` holding `text`.
-fn put_string_value(tag: u32, text: &str, buf: &mut BytesMut) {
+fn put_string_value(tag: u32, text: &str, buf: &mut impl BufMut) {
     put_delimited(tag, string_value_len(text), buf);
     put_text(field::VALUE_STRING, text, buf);
 }
@@ -199,7 +199,7 @@ impl Claims<'_> {
     }
 
     /// Writes the map entry of `key` holding the string `text`.
-    fn put_text_entry(key: &str, text: &str, buf: &mut BytesMut) {
+    fn put_text_entry(key: &str, text: &str, buf: &mut impl BufMut) {
         put_delimited(
             field::STRUCT_FIELDS,
             Self::entry_len(key, string_value_len(text)),
@@ -221,7 +221,7 @@ impl Claims<'_> {
     }
 
     /// Writes the `Struct`'s payload, its entries in the order of [`Claims::encoded_len`].
-    fn encode(&self, buf: &mut BytesMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         if let Some(subject) = self.subject {
             Self::put_text_entry("sub", subject, buf);
         }
@@ -318,14 +318,14 @@ impl AllowAnswer<'_> {
     }
 
     /// Appends the `CheckResponse` (fields in number order, as prost writes them).
-    pub fn encode(&self, buf: &mut BytesMut) {
+    pub fn encode(&self, buf: &mut Vec<u8>) {
         let lengths = self.lengths();
         buf.reserve(lengths.total());
         self.encode_with(lengths, buf);
     }
 
     /// Appends the `CheckResponse` whose parts have `lengths`.
-    fn encode_with(&self, lengths: Lengths, buf: &mut BytesMut) {
+    fn encode_with(&self, lengths: Lengths, buf: &mut impl BufMut) {
         put_delimited(field::RESPONSE_STATUS, 0, buf);
         put_delimited(field::RESPONSE_OK, lengths.ok, buf);
         for (name, value) in &self.set {
@@ -350,12 +350,14 @@ impl AllowAnswer<'_> {
     pub fn frame(&self) -> Bytes {
         let lengths = self.lengths();
         let length = lengths.total();
-        let mut framed = BytesMut::with_capacity(crate::framing::PREFIX_LEN + length);
+        // A `Vec` rather than a `BytesMut`: its small writes are pushes, not reserve-and-copy
+        // calls, and sized exactly it becomes `Bytes` without a copy.
+        let mut framed = Vec::with_capacity(crate::framing::PREFIX_LEN + length);
         framed.put_u8(0);
         // An answer is far below 4 GiB; the length saturates rather than wraps.
         framed.put_u32(u32::try_from(length).unwrap_or(u32::MAX));
         self.encode_with(lengths, &mut framed);
-        framed.freeze()
+        Bytes::from(framed)
     }
 
     /// The answer as the generated `CheckResponse`.
@@ -466,7 +468,7 @@ mod tests {
                 dpop_nonce: nonce.as_deref(),
                 claims,
             };
-            let mut hand = BytesMut::new();
+            let mut hand = Vec::new();
             answer.encode(&mut hand);
             prop_assert_eq!(hand.len(), answer.encoded_len());
             let message = answer.to_message();
@@ -497,7 +499,7 @@ mod tests {
             claims: None,
             ..AllowAnswer::default()
         };
-        let mut hand = BytesMut::new();
+        let mut hand = Vec::new();
         answer.encode(&mut hand);
         assert_eq!(&hand[..], &answer.to_message().encode_to_vec()[..]);
     }

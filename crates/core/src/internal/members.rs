@@ -426,6 +426,7 @@ impl<'a> Scanner<'a> {
     /// A string from its opening quote to past its closing one; true when it has escapes.
     /// Control characters are refused, escapes are checked as serde_json checks them (a lone
     /// surrogate is an error).
+    #[inline(always)]
     fn string(&mut self) -> Result<bool, JsonError> {
         self.pos += 1;
         let mut escaped = false;

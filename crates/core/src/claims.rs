@@ -9,6 +9,7 @@
 use crate::internal::json::JsonError;
 use crate::internal::members::{self, Kind, MemberOrder, RawValue};
 use serde_json::{Map, Number, Value};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -216,7 +217,7 @@ const INTERNED_LEN_MAX: usize = 1024;
 /// and client, whose issuer, audiences, client and scopes are the same, share one buffer. The
 /// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
 /// a buffer keep it) and holds only what verified tokens said.
-fn intern(text: String) -> Arc<str> {
+fn intern(text: &str) -> Arc<str> {
     static TABLE: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
     // Real shared text is a few hundred bytes; a larger one is not shared, so the table holds
     // at most `INTERNED_MAX * INTERNED_LEN_MAX` bytes beside what the cache weighs.
@@ -226,7 +227,7 @@ fn intern(text: String) -> Arc<str> {
     let Ok(mut table) = TABLE.get_or_init(Mutex::default).lock() else {
         return Arc::from(text);
     };
-    if let Some(found) = table.get(text.as_str()) {
+    if let Some(found) = table.get(text) {
         return found.clone();
     }
     if table.len() >= INTERNED_MAX {
@@ -292,6 +293,25 @@ struct CompactBuilder {
 }
 
 impl CompactBuilder {
+    /// The most bytes of text a reused builder keeps between scans (what a large token grew
+    /// beyond it is given back).
+    const KEPT_CAPACITY: usize = 16 * 1024;
+
+    /// Empties the buffers, keeping their memory.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.shared.clear();
+        self.items.clear();
+        self.values.clear();
+    }
+
+    /// Gives back what a large token made the buffers grow to.
+    fn trim(&mut self) {
+        self.text.shrink_to(Self::KEPT_CAPACITY);
+        self.shared.shrink_to(Self::KEPT_CAPACITY);
+        self.items.shrink_to(Self::KEPT_CAPACITY / 4);
+    }
+
     /// Appends `text` to the shared buffer or the token's own; `None` past fifteen bits.
     fn push(&mut self, text: &str, shared: bool) -> Option<Span> {
         let buffer = if shared {
@@ -372,15 +392,36 @@ impl CompactClaims {
         kid: Option<&str>,
         typ: Option<&str>,
     ) -> Result<(CompactClaims, bool), JsonError> {
+        thread_local! {
+            /// The buffers claims are gathered in before their exact-size copies, reused by
+            /// every scan on this thread (no allocation for them per token).
+            static SCRATCH: RefCell<CompactBuilder> = RefCell::default();
+        }
+        let scan = |builder: &mut CompactBuilder| {
+            builder.clear();
+            let scanned = Self::scan_into(builder, payload, kid, typ);
+            builder.trim();
+            scanned
+        };
+        SCRATCH
+            .try_with(|scratch| match scratch.try_borrow_mut() {
+                Ok(mut builder) => scan(&mut builder),
+                Err(_) => scan(&mut CompactBuilder::default()),
+            })
+            .unwrap_or_else(|_| scan(&mut CompactBuilder::default()))
+    }
+
+    /// [`CompactClaims::scan`] with `builder`'s (empty) buffers.
+    fn scan_into(
+        builder: &mut CompactBuilder,
+        payload: &[u8],
+        kid: Option<&str>,
+        typ: Option<&str>,
+    ) -> Result<(CompactClaims, bool), JsonError> {
         // No buffer outgrows the payload (escapes only shrink text), so none grows while filled.
         let shared_len = payload.len() + kid.map_or(0, str::len) + typ.map_or(0, str::len);
-        let mut builder = CompactBuilder {
-            text: String::with_capacity(payload.len()),
-            shared: String::with_capacity(shared_len),
-            // `aud`, `scp` and `permissions` items: a few each.
-            items: Vec::with_capacity(16),
-            values: Vec::new(),
-        };
+        builder.text.reserve(payload.len());
+        builder.shared.reserve(shared_len);
         let mut compact = CompactClaims {
             order: [u8::MAX; CAPTURED.len()],
             ..CompactClaims::default()
@@ -399,9 +440,9 @@ impl CompactClaims {
         // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
         // memory beside every cached token.
         compact.text = Box::from(builder.text.as_str());
-        compact.shared = intern(builder.shared);
+        compact.shared = intern(&builder.shared);
         compact.items = Box::from(builder.items.as_slice());
-        compact.values = builder.values.into_boxed_slice();
+        compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
         Ok((compact, order.others()))
     }
 

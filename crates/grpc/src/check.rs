@@ -135,11 +135,23 @@ pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
     // Appended, never inserted: two entries of one name (`Authorization` and `authorization`)
     // stay two headers, which the engine refuses as it does over HTTP, instead of one silently
     // winning.
+    // The two names read below are noted as headers are added (the first value of the partial
+    // body mark, as `HeaderMap::get` would give), not looked up again.
+    let mut dpop = false;
+    let mut partial: Option<HeaderValue> = None;
+    let mut add = |name: HeaderName, value: HeaderValue| {
+        if name == DPOP {
+            dpop = true;
+        } else if name == PARTIAL_BODY && partial.is_none() {
+            partial = Some(value.clone());
+        }
+        headers.append(name, value);
+    };
     for header in &check.headers {
         if let Some(name) = name_of(&header.name)? {
             let value =
                 HeaderValue::from_maybe_shared(header.value.clone()).map_err(|_| bad(&name))?;
-            headers.append(name, value);
+            add(name, value);
         }
     }
     for header in raw {
@@ -150,12 +162,10 @@ pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
         };
         if let Some(name) = name_of(header.key.as_bytes())? {
             let value = HeaderValue::from_bytes(value).map_err(|_| bad(&name))?;
-            headers.append(name, value);
+            add(name, value);
         }
     }
-    let partial = headers
-        .get(PARTIAL_BODY)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let partial = partial.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let body = match (http.raw_body.is_empty(), partial) {
         (true, _) => CheckBody::Absent,
         (false, true) => CheckBody::Partial,
@@ -163,7 +173,7 @@ pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
     };
     // Only a DPoP proof's `htu` is compared with the origin, and the engine reads the origin
     // only after finding a `DPoP` header: without one, it is not formatted.
-    let origin = if headers.contains_key(DPOP) {
+    let origin = if dpop {
         jwtgate_engine::dpop::origin(&http.scheme, &http.host)
     } else {
         None

@@ -248,7 +248,9 @@ impl Connection {
                         match accepted {
                             Some(Ok((request, respond))) => {
                                 waiting_first = false;
-                                calls.push(services.call(request, respond, overloaded));
+                                // Boxed: the call's future (its body read, timer and
+                                // decision) is large, and the set moves what it holds.
+                                calls.push(Box::pin(services.call(request, respond, overloaded)));
                                 // An overloaded connection serves this call and closes, so
                                 // that its client (Envoy keeps one connection per worker)
                                 // reconnects under the limit instead of getting UNAVAILABLE

@@ -6,8 +6,10 @@
 //! two strings an entry) only for jwtgate to copy it into an [`http::HeaderMap`] and drop it.
 //! Under Envoy this decoding was the largest single cost of a check (callgrind, docs/envoy.md).
 //!
-//! [`decode_check`] walks the message's fields and decodes only
-//! `attributes.request.http` (into envoy-types' [`HttpRequest`], by prost's generated code) and,
+//! [`decode_check`] walks the message's fields (one-byte keys and lengths read inline) and
+//! decodes only `attributes.request.http` into envoy-types' [`HttpRequest`] (its `method`,
+//! `path`, `host` and `scheme` strings set directly, last occurrence winning as in prost;
+//! `raw_body` and `header_map` by prost's generated code) and,
 //! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
 //! field is skipped by its wire type. Each entry of the `headers` map becomes a [`MapHeader`]:
 //! the entry's key and value (fields 1 and 2, the layout the protobuf specification gives every

@@ -26,7 +26,13 @@
 //! * **Fail closed in-band.** Whatever the check request lacks is a refusal with its reason,
 //!   never a gRPC error, which `failure_mode_allow: true` would turn into an allow.
 //! * **Protos from `envoy-types`** (compiled by prost), none hand-written; the request is
-//!   decoded reading only what jwtgate uses ([`codec`]).
+//!   decoded reading only what jwtgate uses ([`codec`]). An allow answer, the one every passing
+//!   request pays for, is encoded straight from what it borrows ([`answer`]) instead of built
+//!   as the generated `CheckResponse`, encoded and dropped (≈ 16k of 80k instructions a check):
+//!   hand-written wire encoding, which a property test proves byte-identical to prost's encoding
+//!   of the generated type on random answers. Refusals keep the generated type. With this, the
+//!   lighter decoding and answers batched per connection write, a check through Envoy measured
+//!   80.4k → 64.6k instructions (forward-auth: 25.1k); `h2` itself is ≈ 30k of them.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -17,7 +17,9 @@
 //!   `http2_max_header_list_size`, the rapid-reset and local-error-reset limits, a send buffer
 //!   per stream of 64 KiB, and windows sized for one check (see `INITIAL_WINDOW`).
 //! * **Calls** of one connection are polled by the connection's own task (a
-//!   `FuturesUnordered`), not spawned: no task, no cross-task wake-up per call. One
+//!   `FuturesUnordered`), not spawned: no task, no cross-task wake-up per call. Every stream
+//!   already received is taken, and every call ready finished, before the connection is polled
+//!   again: answers to checks that arrived together are written (and flushed) together. One
 //!   connection's checks therefore share one core; Envoy opens a connection per worker thread
 //!   (and more when one reaches its stream limit), so the load spreads over cores with
 //!   Envoy's workers.

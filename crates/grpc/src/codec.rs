@@ -11,7 +11,8 @@
 //! `path`, `host` and `scheme` strings set directly, last occurrence winning as in prost;
 //! `raw_body` and `header_map` by prost's generated code) and,
 //! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
-//! field is skipped by its wire type. Each entry of the `headers` map becomes a [`MapHeader`]:
+//! field is skipped by its wire type. Each entry of the `headers` map but the pseudo-headers
+//! (`:path`, …, Envoy's own) becomes a [`MapHeader`]:
 //! the entry's key and value (fields 1 and 2, the layout the protobuf specification gives every
 //! map entry) as slices of the received buffer, with no copy and no `HashMap`. A name that
 //! arrives twice (a repeated key, or two spellings of one header) is not merged as a protobuf
@@ -67,12 +68,14 @@ impl MapHeader {
     /// field keeps its last value, as prost does). The key is checked to be UTF-8; the value
     /// is not: it becomes an [`http::HeaderValue`], whose own check (the HTTP gateway's) is
     /// the one that matters, and a token-sized UTF-8 scan was a tenth of a check's decoding.
-    fn decode(buffer: &Bytes, entry: &[u8]) -> Result<MapHeader, CheckDecodeError> {
-        let mut header = MapHeader::default();
+    /// `None` for a pseudo-header (`:path`, …): Envoy's own, never read as a request header,
+    /// so not kept.
+    fn decode(buffer: &Bytes, entry: &[u8]) -> Result<Option<MapHeader>, CheckDecodeError> {
+        let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
         fields(entry, |tag, _, payload| {
             let slot = match tag {
-                1 => &mut header.name,
-                2 => &mut header.value,
+                1 => &mut name,
+                2 => &mut value,
                 _ => return Ok(()),
             };
             let text = payload.ok_or(CheckDecodeError::NotAMessage(tag))?;
@@ -80,11 +83,22 @@ impl MapHeader {
             if tag == 1 && !text.is_ascii() {
                 std::str::from_utf8(text).map_err(|_| CheckDecodeError::NotUtf8(tag))?;
             }
-            *slot = buffer.slice_ref(text);
+            *slot = text;
             Ok(())
         })?;
-        Ok(header)
+        if is_pseudo(name) {
+            return Ok(None);
+        }
+        Ok(Some(MapHeader {
+            name: buffer.slice_ref(name),
+            value: buffer.slice_ref(value),
+        }))
     }
+}
+
+/// True for a pseudo-header name (`:path`, `:authority`, …).
+fn is_pseudo(name: &[u8]) -> bool {
+    name.first() == Some(&b':')
 }
 
 /// What a `Check` request says of the request to authorise.
@@ -94,7 +108,8 @@ pub struct CheckInput {
     /// `scheme`, `raw_body`, `header_map`), its `headers` map left empty (its entries are in
     /// [`CheckInput::headers`]); `None` when the request has none.
     pub http: Option<HttpRequest>,
-    /// The entries of `attributes.request.http.headers`, in the order received.
+    /// The entries of `attributes.request.http.headers`, in the order received, but for the
+    /// pseudo-headers (`:path`, …), which are Envoy's own.
     pub headers: Vec<MapHeader>,
     /// `attributes.source.certificate`: the URL-encoded PEM of the client's certificate when
     /// Envoy terminated TLS with it and sends it (`include_peer_certificate: true`); empty when
@@ -115,6 +130,7 @@ impl From<CheckRequest> for CheckInput {
             .map(|http| {
                 std::mem::take(&mut http.headers)
                     .into_iter()
+                    .filter(|(key, _)| !is_pseudo(key.as_bytes()))
                     .map(|(key, value)| MapHeader {
                         name: Bytes::from(key),
                         value: Bytes::from(value),
@@ -177,9 +193,9 @@ fn read_key(buf: &mut &[u8]) -> Result<(u32, WireType), CheckDecodeError> {
 
 /// The fields of one message: calls `each(tag, field, payload)` with the field's whole encoding
 /// (key included) and, for a length-delimited field, its payload.
-fn fields(
-    mut buf: &[u8],
-    mut each: impl FnMut(u32, &[u8], Option<&[u8]>) -> Result<(), CheckDecodeError>,
+fn fields<'a>(
+    mut buf: &'a [u8],
+    mut each: impl FnMut(u32, &'a [u8], Option<&'a [u8]>) -> Result<(), CheckDecodeError>,
 ) -> Result<(), CheckDecodeError> {
     while !buf.is_empty() {
         let start = buf;
@@ -212,8 +228,8 @@ fn message_payload(tag: u32, payload: Option<&[u8]>) -> Result<&[u8], CheckDecod
     payload.ok_or(CheckDecodeError::NotAMessage(tag))
 }
 
-/// Header entries room is made for at the first one: what Envoy sends for a plain request
-/// (its pseudo-headers, the token, `x-forwarded-proto`, `x-request-id`, a few of the client's).
+/// Header entries room is made for at the first one kept: what Envoy sends for a plain request
+/// (the token, `x-forwarded-proto`, `x-request-id`, the client's own).
 const EXPECTED_HEADERS: usize = 16;
 
 /// Sets a singular string field to the text of `payload`.
@@ -257,10 +273,12 @@ pub fn decode_check(
                                 field::HTTP_HEADERS => {
                                     let entry =
                                         MapHeader::decode(bytes, message_payload(tag, payload)?)?;
-                                    if input.headers.capacity() == 0 {
-                                        input.headers.reserve(EXPECTED_HEADERS);
+                                    if let Some(entry) = entry {
+                                        if input.headers.capacity() == 0 {
+                                            input.headers.reserve(EXPECTED_HEADERS);
+                                        }
+                                        input.headers.push(entry);
                                     }
-                                    input.headers.push(entry);
                                     Ok(())
                                 }
                                 // Singular strings: the last occurrence wins, as prost merges
@@ -372,6 +390,10 @@ mod tests {
         let full = CheckInput::from(CheckRequest::decode(&bytes[..]).unwrap());
         assert_eq!(slim.http, read_fields(full.http.clone()));
         assert_eq!(slim.http.as_ref().unwrap().id, "", "not read");
+        // The pseudo-header `:path` is Envoy's own: not kept.
+        let names: Vec<&[u8]> = slim.headers.iter().map(|h| &h.name[..]).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(!names.contains(&&b":path"[..]));
         assert_eq!(full.http.as_ref().unwrap().id, "42");
         assert_eq!(sorted(slim.headers), sorted(full.headers));
         assert_eq!(slim.source_certificate, "-----BEGIN%20CERTIFICATE-----");

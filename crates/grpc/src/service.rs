@@ -29,7 +29,7 @@ use jwtgate_engine::{Denial, Engine};
 use jwtgate_http::server::not_ready_reasons;
 use jwtgate_http::SharedEngine;
 use prost::Message;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
@@ -326,33 +326,22 @@ impl Services {
     }
 }
 
-/// The response headers of every call (`content-type: application/grpc`): cloned for each
-/// call, which costs less than building them.
-static RESPONSE_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
-    let mut headers = HeaderMap::with_capacity(1);
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    headers
-});
-
-/// The trailers of a call answered with a message (`grpc-status: 0`), cloned for each call.
-static OK_TRAILERS: LazyLock<HeaderMap> = LazyLock::new(|| status_headers(status::OK, ""));
-
 /// Sends the answer: response headers, the message and `grpc-status: 0`; or, for an error,
 /// one HEADERS frame carrying the status ("trailers-only"). A stream the client has reset
 /// fails to send, which ends the call.
 fn send(respond: &mut SendResponse<Bytes>, answer: Result<Bytes, CallError>) {
     let mut response = Response::new(());
-    *response.headers_mut() = RESPONSE_HEADERS.clone();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
     match answer {
         Ok(message) => {
             let Ok(mut stream) = respond.send_response(response, false) else {
                 return;
             };
             if stream.send_data(message, false).is_ok() {
-                let _ = stream.send_trailers(OK_TRAILERS.clone());
+                let _ = stream.send_trailers(status_headers(status::OK, ""));
             }
         }
         Err(error) => {

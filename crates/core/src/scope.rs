@@ -232,7 +232,15 @@ mod tests {
     #[test]
     fn words_are_the_non_empty_pieces_between_spaces() {
         for text in [
-            "", " ", "a", " a", "a ", "  a  b  ", "read:users write:users", "é ü\tx", "a\u{a0}b c",
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "  a  b  ",
+            "read:users write:users",
+            "é ü\tx",
+            "a\u{a0}b c",
         ] {
             let expected: Vec<&str> = text.split(' ').filter(|s| !s.is_empty()).collect();
             assert_eq!(words(Some(text)).collect::<Vec<_>>(), expected, "{text:?}");

@@ -35,7 +35,8 @@ pub enum Kind {
     Null,
 }
 
-/// One validated JSON value, as its text in the document.
+/// One validated JSON value, as its text in the document. Only the scan makes one, so its text
+/// is always well-formed JSON of its kind (which is why its readers cannot fail).
 #[derive(Debug, Clone, Copy)]
 pub struct RawValue<'a> {
     kind: Kind,
@@ -108,6 +109,7 @@ pub struct Items<'a> {
     state: ItemsState,
 }
 
+/// Where [`Items`] is: before the first item, after an item, or past the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemsState {
     First,

@@ -9,15 +9,16 @@
 //! | 401 / 400: no token, malformed header, refused path (see [`jwtgate_engine::path`]), invalid token | error `Unauthorized` (401) | same | same |
 
 use crate::answer::{HttpApiResponse, Options, PolicyResource};
-use crate::arn::MethodArn;
 use crate::event::{self, AuthorizerRequest, EventError, EventKind};
 use crate::metrics::{emf_line, Reading};
+use crate::render::JsonText;
 use jwtgate_core::{Rejection, Verified};
 use jwtgate_engine::mtls::CertificateSource;
 use jwtgate_engine::{Engine, FrontEnd, Outcome, RequestView};
 use jwtgate_keys::{Registry, SourceKind};
 use lambda_runtime::Diagnostic;
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -121,8 +122,8 @@ impl Authorizer {
             message: e.to_string(),
         })?;
         let answer = self.answer(&bytes, now).await?;
-        // An answer is plain strings, numbers and booleans; if it ever failed to convert, deny.
-        Ok(serde_json::to_value(&answer)
+        // An answer is checked JSON text; if it ever failed to read back, deny.
+        Ok(serde_json::from_str(answer.json())
             .unwrap_or_else(|_| serde_json::json!({ "isAuthorized": false })))
     }
 
@@ -199,13 +200,8 @@ impl Authorizer {
         self.engine.verify(token, now).await
     }
 
-    fn resource(&self, arn: &MethodArn) -> String {
-        match self.options.policy_resource {
-            PolicyResource::Wildcard => arn.wildcard(),
-            PolicyResource::Method => arn.as_str().to_owned(),
-        }
-    }
-
+    /// Renders the answer: straight to its JSON text ([`crate::render`]), in the event's own
+    /// format.
     fn render(
         &self,
         request: &AuthorizerRequest,
@@ -213,76 +209,126 @@ impl Authorizer {
         verified: Option<&Verified>,
         refused: Option<(&str, &str)>,
     ) -> Answer {
-        let mut context = verified.map_or_else(Vec::new, |v| self.context(v));
-        if let Some((error, description)) = refused {
-            context.push((Cow::Borrowed("error"), Value::String(error.to_owned())));
-            context.push((
-                Cow::Borrowed("error_description"),
-                Value::String(description.to_owned()),
-            ));
-        }
         let shape = match (request.kind, self.options.http_api_response) {
             (EventKind::HttpApiV2, HttpApiResponse::Simple) => Shape::Simple,
             (EventKind::HttpApiV2, HttpApiResponse::Iam) => Shape::HttpApiIam,
             _ => Shape::RestIam,
         };
-        let (principal, resource) = match shape {
-            Shape::Simple => (String::new(), String::new()),
-            Shape::HttpApiIam | Shape::RestIam => (
-                verified.map_or(ANONYMOUS, principal_id).to_owned(),
-                self.resource(&request.arn),
-            ),
-        };
-        Answer {
-            shape,
-            allowed,
-            principal,
-            resource,
-            context,
+        // Room for the constant parts, the resource and a typical context: one allocation.
+        let mut json = JsonText::with_capacity(
+            ANSWER_CAPACITY + request.arn.as_str().len() + verified.map_or(0, |_| 256),
+        );
+        match shape {
+            Shape::Simple => {
+                json.raw(if allowed {
+                    r#"{"isAuthorized":true,"context":"#
+                } else {
+                    r#"{"isAuthorized":false,"context":"#
+                });
+                self.context(&mut json, verified, refused);
+                json.raw("}");
+            }
+            Shape::HttpApiIam | Shape::RestIam => {
+                json.raw(r#"{"principalId":"#);
+                json.string(verified.map_or(ANONYMOUS, principal_id));
+                json.raw(r#","policyDocument":{"Version":"2012-10-17","Statement":[{"Action":["execute-api:Invoke"],"Effect":"#);
+                json.raw(if allowed { r#""Allow""# } else { r#""Deny""# });
+                json.raw(r#","Resource":[""#);
+                match self.options.policy_resource {
+                    PolicyResource::Wildcard => {
+                        json.string_contents(request.arn.stage_prefix());
+                        json.raw("/*/*");
+                    }
+                    PolicyResource::Method => json.string_contents(request.arn.as_str()),
+                }
+                json.raw(r#""]}]},"context":"#);
+                self.context(&mut json, verified, refused);
+                json.raw(if shape == Shape::RestIam {
+                    r#","usageIdentifierKey":null}"#
+                } else {
+                    "}"
+                });
+            }
         }
+        Answer::new(allowed, json)
     }
 
     /// `context`: `sub`, `iss` (the concrete issuer), `tenant` (when an issuer template accepted
     /// the token), `scope` (granted scopes, space-separated) and the configured claims, each a
-    /// string, number or boolean. A configured key repeated, or equal to a name set before it,
-    /// keeps its first place and its last value.
-    fn context(&self, verified: &Verified) -> Vec<(Cow<'static, str>, Value)> {
-        let mut context = Vec::with_capacity(4 + self.options.context_claims.len());
-        if let Some(sub) = verified.subject() {
-            context.push((Cow::Borrowed("sub"), Value::String(sub.to_owned())));
-        }
-        context.push((
-            Cow::Borrowed("iss"),
-            Value::String(verified.issuer().to_owned()),
-        ));
-        if let Some(tenant) = self.engine.registry().tenant_of(verified.issuer()) {
-            context.push((Cow::Borrowed("tenant"), Value::String(tenant.to_owned())));
-        }
-        let mut scope = String::new();
-        for granted in verified.scopes() {
-            if !scope.is_empty() {
-                scope.push(' ');
+    /// string, number or boolean; then, for a refusal, `error` and `error_description`. A
+    /// configured key repeated keeps its first place and its last value.
+    fn context(
+        &self,
+        json: &mut JsonText,
+        verified: Option<&Verified>,
+        refused: Option<(&str, &str)>,
+    ) {
+        json.raw("{");
+        let mut first = true;
+        let mut key = |json: &mut JsonText, name: &str| {
+            if !std::mem::take(&mut first) {
+                json.raw(",");
             }
-            scope.push_str(granted);
-        }
-        context.push((Cow::Borrowed("scope"), Value::String(scope)));
-        for wanted in &self.options.context_claims {
-            if let Some(value) = verified
-                .claim_value(&wanted.claim)
-                .and_then(|value| flatten(&value))
-            {
-                match context
-                    .iter_mut()
-                    .find(|(key, _)| *key == wanted.key.as_str())
-                {
-                    Some(entry) => entry.1 = value,
-                    None => context.push((Cow::Owned(wanted.key.clone()), value)),
+            json.string(name);
+            json.raw(":");
+        };
+        if let Some(verified) = verified {
+            if let Some(sub) = verified.subject() {
+                key(json, "sub");
+                json.string(sub);
+            }
+            key(json, "iss");
+            json.string(verified.issuer());
+            if let Some(tenant) = self.engine.registry().tenant_of(verified.issuer()) {
+                key(json, "tenant");
+                json.string(tenant);
+            }
+            key(json, "scope");
+            json.raw("\"");
+            for (index, granted) in verified.scopes().enumerate() {
+                if index > 0 {
+                    json.raw(" ");
                 }
+                json.string_contents(granted);
+            }
+            json.raw("\"");
+            for (key_text, value) in self.claims(verified) {
+                key(json, key_text);
+                json.context_value(&value);
             }
         }
-        context
+        if let Some((error, description)) = refused {
+            key(json, "error");
+            json.string(error);
+            key(json, "error_description");
+            json.string(description);
+        }
+        json.raw("}");
+    }
+
+    /// The configured context claims present in the token (`null` counts as absent), each key
+    /// once: at the place of its first present claim, with the value of its last.
+    fn claims<'v>(&self, verified: &'v Verified) -> Vec<(&str, Cow<'v, Value>)> {
+        let wanted = &self.options.context_claims;
+        let mut claims: Vec<(&str, Cow<'v, Value>)> = Vec::new();
+        for wanted in wanted {
+            let Some(value) = verified
+                .claim_value(&wanted.claim)
+                .filter(|value| !value.is_null())
+            else {
+                continue;
+            };
+            match claims.iter_mut().find(|(key, _)| *key == wanted.key) {
+                Some(entry) => entry.1 = value,
+                None => claims.push((&wanted.key, value)),
+            }
+        }
+        claims
     }
 }
+
+/// The bytes of an answer besides its resource and context (the IAM policy's skeleton).
+const ANSWER_CAPACITY: usize = 256;
 
 /// Which answer an event gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,91 +342,52 @@ enum Shape {
     Simple,
 }
 
-/// The answer to one invocation, serialised straight to the JSON API Gateway expects (no
-/// intermediate JSON tree): an IAM policy allowing or denying `execute-api:Invoke` on one
-/// resource, or an HTTP API simple answer, with the `context`.
-#[derive(Debug, Clone, PartialEq)]
+/// The answer to one invocation, as the JSON API Gateway expects: an IAM policy allowing or
+/// denying `execute-api:Invoke` on one resource, or an HTTP API simple answer, with the
+/// `context`. Rendered once ([`crate::render`]); serialising it writes that text as it is.
+#[derive(Debug, Clone)]
 pub struct Answer {
-    shape: Shape,
     allowed: bool,
-    principal: String,
-    resource: String,
-    context: Vec<(Cow<'static, str>, Value)>,
+    json: Box<RawValue>,
 }
 
 impl Answer {
+    /// The answer from its rendered text. The text is checked as JSON once more here: were it
+    /// ever malformed, the answer is a denial (`{"isAuthorized":false}`, which every shape
+    /// reads as no access) rather than text API Gateway could read differently.
+    fn new(allowed: bool, json: JsonText) -> Answer {
+        match RawValue::from_string(json.into_string()) {
+            Ok(json) => Answer { allowed, json },
+            Err(_) => Answer {
+                allowed: false,
+                json: RawValue::from_string(DENIED.to_owned()).unwrap_or_default(),
+            },
+        }
+    }
+
     /// True for `Allow` (or `isAuthorized: true`).
     pub fn allowed(&self) -> bool {
         self.allowed
     }
-}
 
-/// `context` as a JSON object.
-struct Context<'a>(&'a [(Cow<'static, str>, Value)]);
-
-impl Serialize for Context<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            map.serialize_entry(key.as_ref(), value)?;
-        }
-        map.end()
+    /// The answer's JSON text.
+    pub fn json(&self) -> &str {
+        self.json.get()
     }
 }
 
-/// `policyDocument`: one statement on one resource.
-struct PolicyDocument<'a> {
-    allowed: bool,
-    resource: &'a str,
-}
+/// The answer when rendering failed.
+const DENIED: &str = r#"{"isAuthorized":false}"#;
 
-impl Serialize for PolicyDocument<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("Version", "2012-10-17")?;
-        map.serialize_entry("Statement", &[Statement(self)])?;
-        map.end()
-    }
-}
-
-struct Statement<'a>(&'a PolicyDocument<'a>);
-
-impl Serialize for Statement<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("Action", &["execute-api:Invoke"])?;
-        map.serialize_entry("Effect", if self.0.allowed { "Allow" } else { "Deny" })?;
-        map.serialize_entry("Resource", &[self.0.resource])?;
-        map.end()
+impl PartialEq for Answer {
+    fn eq(&self, other: &Answer) -> bool {
+        self.allowed == other.allowed && self.json() == other.json()
     }
 }
 
 impl Serialize for Answer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let context = Context(&self.context);
-        match self.shape {
-            Shape::Simple => {
-                let mut map = serializer.serialize_map(Some(2))?;
-                map.serialize_entry("isAuthorized", &self.allowed)?;
-                map.serialize_entry("context", &context)?;
-                map.end()
-            }
-            Shape::HttpApiIam | Shape::RestIam => {
-                let policy = PolicyDocument {
-                    allowed: self.allowed,
-                    resource: &self.resource,
-                };
-                let rest = self.shape == Shape::RestIam;
-                let mut map = serializer.serialize_map(Some(if rest { 4 } else { 3 }))?;
-                map.serialize_entry("principalId", &self.principal)?;
-                map.serialize_entry("policyDocument", &policy)?;
-                map.serialize_entry("context", &context)?;
-                if rest {
-                    map.serialize_entry("usageIdentifierKey", &())?;
-                }
-                map.end()
-            }
-        }
+        self.json.serialize(serializer)
     }
 }
 

@@ -44,6 +44,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod metrics;
+mod render;
 pub mod runtime;
 mod scan;
 

@@ -44,7 +44,6 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod metrics;
-mod render;
 pub mod runtime;
 mod scan;
 

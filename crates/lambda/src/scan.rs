@@ -70,7 +70,7 @@ static STRING_STOP: [bool; 256] = {
 /// The first byte at or after `from` that stops the scan of a string ([`STRING_STOP`]), or
 /// the end of `bytes`: eight bytes at a time while none of them can stop it.
 #[inline(always)]
-pub(crate) fn string_stop(bytes: &[u8], mut from: usize) -> usize {
+fn string_stop(bytes: &[u8], mut from: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);

@@ -520,10 +520,8 @@ fn read_headers(
         }
         headers.names += 1;
         if !keep(name.as_bytes()) {
-            return if cursor.next_is(b'[') {
-                cursor.array(Cursor::skip_string)
-            } else if cursor.next_is(b'"') {
-                cursor.skip_string()
+            return if cursor.skip_strings()? {
+                Ok(())
             } else {
                 Err(cursor.error("a header value is not a string or a list of strings"))
             };

@@ -6,14 +6,77 @@
 //! strictly but keeps only [`CAPTURED`] members, and the full map is built when someone asks for
 //! it (an application reading custom claims, a diagnostic after a failure).
 
-use serde_json::{Map, Value};
+use crate::internal::json::JsonError;
+use crate::internal::members::{self, Kind, MemberOrder, RawValue};
+use serde_json::{Map, Number, Value};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// One claim as a check reads it: its type and contents, borrowed where the claim set keeps
+/// them (a set that keeps strings as text answers without building JSON values).
+#[derive(Debug, Clone)]
+pub enum Claim<'a> {
+    /// Not in the token.
+    Absent,
+    /// A string.
+    Text(&'a str),
+    /// A number.
+    Number(Number),
+    /// An array whose items are all strings.
+    Strings(StringItems<'a>),
+    /// Any other value (an object, a mixed array, a boolean, null; or an array of strings a
+    /// claim set keeps as a JSON value).
+    Json(&'a Value),
+}
+
+impl Claim<'_> {
+    /// True when the claim is in the token.
+    pub fn is_present(&self) -> bool {
+        !matches!(self, Claim::Absent)
+    }
+
+    /// True when the claim equals `expected` as JSON.
+    pub fn equals(&self, expected: &Value) -> bool {
+        match (self, expected) {
+            (Claim::Absent, _) => false,
+            (Claim::Text(text), Value::String(expected)) => text == expected,
+            (Claim::Number(number), Value::Number(expected)) => number == expected,
+            (Claim::Strings(items), Value::Array(expected)) => items
+                .clone()
+                .map(Some)
+                .eq(expected.iter().map(Value::as_str)),
+            (Claim::Json(value), expected) => *value == expected,
+            _ => false,
+        }
+    }
+
+    /// The claim as a JSON value (`None` when absent).
+    pub fn to_value(&self) -> Option<Value> {
+        Some(match self {
+            Claim::Absent => return None,
+            Claim::Text(text) => Value::String((*text).to_owned()),
+            Claim::Number(number) => Value::Number(number.clone()),
+            Claim::Strings(items) => items.clone().map(Value::from).collect(),
+            Claim::Json(value) => (*value).clone(),
+        })
+    }
+}
 
 /// Looks up claims by name.
 pub trait ClaimSet {
     /// The claim's value, when present.
     fn claim(&self, name: &str) -> Option<&Value>;
+
+    /// The claim's type and contents (what the claims checks read).
+    fn get(&self, name: &str) -> Claim<'_> {
+        match self.claim(name) {
+            None => Claim::Absent,
+            Some(Value::String(text)) => Claim::Text(text),
+            Some(Value::Number(number)) => Claim::Number(number.clone()),
+            Some(value) => Claim::Json(value),
+        }
+    }
 
     /// Every claim, when this set holds them all (diagnostics that scan all claims need it).
     fn as_map(&self) -> Option<&Map<String, Value>> {
@@ -88,38 +151,25 @@ pub const CAPTURED: [&str; 13] = [
     "cnf",
 ];
 
-/// The [`CAPTURED`] members of one claims set.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CapturedClaims {
-    values: [Option<Value>; CAPTURED.len()],
-}
-
-impl CapturedClaims {
-    /// The slot of a captured claim name (its index in [`CAPTURED`]).
-    pub fn slot(name: &str) -> Option<usize> {
-        // A match compiles to a length switch and one comparison, not a scan of the list.
-        Some(match name {
-            "iss" => 0,
-            "aud" => 1,
-            "exp" => 2,
-            "nbf" => 3,
-            "iat" => 4,
-            "sub" => 5,
-            "azp" => 6,
-            "client_id" => 7,
-            "jti" => 8,
-            "scope" => 9,
-            "scp" => 10,
-            "permissions" => 11,
-            "cnf" => 12,
-            _ => return None,
-        })
-    }
-
-    /// The slots, for [`crate::internal::json::scan_object`] to fill.
-    pub fn slots_mut(&mut self) -> &mut [Option<Value>] {
-        &mut self.values
-    }
+/// The slot of a captured claim name: its index in [`CAPTURED`].
+pub fn captured_slot(name: &str) -> Option<usize> {
+    // A match compiles to a length switch and one comparison, not a scan of the list.
+    Some(match name {
+        "iss" => 0,
+        "aud" => 1,
+        "exp" => 2,
+        "nbf" => 3,
+        "iat" => 4,
+        "sub" => 5,
+        "azp" => 6,
+        "client_id" => 7,
+        "jti" => 8,
+        "scope" => 9,
+        "scp" => 10,
+        "permissions" => 11,
+        "cnf" => 12,
+        _ => return None,
+    })
 }
 
 /// What the allocator spends on one heap block beyond its contents (glibc: a 16-byte header,
@@ -167,7 +217,7 @@ const INTERNED_LEN_MAX: usize = 1024;
 /// and client, whose issuer, audiences, client and scopes are the same, share one buffer. The
 /// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
 /// a buffer keep it) and holds only what verified tokens said.
-fn intern(text: String) -> Arc<str> {
+fn intern(text: &str) -> Arc<str> {
     static TABLE: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
     // Real shared text is a few hundred bytes; a larger one is not shared, so the table holds
     // at most `INTERNED_MAX * INTERNED_LEN_MAX` bytes beside what the cache weighs.
@@ -177,7 +227,7 @@ fn intern(text: String) -> Arc<str> {
     let Ok(mut table) = TABLE.get_or_init(Mutex::default).lock() else {
         return Arc::from(text);
     };
-    if let Some(found) = table.get(text.as_str()) {
+    if let Some(found) = table.get(text) {
         return found.clone();
     }
     if table.len() >= INTERNED_MAX {
@@ -243,6 +293,25 @@ struct CompactBuilder {
 }
 
 impl CompactBuilder {
+    /// The most bytes of text a reused builder keeps between scans (what a large token grew
+    /// beyond it is given back).
+    const KEPT_CAPACITY: usize = 16 * 1024;
+
+    /// Empties the buffers, keeping their memory.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.shared.clear();
+        self.items.clear();
+        self.values.clear();
+    }
+
+    /// Gives back what a large token made the buffers grow to.
+    fn trim(&mut self) {
+        self.text.shrink_to(Self::KEPT_CAPACITY);
+        self.shared.shrink_to(Self::KEPT_CAPACITY);
+        self.items.shrink_to(Self::KEPT_CAPACITY / 4);
+    }
+
     /// Appends `text` to the shared buffer or the token's own; `None` past fifteen bits.
     fn push(&mut self, text: &str, shared: bool) -> Option<Span> {
         let buffer = if shared {
@@ -262,38 +331,23 @@ impl CompactBuilder {
         Some(span)
     }
 
-    /// Appends a number's JSON text to the token's own buffer (written in place, no string of
-    /// its own); `None` past fifteen bits.
-    fn push_number(&mut self, number: &serde_json::Number) -> Option<Span> {
-        use std::fmt::Write;
-        let start = self.text.len();
-        if write!(self.text, "{number}").is_err() || self.text.len() >= usize::from(Span::SHARED) {
-            self.text.truncate(start);
-            return None;
-        }
-        Some(Span {
-            start: u16::try_from(start).ok()?,
-            len: u16::try_from(self.text.len() - start).ok()?,
-        })
-    }
-
-    /// Appends an array of strings' items, their spans straight into the item list; on
-    /// failure (past fifteen bits) both are left as they were.
-    fn push_strings(&mut self, items: &[Value], shared: bool) -> Option<Kept> {
+    /// Appends the items of an array of strings, their spans straight into the item list;
+    /// `None` (both left as they were) past fifteen bits or when an item is not a string.
+    fn push_strings(&mut self, array: &RawValue<'_>, shared: bool) -> Option<Kept> {
         let first_item = self.items.len();
         let text_len = (self.text.len(), self.shared.len());
-        let first = u16::try_from(first_item).ok();
-        let count = u16::try_from(items.len()).ok();
-        let mut complete = first.is_some() && count.is_some();
-        for item in items {
-            if !complete {
-                break;
-            }
-            match self.push(item.as_str().unwrap_or_default(), shared) {
+        let mut complete = true;
+        for item in array.items() {
+            match item.string().and_then(|text| self.push(&text, shared)) {
                 Some(span) => self.items.push(span),
-                None => complete = false,
+                None => {
+                    complete = false;
+                    break;
+                }
             }
         }
+        let first = u16::try_from(first_item).ok();
+        let count = u16::try_from(self.items.len() - first_item).ok();
         match (complete, first, count) {
             (true, Some(first), Some(count)) => Some(Kept::Strings { first, count }),
             _ => {
@@ -305,19 +359,22 @@ impl CompactBuilder {
         }
     }
 
-    fn keep(&mut self, value: Value, shared: bool) -> Kept {
-        let compact = match &value {
-            Value::String(text) => self.push(text, shared).map(Kept::Text),
-            Value::Number(number) => self.push_number(number).map(Kept::Number),
-            Value::Array(items) if items.iter().all(Value::is_string) => {
-                self.push_strings(items, shared)
-            }
-            _ => None,
+    /// Keeps one validated member: strings, numbers (their JSON text) and arrays of strings as
+    /// spans, anything else (or text past fifteen bits) as a JSON value.
+    fn keep(&mut self, raw: &RawValue<'_>, shared: bool) -> Kept {
+        let compact = match raw.kind() {
+            Kind::String => raw
+                .string()
+                .and_then(|text| self.push(&text, shared))
+                .map(Kept::Text),
+            Kind::Number => self.push(raw.text(), false).map(Kept::Number),
+            Kind::Array => self.push_strings(raw, shared),
+            Kind::Object | Kind::Bool | Kind::Null => None,
         };
         match (compact, u16::try_from(self.values.len())) {
             (Some(kept), _) => kept,
             (None, Ok(index)) => {
-                self.values.push(value);
+                self.values.push(raw.to_value());
                 Kept::Value(index)
             }
             (None, Err(_)) => Kept::Absent,
@@ -326,77 +383,67 @@ impl CompactBuilder {
 }
 
 impl CompactClaims {
-    /// Keeps the present members of `captured` (`order` is the document order of their slots)
-    /// and the header's `kid` and `typ`.
-    pub fn new(
-        captured: CapturedClaims,
-        order: &[u8],
+    /// Validates `payload` as a strict JSON object ([`members::scan_members`]: exactly what
+    /// [`crate::internal::json::parse_object`] accepts) and keeps its [`CAPTURED`] members,
+    /// straight from the text the scan validated, with the header's `kid` and `typ`. Also
+    /// returns whether the payload has other members.
+    pub fn scan(
+        payload: &[u8],
         kid: Option<&str>,
         typ: Option<&str>,
-    ) -> CompactClaims {
-        // The buffers sized up front (numbers at their longest), so none grows while filled.
-        let (mut own, mut shared, mut items) =
-            (0, kid.map_or(0, str::len) + typ.map_or(0, str::len), 0);
-        for (slot, value) in captured.values.iter().enumerate() {
-            let buffer = if SHARED_SLOTS.contains(&slot) {
-                &mut shared
-            } else {
-                &mut own
-            };
-            match value {
-                Some(Value::String(text)) => *buffer += text.len(),
-                Some(Value::Number(_)) => own += 24,
-                Some(Value::Array(values)) => {
-                    items += values.len();
-                    *buffer += values
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::len)
-                        .sum::<usize>();
-                }
-                _ => {}
-            }
+    ) -> Result<(CompactClaims, bool), JsonError> {
+        thread_local! {
+            /// The buffers claims are gathered in before their exact-size copies, reused by
+            /// every scan on this thread (no allocation for them per token).
+            static SCRATCH: RefCell<CompactBuilder> = RefCell::default();
         }
-        let mut builder = CompactBuilder {
-            text: String::with_capacity(own),
-            shared: String::with_capacity(shared),
-            items: Vec::with_capacity(items),
-            values: Vec::new(),
+        let scan = |builder: &mut CompactBuilder| {
+            builder.clear();
+            let scanned = Self::scan_into(builder, payload, kid, typ);
+            builder.trim();
+            scanned
         };
+        SCRATCH
+            .try_with(|scratch| match scratch.try_borrow_mut() {
+                Ok(mut builder) => scan(&mut builder),
+                Err(_) => scan(&mut CompactBuilder::default()),
+            })
+            .unwrap_or_else(|_| scan(&mut CompactBuilder::default()))
+    }
+
+    /// [`CompactClaims::scan`] with `builder`'s (empty) buffers.
+    fn scan_into(
+        builder: &mut CompactBuilder,
+        payload: &[u8],
+        kid: Option<&str>,
+        typ: Option<&str>,
+    ) -> Result<(CompactClaims, bool), JsonError> {
+        // No buffer outgrows the payload (escapes only shrink text), so none grows while filled.
+        let shared_len = payload.len() + kid.map_or(0, str::len) + typ.map_or(0, str::len);
+        builder.text.reserve(payload.len());
+        builder.shared.reserve(shared_len);
         let mut compact = CompactClaims {
             order: [u8::MAX; CAPTURED.len()],
             ..CompactClaims::default()
         };
-        let mut placed = 0;
-        // Document order first; any present member `order` missed comes after.
-        let slots = order
-            .iter()
-            .map(|&slot| usize::from(slot))
-            .chain(0..CAPTURED.len());
-        let mut values = captured.values;
-        for slot in slots {
-            let Some(value) = values.get_mut(slot).and_then(Option::take) else {
-                continue;
-            };
-            if let (Some(target), Some(position), Ok(index)) = (
-                compact.slots.get_mut(slot),
-                compact.order.get_mut(placed),
-                u8::try_from(slot),
-            ) {
-                *target = builder.keep(value, SHARED_SLOTS.contains(&slot));
-                *position = index;
-                placed += 1;
-            }
+        let order: MemberOrder =
+            members::scan_members(payload, &captured_slot, &mut |slot, raw| {
+                if let Some(target) = compact.slots.get_mut(slot) {
+                    *target = builder.keep(&raw, SHARED_SLOTS.contains(&slot));
+                }
+            })?;
+        for (position, &slot) in compact.order.iter_mut().zip(order.slots()) {
+            *position = slot;
         }
         compact.kid = kid.and_then(|kid| builder.push(kid, true));
         compact.typ = typ.and_then(|typ| builder.push(typ, true));
         // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
         // memory beside every cached token.
         compact.text = Box::from(builder.text.as_str());
-        compact.shared = intern(builder.shared);
+        compact.shared = intern(&builder.shared);
         compact.items = Box::from(builder.items.as_slice());
-        compact.values = builder.values.into_boxed_slice();
-        compact
+        compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
+        Ok((compact, order.others()))
     }
 
     /// A span's text (empty if out of range, which the constructor never makes).
@@ -423,7 +470,7 @@ impl CompactClaims {
     }
 
     fn kept(&self, name: &str) -> Kept {
-        CapturedClaims::slot(name)
+        captured_slot(name)
             .and_then(|slot| self.slots.get(slot).copied())
             .unwrap_or_default()
     }
@@ -498,6 +545,26 @@ impl CompactClaims {
         }
     }
 
+    /// The claim's type and contents (see [`ClaimSet::get`]), without building JSON values.
+    pub fn get(&self, name: &str) -> Claim<'_> {
+        match self.kept(name) {
+            Kept::Absent => Claim::Absent,
+            Kept::Text(span) => Claim::Text(self.at(span)),
+            // The scan validated the text with serde_json's grammar, so it parses.
+            Kept::Number(span) => self
+                .at(span)
+                .parse::<Number>()
+                .map_or(Claim::Absent, Claim::Number),
+            Kept::Strings { .. } => Claim::Strings(self.items(name)),
+            Kept::Value(index) => match self.values.get(usize::from(index)) {
+                None => Claim::Absent,
+                Some(Value::String(text)) => Claim::Text(text),
+                Some(Value::Number(number)) => Claim::Number(number.clone()),
+                Some(value) => Claim::Json(value),
+            },
+        }
+    }
+
     /// The claim's text, when it is a string.
     pub fn text(&self, name: &str) -> Option<&str> {
         match self.kept(name) {
@@ -526,12 +593,6 @@ impl CompactClaims {
     }
 }
 
-impl ClaimSet for CapturedClaims {
-    fn claim(&self, name: &str) -> Option<&Value> {
-        Self::slot(name).and_then(|slot| self.values[slot].as_ref())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,22 +600,9 @@ mod tests {
     #[test]
     fn slots_follow_the_list() {
         for (index, name) in CAPTURED.iter().enumerate() {
-            assert_eq!(CapturedClaims::slot(name), Some(index));
+            assert_eq!(captured_slot(name), Some(index));
         }
-        assert_eq!(CapturedClaims::slot("nonce"), None);
-    }
-
-    /// Compacts `document` as verification does.
-    fn compact(document: &Value) -> CompactClaims {
-        let bytes = serde_json::to_vec(document).unwrap();
-        let mut captured = CapturedClaims::default();
-        let order = crate::internal::json::scan_object_in_order(
-            &bytes,
-            &CapturedClaims::slot,
-            captured.slots_mut(),
-        )
-        .unwrap();
-        CompactClaims::new(captured, order.slots(), Some("kid-1"), None)
+        assert_eq!(captured_slot("nonce"), None);
     }
 
     #[test]
@@ -588,10 +636,28 @@ mod tests {
                 "permissions": ["p", "q"], "exp": 5,
             }),
         ];
-        for document in documents {
+        let mut texts: Vec<Vec<u8>> = documents
+            .iter()
+            .map(|document| serde_json::to_vec(document).unwrap())
+            .collect();
+        // Numbers as issuers may write them, and escapes: kept as written, read as parsed.
+        texts.push(
+            br#"{"exp":1.5e9,"iat":-0,"nbf":1E2,"aud":["a\u0062","\\"],"sub":"\ud83d\ude00"}"#
+                .to_vec(),
+        );
+        for text in texts {
+            let document = Value::Object(crate::internal::json::parse_object(&text).unwrap());
             let object = document.as_object().unwrap();
-            let compact = compact(&document);
+            let compact = CompactClaims::scan(&text, Some("kid-1"), None).unwrap().0;
             for name in CAPTURED {
+                let claim = compact.get(name);
+                assert_eq!(claim.to_value().as_ref(), object.get(name), "{name}");
+                assert_eq!(
+                    claim.is_present() && claim.equals(&object[name]),
+                    object.contains_key(name),
+                    "{name}"
+                );
+                assert!(!claim.equals(&Value::from("other")), "{name}");
                 assert_eq!(
                     compact.value(name).map(std::borrow::Cow::into_owned),
                     object.get(name).cloned(),

@@ -5,3 +5,4 @@
 pub mod base64url;
 pub mod der;
 pub mod json;
+pub mod members;

@@ -247,6 +247,17 @@ impl Header {
         })
     }
 
+    /// A copy without the parameter map (built again when asked for).
+    fn without_map(&self) -> Header {
+        Header {
+            alg: self.alg,
+            kid: self.kid.clone(),
+            typ: self.typ.clone(),
+            json: self.json.clone(),
+            raw: OnceLock::new(),
+        }
+    }
+
     /// Validates decoded header JSON strictly and checks its parameters, without building the
     /// parameter map (that happens only if [`Header::raw`] is called).
     pub fn parse(json_bytes: Vec<u8>) -> Result<Header, JwsError> {
@@ -264,6 +275,63 @@ impl Header {
             json: json_bytes.into_boxed_slice(),
             raw: OnceLock::new(),
         })
+    }
+}
+
+/// The last few headers parsed, by their exact base64url text. Every token one key signs
+/// carries the same header segment, so most tokens find theirs here and skip decoding and
+/// scanning it. An entry is what [`Header::parse`] made of exactly those bytes, so a hit is the
+/// header a fresh parse would give; only headers that parsed are kept, and only short ones.
+struct RecentHeaders {
+    entries: Vec<(Box<[u8]>, Header)>,
+    /// The entry replaced next.
+    next: usize,
+}
+
+impl RecentHeaders {
+    /// How many headers are kept.
+    const ENTRIES: usize = 8;
+    /// The longest header segment kept (a real one is under 200 bytes).
+    const MAX_LEN: usize = 256;
+
+    fn table() -> &'static std::sync::Mutex<RecentHeaders> {
+        static TABLE: OnceLock<std::sync::Mutex<RecentHeaders>> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            std::sync::Mutex::new(RecentHeaders {
+                entries: Vec::with_capacity(Self::ENTRIES),
+                next: 0,
+            })
+        })
+    }
+
+    /// The header parsed from exactly `segment`, when kept.
+    fn find(segment: &[u8]) -> Option<Header> {
+        if segment.len() > Self::MAX_LEN {
+            return None;
+        }
+        let table = Self::table().lock().ok()?;
+        table
+            .entries
+            .iter()
+            .find(|(kept, _)| **kept == *segment)
+            .map(|(_, header)| header.clone())
+    }
+
+    /// Keeps `header`, parsed from `segment`.
+    fn remember(segment: &[u8], header: &Header) {
+        if segment.len() > Self::MAX_LEN {
+            return;
+        }
+        let Ok(mut table) = Self::table().lock() else {
+            return;
+        };
+        let entry = (Box::from(segment), header.without_map());
+        let next = table.next;
+        match table.entries.get_mut(next) {
+            Some(slot) => *slot = entry,
+            None => table.entries.push(entry),
+        }
+        table.next = (next + 1) % Self::ENTRIES;
     }
 }
 
@@ -314,12 +382,20 @@ impl<'a> CompactJws<'a> {
         if header_b64.is_empty() {
             return Err(JwsError::EmptySegment(Segment::Header));
         }
-        let header_json = base64url::decode(header_b64).map_err(|error| JwsError::Base64 {
-            segment: Segment::Header,
-            error,
-        })?;
         // The header is read first so an unsigned `alg: none` token is named as such.
-        let header = Header::parse(header_json)?;
+        let header = match RecentHeaders::find(header_b64) {
+            Some(header) => header,
+            None => {
+                let header_json =
+                    base64url::decode(header_b64).map_err(|error| JwsError::Base64 {
+                        segment: Segment::Header,
+                        error,
+                    })?;
+                let header = Header::parse(header_json)?;
+                RecentHeaders::remember(header_b64, &header);
+                header
+            }
+        };
         if signature.is_empty() {
             return Err(JwsError::EmptySegment(Segment::Signature));
         }
@@ -433,6 +509,36 @@ mod tests {
             encode(payload.as_bytes()),
             sig
         )
+    }
+
+    /// A header found among the recent ones is the header its exact bytes parse to: headers
+    /// that differ in one parameter, or only in their encoding's text, are never confused, and
+    /// more distinct headers than are kept all still parse right.
+    #[test]
+    fn recent_headers_are_found_by_their_exact_text() {
+        let headers: Vec<String> = (0..20)
+            .map(|i| format!(r#"{{"alg":"RS256","kid":"k{i}","typ":"JWT"}}"#))
+            .chain([
+                r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#.to_owned(),
+                r#"{"alg":"RS256","kid":"k1"}"#.to_owned(),
+                r#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#.to_owned(),
+                r#"{"typ":"JWT","alg":"RS256","kid":"k1"}"#.to_owned(),
+            ])
+            .collect();
+        for round in 0..3 {
+            for (i, header) in headers.iter().enumerate() {
+                let text = token(header, "{}", "c2ln");
+                let parsed = CompactJws::parse(text.as_bytes(), 1 << 16).unwrap();
+                let fresh = Header::parse(header.as_bytes().to_vec()).unwrap();
+                assert_eq!(parsed.header(), &fresh, "round {round}, header {i}");
+                assert_eq!(parsed.header().raw(), fresh.raw());
+            }
+        }
+        // A refused header is never kept: it is refused every time.
+        for _ in 0..2 {
+            let text = token(r#"{"alg":"none"}"#, "{}", "c2ln");
+            assert!(CompactJws::parse(text.as_bytes(), 1 << 16).is_err());
+        }
     }
 
     #[test]

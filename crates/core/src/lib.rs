@@ -18,7 +18,10 @@
 //!   machine-readable [`Reason`] and a description that names the real cause (an opaque token, an
 //!   ID token sent instead of the access token, an issuer differing by a trailing slash, clock skew).
 //! * **Fast.** Keys are parsed once when the set is loaded; the request path decodes into stack
-//!   buffers where it can and runs one signature check. See `benches/verify.rs`.
+//!   buffers where it can, reads the header and claims in one strict pass that builds no JSON
+//!   values (`internal::members`, held to `serde_json`'s verdict by property and fuzz tests),
+//!   keeps the checked claims as spans of one buffer, and runs one signature check. See
+//!   `benches/verify.rs`.
 //! * **One crypto boundary.** All of AWS-LC (through `aws-lc-rs`) is behind the `crypto` and
 //!   `sign` modules.
 //!

@@ -4,7 +4,7 @@
 //! string (RFC 9068 §2.2.3), the `scp` claim (a string or an array, as Okta and Entra ID issue it)
 //! or the `permissions` array (Auth0 RBAC). `read:users2` does not grant `read:users`.
 
-use crate::claims::ClaimSet;
+use crate::claims::{Claim, ClaimSet};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::fmt;
@@ -120,9 +120,10 @@ pub fn exceeds_cap(claims: &dyn ClaimSet) -> Option<usize> {
     // `ceil(n / 2)` non-empty entries, an array one per element. Real tokens are far below the
     // cap by this bound alone, so they are never split here.
     let text_bound = |text: &str| text.len().div_ceil(2);
-    let bound = |name: &str| match claims.claim(name) {
-        Some(Value::String(text)) => text_bound(text),
-        Some(Value::Array(items)) => items.len(),
+    let bound = |name: &str| match claims.get(name) {
+        Claim::Text(text) => text_bound(text),
+        Claim::Strings(items) => items.count(),
+        Claim::Json(Value::Array(items)) => items.len(),
         _ => 0,
     };
     if SCOPE_CLAIMS.iter().map(|name| bound(name)).sum::<usize>() <= MAX_GRANTED_SCOPES {

@@ -6,7 +6,7 @@
 //! [`Verifier`] chains the three for the common case; [`explain`] runs every check and reports each.
 
 use crate::alg::Algorithm;
-use crate::claims::{CapturedClaims, ClaimSet, CompactClaims, StringItems};
+use crate::claims::{captured_slot, Claim, ClaimSet, CompactClaims, StringItems};
 use crate::internal::json;
 use crate::jwk::{KeySet, SelectedKey};
 use crate::jws::{CompactJws, Header, JwsError, Segment, MAX_SIGNATURE_LEN};
@@ -59,20 +59,21 @@ impl<'a> UnverifiedToken<'a> {
     pub fn verify_signature(self, keys: &KeySet) -> Result<SignedToken, Rejection> {
         self.check_signature(keys)?;
         let payload = self.jws.decode_payload().map_err(Reason::BadPayload)?;
-        let mut captured = CapturedClaims::default();
-        let order =
-            json::scan_object_in_order(&payload, &CapturedClaims::slot, captured.slots_mut())
-                .map_err(|error| {
+        let header = self.jws.into_header();
+        let (captured, others) =
+            CompactClaims::scan(&payload, header.kid.as_deref(), header.typ.as_deref()).map_err(
+                |error| {
                     Rejection::from(Reason::BadPayload(JwsError::Json {
                         segment: Segment::Payload,
                         error,
                     }))
-                })?;
+                },
+            )?;
         Ok(SignedToken {
-            header: self.jws.into_header(),
+            header,
             payload: payload.into_boxed_slice(),
             captured,
-            order,
+            others,
             claims: OnceLock::new(),
         })
     }
@@ -116,8 +117,10 @@ impl<'a> UnverifiedToken<'a> {
 pub struct SignedToken {
     header: Header,
     payload: Box<[u8]>,
-    captured: CapturedClaims,
-    order: json::MemberOrder,
+    /// The captured claims (and `kid`, `typ`), scanned from the payload.
+    captured: CompactClaims,
+    /// The payload has members beyond the captured ones.
+    others: bool,
     claims: OnceLock<Map<String, Value>>,
 }
 
@@ -128,22 +131,6 @@ fn full_claims<'a>(
 ) -> &'a Map<String, Value> {
     // The payload was validated by `scan_object` with the same rules, so this cannot fail.
     cell.get_or_init(|| json::parse_object(payload).unwrap_or_default())
-}
-
-/// The captured claims, falling back to the full map for any other name.
-struct ClaimView<'a> {
-    captured: &'a CapturedClaims,
-    payload: &'a [u8],
-    full: &'a OnceLock<Map<String, Value>>,
-}
-
-impl ClaimSet for ClaimView<'_> {
-    fn claim(&self, name: &str) -> Option<&Value> {
-        match CapturedClaims::slot(name) {
-            Some(_) => self.captured.claim(name),
-            None => full_claims(self.full, self.payload).get(name),
-        }
-    }
 }
 
 impl SignedToken {
@@ -157,40 +144,30 @@ impl SignedToken {
         full_claims(&self.claims, &self.payload)
     }
 
-    /// Applies `policy` at time `now`.
+    /// Applies `policy` at time `now`. The checks read the captured claims as the accepted
+    /// token keeps them (a claim the policy names beyond those comes from the full map).
     pub fn check(self, policy: &Policy, now: UnixTime) -> Result<Verified, Rejection> {
-        let view = ClaimView {
-            captured: &self.captured,
-            payload: &self.payload,
-            full: &self.claims,
-        };
-        for check in Check::ALL {
-            if check.applies(policy) && check.run(policy, &self.header, &view, now).is_err() {
-                // Run the failing check again on every claim, for the complete diagnosis.
-                let claims = full_claims(&self.claims, &self.payload);
-                check.run(policy, &self.header, claims, now)?;
-            }
-        }
-        // A payload whose every member was captured is rebuilt from the captured members when
-        // asked for, so it is not kept twice.
-        let payload = self.order.others().then_some(self.payload);
+        let header = self.header;
         let claims = OnceLock::new();
         if let Some(map) = self.claims.into_inner() {
             let _ = claims.set(Box::new(map));
         }
-        let captured = CompactClaims::new(
-            self.captured,
-            self.order.slots(),
-            self.header.kid.as_deref(),
-            self.header.typ.as_deref(),
-        );
-        Ok(Verified {
-            alg: self.header.alg,
-            expires_at: exp_seconds(captured.number("exp")),
-            payload,
-            captured,
+        let verified = Verified {
+            alg: header.alg,
+            expires_at: exp_seconds(self.captured.number("exp")),
+            // A payload whose every member was captured is rebuilt from the captured members
+            // when asked for, so it is not kept twice.
+            payload: self.others.then_some(self.payload),
+            captured: self.captured,
             claims,
-        })
+        };
+        for check in Check::ALL {
+            if check.applies(policy) && check.run(policy, &header, &verified, now).is_err() {
+                // Run the failing check again on every claim, for the complete diagnosis.
+                check.run(policy, &header, &verified.to_claims(), now)?;
+            }
+        }
+        Ok(verified)
     }
 }
 
@@ -229,6 +206,18 @@ impl PartialEq for Verified {
 impl ClaimSet for Verified {
     fn claim(&self, name: &str) -> Option<&Value> {
         Verified::claim(self, name)
+    }
+
+    fn get(&self, name: &str) -> Claim<'_> {
+        if captured_slot(name).is_some() {
+            return self.captured.get(name);
+        }
+        match self.claim(name) {
+            None => Claim::Absent,
+            Some(Value::String(text)) => Claim::Text(text),
+            Some(Value::Number(number)) => Claim::Number(number.clone()),
+            Some(value) => Claim::Json(value),
+        }
     }
 
     fn as_map(&self) -> Option<&Map<String, Value>> {
@@ -297,7 +286,7 @@ impl Verified {
         if let Some(value) = self.captured.json(name) {
             return Some(value);
         }
-        let absent = match CapturedClaims::slot(name) {
+        let absent = match captured_slot(name) {
             Some(_) => !self.captured.contains(name),
             None => self.payload.is_none(),
         };
@@ -311,7 +300,7 @@ impl Verified {
     /// or rebuilt from its text, another one is parsed from the payload (or taken from the full
     /// map when already built).
     pub fn claim_value(&self, name: &str) -> Option<Cow<'_, Value>> {
-        if CapturedClaims::slot(name).is_some() {
+        if captured_slot(name).is_some() {
             return self.captured.value(name);
         }
         if let Some(map) = self.claims.get() {
@@ -541,11 +530,11 @@ impl Check {
             Check::Audience => check_audience(policy, claims),
             Check::Expiry => {
                 let exp = number_claim(claims, "exp")?.ok_or(Reason::MissingClaim("exp"))?;
-                if time::compare(exp, now.saturating_sub(leeway_i)) == Ordering::Greater {
+                if time::compare(&exp, now.saturating_sub(leeway_i)) == Ordering::Greater {
                     Ok(())
                 } else {
                     fail(Reason::Expired {
-                        exp: time::approximate(exp),
+                        exp: time::approximate(&exp),
                         now,
                         leeway,
                     })
@@ -553,10 +542,10 @@ impl Check {
             }
             Check::NotBefore => match number_claim(claims, "nbf")? {
                 Some(nbf)
-                    if time::compare(nbf, now.saturating_add(leeway_i)) == Ordering::Greater =>
+                    if time::compare(&nbf, now.saturating_add(leeway_i)) == Ordering::Greater =>
                 {
                     fail(Reason::NotYetValid {
-                        nbf: time::approximate(nbf),
+                        nbf: time::approximate(&nbf),
                         now,
                         leeway,
                     })
@@ -565,10 +554,10 @@ impl Check {
             },
             Check::IssuedAt => match number_claim(claims, "iat")? {
                 Some(iat)
-                    if time::compare(iat, now.saturating_add(leeway_i)) == Ordering::Greater =>
+                    if time::compare(&iat, now.saturating_add(leeway_i)) == Ordering::Greater =>
                 {
                     fail(Reason::IssuedInFuture {
-                        iat: time::approximate(iat),
+                        iat: time::approximate(&iat),
                         now,
                         leeway,
                     })
@@ -581,9 +570,9 @@ impl Check {
                 let oldest = now
                     .saturating_sub(i64::try_from(max_age).unwrap_or(i64::MAX))
                     .saturating_sub(leeway_i);
-                if time::compare(iat, oldest) == Ordering::Less {
+                if time::compare(&iat, oldest) == Ordering::Less {
                     fail(Reason::TooOld {
-                        iat: time::approximate(iat),
+                        iat: time::approximate(&iat),
                         now,
                         max_age,
                     })
@@ -611,12 +600,12 @@ impl Check {
             }
             Check::RequiredClaims => {
                 for (name, expected) in &policy.required_claims {
-                    let found = claims.claim(name);
-                    if found != Some(expected) {
+                    let found = claims.get(name);
+                    if !found.equals(expected) {
                         return fail(Reason::ClaimValueMismatch {
                             name: name.clone(),
                             expected: expected.clone(),
-                            found: found.cloned(),
+                            found: found.to_value(),
                         });
                     }
                 }
@@ -646,24 +635,24 @@ fn optional_string<'c>(
     claims: &'c dyn ClaimSet,
     name: &'static str,
 ) -> Result<Option<&'c str>, Rejection> {
-    match claims.claim(name) {
-        None => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value)),
-        Some(_) => fail(Reason::InvalidClaim {
+    match claims.get(name) {
+        Claim::Absent => Ok(None),
+        Claim::Text(value) => Ok(Some(value)),
+        _ => fail(Reason::InvalidClaim {
             name,
             expected: "a string",
         }),
     }
 }
 
-fn number_claim<'c>(
-    claims: &'c dyn ClaimSet,
+fn number_claim(
+    claims: &dyn ClaimSet,
     name: &'static str,
-) -> Result<Option<&'c serde_json::Number>, Rejection> {
-    match claims.claim(name) {
-        None => Ok(None),
-        Some(Value::Number(number)) => Ok(Some(number)),
-        Some(_) => fail(Reason::InvalidClaim {
+) -> Result<Option<serde_json::Number>, Rejection> {
+    match claims.get(name) {
+        Claim::Absent => Ok(None),
+        Claim::Number(number) => Ok(Some(number)),
+        _ => fail(Reason::InvalidClaim {
             name,
             expected: "a number (NumericDate)",
         }),
@@ -676,17 +665,18 @@ fn check_audience(policy: &Policy, claims: &dyn ClaimSet) -> Result<(), Rejectio
         expected: "a string or an array of strings",
     };
     let matches = |aud: &str| policy.audiences.iter().any(|a| a == aud);
-    let ok = match claims.claim("aud") {
-        None => return fail(Reason::MissingClaim("aud")),
-        Some(Value::String(aud)) => matches(aud),
-        Some(Value::Array(items)) => {
+    let ok = match claims.get("aud") {
+        Claim::Absent => return fail(Reason::MissingClaim("aud")),
+        Claim::Text(aud) => matches(aud),
+        Claim::Strings(mut items) => items.any(matches),
+        Claim::Json(Value::Array(items)) => {
             let mut any = false;
             for item in items {
                 any |= matches(item.as_str().ok_or(invalid.clone())?);
             }
             any
         }
-        Some(_) => return fail(invalid),
+        _ => return fail(invalid),
     };
     if ok {
         return Ok(());
@@ -701,9 +691,10 @@ fn check_audience(policy: &Policy, claims: &dyn ClaimSet) -> Result<(), Rejectio
 
 /// The string audiences of `aud` (a string or an array; other members are left out).
 pub fn audiences(claims: &dyn ClaimSet) -> Vec<String> {
-    match claims.claim("aud") {
-        Some(Value::String(aud)) => vec![aud.clone()],
-        Some(Value::Array(items)) => items
+    match claims.get("aud") {
+        Claim::Text(aud) => vec![aud.to_owned()],
+        Claim::Strings(items) => items.map(str::to_owned).collect(),
+        Claim::Json(Value::Array(items)) => items
             .iter()
             .filter_map(Value::as_str)
             .map(str::to_owned)
@@ -718,7 +709,7 @@ pub fn id_token_signs(claims: &dyn ClaimSet, audiences: &[String]) -> IdTokenSig
         .into_iter()
         .filter(|name| claims.claim(name).is_some())
         .collect();
-    let azp = claims.claim("azp").and_then(Value::as_str);
+    let azp = claims.text("azp");
     let aud_is_client_id = audiences.len() == 1 && azp.is_some_and(|azp| azp == audiences[0]);
     IdTokenSigns {
         claims: claims_found,
@@ -751,4 +742,59 @@ fn check_scopes(requirement: &ScopeRequirement, claims: &dyn ClaimSet) -> Result
             .collect(),
         elsewhere,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::SigningKey;
+    use serde_json::json;
+
+    /// Every check, passing and failing, reads the captured claims as the accepted token keeps
+    /// them: the full claims map is never built for it (it would grow every cached token).
+    #[test]
+    fn the_checks_do_not_build_the_claims_map() {
+        let key = SigningKey::generate(Algorithm::ES256, "k").unwrap();
+        let keys = KeySet::from_json(json!({ "keys": [key.public_jwk()] }).to_string().as_bytes())
+            .unwrap();
+        let policy = |scope: &str, client: &str, azp: &str| {
+            Policy::builder()
+                .issuer("https://i/")
+                .audience("api")
+                .scopes(ScopeRequirement::all_of([scope]))
+                .require_at_jwt(true)
+                .allowed_client(client)
+                .max_age(600)
+                .require_claim("azp", Value::from(azp))
+                .require_claim("aud", json!(["api", "other"]))
+                .require_claim("iat", json!(1_000))
+                .build()
+                .unwrap()
+        };
+        let claims = json!({
+            "iss": "https://i/", "aud": ["api", "other"], "exp": 2_000, "iat": 1_000,
+            "nbf": 999.5, "sub": "s", "client_id": "c", "azp": "c", "jti": "j",
+            "scope": "read:users write:users", "permissions": ["p"], "tenant": {"id": 7},
+        });
+        let token = key
+            .sign(json!({"typ": "at+jwt"}).as_object().unwrap(), &claims)
+            .unwrap();
+        let verify = |policy: &Policy| {
+            UnverifiedToken::parse(token.as_bytes(), policy)?
+                .verify_signature(&keys)?
+                .check(policy, 1_100)
+        };
+        let verified = verify(&policy("read:users", "c", "c")).unwrap();
+        assert!(verified.claims.get().is_none(), "map built by the checks");
+        assert_eq!(verified.claims(), claims.as_object().unwrap());
+        // Refusals read the claims the same way, then diagnose from a copy.
+        for (scope, client, azp, code) in [
+            ("admin", "c", "c", "insufficient_scope"),
+            ("read:users", "d", "c", "invalid_token"),
+            ("read:users", "c", "x", "invalid_token"),
+        ] {
+            let refused = verify(&policy(scope, client, azp)).unwrap_err();
+            assert_eq!(refused.code().as_str(), code, "{refused}");
+        }
+    }
 }

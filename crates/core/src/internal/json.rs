@@ -1,10 +1,13 @@
 //! Strict JSON for JOSE headers and JWT claims.
 //!
 //! `serde_json::Value` silently keeps the last of duplicate member names, which lets two parsers
-//! disagree about what a token says (RFC 8725 §3.5, RFC 7515 §5.2). This module parses through a
-//! `DeserializeSeed` that rejects duplicates and limits nesting depth, while still producing ordinary
-//! `serde_json` values so callers can use the claims directly.
+//! disagree about what a token says (RFC 8725 §3.5, RFC 7515 §5.2). [`parse_object`] parses through
+//! a `DeserializeSeed` that rejects duplicates and limits nesting depth, while still producing
+//! ordinary `serde_json` values so callers can use the claims directly. The request path reads
+//! only some members, through [`super::members`], which accepts exactly the same documents.
 
+use super::members::scan_members;
+pub use super::members::MemberOrder;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -61,49 +64,14 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
 /// names, nesting at most [`MAX_DEPTH`]) without building it: only the top-level members for which
 /// `slot_of` returns a slot are kept, as values, in `slots`. This is the request path's parse —
 /// a token's claims are checked from a handful of members, and the full map is built only if a
-/// caller asks for it. `slots` must be empty (`None`) on entry: a filled slot is how a repeated
-/// member is recognised.
+/// caller asks for it (the scan is [`scan_members`]; a kept member is built from the text it
+/// validated).
 pub fn scan_object(
     bytes: &[u8],
     slot_of: &dyn Fn(&str) -> Option<usize>,
     slots: &mut [Option<Value>],
 ) -> Result<(), JsonError> {
     scan_object_in_order(bytes, slot_of, slots).map(|_| ())
-}
-
-/// The order in which [`scan_object_in_order`] met the kept members (at most
-/// [`MemberOrder::MAX`] are recorded; a document keeping more counts as having other members),
-/// and whether it met any other member.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MemberOrder {
-    slots: [u8; MemberOrder::MAX],
-    len: usize,
-    others: bool,
-}
-
-impl MemberOrder {
-    /// The most slots recorded.
-    pub const MAX: usize = 16;
-
-    fn push(&mut self, slot: usize) {
-        match (self.slots.get_mut(self.len), u8::try_from(slot)) {
-            (Some(entry), Ok(slot)) => {
-                *entry = slot;
-                self.len += 1;
-            }
-            _ => self.others = true,
-        }
-    }
-
-    /// The slots filled, in document order.
-    pub fn slots(&self) -> &[u8] {
-        &self.slots[..self.len]
-    }
-
-    /// True when the object has a member that was not recorded as a slot.
-    pub fn others(&self) -> bool {
-        self.others
-    }
 }
 
 /// [`scan_object`], also telling in which order the slots were met and whether the object has
@@ -114,273 +82,61 @@ pub fn scan_object_in_order(
     slot_of: &dyn Fn(&str) -> Option<usize>,
     slots: &mut [Option<Value>],
 ) -> Result<MemberOrder, JsonError> {
-    let failure = RefCell::new(None);
-    let classify = |error: serde_json::Error| {
-        failure
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| JsonError::Malformed(error.to_string()))
-    };
-    let text = std::str::from_utf8(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let mut order = MemberOrder::default();
-    let seed = TopLevel {
-        slot_of,
-        slots,
-        order: &mut order,
-        failure: &failure,
-    };
-    let is_object = seed.deserialize(&mut deserializer).map_err(classify)?;
-    deserializer.end().map_err(classify)?;
-    if is_object {
-        Ok(order)
-    } else {
-        Err(JsonError::NotAnObject)
-    }
+    let count = slots.len();
+    scan_members(
+        bytes,
+        &|name| slot_of(name).filter(|&slot| slot < count),
+        &mut |slot, raw| {
+            if let Some(target) = slots.get_mut(slot) {
+                *target = Some(raw.to_value());
+            }
+        },
+    )
 }
 
 /// Member names seen in one object, for duplicate detection without allocating a string per
 /// name (names without escapes are borrowed from the input). Small objects are searched
-/// linearly; a large one switches to a hash set so a hostile document cannot make it quadratic.
-struct SeenNames<'de> {
-    names: Vec<Cow<'de, str>>,
+/// linearly in a fixed array; a large one switches to a hash set so a hostile document cannot
+/// make it quadratic.
+pub(crate) struct SeenNames<'de> {
+    names: [Cow<'de, str>; SeenNames::LINEAR_LIMIT],
+    len: usize,
     set: Option<HashSet<Cow<'de, str>>>,
 }
 
 impl<'de> SeenNames<'de> {
     const LINEAR_LIMIT: usize = 16;
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SeenNames {
-            names: Vec::new(),
+            names: Default::default(),
+            len: 0,
             set: None,
         }
     }
 
     /// Adds `name`; false when it was already there.
-    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+    pub(crate) fn insert(&mut self, name: Cow<'de, str>) -> bool {
         if let Some(set) = &mut self.set {
             return set.insert(name);
         }
-        if self.names.contains(&name) {
+        let seen = self.names.get(..self.len).unwrap_or_default();
+        if seen.contains(&name) {
             return false;
         }
-        if self.names.capacity() == 0 {
-            // One allocation for a typical object, made only when a name is remembered at all.
-            self.names.reserve_exact(Self::LINEAR_LIMIT);
-        }
-        self.names.push(name);
-        if self.names.len() > Self::LINEAR_LIMIT {
-            self.set = Some(self.names.drain(..).collect());
+        match self.names.get_mut(self.len) {
+            Some(slot) => {
+                *slot = name;
+                self.len += 1;
+            }
+            None => {
+                let mut set: HashSet<Cow<'de, str>> =
+                    self.names.iter_mut().map(std::mem::take).collect();
+                set.insert(name);
+                self.set = Some(set);
+            }
         }
         true
-    }
-}
-
-/// Deserializes a member name, borrowing it from the input when it has no escapes.
-struct NameSeed;
-
-impl<'de> DeserializeSeed<'de> for NameSeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(NameSeed)
-    }
-}
-
-impl<'de> Visitor<'de> for NameSeed {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(value))
-    }
-
-    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(value.to_owned()))
-    }
-
-    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(value))
-    }
-}
-
-/// The top-level seed of [`scan_object`]: yields whether the document is an object.
-struct TopLevel<'a, 's> {
-    slot_of: &'a dyn Fn(&str) -> Option<usize>,
-    slots: &'s mut [Option<Value>],
-    order: &'s mut MemberOrder,
-    failure: &'a RefCell<Option<JsonError>>,
-}
-
-impl<'de> DeserializeSeed<'de> for TopLevel<'_, '_> {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopLevel<'_, '_> {
-    type Value = bool;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a JSON object")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<bool, E> {
-        if value.is_finite() {
-            Ok(false)
-        } else {
-            Err(E::custom("number is not finite"))
-        }
-    }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        Validate {
-            depth: 0,
-            failure: self.failure,
-        }
-        .visit_seq(seq)?;
-        Ok(false)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<bool, A::Error> {
-        let mut seen = SeenNames::new();
-        let nested = Validate {
-            depth: 0,
-            failure: self.failure,
-        };
-        while let Some(name) = access.next_key_seed(NameSeed)? {
-            let slot = (self.slot_of)(&name);
-            let target = slot.and_then(|slot| Some((slot, self.slots.get_mut(slot)?)));
-            // A member with a slot is a repeat exactly when its slot is already filled (every
-            // value, `null` included, fills it); only the other names are remembered.
-            let repeated = match &target {
-                Some((_, filled)) => filled.is_some(),
-                None => !seen.insert(name.clone()),
-            };
-            if repeated {
-                return Err(nested.fail(JsonError::DuplicateMember(name.into_owned())));
-            }
-            match target {
-                Some((slot, target)) => {
-                    let seed = StrictValue {
-                        depth: 0,
-                        failure: self.failure,
-                    }
-                    .nested()?;
-                    *target = Some(access.next_value_seed(seed)?);
-                    self.order.push(slot);
-                }
-                None => {
-                    self.order.others = true;
-                    access.next_value_seed(nested.nested()?)?
-                }
-            }
-        }
-        Ok(true)
-    }
-}
-
-/// Validates a value (depth, duplicate names) without building it.
-#[derive(Clone, Copy)]
-struct Validate<'a> {
-    depth: usize,
-    failure: &'a RefCell<Option<JsonError>>,
-}
-
-impl<'a> Validate<'a> {
-    fn nested<E: de::Error>(&self) -> Result<Validate<'a>, E> {
-        if self.depth >= MAX_DEPTH {
-            return Err(self.fail(JsonError::TooDeep));
-        }
-        Ok(Validate {
-            depth: self.depth + 1,
-            failure: self.failure,
-        })
-    }
-
-    fn fail<E: de::Error>(&self, error: JsonError) -> E {
-        let message = error.to_string();
-        *self.failure.borrow_mut() = Some(error);
-        E::custom(message)
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Validate<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Validate<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<(), E> {
-        if value.is_finite() {
-            Ok(())
-        } else {
-            Err(E::custom("number is not finite"))
-        }
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(self.nested()?)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
-        let mut seen = SeenNames::new();
-        while let Some(name) = access.next_key_seed(NameSeed)? {
-            if !seen.insert(name.clone()) {
-                return Err(self.fail(JsonError::DuplicateMember(name.into_owned())));
-            }
-            access.next_value_seed(self.nested()?)?;
-        }
-        Ok(())
     }
 }
 

@@ -1,0 +1,54 @@
+//! Fuzz target: arbitrary bytes as a JSON document, read by both of core's JSON readers.
+//!
+//! The request path reads headers and claims with the single-pass scanner
+//! (`internal::members::scan_members`); diagnostics build the full map with `serde_json`
+//! (`internal::json::parse_object`). Two parsers of one token must never disagree (RFC 8725
+//! §3.5): this target asserts they give the same verdict on every input, and that every member
+//! the scanner keeps reads back as the value the full parse holds. Nothing may panic.
+//!
+//! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run json_members fuzz/seeds/json_members -- -max_total_time=60`
+//! from the repository root (see `fuzz/README.md`).
+
+#![no_main]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jwtgate_core::internal::json::parse_object;
+use jwtgate_core::internal::members::scan_members;
+use libfuzzer_sys::fuzz_target;
+
+/// The member names kept (the scanner hands these over; the rest it only validates).
+const KEPT: [&str; 4] = ["iss", "aud", "exp", "cnf"];
+
+fuzz_target!(|data: &[u8]| {
+    let mut kept = Vec::new();
+    let scanned = scan_members(
+        data,
+        &|name| KEPT.iter().position(|kept| *kept == name),
+        &mut |slot, raw| {
+            let items: Vec<_> = raw.items().map(|item| item.to_value()).collect();
+            kept.push((slot, raw.to_value(), raw.string(), items));
+        },
+    );
+    let parsed = parse_object(data);
+    match (&scanned, &parsed) {
+        (Ok(_), Ok(map)) => {
+            for (slot, value, string, items) in &kept {
+                let expected = &map[KEPT[*slot]];
+                assert_eq!(value, expected);
+                assert_eq!(string.as_deref(), expected.as_str());
+                match expected.as_array() {
+                    Some(array) => assert_eq!(&items[..], &array[..]),
+                    None => assert!(items.is_empty()),
+                }
+            }
+            let present = KEPT.iter().filter(|name| map.contains_key(**name)).count();
+            assert_eq!(kept.len(), present);
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!(
+            "the readers disagree: scan {:?}, parse {:?}",
+            scanned.map(|_| ()),
+            parsed.map(|_| ())
+        ),
+    }
+});

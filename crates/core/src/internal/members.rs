@@ -235,15 +235,9 @@ pub fn scan_members<'a>(
                 }
                 None => order.others = true,
             }
-            scanner.whitespace();
-            if scanner.eat(b',') {
-                scanner.whitespace();
-                continue;
-            }
-            if scanner.eat(b'}') {
+            if !scanner.another(b'}')? {
                 break;
             }
-            return Err(scanner.malformed("expected `,` or `}` after an object member"));
         }
     }
     scanner.end()?;
@@ -350,16 +344,23 @@ impl<'a> Scanner<'a> {
         }
         loop {
             self.value(depth + 1)?;
-            self.whitespace();
-            if self.eat(b',') {
-                self.whitespace();
-                continue;
-            }
-            if self.eat(b']') {
+            if !self.another(b']')? {
                 return Ok(());
             }
-            return Err(self.malformed("expected `,` or `]` in an array"));
         }
+    }
+
+    /// After an item or member: true at a `,` (another follows), false at `close`.
+    fn another(&mut self, close: u8) -> Result<bool, JsonError> {
+        self.whitespace();
+        if self.eat(b',') {
+            self.whitespace();
+            return Ok(true);
+        }
+        if self.eat(close) {
+            return Ok(false);
+        }
+        Err(self.malformed("expected `,` or the end of an array or object"))
     }
 
     /// An object at `depth` below the top level: its member values are at `depth + 1`, which
@@ -381,15 +382,9 @@ impl<'a> Scanner<'a> {
             }
             self.colon()?;
             self.value(depth + 1)?;
-            self.whitespace();
-            if self.eat(b',') {
-                self.whitespace();
-                continue;
-            }
-            if self.eat(b'}') {
+            if !self.another(b'}')? {
                 return Ok(());
             }
-            return Err(self.malformed("expected `,` or `}` after an object member"));
         }
     }
 

@@ -9,7 +9,10 @@
 //!
 //! * strings: up to the closing `"`, every escape checked (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`,
 //!   `\r`, `\t`, `\uXXXX`), a raw control character refused — so a `"` or a bracket inside a
-//!   string never ends a value early, and `\\"` never hides the end of one;
+//!   string never ends a value early, and `\\"` never hides the end of one. The first 32 bytes
+//!   are scanned eight at a time (names and most values end there); past them (a token) the
+//!   next `"` or `\` is found with `memchr` and the bytes before it checked for a control
+//!   character in one vectorised pass;
 //! * containers: brackets counted on a stack of up to [`MAX_DEPTH`] kinds, so `{"a": [}` is
 //!   refused, with the commas, colons and member names between their items checked;
 //! * numbers and `true`/`false`/`null`: their JSON grammar checked.

@@ -336,6 +336,7 @@ impl Engine {
     /// build a header map for each request (the Lambda's events) can leave every other header
     /// out. Keep it beside the reads it names: a header read for an authorizer's decision and
     /// missing here would be invisible to the Lambda.
+    #[inline]
     pub fn authorizer_reads_header(&self, name: &[u8]) -> bool {
         const READ: [&str; 10] = [
             "authorization",

@@ -30,7 +30,17 @@ pub enum Claim<'a> {
     Json(&'a Value),
 }
 
-impl Claim<'_> {
+impl<'a> Claim<'a> {
+    /// A claim held as a JSON value (`None`: absent).
+    pub fn of_value(value: Option<&'a Value>) -> Claim<'a> {
+        match value {
+            None => Claim::Absent,
+            Some(Value::String(text)) => Claim::Text(text),
+            Some(Value::Number(number)) => Claim::Number(number.clone()),
+            Some(value) => Claim::Json(value),
+        }
+    }
+
     /// True when the claim is in the token.
     pub fn is_present(&self) -> bool {
         !matches!(self, Claim::Absent)
@@ -70,12 +80,7 @@ pub trait ClaimSet {
 
     /// The claim's type and contents (what the claims checks read).
     fn get(&self, name: &str) -> Claim<'_> {
-        match self.claim(name) {
-            None => Claim::Absent,
-            Some(Value::String(text)) => Claim::Text(text),
-            Some(Value::Number(number)) => Claim::Number(number.clone()),
-            Some(value) => Claim::Json(value),
-        }
+        Claim::of_value(self.claim(name))
     }
 
     /// Every claim, when this set holds them all (diagnostics that scan all claims need it).
@@ -556,12 +561,7 @@ impl CompactClaims {
                 .parse::<Number>()
                 .map_or(Claim::Absent, Claim::Number),
             Kept::Strings { .. } => Claim::Strings(self.items(name)),
-            Kept::Value(index) => match self.values.get(usize::from(index)) {
-                None => Claim::Absent,
-                Some(Value::String(text)) => Claim::Text(text),
-                Some(Value::Number(number)) => Claim::Number(number.clone()),
-                Some(value) => Claim::Json(value),
-            },
+            Kept::Value(index) => Claim::of_value(self.values.get(usize::from(index))),
         }
     }
 

@@ -212,12 +212,7 @@ impl ClaimSet for Verified {
         if captured_slot(name).is_some() {
             return self.captured.get(name);
         }
-        match self.claim(name) {
-            None => Claim::Absent,
-            Some(Value::String(text)) => Claim::Text(text),
-            Some(Value::Number(number)) => Claim::Number(number.clone()),
-            Some(value) => Claim::Json(value),
-        }
+        Claim::of_value(self.claim(name))
     }
 
     fn as_map(&self) -> Option<&Map<String, Value>> {

@@ -10,9 +10,7 @@ use super::members::scan_members;
 pub use super::members::MemberOrder;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt;
 use thiserror::Error;
 
@@ -92,52 +90,6 @@ pub fn scan_object_in_order(
             }
         },
     )
-}
-
-/// Member names seen in one object, for duplicate detection without allocating a string per
-/// name (names without escapes are borrowed from the input). Small objects are searched
-/// linearly in a fixed array; a large one switches to a hash set so a hostile document cannot
-/// make it quadratic.
-pub(crate) struct SeenNames<'de> {
-    names: [Cow<'de, str>; SeenNames::LINEAR_LIMIT],
-    len: usize,
-    set: Option<HashSet<Cow<'de, str>>>,
-}
-
-impl<'de> SeenNames<'de> {
-    const LINEAR_LIMIT: usize = 16;
-
-    pub(crate) fn new() -> Self {
-        SeenNames {
-            names: Default::default(),
-            len: 0,
-            set: None,
-        }
-    }
-
-    /// Adds `name`; false when it was already there.
-    pub(crate) fn insert(&mut self, name: Cow<'de, str>) -> bool {
-        if let Some(set) = &mut self.set {
-            return set.insert(name);
-        }
-        let seen = self.names.get(..self.len).unwrap_or_default();
-        if seen.contains(&name) {
-            return false;
-        }
-        match self.names.get_mut(self.len) {
-            Some(slot) => {
-                *slot = name;
-                self.len += 1;
-            }
-            None => {
-                let mut set: HashSet<Cow<'de, str>> =
-                    self.names.iter_mut().map(std::mem::take).collect();
-                set.insert(name);
-                self.set = Some(set);
-            }
-        }
-        true
-    }
 }
 
 /// The seed that builds a `Value`, recording the first structural violation in `failure` (serde's

@@ -13,9 +13,10 @@
 //! and serde_json must never differ on whether a token is well-formed, and a kept value is read
 //! back from the very text this scan validated.
 
-use super::json::{JsonError, SeenNames, MAX_DEPTH};
+use super::json::{JsonError, MAX_DEPTH};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 /// What kind of JSON value a [`RawValue`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +35,8 @@ pub enum Kind {
     Null,
 }
 
-/// One validated JSON value, as its text in the document.
+/// One validated JSON value, as its text in the document. Only the scan makes one, so its text
+/// is always well-formed JSON of its kind (which is why its readers cannot fail).
 #[derive(Debug, Clone, Copy)]
 pub struct RawValue<'a> {
     kind: Kind,
@@ -107,6 +109,7 @@ pub struct Items<'a> {
     state: ItemsState,
 }
 
+/// Where [`Items`] is: before the first item, after an item, or past the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemsState {
     First,
@@ -203,7 +206,8 @@ pub fn scan_members<'a>(
     scanner.pos += 1;
     let mut order = MemberOrder::default();
     let mut filled: u64 = 0;
-    let mut seen = SeenNames::new();
+    // Made only when a member without a slot is met (often none is).
+    let mut seen: Option<SeenNames<'a>> = None;
     scanner.whitespace();
     if !scanner.eat(b'}') {
         loop {
@@ -213,7 +217,7 @@ pub fn scan_members<'a>(
             // are remembered.
             let repeated = match slot {
                 Some(slot) => filled & (1 << slot) != 0,
-                None => !seen.insert(name.clone()),
+                None => !seen.get_or_insert_with(SeenNames::new).insert(name.clone()),
             };
             if repeated {
                 return Err(JsonError::DuplicateMember(name.into_owned()));
@@ -242,6 +246,62 @@ pub fn scan_members<'a>(
     }
     scanner.end()?;
     Ok(order)
+}
+
+/// Member names seen in one object, for duplicate detection without allocating a string per
+/// name: names without escapes are borrowed from the input, in a fixed array that costs nothing
+/// to drop; decoded ones (rare) are kept beside. Small objects are searched linearly; a large
+/// one switches to a hash set so a hostile document cannot make it quadratic.
+struct SeenNames<'de> {
+    borrowed: [&'de str; SeenNames::LINEAR_LIMIT],
+    len: usize,
+    decoded: Vec<String>,
+    set: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> SeenNames<'de> {
+    const LINEAR_LIMIT: usize = 16;
+
+    fn new() -> Self {
+        SeenNames {
+            borrowed: [""; SeenNames::LINEAR_LIMIT],
+            len: 0,
+            decoded: Vec::new(),
+            set: None,
+        }
+    }
+
+    /// Adds `name`; false when it was already there.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.set {
+            return set.insert(name);
+        }
+        let text: &str = &name;
+        let borrowed = self.borrowed.get(..self.len).unwrap_or_default();
+        if borrowed.contains(&text) || self.decoded.iter().any(|seen| seen == text) {
+            return false;
+        }
+        if self.len + self.decoded.len() >= Self::LINEAR_LIMIT {
+            let mut set: HashSet<Cow<'de, str>> = borrowed
+                .iter()
+                .map(|seen| Cow::Borrowed(*seen))
+                .chain(self.decoded.drain(..).map(Cow::Owned))
+                .collect();
+            set.insert(name);
+            self.set = Some(set);
+            return true;
+        }
+        match name {
+            Cow::Borrowed(text) => {
+                if let Some(slot) = self.borrowed.get_mut(self.len) {
+                    *slot = text;
+                    self.len += 1;
+                }
+            }
+            Cow::Owned(text) => self.decoded.push(text),
+        }
+        true
+    }
 }
 
 /// A cursor over a UTF-8 JSON document.

@@ -448,15 +448,15 @@ pub fn forwarded_origin(headers: &http::HeaderMap) -> Option<String> {
 /// `scheme://authority` for a request that reached jwtgate directly (proxy mode, tower layer):
 /// `authority` is the request's `Host` (or HTTP/2 `:authority`), `scheme` the listener's.
 pub fn origin(scheme: &str, authority: &str) -> Option<String> {
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
+    // Per request on the Lambda authorizer: no allocation but the result's.
+    let scheme = ["http", "https"]
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(scheme))?;
     let plain = !authority.is_empty()
         && authority
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
-    plain.then(|| format!("{scheme}://{authority}"))
+    plain.then(|| [scheme, "://", authority].concat())
 }
 
 /// Checks `[server] public_url`: `scheme://host[:port]` with no path, query or user

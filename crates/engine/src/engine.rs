@@ -336,6 +336,7 @@ impl Engine {
     /// build a header map for each request (the Lambda's events) can leave every other header
     /// out. Keep it beside the reads it names: a header read for an authorizer's decision and
     /// missing here would be invisible to the Lambda.
+    #[inline]
     pub fn authorizer_reads_header(&self, name: &[u8]) -> bool {
         const READ: [&str; 10] = [
             "authorization",
@@ -349,8 +350,22 @@ impl Engine {
             "transfer-encoding",
             crate::mcp::SESSION_HEADER,
         ];
-        READ.iter()
-            .any(|read| read.as_bytes().eq_ignore_ascii_case(name))
+        // The lengths of the names above (all under 64 bytes): most headers of an event have
+        // another length and are answered with one test (an authorizer asks for each).
+        const LENGTHS: u64 = {
+            let mut lengths = 0;
+            let mut i = 0;
+            while i < READ.len() {
+                lengths |= 1 << READ[i].len();
+                i += 1;
+            }
+            lengths
+        };
+        let maybe_read = name.len() < 64 && LENGTHS >> name.len() & 1 == 1;
+        maybe_read
+            && READ
+                .iter()
+                .any(|read| read.as_bytes().eq_ignore_ascii_case(name))
             || self
                 .dpop
                 .certificate_source()

@@ -5,14 +5,19 @@
 
 use thiserror::Error;
 
-/// An `execute-api` ARN taken apart.
+/// An `execute-api` ARN taken apart: the text as given, and where its parts are in it.
+///
+/// Invariant (the constructor's): `full[..stage_end]` is
+/// `arn:{partition}:execute-api:{region}:{account}:{apiId}/{stage}`, then `/`, the method
+/// (`full[stage_end + 1..method_end]`), and the resource path from `method_end` on (empty, or
+/// starting with `/`), every part between the separators non-empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodArn {
     full: String,
-    /// `full[..stage_end]` is `arn:{partition}:execute-api:{region}:{account}:{apiId}/{stage}`.
     stage_end: usize,
-    method: String,
-    path: String,
+    method_end: usize,
+    /// The method upper-cased, when the ARN's is not already.
+    upper_method: Option<String>,
 }
 
 /// An ARN that is not an `execute-api` method ARN.
@@ -20,44 +25,48 @@ pub struct MethodArn {
 #[error("{0:?} is not an API Gateway method ARN (arn:…:execute-api:region:account:apiId/stage/METHOD/path)")]
 pub struct ArnError(pub String);
 
+/// The end of the field of `bytes` that starts at `from` and ends before `separator` (or the
+/// end of the text when `last`); `None` when it is empty or the separator is missing.
+fn field_end(bytes: &[u8], from: usize, separator: u8, last: bool) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let end = match rest.iter().position(|&b| b == separator) {
+        Some(length) => from + length,
+        None if last => bytes.len(),
+        None => return None,
+    };
+    (end > from).then_some(end)
+}
+
 impl MethodArn {
     /// Parses a `methodArn` (REST, HTTP API 1.0) or `routeArn` (HTTP API 2.0).
     pub fn parse(text: &str) -> Result<MethodArn, ArnError> {
         let error = || ArnError(text.to_owned());
-        let mut fields = text.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("execute-api"), Some(region), Some(account)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            return Err(error());
-        };
-        let resource = fields.next().ok_or_else(error)?;
-        let mut parts = resource.splitn(4, '/');
-        let (Some(api_id), Some(stage), Some(method)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(error());
-        };
-        if [partition, region, account, api_id, stage, method]
-            .iter()
-            .any(|s| s.is_empty())
-        {
+        let bytes = text.as_bytes();
+        let prefix = b"arn:";
+        if !bytes.starts_with(prefix) {
             return Err(error());
         }
-        let rest = parts.next().unwrap_or_default();
-        let mut path = String::with_capacity(rest.len() + 1);
-        path.push('/');
-        path.push_str(rest);
-        // `resource` (everything after the fifth `:`) ends the text; the stage prefix ends after
-        // `{apiId}/{stage}` at its start.
-        let stage_end = text.len() - resource.len() + api_id.len() + 1 + stage.len();
+        let partition_end = field_end(bytes, prefix.len(), b':', false).ok_or_else(error)?;
+        let service = b":execute-api:";
+        if bytes.get(partition_end..partition_end + service.len()) != Some(service) {
+            return Err(error());
+        }
+        let region_end =
+            field_end(bytes, partition_end + service.len(), b':', false).ok_or_else(error)?;
+        let account_end = field_end(bytes, region_end + 1, b':', false).ok_or_else(error)?;
+        let api_end = field_end(bytes, account_end + 1, b'/', false).ok_or_else(error)?;
+        let stage_end = field_end(bytes, api_end + 1, b'/', false).ok_or_else(error)?;
+        let method_end = field_end(bytes, stage_end + 1, b'/', true).ok_or_else(error)?;
+        let method = text.get(stage_end + 1..method_end).ok_or_else(error)?;
+        let upper_method = method
+            .bytes()
+            .any(|b| b.is_ascii_lowercase())
+            .then(|| method.to_ascii_uppercase());
         Ok(MethodArn {
             full: text.to_owned(),
             stage_end,
-            method: method.to_ascii_uppercase(),
-            path,
+            method_end,
+            upper_method,
         })
     }
 
@@ -68,17 +77,31 @@ impl MethodArn {
 
     /// The HTTP method (upper case; `*` when API Gateway's console tests send one).
     pub fn method(&self) -> &str {
-        &self.method
+        match &self.upper_method {
+            Some(upper) => upper,
+            None => self
+                .full
+                .get(self.stage_end + 1..self.method_end)
+                .unwrap_or_default(),
+        }
     }
 
     /// The resource path, starting with `/` (not normalised).
     pub fn path(&self) -> &str {
-        &self.path
+        match self.full.get(self.method_end..) {
+            Some(path) if !path.is_empty() => path,
+            _ => "/",
+        }
+    }
+
+    /// `arn:…:apiId/stage`: the ARN up to its stage.
+    pub fn stage_prefix(&self) -> &str {
+        self.full.get(..self.stage_end).unwrap_or_default()
     }
 
     /// Every method and path of the same API and stage: `arn:…:apiId/stage/*/*`.
     pub fn wildcard(&self) -> String {
-        let stage_prefix = self.full.get(..self.stage_end).unwrap_or_default();
+        let stage_prefix = self.stage_prefix();
         let mut wildcard = String::with_capacity(stage_prefix.len() + 4);
         wildcard.push_str(stage_prefix);
         wildcard.push_str("/*/*");

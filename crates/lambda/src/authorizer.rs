@@ -18,9 +18,9 @@ use jwtgate_engine::{Engine, FrontEnd, Outcome, RequestView};
 use jwtgate_keys::{Registry, SourceKind};
 use lambda_runtime::Diagnostic;
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
-use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 /// `principalId` when no token was needed or looked at.
@@ -57,6 +57,7 @@ impl From<AuthorizerError> for Diagnostic {
 pub struct Authorizer {
     engine: Engine,
     options: Options,
+    policies: PolicyDocuments,
 }
 
 /// A key source that could not be loaded during init.
@@ -73,7 +74,11 @@ pub struct PrepareFailure {
 impl Authorizer {
     /// An authorizer (see [`crate::LambdaConfig::build`] for the checked way to make one).
     pub fn new(engine: Engine, options: Options) -> Authorizer {
-        Authorizer { engine, options }
+        Authorizer {
+            engine,
+            options,
+            policies: PolicyDocuments::default(),
+        }
     }
 
     /// The engine that decides.
@@ -175,20 +180,13 @@ impl Authorizer {
             );
         }
         match outcome {
-            Outcome::Allow(allow) => {
-                Ok(self.render(request, true, allow.verified.as_deref(), None))
-            }
+            Outcome::Allow(allow) => Ok(self.render(request, true, allow.verified, None)),
             // API Gateway answers preflights itself; an authorizer never sees one it must pass.
             Outcome::Preflight => Ok(self.render(request, true, None, None)),
             Outcome::Deny(denial) if denial.status() == 403 => {
                 let error = denial.code().map_or("forbidden", |code| code.as_str());
                 let refused = (error, denial.description());
-                Ok(self.render(
-                    request,
-                    false,
-                    denial.verified().map(|v| v.as_ref()),
-                    Some(refused),
-                ))
+                Ok(self.render(request, false, denial.verified().cloned(), Some(refused)))
             }
             Outcome::Deny(_) => Err(AuthorizerError::Unauthorized),
         }
@@ -199,88 +197,63 @@ impl Authorizer {
         self.engine.verify(token, now).await
     }
 
-    fn resource(&self, arn: &MethodArn) -> String {
-        match self.options.policy_resource {
-            PolicyResource::Wildcard => arn.wildcard(),
-            PolicyResource::Method => arn.as_str().to_owned(),
-        }
-    }
-
+    /// The answer in the event's own format: what it says, with the verified token it is
+    /// about; its JSON is written when it is serialised ([`Answer`]).
     fn render(
         &self,
         request: &AuthorizerRequest,
         allowed: bool,
-        verified: Option<&Verified>,
-        refused: Option<(&str, &str)>,
+        verified: Option<Arc<Verified>>,
+        refused: Option<(&'static str, &str)>,
     ) -> Answer {
-        let mut context = verified.map_or_else(Vec::new, |v| self.context(v));
-        if let Some((error, description)) = refused {
-            context.push((Cow::Borrowed("error"), Value::String(error.to_owned())));
-            context.push((
-                Cow::Borrowed("error_description"),
-                Value::String(description.to_owned()),
-            ));
-        }
         let shape = match (request.kind, self.options.http_api_response) {
             (EventKind::HttpApiV2, HttpApiResponse::Simple) => Shape::Simple,
             (EventKind::HttpApiV2, HttpApiResponse::Iam) => Shape::HttpApiIam,
             _ => Shape::RestIam,
         };
-        let (principal, resource) = match shape {
-            Shape::Simple => (String::new(), String::new()),
-            Shape::HttpApiIam | Shape::RestIam => (
-                verified.map_or(ANONYMOUS, principal_id).to_owned(),
-                self.resource(&request.arn),
-            ),
+        let tenant = verified
+            .as_deref()
+            .and_then(|verified| self.engine.registry().tenant_of(verified.issuer()))
+            .map(str::to_owned);
+        let claims = verified
+            .as_deref()
+            .map_or_else(Vec::new, |verified| self.claims(verified));
+        let policy = match shape {
+            Shape::Simple => None,
+            Shape::HttpApiIam | Shape::RestIam => Some(self.policies.get(
+                allowed,
+                self.options.policy_resource,
+                &request.arn,
+            )),
         };
         Answer {
             shape,
             allowed,
-            principal,
-            resource,
-            context,
+            policy,
+            verified,
+            tenant,
+            claims,
+            refused: refused.map(|(error, description)| (error, description.to_owned())),
         }
     }
 
-    /// `context`: `sub`, `iss` (the concrete issuer), `tenant` (when an issuer template accepted
-    /// the token), `scope` (granted scopes, space-separated) and the configured claims, each a
-    /// string, number or boolean. A configured key repeated, or equal to a name set before it,
-    /// keeps its first place and its last value.
-    fn context(&self, verified: &Verified) -> Vec<(Cow<'static, str>, Value)> {
-        let mut context = Vec::with_capacity(4 + self.options.context_claims.len());
-        if let Some(sub) = verified.subject() {
-            context.push((Cow::Borrowed("sub"), Value::String(sub.to_owned())));
-        }
-        context.push((
-            Cow::Borrowed("iss"),
-            Value::String(verified.issuer().to_owned()),
-        ));
-        if let Some(tenant) = self.engine.registry().tenant_of(verified.issuer()) {
-            context.push((Cow::Borrowed("tenant"), Value::String(tenant.to_owned())));
-        }
-        let mut scope = String::new();
-        for granted in verified.scopes() {
-            if !scope.is_empty() {
-                scope.push(' ');
-            }
-            scope.push_str(granted);
-        }
-        context.push((Cow::Borrowed("scope"), Value::String(scope)));
+    /// The configured context claims present in the token (`null` counts as absent), each key
+    /// once: at the place of its first present claim, with the value of its last.
+    fn claims(&self, verified: &Verified) -> Vec<(String, Value)> {
+        let mut claims: Vec<(String, Value)> = Vec::new();
         for wanted in &self.options.context_claims {
-            if let Some(value) = verified
+            let Some(value) = verified
                 .claim_value(&wanted.claim)
-                .and_then(|value| flatten(&value))
-            {
-                match context
-                    .iter_mut()
-                    .find(|(key, _)| *key == wanted.key.as_str())
-                {
-                    Some(entry) => entry.1 = value,
-                    None => context.push((Cow::Owned(wanted.key.clone()), value)),
-                }
+                .filter(|value| !value.is_null())
+            else {
+                continue;
+            };
+            match claims.iter_mut().find(|(key, _)| *key == wanted.key) {
+                Some(entry) => entry.1 = value.into_owned(),
+                None => claims.push((wanted.key.clone(), value.into_owned())),
             }
         }
-        context
+        claims
     }
 }
 
@@ -296,16 +269,37 @@ enum Shape {
     Simple,
 }
 
-/// The answer to one invocation, serialised straight to the JSON API Gateway expects (no
-/// intermediate JSON tree): an IAM policy allowing or denying `execute-api:Invoke` on one
-/// resource, or an HTTP API simple answer, with the `context`.
-#[derive(Debug, Clone, PartialEq)]
+/// The answer to one invocation: an IAM policy allowing or denying `execute-api:Invoke` on one
+/// resource, or an HTTP API simple answer, with the `context`. It holds what the answer says —
+/// the verified token (shared with the cache), the method ARN, the configured claims found —
+/// and serialises straight to the JSON API Gateway expects: the policy's constant parts as
+/// constants, `principalId`, the resource, `sub`, `iss` and `scope` written from the token and
+/// the ARN as they are (no copy, no intermediate JSON tree).
+#[derive(Debug, Clone)]
 pub struct Answer {
     shape: Shape,
     allowed: bool,
-    principal: String,
-    resource: String,
-    context: Vec<(Cow<'static, str>, Value)>,
+    /// `policyDocument` (IAM answers), shared by the answers with the same effect and resource.
+    policy: Option<Arc<RawValue>>,
+    verified: Option<Arc<Verified>>,
+    tenant: Option<String>,
+    claims: Vec<(String, Value)>,
+    refused: Option<(&'static str, String)>,
+}
+
+impl PartialEq for Answer {
+    fn eq(&self, other: &Answer) -> bool {
+        fn policy(answer: &Answer) -> Option<&str> {
+            answer.policy.as_deref().map(RawValue::get)
+        }
+        self.shape == other.shape
+            && self.allowed == other.allowed
+            && policy(self) == policy(other)
+            && self.verified == other.verified
+            && self.tenant == other.tenant
+            && self.claims == other.claims
+            && self.refused == other.refused
+    }
 }
 
 impl Answer {
@@ -315,49 +309,152 @@ impl Answer {
     }
 }
 
-/// `context` as a JSON object.
-struct Context<'a>(&'a [(Cow<'static, str>, Value)]);
+/// `context`: `sub`, `iss` (the concrete issuer), `tenant` (when an issuer template accepted
+/// the token), `scope` (granted scopes, space-separated) and the configured claims, each a
+/// string, number or boolean ([`flatten`]); for a refusal, `error` and `error_description`.
+struct Context<'a>(&'a Answer);
 
 impl Serialize for Context<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            map.serialize_entry(key.as_ref(), value)?;
+        let answer = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(verified) = answer.verified.as_deref() {
+            if let Some(sub) = verified.subject() {
+                map.serialize_entry("sub", sub)?;
+            }
+            map.serialize_entry("iss", verified.issuer())?;
+            if let Some(tenant) = &answer.tenant {
+                map.serialize_entry("tenant", tenant)?;
+            }
+            map.serialize_entry("scope", &joined(verified.scopes()))?;
+            for (key, value) in &answer.claims {
+                map.serialize_entry(key, &ContextValue(value))?;
+            }
+        }
+        if let Some((error, description)) = &answer.refused {
+            map.serialize_entry("error", error)?;
+            map.serialize_entry("error_description", description)?;
         }
         map.end()
     }
 }
 
-/// `policyDocument`: one statement on one resource.
-struct PolicyDocument<'a> {
+/// Strings joined with spaces (room for a typical `scope` made up front: one allocation).
+fn joined<'s>(items: impl Iterator<Item = &'s str>) -> String {
+    let mut text = String::with_capacity(128);
+    for item in items {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(item);
+    }
+    text
+}
+
+/// A claim as a context value, written as [`flatten`] makes it without making it.
+struct ContextValue<'a>(&'a Value);
+
+impl Serialize for ContextValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                let mut text = String::new();
+                for (index, item) in items.iter().filter_map(Value::as_str).enumerate() {
+                    if index > 0 {
+                        text.push(' ');
+                    }
+                    text.push_str(item);
+                }
+                serializer.serialize_str(&text)
+            }
+            // Compact JSON text, as a string.
+            value @ (Value::Array(_) | Value::Object(_)) => serializer.collect_str(value),
+            value => value.serialize(serializer),
+        }
+    }
+}
+
+/// How many distinct `policyDocument`s [`PolicyDocuments`] keeps (an effect and a resource
+/// each: with the default wildcard resource, one API stage needs one or two).
+const POLICY_DOCUMENTS: usize = 32;
+
+/// The `policyDocument`s answered recently, as JSON text: a policy depends only on the effect
+/// and the resource (the API stage's wildcard, or the method ARN), never on the token, so the
+/// same few are answered over and over. Each is written by `serde_json` once and then copied
+/// as it is into every answer that names it.
+#[derive(Debug, Default)]
+struct PolicyDocuments {
+    /// Most recent last; at most [`POLICY_DOCUMENTS`].
+    recent: Mutex<Vec<PolicyEntry>>,
+}
+
+/// One policy of [`PolicyDocuments`]: what it says, and its text.
+#[derive(Debug)]
+struct PolicyEntry {
     allowed: bool,
-    resource: &'a str,
+    resource: PolicyResource,
+    /// The text the resource depends on: the ARN's stage prefix, or the whole ARN.
+    key: Box<str>,
+    policy: Arc<RawValue>,
 }
 
-impl Serialize for PolicyDocument<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("Version", "2012-10-17")?;
-        map.serialize_entry("Statement", &[Statement(self)])?;
-        map.end()
+impl PolicyDocuments {
+    /// The policy `allowed` or denying `execute-api:Invoke` on `arn` (or, for
+    /// [`PolicyResource::Wildcard`], on every method and path of its API stage).
+    fn get(&self, allowed: bool, resource: PolicyResource, arn: &MethodArn) -> Arc<RawValue> {
+        // The text the resource depends on: the stage prefix, or the whole ARN.
+        let key = match resource {
+            PolicyResource::Wildcard => arn.stage_prefix(),
+            PolicyResource::Method => arn.as_str(),
+        };
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entry) = recent
+            .iter()
+            .rev()
+            .find(|e| e.allowed == allowed && e.resource == resource && *e.key == *key)
+        {
+            return Arc::clone(&entry.policy);
+        }
+        let policy = Arc::from(policy_document(allowed, resource, arn));
+        if recent.len() >= POLICY_DOCUMENTS {
+            recent.remove(0);
+        }
+        recent.push(PolicyEntry {
+            allowed,
+            resource,
+            key: Box::from(key),
+            policy: Arc::clone(&policy),
+        });
+        policy
     }
 }
 
-struct Statement<'a>(&'a PolicyDocument<'a>);
-
-impl Serialize for Statement<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("Action", &["execute-api:Invoke"])?;
-        map.serialize_entry("Effect", if self.0.allowed { "Allow" } else { "Deny" })?;
-        map.serialize_entry("Resource", &[self.0.resource])?;
-        map.end()
-    }
+/// `policyDocument`: one statement allowing or denying `execute-api:Invoke` on one resource.
+fn policy_document(allowed: bool, resource: PolicyResource, arn: &MethodArn) -> Box<RawValue> {
+    let resource = match resource {
+        PolicyResource::Wildcard => arn.wildcard(),
+        PolicyResource::Method => arn.as_str().to_owned(),
+    };
+    let document = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Action": ["execute-api:Invoke"],
+            "Effect": if allowed { "Allow" } else { "Deny" },
+            "Resource": [resource],
+        }],
+    });
+    // A JSON value written by serde_json always reads back; were it ever not to, the answer
+    // names no resource at all (`null` grants nothing).
+    serde_json::value::to_raw_value(&document)
+        .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
 }
 
 impl Serialize for Answer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let context = Context(&self.context);
+        let context = Context(self);
         match self.shape {
             Shape::Simple => {
                 let mut map = serializer.serialize_map(Some(2))?;
@@ -366,14 +463,11 @@ impl Serialize for Answer {
                 map.end()
             }
             Shape::HttpApiIam | Shape::RestIam => {
-                let policy = PolicyDocument {
-                    allowed: self.allowed,
-                    resource: &self.resource,
-                };
                 let rest = self.shape == Shape::RestIam;
+                let principal = self.verified.as_deref().map_or(ANONYMOUS, principal_id);
                 let mut map = serializer.serialize_map(Some(if rest { 4 } else { 3 }))?;
-                map.serialize_entry("principalId", &self.principal)?;
-                map.serialize_entry("policyDocument", &policy)?;
+                map.serialize_entry("principalId", principal)?;
+                map.serialize_entry("policyDocument", &self.policy)?;
                 map.serialize_entry("context", &context)?;
                 if rest {
                     map.serialize_entry("usageIdentifierKey", &())?;
@@ -427,6 +521,72 @@ mod tests {
         assert_eq!(flatten(&json!(["a", "b"])), Some(json!("a b")));
         assert_eq!(flatten(&json!([1, "b"])), Some(json!("[1,\"b\"]")));
         assert_eq!(flatten(&json!({"x": 1})), Some(json!("{\"x\":1}")));
+    }
+
+    #[test]
+    fn context_values_are_written_as_flatten_makes_them() {
+        for value in [
+            json!("a\"b\n\u{2028}"),
+            json!(3),
+            json!(-1.5e300),
+            json!(u64::MAX),
+            json!(true),
+            json!(["a", "b\n", ""]),
+            json!([]),
+            json!([1, "b"]),
+            json!({"x": {"y": ["\"", null]}}),
+        ] {
+            let written = serde_json::to_string(&ContextValue(&value)).unwrap();
+            let flattened = flatten(&value).map(|v| serde_json::to_string(&v).unwrap());
+            assert_eq!(Some(written), flattened, "{value}");
+        }
+    }
+
+    #[test]
+    fn policy_documents_are_reused_only_for_the_same_effect_and_resource() {
+        let policies = PolicyDocuments::default();
+        let arn = |text: &str| MethodArn::parse(text).unwrap();
+        let get = MethodArn::parse("arn:aws:execute-api:us-east-1:1:api/prod/GET/a").unwrap();
+        let post = arn("arn:aws:execute-api:us-east-1:1:api/prod/POST/b");
+        let other_stage = arn("arn:aws:execute-api:us-east-1:1:api/test/GET/a");
+        let text = |allowed, resource, arn: &MethodArn| {
+            let policy = policies.get(allowed, resource, arn);
+            let value: Value = serde_json::from_str(policy.get()).unwrap();
+            (
+                value["Statement"][0]["Effect"].as_str().unwrap().to_owned(),
+                value["Statement"][0]["Resource"][0]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        };
+        let wildcard = PolicyResource::Wildcard;
+        let method = PolicyResource::Method;
+        let stage = "arn:aws:execute-api:us-east-1:1:api/prod/*/*";
+        for _ in 0..2 {
+            assert_eq!(text(true, wildcard, &get), ("Allow".into(), stage.into()));
+            assert_eq!(text(true, wildcard, &post), ("Allow".into(), stage.into()));
+            assert_eq!(text(false, wildcard, &get), ("Deny".into(), stage.into()));
+            assert_eq!(
+                text(true, wildcard, &other_stage).1,
+                "arn:aws:execute-api:us-east-1:1:api/test/*/*"
+            );
+            assert_eq!(text(true, method, &get).1, get.as_str());
+            assert_eq!(text(true, method, &post).1, post.as_str());
+        }
+        assert!(Arc::ptr_eq(
+            &policies.get(true, wildcard, &get),
+            &policies.get(true, wildcard, &post)
+        ));
+        for n in 0..100 {
+            let arn = arn(&format!("arn:aws:execute-api:us-east-1:1:api/prod/GET/{n}"));
+            assert_eq!(text(true, method, &arn).1, arn.as_str());
+        }
+        let kept = policies.recent.lock().unwrap().len();
+        assert_eq!(kept, POLICY_DOCUMENTS);
+        // A resource with JSON's special characters is written as a JSON string.
+        let odd = arn("arn:aws:execute-api:us-east-1:1:api/prod/GET/\"quoted\"\\");
+        assert_eq!(text(true, method, &odd).1, odd.as_str());
     }
 
     #[test]

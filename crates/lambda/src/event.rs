@@ -520,10 +520,8 @@ fn read_headers(
         }
         headers.names += 1;
         if !keep(name.as_bytes()) {
-            return if cursor.next_is(b'[') {
-                cursor.array(Cursor::skip_string)
-            } else if cursor.next_is(b'"') {
-                cursor.skip_string()
+            return if cursor.skip_strings()? {
+                Ok(())
             } else {
                 Err(cursor.error("a header value is not a string or a list of strings"))
             };
@@ -569,9 +567,13 @@ fn read_headers(
 /// True for a header name HTTP allows (RFC 9110 `token`): what `HeaderName::from_bytes`
 /// accepts, checked without making one.
 fn is_header_name(name: &[u8]) -> bool {
+    // Every byte looked up, without a branch per byte (a name is short and nearly always
+    // valid).
     !name.is_empty()
         && name.len() <= usize::from(u16::MAX)
-        && name.iter().all(|&b| TOKEN_CHARACTERS[usize::from(b)])
+        && name
+            .iter()
+            .fold(true, |valid, &b| valid & TOKEN_CHARACTERS[usize::from(b)])
 }
 
 /// The bytes of an RFC 9110 `token`: letters, digits and ``!#$%&'*+-.^_`|~``.

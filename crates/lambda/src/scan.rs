@@ -9,7 +9,10 @@
 //!
 //! * strings: up to the closing `"`, every escape checked (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`,
 //!   `\r`, `\t`, `\uXXXX`), a raw control character refused — so a `"` or a bracket inside a
-//!   string never ends a value early, and `\\"` never hides the end of one;
+//!   string never ends a value early, and `\\"` never hides the end of one. The first 32 bytes
+//!   are scanned eight at a time (names and most values end there); past them (a token) the
+//!   next `"` or `\` is found with `memchr` and the bytes before it checked for a control
+//!   character in one vectorised pass;
 //! * containers: brackets counted on a stack of up to [`MAX_DEPTH`] kinds, so `{"a": [}` is
 //!   refused, with the commas, colons and member names between their items checked;
 //! * numbers and `true`/`false`/`null`: their JSON grammar checked.
@@ -68,7 +71,9 @@ static STRING_STOP: [bool; 256] = {
 };
 
 /// The first byte at or after `from` that stops the scan of a string ([`STRING_STOP`]), or
-/// the end of `bytes`: eight bytes at a time while none of them can stop it.
+/// the end of `bytes`: eight bytes at a time for the first [`SHORT_STRING`] bytes (most
+/// strings of an event, names and short values, end there), then, for long values such as a
+/// token, [`long_string_stop`].
 #[inline(always)]
 fn string_stop(bytes: &[u8], mut from: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
@@ -76,7 +81,11 @@ fn string_stop(bytes: &[u8], mut from: usize) -> usize {
     const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
     const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
     const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
+    let short_end = from + SHORT_STRING;
     while let Some(chunk) = bytes.get(from..from + 8) {
+        if from >= short_end {
+            return long_string_stop(bytes, from);
+        }
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
@@ -101,6 +110,29 @@ fn string_stop(bytes: &[u8], mut from: usize) -> usize {
         from += 1;
     }
     from
+}
+
+/// How many bytes of a string [`string_stop`] scans eight at a time before it turns to
+/// [`long_string_stop`].
+const SHORT_STRING: usize = 32;
+
+/// [`string_stop`] for the rest of a long string: the next `"` or `\` found with `memchr`
+/// (vector instructions, many bytes at a time), then the bytes before it checked for a control
+/// character in one pass the compiler vectorises (no early exit), and only when there is one,
+/// searched for it.
+#[inline(never)]
+fn long_string_stop(bytes: &[u8], from: usize) -> usize {
+    let rest = bytes.get(from..).unwrap_or_default();
+    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    let span = rest.get(..end).unwrap_or_default();
+    // The smallest byte (a reduction the compiler vectorises) is below 0x20 only if some is.
+    let smallest = span
+        .iter()
+        .fold(u8::MAX, |smallest, &byte| smallest.min(byte));
+    if smallest >= 0x20 {
+        return from + end;
+    }
+    from + span.iter().position(|&byte| byte < 0x20).unwrap_or(end)
 }
 
 /// A position in a JSON text.
@@ -198,17 +230,22 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whitespace, then a string: its text, borrowed when it has no escapes.
+    #[inline]
     pub fn string(&mut self) -> Result<Cow<'a, str>, ScanError> {
         self.expect(b'"', "expected a string")?;
         let opening = self.pos - 1;
         let (start, end, escaped) = self.string_contents()?;
-        if !escaped {
-            return self
-                .text
-                .get(start..end)
-                .map(Cow::Borrowed)
-                .ok_or_else(|| self.error("a string not on character boundaries"));
+        match self.text.get(start..end) {
+            Some(text) if !escaped => Ok(Cow::Borrowed(text)),
+            _ => self.escaped_string(opening),
         }
+    }
+
+    /// The string from `opening` to the cursor (just read), decoded: the rare string with an
+    /// escape, kept out of [`Cursor::string`]'s path.
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&self, opening: usize) -> Result<Cow<'a, str>, ScanError> {
         let quoted = self
             .text
             .get(opening..self.pos)
@@ -216,12 +253,6 @@ impl<'a> Cursor<'a> {
         serde_json::from_str::<String>(quoted)
             .map(Cow::Owned)
             .map_err(|e| ScanError::new(format!("an invalid string: {e}"), opening))
-    }
-
-    /// Whitespace, then a string, skipped.
-    pub fn skip_string(&mut self) -> Result<(), ScanError> {
-        self.expect(b'"', "expected a string")?;
-        self.string_contents().map(|_| ())
     }
 
     /// `null` (`None`) or a string.
@@ -274,6 +305,21 @@ impl<'a> Cursor<'a> {
                 b']' => return Ok(()),
                 _ => return Err(self.error("expected `,` or `]`")),
             }
+        }
+    }
+
+    /// Whitespace, then a string or an array of strings, skipped (their syntax checked, as
+    /// [`Cursor::skip_value`] does); `false` (the cursor not moved past the whitespace) for any
+    /// other value.
+    pub fn skip_strings(&mut self) -> Result<bool, ScanError> {
+        self.skip_whitespace();
+        match strings_end(self.text.as_bytes(), self.pos) {
+            Ok(Some(end)) => {
+                self.pos = end;
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(problem) => Err(problem.at(self)),
         }
     }
 
@@ -467,6 +513,36 @@ fn member_name_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
     Ok(at + 1)
 }
 
+/// The end of the string or array of strings at `at`; `None` when the value there is neither
+/// (an array is neither as soon as an item is not a string).
+fn strings_end(bytes: &[u8], at: usize) -> Result<Option<usize>, Problem> {
+    match bytes.get(at) {
+        Some(b'"') => return string_end(bytes, at + 1).map(|(end, _)| Some(end)),
+        Some(b'[') => {}
+        _ => return Ok(None),
+    }
+    let mut at = whitespace_end(bytes, at + 1);
+    if bytes.get(at) == Some(&b']') {
+        return Ok(Some(at + 1));
+    }
+    loop {
+        if bytes.get(at) != Some(&b'"') {
+            return Ok(None);
+        }
+        at = whitespace_end(bytes, string_end(bytes, at + 1)?.0);
+        match bytes.get(at) {
+            Some(b',') => at = whitespace_end(bytes, at + 1),
+            Some(b']') => return Ok(Some(at + 1)),
+            _ => {
+                return Err(Problem {
+                    at,
+                    what: "expected `,` or `]`",
+                })
+            }
+        }
+    }
+}
+
 /// The end of the JSON value at `at` (whitespace before it skipped), its syntax checked: one
 /// loop over the text, nesting kept on a bit stack (no recursion).
 fn skip(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
@@ -610,6 +686,38 @@ mod tests {
     }
 
     #[test]
+    fn long_strings_end_where_serde_says() {
+        // Every special byte at every place of a string longer than the eight-at-a-time part,
+        // alone and after an earlier one, inside and around a JSON string.
+        for length in [31, 32, 33, 40, 100, 700] {
+            for at in 0..length {
+                for special in [
+                    "\"", "\\", "\\\"", "\\n", "\n", "\u{1f}", "\u{7f}", "é", "\\u00e9",
+                ] {
+                    let mut text = "a".repeat(length);
+                    text.replace_range(at..at + 1, special);
+                    for quoted in [format!("\"{text}\""), format!("[\"{text}\", 1]")] {
+                        assert_eq!(
+                            skips_whole(&quoted),
+                            serde_reads(&quoted),
+                            "{length} {at} {special:?}"
+                        );
+                    }
+                    let quoted = format!("\"{text}\"");
+                    let mut cursor = Cursor::new(&quoted);
+                    let read = cursor.string().ok().filter(|_| cursor.end().is_ok());
+                    let read = read.map(Cow::into_owned);
+                    assert_eq!(
+                        read,
+                        serde_json::from_str::<String>(&quoted).ok(),
+                        "{quoted}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn nesting_is_bounded_without_recursion() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(skips_whole(&deep(MAX_DEPTH as usize)));
@@ -663,6 +771,31 @@ mod tests {
             for end in (0..text.len()).filter(|&end| text.is_char_boundary(end)) {
                 let prefix = &text[..end];
                 prop_assert_eq!(skips_whole(prefix), serde_reads(prefix), "{}", prefix);
+            }
+        }
+
+        #[test]
+        fn strings_are_skipped_exactly_when_the_value_is_strings(value in json_value(), pretty in any::<bool>()) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                value.to_string()
+            };
+            let strings = match &value {
+                Value::String(_) => true,
+                Value::Array(items) => items.iter().all(Value::is_string),
+                _ => false,
+            };
+            let mut cursor = Cursor::new(&text);
+            prop_assert_eq!(cursor.skip_strings().ok(), Some(strings), "{}", text);
+            if strings {
+                prop_assert!(cursor.end().is_ok(), "{}", text);
+            }
+            for end in (0..text.len()).filter(|&end| text.is_char_boundary(end)) {
+                let prefix = &text[..end];
+                let mut cursor = Cursor::new(prefix);
+                let whole = cursor.skip_strings() == Ok(true) && cursor.end().is_ok();
+                prop_assert!(!whole || serde_reads(prefix), "{}", prefix);
             }
         }
 

@@ -592,6 +592,28 @@ async fn method_resource_and_context_claims() {
 }
 
 #[tokio::test]
+async fn a_repeated_context_key_keeps_its_first_place_and_its_last_value() {
+    let fx = Fixture::new();
+    let authorizer = fx
+        .authorizer(
+            "[lambda]\ncontext_claims = [\"absent=contact\", \"level\", \"email=contact\", \"nothing=contact\", \"quote=contact\"]\n",
+        )
+        .await;
+    let token = fx.token(json!({"quote": "a \"quoted\"\nline\u{2028}", "scope": "read:users"}));
+    let event = serde_json::to_vec(&event(REST_TOKEN, &token)).unwrap();
+    let answer = authorizer.answer(&event, NOW).await.unwrap();
+    assert!(answer.allowed());
+    // The exact text: members in this order, strings escaped as serde_json escapes them.
+    let context = format!(
+        r#""context":{{"sub":"auth0|alice","iss":{},"scope":"read:users write:users","level":3,"contact":{}}}"#,
+        serde_json::to_string(ISSUER).unwrap(),
+        serde_json::to_string("a \"quoted\"\nline\u{2028}").unwrap()
+    );
+    let json = serde_json::to_string(&answer).unwrap();
+    assert!(json.contains(&context), "{json}");
+}
+
+#[tokio::test]
 async fn principal_without_sub() {
     let fx = Fixture::new();
     let authorizer = fx.authorizer("").await;

@@ -9,7 +9,7 @@ use crate::alg::Algorithm;
 use crate::internal::base64url::{self, Base64UrlError};
 use crate::internal::json::{self, JsonError};
 use serde_json::{Map, Value};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use thiserror::Error;
 
 /// Default maximum size of a whole token: 64 KiB.
@@ -283,7 +283,8 @@ impl Header {
 /// scanning it. An entry is what [`Header::parse`] made of exactly those bytes, so a hit is the
 /// header a fresh parse would give; only headers that parsed are kept, and only short ones.
 struct RecentHeaders {
-    entries: Vec<(Box<[u8]>, Header)>,
+    /// Each segment and its header, shared so that a hit copies it after the lock is let go.
+    entries: Vec<(Box<[u8]>, Arc<Header>)>,
     /// The entry replaced next.
     next: usize,
 }
@@ -309,12 +310,15 @@ impl RecentHeaders {
         if segment.len() > Self::MAX_LEN {
             return None;
         }
-        let table = Self::table().lock().ok()?;
-        table
-            .entries
-            .iter()
-            .find(|(kept, _)| **kept == *segment)
-            .map(|(_, header)| header.clone())
+        let found = {
+            let table = Self::table().lock().ok()?;
+            table
+                .entries
+                .iter()
+                .find(|(kept, _)| **kept == *segment)
+                .map(|(_, header)| Arc::clone(header))
+        }?;
+        Some(found.without_map())
     }
 
     /// Keeps `header`, parsed from `segment`.
@@ -322,10 +326,10 @@ impl RecentHeaders {
         if segment.len() > Self::MAX_LEN {
             return;
         }
+        let entry = (Box::from(segment), Arc::new(header.without_map()));
         let Ok(mut table) = Self::table().lock() else {
             return;
         };
-        let entry = (Box::from(segment), header.without_map());
         let next = table.next;
         match table.entries.get_mut(next) {
             Some(slot) => *slot = entry,

@@ -7,7 +7,6 @@
 //! only some members, through [`super::members`], which accepts exactly the same documents.
 
 use super::members::scan_members;
-pub use super::members::MemberOrder;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -69,17 +68,6 @@ pub fn scan_object(
     slot_of: &dyn Fn(&str) -> Option<usize>,
     slots: &mut [Option<Value>],
 ) -> Result<(), JsonError> {
-    scan_object_in_order(bytes, slot_of, slots).map(|_| ())
-}
-
-/// [`scan_object`], also telling in which order the slots were met and whether the object has
-/// members that were not kept (a caller holding the kept members then needs no copy of the
-/// document to rebuild it).
-pub fn scan_object_in_order(
-    bytes: &[u8],
-    slot_of: &dyn Fn(&str) -> Option<usize>,
-    slots: &mut [Option<Value>],
-) -> Result<MemberOrder, JsonError> {
     let count = slots.len();
     scan_members(
         bytes,
@@ -90,6 +78,7 @@ pub fn scan_object_in_order(
             }
         },
     )
+    .map(|_| ())
 }
 
 /// The seed that builds a `Value`, recording the first structural violation in `failure` (serde's

@@ -5,7 +5,10 @@
 #   (j)   Envoy jwt_authn, no JWT cache, answering directly
 #   (jc)  Envoy jwt_authn with jwt_cache_config (10,000 entries), answering directly
 #   (f)   `jwtgate serve` forward-auth alone (default verified-token cache)
-#   (g)   Envoy -> jwtgate over gRPC ext_authz (default cache), Envoy answering directly
+#   (g)   Envoy -> jwtgate over gRPC ext_authz (default cache), Envoy answering directly, with
+#         the ext_authz filter of docs/recipes/envoy-grpc.yaml (bench/lib/envoy.sh)
+#   (g0)  the same with the bare filter (without the recipe's cost settings), one token only:
+#         what those settings save, in the same run
 #   (h)   Envoy -> jwtgate over HTTP ext_authz (forward_auth_prefix), for comparison
 # each with one repeated token (suffix 1) and with 10,000 distinct tokens rotated by
 # bench/rotate_tokens.lua (suffix n). Servers run on core 0 (Envoy --concurrency 1, and jwtgate),
@@ -215,6 +218,17 @@ for tokens in 1 n; do
   stop "$ENVOY_PID" "$GATE_PID"
 done
 
+echo "==> (g0) Envoy -> jwtgate gRPC ext_authz, the filter without the recipe's cost settings"
+alloc_port PORT
+start jwtgate-g0 "$JWTGATE" serve --config "$WORK/jwtgate.toml"
+GATE_PID=$LAST_PID
+wait_ready "$HTTP_PORT" /readyz "$GATE_PID"
+start_envoy g0 "$(envoy_config "$PORT" "$(ext_authz_grpc bare)" "$(jwtgate_cluster "$GRPC_PORT")")"
+ENVOY_PID=$LAST_PID
+wait_ready "$PORT" /api/users "$ENVOY_PID" "$GATE_PID"
+JWTGATE_PID=$GATE_PID run g0 "http://127.0.0.1:$PORT/api/users" "$ENVOY_PID $GATE_PID" "${ONE[@]}"
+stop "$ENVOY_PID" "$GATE_PID"
+
 echo "==> (h) Envoy -> jwtgate HTTP ext_authz"
 alloc_port PORT
 for tokens in 1 n; do
@@ -245,11 +259,12 @@ describe() {
     fn) echo "jwtgate forward-auth alone, $COUNT tokens" ;;
     g1) echo "Envoy -> jwtgate gRPC ext_authz, one token" ;;
     gn) echo "Envoy -> jwtgate gRPC ext_authz, $COUNT tokens" ;;
+    g0) echo "  the same, bare filter (no recipe cost settings), one token" ;;
     h1) echo "Envoy -> jwtgate HTTP ext_authz, one token" ;;
     hn) echo "Envoy -> jwtgate HTTP ext_authz, $COUNT tokens" ;;
   esac
 }
-for name in e1 j1 jn jc1 jcn f1 fn g1 gn h1 hn; do
+for name in e1 j1 jn jc1 jcn f1 fn g1 gn g0 h1 hn; do
   printf '%-4s %-52s %10s %9s %9s %14s %12s\n' "$name" "$(describe "$name")" "${RPS[$name]}" \
     "${P50[$name]}" "${P99[$name]}" "${CPU[$name]}" "${CPU_JWTGATE[$name]:-}"
 done

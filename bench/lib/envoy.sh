@@ -67,8 +67,12 @@ $1
                           requires: { provider_name: bench }
 EOF
 }
-ext_authz_grpc() { # jwtgate grpc port
-  cat <<EOF
+# The ext_authz filter of docs/recipes/envoy-grpc.yaml (its cost settings: encode_raw_headers,
+# disallowed_headers, skip_envoy_headers); with "bare", the filter without them, as the recipe
+# was before they were measured (docs/envoy.md, "What each Envoy setting costs").
+ext_authz_grpc() { # [bare]
+  if [ "${1:-}" = bare ]; then
+    cat <<EOF
                   - name: envoy.filters.http.ext_authz
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
@@ -76,6 +80,30 @@ ext_authz_grpc() { # jwtgate grpc port
                       failure_mode_allow: false
                       grpc_service:
                         envoy_grpc: { cluster_name: jwtgate }
+                        timeout: 0.5s
+EOF
+    return
+  fi
+  cat <<EOF
+                  - name: envoy.filters.http.ext_authz
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+                      transport_api_version: V3
+                      failure_mode_allow: false
+                      encode_raw_headers: true
+                      disallowed_headers:
+                        patterns:
+                          - prefix: ":"
+                          - exact: x-request-id
+                          - exact: user-agent
+                          - exact: referer
+                          - exact: accept
+                          - exact: accept-encoding
+                          - exact: accept-language
+                          - prefix: sec-fetch-
+                          - prefix: sec-ch-ua
+                      grpc_service:
+                        envoy_grpc: { cluster_name: jwtgate, skip_envoy_headers: true }
                         timeout: 0.5s
 EOF
 }

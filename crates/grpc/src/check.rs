@@ -116,12 +116,11 @@ const PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-partial-b
 const DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// Reads the original request from `check`: method, path with query, and headers from the
-/// `headers` map (names given twice, in any case, are kept twice) and, when Envoy
-/// sends raw headers (`encode_raw_headers`), from `header_map`.
+/// `headers` map or, when Envoy sends raw headers (`encode_raw_headers`), from `header_map`
+/// (both decoded into [`CheckInput::headers`]; names given twice, in any case, are kept twice).
 pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
     let http = check.http.as_ref().ok_or(Unreadable::NoHttpRequest)?;
-    let raw = http.header_map.as_ref().map_or(&[][..], |m| &m.headers[..]);
-    let mut headers = HeaderMap::with_capacity(check.headers.len() + raw.len());
+    let mut headers = HeaderMap::with_capacity(check.headers.len());
     // Pseudo-headers (`:path`, …) are Envoy's own; any other name or value must be valid HTTP.
     let name_of = |name: &[u8]| -> Result<Option<HeaderName>, Unreadable> {
         if name.starts_with(b":") {
@@ -151,17 +150,6 @@ pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
         if let Some(name) = name_of(&header.name)? {
             let value =
                 HeaderValue::from_maybe_shared(header.value.clone()).map_err(|_| bad(&name))?;
-            add(name, value);
-        }
-    }
-    for header in raw {
-        let value = if header.raw_value.is_empty() {
-            header.value.as_bytes()
-        } else {
-            &header.raw_value
-        };
-        if let Some(name) = name_of(header.key.as_bytes())? {
-            let value = HeaderValue::from_bytes(value).map_err(|_| bad(&name))?;
             add(name, value);
         }
     }
@@ -463,10 +451,12 @@ fn render_deny(denial: &Denial) -> CheckResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
     use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, OkHttpResponse};
     use jwtgate_http::config::GatewayConfig;
     use jwtgate_test_support::Issuer;
+    use prost::Message;
     use std::sync::Arc;
 
     /// An engine for the shared test issuer, with `extra` TOML (token locations); the issuer
@@ -735,10 +725,52 @@ mod tests {
             read_request(&CheckInput::from(check_request(Some(http.clone())))).unwrap_err(),
             Unreadable::BadHeader("bad name".into())
         );
-        // A malformed path is the engine's refusal, with its reason.
+        // Raw headers (`encode_raw_headers: true`) are read as the map's: every entry kept, in
+        // order, a bad name refused, the client's spellings there to be removed.
         http.headers.clear();
-        http.path = "api".into();
+        let raw = |key: &str, value: &[u8]| PbHeader {
+            key: key.into(),
+            value: String::new(),
+            raw_value: value.to_vec(),
+        };
+        http.header_map = Some(PbHeaderMap {
+            headers: vec![
+                raw(":path", b"/api/users?x=1"),
+                raw("authorization", b"Bearer t"),
+                raw("x_auth_subject", b"admin"),
+                raw("x-a", b"\xff"),
+            ],
+        });
+        let encoded = Bytes::from(check_request(Some(http.clone())).encode_to_vec());
+        let input = crate::codec::decode_check(&encoded, false).unwrap();
+        let original = read_request(&input).unwrap();
+        let names: Vec<&str> = original.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["authorization", "x_auth_subject", "x-a"]);
+        assert_eq!(original.headers["x-a"].as_bytes(), b"\xff");
         let (_issuer, engine) = engine_with("");
+        let response = render(
+            &engine,
+            &original.headers,
+            "/api",
+            &allow(&[]),
+            CheckOptions::default(),
+        );
+        assert_eq!(
+            ok(&response).headers_to_remove,
+            ["authorization", "x_auth_subject"]
+        );
+        http.header_map = Some(PbHeaderMap {
+            headers: vec![raw("bad name", b"1")],
+        });
+        let encoded = Bytes::from(check_request(Some(http.clone())).encode_to_vec());
+        let input = crate::codec::decode_check(&encoded, false).unwrap();
+        assert_eq!(
+            read_request(&input).unwrap_err(),
+            Unreadable::BadHeader("bad name".into())
+        );
+        // A malformed path is the engine's refusal, with its reason.
+        http.header_map = None;
+        http.path = "api".into();
         let response = check(&engine, &check_request(Some(http)), CheckOptions::default()).await;
         let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
             panic!("not denied: {response:?}");

@@ -9,12 +9,15 @@
 //! [`decode_check`] walks the message's fields (one-byte keys and lengths read inline) and
 //! decodes only `attributes.request.http` into envoy-types' [`HttpRequest`] (its `method`,
 //! `path`, `host` and `scheme` strings set directly, last occurrence winning as in prost;
-//! `raw_body` and `header_map` by prost's generated code) and,
+//! `raw_body` by prost's generated code) and,
 //! when asked, `attributes.source` (envoy-types' [`Peer`], for `source.certificate`); every other
 //! field is skipped by its wire type. Each entry of the `headers` map but the pseudo-headers
 //! (`:path`, …, Envoy's own) becomes a [`MapHeader`]:
 //! the entry's key and value (fields 1 and 2, the layout the protobuf specification gives every
-//! map entry) as slices of the received buffer, with no copy and no `HashMap`. A name that
+//! map entry) as slices of the received buffer, with no copy and no `HashMap`; so does each
+//! `HeaderValue` of `header_map`, which Envoy sends instead of the map with
+//! `encode_raw_headers: true` (the recipe's setting: Envoy builds it more cheaply), its
+//! `raw_value` (field 3) being the value. A name that
 //! arrives twice (a repeated key, or two spellings of one header) is not merged as a protobuf
 //! map would (last value wins): [`read_request`](crate::check::read_request) appends every
 //! entry, so the engine sees both and refuses a duplicated credential as it does over HTTP.
@@ -52,6 +55,8 @@ mod field {
     pub const HTTP_RAW_BODY: u32 = 12;
     /// `AttributeContext.HttpRequest.header_map`.
     pub const HTTP_HEADER_MAP: u32 = 13;
+    /// `envoy.config.core.v3.HeaderMap.headers` (in `base.proto`).
+    pub const HEADER_MAP_HEADERS: u32 = 1;
 }
 
 /// One entry of a `map<string, string>`, sharing the buffer it was received in.
@@ -71,11 +76,28 @@ impl MapHeader {
     /// `None` for a pseudo-header (`:path`, …): Envoy's own, never read as a request header,
     /// so not kept.
     fn decode(buffer: &Bytes, entry: &[u8]) -> Result<Option<MapHeader>, CheckDecodeError> {
-        let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
+        MapHeader::decode_fields(buffer, entry, false)
+    }
+
+    /// Reads one `envoy.config.core.v3.HeaderValue` of `header_map` (what Envoy sends with
+    /// `encode_raw_headers: true`): `key` = 1 and `value` = 2 as a map entry's, and
+    /// `raw_value` = 3 (bytes), which is the value when it is not empty (Envoy sets only it).
+    /// Checked as [`MapHeader::decode`] checks a map entry; `None` for a pseudo-header.
+    fn decode_raw(buffer: &Bytes, entry: &[u8]) -> Result<Option<MapHeader>, CheckDecodeError> {
+        MapHeader::decode_fields(buffer, entry, true)
+    }
+
+    fn decode_fields(
+        buffer: &Bytes,
+        entry: &[u8],
+        raw: bool,
+    ) -> Result<Option<MapHeader>, CheckDecodeError> {
+        let (mut name, mut value, mut raw_value): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
         fields(entry, |tag, _, payload| {
             let slot = match tag {
                 1 => &mut name,
                 2 => &mut value,
+                3 if raw => &mut raw_value,
                 _ => return Ok(()),
             };
             let text = payload.ok_or(CheckDecodeError::NotAMessage(tag))?;
@@ -88,6 +110,9 @@ impl MapHeader {
         })?;
         if is_pseudo(name) {
             return Ok(None);
+        }
+        if !raw_value.is_empty() {
+            value = raw_value;
         }
         Ok(Some(MapHeader {
             name: buffer.slice_ref(name),
@@ -105,11 +130,13 @@ fn is_pseudo(name: &[u8]) -> bool {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckInput {
     /// `attributes.request.http` with only the fields jwtgate reads (`method`, `path`, `host`,
-    /// `scheme`, `raw_body`, `header_map`), its `headers` map left empty (its entries are in
-    /// [`CheckInput::headers`]); `None` when the request has none.
+    /// `scheme`, `raw_body`), its `headers` map and `header_map` left empty (their entries are
+    /// in [`CheckInput::headers`]); `None` when the request has none.
     pub http: Option<HttpRequest>,
-    /// The entries of `attributes.request.http.headers`, in the order received, but for the
-    /// pseudo-headers (`:path`, …), which are Envoy's own.
+    /// The entries of `attributes.request.http.headers` and of `header_map` (Envoy's
+    /// `encode_raw_headers: true`, each value its `raw_value`, or its `value` when that is
+    /// empty), in the order received, but for the pseudo-headers (`:path`, …), which are
+    /// Envoy's own.
     pub headers: Vec<MapHeader>,
     /// `attributes.source.certificate`: the URL-encoded PEM of the client's certificate when
     /// Envoy terminated TLS with it and sends it (`include_peer_certificate: true`); empty when
@@ -128,8 +155,22 @@ impl From<CheckRequest> for CheckInput {
         let headers = http
             .as_mut()
             .map(|http| {
+                let raw = http
+                    .header_map
+                    .take()
+                    .map(|map| map.headers)
+                    .unwrap_or_default();
                 std::mem::take(&mut http.headers)
                     .into_iter()
+                    .map(|(key, value)| (key, value.into_bytes()))
+                    .chain(raw.into_iter().map(|header| {
+                        let value = if header.raw_value.is_empty() {
+                            header.value.into_bytes()
+                        } else {
+                            header.raw_value
+                        };
+                        (header.key, value)
+                    }))
                     .filter(|(key, _)| !is_pseudo(key.as_bytes()))
                     .map(|(key, value)| MapHeader {
                         name: Bytes::from(key),
@@ -268,18 +309,28 @@ pub fn decode_check(
                             return Ok(());
                         }
                         let http = input.http.get_or_insert_with(HttpRequest::default);
+                        let mut keep = |entry: Option<MapHeader>| {
+                            if let Some(entry) = entry {
+                                if input.headers.capacity() == 0 {
+                                    input.headers.reserve(EXPECTED_HEADERS);
+                                }
+                                input.headers.push(entry);
+                            }
+                        };
                         fields(message_payload(tag, payload)?, |tag, whole, payload| {
                             match tag {
                                 field::HTTP_HEADERS => {
-                                    let entry =
-                                        MapHeader::decode(bytes, message_payload(tag, payload)?)?;
-                                    if let Some(entry) = entry {
-                                        if input.headers.capacity() == 0 {
-                                            input.headers.reserve(EXPECTED_HEADERS);
-                                        }
-                                        input.headers.push(entry);
-                                    }
+                                    keep(MapHeader::decode(bytes, message_payload(tag, payload)?)?);
                                     Ok(())
+                                }
+                                field::HTTP_HEADER_MAP => {
+                                    fields(message_payload(tag, payload)?, |tag, _, payload| {
+                                        if tag == field::HEADER_MAP_HEADERS {
+                                            let entry = message_payload(tag, payload)?;
+                                            keep(MapHeader::decode_raw(bytes, entry)?);
+                                        }
+                                        Ok(())
+                                    })
                                 }
                                 // Singular strings: the last occurrence wins, as prost merges
                                 // them (each one's own allocation, not prost's generic merge).
@@ -287,9 +338,7 @@ pub fn decode_check(
                                 field::HTTP_PATH => set_text(&mut http.path, tag, payload),
                                 field::HTTP_HOST => set_text(&mut http.host, tag, payload),
                                 field::HTTP_SCHEME => set_text(&mut http.scheme, tag, payload),
-                                field::HTTP_RAW_BODY | field::HTTP_HEADER_MAP => {
-                                    Ok(http.merge(whole)?)
-                                }
+                                field::HTTP_RAW_BODY => Ok(http.merge(whole)?),
                                 // `id`, `query`, `fragment`, `size`, `protocol`, `body`: not
                                 // read (their wire format checked by `fields`).
                                 _ => Ok(()),
@@ -340,11 +389,23 @@ mod tests {
                         method: "POST".into(),
                         headers,
                         header_map: Some(PbHeaderMap {
-                            headers: vec![PbHeader {
-                                key: "x-raw".into(),
-                                value: String::new(),
-                                raw_value: b"r".to_vec(),
-                            }],
+                            headers: vec![
+                                PbHeader {
+                                    key: "x-raw".into(),
+                                    value: String::new(),
+                                    raw_value: b"r".to_vec(),
+                                },
+                                PbHeader {
+                                    key: "x-text".into(),
+                                    value: "t".into(),
+                                    raw_value: Vec::new(),
+                                },
+                                PbHeader {
+                                    key: ":authority".into(),
+                                    value: String::new(),
+                                    raw_value: b"api.example".to_vec(),
+                                },
+                            ],
                         }),
                         path: "/api?x=1".into(),
                         host: "api.example".into(),
@@ -392,8 +453,19 @@ mod tests {
         assert_eq!(slim.http.as_ref().unwrap().id, "", "not read");
         // The pseudo-header `:path` is Envoy's own: not kept.
         let names: Vec<&[u8]> = slim.headers.iter().map(|h| &h.name[..]).collect();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names.len(), 4, "{names:?}");
         assert!(!names.contains(&&b":path"[..]));
+        assert!(!names.contains(&&b":authority"[..]));
+        // `header_map` entries: `raw_value` is the value, `value` when it is empty.
+        let value_of = |name: &[u8]| {
+            slim.headers
+                .iter()
+                .find(|h| &h.name[..] == name)
+                .map(|h| h.value.clone())
+        };
+        assert_eq!(value_of(b"x-raw").as_deref(), Some(&b"r"[..]));
+        assert_eq!(value_of(b"x-text").as_deref(), Some(&b"t"[..]));
+        assert_eq!(slim.http.as_ref().unwrap().header_map, None);
         assert_eq!(full.http.as_ref().unwrap().id, "42");
         assert_eq!(sorted(slim.headers), sorted(full.headers));
         assert_eq!(slim.source_certificate, "-----BEGIN%20CERTIFICATE-----");

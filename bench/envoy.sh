@@ -259,7 +259,7 @@ describe() {
     fn) echo "jwtgate forward-auth alone, $COUNT tokens" ;;
     g1) echo "Envoy -> jwtgate gRPC ext_authz, one token" ;;
     gn) echo "Envoy -> jwtgate gRPC ext_authz, $COUNT tokens" ;;
-    g0) echo "  the same, bare filter (no recipe cost settings), one token" ;;
+    g0) echo "Envoy -> jwtgate gRPC, bare filter, one token" ;;
     h1) echo "Envoy -> jwtgate HTTP ext_authz, one token" ;;
     hn) echo "Envoy -> jwtgate HTTP ext_authz, $COUNT tokens" ;;
   esac

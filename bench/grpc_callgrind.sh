@@ -7,10 +7,11 @@
 # One repeated token (a verified-token cache hit), or with BENCH_TOKENS=N, N distinct tokens
 # rotated by bench/rotate_tokens.lua (all cached after the warm-up, which then sends each token
 # once). jwtgate's and Envoy's configurations are
-# bench/envoy.sh's (bench/lib/envoy.sh). The callgrind file is kept in its directory (printed)
-# for `callgrind_annotate --inclusive=yes`.
+# bench/envoy.sh's (bench/lib/envoy.sh): Envoy's ext_authz filter is docs/recipes/envoy-grpc.yaml's,
+# or with BENCH_FILTER=bare the filter without the recipe's cost settings. The callgrind file is
+# kept in its directory (printed) for `callgrind_annotate --inclusive=yes`.
 #
-# Usage: [BENCH_TOKENS=N] bench/grpc_callgrind.sh grpc|fwd [SECONDS]   (needs valgrind, wrk, curl, and Envoy in
+# Usage: [BENCH_TOKENS=N] [BENCH_FILTER=bare] bench/grpc_callgrind.sh grpc|fwd [SECONDS]   (needs valgrind, wrk, curl, and Envoy in
 #   target/proxies-venv: bash scripts/test installs it). Loopback ports 18511-18513.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ if [ "$COUNT" -gt 1 ]; then
   WARMUP=$((COUNT / 200 + 5))
 fi
 jwtgate_config "$HTTP_PORT" "$GRPC_PORT" >"$WORK/jwtgate.toml"
-envoy_config "$ENVOY_PORT" "$(ext_authz_grpc)" "$(jwtgate_cluster "$GRPC_PORT")" >"$WORK/envoy.yaml"
+envoy_config "$ENVOY_PORT" "$(ext_authz_grpc "${BENCH_FILTER:-}")" "$(jwtgate_cluster "$GRPC_PORT")" >"$WORK/envoy.yaml"
 
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" "$T/jwtgate" serve --config "$WORK/jwtgate.toml" >"$WORK/jwtgate.log" 2>&1 &
 VG=$!

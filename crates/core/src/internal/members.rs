@@ -70,11 +70,14 @@ impl<'a> RawValue<'a> {
 
     /// An array's items, in order (nothing for other kinds).
     pub fn items(&self) -> Items<'a> {
-        let mut scanner = Scanner::new(self.text);
-        let open = self.kind == Kind::Array && scanner.eat(b'[');
+        let mut walker = Walker {
+            bytes: self.text.as_bytes(),
+            pos: 0,
+        };
+        let open = self.kind == Kind::Array && walker.eat(b'[');
         Items {
             text: self.text,
-            scanner,
+            walker,
             state: if open {
                 ItemsState::First
             } else {
@@ -101,11 +104,11 @@ impl<'a> RawValue<'a> {
     }
 }
 
-/// The items of an array [`RawValue`].
+/// The items of an array [`RawValue`], found by their ends (the scan validated them).
 #[derive(Debug, Clone)]
 pub struct Items<'a> {
     text: &'a str,
-    scanner: Scanner<'a>,
+    walker: Walker<'a>,
     state: ItemsState,
 }
 
@@ -124,23 +127,24 @@ impl<'a> Iterator for Items<'a> {
         if self.state == ItemsState::Done {
             return None;
         }
-        self.scanner.whitespace();
-        let closing = self.scanner.eat(b']');
-        let separated = self.state == ItemsState::First || self.scanner.eat(b',');
+        self.walker.whitespace();
+        let closing = self.walker.eat(b']');
+        let separated = self.state == ItemsState::First || self.walker.eat(b',');
         if closing || !separated {
             self.state = ItemsState::Done;
             return None;
         }
         self.state = ItemsState::Next;
-        self.scanner.whitespace();
-        // Validated already (with the depth bound), so this reads it again and cannot fail.
-        match self.scanner.value(1) {
-            Ok((kind, start, escaped)) => Some(RawValue {
+        self.walker.whitespace();
+        let start = self.walker.pos;
+        // Validated already, so each item only needs its end found.
+        match self.walker.value() {
+            Some((kind, escaped)) => Some(RawValue {
                 kind,
-                text: self.text.get(start..self.scanner.pos).unwrap_or_default(),
+                text: self.text.get(start..self.walker.pos).unwrap_or_default(),
                 escaped,
             }),
-            Err(_) => {
+            None => {
                 self.state = ItemsState::Done;
                 None
             }
@@ -299,7 +303,9 @@ pub fn find_member<'a>(bytes: &'a [u8], name: &str) -> Option<RawValue<'a>> {
     }
 }
 
-/// A cursor that skips values of a validated document by their ends ([`find_member`]).
+/// A cursor that skips values of a validated document by their ends ([`find_member`],
+/// [`Items`]).
+#[derive(Debug, Clone)]
 struct Walker<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -318,21 +324,43 @@ impl Walker<'_> {
         }
     }
 
+    /// Moves to the next `"` or `\\` (or the end), eight bytes at a time: claim strings are
+    /// short, where a vector search costs more to set up than it saves.
+    fn skip_to_quote_or_backslash(&mut self) {
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let word = u64::from_le_bytes(word);
+            let zero = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
+            let special = zero(word ^ splat(b'"')) | zero(word ^ splat(b'\\'));
+            if special != 0 {
+                self.pos += (special.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.pos += 8;
+        }
+        while let Some(&byte) = self.bytes.get(self.pos) {
+            if byte == b'"' || byte == b'\\' {
+                return;
+            }
+            self.pos += 1;
+        }
+    }
+
     /// From a string's opening quote to past its closing one; whether it has escapes.
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         self.pos += 1;
         loop {
-            let rest = self.bytes.get(self.pos..)?;
-            let at = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest.get(at) == Some(&b'"') {
-                self.pos += at + 1;
+            self.skip_to_quote_or_backslash();
+            if *self.bytes.get(self.pos)? == b'"' {
+                self.pos += 1;
                 return Some(escaped);
             }
             // A backslash and the character it escapes (a `\u` escape's four hex digits are
             // plain text).
             escaped = true;
-            self.pos += at + 2;
+            self.pos += 2;
         }
     }
 

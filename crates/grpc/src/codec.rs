@@ -59,7 +59,8 @@ mod field {
     pub const HEADER_MAP_HEADERS: u32 = 1;
 }
 
-/// One entry of a `map<string, string>`, sharing the buffer it was received in.
+/// One request header of the check (an entry of the `headers` map, or a `HeaderValue` of
+/// `header_map`), sharing the buffer it was received in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MapHeader {
     /// The entry's key (UTF-8): a header name.

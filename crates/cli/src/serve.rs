@@ -318,9 +318,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             server::spawn(&built, listener, tls.clone(), when_stopped(stopped.clone())).await?;
         let grpc = match grpc_listener {
             Some(listener) => {
-                let check = jwtgate_grpc::CheckOptions {
-                    forward_token: options.grpc_forward_token,
-                };
+                let check = jwtgate_grpc::CheckOptions::of(&options);
                 let grpc = jwtgate_grpc::spawn(
                     gateway.engine.clone(),
                     listener,

@@ -128,6 +128,38 @@ async fn checks_decide_with_the_shared_engine_and_follow_a_reload() {
 }
 
 #[tokio::test]
+async fn claims_metadata_can_be_left_out() {
+    let issuer = Issuer::new();
+    let jwks = issuer.jwks_file().display().to_string();
+    let toml = config(&issuer, &jwks, ROUTES).replacen(
+        "[server]\n",
+        "[server]\ngrpc_claims_metadata = false\n",
+        1,
+    );
+    let running = start(&toml).await;
+    let token = issuer.token(json!({"permissions": ["read:users"]}));
+    let allowed = check(
+        running.addr,
+        request(
+            "/api/users",
+            &[("authorization", &format!("Bearer {token}"))],
+        ),
+    )
+    .await;
+    assert_eq!(status(&allowed), 0, "{allowed:?}");
+    assert!(allowed.dynamic_metadata.is_none(), "{allowed:?}");
+    // The identity headers are still set.
+    let Some(HttpResponse::OkResponse(ok)) = &allowed.http_response else {
+        panic!("{allowed:?}");
+    };
+    assert!(ok
+        .headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .any(|h| h.key == "x-auth-subject" && h.value == "auth0|alice"));
+}
+
+#[tokio::test]
 async fn health_is_serving_once_keys_are_ready() {
     let issuer = Issuer::new();
     // Keys from a JWKS URL nobody serves: never ready.

@@ -46,6 +46,12 @@ fn default_ready() -> String {
 fn default_metrics() -> String {
     "/metrics".to_owned()
 }
+fn default_true() -> bool {
+    true
+}
+fn is_true(value: &bool) -> bool {
+    *value
+}
 fn default_invalid_request_status() -> u16 {
     400
 }
@@ -97,6 +103,11 @@ pub struct ServerSection {
     /// upstream gets the identity headers, not `Authorization`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub grpc_forward_token: bool,
+    /// With gRPC ext_authz, send the verified token's `sub`, `iss` and scopes as the answer's
+    /// `dynamic_metadata` for Envoy's RBAC and Lua filters (default true); false saves Envoy
+    /// the parsing and storing of it on every check.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub grpc_claims_metadata: bool,
     /// Status for `invalid_request` at the forward-auth endpoint (default 400; nginx's
     /// `auth_request` only understands 2xx/401/403, so its recipe sets 401).
     #[serde(default = "default_invalid_request_status")]
@@ -168,6 +179,7 @@ impl Default for ServerSection {
             forward_auth_prefix: String::new(),
             grpc_listen: None,
             grpc_forward_token: false,
+            grpc_claims_metadata: true,
             forward_auth_invalid_request_status: default_invalid_request_status(),
             health_path: default_health(),
             ready_path: default_ready(),
@@ -631,6 +643,7 @@ impl GatewayConfig {
                 forward_auth_invalid_request_status: invalid_request_status,
                 grpc_listen: self.server.grpc_listen,
                 grpc_forward_token: self.server.grpc_forward_token,
+                grpc_claims_metadata: self.server.grpc_claims_metadata,
                 health_path: non_empty(&self.server.health_path),
                 ready_path: non_empty(&self.server.ready_path),
                 metrics_path: non_empty(&self.server.metrics_path),

@@ -82,6 +82,10 @@ pub fn restart_only_changes(running: &ServerOptions, new: &ServerOptions) -> Vec
             "server.grpc_forward_token",
             running.grpc_forward_token != new.grpc_forward_token,
         ),
+        (
+            "server.grpc_claims_metadata",
+            running.grpc_claims_metadata != new.grpc_claims_metadata,
+        ),
         ("server.health_path", running.health_path != new.health_path),
         ("server.ready_path", running.ready_path != new.ready_path),
         (

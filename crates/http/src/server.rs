@@ -53,6 +53,8 @@ pub struct ServerOptions {
     pub grpc_listen: Option<SocketAddr>,
     /// Whether gRPC ext_authz leaves the token in the request Envoy forwards.
     pub grpc_forward_token: bool,
+    /// Whether gRPC ext_authz answers carry the verified claims as `dynamic_metadata`.
+    pub grpc_claims_metadata: bool,
     /// Liveness path, if enabled.
     pub health_path: Option<String>,
     /// Readiness path, if enabled.

@@ -32,7 +32,7 @@ pub async fn serve(built: &BuiltGateway) -> Serving {
         gateway.engine.clone(),
         grpc,
         &built.options,
-        jwtgate_grpc::CheckOptions::default(),
+        jwtgate_grpc::CheckOptions::of(&built.options),
         None,
         async {
             let _ = stopped.await;

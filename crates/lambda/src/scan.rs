@@ -24,6 +24,7 @@
 
 use std::borrow::Cow;
 use thiserror::Error;
+use wide::{i8x16, CmpEq, CmpLt};
 
 /// The deepest nesting of arrays and objects [`Cursor::skip_value`] accepts, counted from the
 /// skipped value (`serde_json`'s limit, but from the event's root: a skipped value a few levels
@@ -56,83 +57,88 @@ impl ScanError {
     }
 }
 
-/// Bytes that stop the scan of a string's contents: `"`, `\` and the control characters JSON
-/// does not allow raw.
-static STRING_STOP: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
-        byte += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
+/// The bytes the scanner looks at in one go when it searches for the end of a string: a block
+/// of the text, starting at a multiple of this size.
+const BLOCK: usize = 64;
 
-/// The first byte at or after `from` that stops the scan of a string ([`STRING_STOP`]), or
-/// the end of `bytes`: eight bytes at a time for the first [`SHORT_STRING`] bytes (most
-/// strings of an event, names and short values, end there), then, for long values such as a
-/// token, [`long_string_stop`].
-#[inline(always)]
-fn string_stop(bytes: &[u8], mut from: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
-    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
-    const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
-    let short_end = from + SHORT_STRING;
-    while let Some(chunk) = bytes.get(from..from + 8) {
-        if from >= short_end {
-            return long_string_stop(bytes, from);
-        }
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        // A byte's high bit is set in `stops` when the byte is `"`, `\` or below 0x20 (the
-        // usual zero-byte test; bytes after a match may be flagged falsely, never before it).
-        let quote = word ^ QUOTES;
-        let backslash = word ^ BACKSLASHES;
-        let stops = (quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            | (word.wrapping_sub(SPACES) & !word);
-        let stops = stops & HIGHS;
-        if stops != 0 {
-            // Little-endian: the lowest flagged byte is the first in the text.
-            return from + (stops.trailing_zeros() / 8) as usize;
-        }
-        from += 8;
-    }
-    while let Some(&byte) = bytes.get(from) {
-        if STRING_STOP[usize::from(byte)] {
-            break;
-        }
-        from += 1;
-    }
-    from
+/// The text being scanned, with where the string stops are in the block of it last looked at.
+///
+/// A string stop is a byte that ends or interrupts the scan of a string's contents: `"`, `\`,
+/// a control character (refused raw in a string) or a byte of a non-ASCII character (checked
+/// as UTF-8 where the text is not known to be). [`Text::string_stop`] finds the next one from a
+/// bitmap of the [`BLOCK`] bytes around it, computed sixteen bytes at a time with vector
+/// compares ([`block_stops`]) once per block and kept while the scan stays in the block — so
+/// the many short names and values of an event cost a shift and a bit search each, and a long
+/// one (a token) a few compares per 64 bytes.
+#[derive(Debug, Clone)]
+struct Text<'a> {
+    bytes: &'a [u8],
+    /// The offset of the block `stops` describes (a multiple of [`BLOCK`]; `usize::MAX`: none).
+    block: usize,
+    /// Bit `i` set: byte `block + i` is a string stop, or past the end of the text.
+    stops: u64,
 }
 
-/// How many bytes of a string [`string_stop`] scans eight at a time before it turns to
-/// [`long_string_stop`].
-const SHORT_STRING: usize = 32;
-
-/// [`string_stop`] for the rest of a long string: the next `"` or `\` found with `memchr`
-/// (vector instructions, many bytes at a time), then the bytes before it checked for a control
-/// character in one pass the compiler vectorises (no early exit), and only when there is one,
-/// searched for it.
-#[inline(never)]
-fn long_string_stop(bytes: &[u8], from: usize) -> usize {
-    let rest = bytes.get(from..).unwrap_or_default();
-    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-    let span = rest.get(..end).unwrap_or_default();
-    // The smallest byte (a reduction the compiler vectorises) is below 0x20 only if some is.
-    let smallest = span
-        .iter()
-        .fold(u8::MAX, |smallest, &byte| smallest.min(byte));
-    if smallest >= 0x20 {
-        return from + end;
+impl<'a> Text<'a> {
+    fn new(bytes: &'a [u8]) -> Text<'a> {
+        Text {
+            bytes,
+            block: usize::MAX,
+            stops: 0,
+        }
     }
-    from + span.iter().position(|&byte| byte < 0x20).unwrap_or(end)
+
+    /// The first string stop at or after `from`, or the end of the text.
+    #[inline(always)]
+    fn string_stop(&mut self, mut from: usize) -> usize {
+        loop {
+            let block = from & !(BLOCK - 1);
+            if block != self.block {
+                if block >= self.bytes.len() {
+                    return self.bytes.len();
+                }
+                self.stops = block_stops(self.bytes, block);
+                self.block = block;
+            }
+            let ahead = self.stops >> (from - block);
+            if ahead != 0 {
+                return (from + ahead.trailing_zeros() as usize).min(self.bytes.len());
+            }
+            from = block + BLOCK;
+        }
+    }
+}
+
+/// The string stops of the [`BLOCK`] bytes at `block` (see [`Text`]) as a bitmap, bit `i` for
+/// byte `block + i`; bytes past the end of `bytes` read as zero, a control character, so they
+/// are stops too.
+#[inline(never)]
+fn block_stops(bytes: &[u8], block: usize) -> u64 {
+    let mut lanes = [0u8; BLOCK];
+    match bytes.get(block..block + BLOCK) {
+        Some(whole) => lanes.copy_from_slice(whole),
+        None => {
+            let rest = bytes.get(block..).unwrap_or_default();
+            if let Some(head) = lanes.get_mut(..rest.len()) {
+                head.copy_from_slice(rest);
+            }
+        }
+    }
+    let quote = i8x16::splat(b'"' as i8);
+    let backslash = i8x16::splat(b'\\' as i8);
+    let space = i8x16::splat(0x20);
+    let mut stops = 0;
+    for (index, lane) in lanes.chunks_exact(16).enumerate() {
+        let mut signed = [0i8; 16];
+        for (to, &from) in signed.iter_mut().zip(lane) {
+            *to = from as i8;
+        }
+        let lane = i8x16::new(signed);
+        // Signed: a byte of 0x80 or above is negative, below 0x20 like a control character.
+        let stop = lane.cmp_eq(quote) | lane.cmp_eq(backslash) | lane.cmp_lt(space);
+        stops |= u64::from(stop.move_mask() as u16) << (16 * index);
+    }
+    stops
 }
 
 /// A position in a JSON text.
@@ -140,12 +146,17 @@ fn long_string_stop(bytes: &[u8], from: usize) -> usize {
 pub struct Cursor<'a> {
     text: &'a str,
     pos: usize,
+    scan: Text<'a>,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `text`.
     pub fn new(text: &'a str) -> Cursor<'a> {
-        Cursor { text, pos: 0 }
+        Cursor {
+            text,
+            pos: 0,
+            scan: Text::new(text.as_bytes()),
+        }
     }
 
     /// The byte offset of the cursor.
@@ -220,7 +231,7 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn string_contents(&mut self) -> Result<(usize, usize, bool), ScanError> {
         let start = self.pos;
-        match string_end(self.text.as_bytes(), start) {
+        match string_end(&mut self.scan, start) {
             Ok((end, escaped)) => {
                 self.pos = end;
                 Ok((start, end - 1, escaped))
@@ -313,7 +324,7 @@ impl<'a> Cursor<'a> {
     /// other value.
     pub fn skip_strings(&mut self) -> Result<bool, ScanError> {
         self.skip_whitespace();
-        match strings_end(self.text.as_bytes(), self.pos) {
+        match strings_end(&mut self.scan, self.pos) {
             Ok(Some(end)) => {
                 self.pos = end;
                 Ok(true)
@@ -336,7 +347,7 @@ impl<'a> Cursor<'a> {
     /// Whitespace, then any JSON value, skipped: only its end is found, with its syntax checked
     /// (see the module documentation).
     pub fn skip_value(&mut self) -> Result<(), ScanError> {
-        match skip(self.text.as_bytes(), self.pos) {
+        match skip(&mut self.scan, self.pos) {
             Ok(end) => {
                 self.pos = end;
                 Ok(())
@@ -384,16 +395,18 @@ fn whitespace_end(bytes: &[u8], mut at: usize) -> usize {
 /// The end (after the closing quote) of the string whose contents start at `at`, and whether
 /// it has an escape.
 #[inline(always)]
-fn string_end(bytes: &[u8], mut at: usize) -> Result<(usize, bool), Problem> {
+fn string_end(text: &mut Text<'_>, mut at: usize) -> Result<(usize, bool), Problem> {
     let mut escaped = false;
     loop {
-        at = string_stop(bytes, at);
-        match bytes.get(at) {
+        at = text.string_stop(at);
+        match text.bytes.get(at) {
             Some(b'"') => return Ok((at + 1, escaped)),
             Some(b'\\') => {
                 escaped = true;
-                at = escape_end(bytes, at + 1)?;
+                at = escape_end(text.bytes, at + 1)?;
             }
+            // A byte of a non-ASCII character: the text is a `str`, so it is UTF-8.
+            Some(0x80..) => at += 1,
             Some(_) => {
                 return Err(Problem {
                     at,
@@ -494,7 +507,8 @@ fn number_end(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
 
 /// The end of a member's name and colon, whitespace before them skipped.
 #[inline(always)]
-fn member_name_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+fn member_name_end(text: &mut Text<'_>, at: usize) -> Result<usize, Problem> {
+    let bytes = text.bytes;
     let at = whitespace_end(bytes, at);
     if bytes.get(at) != Some(&b'"') {
         return Err(Problem {
@@ -502,7 +516,7 @@ fn member_name_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
             what: "expected a member name",
         });
     }
-    let (at, _) = string_end(bytes, at + 1)?;
+    let (at, _) = string_end(text, at + 1)?;
     let at = whitespace_end(bytes, at);
     if bytes.get(at) != Some(&b':') {
         return Err(Problem {
@@ -515,9 +529,10 @@ fn member_name_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
 
 /// The end of the string or array of strings at `at`; `None` when the value there is neither
 /// (an array is neither as soon as an item is not a string).
-fn strings_end(bytes: &[u8], at: usize) -> Result<Option<usize>, Problem> {
+fn strings_end(text: &mut Text<'_>, at: usize) -> Result<Option<usize>, Problem> {
+    let bytes = text.bytes;
     match bytes.get(at) {
-        Some(b'"') => return string_end(bytes, at + 1).map(|(end, _)| Some(end)),
+        Some(b'"') => return string_end(text, at + 1).map(|(end, _)| Some(end)),
         Some(b'[') => {}
         _ => return Ok(None),
     }
@@ -529,7 +544,7 @@ fn strings_end(bytes: &[u8], at: usize) -> Result<Option<usize>, Problem> {
         if bytes.get(at) != Some(&b'"') {
             return Ok(None);
         }
-        at = whitespace_end(bytes, string_end(bytes, at + 1)?.0);
+        at = whitespace_end(bytes, string_end(text, at + 1)?.0);
         match bytes.get(at) {
             Some(b',') => at = whitespace_end(bytes, at + 1),
             Some(b']') => return Ok(Some(at + 1)),
@@ -545,7 +560,8 @@ fn strings_end(bytes: &[u8], at: usize) -> Result<Option<usize>, Problem> {
 
 /// The end of the JSON value at `at` (whitespace before it skipped), its syntax checked: one
 /// loop over the text, nesting kept on a bit stack (no recursion).
-fn skip(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
+fn skip(text: &mut Text<'_>, mut at: usize) -> Result<usize, Problem> {
+    let bytes = text.bytes;
     // Bit `d` set: the container at depth `d + 1` is an object.
     let mut objects: u128 = 0;
     let mut depth: u32 = 0;
@@ -558,7 +574,7 @@ fn skip(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
             });
         };
         match byte {
-            b'"' => at = string_end(bytes, at + 1)?.0,
+            b'"' => at = string_end(text, at + 1)?.0,
             b'{' | b'[' => {
                 let object = byte == b'{';
                 if depth >= MAX_DEPTH {
@@ -573,7 +589,7 @@ fn skip(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
                 } else {
                     if object {
                         objects |= 1 << depth;
-                        at = member_name_end(bytes, inside)?;
+                        at = member_name_end(text, inside)?;
                     } else {
                         objects &= !(1 << depth);
                         at = inside;
@@ -604,7 +620,7 @@ fn skip(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
                 Some(b',') => {
                     at += 1;
                     if in_object {
-                        at = member_name_end(bytes, at)?;
+                        at = member_name_end(text, at)?;
                     }
                     continue 'value;
                 }

@@ -40,7 +40,7 @@
 //! not exactly one PEM certificate reads as none, so a token bound to a certificate is refused.
 
 use crate::arn::MethodArn;
-use crate::scan::{Cursor, ScanError};
+use crate::scan::{Cursor, HeaderProblem, ScanError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_engine::bearer::{self, BearerToken};
 use jwtgate_engine::mtls::CertificateThumbprint;
@@ -191,12 +191,8 @@ pub fn parse_slice_with(
         kind: ANY_KIND,
         message: e.to_string(),
     };
-    // One UTF-8 check of the whole event (word at a time), so every span is text.
-    let text = std::str::from_utf8(bytes).map_err(|e| EventError::Malformed {
-        kind: ANY_KIND,
-        message: e.to_string(),
-    })?;
-    let mut cursor = Cursor::new(text);
+    // UTF-8 is checked by the scan, in the strings (the only place JSON allows other bytes).
+    let mut cursor = Cursor::new(bytes);
     let raw = RawEvent::read(&mut cursor, reading).map_err(not_json)?;
     cursor.end().map_err(not_json)?;
     raw.into_request(reading)
@@ -217,7 +213,7 @@ struct RawEvent<'a> {
     /// Kept as text, read only when it is the map the decision uses: on REST and HTTP API 1.0
     /// `multiValueHeaders` holds the same headers and every value of each, so `headers` is
     /// then only skipped.
-    headers: Option<&'a str>,
+    headers: Option<&'a [u8]>,
     /// REST and HTTP API 1.0: every value of every name, the map used when not empty.
     multi_value_headers: Option<EventHeaders>,
     raw_path: Option<Cow<'a, str>>,
@@ -273,10 +269,8 @@ impl<'a> RawEvent<'a> {
     fn read(cursor: &mut Cursor<'a>, reading: Reading<'_>) -> Result<RawEvent<'a>, ScanError> {
         let mut event = RawEvent::default();
         let mut seen = [false; FIELDS.len()];
-        cursor.object(|cursor, name| {
-            let Some(index) = FIELDS.iter().position(|field| *field == name) else {
-                return cursor.skip_value();
-            };
+        let field = |name: &[u8]| FIELDS.iter().position(|field| field.as_bytes() == name);
+        cursor.object(field, |cursor, index| {
             first_time(cursor, &mut seen, &FIELDS, index)?;
             match index {
                 0 => event.type_ = loose_string(cursor)?,
@@ -321,14 +315,13 @@ impl<'a> RawContext<'a> {
     fn read(cursor: &mut Cursor<'a>, certificates: bool) -> Result<RawContext<'a>, ScanError> {
         let mut context = RawContext::default();
         let mut seen = [false; CONTEXT_FIELDS.len()];
-        cursor.object(|cursor, name| {
-            let Some(index) = CONTEXT_FIELDS
+        let field = |name: &[u8]| {
+            CONTEXT_FIELDS
                 .iter()
-                .position(|field| *field == name)
+                .position(|field| field.as_bytes() == name)
                 .filter(|&index| certificates || index < 2)
-            else {
-                return cursor.skip_value();
-            };
+        };
+        cursor.object(field, |cursor, index| {
             first_time(cursor, &mut seen, &CONTEXT_FIELDS, index)?;
             match index {
                 0 => context.path = cursor.optional_string()?,
@@ -344,7 +337,7 @@ impl<'a> RawContext<'a> {
 
 /// `identity` or `authentication`: its `clientCert`, kept as text until it is needed.
 struct RawCertificateHolder<'a> {
-    client_cert: Option<&'a str>,
+    client_cert: Option<&'a [u8]>,
 }
 
 impl<'a> RawCertificateHolder<'a> {
@@ -355,10 +348,8 @@ impl<'a> RawCertificateHolder<'a> {
         }
         let mut client_cert = None;
         let mut seen = [false];
-        cursor.object(|cursor, name| {
-            if name != "clientCert" {
-                return cursor.skip_value();
-            }
+        let field = |name: &[u8]| (name == b"clientCert").then_some(0);
+        cursor.object(field, |cursor, _| {
             first_time(cursor, &mut seen, &["clientCert"], 0)?;
             client_cert = Some(cursor.value_text()?);
             Ok(())
@@ -380,7 +371,7 @@ fn certificate_thumbprint(
     holder: Option<RawCertificateHolder<'_>>,
 ) -> Option<CertificateThumbprint> {
     let raw = holder?.client_cert?;
-    let cert: RawClientCert<'_> = serde_json::from_str(raw).ok()?;
+    let cert: RawClientCert<'_> = serde_json::from_slice(raw).ok()?;
     CertificateThumbprint::of_pem(&cert.client_cert_pem?)
 }
 
@@ -484,7 +475,7 @@ struct EventHeaders {
 /// A header map of the event (`null` or absent: none), read from its text.
 fn header_map(
     kind: EventKind,
-    text: Option<&str>,
+    text: Option<&[u8]>,
     reading: Reading<'_>,
 ) -> Result<HeaderMap, EventError> {
     let Some(text) = text else {
@@ -509,61 +500,70 @@ fn read_headers(
         map: HeaderMap::new(),
         names: 0,
     };
-    if cursor.null()? {
+    if cursor.null()? || !cursor.object_start()? {
         return Ok(headers);
     }
-    cursor.object(|cursor, name| {
-        let at = cursor.position();
-        let not_a_name = || ScanError::new(format!("{name:?} is not a header name"), at);
-        if !is_header_name(name.as_bytes()) {
-            return Err(not_a_name());
-        }
-        headers.names += 1;
-        if !keep(name.as_bytes()) {
-            return if cursor.skip_strings()? {
-                Ok(())
-            } else {
-                Err(cursor.error("a header value is not a string or a list of strings"))
-            };
-        }
-        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| not_a_name())?;
-        let value = |cursor: &mut Cursor<'_>| {
-            let at = cursor.position();
-            let text = cursor.string()?;
-            match text {
-                Cow::Borrowed(text) => HeaderValue::from_str(text),
-                Cow::Owned(text) => HeaderValue::try_from(text),
-            }
-            .map_err(|_| ScanError::new(format!("the value of {header} is not a header value"), at))
+    loop {
+        let found = cursor
+            .header_until(is_header_name, keep, &mut headers.names)
+            .map_err(|problem| match problem {
+                HeaderProblem::Name(name, at) => not_a_header_name(&name, at),
+                HeaderProblem::Scan(error) => error,
+            })?;
+        let Some((name, at)) = found else {
+            return Ok(headers);
         };
-        let too_many = || ScanError::new("too many header values", at);
-        if cursor.next_is(b'[') {
-            cursor.array(|cursor| {
-                let value = value(cursor)?;
-                headers
-                    .map
-                    .try_append(&header, value)
-                    .map_err(|_| too_many())?;
-                Ok(())
-            })
-        } else if cursor.next_is(b'"') {
-            if headers.map.contains_key(&header) {
-                return Err(ScanError::new(format!("{header} is given twice"), at));
-            }
-            let value = value(cursor)?;
-            headers
-                .map
-                .try_insert(&header, value)
-                .map_err(|_| too_many())?;
-            Ok(())
-        } else {
-            Err(cursor.error(format!(
-                "the value of {header} is not a string or a list of strings"
-            )))
+        read_header(cursor, &mut headers.map, &name, at)?;
+        if !cursor.next_member()? {
+            return Ok(headers);
         }
-    })?;
-    Ok(headers)
+    }
 }
+
+#[cold]
+fn not_a_header_name(name: &[u8], at: usize) -> ScanError {
+    ScanError::new(
+        format!("{:?} is not a header name", String::from_utf8_lossy(name)),
+        at,
+    )
+}
+
+/// The value of a header [`read_headers`] keeps: a string (inserted; a second one for the same
+/// name is malformed) or a list of strings (each appended).
+fn read_header(
+    cursor: &mut Cursor<'_>,
+    map: &mut HeaderMap,
+    name: &[u8],
+    at: usize,
+) -> Result<(), ScanError> {
+    let header = HeaderName::from_bytes(name).map_err(|_| not_a_header_name(name, at))?;
+    let value = |cursor: &mut Cursor<'_>| {
+        let at = cursor.position();
+        let bytes = cursor.string_bytes()?;
+        HeaderValue::from_bytes(&bytes)
+            .map_err(|_| ScanError::new(format!("the value of {header} is not a header value"), at))
+    };
+    let too_many = || ScanError::new("too many header values", at);
+    if cursor.next_is(b'[') {
+        cursor.array(|cursor| {
+            let value = value(cursor)?;
+            map.try_append(&header, value).map_err(|_| too_many())?;
+            Ok(())
+        })
+    } else if cursor.next_is(b'"') {
+        if map.contains_key(&header) {
+            return Err(ScanError::new(format!("{header} is given twice"), at));
+        }
+        let value = value(cursor)?;
+        map.try_insert(&header, value).map_err(|_| too_many())?;
+        Ok(())
+    } else {
+        Err(cursor.error(format!(
+            "the value of {header} is not a string or a list of strings"
+        )))
+    }
+}
+
 /// True for a header name HTTP allows (RFC 9110 `token`): what `HeaderName::from_bytes`
 /// accepts, checked without making one.
 fn is_header_name(name: &[u8]) -> bool {

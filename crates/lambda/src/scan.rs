@@ -114,21 +114,28 @@ impl<'a> Text<'a> {
 /// are stops too.
 #[inline(never)]
 fn block_stops(bytes: &[u8], block: usize) -> u64 {
-    let mut lanes = [0u8; BLOCK];
-    match bytes.get(block..block + BLOCK) {
-        Some(whole) => lanes.copy_from_slice(whole),
-        None => {
-            let rest = bytes.get(block..).unwrap_or_default();
-            if let Some(head) = lanes.get_mut(..rest.len()) {
-                head.copy_from_slice(rest);
-            }
-        }
+    let whole = bytes
+        .get(block..block + BLOCK)
+        .and_then(|whole| <&[u8; BLOCK]>::try_from(whole).ok());
+    if let Some(whole) = whole {
+        return lanes_stops(whole);
     }
+    let mut padded = [0u8; BLOCK];
+    let rest = bytes.get(block..).unwrap_or_default();
+    if let Some(head) = padded.get_mut(..rest.len()) {
+        head.copy_from_slice(rest);
+    }
+    lanes_stops(&padded)
+}
+
+/// [`block_stops`] of one whole block, sixteen bytes at a time.
+#[inline(always)]
+fn lanes_stops(block: &[u8; BLOCK]) -> u64 {
     let quote = i8x16::splat(b'"' as i8);
     let backslash = i8x16::splat(b'\\' as i8);
     let space = i8x16::splat(0x20);
     let mut stops = 0;
-    for (index, lane) in lanes.chunks_exact(16).enumerate() {
+    for (index, lane) in block.chunks_exact(16).enumerate() {
         let mut signed = [0i8; 16];
         for (to, &from) in signed.iter_mut().zip(lane) {
             *to = from as i8;
@@ -144,18 +151,18 @@ fn block_stops(bytes: &[u8], block: usize) -> u64 {
 /// A position in a JSON text.
 #[derive(Debug, Clone)]
 pub struct Cursor<'a> {
-    text: &'a str,
+    text: &'a [u8],
     pos: usize,
     scan: Text<'a>,
 }
 
 impl<'a> Cursor<'a> {
-    /// A cursor at the start of `text`.
-    pub fn new(text: &'a str) -> Cursor<'a> {
+    /// A cursor at the start of `text` (a JSON text, UTF-8 or not: the scanner checks it).
+    pub fn new(text: &'a [u8]) -> Cursor<'a> {
         Cursor {
             text,
             pos: 0,
-            scan: Text::new(text.as_bytes()),
+            scan: Text::new(text),
         }
     }
 
@@ -171,7 +178,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.pos).copied()
+        self.text.get(self.pos).copied()
     }
 
     fn next_byte(&mut self) -> Result<u8, ScanError> {
@@ -243,6 +250,21 @@ impl<'a> Cursor<'a> {
     /// Whitespace, then a string: its text, borrowed when it has no escapes.
     #[inline]
     pub fn string(&mut self) -> Result<Cow<'a, str>, ScanError> {
+        let opening = self.pos;
+        match self.string_bytes()? {
+            // Checked as UTF-8 by the scan: `from_utf8` fails only if the scanner has a bug.
+            Cow::Borrowed(bytes) => std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|_| ScanError::new("a string that is not UTF-8", opening)),
+            Cow::Owned(bytes) => String::from_utf8(bytes)
+                .map(Cow::Owned)
+                .map_err(|_| ScanError::new("a string that is not UTF-8", opening)),
+        }
+    }
+
+    /// Whitespace, then a string: its bytes (UTF-8), borrowed when it has no escapes.
+    #[inline]
+    pub fn string_bytes(&mut self) -> Result<Cow<'a, [u8]>, ScanError> {
         self.expect(b'"', "expected a string")?;
         let opening = self.pos - 1;
         let (start, end, escaped) = self.string_contents()?;
@@ -253,17 +275,39 @@ impl<'a> Cursor<'a> {
     }
 
     /// The string from `opening` to the cursor (just read), decoded: the rare string with an
-    /// escape, kept out of [`Cursor::string`]'s path.
+    /// escape, kept out of [`Cursor::string_bytes`]'s path.
     #[cold]
     #[inline(never)]
-    fn escaped_string(&self, opening: usize) -> Result<Cow<'a, str>, ScanError> {
-        let quoted = self
-            .text
-            .get(opening..self.pos)
-            .ok_or_else(|| self.error("a string not on character boundaries"))?;
-        serde_json::from_str::<String>(quoted)
-            .map(Cow::Owned)
+    fn escaped_string(&self, opening: usize) -> Result<Cow<'a, [u8]>, ScanError> {
+        let quoted = self.text.get(opening..self.pos).unwrap_or_default();
+        serde_json::from_slice::<String>(quoted)
+            .map(|text| Cow::Owned(text.into_bytes()))
             .map_err(|e| ScanError::new(format!("an invalid string: {e}"), opening))
+    }
+
+    /// `{` (whitespace before it skipped): `false` when `}` follows at once (an empty object,
+    /// read whole), `true` when a member follows ([`Cursor::member_until`] or
+    /// [`Cursor::header_until`], then its value, then [`Cursor::next_member`]).
+    #[inline(always)]
+    pub fn object_start(&mut self) -> Result<bool, ScanError> {
+        self.expect(b'{', "expected an object")?;
+        if self.next_is(b'}') {
+            self.pos += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// After a member's value: `true` after a `,` (another member follows), `false` after the
+    /// object's `}`.
+    #[inline(always)]
+    pub fn next_member(&mut self) -> Result<bool, ScanError> {
+        self.skip_whitespace();
+        match self.next_byte()? {
+            b',' => Ok(true),
+            b'}' => Ok(false),
+            _ => Err(self.error("expected `,` or `}`")),
+        }
     }
 
     /// `null` (`None`) or a string.
@@ -274,26 +318,26 @@ impl<'a> Cursor<'a> {
         self.string().map(Some)
     }
 
-    /// A JSON object: `member` reads each member's value, given its name; the object's own
-    /// punctuation is checked here.
+    /// A JSON object (whitespace before it skipped) whose members `field` names (an index) are
+    /// read by `read`, given the index; the others are skipped whole ([`Cursor::member_until`]).
+    /// The object's own punctuation is checked here.
     pub fn object(
         &mut self,
-        mut member: impl FnMut(&mut Cursor<'a>, Cow<'a, str>) -> Result<(), ScanError>,
+        mut field: impl FnMut(&[u8]) -> Option<usize>,
+        mut read: impl FnMut(&mut Cursor<'a>, usize) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
-        self.expect(b'{', "expected an object")?;
-        if self.next_is(b'}') {
-            self.pos += 1;
+        if !self.object_start()? {
             return Ok(());
         }
         loop {
-            let name = self.string()?;
-            self.expect(b':', "expected `:`")?;
-            member(self, name)?;
-            self.skip_whitespace();
-            match self.next_byte()? {
-                b',' => {}
-                b'}' => return Ok(()),
-                _ => return Err(self.error("expected `,` or `}`")),
+            let mut index = 0;
+            let found = self.member_until(|name| field(name).map(|i| index = i).is_some())?;
+            if found.is_none() {
+                return Ok(());
+            }
+            read(self, index)?;
+            if !self.next_member()? {
+                return Ok(());
             }
         }
     }
@@ -319,9 +363,103 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The members of an object up to the first one `wanted` accepts, the others skipped whole
+    /// (their values as [`Cursor::skip_value`] does, in the same loop): `Some(name)` with the
+    /// cursor after its `:`, at its value, or `None` after the object's `}`. The cursor must be
+    /// where a member starts ([`Cursor::object_start`] returned `true`, or
+    /// [`Cursor::next_member`] did).
+    #[inline]
+    pub fn member_until(
+        &mut self,
+        mut wanted: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<Cow<'a, [u8]>>, ScanError> {
+        loop {
+            let (name, value) = match member_start(&mut self.scan, self.pos) {
+                Ok((name, value)) => (name, value),
+                Err(problem) => return Err(problem.at(self)),
+            };
+            let name = self.name_at(name)?;
+            if wanted(&name) {
+                self.pos = value;
+                return Ok(Some(name));
+            }
+            match skip(&mut self.scan, value).and_then(|end| member_end(self.text, end)) {
+                Ok((end, more)) => {
+                    self.pos = end;
+                    if !more {
+                        return Ok(None);
+                    }
+                }
+                Err(problem) => return Err(problem.at(self)),
+            }
+        }
+    }
+
+    /// [`Cursor::member_until`] for a header map, whose values are strings or lists of strings:
+    /// each name must pass `valid` (else `Err(Some(name start))`: the caller words the error) and
+    /// is counted in `names`; the values of the names `wanted` refuses are skipped (anything but
+    /// a string or a list of strings is an error).
+    #[inline]
+    pub fn header_until(
+        &mut self,
+        valid: impl Fn(&[u8]) -> bool,
+        mut wanted: impl FnMut(&[u8]) -> bool,
+        names: &mut usize,
+    ) -> Result<Option<(Cow<'a, [u8]>, usize)>, HeaderProblem> {
+        loop {
+            let start = self.pos;
+            let (name, value) = match member_start(&mut self.scan, start) {
+                Ok((name, value)) => (name, value),
+                Err(problem) => return Err(HeaderProblem::Scan(problem.at(self))),
+            };
+            let name = self.name_at(name).map_err(HeaderProblem::Scan)?;
+            if !valid(&name) {
+                return Err(HeaderProblem::Name(name.into_owned(), start));
+            }
+            *names += 1;
+            if wanted(&name) {
+                self.pos = value;
+                return Ok(Some((name, start)));
+            }
+            let value = whitespace_end(self.text, value);
+            let end = match strings_end(&mut self.scan, value) {
+                Ok(Some(end)) => end,
+                Ok(None) => {
+                    self.pos = value;
+                    return Err(HeaderProblem::Scan(
+                        self.error("a header value is not a string or a list of strings"),
+                    ));
+                }
+                Err(problem) => return Err(HeaderProblem::Scan(problem.at(self))),
+            };
+            match member_end(self.text, end) {
+                Ok((end, more)) => {
+                    self.pos = end;
+                    if !more {
+                        return Ok(None);
+                    }
+                }
+                Err(problem) => return Err(HeaderProblem::Scan(problem.at(self))),
+            }
+        }
+    }
+
+    /// A member name found by [`member_start`]: borrowed, or decoded when it has an escape.
+    #[inline(always)]
+    fn name_at(&mut self, name: NameSpan) -> Result<Cow<'a, [u8]>, ScanError> {
+        match self.text.get(name.start..name.end) {
+            Some(bytes) if !name.escaped => Ok(Cow::Borrowed(bytes)),
+            _ => {
+                self.pos = name.end + 1;
+                self.escaped_string(name.start - 1)
+            }
+        }
+    }
+
     /// Whitespace, then a string or an array of strings, skipped (their syntax checked, as
     /// [`Cursor::skip_value`] does); `false` (the cursor not moved past the whitespace) for any
-    /// other value.
+    /// other value. (What [`Cursor::header_until`] does with a value; for the tests.)
+    #[cfg(test)]
     pub fn skip_strings(&mut self) -> Result<bool, ScanError> {
         self.skip_whitespace();
         match strings_end(&mut self.scan, self.pos) {
@@ -334,14 +472,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Whitespace, then any JSON value, skipped: its text.
-    pub fn value_text(&mut self) -> Result<&'a str, ScanError> {
+    /// Whitespace, then any JSON value, skipped: its text (UTF-8).
+    pub fn value_text(&mut self) -> Result<&'a [u8], ScanError> {
         self.skip_whitespace();
         let start = self.pos;
         self.skip_value()?;
-        self.text
-            .get(start..self.pos)
-            .ok_or_else(|| self.error("a value not on character boundaries"))
+        Ok(self.text.get(start..self.pos).unwrap_or_default())
     }
 
     /// Whitespace, then any JSON value, skipped: only its end is found, with its syntax checked
@@ -358,7 +494,7 @@ impl<'a> Cursor<'a> {
 
     /// The rest of a literal whose first byte was just read.
     fn literal(&mut self, rest: &[u8]) -> Result<(), ScanError> {
-        match literal_end(self.text.as_bytes(), self.pos, rest) {
+        match literal_end(self.text, self.pos, rest) {
             Ok(end) => {
                 self.pos = end;
                 Ok(())
@@ -405,8 +541,7 @@ fn string_end(text: &mut Text<'_>, mut at: usize) -> Result<(usize, bool), Probl
                 escaped = true;
                 at = escape_end(text.bytes, at + 1)?;
             }
-            // A byte of a non-ASCII character: the text is a `str`, so it is UTF-8.
-            Some(0x80..) => at += 1,
+            Some(0x80..) => at = character_end(text.bytes, at)?,
             Some(_) => {
                 return Err(Problem {
                     at,
@@ -439,6 +574,25 @@ fn escape_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
         _ => Err(Problem {
             at,
             what: "an invalid escape",
+        }),
+    }
+}
+
+/// The end of the non-ASCII character whose first byte is at `at`, checked as UTF-8 (the
+/// shortest form of a scalar value: no surrogate, nothing above U+10FFFF).
+#[inline(never)]
+fn character_end(bytes: &[u8], at: usize) -> Result<usize, Problem> {
+    let width = match bytes.get(at) {
+        Some(0xC2..=0xDF) => 2,
+        Some(0xE0..=0xEF) => 3,
+        Some(0xF0..=0xF4) => 4,
+        _ => 0,
+    };
+    match bytes.get(at..at + width).map(std::str::from_utf8) {
+        Some(Ok(_)) if width > 0 => Ok(at + width),
+        _ => Err(Problem {
+            at,
+            what: "invalid UTF-8 in a string",
         }),
     }
 }
@@ -525,6 +679,66 @@ fn member_name_end(text: &mut Text<'_>, at: usize) -> Result<usize, Problem> {
         });
     }
     Ok(at + 1)
+}
+
+/// Why [`Cursor::header_until`] stopped: a name HTTP does not allow (its bytes and where the
+/// member starts), or anything else.
+#[derive(Debug)]
+pub enum HeaderProblem {
+    /// `valid` refused this name.
+    Name(Vec<u8>, usize),
+    /// The text is not what a header map must be there.
+    Scan(ScanError),
+}
+
+/// Where a member name's contents are (after the opening quote, before the closing one).
+#[derive(Debug, Clone, Copy)]
+struct NameSpan {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+/// A member's name and `:` from `at` (whitespace before each skipped): the name's span, and
+/// where its value starts (whitespace not skipped).
+#[inline(always)]
+fn member_start(text: &mut Text<'_>, at: usize) -> Result<(NameSpan, usize), Problem> {
+    let at = whitespace_end(text.bytes, at);
+    if text.bytes.get(at) != Some(&b'"') {
+        return Err(Problem {
+            at,
+            what: "expected a member name",
+        });
+    }
+    let (end, escaped) = string_end(text, at + 1)?;
+    let colon = whitespace_end(text.bytes, end);
+    if text.bytes.get(colon) != Some(&b':') {
+        return Err(Problem {
+            at: colon,
+            what: "expected `:`",
+        });
+    }
+    let name = NameSpan {
+        start: at + 1,
+        end: end - 1,
+        escaped,
+    };
+    Ok((name, colon + 1))
+}
+
+/// After a member's value ending at `at`: past the `,` (`true`, another member follows) or the
+/// object's `}` (`false`).
+#[inline(always)]
+fn member_end(bytes: &[u8], at: usize) -> Result<(usize, bool), Problem> {
+    let at = whitespace_end(bytes, at);
+    match bytes.get(at) {
+        Some(b',') => Ok((at + 1, true)),
+        Some(b'}') => Ok((at + 1, false)),
+        _ => Err(Problem {
+            at,
+            what: "expected `,` or `}`",
+        }),
+    }
 }
 
 /// The end of the string or array of strings at `at`; `None` when the value there is neither
@@ -656,7 +870,7 @@ mod tests {
 
     /// True when the skipper reads all of `text` as one JSON value.
     fn skips_whole(text: &str) -> bool {
-        let mut cursor = Cursor::new(text);
+        let mut cursor = Cursor::new(text.as_bytes());
         cursor.skip_value().is_ok() && cursor.end().is_ok()
     }
 
@@ -720,7 +934,7 @@ mod tests {
                         );
                     }
                     let quoted = format!("\"{text}\"");
-                    let mut cursor = Cursor::new(&quoted);
+                    let mut cursor = Cursor::new(quoted.as_bytes());
                     let read = cursor.string().ok().filter(|_| cursor.end().is_ok());
                     let read = read.map(Cow::into_owned);
                     assert_eq!(
@@ -745,7 +959,7 @@ mod tests {
 
     #[test]
     fn strings_are_borrowed_without_escapes_and_decoded_with_them() {
-        let mut cursor = Cursor::new(r#" "plain" "a\"\u00e9" "\ud800""#);
+        let mut cursor = Cursor::new(br#" "plain" "a\"\u00e9" "\ud800""#);
         assert!(matches!(cursor.string(), Ok(Cow::Borrowed("plain"))));
         assert!(matches!(cursor.string(), Ok(Cow::Owned(s)) if s == "a\"é"));
         assert!(cursor.string().is_err(), "a lone surrogate is not text");
@@ -782,8 +996,8 @@ mod tests {
                 value.to_string()
             };
             prop_assert!(skips_whole(&text), "{}", text);
-            let mut cursor = Cursor::new(&text);
-            prop_assert_eq!(cursor.value_text().ok(), Some(text.as_str()));
+            let mut cursor = Cursor::new(text.as_bytes());
+            prop_assert_eq!(cursor.value_text().ok(), Some(text.as_bytes()));
             for end in (0..text.len()).filter(|&end| text.is_char_boundary(end)) {
                 let prefix = &text[..end];
                 prop_assert_eq!(skips_whole(prefix), serde_reads(prefix), "{}", prefix);
@@ -802,14 +1016,14 @@ mod tests {
                 Value::Array(items) => items.iter().all(Value::is_string),
                 _ => false,
             };
-            let mut cursor = Cursor::new(&text);
+            let mut cursor = Cursor::new(text.as_bytes());
             prop_assert_eq!(cursor.skip_strings().ok(), Some(strings), "{}", text);
             if strings {
                 prop_assert!(cursor.end().is_ok(), "{}", text);
             }
             for end in (0..text.len()).filter(|&end| text.is_char_boundary(end)) {
                 let prefix = &text[..end];
-                let mut cursor = Cursor::new(prefix);
+                let mut cursor = Cursor::new(prefix.as_bytes());
                 let whole = cursor.skip_strings() == Ok(true) && cursor.end().is_ok();
                 prop_assert!(!whole || serde_reads(prefix), "{}", prefix);
             }

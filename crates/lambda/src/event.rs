@@ -214,6 +214,10 @@ struct RawEvent<'a> {
     /// `multiValueHeaders` holds the same headers and every value of each, so `headers` is
     /// then only skipped.
     headers: Option<&'a [u8]>,
+    /// `headers` read as it was scanned: when the event was already known to be an HTTP API
+    /// 2.0 event there (its `type` and `version` came first, as API Gateway writes them), whose
+    /// only header map it is — so it is not scanned twice.
+    headers_read: Option<HeaderMap>,
     /// REST and HTTP API 1.0: every value of every name, the map used when not empty.
     multi_value_headers: Option<EventHeaders>,
     raw_path: Option<Cow<'a, str>>,
@@ -278,6 +282,11 @@ impl<'a> RawEvent<'a> {
                 2 => event.method_arn = cursor.optional_string()?,
                 3 => event.route_arn = cursor.optional_string()?,
                 4 => event.authorization_token = cursor.optional_string()?,
+                5 if event.is_http_api_v2() => {
+                    let headers = read_headers(cursor, reading.keep_header)
+                        .map_err(|e| ScanError::new(format!("headers: {e}"), cursor.position()))?;
+                    event.headers_read = Some(headers.map);
+                }
                 5 => event.headers = Some(cursor.value_text()?),
                 6 => event.multi_value_headers = Some(read_headers(cursor, reading.keep_header)?),
                 7 => event.raw_path = cursor.optional_string()?,
@@ -376,6 +385,13 @@ fn certificate_thumbprint(
 }
 
 impl RawEvent<'_> {
+    /// True once `type` and `version` have been read and make this an HTTP API 2.0 event
+    /// (what [`RawEvent::kind`] will say, whatever follows: both are read once).
+    fn is_http_api_v2(&self) -> bool {
+        self.version.as_deref() == Some("2.0")
+            && self.type_.as_deref().is_some_and(|type_| type_ != "TOKEN")
+    }
+
     fn kind(&self) -> Result<EventKind, EventError> {
         let (type_, version) = (self.type_.as_deref(), self.version.as_deref());
         Ok(match (type_, version) {
@@ -442,7 +458,10 @@ impl RawEvent<'_> {
                     .request_context
                     .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
                 let arn = arn(kind, "routeArn", self.route_arn)?;
-                let headers = header_map(kind, self.headers, reading)?;
+                let headers = match self.headers_read {
+                    Some(headers) => headers,
+                    None => header_map(kind, self.headers, reading)?,
+                };
                 let origin = request_origin(
                     context.domain_name.as_deref(),
                     self.raw_path.as_deref(),

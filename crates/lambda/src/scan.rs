@@ -61,86 +61,70 @@ impl ScanError {
 /// of the text, starting at a multiple of this size.
 const BLOCK: usize = 64;
 
-/// The text being scanned, with where the string stops are in the block of it last looked at.
+/// The text being scanned, with a bitmap of where its string stops are.
 ///
-/// A string stop is a byte that ends or interrupts the scan of a string's contents: `"`, `\`,
+/// A string stop is a byte that ends or interrupts the scan of a string's contents: `"`, `\\`,
 /// a control character (refused raw in a string) or a byte of a non-ASCII character (checked
-/// as UTF-8 where the text is not known to be). [`Text::string_stop`] finds the next one from a
-/// bitmap of the [`BLOCK`] bytes around it, computed sixteen bytes at a time with vector
-/// compares ([`block_stops`]) once per block and kept while the scan stays in the block — so
-/// the many short names and values of an event cost a shift and a bit search each, and a long
-/// one (a token) a few compares per 64 bytes.
+/// as UTF-8 there). The bitmap is computed once for the whole text, [`BLOCK`] bytes to a word,
+/// sixteen bytes at a time with vector compares ([`block_stops`]: a few instructions per 64
+/// bytes, in one loop over the text), so that [`Text::string_stop`] finds the end of each of
+/// an event's many short names and values with a shift and a bit search, and of a long one (a
+/// token) with one more word per 64 bytes.
 #[derive(Debug, Clone)]
 struct Text<'a> {
     bytes: &'a [u8],
-    /// The offset of the block `stops` describes (a multiple of [`BLOCK`]; `usize::MAX`: none).
-    block: usize,
-    /// Bit `i` set: byte `block + i` is a string stop, or past the end of the text.
-    stops: u64,
+    /// Bit `i` of word `w` set: byte `w * BLOCK + i` is a string stop, or past the end of the
+    /// text (so the last word always has a bit set at the end).
+    stops: Vec<u64>,
 }
 
 impl<'a> Text<'a> {
     fn new(bytes: &'a [u8]) -> Text<'a> {
-        Text {
-            bytes,
-            block: usize::MAX,
-            stops: 0,
+        let whole = bytes.chunks_exact(BLOCK);
+        let rest = whole.remainder();
+        let mut stops = Vec::with_capacity(bytes.len() / BLOCK + 1);
+        stops.extend(
+            whole
+                .filter_map(|block| <&[u8; BLOCK]>::try_from(block).ok())
+                .map(block_stops),
+        );
+        let mut padded = [0u8; BLOCK];
+        if let Some(head) = padded.get_mut(..rest.len()) {
+            head.copy_from_slice(rest);
         }
+        stops.push(block_stops(&padded));
+        Text { bytes, stops }
     }
 
     /// The first string stop at or after `from`, or the end of the text.
     #[inline(always)]
     fn string_stop(&mut self, mut from: usize) -> usize {
         loop {
-            let block = from & !(BLOCK - 1);
-            if block != self.block {
-                if block >= self.bytes.len() {
-                    return self.bytes.len();
-                }
-                self.stops = block_stops(self.bytes, block);
-                self.block = block;
-            }
-            let ahead = self.stops >> (from - block);
+            let Some(&stops) = self.stops.get(from / BLOCK) else {
+                return self.bytes.len();
+            };
+            let ahead = stops >> (from % BLOCK);
             if ahead != 0 {
                 return (from + ahead.trailing_zeros() as usize).min(self.bytes.len());
             }
-            from = block + BLOCK;
+            from = (from / BLOCK + 1) * BLOCK;
         }
     }
 }
 
-/// The string stops of the [`BLOCK`] bytes at `block` (see [`Text`]) as a bitmap, bit `i` for
-/// byte `block + i`; bytes past the end of `bytes` read as zero, a control character, so they
-/// are stops too.
-#[inline(never)]
-fn block_stops(bytes: &[u8], block: usize) -> u64 {
-    let whole = bytes
-        .get(block..block + BLOCK)
-        .and_then(|whole| <&[u8; BLOCK]>::try_from(whole).ok());
-    if let Some(whole) = whole {
-        return lanes_stops(whole);
-    }
-    let mut padded = [0u8; BLOCK];
-    let rest = bytes.get(block..).unwrap_or_default();
-    if let Some(head) = padded.get_mut(..rest.len()) {
-        head.copy_from_slice(rest);
-    }
-    lanes_stops(&padded)
-}
-
-/// [`block_stops`] of one whole block, sixteen bytes at a time.
+/// The string stops of one block (see [`Text`]) as a bitmap, bit `i` for byte `i`; a byte of
+/// zero (the padding of the last block) is a control character, so a stop.
 #[inline(always)]
-fn lanes_stops(block: &[u8; BLOCK]) -> u64 {
+fn block_stops(block: &[u8; BLOCK]) -> u64 {
     let quote = i8x16::splat(b'"' as i8);
     let backslash = i8x16::splat(b'\\' as i8);
     let space = i8x16::splat(0x20);
     let mut stops = 0;
     for (index, lane) in block.chunks_exact(16).enumerate() {
-        let mut signed = [0i8; 16];
-        for (to, &from) in signed.iter_mut().zip(lane) {
-            *to = from as i8;
-        }
-        let lane = i8x16::new(signed);
+        let Ok(lane) = <[u8; 16]>::try_from(lane) else {
+            continue;
+        };
+        let lane: i8x16 = bytemuck::cast(lane);
         // Signed: a byte of 0x80 or above is negative, below 0x20 like a control character.
         let stop = lane.cmp_eq(quote) | lane.cmp_eq(backslash) | lane.cmp_lt(space);
         stops |= u64::from(stop.move_mask() as u16) << (16 * index);

@@ -82,17 +82,18 @@ impl<'a> Text<'a> {
     fn new(bytes: &'a [u8]) -> Text<'a> {
         let whole = bytes.chunks_exact(BLOCK);
         let rest = whole.remainder();
-        let mut stops = Vec::with_capacity(bytes.len() / BLOCK + 1);
-        stops.extend(
-            whole
-                .filter_map(|block| <&[u8; BLOCK]>::try_from(block).ok())
-                .map(block_stops),
-        );
+        // Sized up front: no allocation (so no spilled registers) inside the loop.
+        let mut stops = vec![0; bytes.len() / BLOCK + 1];
+        for (word, block) in stops.iter_mut().zip(whole) {
+            *word = block_stops(block);
+        }
         let mut padded = [0u8; BLOCK];
         if let Some(head) = padded.get_mut(..rest.len()) {
             head.copy_from_slice(rest);
         }
-        stops.push(block_stops(&padded));
+        if let Some(last) = stops.last_mut() {
+            *last = block_stops(&padded);
+        }
         Text { bytes, stops }
     }
 
@@ -115,16 +116,16 @@ impl<'a> Text<'a> {
 /// The string stops of one block (see [`Text`]) as a bitmap, bit `i` for byte `i`; a byte of
 /// zero (the padding of the last block) is a control character, so a stop.
 #[inline(always)]
-fn block_stops(block: &[u8; BLOCK]) -> u64 {
+fn block_stops(block: &[u8]) -> u64 {
     let quote = i8x16::splat(b'"' as i8);
     let backslash = i8x16::splat(b'\\' as i8);
     let space = i8x16::splat(0x20);
     let mut stops = 0;
     for (index, lane) in block.chunks_exact(16).enumerate() {
-        let Ok(lane) = <[u8; 16]>::try_from(lane) else {
+        // Sixteen bytes as they are, read unaligned (never fails: the lane is 16 bytes).
+        let Ok(lane) = bytemuck::try_pod_read_unaligned::<i8x16>(lane) else {
             continue;
         };
-        let lane: i8x16 = bytemuck::cast(lane);
         // Signed: a byte of 0x80 or above is negative, below 0x20 like a control character.
         let stop = lane.cmp_eq(quote) | lane.cmp_eq(backslash) | lane.cmp_lt(space);
         stops |= u64::from(stop.move_mask() as u16) << (16 * index);

@@ -4,7 +4,9 @@
 //! (`internal::members::scan_members`); diagnostics build the full map with `serde_json`
 //! (`internal::json::parse_object`). Two parsers of one token must never disagree (RFC 8725
 //! §3.5): this target asserts they give the same verdict on every input, and that every member
-//! the scanner keeps reads back as the value the full parse holds. Nothing may panic.
+//! the scanner keeps reads back as the value the full parse holds. On an accepted document,
+//! `find_member` (which skips values by their ends, trusting the scan) finds every top-level
+//! member as the full parse holds it. Nothing may panic.
 //!
 //! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run json_members fuzz/seeds/json_members -- -max_total_time=60`
 //! from the repository root (see `fuzz/README.md`).
@@ -13,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_core::internal::json::parse_object;
-use jwtgate_core::internal::members::scan_members;
+use jwtgate_core::internal::members::{find_member, scan_members};
 use libfuzzer_sys::fuzz_target;
 
 /// The member names kept (the scanner hands these over; the rest it only validates).
@@ -43,8 +45,17 @@ fuzz_target!(|data: &[u8]| {
             }
             let present = KEPT.iter().filter(|name| map.contains_key(**name)).count();
             assert_eq!(kept.len(), present);
+            for (name, value) in map {
+                let found = find_member(data, name).map(|raw| raw.to_value());
+                assert_eq!(found.as_ref(), Some(value), "{name:?}");
+            }
+            if !map.contains_key("\u{1}absent") {
+                assert!(find_member(data, "\u{1}absent").is_none());
+            }
         }
-        (Err(_), Err(_)) => {}
+        (Err(_), Err(_)) => {
+            let _ = find_member(data, KEPT[0]);
+        }
         _ => panic!(
             "the readers disagree: scan {:?}, parse {:?}",
             scanned.map(|_| ()),

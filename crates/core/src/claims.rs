@@ -156,7 +156,9 @@ pub const CAPTURED: [&str; 13] = [
     "cnf",
 ];
 
-/// The slot of a captured claim name: its index in [`CAPTURED`].
+/// The slot of a captured claim name: its index in [`CAPTURED`]. Inlined, so a lookup by a
+/// constant name folds to its slot at compile time.
+#[inline]
 pub fn captured_slot(name: &str) -> Option<usize> {
     // A match compiles to a length switch and one comparison, not a scan of the list.
     Some(match name {
@@ -223,12 +225,40 @@ const INTERNED_LEN_MAX: usize = 1024;
 /// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
 /// a buffer keep it) and holds only what verified tokens said.
 fn intern(text: &str) -> Arc<str> {
-    static TABLE: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
     // Real shared text is a few hundred bytes; a larger one is not shared, so the table holds
     // at most `INTERNED_MAX * INTERNED_LEN_MAX` bytes beside what the cache weighs.
     if text.len() > INTERNED_LEN_MAX {
         return Arc::from(text);
     }
+    thread_local! {
+        /// The buffer this thread interned last: consecutive tokens mostly come from one
+        /// issuer and client, so one comparison usually finds it without a hash or the lock.
+        static LAST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    }
+    let last = LAST
+        .try_with(|last| {
+            last.try_borrow()
+                .ok()
+                .and_then(|last| last.as_ref().filter(|last| ***last == *text).cloned())
+        })
+        .ok()
+        .flatten();
+    if let Some(found) = last {
+        return found;
+    }
+    let shared = intern_in_table(text);
+    // A thread that cannot remember it simply takes the table's path next time.
+    let _ = LAST.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some(shared.clone());
+        }
+    });
+    shared
+}
+
+/// [`intern`] through the process-wide table.
+fn intern_in_table(text: &str) -> Arc<str> {
+    static TABLE: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
     let Ok(mut table) = TABLE.get_or_init(Mutex::default).lock() else {
         return Arc::from(text);
     };
@@ -241,6 +271,19 @@ fn intern(text: &str) -> Arc<str> {
     let shared: Arc<str> = Arc::from(text);
     table.insert(shared.clone());
     shared
+}
+
+/// The value of a number written as up to 19 decimal digits and nothing else (what `exp`,
+/// `nbf` and `iat` are), without serde_json's general number parser; `None` for anything else
+/// (a sign, a fraction, an exponent, more digits), which takes the general path.
+fn plain_integer(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 || (text.len() > 1 && text.starts_with('0')) {
+        return None;
+    }
+    text.bytes().try_fold(0u64, |value, byte| {
+        byte.is_ascii_digit()
+            .then(|| value * 10 + u64::from(byte - b'0'))
+    })
 }
 
 /// A piece of one of a [`CompactClaims`]'s two text buffers: the token's own or the shared one
@@ -474,6 +517,7 @@ impl CompactClaims {
         self.typ.map(|span| self.at(span))
     }
 
+    #[inline]
     fn kept(&self, name: &str) -> Kept {
         captured_slot(name)
             .and_then(|slot| self.slots.get(slot).copied())
@@ -506,7 +550,11 @@ impl CompactClaims {
     /// A numeric claim as a float.
     pub fn number(&self, name: &str) -> Option<f64> {
         match self.kept(name) {
-            Kept::Number(span) => self.at(span).parse().ok(),
+            // Both conversions round to the nearest float, so a plain integer reads the same.
+            Kept::Number(span) => match plain_integer(self.at(span)) {
+                Some(integer) => Some(integer as f64),
+                None => self.at(span).parse().ok(),
+            },
             // A number that no longer fit the own buffer was kept as a JSON value.
             Kept::Value(index) => self.values.get(usize::from(index)).and_then(Value::as_f64),
             _ => None,
@@ -556,10 +604,13 @@ impl CompactClaims {
             Kept::Absent => Claim::Absent,
             Kept::Text(span) => Claim::Text(self.at(span)),
             // The scan validated the text with serde_json's grammar, so it parses.
-            Kept::Number(span) => self
-                .at(span)
-                .parse::<Number>()
-                .map_or(Claim::Absent, Claim::Number),
+            Kept::Number(span) => match plain_integer(self.at(span)) {
+                Some(integer) => Claim::Number(Number::from(integer)),
+                None => self
+                    .at(span)
+                    .parse::<Number>()
+                    .map_or(Claim::Absent, Claim::Number),
+            },
             Kept::Strings { .. } => Claim::Strings(self.items(name)),
             Kept::Value(index) => Claim::of_value(self.values.get(usize::from(index))),
         }
@@ -596,6 +647,65 @@ impl CompactClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interned_text_is_one_buffer_whether_it_was_last_or_not() {
+        let first = intern("interned-a");
+        assert!(Arc::ptr_eq(&first, &intern("interned-a")), "the last one");
+        let other = intern("interned-b");
+        assert_eq!(&*other, "interned-b");
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(Arc::ptr_eq(&first, &intern("interned-a")), "from the table");
+        assert!(Arc::ptr_eq(&other, &intern("interned-b")), "from the table");
+        let from_another_thread = std::thread::spawn(|| intern("interned-a"))
+            .join()
+            .expect("thread runs");
+        assert!(Arc::ptr_eq(&first, &from_another_thread));
+    }
+
+    #[test]
+    fn plain_integers_read_as_serde_json_reads_them() {
+        let mut texts: Vec<String> = [
+            "0",
+            "7",
+            "1796151325",
+            "9007199254740993",
+            "18446744073709551615",
+            "9999999999999999999",
+            "99999999999999999999",
+            "-1",
+            "1.0",
+            "1e3",
+            "01",
+            "",
+        ]
+        .iter()
+        .map(|text| (*text).to_owned())
+        .collect();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            texts.push((seed >> (seed % 64)).to_string());
+        }
+        for text in &texts {
+            let serde_number = text.parse::<Number>().ok();
+            match plain_integer(text) {
+                Some(integer) => {
+                    assert_eq!(Some(Number::from(integer)), serde_number, "{text}");
+                    assert_eq!(Some(integer as f64), text.parse::<f64>().ok(), "{text}");
+                }
+                None => assert!(
+                    text.len() > 19
+                        || !text.bytes().all(|b| b.is_ascii_digit())
+                        || text.starts_with('0') && text.len() > 1
+                        || text.is_empty(),
+                    "{text} should take the fast path"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn slots_follow_the_list() {

@@ -7,7 +7,7 @@
 
 use crate::alg::Algorithm;
 use crate::claims::{captured_slot, Claim, ClaimSet, CompactClaims, StringItems};
-use crate::internal::json;
+use crate::internal::{json, members};
 use crate::jwk::{KeySet, SelectedKey};
 use crate::jws::{CompactJws, Header, JwsError, Segment, MAX_SIGNATURE_LEN};
 use crate::policy::Policy;
@@ -292,7 +292,7 @@ impl Verified {
     }
 
     /// One claim by name, without building the full claims map: a captured claim is borrowed
-    /// or rebuilt from its text, another one is parsed from the payload (or taken from the full
+    /// or rebuilt from its text, another one is found in the payload (or taken from the full
     /// map when already built).
     pub fn claim_value(&self, name: &str) -> Option<Cow<'_, Value>> {
         if captured_slot(name).is_some() {
@@ -301,12 +301,10 @@ impl Verified {
         if let Some(map) = self.claims.get() {
             return map.get(name).map(Cow::Borrowed);
         }
-        // Only the one member is built: the payload passed the same scan when it was verified.
+        // The payload passed the scan when it was verified, so the member is found by skipping
+        // the others by their ends, and only it is built.
         let payload = self.payload.as_ref()?;
-        let mut slot = [None];
-        json::scan_object(payload, &|member| (member == name).then_some(0), &mut slot).ok()?;
-        let [value] = slot;
-        value.map(Cow::Owned)
+        members::find_member(payload, name).map(|raw| Cow::Owned(raw.to_value()))
     }
 
     /// A captured claim's text, when it is a string (`iss`, `sub`, `azp`, `client_id`, `jti`,

@@ -70,11 +70,14 @@ impl<'a> RawValue<'a> {
 
     /// An array's items, in order (nothing for other kinds).
     pub fn items(&self) -> Items<'a> {
-        let mut scanner = Scanner::new(self.text);
-        let open = self.kind == Kind::Array && scanner.eat(b'[');
+        let mut walker = Walker {
+            bytes: self.text.as_bytes(),
+            pos: 0,
+        };
+        let open = self.kind == Kind::Array && walker.eat(b'[');
         Items {
             text: self.text,
-            scanner,
+            walker,
             state: if open {
                 ItemsState::First
             } else {
@@ -101,11 +104,11 @@ impl<'a> RawValue<'a> {
     }
 }
 
-/// The items of an array [`RawValue`].
+/// The items of an array [`RawValue`], found by their ends (the scan validated them).
 #[derive(Debug, Clone)]
 pub struct Items<'a> {
     text: &'a str,
-    scanner: Scanner<'a>,
+    walker: Walker<'a>,
     state: ItemsState,
 }
 
@@ -124,23 +127,24 @@ impl<'a> Iterator for Items<'a> {
         if self.state == ItemsState::Done {
             return None;
         }
-        self.scanner.whitespace();
-        let closing = self.scanner.eat(b']');
-        let separated = self.state == ItemsState::First || self.scanner.eat(b',');
+        self.walker.whitespace();
+        let closing = self.walker.eat(b']');
+        let separated = self.state == ItemsState::First || self.walker.eat(b',');
         if closing || !separated {
             self.state = ItemsState::Done;
             return None;
         }
         self.state = ItemsState::Next;
-        self.scanner.whitespace();
-        // Validated already (with the depth bound), so this reads it again and cannot fail.
-        match self.scanner.value(1) {
-            Ok((kind, start, escaped)) => Some(RawValue {
+        self.walker.whitespace();
+        let start = self.walker.pos;
+        // Validated already, so each item only needs its end found.
+        match self.walker.value() {
+            Some((kind, escaped)) => Some(RawValue {
                 kind,
-                text: self.text.get(start..self.scanner.pos).unwrap_or_default(),
+                text: self.text.get(start..self.walker.pos).unwrap_or_default(),
                 escaped,
             }),
-            Err(_) => {
+            None => {
                 self.state = ItemsState::Done;
                 None
             }
@@ -246,6 +250,163 @@ pub fn scan_members<'a>(
     }
     scanner.end()?;
     Ok(order)
+}
+
+/// In a document [`scan_members`] accepted, the top-level member named `name`: found by
+/// walking the members and skipping each value by its end alone (strings by their quotes,
+/// arrays and objects by their brackets), with none of the scan's checks, which the document
+/// passed already. For the claims a verifier does not keep, read on request (`Verified::claim_value`).
+///
+/// On a document the scan did not accept, the answer is unspecified (`None` or some span of
+/// it), but it never panics.
+pub fn find_member<'a>(bytes: &'a [u8], name: &str) -> Option<RawValue<'a>> {
+    let mut walker = Walker { bytes, pos: 0 };
+    walker.whitespace();
+    if !walker.eat(b'{') {
+        return None;
+    }
+    loop {
+        walker.whitespace();
+        if walker.bytes.get(walker.pos) != Some(&b'"') {
+            return None;
+        }
+        let name_start = walker.pos + 1;
+        let name_escaped = walker.string()?;
+        let member = bytes.get(name_start..walker.pos - 1)?;
+        walker.whitespace();
+        if !walker.eat(b':') {
+            return None;
+        }
+        walker.whitespace();
+        let start = walker.pos;
+        let (kind, escaped) = walker.value()?;
+        let wanted = if name_escaped {
+            std::str::from_utf8(member)
+                .ok()
+                .and_then(unescape)
+                .is_some_and(|member| member == name)
+        } else {
+            member == name.as_bytes()
+        };
+        if wanted {
+            let text = std::str::from_utf8(bytes.get(start..walker.pos)?).ok()?;
+            return Some(RawValue {
+                kind,
+                text,
+                escaped,
+            });
+        }
+        walker.whitespace();
+        if !walker.eat(b',') {
+            return None;
+        }
+    }
+}
+
+/// A cursor that skips values of a validated document by their ends ([`find_member`],
+/// [`Items`]).
+#[derive(Debug, Clone)]
+struct Walker<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Walker<'_> {
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.bytes.get(self.pos) == Some(&byte);
+        self.pos += usize::from(found);
+        found
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// Moves to the next `"` or `\\` (or the end), eight bytes at a time: claim strings are
+    /// short, where a vector search costs more to set up than it saves.
+    fn skip_to_quote_or_backslash(&mut self) {
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let word = u64::from_le_bytes(word);
+            let zero = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
+            let special = zero(word ^ splat(b'"')) | zero(word ^ splat(b'\\'));
+            if special != 0 {
+                self.pos += (special.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.pos += 8;
+        }
+        while let Some(&byte) = self.bytes.get(self.pos) {
+            if byte == b'"' || byte == b'\\' {
+                return;
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// From a string's opening quote to past its closing one; whether it has escapes.
+    fn string(&mut self) -> Option<bool> {
+        let mut escaped = false;
+        self.pos += 1;
+        loop {
+            self.skip_to_quote_or_backslash();
+            if *self.bytes.get(self.pos)? == b'"' {
+                self.pos += 1;
+                return Some(escaped);
+            }
+            // A backslash and the character it escapes (a `\u` escape's four hex digits are
+            // plain text).
+            escaped = true;
+            self.pos += 2;
+        }
+    }
+
+    /// One value, from its first byte to past its last: its kind, and for a string whether it
+    /// has escapes.
+    fn value(&mut self) -> Option<(Kind, bool)> {
+        let kind = match self.bytes.get(self.pos)? {
+            b'"' => return self.string().map(|escaped| (Kind::String, escaped)),
+            b'{' | b'[' => {
+                let kind = if self.bytes.get(self.pos) == Some(&b'{') {
+                    Kind::Object
+                } else {
+                    Kind::Array
+                };
+                let mut depth = 0usize;
+                loop {
+                    match self.bytes.get(self.pos)? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth.checked_sub(1)?;
+                            if depth == 0 {
+                                self.pos += 1;
+                                return Some((kind, false));
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.pos += 1;
+                }
+            }
+            b't' | b'f' => Kind::Bool,
+            b'n' => Kind::Null,
+            _ => Kind::Number,
+        };
+        while let Some(byte) = self.bytes.get(self.pos) {
+            if matches!(byte, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                break;
+            }
+            self.pos += 1;
+        }
+        Some((kind, false))
+    }
 }
 
 /// Member names seen in one object, for duplicate detection without allocating a string per
@@ -824,7 +985,70 @@ mod tests {
         })
     }
 
+    /// `find_member` finds what the scan keeps, for every name of an accepted document and
+    /// for names it does not have.
+    fn finds_as_the_scan_keeps(bytes: &[u8], names: &[&str]) {
+        if scan_members(bytes, &|_| None, &mut |_, _| {}).is_err() {
+            return;
+        }
+        for name in names {
+            let mut kept = None;
+            scan_members(
+                bytes,
+                &|member| (member == *name).then_some(0),
+                &mut |_, raw| kept = Some(raw),
+            )
+            .unwrap();
+            let found = find_member(bytes, name);
+            assert_eq!(
+                found.map(|raw| (raw.kind, raw.text, raw.escaped)),
+                kept.map(|raw| (raw.kind, raw.text, raw.escaped)),
+                "{name:?} in {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn finds_members_by_their_unescaped_names() {
+        let document = br#" { "a" : [1, {"a": "}"}, "]"] , "\u0062" :"x\"y" ,"c":-1.5e3,
+            "d":{"e":[[]]},"f" : true,"g":null, "h\\":"\\" } "#;
+        finds_as_the_scan_keeps(
+            document,
+            &[
+                "a", "b", "\\u0062", "c", "d", "e", "f", "g", "h\\", "zz", "",
+            ],
+        );
+        let found = find_member(document, "b").expect("b is found by its escaped name");
+        assert_eq!(found.string().as_deref(), Some("x\"y"));
+        assert_eq!(
+            find_member(document, "c").map(|raw| raw.text()),
+            Some("-1.5e3")
+        );
+        assert_eq!(
+            find_member(document, "h\\").map(|raw| raw.text()),
+            Some("\"\\\\\"")
+        );
+    }
+
     proptest! {
+        #[test]
+        fn finds_every_member_the_scan_keeps(
+            members in prop::collection::vec(("[axz\"\\\\]{0,2}|aud", json_value()), 0..8),
+        ) {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(name, value)| format!("{}:{}", Value::from(name.as_str()), value))
+                .collect();
+            let text = format!("{{{}}}", members.join(",")).into_bytes();
+            finds_as_the_scan_keeps(&text, &["", "a", "x", "z", "aa", "ax", "aud", "\"", "\\", "q"]);
+        }
+
+        #[test]
+        fn never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64), name in "[a\"]{0,2}") {
+            let _ = find_member(&bytes, &name);
+        }
+
         #[test]
         fn agrees_with_serde_json_on_documents_and_their_prefixes(
             members in prop::collection::vec(("[axz]{0,2}|aud", json_value()), 0..8),

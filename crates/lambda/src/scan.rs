@@ -757,6 +757,41 @@ fn strings_end(text: &mut Text<'_>, at: usize) -> Result<Option<usize>, Problem>
     }
 }
 
+/// How far [`compact_members`] read.
+enum Compact {
+    /// The object's `}` was read: it ends here.
+    Closed(usize),
+    /// A member starts here that is not `"name":"value"` as [`compact_members`] reads it (it
+    /// may still be well-formed: the general loop reads it).
+    Open(usize),
+}
+
+/// The members from `at` on that are written `"name":"value"` with nothing between the tokens
+/// and no string stop inside either string but its closing quote (no escape, control
+/// character or non-ASCII byte), each followed by `,` or the object's `}`: most of an event's
+/// maps (`headers`, stage variables, query strings) are nothing else. Each string's end is
+/// the next stop in the bitmap; a few byte comparisons check the rest. Anything else stops it
+/// where that member starts, before it reads anything of it.
+#[inline(always)]
+fn compact_members(text: &mut Text<'_>, mut at: usize) -> Compact {
+    let bytes = text.bytes;
+    loop {
+        if bytes.get(at) != Some(&b'"') {
+            return Compact::Open(at);
+        }
+        let name_end = text.string_stop(at + 1);
+        if bytes.get(name_end..name_end + 3) != Some(b"\":\"") {
+            return Compact::Open(at);
+        }
+        let value_end = text.string_stop(name_end + 3);
+        match bytes.get(value_end..value_end + 2) {
+            Some(b"\",") => at = value_end + 2,
+            Some(b"\"}") => return Compact::Closed(value_end + 2),
+            _ => return Compact::Open(at),
+        }
+    }
+}
+
 /// The end of the JSON value at `at` (whitespace before it skipped), its syntax checked: one
 /// loop over the text, nesting kept on a bit stack (no recursion).
 fn skip(text: &mut Text<'_>, mut at: usize) -> Result<usize, Problem> {
@@ -764,6 +799,9 @@ fn skip(text: &mut Text<'_>, mut at: usize) -> Result<usize, Problem> {
     // Bit `d` set: the container at depth `d + 1` is an object.
     let mut objects: u128 = 0;
     let mut depth: u32 = 0;
+    // Whether the innermost open container is an object (bit `depth - 1` of `objects`, kept
+    // apart: read after every value, it changes only when a container opens or closes).
+    let mut in_object = false;
     'value: loop {
         at = whitespace_end(bytes, at);
         let Some(&byte) = bytes.get(at) else {
@@ -785,15 +823,23 @@ fn skip(text: &mut Text<'_>, mut at: usize) -> Result<usize, Problem> {
                 let inside = whitespace_end(bytes, at + 1);
                 if bytes.get(inside) == Some(if object { &b'}' } else { &b']' }) {
                     at = inside + 1;
-                } else {
-                    if object {
-                        objects |= 1 << depth;
-                        at = member_name_end(text, inside)?;
-                    } else {
-                        objects &= !(1 << depth);
-                        at = inside;
+                } else if object {
+                    match compact_members(text, inside) {
+                        // Every member a plain string: the object is read whole.
+                        Compact::Closed(end) => at = end,
+                        Compact::Open(member) => {
+                            objects |= 1 << depth;
+                            at = member_name_end(text, member)?;
+                            depth += 1;
+                            in_object = true;
+                            continue 'value;
+                        }
                     }
+                } else {
+                    objects &= !(1 << depth);
+                    at = inside;
                     depth += 1;
+                    in_object = false;
                     continue 'value;
                 }
             }
@@ -813,23 +859,32 @@ fn skip(text: &mut Text<'_>, mut at: usize) -> Result<usize, Problem> {
             let Some(top) = depth.checked_sub(1) else {
                 return Ok(at);
             };
-            let in_object = objects >> top & 1 == 1;
             at = whitespace_end(bytes, at);
             match bytes.get(at) {
+                Some(b',') if in_object => match compact_members(text, at + 1) {
+                    Compact::Closed(end) => {
+                        at = end;
+                        depth = top;
+                        in_object = top > 0 && objects >> (top - 1) & 1 == 1;
+                    }
+                    Compact::Open(member) => {
+                        at = member_name_end(text, member)?;
+                        continue 'value;
+                    }
+                },
                 Some(b',') => {
                     at += 1;
-                    if in_object {
-                        at = member_name_end(text, at)?;
-                    }
                     continue 'value;
                 }
                 Some(b'}') if in_object => {
                     at += 1;
                     depth = top;
+                    in_object = top > 0 && objects >> (top - 1) & 1 == 1;
                 }
                 Some(b']') if !in_object => {
                     at += 1;
                     depth = top;
+                    in_object = top > 0 && objects >> (top - 1) & 1 == 1;
                 }
                 _ => {
                     return Err(Problem {

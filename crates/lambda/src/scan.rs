@@ -393,7 +393,11 @@ impl<'a> Cursor<'a> {
     ) -> Result<Option<(Cow<'a, [u8]>, usize)>, HeaderProblem> {
         loop {
             let start = self.pos;
-            let (name, value) = match member_start(&mut self.scan, start) {
+            let found = match compact_name(&mut self.scan, start) {
+                Some(found) => Ok(found),
+                None => member_start(&mut self.scan, start),
+            };
+            let (name, value) = match found {
                 Ok((name, value)) => (name, value),
                 Err(problem) => return Err(HeaderProblem::Scan(problem.at(self))),
             };
@@ -405,6 +409,13 @@ impl<'a> Cursor<'a> {
             if wanted(&name) {
                 self.pos = value;
                 return Ok(Some((name, start)));
+            }
+            if let Some((end, more)) = compact_strings(&mut self.scan, value) {
+                self.pos = end;
+                if !more {
+                    return Ok(None);
+                }
+                continue;
             }
             let value = whitespace_end(self.text, value);
             let end = match strings_end(&mut self.scan, value) {
@@ -789,6 +800,56 @@ fn compact_members(text: &mut Text<'_>, mut at: usize) -> Compact {
             Some(b"\"}") => return Compact::Closed(value_end + 2),
             _ => return Compact::Open(at),
         }
+    }
+}
+
+/// A member name at `at` written `"name":` with no string stop inside the name but its closing
+/// quote: its span and where its value starts; `None` for anything else ([`member_start`]
+/// reads it).
+#[inline(always)]
+fn compact_name(text: &mut Text<'_>, at: usize) -> Option<(NameSpan, usize)> {
+    if text.bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let end = text.string_stop(at + 1);
+    if text.bytes.get(end..end + 2) != Some(b"\":") {
+        return None;
+    }
+    let name = NameSpan {
+        start: at + 1,
+        end,
+        escaped: false,
+    };
+    Some((name, end + 2))
+}
+
+/// A header value at `at` written `"value"` or `["value"]` with no string stop inside but its
+/// closing quote, followed at once by `,` or the object's `}`: past that (`true` after a `,`);
+/// `None` for anything else (the general path reads it from `at`).
+#[inline(always)]
+fn compact_strings(text: &mut Text<'_>, at: usize) -> Option<(usize, bool)> {
+    let bytes = text.bytes;
+    let (end, after) = match bytes.get(at..at + 2)? {
+        [b'"', _] => {
+            let end = text.string_stop(at + 1);
+            (end, end + 1)
+        }
+        b"[\"" => {
+            let end = text.string_stop(at + 2);
+            if bytes.get(end + 1) != Some(&b']') {
+                return None;
+            }
+            (end, end + 2)
+        }
+        _ => return None,
+    };
+    if bytes.get(end) != Some(&b'"') {
+        return None;
+    }
+    match bytes.get(after) {
+        Some(b',') => Some((after + 1, true)),
+        Some(b'}') => Some((after + 1, false)),
+        _ => None,
     }
 }
 

@@ -1049,6 +1049,48 @@ mod tests {
     }
 
     #[test]
+    fn compact_members_end_where_serde_says() {
+        // Objects of plain strings are read by `compact_members`; anything unusual in a name or
+        // a value, or between the tokens, must leave it to the general loop, with the same
+        // verdict as serde_json's.
+        for special in [
+            "", "\\\"", "\\n", "\\u00e9", "é", "\n", "\u{1f}", "\u{7f}", "\"", "\\", " ", ":", ",",
+            "}", "{", "]", "[",
+        ] {
+            for text in [
+                format!(r#"{{"a":"{special}","b":"c"}}"#),
+                format!(r#"{{"a{special}":"b","c":"d"}}"#),
+                format!(r#"{{"a":"b","c":"{special}"}}"#),
+                format!(r#"{{"a":"b",{special}"c":"d"}}"#),
+                format!(r#"{{"a":"b"{special},"c":"d"}}"#),
+                format!(r#"{{"a":"b","c":"d"{special}}}"#),
+                format!(r#"[{{"a":"b"}},{{"c":"{special}"}},{{"d":"e","f":1}}]"#),
+                format!(r#"{{"x":{{"a":"b"}},"y":{{"c":"{special}","d":["e"]}}}}"#),
+            ] {
+                assert_eq!(skips_whole(&text), serde_reads(&text), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_is_refused() {
+        let text = r#"{"a":"bé€😀c","d":["e",{"f":"g"}],"h":1}"#.as_bytes();
+        for at in 0..text.len() {
+            for byte in [0x80, 0xbf, 0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xf5, 0xff] {
+                let mut bytes = text.to_vec();
+                bytes[at] = byte;
+                let mut cursor = Cursor::new(&bytes);
+                let skipped = cursor.skip_value().is_ok() && cursor.end().is_ok();
+                // serde_json skips an ignored string without checking it as UTF-8; the event
+                // is text (the runtime hands it over as a `str`), so the verdict to match is
+                // "UTF-8, and JSON".
+                let text = std::str::from_utf8(&bytes);
+                assert_eq!(skipped, text.is_ok_and(serde_reads), "{at} {byte:#x}");
+            }
+        }
+    }
+
+    #[test]
     fn nesting_is_bounded_without_recursion() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(skips_whole(&deep(MAX_DEPTH as usize)));

@@ -529,10 +529,10 @@ fn read_headers(
                 HeaderProblem::Name(name, at) => not_a_header_name(&name, at),
                 HeaderProblem::Scan(error) => error,
             })?;
-        let Some((name, at)) = found else {
+        let Some(kept) = found else {
             return Ok(headers);
         };
-        read_header(cursor, &mut headers.map, &name, at)?;
+        read_header(cursor, &mut headers.map, &kept.name, kept.start)?;
         if !cursor.next_member()? {
             return Ok(headers);
         }

@@ -1,26 +1,33 @@
-//! A JSON reader for authorizer events: walks the event's text once, hands out the few strings
-//! the decision reads (borrowed from the text when they have no escapes) and skips every other
-//! value structurally, without building or decoding anything.
+//! A JSON reader for authorizer events: walks the event's bytes once, hands out the few
+//! strings the decision reads (borrowed from the text when they have no escapes) and skips every
+//! other value structurally, without building or decoding anything.
 //!
 //! An API Gateway event is 1–4 KB, most of it values no decision reads (`multiValueHeaders`
 //! beside `headers`, `requestContext`, query strings, stage variables). A `serde` visitor with
 //! `IgnoredAny` still dispatches on every value and parses every number; [`Cursor::skip_value`]
 //! only finds where a value ends, with one loop and no recursion:
 //!
+//! * first, one pass over the whole event marks its *string stops* — `"`, `\`, control
+//!   characters and non-ASCII bytes — in a bitmap, sixteen bytes per vector compare (`Text`,
+//!   `block_stops`: `wide`, SSE2 on x86-64, NEON on arm64, no `unsafe` here). A string's end is
+//!   then the next stop (a shift and a bit search), whatever its length;
 //! * strings: up to the closing `"`, every escape checked (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`,
-//!   `\r`, `\t`, `\uXXXX`), a raw control character refused — so a `"` or a bracket inside a
-//!   string never ends a value early, and `\\"` never hides the end of one. The first 32 bytes
-//!   are scanned eight at a time (names and most values end there); past them (a token) the
-//!   next `"` or `\` is found with `memchr` and the bytes before it checked for a control
-//!   character in one vectorised pass;
+//!   `\r`, `\t`, `\uXXXX`), a raw control character refused, each non-ASCII character checked
+//!   as UTF-8 (the event's only other bytes are structural ASCII, so this is the whole UTF-8
+//!   check: no separate pass) — so a `"` or a bracket inside a string never ends a value early,
+//!   and `\\"` never hides the end of one;
+//! * objects whose members are all `"name":"value"`, with nothing between the tokens and no stop
+//!   in the strings but their closing quotes (most of an event's maps), are read by their stops
+//!   and a few byte comparisons per member (`compact_members`; header maps likewise,
+//!   [`Cursor::header_until`]); anything else by the general loop;
 //! * containers: brackets counted on a stack of up to [`MAX_DEPTH`] kinds, so `{"a": [}` is
 //!   refused, with the commas, colons and member names between their items checked;
 //! * numbers and `true`/`false`/`null`: their JSON grammar checked.
 //!
-//! A skipped value is therefore well-formed JSON as `serde_json` reads it (the unit tests hold
-//! the two to the same verdict on random and on every truncated input); an event that is not
-//! is refused as a whole, never half-read. The text is known to be UTF-8 (the caller takes a
-//! `&str`), so a span between two ASCII delimiters is a `&str` of its own.
+//! A skipped value is therefore well-formed JSON as `serde_json` reads it, and UTF-8 (the unit
+//! tests hold the two to the same verdict on random, mutated and every truncated input); an
+//! event that is not is refused as a whole, never half-read. A string handed out as `&str` is
+//! converted from its checked bytes.
 
 use std::borrow::Cow;
 use thiserror::Error;
@@ -381,16 +388,18 @@ impl<'a> Cursor<'a> {
     }
 
     /// [`Cursor::member_until`] for a header map, whose values are strings or lists of strings:
-    /// each name must pass `valid` (else `Err(Some(name start))`: the caller words the error) and
-    /// is counted in `names`; the values of the names `wanted` refuses are skipped (anything but
-    /// a string or a list of strings is an error).
+    /// each name must pass `valid` (else [`HeaderProblem::Name`]: the caller words the error)
+    /// and is counted in `names`; the values of the names `wanted` refuses are skipped (anything
+    /// but a string or a list of strings is an error). The common `"name":["value"]` (or
+    /// `"value"`) members are read by the string-stop bitmap and a few byte comparisons
+    /// ([`compact_name`], [`compact_strings`]), anything else by the general path.
     #[inline]
     pub fn header_until(
         &mut self,
         valid: impl Fn(&[u8]) -> bool,
         mut wanted: impl FnMut(&[u8]) -> bool,
         names: &mut usize,
-    ) -> Result<Option<(Cow<'a, [u8]>, usize)>, HeaderProblem> {
+    ) -> Result<Option<KeptHeader<'a>>, HeaderProblem> {
         loop {
             let start = self.pos;
             let found = match compact_name(&mut self.scan, start) {
@@ -408,7 +417,7 @@ impl<'a> Cursor<'a> {
             *names += 1;
             if wanted(&name) {
                 self.pos = value;
-                return Ok(Some((name, start)));
+                return Ok(Some(KeptHeader { name, start }));
             }
             if let Some((end, more)) = compact_strings(&mut self.scan, value) {
                 self.pos = end;
@@ -675,6 +684,15 @@ fn member_name_end(text: &mut Text<'_>, at: usize) -> Result<usize, Problem> {
         });
     }
     Ok(at + 1)
+}
+
+/// A header [`Cursor::header_until`] stopped at, the cursor at its value.
+#[derive(Debug)]
+pub struct KeptHeader<'a> {
+    /// The header's name as the event gives it (any case).
+    pub name: Cow<'a, [u8]>,
+    /// Where its member starts in the text.
+    pub start: usize,
 }
 
 /// Why [`Cursor::header_until`] stopped: a name HTTP does not allow (its bytes and where the

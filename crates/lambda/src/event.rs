@@ -283,9 +283,7 @@ impl<'a> RawEvent<'a> {
                 3 => event.route_arn = cursor.optional_string()?,
                 4 => event.authorization_token = cursor.optional_string()?,
                 5 if event.is_http_api_v2() => {
-                    let headers = read_headers(cursor, reading.keep_header)
-                        .map_err(|e| ScanError::new(format!("headers: {e}"), cursor.position()))?;
-                    event.headers_read = Some(headers.map);
+                    event.headers_read = Some(read_headers(cursor, reading.keep_header)?.map);
                 }
                 5 => event.headers = Some(cursor.value_text()?),
                 6 => event.multi_value_headers = Some(read_headers(cursor, reading.keep_header)?),
@@ -539,6 +537,7 @@ fn read_headers(
     }
 }
 
+/// The error for a header name HTTP does not allow, whose member starts at `at`.
 #[cold]
 fn not_a_header_name(name: &[u8], at: usize) -> ScanError {
     ScanError::new(

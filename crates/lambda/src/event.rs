@@ -11,8 +11,8 @@
 //! Events are read in one pass straight from the invocation's bytes ([`parse_slice`]) by a
 //! structural JSON scanner (`crate::scan`) into a borrowing view of the few fields the decision
 //! needs — no `serde_json::Value` tree, no copy of the fields it does not need: those are
-//! skipped by finding where they end, their JSON syntax checked all the same, so an event that
-//! is not well-formed JSON is refused as a whole. A field the decision reads given twice makes
+//! skipped by finding where they end, their JSON syntax and UTF-8 checked all the same, so an
+//! event that is not well-formed JSON text is refused as a whole. A field the decision reads given twice makes
 //! the event malformed. Header names are case-insensitive; the headers go to the engine, which
 //! finds the token as the gateway does. A header given as one string replaces earlier values of
 //! the same name (as `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`);

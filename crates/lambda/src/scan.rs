@@ -106,7 +106,7 @@ impl<'a> Text<'a> {
 
     /// The first string stop at or after `from`, or the end of the text.
     #[inline(always)]
-    fn string_stop(&mut self, mut from: usize) -> usize {
+    fn string_stop(&self, mut from: usize) -> usize {
         loop {
             let Some(&stops) = self.stops.get(from / BLOCK) else {
                 return self.bytes.len();
@@ -230,7 +230,7 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn string_contents(&mut self) -> Result<(usize, usize, bool), ScanError> {
         let start = self.pos;
-        match string_end(&mut self.scan, start) {
+        match string_end(&self.scan, start) {
             Ok((end, escaped)) => {
                 self.pos = end;
                 Ok((start, end - 1, escaped))
@@ -366,7 +366,7 @@ impl<'a> Cursor<'a> {
         mut wanted: impl FnMut(&[u8]) -> bool,
     ) -> Result<Option<Cow<'a, [u8]>>, ScanError> {
         loop {
-            let (name, value) = match member_start(&mut self.scan, self.pos) {
+            let (name, value) = match member_start(&self.scan, self.pos) {
                 Ok((name, value)) => (name, value),
                 Err(problem) => return Err(problem.at(self)),
             };
@@ -375,7 +375,7 @@ impl<'a> Cursor<'a> {
                 self.pos = value;
                 return Ok(Some(name));
             }
-            match skip(&mut self.scan, value).and_then(|end| member_end(self.text, end)) {
+            match skip(&self.scan, value).and_then(|end| member_end(self.text, end)) {
                 Ok((end, more)) => {
                     self.pos = end;
                     if !more {
@@ -402,9 +402,9 @@ impl<'a> Cursor<'a> {
     ) -> Result<Option<KeptHeader<'a>>, HeaderProblem> {
         loop {
             let start = self.pos;
-            let found = match compact_name(&mut self.scan, start) {
+            let found = match compact_name(&self.scan, start) {
                 Some(found) => Ok(found),
-                None => member_start(&mut self.scan, start),
+                None => member_start(&self.scan, start),
             };
             let (name, value) = match found {
                 Ok((name, value)) => (name, value),
@@ -419,7 +419,7 @@ impl<'a> Cursor<'a> {
                 self.pos = value;
                 return Ok(Some(KeptHeader { name, start }));
             }
-            if let Some((end, more)) = compact_strings(&mut self.scan, value) {
+            if let Some((end, more)) = compact_strings(&self.scan, value) {
                 self.pos = end;
                 if !more {
                     return Ok(None);
@@ -427,7 +427,7 @@ impl<'a> Cursor<'a> {
                 continue;
             }
             let value = whitespace_end(self.text, value);
-            let end = match strings_end(&mut self.scan, value) {
+            let end = match strings_end(&self.scan, value) {
                 Ok(Some(end)) => end,
                 Ok(None) => {
                     self.pos = value;
@@ -467,7 +467,7 @@ impl<'a> Cursor<'a> {
     #[cfg(test)]
     pub fn skip_strings(&mut self) -> Result<bool, ScanError> {
         self.skip_whitespace();
-        match strings_end(&mut self.scan, self.pos) {
+        match strings_end(&self.scan, self.pos) {
             Ok(Some(end)) => {
                 self.pos = end;
                 Ok(true)
@@ -488,7 +488,7 @@ impl<'a> Cursor<'a> {
     /// Whitespace, then any JSON value, skipped: only its end is found, with its syntax checked
     /// (see the module documentation).
     pub fn skip_value(&mut self) -> Result<(), ScanError> {
-        match skip(&mut self.scan, self.pos) {
+        match skip(&self.scan, self.pos) {
             Ok(end) => {
                 self.pos = end;
                 Ok(())
@@ -536,7 +536,7 @@ fn whitespace_end(bytes: &[u8], mut at: usize) -> usize {
 /// The end (after the closing quote) of the string whose contents start at `at`, and whether
 /// it has an escape.
 #[inline(always)]
-fn string_end(text: &mut Text<'_>, mut at: usize) -> Result<(usize, bool), Problem> {
+fn string_end(text: &Text<'_>, mut at: usize) -> Result<(usize, bool), Problem> {
     let mut escaped = false;
     loop {
         at = text.string_stop(at);
@@ -666,7 +666,7 @@ fn number_end(bytes: &[u8], mut at: usize) -> Result<usize, Problem> {
 
 /// The end of a member's name and colon, whitespace before them skipped.
 #[inline(always)]
-fn member_name_end(text: &mut Text<'_>, at: usize) -> Result<usize, Problem> {
+fn member_name_end(text: &Text<'_>, at: usize) -> Result<usize, Problem> {
     let bytes = text.bytes;
     let at = whitespace_end(bytes, at);
     if bytes.get(at) != Some(&b'"') {
@@ -716,7 +716,7 @@ struct NameSpan {
 /// A member's name and `:` from `at` (whitespace before each skipped): the name's span, and
 /// where its value starts (whitespace not skipped).
 #[inline(always)]
-fn member_start(text: &mut Text<'_>, at: usize) -> Result<(NameSpan, usize), Problem> {
+fn member_start(text: &Text<'_>, at: usize) -> Result<(NameSpan, usize), Problem> {
     let at = whitespace_end(text.bytes, at);
     if text.bytes.get(at) != Some(&b'"') {
         return Err(Problem {
@@ -757,7 +757,7 @@ fn member_end(bytes: &[u8], at: usize) -> Result<(usize, bool), Problem> {
 
 /// The end of the string or array of strings at `at`; `None` when the value there is neither
 /// (an array is neither as soon as an item is not a string).
-fn strings_end(text: &mut Text<'_>, at: usize) -> Result<Option<usize>, Problem> {
+fn strings_end(text: &Text<'_>, at: usize) -> Result<Option<usize>, Problem> {
     let bytes = text.bytes;
     match bytes.get(at) {
         Some(b'"') => return string_end(text, at + 1).map(|(end, _)| Some(end)),
@@ -802,7 +802,7 @@ enum Compact {
 /// the next stop in the bitmap; a few byte comparisons check the rest. Anything else stops it
 /// where that member starts, before it reads anything of it.
 #[inline(always)]
-fn compact_members(text: &mut Text<'_>, mut at: usize) -> Compact {
+fn compact_members(text: &Text<'_>, mut at: usize) -> Compact {
     let bytes = text.bytes;
     loop {
         if bytes.get(at) != Some(&b'"') {
@@ -825,7 +825,7 @@ fn compact_members(text: &mut Text<'_>, mut at: usize) -> Compact {
 /// quote: its span and where its value starts; `None` for anything else ([`member_start`]
 /// reads it).
 #[inline(always)]
-fn compact_name(text: &mut Text<'_>, at: usize) -> Option<(NameSpan, usize)> {
+fn compact_name(text: &Text<'_>, at: usize) -> Option<(NameSpan, usize)> {
     if text.bytes.get(at) != Some(&b'"') {
         return None;
     }
@@ -845,7 +845,7 @@ fn compact_name(text: &mut Text<'_>, at: usize) -> Option<(NameSpan, usize)> {
 /// closing quote, followed at once by `,` or the object's `}`: past that (`true` after a `,`);
 /// `None` for anything else (the general path reads it from `at`).
 #[inline(always)]
-fn compact_strings(text: &mut Text<'_>, at: usize) -> Option<(usize, bool)> {
+fn compact_strings(text: &Text<'_>, at: usize) -> Option<(usize, bool)> {
     let bytes = text.bytes;
     let (end, after) = match bytes.get(at..at + 2)? {
         [b'"', _] => {
@@ -873,7 +873,7 @@ fn compact_strings(text: &mut Text<'_>, at: usize) -> Option<(usize, bool)> {
 
 /// The end of the JSON value at `at` (whitespace before it skipped), its syntax checked: one
 /// loop over the text, nesting kept on a bit stack (no recursion).
-fn skip(text: &mut Text<'_>, mut at: usize) -> Result<usize, Problem> {
+fn skip(text: &Text<'_>, mut at: usize) -> Result<usize, Problem> {
     let bytes = text.bytes;
     // Bit `d` set: the container at depth `d + 1` is an object.
     let mut objects: u128 = 0;

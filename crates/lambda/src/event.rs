@@ -11,8 +11,8 @@
 //! Events are read in one pass straight from the invocation's bytes ([`parse_slice`]) by a
 //! structural JSON scanner (`crate::scan`) into a borrowing view of the few fields the decision
 //! needs — no `serde_json::Value` tree, no copy of the fields it does not need: those are
-//! skipped by finding where they end, their JSON syntax checked all the same, so an event that
-//! is not well-formed JSON is refused as a whole. A field the decision reads given twice makes
+//! skipped by finding where they end, their JSON syntax and UTF-8 checked all the same, so an
+//! event that is not well-formed JSON text is refused as a whole. A field the decision reads given twice makes
 //! the event malformed. Header names are case-insensitive; the headers go to the engine, which
 //! finds the token as the gateway does. A header given as one string replaces earlier values of
 //! the same name (as `HeaderMap::insert`), a list of strings adds each (as `HeaderMap::append`);
@@ -40,7 +40,7 @@
 //! not exactly one PEM certificate reads as none, so a token bound to a certificate is refused.
 
 use crate::arn::MethodArn;
-use crate::scan::{Cursor, ScanError};
+use crate::scan::{Cursor, HeaderProblem, ScanError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwtgate_engine::bearer::{self, BearerToken};
 use jwtgate_engine::mtls::CertificateThumbprint;
@@ -191,12 +191,8 @@ pub fn parse_slice_with(
         kind: ANY_KIND,
         message: e.to_string(),
     };
-    // One UTF-8 check of the whole event (word at a time), so every span is text.
-    let text = std::str::from_utf8(bytes).map_err(|e| EventError::Malformed {
-        kind: ANY_KIND,
-        message: e.to_string(),
-    })?;
-    let mut cursor = Cursor::new(text);
+    // UTF-8 is checked by the scan, in the strings (the only place JSON allows other bytes).
+    let mut cursor = Cursor::new(bytes);
     let raw = RawEvent::read(&mut cursor, reading).map_err(not_json)?;
     cursor.end().map_err(not_json)?;
     raw.into_request(reading)
@@ -217,7 +213,11 @@ struct RawEvent<'a> {
     /// Kept as text, read only when it is the map the decision uses: on REST and HTTP API 1.0
     /// `multiValueHeaders` holds the same headers and every value of each, so `headers` is
     /// then only skipped.
-    headers: Option<&'a str>,
+    headers: Option<&'a [u8]>,
+    /// `headers` read as it was scanned: when the event was already known to be an HTTP API
+    /// 2.0 event there (its `type` and `version` came first, as API Gateway writes them), whose
+    /// only header map it is — so it is not scanned twice.
+    headers_read: Option<HeaderMap>,
     /// REST and HTTP API 1.0: every value of every name, the map used when not empty.
     multi_value_headers: Option<EventHeaders>,
     raw_path: Option<Cow<'a, str>>,
@@ -273,10 +273,8 @@ impl<'a> RawEvent<'a> {
     fn read(cursor: &mut Cursor<'a>, reading: Reading<'_>) -> Result<RawEvent<'a>, ScanError> {
         let mut event = RawEvent::default();
         let mut seen = [false; FIELDS.len()];
-        cursor.object(|cursor, name| {
-            let Some(index) = FIELDS.iter().position(|field| *field == name) else {
-                return cursor.skip_value();
-            };
+        let field = |name: &[u8]| FIELDS.iter().position(|field| field.as_bytes() == name);
+        cursor.object(field, |cursor, index| {
             first_time(cursor, &mut seen, &FIELDS, index)?;
             match index {
                 0 => event.type_ = loose_string(cursor)?,
@@ -284,6 +282,9 @@ impl<'a> RawEvent<'a> {
                 2 => event.method_arn = cursor.optional_string()?,
                 3 => event.route_arn = cursor.optional_string()?,
                 4 => event.authorization_token = cursor.optional_string()?,
+                5 if event.is_http_api_v2() => {
+                    event.headers_read = Some(read_headers(cursor, reading.keep_header)?.map);
+                }
                 5 => event.headers = Some(cursor.value_text()?),
                 6 => event.multi_value_headers = Some(read_headers(cursor, reading.keep_header)?),
                 7 => event.raw_path = cursor.optional_string()?,
@@ -321,14 +322,13 @@ impl<'a> RawContext<'a> {
     fn read(cursor: &mut Cursor<'a>, certificates: bool) -> Result<RawContext<'a>, ScanError> {
         let mut context = RawContext::default();
         let mut seen = [false; CONTEXT_FIELDS.len()];
-        cursor.object(|cursor, name| {
-            let Some(index) = CONTEXT_FIELDS
+        let field = |name: &[u8]| {
+            CONTEXT_FIELDS
                 .iter()
-                .position(|field| *field == name)
+                .position(|field| field.as_bytes() == name)
                 .filter(|&index| certificates || index < 2)
-            else {
-                return cursor.skip_value();
-            };
+        };
+        cursor.object(field, |cursor, index| {
             first_time(cursor, &mut seen, &CONTEXT_FIELDS, index)?;
             match index {
                 0 => context.path = cursor.optional_string()?,
@@ -344,7 +344,7 @@ impl<'a> RawContext<'a> {
 
 /// `identity` or `authentication`: its `clientCert`, kept as text until it is needed.
 struct RawCertificateHolder<'a> {
-    client_cert: Option<&'a str>,
+    client_cert: Option<&'a [u8]>,
 }
 
 impl<'a> RawCertificateHolder<'a> {
@@ -355,10 +355,8 @@ impl<'a> RawCertificateHolder<'a> {
         }
         let mut client_cert = None;
         let mut seen = [false];
-        cursor.object(|cursor, name| {
-            if name != "clientCert" {
-                return cursor.skip_value();
-            }
+        let field = |name: &[u8]| (name == b"clientCert").then_some(0);
+        cursor.object(field, |cursor, _| {
             first_time(cursor, &mut seen, &["clientCert"], 0)?;
             client_cert = Some(cursor.value_text()?);
             Ok(())
@@ -380,11 +378,18 @@ fn certificate_thumbprint(
     holder: Option<RawCertificateHolder<'_>>,
 ) -> Option<CertificateThumbprint> {
     let raw = holder?.client_cert?;
-    let cert: RawClientCert<'_> = serde_json::from_str(raw).ok()?;
+    let cert: RawClientCert<'_> = serde_json::from_slice(raw).ok()?;
     CertificateThumbprint::of_pem(&cert.client_cert_pem?)
 }
 
 impl RawEvent<'_> {
+    /// True once `type` and `version` have been read and make this an HTTP API 2.0 event
+    /// (what [`RawEvent::kind`] will say, whatever follows: both are read once).
+    fn is_http_api_v2(&self) -> bool {
+        self.version.as_deref() == Some("2.0")
+            && self.type_.as_deref().is_some_and(|type_| type_ != "TOKEN")
+    }
+
     fn kind(&self) -> Result<EventKind, EventError> {
         let (type_, version) = (self.type_.as_deref(), self.version.as_deref());
         Ok(match (type_, version) {
@@ -451,7 +456,10 @@ impl RawEvent<'_> {
                     .request_context
                     .ok_or_else(|| malformed(kind, "`requestContext` is missing".into()))?;
                 let arn = arn(kind, "routeArn", self.route_arn)?;
-                let headers = header_map(kind, self.headers, reading)?;
+                let headers = match self.headers_read {
+                    Some(headers) => headers,
+                    None => header_map(kind, self.headers, reading)?,
+                };
                 let origin = request_origin(
                     context.domain_name.as_deref(),
                     self.raw_path.as_deref(),
@@ -484,7 +492,7 @@ struct EventHeaders {
 /// A header map of the event (`null` or absent: none), read from its text.
 fn header_map(
     kind: EventKind,
-    text: Option<&str>,
+    text: Option<&[u8]>,
     reading: Reading<'_>,
 ) -> Result<HeaderMap, EventError> {
     let Some(text) = text else {
@@ -509,61 +517,71 @@ fn read_headers(
         map: HeaderMap::new(),
         names: 0,
     };
-    if cursor.null()? {
+    if cursor.null()? || !cursor.object_start()? {
         return Ok(headers);
     }
-    cursor.object(|cursor, name| {
-        let at = cursor.position();
-        let not_a_name = || ScanError::new(format!("{name:?} is not a header name"), at);
-        if !is_header_name(name.as_bytes()) {
-            return Err(not_a_name());
-        }
-        headers.names += 1;
-        if !keep(name.as_bytes()) {
-            return if cursor.skip_strings()? {
-                Ok(())
-            } else {
-                Err(cursor.error("a header value is not a string or a list of strings"))
-            };
-        }
-        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| not_a_name())?;
-        let value = |cursor: &mut Cursor<'_>| {
-            let at = cursor.position();
-            let text = cursor.string()?;
-            match text {
-                Cow::Borrowed(text) => HeaderValue::from_str(text),
-                Cow::Owned(text) => HeaderValue::try_from(text),
-            }
-            .map_err(|_| ScanError::new(format!("the value of {header} is not a header value"), at))
+    loop {
+        let found = cursor
+            .header_until(is_header_name, keep, &mut headers.names)
+            .map_err(|problem| match problem {
+                HeaderProblem::Name(name, at) => not_a_header_name(&name, at),
+                HeaderProblem::Scan(error) => error,
+            })?;
+        let Some(kept) = found else {
+            return Ok(headers);
         };
-        let too_many = || ScanError::new("too many header values", at);
-        if cursor.next_is(b'[') {
-            cursor.array(|cursor| {
-                let value = value(cursor)?;
-                headers
-                    .map
-                    .try_append(&header, value)
-                    .map_err(|_| too_many())?;
-                Ok(())
-            })
-        } else if cursor.next_is(b'"') {
-            if headers.map.contains_key(&header) {
-                return Err(ScanError::new(format!("{header} is given twice"), at));
-            }
-            let value = value(cursor)?;
-            headers
-                .map
-                .try_insert(&header, value)
-                .map_err(|_| too_many())?;
-            Ok(())
-        } else {
-            Err(cursor.error(format!(
-                "the value of {header} is not a string or a list of strings"
-            )))
+        read_header(cursor, &mut headers.map, &kept.name, kept.start)?;
+        if !cursor.next_member()? {
+            return Ok(headers);
         }
-    })?;
-    Ok(headers)
+    }
 }
+
+/// The error for a header name HTTP does not allow, whose member starts at `at`.
+#[cold]
+fn not_a_header_name(name: &[u8], at: usize) -> ScanError {
+    ScanError::new(
+        format!("{:?} is not a header name", String::from_utf8_lossy(name)),
+        at,
+    )
+}
+
+/// The value of a header [`read_headers`] keeps: a string (inserted; a second one for the same
+/// name is malformed) or a list of strings (each appended).
+fn read_header(
+    cursor: &mut Cursor<'_>,
+    map: &mut HeaderMap,
+    name: &[u8],
+    at: usize,
+) -> Result<(), ScanError> {
+    let header = HeaderName::from_bytes(name).map_err(|_| not_a_header_name(name, at))?;
+    let value = |cursor: &mut Cursor<'_>| {
+        let at = cursor.position();
+        let bytes = cursor.string_bytes()?;
+        HeaderValue::from_bytes(&bytes)
+            .map_err(|_| ScanError::new(format!("the value of {header} is not a header value"), at))
+    };
+    let too_many = || ScanError::new("too many header values", at);
+    if cursor.next_is(b'[') {
+        cursor.array(|cursor| {
+            let value = value(cursor)?;
+            map.try_append(&header, value).map_err(|_| too_many())?;
+            Ok(())
+        })
+    } else if cursor.next_is(b'"') {
+        if map.contains_key(&header) {
+            return Err(ScanError::new(format!("{header} is given twice"), at));
+        }
+        let value = value(cursor)?;
+        map.try_insert(&header, value).map_err(|_| too_many())?;
+        Ok(())
+    } else {
+        Err(cursor.error(format!(
+            "the value of {header} is not a string or a list of strings"
+        )))
+    }
+}
+
 /// True for a header name HTTP allows (RFC 9110 `token`): what `HeaderName::from_bytes`
 /// accepts, checked without making one.
 fn is_header_name(name: &[u8]) -> bool {

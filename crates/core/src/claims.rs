@@ -157,8 +157,9 @@ pub const CAPTURED: [&str; 13] = [
 ];
 
 /// The slot of a captured claim name: its index in [`CAPTURED`]. Inlined, so a lookup by a
-/// constant name folds to its slot at compile time.
-#[inline]
+/// constant name folds to its slot at compile time (always: left to the inliner, a match on
+/// thirteen strings looks too large, and each lookup by name pays a call and the comparisons).
+#[inline(always)]
 pub fn captured_slot(name: &str) -> Option<usize> {
     // A match compiles to a length switch and one comparison, not a scan of the list.
     Some(match name {
@@ -517,7 +518,7 @@ impl CompactClaims {
         self.typ.map(|span| self.at(span))
     }
 
-    #[inline]
+    #[inline(always)]
     fn kept(&self, name: &str) -> Kept {
         captured_slot(name)
             .and_then(|slot| self.slots.get(slot).copied())
@@ -525,6 +526,7 @@ impl CompactClaims {
     }
 
     /// True when the claim was captured and is in the token.
+    #[inline(always)]
     pub fn contains(&self, name: &str) -> bool {
         self.kept(name) != Kept::Absent
     }
@@ -548,6 +550,7 @@ impl CompactClaims {
     }
 
     /// A numeric claim as a float.
+    #[inline(always)]
     pub fn number(&self, name: &str) -> Option<f64> {
         match self.kept(name) {
             // Both conversions round to the nearest float, so a plain integer reads the same.
@@ -599,6 +602,7 @@ impl CompactClaims {
     }
 
     /// The claim's type and contents (see [`ClaimSet::get`]), without building JSON values.
+    #[inline(always)]
     pub fn get(&self, name: &str) -> Claim<'_> {
         match self.kept(name) {
             Kept::Absent => Claim::Absent,
@@ -617,6 +621,7 @@ impl CompactClaims {
     }
 
     /// The claim's text, when it is a string.
+    #[inline(always)]
     pub fn text(&self, name: &str) -> Option<&str> {
         match self.kept(name) {
             Kept::Text(span) => Some(self.at(span)),
@@ -626,6 +631,7 @@ impl CompactClaims {
     }
 
     /// The strings of the claim, when it is an array.
+    #[inline(always)]
     pub fn items(&self, name: &str) -> StringItems<'_> {
         match self.kept(name) {
             Kept::Strings { first, count } => {

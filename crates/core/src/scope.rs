@@ -66,6 +66,17 @@ impl ScopeRequirement {
         self.scopes.is_empty()
     }
 
+    /// True when `claims` meet the requirement: [`ScopeRequirement::missing`] is empty, found
+    /// without gathering the missing scopes.
+    pub fn is_met(&self, claims: &dyn ClaimSet) -> bool {
+        match self.mode {
+            ScopeMode::AllOf => self.scopes.iter().all(|scope| grants(claims, scope)),
+            ScopeMode::AnyOf => {
+                self.scopes.is_empty() || self.scopes.iter().any(|scope| grants(claims, scope))
+            }
+        }
+    }
+
     /// The required scopes the claims do not grant; empty when the requirement is met.
     pub fn missing<'a>(&'a self, claims: &dyn ClaimSet) -> Vec<&'a str> {
         let missing: Vec<&str> = self
@@ -214,6 +225,27 @@ mod tests {
 
     fn claims(value: Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn met_exactly_when_nothing_is_missing() {
+        let grants_ab = claims(json!({"scope": "a b", "permissions": ["c"]}));
+        let none = claims(json!({}));
+        let sets: [&[&str]; 6] = [&[], &["a"], &["a", "c"], &["a", "x"], &["x"], &["x", "y"]];
+        for scopes in sets {
+            for requirement in [
+                ScopeRequirement::all_of(scopes.iter().copied()),
+                ScopeRequirement::any_of(scopes.iter().copied()),
+            ] {
+                for claims in [&grants_ab, &none] {
+                    assert_eq!(
+                        requirement.is_met(claims),
+                        requirement.missing(claims).is_empty(),
+                        "{requirement:?} {claims:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

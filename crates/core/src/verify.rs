@@ -208,6 +208,7 @@ impl ClaimSet for Verified {
         Verified::claim(self, name)
     }
 
+    #[inline(always)]
     fn get(&self, name: &str) -> Claim<'_> {
         if captured_slot(name).is_some() {
             return self.captured.get(name);
@@ -219,10 +220,12 @@ impl ClaimSet for Verified {
         Some(self.claims())
     }
 
+    #[inline(always)]
     fn text(&self, name: &str) -> Option<&str> {
         Verified::text(self, name)
     }
 
+    #[inline(always)]
     fn items(&self, name: &str) -> StringItems<'_> {
         Verified::items(self, name)
     }
@@ -309,16 +312,19 @@ impl Verified {
 
     /// A captured claim's text, when it is a string (`iss`, `sub`, `azp`, `client_id`, `jti`,
     /// `scope`, `scp`).
+    #[inline(always)]
     pub fn text(&self, name: &str) -> Option<&str> {
         self.captured.text(name)
     }
 
     /// The strings of a captured claim that is an array (`aud`, `scp`, `permissions`).
+    #[inline(always)]
     pub fn items(&self, name: &str) -> StringItems<'_> {
         self.captured.items(name)
     }
 
     /// A captured numeric claim (`exp`, `nbf`, `iat`).
+    #[inline(always)]
     pub fn number(&self, name: &str) -> Option<f64> {
         self.captured.number(name)
     }
@@ -346,6 +352,7 @@ impl Verified {
     }
 
     /// `sub`, when it is a string.
+    #[inline(always)]
     pub fn subject(&self) -> Option<&str> {
         self.text("sub")
     }
@@ -356,6 +363,7 @@ impl Verified {
     }
 
     /// `iss` (always present in a verified token).
+    #[inline(always)]
     pub fn issuer(&self) -> &str {
         self.text("iss").unwrap_or_default()
     }
@@ -373,7 +381,7 @@ impl Verified {
 
     /// Checks a further requirement (for example a route's), giving `insufficient_scope` if unmet.
     pub fn require(&self, requirement: &ScopeRequirement) -> Result<(), Rejection> {
-        if requirement.missing(self).is_empty() {
+        if requirement.is_met(self) {
             return Ok(());
         }
         // A copy for the refusal: building the map into this value would grow a cached token

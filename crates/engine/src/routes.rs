@@ -267,7 +267,7 @@ impl Route {
     }
 
     fn path_matches(&self, path: &str) -> bool {
-        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let mut segments = Segments { rest: path };
         for part in &self.pattern {
             match part {
                 PatternSegment::Rest => return segments.next().is_some(),
@@ -284,6 +284,35 @@ impl Route {
             }
         }
         segments.next().is_none()
+    }
+}
+
+/// The non-empty `/`-separated segments of a path, found byte by byte: a path's segments are
+/// short, and every rule of the table walks them, so a searcher set up per segment would cost
+/// more than the search.
+struct Segments<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let end = self
+                .rest
+                .bytes()
+                .position(|byte| byte == b'/')
+                .unwrap_or(self.rest.len());
+            let (segment, rest) = self.rest.split_at(end);
+            self.rest = rest.get(1..).unwrap_or_default();
+            if !segment.is_empty() {
+                return Some(segment);
+            }
+        }
     }
 }
 
@@ -347,6 +376,29 @@ mod tests {
         .map(|s| Route::parse(s).unwrap_or_else(|e| panic!("{e}")))
         .collect();
         RouteTable::new(routes, Requirement::Deny)
+    }
+
+    #[test]
+    fn segments_are_the_non_empty_parts_between_slashes() {
+        for path in [
+            "",
+            "/",
+            "//",
+            "/a",
+            "a",
+            "/a/",
+            "/a//b",
+            "//a///b/",
+            "/api/users/%2F/x",
+            "/é/ü/",
+        ] {
+            let expected: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            assert_eq!(
+                Segments { rest: path }.collect::<Vec<_>>(),
+                expected,
+                "{path:?}"
+            );
+        }
     }
 
     #[test]

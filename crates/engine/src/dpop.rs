@@ -432,6 +432,13 @@ impl DpopRefusal {
     }
 }
 
+/// True when the request carries a `DPoP` proof header: only then is the URI the client used
+/// (the origin a front end passes in `RequestView::origin`) ever read, so a front end finds it
+/// only for such requests.
+pub fn carries_proof(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("dpop")
+}
+
 /// `scheme://authority` from the fronting proxy's `X-Forwarded-Proto` and `X-Forwarded-Host`
 /// (forward-auth, ext_authz): exactly one of each, `http` or `https`, a plain authority.
 /// `None` when either is missing, repeated or malformed — the request URI is then unknown and

@@ -243,8 +243,9 @@ where
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok())
             });
-            let request_origin =
-                authority.and_then(|authority| jwtgate_engine::dpop::origin(scheme, authority));
+            let request_origin = authority
+                .filter(|_| jwtgate_engine::dpop::carries_proof(request.headers()))
+                .and_then(|authority| jwtgate_engine::dpop::origin(scheme, authority));
             let method = request.method().as_str().to_owned();
             let now = unix_now();
             let certificate = request

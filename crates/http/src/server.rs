@@ -33,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use jwtgate_engine::dpop;
 use jwtgate_engine::mtls::CertificateThumbprint;
 use jwtgate_engine::{
     unix_now, Denial, Engine, FrontEnd, Metrics, Outcome, RequestView, TokenInput,
@@ -207,7 +208,9 @@ async fn forward_auth_check(
     } else {
         &method
     };
-    let origin = jwtgate_engine::dpop::forwarded_origin(headers);
+    let origin = dpop::carries_proof(headers)
+        .then(|| dpop::forwarded_origin(headers))
+        .flatten();
     let view = RequestView {
         front: FrontEnd::ForwardAuth,
         method,
@@ -237,11 +240,15 @@ async fn prefixed_forward_auth(State(state): State<AppState>, request: Request) 
     // Envoy's HTTP ext_authz keeps the original Host; X-Forwarded-Host wins when the proxy sets
     // it. The scheme must come from X-Forwarded-Proto.
     let headers = request.headers();
-    let origin = jwtgate_engine::dpop::forwarded_origin(headers).or_else(|| {
-        let proto = headers.get("x-forwarded-proto")?.to_str().ok()?;
-        let host = headers.get(http::header::HOST)?.to_str().ok()?;
-        jwtgate_engine::dpop::origin(proto, host)
-    });
+    let origin = dpop::carries_proof(headers)
+        .then(|| {
+            dpop::forwarded_origin(headers).or_else(|| {
+                let proto = headers.get("x-forwarded-proto")?.to_str().ok()?;
+                let host = headers.get(http::header::HOST)?.to_str().ok()?;
+                dpop::origin(proto, host)
+            })
+        })
+        .flatten();
     let view = RequestView {
         front: FrontEnd::ForwardAuth,
         method: request.method().as_str(),

@@ -73,13 +73,15 @@ EOF
 # disallowed_headers, skip_envoy_headers); with "bare", the filter without them, as the recipe
 # was before they were measured (docs/envoy.md, "What each Envoy setting costs").
 ext_authz_grpc() { # [bare]
-  if [ "${1:-}" = bare ]; then
-    cat <<EOF
+  cat <<EOF
                   - name: envoy.filters.http.ext_authz
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
                       transport_api_version: V3
                       failure_mode_allow: false
+EOF
+  if [ "${1:-}" = bare ]; then
+    cat <<EOF
                       grpc_service:
                         envoy_grpc: { cluster_name: jwtgate }
                         timeout: 0.5s
@@ -87,11 +89,6 @@ EOF
     return
   fi
   cat <<EOF
-                  - name: envoy.filters.http.ext_authz
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
-                      transport_api_version: V3
-                      failure_mode_allow: false
                       encode_raw_headers: true
                       disallowed_headers:
                         patterns:

@@ -6,3 +6,4 @@ pub mod base64url;
 pub mod der;
 pub mod json;
 pub mod members;
+pub mod pieces;

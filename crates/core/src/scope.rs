@@ -5,6 +5,7 @@
 //! or the `permissions` array (Auth0 RBAC). `read:users2` does not grant `read:users`.
 
 use crate::claims::{Claim, ClaimSet};
+use crate::internal::pieces::NonEmptyPieces;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::fmt;
@@ -114,39 +115,8 @@ pub fn granted(claims: &dyn ClaimSet) -> impl Iterator<Item = &str> + '_ {
 }
 
 /// The space-separated words of `text`, when present (empty ones skipped).
-fn words(text: Option<&str>) -> Words<'_> {
-    Words {
-        rest: text.unwrap_or_default(),
-    }
-}
-
-/// The words of a space-separated text, found byte by byte: a scope string is a few short
-/// words, for which a searcher's setup per word costs more than the search.
-struct Words<'a> {
-    rest: &'a str,
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        loop {
-            if self.rest.is_empty() {
-                return None;
-            }
-            let end = self
-                .rest
-                .bytes()
-                .position(|byte| byte == b' ')
-                .unwrap_or(self.rest.len());
-            // A space is one byte, so both ends are character boundaries.
-            let word = self.rest.get(..end).unwrap_or_default();
-            self.rest = self.rest.get(end + 1..).unwrap_or_default();
-            if !word.is_empty() {
-                return Some(word);
-            }
-        }
-    }
+fn words(text: Option<&str>) -> NonEmptyPieces<'_> {
+    NonEmptyPieces::new(text.unwrap_or_default(), b' ')
 }
 
 /// The most scope entries (across `scope`, `scp` and `permissions`, repeats counted) a token

@@ -324,27 +324,10 @@ impl Walker<'_> {
         }
     }
 
-    /// Moves to the next `"` or `\\` (or the end), eight bytes at a time: claim strings are
-    /// short, where a vector search costs more to set up than it saves.
+    /// Moves to the next `"` or `\\` (or the end): the text was validated, so control
+    /// characters need no check.
     fn skip_to_quote_or_backslash(&mut self) {
-        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let word = u64::from_le_bytes(word);
-            let zero = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
-            let special = zero(word ^ splat(b'"')) | zero(word ^ splat(b'\\'));
-            if special != 0 {
-                self.pos += (special.trailing_zeros() / 8) as usize;
-                return;
-            }
-            self.pos += 8;
-        }
-        while let Some(&byte) = self.bytes.get(self.pos) {
-            if byte == b'"' || byte == b'\\' {
-                return;
-            }
-            self.pos += 1;
-        }
+        self.pos = plain_end(self.bytes, self.pos, false);
     }
 
     /// From a string's opening quote to past its closing one; whether it has escapes.
@@ -471,6 +454,37 @@ struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+}
+
+/// The first `"` or `\` at or after `pos` in `bytes` (with `controls`, also the first byte below
+/// 0x20), or the end; eight bytes at a time: the strings of headers and claims are short, where a
+/// vector search costs more to set up than it saves.
+#[inline(always)]
+fn plain_end(bytes: &[u8], mut pos: usize, controls: bool) -> usize {
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let zero = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
+        // Bytes below 0x20; the lowest flagged byte is exact (borrows only run upwards).
+        let control = if controls {
+            word.wrapping_sub(splat(0x20)) & !word & splat(0x80)
+        } else {
+            0
+        };
+        let special = zero(word ^ splat(b'"')) | zero(word ^ splat(b'\\')) | control;
+        if special != 0 {
+            return pos + (special.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&byte) = bytes.get(pos) {
+        if byte == b'"' || byte == b'\\' || (controls && byte < 0x20) {
+            return pos;
+        }
+        pos += 1;
+    }
+    pos
 }
 
 /// Eight copies of one byte.
@@ -664,28 +678,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Moves to the next `"`, `\` or control character (or the end), eight bytes at a time.
+    /// Moves to the next `"`, `\` or control character (or the end).
     fn skip_plain(&mut self) {
-        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let word = u64::from_le_bytes(word);
-            let zero = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
-            // Bytes below 0x20; the lowest flagged byte is exact (borrows only run upwards).
-            let control = word.wrapping_sub(splat(0x20)) & !word & splat(0x80);
-            let special = zero(word ^ splat(b'"')) | zero(word ^ splat(b'\\')) | control;
-            if special != 0 {
-                self.pos += (special.trailing_zeros() / 8) as usize;
-                return;
-            }
-            self.pos += 8;
-        }
-        while let Some(byte) = self.peek() {
-            if byte == b'"' || byte == b'\\' || byte < 0x20 {
-                return;
-            }
-            self.pos += 1;
-        }
+        self.pos = plain_end(self.bytes, self.pos, true);
     }
 
     /// One escape after its backslash.

@@ -436,8 +436,11 @@ impl DpopRefusal {
 /// (the origin a front end passes in `RequestView::origin`) ever read, so a front end finds it
 /// only for such requests.
 pub fn carries_proof(headers: &http::HeaderMap) -> bool {
-    headers.contains_key("dpop")
+    headers.contains_key(PROOF_HEADER)
 }
+
+/// The request header that carries a DPoP proof (RFC 9449 §4.1).
+pub const PROOF_HEADER: &str = "dpop";
 
 /// `scheme://authority` from the fronting proxy's `X-Forwarded-Proto` and `X-Forwarded-Host`
 /// (forward-auth, ext_authz): exactly one of each, `http` or `https`, a plain authority.
@@ -776,7 +779,7 @@ impl DpopPolicy {
             (None, Scheme::Dpop) => return Err(DpopRefusal::NotBound),
             (Some(jkt), Scheme::Dpop) => jkt,
         };
-        let mut proofs = request.headers.get_all("dpop").iter();
+        let mut proofs = request.headers.get_all(PROOF_HEADER).iter();
         let proof = proofs.next().ok_or(DpopRefusal::NoProof)?;
         if proofs.next().is_some() {
             return Err(DpopRefusal::SeveralProofs);

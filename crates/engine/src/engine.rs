@@ -341,7 +341,7 @@ impl Engine {
         const READ: [&str; 10] = [
             "authorization",
             "cookie",
-            "dpop",
+            crate::dpop::PROOF_HEADER,
             "origin",
             "access-control-request-method",
             "content-length",

@@ -97,7 +97,7 @@ fn view<'a>(method: &'a str, target: &'a str, headers: &'a HeaderMap, now: i64) 
         client_certificate: None,
         method,
         target,
-        headers,
+        headers: headers.into(),
         token: TokenInput::FromRequest,
         now,
     }

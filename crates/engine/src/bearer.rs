@@ -3,8 +3,8 @@
 //! malformed `Authorization: Bearer` header, is `invalid_request`; no token at all is the plain
 //! 401 challenge.
 
+use crate::request_headers::{text as visible_ascii, RequestHeaders};
 use http::header::{AUTHORIZATION, COOKIE};
-use http::HeaderMap;
 
 /// Where else than the `Authorization` header a token may come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,31 +29,18 @@ pub enum BearerToken {
     Invalid(&'static str),
 }
 
-fn from_authorization(headers: &HeaderMap) -> BearerToken {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
+fn from_authorization(headers: RequestHeaders<'_>) -> BearerToken {
+    let mut values = headers.get_all(&AUTHORIZATION);
     let Some(value) = values.next() else {
         return BearerToken::Missing;
     };
     if values.next().is_some() {
         return BearerToken::Invalid("more than one Authorization header");
     }
-    let Some(text) = visible_ascii(value.as_bytes()) else {
+    let Some(text) = visible_ascii(value) else {
         return BearerToken::Invalid("the Authorization header is not ASCII");
     };
     parse_authorization(text)
-}
-
-/// `bytes` as text when every byte is visible ASCII or a tab (what `HeaderValue::to_str`
-/// accepts), checked without a branch per byte so that a token of a kilobyte costs tens of
-/// instructions, not thousands.
-fn visible_ascii(bytes: &[u8]) -> Option<&str> {
-    let invisible = bytes.iter().fold(0u8, |acc, &byte| {
-        acc | u8::from(!(byte == b'\t' || (0x20..0x7F).contains(&byte)))
-    });
-    if invisible != 0 {
-        return None;
-    }
-    std::str::from_utf8(bytes).ok()
 }
 
 /// Reads one `Authorization` header value: `Bearer <token>` or `DPoP <token>` (scheme
@@ -89,11 +76,10 @@ pub fn parse_authorization(text: &str) -> BearerToken {
     }
 }
 
-fn from_cookie(headers: &HeaderMap, name: &str) -> Vec<String> {
+fn from_cookie(headers: RequestHeaders<'_>, name: &str) -> Vec<String> {
     headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .get_all(&COOKIE)
+        .filter_map(visible_ascii)
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(k, _)| *k == name)
@@ -113,7 +99,7 @@ fn from_query(query: Option<&str>, name: &str) -> Vec<String> {
 
 /// Finds the token in `headers` (and `query`, the raw query string) according to `locations`.
 pub fn extract(
-    headers: &HeaderMap,
+    headers: RequestHeaders<'_>,
     query: Option<&str>,
     locations: &TokenLocations,
 ) -> BearerToken {
@@ -140,7 +126,7 @@ pub fn extract(
     if let Some(name) = &locations.cookie {
         // A Cookie header that is not text could hide the token from this reading and not from
         // the upstream's: refuse rather than guess.
-        if headers.get_all(COOKIE).iter().any(|v| v.to_str().is_err()) {
+        if headers.get_all(&COOKIE).any(|v| visible_ascii(v).is_none()) {
             return BearerToken::Invalid("a Cookie header is not valid text");
         }
         from_cookie(headers, name).into_iter().for_each(&mut take);
@@ -189,7 +175,7 @@ pub fn query_without(query: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue};
 
     fn headers(values: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -197,6 +183,14 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    fn extract_map(
+        map: &HeaderMap,
+        query: Option<&str>,
+        locations: &TokenLocations,
+    ) -> BearerToken {
+        extract(map.into(), query, locations)
     }
 
     #[test]
@@ -215,15 +209,15 @@ mod tests {
     fn dpop_scheme() {
         let none = TokenLocations::default();
         assert_eq!(
-            extract(&headers(&[("authorization", "DPoP abc")]), None, &none),
+            extract_map(&headers(&[("authorization", "DPoP abc")]), None, &none),
             BearerToken::Dpop("abc".into())
         );
         assert_eq!(
-            extract(&headers(&[("authorization", "dpop abc")]), None, &none),
+            extract_map(&headers(&[("authorization", "dpop abc")]), None, &none),
             BearerToken::Dpop("abc".into())
         );
         assert!(matches!(
-            extract(&headers(&[("authorization", "DPoP")]), None, &none),
+            extract_map(&headers(&[("authorization", "DPoP")]), None, &none),
             BearerToken::Invalid(_)
         ));
         let query = TokenLocations {
@@ -231,7 +225,7 @@ mod tests {
             ..TokenLocations::default()
         };
         assert!(matches!(
-            extract(
+            extract_map(
                 &headers(&[("authorization", "DPoP abc")]),
                 Some("access_token=def"),
                 &query
@@ -243,17 +237,20 @@ mod tests {
     #[test]
     fn authorization_header() {
         let none = TokenLocations::default();
-        assert_eq!(extract(&headers(&[]), None, &none), BearerToken::Missing);
         assert_eq!(
-            extract(&headers(&[("authorization", "Bearer abc")]), None, &none),
+            extract_map(&headers(&[]), None, &none),
+            BearerToken::Missing
+        );
+        assert_eq!(
+            extract_map(&headers(&[("authorization", "Bearer abc")]), None, &none),
             BearerToken::Present("abc".into())
         );
         assert_eq!(
-            extract(&headers(&[("authorization", "bearer abc")]), None, &none),
+            extract_map(&headers(&[("authorization", "bearer abc")]), None, &none),
             BearerToken::Present("abc".into())
         );
         assert_eq!(
-            extract(
+            extract_map(
                 &headers(&[("authorization", "Basic dXNlcg==")]),
                 None,
                 &none
@@ -261,15 +258,15 @@ mod tests {
             BearerToken::Missing
         );
         assert!(matches!(
-            extract(&headers(&[("authorization", "Bearer")]), None, &none),
+            extract_map(&headers(&[("authorization", "Bearer")]), None, &none),
             BearerToken::Invalid(_)
         ));
         assert!(matches!(
-            extract(&headers(&[("authorization", "Bearer a b")]), None, &none),
+            extract_map(&headers(&[("authorization", "Bearer a b")]), None, &none),
             BearerToken::Invalid(_)
         ));
         assert!(matches!(
-            extract(
+            extract_map(
                 &headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]),
                 None,
                 &none
@@ -286,17 +283,17 @@ mod tests {
             query: Some("access_token".into()),
         };
         let cookie = headers(&[("cookie", "a=1; access_token=xyz")]);
-        assert_eq!(extract(&cookie, None, &none), BearerToken::Missing);
+        assert_eq!(extract_map(&cookie, None, &none), BearerToken::Missing);
         assert_eq!(
-            extract(&cookie, None, &both),
+            extract_map(&cookie, None, &both),
             BearerToken::Present("xyz".into())
         );
         assert_eq!(
-            extract(&headers(&[]), Some("access_token=q1"), &both),
+            extract_map(&headers(&[]), Some("access_token=q1"), &both),
             BearerToken::Present("q1".into())
         );
         assert!(matches!(
-            extract(
+            extract_map(
                 &headers(&[("authorization", "Bearer abc")]),
                 Some("access_token=q1"),
                 &both
@@ -317,11 +314,11 @@ mod tests {
             query: None,
         };
         assert_eq!(
-            extract(&map, None, &cookie),
+            extract_map(&map, None, &cookie),
             BearerToken::Invalid("a Cookie header is not valid text")
         );
         assert_eq!(
-            extract(&map, None, &TokenLocations::default()),
+            extract_map(&map, None, &TokenLocations::default()),
             BearerToken::Present("abc".into())
         );
     }

@@ -442,6 +442,9 @@ pub fn carries_proof(headers: &http::HeaderMap) -> bool {
 /// The request header that carries a DPoP proof (RFC 9449 §4.1).
 pub const PROOF_HEADER: &str = "dpop";
 
+/// [`PROOF_HEADER`] as a header name.
+pub const PROOF_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(PROOF_HEADER);
+
 /// `scheme://authority` from the fronting proxy's `X-Forwarded-Proto` and `X-Forwarded-Host`
 /// (forward-auth, ext_authz): exactly one of each, `http` or `https`, a plain authority.
 /// `None` when either is missing, repeated or malformed — the request URI is then unknown and
@@ -540,7 +543,7 @@ pub struct ProofRequest<'a> {
     /// The request target as sent (path and query).
     pub target: &'a str,
     /// The request's headers (for `DPoP`).
-    pub headers: &'a http::HeaderMap,
+    pub headers: crate::RequestHeaders<'a>,
     /// The token as sent.
     pub token: &'a str,
     /// The client certificate the TLS listener verified, when there is one.
@@ -779,7 +782,7 @@ impl DpopPolicy {
             (None, Scheme::Dpop) => return Err(DpopRefusal::NotBound),
             (Some(jkt), Scheme::Dpop) => jkt,
         };
-        let mut proofs = request.headers.get_all(PROOF_HEADER).iter();
+        let mut proofs = request.headers.get_all(&PROOF_HEADER_NAME);
         let proof = proofs.next().ok_or(DpopRefusal::NoProof)?;
         if proofs.next().is_some() {
             return Err(DpopRefusal::SeveralProofs);
@@ -811,13 +814,10 @@ impl DpopPolicy {
             ),
         };
         let checked = match &nonces {
-            None => dpop::check_proof(proof.as_bytes(), &context),
-            Some((current, previous)) => dpop::check_proof_with_nonces(
-                proof.as_bytes(),
-                &context,
-                current,
-                previous.as_deref(),
-            ),
+            None => dpop::check_proof(proof, &context),
+            Some((current, previous)) => {
+                dpop::check_proof_with_nonces(proof, &context, current, previous.as_deref())
+            }
         }
         .map_err(DpopRefusal::Proof)?;
         // A proof can be replayed while its iat is inside the window of some later now: until

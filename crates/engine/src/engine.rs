@@ -12,9 +12,10 @@ use crate::mcp::{ProtectedResource, SessionBindings};
 use crate::metrics::Metrics;
 use crate::mtls::CertificateThumbprint;
 use crate::path::{self, PathPolicy};
+use crate::request_headers::RequestHeaders;
 use crate::routes::{Requirement, RouteTable};
 use crate::token_cache::TokenCache;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use jwtgate_core::{ScopeRequirement, Verified};
 use jwtgate_keys::Registry;
 use jwtgate_revocation::Revocations;
@@ -91,8 +92,9 @@ pub struct RequestView<'a> {
     pub method: &'a str,
     /// The path and query as sent (`/api/users?x=1`).
     pub target: &'a str,
-    /// The request's headers (names are case-insensitive).
-    pub headers: &'a HeaderMap,
+    /// The request's headers: a `HeaderMap` or the fields as received
+    /// ([`crate::request_headers`]; names are case-insensitive).
+    pub headers: RequestHeaders<'a>,
     /// What precedes `target`'s path in the URI the client used — `scheme://host[:port]`, plus
     /// any prefix the front end strips (an API Gateway stage) — when the front end knows it: a
     /// DPoP proof's `htu` must equal it followed by the path. `None` makes every DPoP proof a
@@ -545,11 +547,11 @@ impl Engine {
         };
         let headers = request.headers;
         if request.method == "OPTIONS"
-            && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            && headers.contains(&http::header::ACCESS_CONTROL_REQUEST_METHOD)
         {
             let origin = headers
-                .get(http::header::ORIGIN)
-                .and_then(|o| o.to_str().ok());
+                .get(&http::header::ORIGIN)
+                .and_then(crate::request_headers::text);
             if let (Some(cors), Some(origin)) = (&self.cors, origin) {
                 if cors.allows(origin) {
                     return Ok(Outcome::Preflight);
@@ -728,10 +730,9 @@ impl Engine {
         verified: &Verified,
     ) -> Result<Option<Denial>, usize> {
         let limit = self.mcp_body_limit();
-        for session in request.headers.get_all(crate::mcp::SESSION_HEADER) {
-            let admitted = session
-                .to_str()
-                .is_ok_and(|id| self.mcp_sessions.admits(id, verified));
+        for session in request.headers.get_all(&crate::mcp::SESSION_HEADER_NAME) {
+            let admitted = crate::request_headers::text(session)
+                .is_some_and(|id| self.mcp_sessions.admits(id, verified));
             if !admitted {
                 return Ok(Some(Denial::mcp_session_unknown(&self.realm)));
             }

@@ -24,6 +24,7 @@
 //!   another path than the one checked; the proxy removes them, forward-auth refuses them;
 //! * [`upgrade_is_websocket`]: only a WebSocket upgrade may pass the proxy.
 
+use crate::request_headers::{text, RequestHeaders};
 use http::{HeaderMap, HeaderName};
 
 /// Headers that make frameworks (Rails, Laravel, Express `method-override`, Spring's
@@ -46,8 +47,13 @@ pub const FORWARDING_HEADERS: [&str; 3] =
 /// True when `name` (as received) reads as `canonical` (lower case, `-`-separated) to a server
 /// that folds case and reads `_` as `-`.
 pub fn folds_to(name: &str, canonical: &str) -> bool {
+    bytes_fold_to(name.as_bytes(), canonical)
+}
+
+/// [`folds_to`] for a name as bytes.
+fn bytes_fold_to(name: &[u8], canonical: &str) -> bool {
     name.len() == canonical.len()
-        && name.bytes().zip(canonical.bytes()).all(|(a, b)| {
+        && name.iter().zip(canonical.bytes()).all(|(&a, b)| {
             let a = match a.to_ascii_lowercase() {
                 b'_' => b'-',
                 other => other,
@@ -59,14 +65,13 @@ pub fn folds_to(name: &str, canonical: &str) -> bool {
 /// The first protected header that a `Connection` header names, if any. `protected` holds
 /// canonical (lower-case) names; `Authorization` and the forwarding headers are always protected.
 pub fn connection_names_protected<'a>(
-    headers: &HeaderMap,
+    headers: RequestHeaders<'_>,
     protected: impl Iterator<Item = &'a HeaderName> + Clone,
 ) -> Option<String> {
     let always = ["authorization"].into_iter().chain(FORWARDING_HEADERS);
     headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .get_all(&http::header::CONNECTION)
+        .flat_map(|value| value.split(|&b| b == b','))
         .map(|token| String::from_utf8_lossy(token).trim().to_owned())
         .find(|token| {
             always.clone().any(|name| folds_to(token, name))
@@ -79,34 +84,32 @@ pub fn connection_names_protected<'a>(
 /// whose value is not `method`. Header names arrive lower-cased, so only names with `_` need
 /// folding.
 pub fn forward_auth_refusal<'a>(
-    headers: &HeaderMap,
+    headers: RequestHeaders<'_>,
     identity: impl Iterator<Item = &'a HeaderName> + Clone,
     method: &str,
 ) -> Option<ForwardAuthRefusal> {
-    for (key, value) in headers {
-        let name = key.as_str();
-        let folded = name.contains('_');
-        if folded && identity.clone().any(|n| folds_to(name, n.as_str())) {
-            return Some(ForwardAuthRefusal::IdentitySpelling(key.clone()));
+    let lossy = |name: &[u8]| String::from_utf8_lossy(name).into_owned();
+    for (name, value) in headers.iter() {
+        let folded = name.contains(&b'_');
+        if folded && identity.clone().any(|n| bytes_fold_to(name, n.as_str())) {
+            return Some(ForwardAuthRefusal::IdentitySpelling(lossy(name)));
         }
         let is = |canonical: &str| {
             if folded {
-                folds_to(name, canonical)
+                bytes_fold_to(name, canonical)
             } else {
-                name == canonical
+                name == canonical.as_bytes()
             }
         };
         if PATH_OVERRIDE_HEADERS.iter().any(|n| is(n)) {
-            return Some(ForwardAuthRefusal::PathOverride(key.clone()));
+            return Some(ForwardAuthRefusal::PathOverride(lossy(name)));
         }
         if METHOD_OVERRIDE_HEADERS.iter().any(|n| is(n))
-            && !value
-                .to_str()
-                .is_ok_and(|v| v.trim().eq_ignore_ascii_case(method))
+            && !text(value).is_some_and(|v| v.trim().eq_ignore_ascii_case(method))
         {
             return Some(ForwardAuthRefusal::MethodOverride(
-                name.to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                lossy(name),
+                lossy(value),
             ));
         }
     }
@@ -116,10 +119,10 @@ pub fn forward_auth_refusal<'a>(
 /// Why [`forward_auth_refusal`] refuses a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForwardAuthRefusal {
-    /// Another spelling of an identity header (`X_Auth_Subject`).
-    IdentitySpelling(HeaderName),
-    /// `X-Original-URL` or `X-Rewrite-URL`.
-    PathOverride(HeaderName),
+    /// Another spelling of an identity header (`x_auth_subject`), as received.
+    IdentitySpelling(String),
+    /// `X-Original-URL` or `X-Rewrite-URL`, as received.
+    PathOverride(String),
     /// A method override naming another method: (header name, value).
     MethodOverride(String, String),
 }
@@ -245,8 +248,9 @@ mod tests {
     #[test]
     fn connection_may_not_name_protected_headers() {
         let names = identity();
-        let check =
-            |value: &str| connection_names_protected(&map(&[("connection", value)]), names.iter());
+        let check = |value: &str| {
+            connection_names_protected((&map(&[("connection", value)])).into(), names.iter())
+        };
         assert_eq!(check("keep-alive"), None);
         assert_eq!(check("Upgrade, keep-alive"), None);
         assert_eq!(
@@ -271,7 +275,9 @@ mod tests {
     #[test]
     fn forward_auth_refusals_in_one_pass() {
         let names = identity();
-        let check = |pairs: &[(&str, &str)]| forward_auth_refusal(&map(pairs), names.iter(), "GET");
+        let check = |pairs: &[(&str, &str)]| {
+            forward_auth_refusal((&map(pairs)).into(), names.iter(), "GET")
+        };
         assert_eq!(
             check(&[("x-auth-subject", "admin"), ("accept", "*/*")]),
             None

@@ -35,6 +35,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod mtls;
 pub mod path;
+pub mod request_headers;
 pub mod routes;
 pub mod rules;
 pub mod token_cache;
@@ -45,6 +46,7 @@ pub use engine::{
     RequestView, TokenInput,
 };
 pub use metrics::Metrics;
+pub use request_headers::RequestHeaders;
 
 pub use rules::{
     build_policy, build_registry, build_routes, issuer_rules, issuer_scopes, CacheSection,

@@ -15,8 +15,8 @@
 //! us is refused rather than guessed: duplicate member names, a `Content-Encoding`, a media type
 //! other than JSON, a body on a method other than POST.
 
+use crate::request_headers::{text, RequestHeaders};
 use crate::rules::{ConfigError, IssuerSection, RouteSection};
-use http::HeaderMap;
 use jwtgate_core::{ScopeRequirement, Verified};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -399,21 +399,18 @@ impl McpRules {
 
     /// Checks the media type and encoding a POST declares: the body must be what the upstream
     /// parses as JSON, byte for byte as inspected.
-    pub fn check_headers(headers: &HeaderMap) -> Result<(), McpRefusal> {
-        for coding in headers.get_all(http::header::CONTENT_ENCODING) {
-            if !coding
-                .to_str()
-                .is_ok_and(|c| c.trim().eq_ignore_ascii_case("identity"))
-            {
+    pub fn check_headers(headers: RequestHeaders<'_>) -> Result<(), McpRefusal> {
+        for coding in headers.get_all(&http::header::CONTENT_ENCODING) {
+            if !text(coding).is_some_and(|c| c.trim().eq_ignore_ascii_case("identity")) {
                 return Err(McpRefusal::Invalid(
                     "an MCP request body must not be content-encoded: it is inspected as sent"
                         .into(),
                 ));
             }
         }
-        let mut types = headers.get_all(http::header::CONTENT_TYPE).iter();
+        let mut types = headers.get_all(&http::header::CONTENT_TYPE);
         let json = match (types.next(), types.next()) {
-            (Some(value), None) => value.to_str().is_ok_and(is_utf8_json),
+            (Some(value), None) => text(value).is_some_and(is_utf8_json),
             _ => false,
         };
         if json {
@@ -615,6 +612,9 @@ fn needed_missing<'a>(extra: &'a ScopeRequirement, verified: &Verified) -> Vec<&
 /// The header carrying a Streamable HTTP session.
 pub const SESSION_HEADER: &str = "mcp-session-id";
 
+/// [`SESSION_HEADER`] as a header name.
+pub const SESSION_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(SESSION_HEADER);
+
 /// Most sessions remembered (least recently used forgotten first).
 const SESSION_BINDINGS: usize = 100_000;
 
@@ -673,11 +673,11 @@ impl SessionBindings {
 }
 
 /// A non-POST request to an MCP route must not carry a body the upstream might read as a call.
-pub fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::TRANSFER_ENCODING)
+pub fn has_body(headers: RequestHeaders<'_>) -> bool {
+    headers.contains(&http::header::TRANSFER_ENCODING)
         || headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|length| length.as_bytes() != b"0")
+            .get(&http::header::CONTENT_LENGTH)
+            .is_some_and(|length| length != b"0")
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 //! The comparison of thumbprints is constant-time. Without a configured source a
 //! certificate-bound token is refused: accepting it as a bearer token would undo its binding.
 
-use http::{HeaderMap, HeaderName};
+use crate::request_headers::RequestHeaders;
+use http::HeaderName;
 use jwtgate_core::internal::base64url;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -163,9 +164,9 @@ impl ClientCertHeader {
     /// or empty (no client certificate), an error when it is repeated or malformed.
     pub fn thumbprint(
         &self,
-        headers: &HeaderMap,
+        headers: RequestHeaders<'_>,
     ) -> Result<Option<CertificateThumbprint>, CertHeaderError> {
-        let mut values = headers.get_all(&self.name).iter();
+        let mut values = headers.get_all(&self.name);
         let Some(value) = values.next() else {
             return Ok(None);
         };
@@ -177,9 +178,8 @@ impl ClientCertHeader {
             format: self.format.as_str(),
             why,
         };
-        let text = value
-            .to_str()
-            .map_err(|_| malformed("not visible ASCII"))?
+        let text = crate::request_headers::text(value)
+            .ok_or_else(|| malformed("not visible ASCII"))?
             .trim();
         if text.is_empty() {
             return Ok(None);
@@ -390,7 +390,7 @@ impl CertificateSource {
         &self,
         x5t: &str,
         listener: Option<&CertificateThumbprint>,
-        headers: &HeaderMap,
+        headers: RequestHeaders<'_>,
     ) -> Result<(), CertificateRefusal> {
         let presented = match self {
             CertificateSource::None => return Err(CertificateRefusal::NotConfigured),

@@ -7,15 +7,34 @@
 //!   anything after a space following the token makes the header `invalid_request`;
 //! * a token found in two places (header, cookie, query) is always `invalid_request`;
 //! * `cookie_without` and `query_without` never leave the named parameter (extraction from the
-//!   stripped value finds nothing there) and keep every other pair, in order, byte for byte.
+//!   stripped value finds nothing there) and keep every other pair, in order, byte for byte;
+//! * every extraction reads the same from a `HeaderMap` and from the same headers as fields
+//!   (gRPC ext_authz's view, `request_headers::HeaderFields`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderValue};
 use jwtgate_engine::bearer::{
-    cookie_without, extract, parse_authorization, query_without, BearerToken, TokenLocations,
+    self, cookie_without, parse_authorization, query_without, BearerToken, TokenLocations,
 };
+use jwtgate_engine::request_headers::HeaderFields;
 use proptest::prelude::*;
+
+/// `bearer::extract` from `map`, asserting it reads the same from the map's headers as fields.
+fn extract(map: &HeaderMap, query: Option<&str>, locations: &TokenLocations) -> BearerToken {
+    let fields = map
+        .iter()
+        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+        .collect();
+    let fields = HeaderFields::new(fields).unwrap();
+    let from_map = bearer::extract(map.into(), query, locations);
+    assert_eq!(
+        bearer::extract((&fields).into(), query, locations),
+        from_map,
+        "{map:?}"
+    );
+    from_map
+}
 
 const NAME: &str = "access_token";
 

@@ -133,7 +133,7 @@ impl Fixture {
             origin,
             method,
             target,
-            headers,
+            headers: headers.into(),
             token: TokenInput::FromRequest,
             client_certificate: None,
             now: self.issuer.now(),

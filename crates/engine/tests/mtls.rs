@@ -108,7 +108,7 @@ impl Fixture {
             front: FrontEnd::Inline,
             method: "GET",
             target: "/api/users",
-            headers: &headers,
+            headers: (&headers).into(),
             origin: Some("https://api.example.com"),
             token: TokenInput::FromRequest,
             client_certificate: listener,

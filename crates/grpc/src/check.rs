@@ -30,11 +30,12 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse};
 use envoy_types::pb::google::rpc::Status;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use jwtgate_engine::mtls::{CertificateSource, CertificateThumbprint};
+use jwtgate_engine::request_headers::{self, HeaderFields};
 use jwtgate_engine::{
     bearer, hygiene, unix_now, Allow, Denial, Engine, FrontEnd, Inspection, Outcome, RequestBody,
-    RequestView, TokenInput,
+    RequestHeaders, RequestView, TokenInput,
 };
 use std::borrow::Cow;
 
@@ -80,8 +81,9 @@ pub struct Original<'a> {
     pub method: &'a str,
     /// The request target as sent: path and query.
     pub target: &'a str,
-    /// The request headers (pseudo-headers such as `:path` left out).
-    pub headers: HeaderMap,
+    /// The request headers as received (pseudo-headers such as `:path` left out), borrowed
+    /// from the check: the engine reads them as they are, no `HeaderMap` built.
+    pub headers: HeaderFields<'a>,
     /// `scheme://host` of the URI the client used, from the check's `scheme` and `host`; only
     /// when the request carries a `DPoP` header (nothing else reads it).
     pub origin: Option<String>,
@@ -126,49 +128,37 @@ pub enum Unreadable {
 }
 
 /// Envoy's mark of a body cut at `max_request_bytes` (`allow_partial_message`).
-const PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-partial-body");
-/// The DPoP proof header.
-const DPOP: HeaderName = HeaderName::from_static("dpop");
+const PARTIAL_BODY: &[u8] = b"x-envoy-auth-partial-body";
 
 /// Reads the original request from `check`: method, path with query, and headers from the
 /// `headers` map or, when Envoy sends raw headers (`encode_raw_headers`), from `header_map`
-/// (both decoded into [`CheckInput::headers`]; names given twice, in any case, are kept twice).
+/// (both decoded into [`CheckInput::headers`]; names given twice are kept twice; names are
+/// lower-cased by the decoding), checked as the HTTP gateway's `HeaderMap` would check them.
 pub fn read_request(check: &CheckInput) -> Result<Original<'_>, Unreadable> {
     let http = check.http.as_ref().ok_or(Unreadable::NoHttpRequest)?;
-    let mut headers = HeaderMap::with_capacity(check.headers.len());
-    // Pseudo-headers (`:path`, …) are Envoy's own; any other name or value must be valid HTTP.
-    let name_of = |name: &[u8]| -> Result<Option<HeaderName>, Unreadable> {
-        if name.starts_with(b":") {
-            return Ok(None);
-        }
-        HeaderName::from_bytes(name)
-            .map(Some)
-            .map_err(|_| Unreadable::BadHeader(String::from_utf8_lossy(name).into_owned()))
-    };
-    let bad = |name: &HeaderName| Unreadable::BadHeader(name.as_str().to_owned());
-    // Appended, never inserted: two entries of one name (`Authorization` and `authorization`)
-    // stay two headers, which the engine refuses as it does over HTTP, instead of one silently
-    // winning.
-    // The two names read below are noted as headers are added (the first value of the partial
-    // body mark, as `HeaderMap::get` would give), not looked up again.
+    // Every entry is kept, never merged: two entries of one name (`authorization` twice) stay
+    // two headers, which the engine refuses as it does over HTTP, instead of one silently
+    // winning. Pseudo-headers (`:path`, …) are Envoy's own. The two names read here are noted
+    // as the fields are gathered (the first value of the partial body mark, as a header
+    // map's `get` would give), not looked up again.
     let mut dpop = false;
-    let mut partial: Option<HeaderValue> = None;
-    let mut add = |name: HeaderName, value: HeaderValue| {
-        if name == DPOP {
+    let mut partial: Option<&[u8]> = None;
+    let mut fields = Vec::with_capacity(check.headers.len());
+    for header in &check.headers {
+        let (name, value) = (&header.name[..], &header.value[..]);
+        if name.starts_with(b":") {
+            continue;
+        }
+        if name == jwtgate_engine::dpop::PROOF_HEADER.as_bytes() {
             dpop = true;
         } else if name == PARTIAL_BODY && partial.is_none() {
-            partial = Some(value.clone());
+            partial = Some(value);
         }
-        headers.append(name, value);
-    };
-    for header in &check.headers {
-        if let Some(name) = name_of(&header.name)? {
-            let value =
-                HeaderValue::from_maybe_shared(header.value.clone()).map_err(|_| bad(&name))?;
-            add(name, value);
-        }
+        fields.push((name, value));
     }
-    let partial = partial.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let headers =
+        HeaderFields::new(fields).map_err(|invalid| Unreadable::BadHeader(invalid.name))?;
+    let partial = partial.is_some_and(|v| v.eq_ignore_ascii_case(b"true"));
     let body = match (http.raw_body.is_empty(), partial) {
         (true, _) => CheckBody::Absent,
         (false, true) => CheckBody::Partial,
@@ -250,14 +240,15 @@ async fn decide<R>(
                 }
             };
             let outcome = engine.refuse("", "", denial);
-            return emit(rendered(engine, &HeaderMap::new(), "", &outcome, options));
+            let none = HeaderFields::default();
+            return emit(rendered(engine, (&none).into(), "", &outcome, options));
         }
     };
     let view = RequestView {
         front: FrontEnd::ExtAuthz,
         method: original.method,
         target: original.target,
-        headers: &original.headers,
+        headers: (&original.headers).into(),
         origin: original.origin.as_deref(),
         token: TokenInput::FromRequest,
         client_certificate: client_certificate(engine, request),
@@ -274,7 +265,7 @@ async fn decide<R>(
     };
     emit(rendered(
         engine,
-        &original.headers,
+        (&original.headers).into(),
         original.target,
         &outcome,
         options,
@@ -313,7 +304,7 @@ impl Rendered<'_> {
 /// the module docs).
 pub fn render(
     engine: &Engine,
-    headers: &HeaderMap,
+    headers: RequestHeaders<'_>,
     target: &str,
     outcome: &Outcome,
     options: CheckOptions,
@@ -324,7 +315,7 @@ pub fn render(
 /// Renders `outcome` for the request with `headers` and `target` (see the module docs).
 pub fn rendered<'a>(
     engine: &'a Engine,
-    headers: &'a HeaderMap,
+    headers: RequestHeaders<'a>,
     target: &'a str,
     outcome: &'a Outcome,
     options: CheckOptions,
@@ -359,7 +350,7 @@ fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
 /// `OK`, with the identity headers set and the client's spellings, overrides and token removed.
 fn render_allow<'a>(
     engine: &'a Engine,
-    headers: &'a HeaderMap,
+    headers: RequestHeaders<'a>,
     target: &'a str,
     allow: Option<&'a Allow>,
     options: CheckOptions,
@@ -374,8 +365,15 @@ fn render_allow<'a>(
     let is_set = |name: &str| identity.iter().any(|(n, _)| n.as_str() == name);
     let mut remove: Vec<&str> = Vec::new();
     let locations = engine.locations();
-    for name in headers.keys() {
-        let name = name.as_str();
+    for (name, _) in headers.iter() {
+        // Names are lower-case ASCII (`HeaderName`'s, or checked by `HeaderFields::new`).
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        // A name received twice is listed once.
+        if remove.contains(&name) {
+            continue;
+        }
         let spoofed = engine
             .protected_headers()
             .any(|n| hygiene::folds_to(name, n.as_str()));
@@ -396,9 +394,8 @@ fn render_allow<'a>(
     if !options.forward_token {
         if let Some(cookie_name) = locations.cookie.as_deref() {
             let cookies: Vec<&str> = headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
+                .get_all(&http::header::COOKIE)
+                .filter_map(request_headers::text)
                 .collect();
             if !cookies.is_empty() {
                 match bearer::cookie_without(&cookies.join("; "), cookie_name) {
@@ -470,6 +467,7 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
     use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, OkHttpResponse};
+    use http::HeaderMap;
     use jwtgate_http::config::GatewayConfig;
     use jwtgate_test_support::Issuer;
     use prost::Message;
@@ -533,7 +531,13 @@ mod tests {
         };
         allowed.dpop_nonce = Some("n-1".into());
         let outcome = Outcome::Allow(allowed);
-        let response = render(&engine, &sent, "/api", &outcome, CheckOptions::default());
+        let response = render(
+            &engine,
+            (&sent).into(),
+            "/api",
+            &outcome,
+            CheckOptions::default(),
+        );
         let ok = ok(&response);
         assert_eq!(ok.headers_to_remove, ["x-forwarded-client-cert"]);
         let added: Vec<(&str, &str)> = ok
@@ -576,7 +580,13 @@ mod tests {
             ("accept", "*/*"),
         ]);
         let outcome = allow(&[("x-auth-subject", "alice"), ("x-auth-issuer", "https://i/")]);
-        let response = render(&engine, &sent, "/api", &outcome, CheckOptions::default());
+        let response = render(
+            &engine,
+            (&sent).into(),
+            "/api",
+            &outcome,
+            CheckOptions::default(),
+        );
         let ok = ok(&response);
         assert_eq!(set_names(ok), ["x-auth-subject", "x-auth-issuer"]);
         for option in &ok.headers {
@@ -616,13 +626,19 @@ mod tests {
             forward_token: true,
             ..CheckOptions::default()
         };
-        let response = render(&engine, &sent, target, &allow(&[]), options);
+        let response = render(&engine, (&sent).into(), target, &allow(&[]), options);
         let kept = ok(&response);
         assert!(kept.headers_to_remove.is_empty());
         assert!(kept.headers.is_empty());
         assert!(kept.query_parameters_to_remove.is_empty());
         // Without it, the cookie is rewritten and the parameter removed.
-        let response = render(&engine, &sent, target, &allow(&[]), CheckOptions::default());
+        let response = render(
+            &engine,
+            (&sent).into(),
+            target,
+            &allow(&[]),
+            CheckOptions::default(),
+        );
         let removed = ok(&response);
         assert_eq!(removed.headers_to_remove, ["authorization"]);
         let cookie = removed.headers[0].header.as_ref().unwrap();
@@ -633,7 +649,13 @@ mod tests {
         assert_eq!(removed.query_parameters_to_remove, ["access_token"]);
         // A cookie header holding only the token goes.
         let only = headers(&[("cookie", "at=t")]);
-        let response = render(&engine, &only, "/api", &allow(&[]), CheckOptions::default());
+        let response = render(
+            &engine,
+            (&only).into(),
+            "/api",
+            &allow(&[]),
+            CheckOptions::default(),
+        );
         assert_eq!(ok(&response).headers_to_remove, ["cookie"]);
     }
 
@@ -643,7 +665,7 @@ mod tests {
         let sent = headers(&[("x-auth-subject", "admin"), ("origin", "http://a")]);
         let response = render(
             &engine,
-            &sent,
+            (&sent).into(),
             "/api",
             &Outcome::Preflight,
             CheckOptions::default(),
@@ -669,7 +691,7 @@ mod tests {
         for (denial, status, grpc) in cases {
             let response = render(
                 &engine,
-                &HeaderMap::new(),
+                (&HeaderMap::new()).into(),
                 "/",
                 &Outcome::Deny(denial.clone()),
                 CheckOptions::default(),
@@ -723,6 +745,88 @@ mod tests {
         }
     }
 
+    /// The engine's header rules, read from the check's fields (no `HeaderMap`): a duplicated
+    /// credential in any spelling, a credential that is not text, a `Connection` header naming
+    /// an identity header, a token both in the header and the cookie, and a cookie that is not
+    /// text. (DPoP over gRPC: `crates/cli/tests/envoy_traefik.rs`, through Envoy.)
+    #[tokio::test]
+    async fn the_engines_header_rules_hold_on_the_checks_fields() {
+        let (issuer, engine) = engine_with(
+            "[token]\ncookie = \"at\"\n[[routes]]\npath = \"/api/*\"\nscopes = [\"read:users\"]",
+        );
+        let bearer = format!("Bearer {}", issuer.token("{}".parse().unwrap()));
+        let decide = |entries: Vec<(&str, Vec<u8>)>| {
+            let http = HttpRequest {
+                method: "GET".into(),
+                path: "/api/users".into(),
+                header_map: Some(PbHeaderMap {
+                    headers: entries
+                        .into_iter()
+                        .map(|(key, value)| PbHeader {
+                            key: key.into(),
+                            value: String::new(),
+                            raw_value: value,
+                        })
+                        .collect(),
+                }),
+                ..HttpRequest::default()
+            };
+            let encoded = Bytes::from(check_request(Some(http)).encode_to_vec());
+            let input = crate::codec::decode_check(&encoded, false).unwrap();
+            let engine = engine.clone();
+            async move {
+                let response = check_input(&engine, &input, CheckOptions::default()).await;
+                match &response.http_response {
+                    Some(HttpResponse::DeniedResponse(denied)) => {
+                        (denied.status.as_ref().unwrap().code, denied.body.clone())
+                    }
+                    _ => (200, String::new()),
+                }
+            }
+        };
+        let token = bearer.clone().into_bytes();
+        assert_eq!(decide(vec![("authorization", token.clone())]).await.0, 200);
+        let refused = [
+            (
+                vec![
+                    ("authorization", token.clone()),
+                    ("Authorization", token.clone()),
+                ],
+                "more than one Authorization header",
+            ),
+            (
+                vec![("authorization", b"Bearer \xfftoken".to_vec())],
+                "not ASCII",
+            ),
+            (
+                vec![
+                    ("authorization", token.clone()),
+                    ("connection", b"close, X-Auth-Subject".to_vec()),
+                ],
+                "a header only the gateway sets",
+            ),
+            (
+                vec![
+                    ("authorization", token.clone()),
+                    ("cookie", format!("at={}", &bearer[7..]).into_bytes()),
+                ],
+                "more than one place",
+            ),
+            (
+                vec![
+                    ("cookie", b"a=\xff".to_vec()),
+                    ("authorization", token.clone()),
+                ],
+                "not valid text",
+            ),
+        ];
+        for (entries, why) in refused {
+            let (status, body) = decide(entries.clone()).await;
+            assert_eq!(status, 400, "{entries:?}: {body}");
+            assert!(body.contains(why), "{entries:?}: {body}");
+        }
+    }
+
     #[tokio::test]
     async fn reading_the_original_request() {
         let mut http = HttpRequest {
@@ -736,7 +840,7 @@ mod tests {
         let original = read_request(&input).unwrap();
         assert_eq!(original.method, "POST");
         assert_eq!(original.target, "/api/users?x=1");
-        assert_eq!(original.headers.len(), 1);
+        assert_eq!(original.headers.as_slice().len(), 1);
         http.headers.insert("bad name".into(), "1".into());
         assert_eq!(
             read_request(&CheckInput::from(check_request(Some(http.clone())))).unwrap_err(),
@@ -754,24 +858,39 @@ mod tests {
             headers: vec![
                 raw(":path", b"/api/users?x=1"),
                 raw("authorization", b"Bearer t"),
-                raw("x_auth_subject", b"admin"),
+                raw("X_Auth_Subject", b"admin"),
                 raw("x-a", b"\xff"),
+                raw("x_auth_subject", b"root"),
             ],
         });
         let encoded = Bytes::from(check_request(Some(http.clone())).encode_to_vec());
         let input = crate::codec::decode_check(&encoded, false).unwrap();
         let original = read_request(&input).unwrap();
-        let names: Vec<&str> = original.headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["authorization", "x_auth_subject", "x-a"]);
-        assert_eq!(original.headers["x-a"].as_bytes(), b"\xff");
-        let (_issuer, engine) = engine_with("");
-        let response = render(
-            &engine,
-            &original.headers,
-            "/api",
-            &allow(&[]),
-            CheckOptions::default(),
+        // Names are lower-cased as a `HeaderMap`'s; a name given twice is read twice and
+        // removed once.
+        let fields: Vec<(&str, &[u8])> = original
+            .headers
+            .as_slice()
+            .iter()
+            .map(|(name, value)| (std::str::from_utf8(name).unwrap(), *value))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("authorization", &b"Bearer t"[..]),
+                ("x_auth_subject", b"admin"),
+                ("x-a", b"\xff"),
+                ("x_auth_subject", b"root"),
+            ]
         );
+        let view = RequestHeaders::from(&original.headers);
+        let subject = HeaderName::from_static("x_auth_subject");
+        assert_eq!(
+            view.get_all(&subject).collect::<Vec<_>>(),
+            [&b"admin"[..], b"root"]
+        );
+        let (_issuer, engine) = engine_with("");
+        let response = render(&engine, view, "/api", &allow(&[]), CheckOptions::default());
         assert_eq!(
             ok(&response).headers_to_remove,
             ["authorization", "x_auth_subject"]

@@ -63,7 +63,7 @@ mod field {
 /// `header_map`), sharing the buffer it was received in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MapHeader {
-    /// The entry's key (UTF-8): a header name.
+    /// The entry's key (UTF-8): a header name, lower-cased (a copy only if it was not).
     pub name: Bytes,
     /// The entry's value (not checked here: see how an entry is read, below).
     pub value: Bytes,
@@ -116,10 +116,19 @@ impl MapHeader {
             value = raw_value;
         }
         Ok(Some(MapHeader {
-            name: buffer.slice_ref(name),
+            name: lower_case(name).unwrap_or_else(|| buffer.slice_ref(name)),
             value: buffer.slice_ref(value),
         }))
     }
+}
+
+/// `name` lower-cased, when it has an upper-case letter (never from Envoy, which lower-cases
+/// every name; a copy then): header names are case-insensitive, and the engine reads them
+/// lower-cased, as an `http::HeaderName` holds them.
+fn lower_case(name: &[u8]) -> Option<Bytes> {
+    name.iter()
+        .any(u8::is_ascii_uppercase)
+        .then(|| Bytes::from(name.to_ascii_lowercase()))
 }
 
 /// True for a pseudo-header name (`:path`, `:authority`, …).
@@ -174,7 +183,7 @@ impl From<CheckRequest> for CheckInput {
                     }))
                     .filter(|(key, _)| !is_pseudo(key.as_bytes()))
                     .map(|(key, value)| MapHeader {
-                        name: Bytes::from(key),
+                        name: lower_case(key.as_bytes()).unwrap_or_else(|| Bytes::from(key)),
                         value: Bytes::from(value),
                     })
                     .collect()

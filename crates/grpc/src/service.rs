@@ -25,6 +25,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use jwtgate_engine::mtls::CertificateSource;
+use jwtgate_engine::request_headers::HeaderFields;
 use jwtgate_engine::{Denial, Engine};
 use jwtgate_http::server::not_ready_reasons;
 use jwtgate_http::SharedEngine;
@@ -247,7 +248,7 @@ impl Services {
         let outcome = engine.refuse("", "", denial);
         frame(&render(
             engine,
-            &HeaderMap::new(),
+            (&HeaderFields::default()).into(),
             "",
             &outcome,
             self.options,

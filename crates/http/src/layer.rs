@@ -189,7 +189,7 @@ fn inline_view<'a>(
         front: FrontEnd::Inline,
         method,
         target,
-        headers,
+        headers: headers.into(),
         origin,
         token: TokenInput::FromRequest,
         client_certificate,

@@ -215,7 +215,7 @@ async fn forward_auth_check(
         front: FrontEnd::ForwardAuth,
         method,
         target: uri,
-        headers,
+        headers: headers.into(),
         origin: origin.as_deref(),
         token: TokenInput::FromRequest,
         // The peer is the proxy, not the client: its certificate comes in a header
@@ -253,7 +253,7 @@ async fn prefixed_forward_auth(State(state): State<AppState>, request: Request) 
         front: FrontEnd::ForwardAuth,
         method: request.method().as_str(),
         target,
-        headers,
+        headers: headers.into(),
         origin: origin.as_deref(),
         token: TokenInput::FromRequest,
         client_certificate: None,

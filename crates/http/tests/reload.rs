@@ -215,7 +215,7 @@ async fn a_rule_change_takes_effect_and_the_unchanged_issuer_keeps_its_keys() {
         origin: None,
         method: "GET",
         target: "/api/report",
-        headers: &view_headers,
+        headers: (&view_headers).into(),
         token: jwtgate_engine::TokenInput::FromRequest,
         client_certificate: None,
         now: jwtgate_http::unix_now(),

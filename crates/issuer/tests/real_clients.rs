@@ -333,7 +333,7 @@ async fn check_sdk_proof(verifier: &Registry, run: &Value) {
         method,
         origin: Some(&origin),
         target: url.path(),
-        headers: &headers,
+        headers: (&headers).into(),
         token,
         client_certificate: None,
         now: now(),

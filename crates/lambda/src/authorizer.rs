@@ -163,7 +163,7 @@ impl Authorizer {
             origin: request.origin.as_deref(),
             method: request.arn.method(),
             target: request.arn.path(),
-            headers: &request.headers,
+            headers: (&request.headers).into(),
             token: request.token.clone(),
             client_certificate: request.client_certificate,
             now,

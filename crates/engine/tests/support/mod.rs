@@ -81,7 +81,7 @@ pub fn get<'a>(target: &'a str, headers: &'a HeaderMap, now: i64) -> RequestView
         origin: None,
         method: "GET",
         target,
-        headers,
+        headers: headers.into(),
         token: TokenInput::FromRequest,
         client_certificate: None,
         now,

@@ -46,12 +46,8 @@ pub const FORWARDING_HEADERS: [&str; 3] =
 
 /// True when `name` (as received) reads as `canonical` (lower case, `-`-separated) to a server
 /// that folds case and reads `_` as `-`.
-pub fn folds_to(name: &str, canonical: &str) -> bool {
-    bytes_fold_to(name.as_bytes(), canonical)
-}
-
-/// [`folds_to`] for a name as bytes.
-fn bytes_fold_to(name: &[u8], canonical: &str) -> bool {
+pub fn folds_to(name: impl AsRef<[u8]>, canonical: &str) -> bool {
+    let name = name.as_ref();
     name.len() == canonical.len()
         && name.iter().zip(canonical.bytes()).all(|(&a, b)| {
             let a = match a.to_ascii_lowercase() {
@@ -91,12 +87,12 @@ pub fn forward_auth_refusal<'a>(
     let lossy = |name: &[u8]| String::from_utf8_lossy(name).into_owned();
     for (name, value) in headers.iter() {
         let folded = name.contains(&b'_');
-        if folded && identity.clone().any(|n| bytes_fold_to(name, n.as_str())) {
+        if folded && identity.clone().any(|n| folds_to(name, n.as_str())) {
             return Some(ForwardAuthRefusal::IdentitySpelling(lossy(name)));
         }
         let is = |canonical: &str| {
             if folded {
-                bytes_fold_to(name, canonical)
+                folds_to(name, canonical)
             } else {
                 name == canonical.as_bytes()
             }

@@ -362,18 +362,10 @@ fn render_allow<'a>(
             .iter()
             .map(|(name, value)| (name.as_str(), text(value.as_bytes()))),
     );
-    let is_set = |name: &str| identity.iter().any(|(n, _)| n.as_str() == name);
+    let is_set = |name: &[u8]| identity.iter().any(|(n, _)| n.as_str().as_bytes() == name);
     let mut remove: Vec<&str> = Vec::new();
     let locations = engine.locations();
     for (name, _) in headers.iter() {
-        // Names are lower-case ASCII (`HeaderName`'s, or checked by `HeaderFields::new`).
-        let Ok(name) = std::str::from_utf8(name) else {
-            continue;
-        };
-        // A name received twice is listed once.
-        if remove.contains(&name) {
-            continue;
-        }
         let spoofed = engine
             .protected_headers()
             .any(|n| hygiene::folds_to(name, n.as_str()));
@@ -381,13 +373,20 @@ fn render_allow<'a>(
             .iter()
             .chain(&hygiene::PATH_OVERRIDE_HEADERS)
             .any(|n| hygiene::folds_to(name, n));
-        let forwarding_variant = name.contains('_')
+        let forwarding_variant = name.contains(&b'_')
             && hygiene::FORWARDING_HEADERS
                 .iter()
                 .any(|n| hygiene::folds_to(name, n));
-        let token = !options.forward_token && name == "authorization";
-        if (spoofed || overriding || forwarding_variant || token) && !is_set(name) {
-            remove.push(name);
+        let token = !options.forward_token && name == b"authorization";
+        if !(spoofed || overriding || forwarding_variant || token) || is_set(name) {
+            continue;
+        }
+        // Names are lower-case ASCII (`HeaderName`'s, or checked by `HeaderFields::new`); a
+        // name received twice is listed once.
+        if let Ok(name) = std::str::from_utf8(name) {
+            if !remove.contains(&name) {
+                remove.push(name);
+            }
         }
     }
     let mut query_remove = None;

@@ -436,7 +436,9 @@ impl DpopRefusal {
 /// (the origin a front end passes in `RequestView::origin`) ever read, so a front end finds it
 /// only for such requests.
 pub fn carries_proof(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(PROOF_HEADER)
+    // A name built once: a `&str` name is parsed again on every lookup.
+    static PROOF: http::HeaderName = http::HeaderName::from_static(PROOF_HEADER);
+    headers.contains_key(&PROOF)
 }
 
 /// The request header that carries a DPoP proof (RFC 9449 §4.1).

@@ -276,11 +276,12 @@ fn render_forward_auth(state: &AppState, outcome: Outcome) -> Response {
     match outcome {
         Outcome::Allow(allow) => {
             let mut response = StatusCode::OK.into_response();
+            let headers = response.headers_mut();
             for (name, value) in allow.identity {
-                response.headers_mut().insert(name, value);
+                headers.insert(name, value);
             }
             // The proxy copies it to the client's answer (the recipes say how).
-            add_dpop_nonce(response.headers_mut(), allow.dpop_nonce.as_deref());
+            add_dpop_nonce(headers, allow.dpop_nonce.as_deref());
             response
         }
         Outcome::Preflight => StatusCode::OK.into_response(),

@@ -6,8 +6,10 @@
 //! strictly but keeps only [`CAPTURED`] members, and the full map is built when someone asks for
 //! it (an application reading custom claims, a diagnostic after a failure).
 
+use crate::internal::base64url;
 use crate::internal::json::JsonError;
 use crate::internal::members::{self, Kind, MemberOrder, RawValue};
+use crate::jws::{JwsError, Segment};
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -335,6 +337,8 @@ pub(crate) struct CompactClaims {
 /// Builds a [`CompactClaims`]: appends texts to one buffer.
 #[derive(Default)]
 struct CompactBuilder {
+    /// The decoded payload being scanned.
+    payload: Vec<u8>,
     text: String,
     shared: String,
     items: Vec<Span>,
@@ -356,6 +360,7 @@ impl CompactBuilder {
 
     /// Gives back what a large token made the buffers grow to.
     fn trim(&mut self) {
+        self.payload.shrink_to(Self::KEPT_CAPACITY);
         self.text.shrink_to(Self::KEPT_CAPACITY);
         self.shared.shrink_to(Self::KEPT_CAPACITY);
         self.items.shrink_to(Self::KEPT_CAPACITY / 4);
@@ -431,7 +436,33 @@ impl CompactBuilder {
     }
 }
 
+/// A decoded payload kept beside its captured claims (`None`: they are all of it).
+pub(crate) type KeptPayload = Option<Box<[u8]>>;
+
+/// Runs `work` with this thread's reused builder (emptied first, trimmed after), or with a
+/// fresh one when that is unavailable (re-entered, or the thread is ending).
+fn with_scratch<T>(work: impl Fn(&mut CompactBuilder) -> T) -> T {
+    thread_local! {
+        /// The buffers claims are gathered in before their exact-size copies, reused by
+        /// every scan on this thread (no allocation for them per token).
+        static SCRATCH: RefCell<CompactBuilder> = RefCell::default();
+    }
+    let run = |builder: &mut CompactBuilder| {
+        builder.clear();
+        let result = work(builder);
+        builder.trim();
+        result
+    };
+    SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut builder) => run(&mut builder),
+            Err(_) => run(&mut CompactBuilder::default()),
+        })
+        .unwrap_or_else(|_| run(&mut CompactBuilder::default()))
+}
+
 impl CompactClaims {
+    #[cfg(test)]
     /// Validates `payload` as a strict JSON object ([`members::scan_members`]: exactly what
     /// [`crate::internal::json::parse_object`] accepts) and keeps its [`CAPTURED`] members,
     /// straight from the text the scan validated, with the header's `kid` and `typ`. Also
@@ -441,23 +472,45 @@ impl CompactClaims {
         kid: Option<&str>,
         typ: Option<&str>,
     ) -> Result<(CompactClaims, bool), JsonError> {
-        thread_local! {
-            /// The buffers claims are gathered in before their exact-size copies, reused by
-            /// every scan on this thread (no allocation for them per token).
-            static SCRATCH: RefCell<CompactBuilder> = RefCell::default();
-        }
-        let scan = |builder: &mut CompactBuilder| {
-            builder.clear();
-            let scanned = Self::scan_into(builder, payload, kid, typ);
-            builder.trim();
+        with_scratch(|builder| Self::scan_into(builder, payload, kid, typ))
+    }
+
+    /// Decodes the base64url payload segment `payload_b64` into a reused buffer and scans it as
+    /// [`CompactClaims::scan`] does. Also returns an owned copy of the payload when it has
+    /// members beyond the captured ones (otherwise the captured claims are all of it, and
+    /// nothing else is kept).
+    pub(crate) fn decode_and_scan(
+        payload_b64: &[u8],
+        kid: Option<&str>,
+        typ: Option<&str>,
+    ) -> Result<(CompactClaims, KeptPayload), JwsError> {
+        with_scratch(|builder| {
+            let mut payload = std::mem::take(&mut builder.payload);
+            let scanned = Self::decode_into(&mut payload, payload_b64).and_then(|()| {
+                let (claims, others) =
+                    Self::scan_into(builder, &payload, kid, typ).map_err(|error| {
+                        JwsError::Json {
+                            segment: Segment::Payload,
+                            error,
+                        }
+                    })?;
+                Ok((claims, others.then(|| Box::from(payload.as_slice()))))
+            });
+            builder.payload = payload;
             scanned
+        })
+    }
+
+    /// Decodes the payload segment into `payload` (emptied first).
+    fn decode_into(payload: &mut Vec<u8>, payload_b64: &[u8]) -> Result<(), JwsError> {
+        let error = |error| JwsError::Base64 {
+            segment: Segment::Payload,
+            error,
         };
-        SCRATCH
-            .try_with(|scratch| match scratch.try_borrow_mut() {
-                Ok(mut builder) => scan(&mut builder),
-                Err(_) => scan(&mut CompactBuilder::default()),
-            })
-            .unwrap_or_else(|_| scan(&mut CompactBuilder::default()))
+        payload.clear();
+        payload.resize(base64url::decoded_len(payload_b64.len()).map_err(error)?, 0);
+        base64url::decode_into(payload_b64, payload).map_err(error)?;
+        Ok(())
     }
 
     /// [`CompactClaims::scan`] with `builder`'s (empty) buffers.

@@ -193,11 +193,16 @@ pub const MAX_SLOTS: usize = 64;
 /// Validates `bytes` as one JSON object exactly as [`super::json::parse_object`] does, handing
 /// each top-level member for which `slot_of` gives a slot (below [`MAX_SLOTS`]) to `keep`,
 /// in document order. Returns the order of the kept members.
-pub fn scan_members<'a>(
+/// (Generic, so the request path's name lookup and keeper are inlined; `&dyn` closures work too.)
+pub fn scan_members<'a, S, K>(
     bytes: &'a [u8],
-    slot_of: &dyn Fn(&str) -> Option<usize>,
-    keep: &mut dyn FnMut(usize, RawValue<'a>),
-) -> Result<MemberOrder, JsonError> {
+    slot_of: &S,
+    keep: &mut K,
+) -> Result<MemberOrder, JsonError>
+where
+    S: Fn(&str) -> Option<usize> + ?Sized,
+    K: FnMut(usize, RawValue<'a>) + ?Sized,
+{
     // One UTF-8 check of the whole document (word at a time) instead of one per string.
     let text = std::str::from_utf8(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
     let mut scanner = Scanner::new(text);
@@ -227,7 +232,19 @@ pub fn scan_members<'a>(
                 return Err(JsonError::DuplicateMember(name.into_owned()));
             }
             scanner.colon()?;
-            let (kind, start, escaped) = scanner.value(1)?;
+            // Strings and numbers, most members' values, are read here without a call.
+            let start = scanner.pos;
+            let (kind, escaped) = match scanner.peek() {
+                Some(b'"') => (Kind::String, scanner.string()?),
+                Some(b'-' | b'0'..=b'9') => {
+                    scanner.number()?;
+                    (Kind::Number, false)
+                }
+                _ => {
+                    let (kind, _, escaped) = scanner.value(1)?;
+                    (kind, escaped)
+                }
+            };
             match slot {
                 Some(slot) => {
                     filled |= 1 << slot;
@@ -511,10 +528,13 @@ impl<'a> Scanner<'a> {
         found
     }
 
+    #[cold]
+    #[inline(never)]
     fn malformed(&self, what: &str) -> JsonError {
         JsonError::Malformed(format!("{what} at byte {}", self.pos))
     }
 
+    #[inline(always)]
     fn whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -586,6 +606,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After an item or member: true at a `,` (another follows), false at `close`.
+    #[inline(always)]
     fn another(&mut self, close: u8) -> Result<bool, JsonError> {
         self.whitespace();
         if self.eat(b',') {
@@ -625,6 +646,7 @@ impl<'a> Scanner<'a> {
 
     /// A member name, unescaped (borrowed when it has no escapes). Its colon is read by
     /// [`Scanner::colon`] after the name is checked, in serde_json's order of errors.
+    #[inline(always)]
     fn name(&mut self) -> Result<Cow<'a, str>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.malformed("expected a member name"));
@@ -644,6 +666,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The colon after a member name, and the whitespace around it.
+    #[inline(always)]
     fn colon(&mut self) -> Result<(), JsonError> {
         self.whitespace();
         if !self.eat(b':') {
@@ -730,6 +753,7 @@ impl<'a> Scanner<'a> {
         Ok(unit)
     }
 
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -739,6 +763,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number: serde_json's grammar, and finite as serde_json reads it.
+    #[inline(always)]
     fn number(&mut self) -> Result<(), JsonError> {
         let start = self.pos;
         self.eat(b'-');

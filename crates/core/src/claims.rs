@@ -528,12 +528,26 @@ impl CompactClaims {
             order: [u8::MAX; CAPTURED.len()],
             ..CompactClaims::default()
         };
+        let mut keep = |slot: usize, raw: RawValue<'_>| {
+            if let Some(target) = compact.slots.get_mut(slot) {
+                *target = builder.keep(&raw, SHARED_SLOTS.contains(&slot));
+            }
+        };
+        // The common document in one pass; anything else (or any error) by the full scan,
+        // from the start.
         let order: MemberOrder =
-            members::scan_members(payload, &captured_slot, &mut |slot, raw| {
-                if let Some(target) = compact.slots.get_mut(slot) {
-                    *target = builder.keep(&raw, SHARED_SLOTS.contains(&slot));
+            match members::scan_plain_members(payload, &|name| captured_slot(name), &mut keep) {
+                Some(order) => order,
+                None => {
+                    builder.clear();
+                    compact.slots = Default::default();
+                    members::scan_members(payload, &captured_slot, &mut |slot, raw| {
+                        if let Some(target) = compact.slots.get_mut(slot) {
+                            *target = builder.keep(&raw, SHARED_SLOTS.contains(&slot));
+                        }
+                    })?
                 }
-            })?;
+            };
         for (position, &slot) in compact.order.iter_mut().zip(order.slots()) {
             *position = slot;
         }

@@ -269,6 +269,152 @@ where
     Ok(order)
 }
 
+/// The request path's reading of the common document, in one pass with no error values:
+/// member names and strings without escapes, integers, `true`/`false`/`null`, and arrays of
+/// those (no objects, no nesting, no fractions or exponents, at most
+/// [`SeenNames::LINEAR_LIMIT`] members without a slot). For such a document it does exactly
+/// what [`scan_members`] does (the same members handed to `keep`, as the same [`RawValue`]s,
+/// and the same order); for any other document, well-formed or not, it answers `None`,
+/// possibly after handing some members to `keep`, and the caller discards them and runs
+/// [`scan_members`], which decides. It accepts a subset of what [`scan_members`] accepts, which
+/// the tests (unit, property and fuzz) hold it to.
+pub fn scan_plain_members<'a, S, K>(
+    bytes: &'a [u8],
+    slot_of: &S,
+    keep: &mut K,
+) -> Option<MemberOrder>
+where
+    S: Fn(&str) -> Option<usize> + ?Sized,
+    K: FnMut(usize, RawValue<'a>) + ?Sized,
+{
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut order = MemberOrder::default();
+    let mut filled: u64 = 0;
+    let mut others: [&str; SeenNames::LINEAR_LIMIT] = [""; SeenNames::LINEAR_LIMIT];
+    let mut others_len = 0usize;
+    let mut pos = skip_whitespace(bytes, 0);
+    if *bytes.get(pos)? != b'{' {
+        return None;
+    }
+    pos = skip_whitespace(bytes, pos + 1);
+    if bytes.get(pos) == Some(&b'}') {
+        pos += 1;
+    } else {
+        loop {
+            let name_end = plain_string_end(bytes, pos)?;
+            let name = text.get(pos + 1..name_end - 1)?;
+            pos = skip_whitespace(bytes, name_end);
+            if *bytes.get(pos)? != b':' {
+                return None;
+            }
+            pos = skip_whitespace(bytes, pos + 1);
+            let slot = slot_of(name).filter(|&slot| slot < MAX_SLOTS);
+            match slot {
+                Some(slot) if filled & (1 << slot) != 0 => return None,
+                Some(slot) => filled |= 1 << slot,
+                None => {
+                    if others.get(..others_len)?.contains(&name) {
+                        return None;
+                    }
+                    *others.get_mut(others_len)? = name;
+                    others_len += 1;
+                }
+            }
+            let start = pos;
+            let kind = if *bytes.get(pos)? == b'[' {
+                pos = skip_whitespace(bytes, pos + 1);
+                if bytes.get(pos) != Some(&b']') {
+                    loop {
+                        pos = plain_scalar_end(bytes, pos)?.1;
+                        pos = skip_whitespace(bytes, pos);
+                        match *bytes.get(pos)? {
+                            b',' => pos = skip_whitespace(bytes, pos + 1),
+                            b']' => break,
+                            _ => return None,
+                        }
+                    }
+                }
+                pos += 1;
+                Kind::Array
+            } else {
+                let (kind, end) = plain_scalar_end(bytes, pos)?;
+                pos = end;
+                kind
+            };
+            match slot {
+                Some(slot) => {
+                    order.push(slot);
+                    keep(
+                        slot,
+                        RawValue {
+                            kind,
+                            text: text.get(start..pos)?,
+                            escaped: false,
+                        },
+                    );
+                }
+                None => order.others = true,
+            }
+            pos = skip_whitespace(bytes, pos);
+            match *bytes.get(pos)? {
+                b',' => pos = skip_whitespace(bytes, pos + 1),
+                b'}' => {
+                    pos += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_whitespace(bytes, pos) == bytes.len()).then_some(order)
+}
+
+/// Past JSON whitespace from `pos`.
+#[inline(always)]
+fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// For [`scan_plain_members`]: past the closing quote of the string opening at `pos`, when it
+/// has no escape and no control character.
+#[inline(always)]
+fn plain_string_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    if *bytes.get(pos)? != b'"' {
+        return None;
+    }
+    let end = plain_end(bytes, pos + 1, true);
+    (*bytes.get(end)? == b'"').then_some(end + 1)
+}
+
+/// For [`scan_plain_members`]: the kind and end of the string without escapes, integer (below
+/// 300 digits, so finite) or literal at `pos`.
+#[inline(always)]
+fn plain_scalar_end(bytes: &[u8], pos: usize) -> Option<(Kind, usize)> {
+    let literal = |word: &[u8], kind: Kind| {
+        (bytes.get(pos..pos + word.len())? == word).then_some((kind, pos + word.len()))
+    };
+    match *bytes.get(pos)? {
+        b'"' => Some((Kind::String, plain_string_end(bytes, pos)?)),
+        b't' => literal(b"true", Kind::Bool),
+        b'f' => literal(b"false", Kind::Bool),
+        b'n' => literal(b"null", Kind::Null),
+        _ => {
+            let first = pos + usize::from(bytes.get(pos) == Some(&b'-'));
+            let mut end = first;
+            while let Some(b'0'..=b'9') = bytes.get(end) {
+                end += 1;
+            }
+            let digits = end - first;
+            let leading_zero = digits > 1 && bytes.get(first) == Some(&b'0');
+            let more = matches!(bytes.get(end), Some(b'.' | b'e' | b'E'));
+            (digits > 0 && digits < 300 && !leading_zero && !more).then_some((Kind::Number, end))
+        }
+    }
+}
+
 /// In a document [`scan_members`] accepted, the top-level member named `name`: found by
 /// walking the members and skipping each value by its end alone (strings by their quotes,
 /// arrays and objects by their brackets), with none of the scan's checks, which the document
@@ -482,14 +628,17 @@ fn plain_end(bytes: &[u8], mut pos: usize, controls: bool) -> usize {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
-        let zero = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
-        // Bytes below 0x20; the lowest flagged byte is exact (borrows only run upwards).
-        let control = if controls {
-            word.wrapping_sub(splat(0x20)) & !word & splat(0x80)
+        // Flags the bytes of `v` below `bound` (at most 0x80); the lowest flagged byte is
+        // exact (borrows only run upwards, and a byte from 0x80 up is never flagged).
+        let below = |v: u64, bound: u8| v.wrapping_sub(splat(bound)) & !v & splat(0x80);
+        // With `controls`, a quote or a control byte in one test: `x ^ 2` is below 0x21
+        // exactly for `x` below 0x20 and for `"` (0x22 ^ 2 = 0x20).
+        let quote_or_control = if controls {
+            below(word ^ splat(0x02), 0x21)
         } else {
-            0
+            below(word ^ splat(b'"'), 1)
         };
-        let special = zero(word ^ splat(b'"')) | zero(word ^ splat(b'\\')) | control;
+        let special = quote_or_control | below(word ^ splat(b'\\'), 1);
         if special != 0 {
             return pos + (special.trailing_zeros() / 8) as usize;
         }
@@ -861,9 +1010,101 @@ mod tests {
         Ok(kept)
     }
 
+    /// What a scan hands over: each kept member's slot and raw value, and the order.
+    type Handed<'a> = (Vec<(usize, Kind, &'a str, bool)>, MemberOrder);
+
+    /// The plain scan, when it reads `bytes`, hands over exactly what the full scan does (so it
+    /// accepts only documents the full scan accepts). Returns whether it read them.
+    fn plain_agrees(bytes: &[u8]) -> bool {
+        let names = ["a", "x", "aud", "iss"];
+        let slot_of = |name: &str| names.iter().position(|n| *n == name);
+        let mut plain: Handed<'_> = (Vec::new(), MemberOrder::default());
+        let Some(order) = scan_plain_members(bytes, &slot_of, &mut |slot, raw| {
+            plain.0.push((slot, raw.kind, raw.text, raw.escaped));
+        }) else {
+            return false;
+        };
+        plain.1 = order;
+        let mut full: Handed<'_> = (Vec::new(), MemberOrder::default());
+        full.1 = scan_members(bytes, &slot_of, &mut |slot, raw| {
+            full.0.push((slot, raw.kind, raw.text, raw.escaped));
+        })
+        .unwrap_or_else(|error| {
+            panic!(
+                "the plain scan read {:?}, which the full scan refuses: {error}",
+                String::from_utf8_lossy(bytes)
+            )
+        });
+        assert_eq!(plain, full, "{:?}", String::from_utf8_lossy(bytes));
+        true
+    }
+
+    #[test]
+    fn the_plain_scan_reads_common_documents_and_leaves_the_rest() {
+        let read: [&[u8]; 8] = [
+            br#"{"iss":"https://i/","sub":"auth0|64f1","aud":["https://api/","https://i/userinfo"],"iat":1700000000,"exp":1700086400,"scope":"openid profile","azp":"Xk2T","permissions":["read:users","write:users"]}"#,
+            br#"{}"#,
+            b" { \"a\" : [ ] , \"b\":[1, -2,true,false,null, \"s\xc3\xa9\"] ,\"x\":-0}\n",
+            br#"{"a":"","b":0,"c":"\u00e9"}"#,
+            br#"{"k1":1,"k2":1,"k3":1,"k4":1,"k5":1,"k6":1,"k7":1,"k8":1,"k9":1,"k10":1,"k11":1,"k12":1,"k13":1,"k14":1,"k15":1,"k16":1}"#,
+            br#"{"a":"x","x":"a","aud":"a"}"#,
+            br#"{"a":"\u00e9"}"#,
+            br#"{"b":"\/"}"#,
+        ];
+        let expected = [true, true, true, false, true, true, false, false];
+        for (document, expected) in read.iter().zip(expected) {
+            agree(document);
+            assert_eq!(
+                plain_agrees(document),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        // Outside the subset, or not well-formed: left to the full scan.
+        let left: [&[u8]; 22] = [
+            br#"{"a":1.5}"#,
+            br#"{"a":1e3}"#,
+            br#"{"a":01}"#,
+            br#"{"a":-}"#,
+            br#"{"a":{"b":1}}"#,
+            br#"{"a":[[1]]}"#,
+            br#"{"a":[{}]}"#,
+            br#"{"\u0061":1}"#,
+            br#"{"a":1,"a":2}"#,
+            br#"{"b":1,"c":2,"b":3}"#,
+            br#"{"k1":1,"k2":1,"k3":1,"k4":1,"k5":1,"k6":1,"k7":1,"k8":1,"k9":1,"k10":1,"k11":1,"k12":1,"k13":1,"k14":1,"k15":1,"k16":1,"k17":1}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":truex}"#,
+            br#"{"a":1} x"#,
+            br#"[1]"#,
+            b"{\"a\":\"\x01\"}",
+            b"{\"a\":\"\xff\"}",
+            br#"{"a" 1}"#,
+            br#"{"a":1 "b":2}"#,
+            br#"{"a":"x"#,
+        ];
+        for document in left {
+            agree(document);
+            assert!(
+                !plain_agrees(document),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        let long = format!("{{\"a\":{}}}", "9".repeat(299));
+        assert!(plain_agrees(long.as_bytes()));
+        let longer = format!("{{\"a\":{}}}", "9".repeat(300));
+        assert!(!plain_agrees(longer.as_bytes()));
+    }
+
     /// Both readers agree: same verdict (errors of the same variant) and the kept values are
-    /// what the full parse holds.
+    /// what the full parse holds; and the plain scan, when it reads the document, hands over
+    /// what the full scan does.
     fn agree(bytes: &[u8]) {
+        plain_agrees(bytes);
         let parsed = parse_object(bytes);
         let scanned = scan(bytes);
         match (&parsed, &scanned) {

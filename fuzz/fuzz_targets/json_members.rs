@@ -35,8 +35,13 @@ fuzz_target!(|data: &[u8]| {
     );
     let slot_of = |name: &str| KEPT.iter().position(|kept| *kept == name);
     let mut plain = Vec::new();
-    let plain_order = scan_plain_members(data, &slot_of, &mut |slot, raw| {
+    let plain_order = scan_plain_members(data, &slot_of, &mut |slot, raw, items| {
         plain.push((slot, raw.kind(), raw.text()));
+        if let Some(items) = items {
+            let handed: Vec<_> = items.iter().map(|item| (item.kind(), item.text())).collect();
+            let walked: Vec<_> = raw.items().map(|item| (item.kind(), item.text())).collect();
+            assert_eq!(handed, walked);
+        }
     });
     if let Some(order) = plain_order {
         let mut full = Vec::new();

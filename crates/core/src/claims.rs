@@ -387,11 +387,15 @@ impl CompactBuilder {
 
     /// Appends the items of an array of strings, their spans straight into the item list;
     /// `None` (both left as they were) past fifteen bits or when an item is not a string.
-    fn push_strings(&mut self, array: &RawValue<'_>, shared: bool) -> Option<Kept> {
+    fn push_strings<'v>(
+        &mut self,
+        items: impl Iterator<Item = RawValue<'v>>,
+        shared: bool,
+    ) -> Option<Kept> {
         let first_item = self.items.len();
         let text_len = (self.text.len(), self.shared.len());
         let mut complete = true;
-        for item in array.items() {
+        for item in items {
             match item.string().and_then(|text| self.push(&text, shared)) {
                 Some(span) => self.items.push(span),
                 None => {
@@ -414,15 +418,19 @@ impl CompactBuilder {
     }
 
     /// Keeps one validated member: strings, numbers (their JSON text) and arrays of strings as
-    /// spans, anything else (or text past fifteen bits) as a JSON value.
-    fn keep(&mut self, raw: &RawValue<'_>, shared: bool) -> Kept {
+    /// spans, anything else (or text past fifteen bits) as a JSON value. An array's `items`,
+    /// when the scan found them already, are taken as they are, otherwise walked.
+    fn keep(&mut self, raw: &RawValue<'_>, items: Option<&[RawValue<'_>]>, shared: bool) -> Kept {
         let compact = match raw.kind() {
             Kind::String => raw
                 .string()
                 .and_then(|text| self.push(&text, shared))
                 .map(Kept::Text),
             Kind::Number => self.push(raw.text(), false).map(Kept::Number),
-            Kind::Array => self.push_strings(raw, shared),
+            Kind::Array => match items {
+                Some(items) => self.push_strings(items.iter().copied(), shared),
+                None => self.push_strings(raw.items(), shared),
+            },
             Kind::Object | Kind::Bool | Kind::Null => None,
         };
         match (compact, u16::try_from(self.values.len())) {
@@ -528,9 +536,9 @@ impl CompactClaims {
             order: [u8::MAX; CAPTURED.len()],
             ..CompactClaims::default()
         };
-        let mut keep = |slot: usize, raw: RawValue<'_>| {
+        let mut keep = |slot: usize, raw: RawValue<'_>, items: Option<&[RawValue<'_>]>| {
             if let Some(target) = compact.slots.get_mut(slot) {
-                *target = builder.keep(&raw, SHARED_SLOTS.contains(&slot));
+                *target = builder.keep(&raw, items, SHARED_SLOTS.contains(&slot));
             }
         };
         // The common document in one pass; anything else (or any error) by the full scan,
@@ -543,7 +551,7 @@ impl CompactClaims {
                     compact.slots = Default::default();
                     members::scan_members(payload, &captured_slot, &mut |slot, raw| {
                         if let Some(target) = compact.slots.get_mut(slot) {
-                            *target = builder.keep(&raw, SHARED_SLOTS.contains(&slot));
+                            *target = builder.keep(&raw, None, SHARED_SLOTS.contains(&slot));
                         }
                     })?
                 }

@@ -137,8 +137,14 @@ impl<'a> Iterator for Items<'a> {
         self.state = ItemsState::Next;
         self.walker.whitespace();
         let start = self.walker.pos;
-        // Validated already, so each item only needs its end found.
-        match self.walker.value() {
+        // Validated already, so each item only needs its end found (a string, the usual item,
+        // directly).
+        let found = if self.walker.bytes.get(start) == Some(&b'"') {
+            self.walker.string().map(|escaped| (Kind::String, escaped))
+        } else {
+            self.walker.value()
+        };
+        match found {
             Some((kind, escaped)) => Some(RawValue {
                 kind,
                 text: self.text.get(start..self.walker.pos).unwrap_or_default(),
@@ -274,7 +280,10 @@ where
 /// those (no objects, no nesting, no fractions or exponents, at most
 /// [`SeenNames::LINEAR_LIMIT`] members without a slot). For such a document it does exactly
 /// what [`scan_members`] does (the same members handed to `keep`, as the same [`RawValue`]s,
-/// and the same order); for any other document, well-formed or not, it answers `None`,
+/// and the same order), and hands over with each kept array its items as the array's
+/// [`RawValue::items`] gives them, found in the same pass (when it has at most
+/// [`PLAIN_ITEMS`]; otherwise `None`, and the caller walks them); for any other document,
+/// well-formed or not, it answers `None`,
 /// possibly after handing some members to `keep`, and the caller discards them and runs
 /// [`scan_members`], which decides. It accepts a subset of what [`scan_members`] accepts, which
 /// the tests (unit, property and fuzz) hold it to.
@@ -285,9 +294,15 @@ pub fn scan_plain_members<'a, S, K>(
 ) -> Option<MemberOrder>
 where
     S: Fn(&str) -> Option<usize> + ?Sized,
-    K: FnMut(usize, RawValue<'a>) + ?Sized,
+    K: FnMut(usize, RawValue<'a>, Option<&[RawValue<'a>]>) + ?Sized,
 {
     let text = std::str::from_utf8(bytes).ok()?;
+    let blank = RawValue {
+        kind: Kind::Null,
+        text: "",
+        escaped: false,
+    };
+    let mut items = [blank; PLAIN_ITEMS];
     let mut order = MemberOrder::default();
     let mut filled: u64 = 0;
     let mut others: [&str; SeenNames::LINEAR_LIMIT] = [""; SeenNames::LINEAR_LIMIT];
@@ -321,12 +336,21 @@ where
                 }
             }
             let start = pos;
+            let mut count = 0usize;
             let kind = if *bytes.get(pos)? == b'[' {
                 pos = skip_whitespace(bytes, pos + 1);
                 if bytes.get(pos) != Some(&b']') {
                     loop {
-                        pos = plain_scalar_end(bytes, pos)?.1;
-                        pos = skip_whitespace(bytes, pos);
+                        let (kind, end) = plain_scalar_end(bytes, pos)?;
+                        if let Some(item) = items.get_mut(count) {
+                            *item = RawValue {
+                                kind,
+                                text: text.get(pos..end)?,
+                                escaped: false,
+                            };
+                        }
+                        count += 1;
+                        pos = skip_whitespace(bytes, end);
                         match *bytes.get(pos)? {
                             b',' => pos = skip_whitespace(bytes, pos + 1),
                             b']' => break,
@@ -344,14 +368,16 @@ where
             match slot {
                 Some(slot) => {
                     order.push(slot);
-                    keep(
-                        slot,
-                        RawValue {
-                            kind,
-                            text: text.get(start..pos)?,
-                            escaped: false,
-                        },
-                    );
+                    let raw = RawValue {
+                        kind,
+                        text: text.get(start..pos)?,
+                        escaped: false,
+                    };
+                    let items = match kind {
+                        Kind::Array => items.get(..count),
+                        _ => None,
+                    };
+                    keep(slot, raw, items);
                 }
                 None => order.others = true,
             }
@@ -368,6 +394,9 @@ where
     }
     (skip_whitespace(bytes, pos) == bytes.len()).then_some(order)
 }
+
+/// The most items of one array [`scan_plain_members`] hands over with it.
+pub const PLAIN_ITEMS: usize = 16;
 
 /// Past JSON whitespace from `pos`.
 #[inline(always)]
@@ -494,6 +523,7 @@ impl Walker<'_> {
     }
 
     /// From a string's opening quote to past its closing one; whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         self.pos += 1;
@@ -1019,8 +1049,17 @@ mod tests {
         let names = ["a", "x", "aud", "iss"];
         let slot_of = |name: &str| names.iter().position(|n| *n == name);
         let mut plain: Handed<'_> = (Vec::new(), MemberOrder::default());
-        let Some(order) = scan_plain_members(bytes, &slot_of, &mut |slot, raw| {
+        let Some(order) = scan_plain_members(bytes, &slot_of, &mut |slot, raw, items| {
             plain.0.push((slot, raw.kind, raw.text, raw.escaped));
+            let walked: Vec<_> = raw.items().map(|item| (item.kind, item.text)).collect();
+            match items {
+                Some(items) => {
+                    let handed: Vec<_> = items.iter().map(|item| (item.kind, item.text)).collect();
+                    assert_eq!(handed, walked);
+                    assert!(items.iter().all(|item| !item.escaped));
+                }
+                None => assert!(raw.kind != Kind::Array || walked.len() > PLAIN_ITEMS),
+            }
         }) else {
             return false;
         };

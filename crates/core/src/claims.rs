@@ -217,6 +217,21 @@ pub(crate) fn map_heap_bytes(map: &serde_json::Map<String, Value>) -> usize {
 /// buffer with the header's `kid` and `typ`.
 const SHARED_SLOTS: [usize; 7] = [0, 1, 6, 7, 9, 10, 11];
 
+/// Whether the claim in `slot` goes to the shared buffer ([`SHARED_SLOTS`] as one bit mask).
+#[inline(always)]
+fn is_shared(slot: usize) -> bool {
+    const MASK: u64 = {
+        let mut mask = 0u64;
+        let mut index = 0;
+        while index < SHARED_SLOTS.len() {
+            mask |= 1 << SHARED_SLOTS[index];
+            index += 1;
+        }
+        mask
+    };
+    slot < 64 && MASK & (1 << slot) != 0
+}
+
 /// The most distinct shared buffers [`intern`] remembers (then it starts afresh).
 const INTERNED_MAX: usize = 4096;
 
@@ -538,7 +553,7 @@ impl CompactClaims {
         };
         let mut keep = |slot: usize, raw: RawValue<'_>, items: Option<&[RawValue<'_>]>| {
             if let Some(target) = compact.slots.get_mut(slot) {
-                *target = builder.keep(&raw, items, SHARED_SLOTS.contains(&slot));
+                *target = builder.keep(&raw, items, is_shared(slot));
             }
         };
         // The common document in one pass; anything else (or any error) by the full scan,
@@ -551,7 +566,7 @@ impl CompactClaims {
                     compact.slots = Default::default();
                     members::scan_members(payload, &captured_slot, &mut |slot, raw| {
                         if let Some(target) = compact.slots.get_mut(slot) {
-                            *target = builder.keep(&raw, None, SHARED_SLOTS.contains(&slot));
+                            *target = builder.keep(&raw, None, is_shared(slot));
                         }
                     })?
                 }
@@ -785,6 +800,13 @@ mod tests {
                     "{text} should take the fast path"
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn shared_slots_are_the_listed_ones() {
+        for slot in 0..80 {
+            assert_eq!(is_shared(slot), SHARED_SLOTS.contains(&slot), "{slot}");
         }
     }
 

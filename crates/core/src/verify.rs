@@ -663,7 +663,7 @@ fn number_claim<C: ClaimSet + ?Sized>(
 }
 
 fn check_audience<C: ClaimSet>(policy: &Policy, claims: &C) -> Result<(), Rejection> {
-    let invalid = Reason::InvalidClaim {
+    let invalid = || Reason::InvalidClaim {
         name: "aud",
         expected: "a string or an array of strings",
     };
@@ -675,11 +675,11 @@ fn check_audience<C: ClaimSet>(policy: &Policy, claims: &C) -> Result<(), Reject
         Claim::Json(Value::Array(items)) => {
             let mut any = false;
             for item in items {
-                any |= matches(item.as_str().ok_or(invalid.clone())?);
+                any |= matches(item.as_str().ok_or_else(invalid)?);
             }
             any
         }
-        _ => return fail(invalid),
+        _ => return fail(invalid()),
     };
     if ok {
         return Ok(());

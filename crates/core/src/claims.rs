@@ -433,19 +433,15 @@ impl CompactBuilder {
     }
 
     /// Keeps one validated member: strings, numbers (their JSON text) and arrays of strings as
-    /// spans, anything else (or text past fifteen bits) as a JSON value. An array's `items`,
-    /// when the scan found them already, are taken as they are, otherwise walked.
-    fn keep(&mut self, raw: &RawValue<'_>, items: Option<&[RawValue<'_>]>, shared: bool) -> Kept {
+    /// spans, anything else (or text past fifteen bits) as a JSON value.
+    fn keep(&mut self, raw: &RawValue<'_>, shared: bool) -> Kept {
         let compact = match raw.kind() {
             Kind::String => raw
                 .string()
                 .and_then(|text| self.push(&text, shared))
                 .map(Kept::Text),
             Kind::Number => self.push(raw.text(), false).map(Kept::Number),
-            Kind::Array => match items {
-                Some(items) => self.push_strings(items.iter().copied(), shared),
-                None => self.push_strings(raw.items(), shared),
-            },
+            Kind::Array => self.push_strings(raw.items(), shared),
             Kind::Object | Kind::Bool | Kind::Null => None,
         };
         match (compact, u16::try_from(self.values.len())) {
@@ -457,6 +453,154 @@ impl CompactBuilder {
             (None, Err(_)) => Kept::Absent,
         }
     }
+}
+
+impl CompactBuilder {
+    /// The plain one-pass reading of the common claims document, straight into the buffers:
+    /// member names and strings without escapes, integers, `true`/`false`/`null`, and flat
+    /// arrays of those, with every captured member a string, a number or an array of strings
+    /// (the subset `members::plain_scalar_end` and `members::plain_string_end` read). For such
+    /// a document it keeps exactly what the full scan with [`CompactBuilder::keep`] keeps, in
+    /// `slots` and `order`, and returns whether the payload has other members; for any other
+    /// document, well-formed or not, `None`, and the caller empties the buffers and runs the
+    /// full scan, which decides.
+    fn scan_plain(
+        &mut self,
+        slots: &mut [Kept; CAPTURED.len()],
+        order: &mut [u8; CAPTURED.len()],
+        payload: &[u8],
+    ) -> Option<bool> {
+        use members::{plain_scalar_end, plain_string_end, skip_whitespace};
+        const OTHER_NAMES: usize = 16;
+        let text = std::str::from_utf8(payload).ok()?;
+        let bytes = payload;
+        let mut filled: u64 = 0;
+        let mut kept_count = 0usize;
+        let mut other_names: [&str; OTHER_NAMES] = [""; OTHER_NAMES];
+        let mut others = 0usize;
+        let mut pos = skip_whitespace(bytes, 0);
+        if *bytes.get(pos)? != b'{' {
+            return None;
+        }
+        pos = skip_whitespace(bytes, pos + 1);
+        if bytes.get(pos) == Some(&b'}') {
+            pos += 1;
+        } else {
+            loop {
+                let name_end = plain_string_end(bytes, pos)?;
+                let name = text.get(pos + 1..name_end - 1)?;
+                pos = skip_whitespace(bytes, name_end);
+                if *bytes.get(pos)? != b':' {
+                    return None;
+                }
+                pos = skip_whitespace(bytes, pos + 1);
+                let slot = captured_slot(name);
+                match slot {
+                    Some(slot) if filled & (1 << slot) != 0 => return None,
+                    Some(slot) => filled |= 1 << slot,
+                    None => {
+                        if other_names.get(..others)?.contains(&name) {
+                            return None;
+                        }
+                        *other_names.get_mut(others)? = name;
+                        others += 1;
+                    }
+                }
+                let shared = slot.is_some_and(is_shared);
+                let kept = if *bytes.get(pos)? == b'[' {
+                    let first = self.items.len();
+                    pos = skip_whitespace(bytes, pos + 1);
+                    if bytes.get(pos) != Some(&b']') {
+                        loop {
+                            let (kind, end) = plain_scalar_end(bytes, pos)?;
+                            if slot.is_some() {
+                                if kind != Kind::String {
+                                    return None;
+                                }
+                                let span = self.push(text.get(pos + 1..end - 1)?, shared)?;
+                                self.items.push(span);
+                            }
+                            pos = skip_whitespace(bytes, end);
+                            match *bytes.get(pos)? {
+                                b',' => pos = skip_whitespace(bytes, pos + 1),
+                                b']' => break,
+                                _ => return None,
+                            }
+                        }
+                    }
+                    pos += 1;
+                    Kept::Strings {
+                        first: u16::try_from(first).ok()?,
+                        count: u16::try_from(self.items.len() - first).ok()?,
+                    }
+                } else {
+                    let (kind, end) = plain_scalar_end(bytes, pos)?;
+                    let kept = match (slot, kind) {
+                        (None, _) => Kept::Absent,
+                        (Some(_), Kind::String) => {
+                            Kept::Text(self.push(text.get(pos + 1..end - 1)?, shared)?)
+                        }
+                        (Some(_), Kind::Number) => {
+                            Kept::Number(self.push(text.get(pos..end)?, false)?)
+                        }
+                        (Some(_), _) => return None,
+                    };
+                    pos = end;
+                    kept
+                };
+                if let Some(slot) = slot {
+                    *slots.get_mut(slot)? = kept;
+                    *order.get_mut(kept_count)? = u8::try_from(slot).ok()?;
+                    kept_count += 1;
+                }
+                pos = skip_whitespace(bytes, pos);
+                match *bytes.get(pos)? {
+                    b',' => pos = skip_whitespace(bytes, pos + 1),
+                    b'}' => {
+                        pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        (skip_whitespace(bytes, pos) == bytes.len()).then_some(others > 0)
+    }
+}
+
+/// Whether the plain scan ([`CompactBuilder::scan_plain`]) agrees with the full scan on
+/// `payload`: `Some(true)` when it read the document and kept exactly what the full scan keeps
+/// (the same spans, texts, order and other-members flag), `Some(false)` when it left the
+/// document to the full scan, `None` when they disagree. For the tests and the fuzz targets.
+#[doc(hidden)]
+pub fn plain_scan_agrees(payload: &[u8]) -> Option<bool> {
+    let mut plain = CompactBuilder::default();
+    let mut plain_slots = [Kept::Absent; CAPTURED.len()];
+    let mut plain_order = [u8::MAX; CAPTURED.len()];
+    let Some(others) = plain.scan_plain(&mut plain_slots, &mut plain_order, payload) else {
+        return Some(false);
+    };
+    let mut full = CompactBuilder::default();
+    let mut full_slots = [Kept::Absent; CAPTURED.len()];
+    let order = members::scan_members(payload, &captured_slot, &mut |slot, raw| {
+        if let Some(target) = full_slots.get_mut(slot) {
+            *target = full.keep(&raw, is_shared(slot));
+        }
+    })
+    .ok()?;
+    let mut full_order = [u8::MAX; CAPTURED.len()];
+    for (position, &slot) in full_order.iter_mut().zip(order.slots()) {
+        *position = slot;
+    }
+    let same = plain_slots == full_slots
+        && plain_order == full_order
+        && others == order.others()
+        && plain.text == full.text
+        && plain.shared == full.shared
+        && plain.items == full.items
+        && plain.values.is_empty()
+        && full.values.is_empty();
+    same.then_some(true)
 }
 
 /// A decoded payload kept beside its captured claims (`None`: they are all of it).
@@ -551,29 +695,26 @@ impl CompactClaims {
             order: [u8::MAX; CAPTURED.len()],
             ..CompactClaims::default()
         };
-        let mut keep = |slot: usize, raw: RawValue<'_>, items: Option<&[RawValue<'_>]>| {
-            if let Some(target) = compact.slots.get_mut(slot) {
-                *target = builder.keep(&raw, items, is_shared(slot));
-            }
-        };
         // The common document in one pass; anything else (or any error) by the full scan,
         // from the start.
-        let order: MemberOrder =
-            match members::scan_plain_members(payload, &|name| captured_slot(name), &mut keep) {
-                Some(order) => order,
-                None => {
-                    builder.clear();
-                    compact.slots = Default::default();
+        let others = match builder.scan_plain(&mut compact.slots, &mut compact.order, payload) {
+            Some(others) => others,
+            None => {
+                builder.clear();
+                compact.slots = Default::default();
+                compact.order = [u8::MAX; CAPTURED.len()];
+                let order: MemberOrder =
                     members::scan_members(payload, &captured_slot, &mut |slot, raw| {
                         if let Some(target) = compact.slots.get_mut(slot) {
-                            *target = builder.keep(&raw, None, is_shared(slot));
+                            *target = builder.keep(&raw, is_shared(slot));
                         }
-                    })?
+                    })?;
+                for (position, &slot) in compact.order.iter_mut().zip(order.slots()) {
+                    *position = slot;
                 }
-            };
-        for (position, &slot) in compact.order.iter_mut().zip(order.slots()) {
-            *position = slot;
-        }
+                order.others()
+            }
+        };
         compact.kid = kid.and_then(|kid| builder.push(kid, true));
         compact.typ = typ.and_then(|typ| builder.push(typ, true));
         // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
@@ -582,7 +723,7 @@ impl CompactClaims {
         compact.shared = intern(&builder.shared);
         compact.items = Box::from(builder.items.as_slice());
         compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
-        Ok((compact, order.others()))
+        Ok((compact, others))
     }
 
     /// A span's text (empty if out of range, which the constructor never makes).
@@ -800,6 +941,97 @@ mod tests {
                     "{text} should take the fast path"
                 ),
             }
+        }
+    }
+
+    /// The plain scan reads the common shapes of captured claims and leaves every other one to
+    /// the full scan, and whenever it reads, it keeps what the full scan keeps.
+    #[test]
+    fn the_plain_scan_keeps_what_the_full_scan_keeps() {
+        let read: [&[u8]; 6] = [
+            br#"{"iss":"https://i/","sub":"s","aud":["a","b"],"iat":1,"exp":2,"scope":"x y","azp":"z","permissions":["p","q"],"gty":"client-credentials","org_id":"o"}"#,
+            br#"{"aud":"a","scp":[],"permissions":[],"exp":-0,"nbf":0,"jti":"","client_id":"c"}"#,
+            b" {\n \"iss\" : \"\xc3\xa9\" ,\t\"x\":[1,true,null,\"s\"], \"y\":false } ",
+            br#"{"sub":"s","custom":[1,2,3],"flag":true,"none":null}"#,
+            br#"{}"#,
+            br#"{"aud":["a","a","a"]}"#,
+        ];
+        for document in read {
+            assert_eq!(
+                plain_scan_agrees(document),
+                Some(true),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        let left: [&[u8]; 14] = [
+            br#"{"aud":["a",1]}"#,
+            br#"{"aud":[["a"]]}"#,
+            br#"{"jti":null}"#,
+            br#"{"exp":true}"#,
+            br#"{"exp":1.5}"#,
+            br#"{"exp":1e9}"#,
+            br#"{"cnf":{"jkt":"t"}}"#,
+            br#"{"iss":"a","iss":"b"}"#,
+            br#"{"x":1,"x":2}"#,
+            br#"{"sub":"a\"b"}"#,
+            br#"{"s\u0075b":"a"}"#,
+            br#"{"iss":"a",}"#,
+            br#"{"iss":"a"} {}"#,
+            br#"{"iss":"a""#,
+        ];
+        for document in left {
+            assert_eq!(
+                plain_scan_agrees(document),
+                Some(false),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+    }
+
+    /// A captured or other claim's value: the shapes the plain scan reads, and some it leaves.
+    fn claim_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let scalar = prop_oneof![
+            "[a-z:/ |\u{e9}]{0,12}".prop_map(|text| format!("\"{text}\"")),
+            "[a-z\"\\\\\u{1}]{0,4}".prop_map(|text| Value::from(text).to_string()),
+            any::<u32>().prop_map(|number| number.to_string()),
+            any::<i64>().prop_map(|number| number.to_string()),
+            Just("1.5".to_owned()),
+            Just("01".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+        ];
+        prop_oneof![
+            3 => scalar.clone(),
+            2 => proptest::collection::vec(scalar, 0..4)
+                .prop_map(|items| format!("[{}]", items.join(","))),
+            1 => Just(r#"{"jkt":"t"}"#.to_owned()),
+            1 => Just("[[1]]".to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_and_full_scans_agree_on_claims_documents(
+            members in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    "iss", "aud", "exp", "nbf", "iat", "sub", "azp", "client_id", "jti",
+                    "scope", "scp", "permissions", "cnf", "gty", "org", "x",
+                ]), claim_value()),
+                0..10,
+            ),
+            spaced in proptest::bool::ANY,
+            cut in proptest::sample::select(vec![0usize, 1, 2, 7]),
+        ) {
+            let separator = if spaced { " , " } else { "," };
+            let members: Vec<String> =
+                members.iter().map(|(name, value)| format!("\"{name}\":{value}")).collect();
+            let text = format!("{{{}}}", members.join(separator)).into_bytes();
+            proptest::prop_assert!(plain_scan_agrees(&text).is_some(), "{}", String::from_utf8_lossy(&text));
+            let cut = text.len().saturating_sub(cut);
+            proptest::prop_assert!(plain_scan_agrees(&text[..cut]).is_some());
         }
     }
 

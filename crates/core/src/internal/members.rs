@@ -275,142 +275,20 @@ where
     Ok(order)
 }
 
-/// The request path's reading of the common document, in one pass with no error values:
-/// member names and strings without escapes, integers, `true`/`false`/`null`, and arrays of
-/// those (no objects, no nesting, no fractions or exponents, at most
-/// [`SeenNames::LINEAR_LIMIT`] members without a slot). For such a document it does exactly
-/// what [`scan_members`] does (the same members handed to `keep`, as the same [`RawValue`]s,
-/// and the same order), and hands over with each kept array its items as the array's
-/// [`RawValue::items`] gives them, found in the same pass (when it has at most
-/// [`PLAIN_ITEMS`]; otherwise `None`, and the caller walks them); for any other document,
-/// well-formed or not, it answers `None`,
-/// possibly after handing some members to `keep`, and the caller discards them and runs
-/// [`scan_members`], which decides. It accepts a subset of what [`scan_members`] accepts, which
-/// the tests (unit, property and fuzz) hold it to.
-pub fn scan_plain_members<'a, S, K>(
-    bytes: &'a [u8],
-    slot_of: &S,
-    keep: &mut K,
-) -> Option<MemberOrder>
-where
-    S: Fn(&str) -> Option<usize> + ?Sized,
-    K: FnMut(usize, RawValue<'a>, Option<&[RawValue<'a>]>) + ?Sized,
-{
-    let text = std::str::from_utf8(bytes).ok()?;
-    let blank = RawValue {
-        kind: Kind::Null,
-        text: "",
-        escaped: false,
-    };
-    let mut items = [blank; PLAIN_ITEMS];
-    let mut order = MemberOrder::default();
-    let mut filled: u64 = 0;
-    let mut others: [&str; SeenNames::LINEAR_LIMIT] = [""; SeenNames::LINEAR_LIMIT];
-    let mut others_len = 0usize;
-    let mut pos = skip_whitespace(bytes, 0);
-    if *bytes.get(pos)? != b'{' {
-        return None;
-    }
-    pos = skip_whitespace(bytes, pos + 1);
-    if bytes.get(pos) == Some(&b'}') {
-        pos += 1;
-    } else {
-        loop {
-            let name_end = plain_string_end(bytes, pos)?;
-            let name = text.get(pos + 1..name_end - 1)?;
-            pos = skip_whitespace(bytes, name_end);
-            if *bytes.get(pos)? != b':' {
-                return None;
-            }
-            pos = skip_whitespace(bytes, pos + 1);
-            let slot = slot_of(name).filter(|&slot| slot < MAX_SLOTS);
-            match slot {
-                Some(slot) if filled & (1 << slot) != 0 => return None,
-                Some(slot) => filled |= 1 << slot,
-                None => {
-                    if others.get(..others_len)?.contains(&name) {
-                        return None;
-                    }
-                    *others.get_mut(others_len)? = name;
-                    others_len += 1;
-                }
-            }
-            let start = pos;
-            let mut count = 0usize;
-            let kind = if *bytes.get(pos)? == b'[' {
-                pos = skip_whitespace(bytes, pos + 1);
-                if bytes.get(pos) != Some(&b']') {
-                    loop {
-                        let (kind, end) = plain_scalar_end(bytes, pos)?;
-                        if let Some(item) = items.get_mut(count) {
-                            *item = RawValue {
-                                kind,
-                                text: text.get(pos..end)?,
-                                escaped: false,
-                            };
-                        }
-                        count += 1;
-                        pos = skip_whitespace(bytes, end);
-                        match *bytes.get(pos)? {
-                            b',' => pos = skip_whitespace(bytes, pos + 1),
-                            b']' => break,
-                            _ => return None,
-                        }
-                    }
-                }
-                pos += 1;
-                Kind::Array
-            } else {
-                let (kind, end) = plain_scalar_end(bytes, pos)?;
-                pos = end;
-                kind
-            };
-            match slot {
-                Some(slot) => {
-                    order.push(slot);
-                    let raw = RawValue {
-                        kind,
-                        text: text.get(start..pos)?,
-                        escaped: false,
-                    };
-                    let items = match kind {
-                        Kind::Array => items.get(..count),
-                        _ => None,
-                    };
-                    keep(slot, raw, items);
-                }
-                None => order.others = true,
-            }
-            pos = skip_whitespace(bytes, pos);
-            match *bytes.get(pos)? {
-                b',' => pos = skip_whitespace(bytes, pos + 1),
-                b'}' => {
-                    pos += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
-    (skip_whitespace(bytes, pos) == bytes.len()).then_some(order)
-}
-
-/// The most items of one array [`scan_plain_members`] hands over with it.
-pub const PLAIN_ITEMS: usize = 16;
-
 /// Past JSON whitespace from `pos`.
 #[inline(always)]
-fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+pub fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
         pos += 1;
     }
     pos
 }
 
-/// For [`scan_plain_members`]: past the closing quote of the string opening at `pos`, when it
-/// has no escape and no control character.
+/// For a plain one-pass reading of common documents (`crate::claims`): past the closing quote
+/// of the string opening at `pos`, when it has no escape and no control character (`None`
+/// otherwise: the full scan decides).
 #[inline(always)]
-fn plain_string_end(bytes: &[u8], pos: usize) -> Option<usize> {
+pub fn plain_string_end(bytes: &[u8], pos: usize) -> Option<usize> {
     if *bytes.get(pos)? != b'"' {
         return None;
     }
@@ -418,10 +296,11 @@ fn plain_string_end(bytes: &[u8], pos: usize) -> Option<usize> {
     (*bytes.get(end)? == b'"').then_some(end + 1)
 }
 
-/// For [`scan_plain_members`]: the kind and end of the string without escapes, integer (below
-/// 300 digits, so finite) or literal at `pos`.
+/// For a plain one-pass reading of common documents (`crate::claims`): the kind and end of the
+/// string without escapes, integer (below 300 digits, so finite) or literal at `pos` (`None`
+/// for anything else: the full scan decides).
 #[inline(always)]
-fn plain_scalar_end(bytes: &[u8], pos: usize) -> Option<(Kind, usize)> {
+pub fn plain_scalar_end(bytes: &[u8], pos: usize) -> Option<(Kind, usize)> {
     let literal = |word: &[u8], kind: Kind| {
         (bytes.get(pos..pos + word.len())? == word).then_some((kind, pos + word.len()))
     };
@@ -1040,42 +919,15 @@ mod tests {
         Ok(kept)
     }
 
-    /// What a scan hands over: each kept member's slot and raw value, and the order.
-    type Handed<'a> = (Vec<(usize, Kind, &'a str, bool)>, MemberOrder);
-
-    /// The plain scan, when it reads `bytes`, hands over exactly what the full scan does (so it
-    /// accepts only documents the full scan accepts). Returns whether it read them.
+    /// The claims capture's plain scan, when it reads `bytes`, keeps what the full scan keeps.
+    /// Returns whether it read them.
     fn plain_agrees(bytes: &[u8]) -> bool {
-        let names = ["a", "x", "aud", "iss"];
-        let slot_of = |name: &str| names.iter().position(|n| *n == name);
-        let mut plain: Handed<'_> = (Vec::new(), MemberOrder::default());
-        let Some(order) = scan_plain_members(bytes, &slot_of, &mut |slot, raw, items| {
-            plain.0.push((slot, raw.kind, raw.text, raw.escaped));
-            let walked: Vec<_> = raw.items().map(|item| (item.kind, item.text)).collect();
-            match items {
-                Some(items) => {
-                    let handed: Vec<_> = items.iter().map(|item| (item.kind, item.text)).collect();
-                    assert_eq!(handed, walked);
-                    assert!(items.iter().all(|item| !item.escaped));
-                }
-                None => assert!(raw.kind != Kind::Array || walked.len() > PLAIN_ITEMS),
-            }
-        }) else {
-            return false;
-        };
-        plain.1 = order;
-        let mut full: Handed<'_> = (Vec::new(), MemberOrder::default());
-        full.1 = scan_members(bytes, &slot_of, &mut |slot, raw| {
-            full.0.push((slot, raw.kind, raw.text, raw.escaped));
-        })
-        .unwrap_or_else(|error| {
+        crate::claims::plain_scan_agrees(bytes).unwrap_or_else(|| {
             panic!(
-                "the plain scan read {:?}, which the full scan refuses: {error}",
+                "the plain scan disagrees with the full scan on {:?}",
                 String::from_utf8_lossy(bytes)
             )
-        });
-        assert_eq!(plain, full, "{:?}", String::from_utf8_lossy(bytes));
-        true
+        })
     }
 
     #[test]

@@ -37,10 +37,39 @@ fn from_authorization(headers: &HeaderMap) -> BearerToken {
     if values.next().is_some() {
         return BearerToken::Invalid("more than one Authorization header");
     }
-    let Some(text) = visible_ascii(value.as_bytes()) else {
-        return BearerToken::Invalid("the Authorization header is not ASCII");
+    parse_authorization_header(value.as_bytes())
+}
+
+const NOT_ASCII: &str = "the Authorization header is not ASCII";
+const SPACE_IN_TOKEN: &str = "the bearer token contains a space";
+
+/// An `Authorization` header's value as received: text only if every byte is visible ASCII or a
+/// tab (what `HeaderValue::to_str` accepts), then read as [`parse_authorization`] reads text. A
+/// `Bearer`/`DPoP` value is checked in one pass over its token, the kilobyte that matters.
+fn parse_authorization_header(bytes: &[u8]) -> BearerToken {
+    let (dpop, token) = match credentials(bytes) {
+        Ok(credentials) => credentials,
+        Err(BearerToken::Missing) if visible_ascii(bytes).is_none() => {
+            return BearerToken::Invalid(NOT_ASCII)
+        }
+        Err(other) => return other,
     };
-    parse_authorization(text)
+    // The scheme is letters and the separator spaces, so the token is the only place a byte
+    // that is not a token character can be: one branch-free pass for both refusals.
+    let unusual = token.iter().fold(false, |unusual, &byte| {
+        unusual | (!(0x21..0x7F).contains(&byte) & (byte != b'\t'))
+    });
+    if unusual {
+        return BearerToken::Invalid(if visible_ascii(token).is_none() {
+            NOT_ASCII
+        } else {
+            SPACE_IN_TOKEN
+        });
+    }
+    match std::str::from_utf8(token) {
+        Ok(token) => present(dpop, token),
+        Err(_) => BearerToken::Invalid(NOT_ASCII),
+    }
 }
 
 /// `bytes` as text when every byte is visible ASCII or a tab (what `HeaderValue::to_str`
@@ -56,36 +85,55 @@ fn visible_ascii(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(bytes).ok()
 }
 
-/// Reads one `Authorization` header value: `Bearer <token>` or `DPoP <token>` (scheme
-/// case-insensitive) is the token; another scheme is no token at all; a scheme without a
-/// token, or a token with a space, is `invalid_request`.
-pub fn parse_authorization(text: &str) -> BearerToken {
+/// Splits `Bearer <token>` / `DPoP <token>` (scheme case-insensitive, one or more spaces):
+/// whether the scheme is DPoP, and the token's bytes (non-empty). `Err(Missing)` for another
+/// scheme, `Err(Invalid)` for a Bearer/DPoP scheme without a token.
+fn credentials(bytes: &[u8]) -> Result<(bool, &[u8]), BearerToken> {
     // The scheme is a few bytes: found byte by byte, not with a searcher set up for a long text.
-    let scheme_end = text.bytes().position(|b| b == b' ').unwrap_or(text.len());
-    let (scheme, rest) = text.split_at(scheme_end);
-    let dpop = scheme.eq_ignore_ascii_case("dpop");
-    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
-        return BearerToken::Missing;
+    let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
+    let (scheme, rest) = bytes.split_at(scheme_end);
+    let dpop = scheme.eq_ignore_ascii_case(b"dpop");
+    if !dpop && !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(BearerToken::Missing);
     }
-    let token = rest.trim_start_matches(' ');
-    if token.is_empty() {
-        return BearerToken::Invalid(if dpop {
+    let token_start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    match rest.get(token_start..) {
+        Some(token) if !token.is_empty() => Ok((dpop, token)),
+        _ => Err(BearerToken::Invalid(if dpop {
             "the Authorization header has the DPoP scheme but no token"
         } else {
             "the Authorization header has the Bearer scheme but no token"
-        });
+        })),
     }
-    // A kilobyte's token checked without a branch per byte (as `visible_ascii`).
-    if token
-        .bytes()
-        .fold(false, |space, byte| space | (byte == b' '))
-    {
-        return BearerToken::Invalid("the bearer token contains a space");
-    }
+}
+
+fn present(dpop: bool, token: &str) -> BearerToken {
     if dpop {
         BearerToken::Dpop(token.to_owned())
     } else {
         BearerToken::Present(token.to_owned())
+    }
+}
+
+/// Reads an `Authorization` value (`Bearer <token>` or `DPoP <token>`, scheme case-insensitive).
+/// Another scheme is [`BearerToken::Missing`]; a Bearer/DPoP value without a token, or whose
+/// token contains a space, is `invalid_request`.
+pub fn parse_authorization(text: &str) -> BearerToken {
+    let (dpop, token) = match credentials(text.as_bytes()) {
+        Ok(credentials) => credentials,
+        Err(refusal) => return refusal,
+    };
+    // A kilobyte's token checked without a branch per byte (as `visible_ascii`).
+    if token
+        .iter()
+        .fold(false, |space, &byte| space | (byte == b' '))
+    {
+        return BearerToken::Invalid(SPACE_IN_TOKEN);
+    }
+    // The token is the text's tail after ASCII spaces: a character boundary.
+    match text.get(text.len() - token.len()..) {
+        Some(token) => present(dpop, token),
+        None => BearerToken::Invalid(NOT_ASCII),
     }
 }
 
@@ -197,6 +245,29 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    proptest::proptest! {
+        /// The header's one-pass reading is exactly "text if visible ASCII, then read as text".
+        #[test]
+        fn a_header_value_reads_as_its_text(
+            scheme in proptest::sample::select(vec!["Bearer", "bearer", "DPoP", "dpop", "Basic", "", "Bearerx"]),
+            spaces in 0usize..3,
+            token in proptest::collection::vec(proptest::prop_oneof![
+                4 => 0x21u8..0x7F,
+                1 => proptest::prelude::any::<u8>(),
+                1 => proptest::sample::select(vec![b' ', b'\t', 0x7F, 0x80, 0xC3, 0xA9]),
+            ], 0..40),
+        ) {
+            let mut bytes = scheme.as_bytes().to_vec();
+            bytes.extend(std::iter::repeat_n(b' ', spaces));
+            bytes.extend(&token);
+            let expected = match visible_ascii(&bytes) {
+                None => BearerToken::Invalid(NOT_ASCII),
+                Some(text) => parse_authorization(text),
+            };
+            proptest::prop_assert_eq!(parse_authorization_header(&bytes), expected);
+        }
     }
 
     #[test]

@@ -163,21 +163,28 @@ pub const CAPTURED: [&str; 13] = [
 /// thirteen strings looks too large, and each lookup by name pays a call and the comparisons).
 #[inline(always)]
 pub fn captured_slot(name: &str) -> Option<usize> {
+    captured_slot_of_bytes(name.as_bytes())
+}
+
+/// [`captured_slot`] of a name's bytes (the plain scan looks names up without making them
+/// `str`s first).
+#[inline(always)]
+fn captured_slot_of_bytes(name: &[u8]) -> Option<usize> {
     // A match compiles to a length switch and one comparison, not a scan of the list.
     Some(match name {
-        "iss" => 0,
-        "aud" => 1,
-        "exp" => 2,
-        "nbf" => 3,
-        "iat" => 4,
-        "sub" => 5,
-        "azp" => 6,
-        "client_id" => 7,
-        "jti" => 8,
-        "scope" => 9,
-        "scp" => 10,
-        "permissions" => 11,
-        "cnf" => 12,
+        b"iss" => 0,
+        b"aud" => 1,
+        b"exp" => 2,
+        b"nbf" => 3,
+        b"iat" => 4,
+        b"sub" => 5,
+        b"azp" => 6,
+        b"client_id" => 7,
+        b"jti" => 8,
+        b"scope" => 9,
+        b"scp" => 10,
+        b"permissions" => 11,
+        b"cnf" => 12,
         _ => return None,
     })
 }
@@ -476,7 +483,7 @@ impl CompactBuilder {
         let bytes = payload;
         let mut filled: u64 = 0;
         let mut kept_count = 0usize;
-        let mut other_names: [&str; OTHER_NAMES] = [""; OTHER_NAMES];
+        let mut other_names: [&[u8]; OTHER_NAMES] = [&[]; OTHER_NAMES];
         let mut others = 0usize;
         let mut pos = skip_whitespace(bytes, 0);
         if *bytes.get(pos)? != b'{' {
@@ -488,13 +495,14 @@ impl CompactBuilder {
         } else {
             loop {
                 let name_end = plain_string_end(bytes, pos)?;
-                let name = text.get(pos + 1..name_end - 1)?;
+                // Plain (no escapes), so its bytes are the name.
+                let name = bytes.get(pos + 1..name_end - 1)?;
                 pos = skip_whitespace(bytes, name_end);
                 if *bytes.get(pos)? != b':' {
                     return None;
                 }
                 pos = skip_whitespace(bytes, pos + 1);
-                let slot = captured_slot(name);
+                let slot = captured_slot_of_bytes(name);
                 match slot {
                     Some(slot) if filled & (1 << slot) != 0 => return None,
                     Some(slot) => filled |= 1 << slot,

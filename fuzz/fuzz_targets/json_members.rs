@@ -6,7 +6,9 @@
 //! §3.5): this target asserts they give the same verdict on every input, and that every member
 //! the scanner keeps reads back as the value the full parse holds. On an accepted document,
 //! `find_member` (which skips values by their ends, trusting the scan) finds every top-level
-//! member as the full parse holds it. Nothing may panic.
+//! member as the full parse holds it. The claims capture's plain one-pass scan
+//! (`claims::plain_scan_agrees`), when it reads a document at all, keeps exactly what the full
+//! scan keeps. Nothing may panic.
 //!
 //! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run json_members fuzz/seeds/json_members -- -max_total_time=60`
 //! from the repository root (see `fuzz/README.md`).
@@ -15,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_core::internal::json::parse_object;
+use jwtgate_core::claims::plain_scan_agrees;
 use jwtgate_core::internal::members::{find_member, scan_members};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,6 +33,12 @@ fuzz_target!(|data: &[u8]| {
             let items: Vec<_> = raw.items().map(|item| item.to_value()).collect();
             kept.push((slot, raw.to_value(), raw.string(), items));
         },
+    );
+    // The claims capture's plain one-pass scan keeps exactly what the full scan keeps whenever
+    // it reads a document (the full scan decides everything else).
+    assert!(
+        plain_scan_agrees(data).is_some(),
+        "the plain claims scan disagrees with the full scan"
     );
     let parsed = parse_object(data);
     match (&scanned, &parsed) {

@@ -6,8 +6,10 @@
 //! strictly but keeps only [`CAPTURED`] members, and the full map is built when someone asks for
 //! it (an application reading custom claims, a diagnostic after a failure).
 
+use crate::internal::base64url;
 use crate::internal::json::JsonError;
 use crate::internal::members::{self, Kind, MemberOrder, RawValue};
+use crate::jws::{JwsError, Segment};
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -161,21 +163,28 @@ pub const CAPTURED: [&str; 13] = [
 /// thirteen strings looks too large, and each lookup by name pays a call and the comparisons).
 #[inline(always)]
 pub fn captured_slot(name: &str) -> Option<usize> {
+    captured_slot_of_bytes(name.as_bytes())
+}
+
+/// [`captured_slot`] of a name's bytes (the plain scan looks names up without making them
+/// `str`s first).
+#[inline(always)]
+fn captured_slot_of_bytes(name: &[u8]) -> Option<usize> {
     // A match compiles to a length switch and one comparison, not a scan of the list.
     Some(match name {
-        "iss" => 0,
-        "aud" => 1,
-        "exp" => 2,
-        "nbf" => 3,
-        "iat" => 4,
-        "sub" => 5,
-        "azp" => 6,
-        "client_id" => 7,
-        "jti" => 8,
-        "scope" => 9,
-        "scp" => 10,
-        "permissions" => 11,
-        "cnf" => 12,
+        b"iss" => 0,
+        b"aud" => 1,
+        b"exp" => 2,
+        b"nbf" => 3,
+        b"iat" => 4,
+        b"sub" => 5,
+        b"azp" => 6,
+        b"client_id" => 7,
+        b"jti" => 8,
+        b"scope" => 9,
+        b"scp" => 10,
+        b"permissions" => 11,
+        b"cnf" => 12,
         _ => return None,
     })
 }
@@ -214,6 +223,21 @@ pub(crate) fn map_heap_bytes(map: &serde_json::Map<String, Value>) -> usize {
 /// (`iss`, `aud`, `azp`, `client_id`, `scope`, `scp`, `permissions`), kept in the shared text
 /// buffer with the header's `kid` and `typ`.
 const SHARED_SLOTS: [usize; 7] = [0, 1, 6, 7, 9, 10, 11];
+
+/// Whether the claim in `slot` goes to the shared buffer ([`SHARED_SLOTS`] as one bit mask).
+#[inline(always)]
+fn is_shared(slot: usize) -> bool {
+    const MASK: u64 = {
+        let mut mask = 0u64;
+        let mut index = 0;
+        while index < SHARED_SLOTS.len() {
+            mask |= 1 << SHARED_SLOTS[index];
+            index += 1;
+        }
+        mask
+    };
+    slot < 64 && MASK & (1 << slot) != 0
+}
 
 /// The most distinct shared buffers [`intern`] remembers (then it starts afresh).
 const INTERNED_MAX: usize = 4096;
@@ -335,6 +359,8 @@ pub(crate) struct CompactClaims {
 /// Builds a [`CompactClaims`]: appends texts to one buffer.
 #[derive(Default)]
 struct CompactBuilder {
+    /// The decoded payload being scanned.
+    payload: Vec<u8>,
     text: String,
     shared: String,
     items: Vec<Span>,
@@ -356,6 +382,7 @@ impl CompactBuilder {
 
     /// Gives back what a large token made the buffers grow to.
     fn trim(&mut self) {
+        self.payload.shrink_to(Self::KEPT_CAPACITY);
         self.text.shrink_to(Self::KEPT_CAPACITY);
         self.shared.shrink_to(Self::KEPT_CAPACITY);
         self.items.shrink_to(Self::KEPT_CAPACITY / 4);
@@ -382,11 +409,15 @@ impl CompactBuilder {
 
     /// Appends the items of an array of strings, their spans straight into the item list;
     /// `None` (both left as they were) past fifteen bits or when an item is not a string.
-    fn push_strings(&mut self, array: &RawValue<'_>, shared: bool) -> Option<Kept> {
+    fn push_strings<'v>(
+        &mut self,
+        items: impl Iterator<Item = RawValue<'v>>,
+        shared: bool,
+    ) -> Option<Kept> {
         let first_item = self.items.len();
         let text_len = (self.text.len(), self.shared.len());
         let mut complete = true;
-        for item in array.items() {
+        for item in items {
             match item.string().and_then(|text| self.push(&text, shared)) {
                 Some(span) => self.items.push(span),
                 None => {
@@ -417,7 +448,7 @@ impl CompactBuilder {
                 .and_then(|text| self.push(&text, shared))
                 .map(Kept::Text),
             Kind::Number => self.push(raw.text(), false).map(Kept::Number),
-            Kind::Array => self.push_strings(raw, shared),
+            Kind::Array => self.push_strings(raw.items(), shared),
             Kind::Object | Kind::Bool | Kind::Null => None,
         };
         match (compact, u16::try_from(self.values.len())) {
@@ -431,7 +462,182 @@ impl CompactBuilder {
     }
 }
 
+impl CompactBuilder {
+    /// The plain one-pass reading of the common claims document, straight into the buffers:
+    /// member names and strings without escapes, integers, `true`/`false`/`null`, and flat
+    /// arrays of those, with every captured member a string, a number or an array of strings
+    /// (the subset `members::plain_scalar_end` and `members::plain_string_end` read). For such
+    /// a document it keeps exactly what the full scan with [`CompactBuilder::keep`] keeps, in
+    /// `slots` and `order`, and returns whether the payload has other members; for any other
+    /// document, well-formed or not, `None`, and the caller empties the buffers and runs the
+    /// full scan, which decides.
+    fn scan_plain(
+        &mut self,
+        slots: &mut [Kept; CAPTURED.len()],
+        order: &mut [u8; CAPTURED.len()],
+        payload: &[u8],
+    ) -> Option<bool> {
+        use members::{plain_scalar_end, plain_string_end, skip_whitespace};
+        const OTHER_NAMES: usize = 16;
+        let text = std::str::from_utf8(payload).ok()?;
+        let bytes = payload;
+        let mut filled: u64 = 0;
+        let mut kept_count = 0usize;
+        let mut other_names: [&[u8]; OTHER_NAMES] = [&[]; OTHER_NAMES];
+        let mut others = 0usize;
+        let mut pos = skip_whitespace(bytes, 0);
+        if *bytes.get(pos)? != b'{' {
+            return None;
+        }
+        pos = skip_whitespace(bytes, pos + 1);
+        if bytes.get(pos) == Some(&b'}') {
+            pos += 1;
+        } else {
+            loop {
+                let name_end = plain_string_end(bytes, pos)?;
+                // Plain (no escapes), so its bytes are the name.
+                let name = bytes.get(pos + 1..name_end - 1)?;
+                pos = skip_whitespace(bytes, name_end);
+                if *bytes.get(pos)? != b':' {
+                    return None;
+                }
+                pos = skip_whitespace(bytes, pos + 1);
+                let slot = captured_slot_of_bytes(name);
+                match slot {
+                    Some(slot) if filled & (1 << slot) != 0 => return None,
+                    Some(slot) => filled |= 1 << slot,
+                    None => {
+                        if other_names.get(..others)?.contains(&name) {
+                            return None;
+                        }
+                        *other_names.get_mut(others)? = name;
+                        others += 1;
+                    }
+                }
+                let shared = slot.is_some_and(is_shared);
+                let kept = if *bytes.get(pos)? == b'[' {
+                    let first = self.items.len();
+                    pos = skip_whitespace(bytes, pos + 1);
+                    if bytes.get(pos) != Some(&b']') {
+                        loop {
+                            let (kind, end) = plain_scalar_end(bytes, pos)?;
+                            if slot.is_some() {
+                                if kind != Kind::String {
+                                    return None;
+                                }
+                                let span = self.push(text.get(pos + 1..end - 1)?, shared)?;
+                                self.items.push(span);
+                            }
+                            pos = skip_whitespace(bytes, end);
+                            match *bytes.get(pos)? {
+                                b',' => pos = skip_whitespace(bytes, pos + 1),
+                                b']' => break,
+                                _ => return None,
+                            }
+                        }
+                    }
+                    pos += 1;
+                    Kept::Strings {
+                        first: u16::try_from(first).ok()?,
+                        count: u16::try_from(self.items.len() - first).ok()?,
+                    }
+                } else {
+                    let (kind, end) = plain_scalar_end(bytes, pos)?;
+                    let kept = match (slot, kind) {
+                        (None, _) => Kept::Absent,
+                        (Some(_), Kind::String) => {
+                            Kept::Text(self.push(text.get(pos + 1..end - 1)?, shared)?)
+                        }
+                        (Some(_), Kind::Number) => {
+                            Kept::Number(self.push(text.get(pos..end)?, false)?)
+                        }
+                        (Some(_), _) => return None,
+                    };
+                    pos = end;
+                    kept
+                };
+                if let Some(slot) = slot {
+                    *slots.get_mut(slot)? = kept;
+                    *order.get_mut(kept_count)? = u8::try_from(slot).ok()?;
+                    kept_count += 1;
+                }
+                pos = skip_whitespace(bytes, pos);
+                match *bytes.get(pos)? {
+                    b',' => pos = skip_whitespace(bytes, pos + 1),
+                    b'}' => {
+                        pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        (skip_whitespace(bytes, pos) == bytes.len()).then_some(others > 0)
+    }
+}
+
+/// Whether the plain scan ([`CompactBuilder::scan_plain`]) agrees with the full scan on
+/// `payload`: `Some(true)` when it read the document and kept exactly what the full scan keeps
+/// (the same spans, texts, order and other-members flag), `Some(false)` when it left the
+/// document to the full scan, `None` when they disagree. For the tests and the fuzz targets.
+#[doc(hidden)]
+pub fn plain_scan_agrees(payload: &[u8]) -> Option<bool> {
+    let mut plain = CompactBuilder::default();
+    let mut plain_slots = [Kept::Absent; CAPTURED.len()];
+    let mut plain_order = [u8::MAX; CAPTURED.len()];
+    let Some(others) = plain.scan_plain(&mut plain_slots, &mut plain_order, payload) else {
+        return Some(false);
+    };
+    let mut full = CompactBuilder::default();
+    let mut full_slots = [Kept::Absent; CAPTURED.len()];
+    let order = members::scan_members(payload, &captured_slot, &mut |slot, raw| {
+        if let Some(target) = full_slots.get_mut(slot) {
+            *target = full.keep(&raw, is_shared(slot));
+        }
+    })
+    .ok()?;
+    let mut full_order = [u8::MAX; CAPTURED.len()];
+    for (position, &slot) in full_order.iter_mut().zip(order.slots()) {
+        *position = slot;
+    }
+    let same = plain_slots == full_slots
+        && plain_order == full_order
+        && others == order.others()
+        && plain.text == full.text
+        && plain.shared == full.shared
+        && plain.items == full.items
+        && plain.values.is_empty()
+        && full.values.is_empty();
+    same.then_some(true)
+}
+
+/// A decoded payload kept beside its captured claims (`None`: they are all of it).
+pub(crate) type KeptPayload = Option<Box<[u8]>>;
+
+/// Runs `work` with this thread's reused builder (emptied first, trimmed after), or with a
+/// fresh one when that is unavailable (re-entered, or the thread is ending).
+fn with_scratch<T>(work: impl Fn(&mut CompactBuilder) -> T) -> T {
+    thread_local! {
+        /// The buffers claims are gathered in before their exact-size copies, reused by
+        /// every scan on this thread (no allocation for them per token).
+        static SCRATCH: RefCell<CompactBuilder> = RefCell::default();
+    }
+    let run = |builder: &mut CompactBuilder| {
+        builder.clear();
+        let result = work(builder);
+        builder.trim();
+        result
+    };
+    SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut builder) => run(&mut builder),
+            Err(_) => run(&mut CompactBuilder::default()),
+        })
+        .unwrap_or_else(|_| run(&mut CompactBuilder::default()))
+}
+
 impl CompactClaims {
+    #[cfg(test)]
     /// Validates `payload` as a strict JSON object ([`members::scan_members`]: exactly what
     /// [`crate::internal::json::parse_object`] accepts) and keeps its [`CAPTURED`] members,
     /// straight from the text the scan validated, with the header's `kid` and `typ`. Also
@@ -441,23 +647,45 @@ impl CompactClaims {
         kid: Option<&str>,
         typ: Option<&str>,
     ) -> Result<(CompactClaims, bool), JsonError> {
-        thread_local! {
-            /// The buffers claims are gathered in before their exact-size copies, reused by
-            /// every scan on this thread (no allocation for them per token).
-            static SCRATCH: RefCell<CompactBuilder> = RefCell::default();
-        }
-        let scan = |builder: &mut CompactBuilder| {
-            builder.clear();
-            let scanned = Self::scan_into(builder, payload, kid, typ);
-            builder.trim();
+        with_scratch(|builder| Self::scan_into(builder, payload, kid, typ))
+    }
+
+    /// Decodes the base64url payload segment `payload_b64` into a reused buffer and scans it as
+    /// [`CompactClaims::scan`] does. Also returns an owned copy of the payload when it has
+    /// members beyond the captured ones (otherwise the captured claims are all of it, and
+    /// nothing else is kept).
+    pub(crate) fn decode_and_scan(
+        payload_b64: &[u8],
+        kid: Option<&str>,
+        typ: Option<&str>,
+    ) -> Result<(CompactClaims, KeptPayload), JwsError> {
+        with_scratch(|builder| {
+            let mut payload = std::mem::take(&mut builder.payload);
+            let scanned = Self::decode_into(&mut payload, payload_b64).and_then(|()| {
+                let (claims, others) =
+                    Self::scan_into(builder, &payload, kid, typ).map_err(|error| {
+                        JwsError::Json {
+                            segment: Segment::Payload,
+                            error,
+                        }
+                    })?;
+                Ok((claims, others.then(|| Box::from(payload.as_slice()))))
+            });
+            builder.payload = payload;
             scanned
+        })
+    }
+
+    /// Decodes the payload segment into `payload` (emptied first).
+    fn decode_into(payload: &mut Vec<u8>, payload_b64: &[u8]) -> Result<(), JwsError> {
+        let error = |error| JwsError::Base64 {
+            segment: Segment::Payload,
+            error,
         };
-        SCRATCH
-            .try_with(|scratch| match scratch.try_borrow_mut() {
-                Ok(mut builder) => scan(&mut builder),
-                Err(_) => scan(&mut CompactBuilder::default()),
-            })
-            .unwrap_or_else(|_| scan(&mut CompactBuilder::default()))
+        payload.clear();
+        payload.resize(base64url::decoded_len(payload_b64.len()).map_err(error)?, 0);
+        base64url::decode_into(payload_b64, payload).map_err(error)?;
+        Ok(())
     }
 
     /// [`CompactClaims::scan`] with `builder`'s (empty) buffers.
@@ -475,15 +703,26 @@ impl CompactClaims {
             order: [u8::MAX; CAPTURED.len()],
             ..CompactClaims::default()
         };
-        let order: MemberOrder =
-            members::scan_members(payload, &captured_slot, &mut |slot, raw| {
-                if let Some(target) = compact.slots.get_mut(slot) {
-                    *target = builder.keep(&raw, SHARED_SLOTS.contains(&slot));
+        // The common document in one pass; anything else (or any error) by the full scan,
+        // from the start.
+        let others = match builder.scan_plain(&mut compact.slots, &mut compact.order, payload) {
+            Some(others) => others,
+            None => {
+                builder.clear();
+                compact.slots = Default::default();
+                compact.order = [u8::MAX; CAPTURED.len()];
+                let order: MemberOrder =
+                    members::scan_members(payload, &captured_slot, &mut |slot, raw| {
+                        if let Some(target) = compact.slots.get_mut(slot) {
+                            *target = builder.keep(&raw, is_shared(slot));
+                        }
+                    })?;
+                for (position, &slot) in compact.order.iter_mut().zip(order.slots()) {
+                    *position = slot;
                 }
-            })?;
-        for (position, &slot) in compact.order.iter_mut().zip(order.slots()) {
-            *position = slot;
-        }
+                order.others()
+            }
+        };
         compact.kid = kid.and_then(|kid| builder.push(kid, true));
         compact.typ = typ.and_then(|typ| builder.push(typ, true));
         // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
@@ -492,7 +731,7 @@ impl CompactClaims {
         compact.shared = intern(&builder.shared);
         compact.items = Box::from(builder.items.as_slice());
         compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
-        Ok((compact, order.others()))
+        Ok((compact, others))
     }
 
     /// A span's text (empty if out of range, which the constructor never makes).
@@ -710,6 +949,104 @@ mod tests {
                     "{text} should take the fast path"
                 ),
             }
+        }
+    }
+
+    /// The plain scan reads the common shapes of captured claims and leaves every other one to
+    /// the full scan, and whenever it reads, it keeps what the full scan keeps.
+    #[test]
+    fn the_plain_scan_keeps_what_the_full_scan_keeps() {
+        let read: [&[u8]; 6] = [
+            br#"{"iss":"https://i/","sub":"s","aud":["a","b"],"iat":1,"exp":2,"scope":"x y","azp":"z","permissions":["p","q"],"gty":"client-credentials","org_id":"o"}"#,
+            br#"{"aud":"a","scp":[],"permissions":[],"exp":-0,"nbf":0,"jti":"","client_id":"c"}"#,
+            b" {\n \"iss\" : \"\xc3\xa9\" ,\t\"x\":[1,true,null,\"s\"], \"y\":false } ",
+            br#"{"sub":"s","custom":[1,2,3],"flag":true,"none":null}"#,
+            br#"{}"#,
+            br#"{"aud":["a","a","a"]}"#,
+        ];
+        for document in read {
+            assert_eq!(
+                plain_scan_agrees(document),
+                Some(true),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        let left: [&[u8]; 14] = [
+            br#"{"aud":["a",1]}"#,
+            br#"{"aud":[["a"]]}"#,
+            br#"{"jti":null}"#,
+            br#"{"exp":true}"#,
+            br#"{"exp":1.5}"#,
+            br#"{"exp":1e9}"#,
+            br#"{"cnf":{"jkt":"t"}}"#,
+            br#"{"iss":"a","iss":"b"}"#,
+            br#"{"x":1,"x":2}"#,
+            br#"{"sub":"a\"b"}"#,
+            br#"{"s\u0075b":"a"}"#,
+            br#"{"iss":"a",}"#,
+            br#"{"iss":"a"} {}"#,
+            br#"{"iss":"a""#,
+        ];
+        for document in left {
+            assert_eq!(
+                plain_scan_agrees(document),
+                Some(false),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+    }
+
+    /// A captured or other claim's value: the shapes the plain scan reads, and some it leaves.
+    fn claim_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let scalar = prop_oneof![
+            "[a-z:/ |\u{e9}]{0,12}".prop_map(|text| format!("\"{text}\"")),
+            "[a-z\"\\\\\u{1}]{0,4}".prop_map(|text| Value::from(text).to_string()),
+            any::<u32>().prop_map(|number| number.to_string()),
+            any::<i64>().prop_map(|number| number.to_string()),
+            Just("1.5".to_owned()),
+            Just("01".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+        ];
+        prop_oneof![
+            3 => scalar.clone(),
+            2 => proptest::collection::vec(scalar, 0..4)
+                .prop_map(|items| format!("[{}]", items.join(","))),
+            1 => Just(r#"{"jkt":"t"}"#.to_owned()),
+            1 => Just("[[1]]".to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_and_full_scans_agree_on_claims_documents(
+            members in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    "iss", "aud", "exp", "nbf", "iat", "sub", "azp", "client_id", "jti",
+                    "scope", "scp", "permissions", "cnf", "gty", "org", "x",
+                ]), claim_value()),
+                0..10,
+            ),
+            spaced in proptest::bool::ANY,
+            cut in proptest::sample::select(vec![0usize, 1, 2, 7]),
+        ) {
+            let separator = if spaced { " , " } else { "," };
+            let members: Vec<String> =
+                members.iter().map(|(name, value)| format!("\"{name}\":{value}")).collect();
+            let text = format!("{{{}}}", members.join(separator)).into_bytes();
+            proptest::prop_assert!(plain_scan_agrees(&text).is_some(), "{}", String::from_utf8_lossy(&text));
+            let cut = text.len().saturating_sub(cut);
+            proptest::prop_assert!(plain_scan_agrees(&text[..cut]).is_some());
+        }
+    }
+
+    #[test]
+    fn shared_slots_are_the_listed_ones() {
+        for slot in 0..80 {
+            assert_eq!(is_shared(slot), SHARED_SLOTS.contains(&slot), "{slot}");
         }
     }
 

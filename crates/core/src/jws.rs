@@ -247,17 +247,6 @@ impl Header {
         })
     }
 
-    /// A copy without the parameter map (built again when asked for).
-    fn without_map(&self) -> Header {
-        Header {
-            alg: self.alg,
-            kid: self.kid.clone(),
-            typ: self.typ.clone(),
-            json: self.json.clone(),
-            raw: OnceLock::new(),
-        }
-    }
-
     /// Validates decoded header JSON strictly and checks its parameters, without building the
     /// parameter map (that happens only if [`Header::raw`] is called).
     pub fn parse(json_bytes: Vec<u8>) -> Result<Header, JwsError> {
@@ -283,7 +272,7 @@ impl Header {
 /// scanning it. An entry is what [`Header::parse`] made of exactly those bytes, so a hit is the
 /// header a fresh parse would give; only headers that parsed are kept, and only short ones.
 struct RecentHeaders {
-    /// Each segment and its header, shared so that a hit copies it after the lock is let go.
+    /// Each segment and its header, shared with the tokens that carry it (a hit copies nothing).
     entries: Vec<(Box<[u8]>, Arc<Header>)>,
     /// The entry replaced next.
     next: usize,
@@ -305,28 +294,25 @@ impl RecentHeaders {
         })
     }
 
-    /// The header parsed from exactly `segment`, when kept.
-    fn find(segment: &[u8]) -> Option<Header> {
+    /// The header parsed from exactly `segment`, when kept (shared: a hit copies nothing).
+    fn find(segment: &[u8]) -> Option<Arc<Header>> {
         if segment.len() > Self::MAX_LEN {
             return None;
         }
-        let found = {
-            let table = Self::table().lock().ok()?;
-            table
-                .entries
-                .iter()
-                .find(|(kept, _)| **kept == *segment)
-                .map(|(_, header)| Arc::clone(header))
-        }?;
-        Some(found.without_map())
+        let table = Self::table().lock().ok()?;
+        table
+            .entries
+            .iter()
+            .find(|(kept, _)| **kept == *segment)
+            .map(|(_, header)| Arc::clone(header))
     }
 
     /// Keeps `header`, parsed from `segment`.
-    fn remember(segment: &[u8], header: &Header) {
+    fn remember(segment: &[u8], header: &Arc<Header>) {
         if segment.len() > Self::MAX_LEN {
             return;
         }
-        let entry = (Box::from(segment), Arc::new(header.without_map()));
+        let entry = (Box::from(segment), Arc::clone(header));
         let Ok(mut table) = Self::table().lock() else {
             return;
         };
@@ -342,7 +328,8 @@ impl RecentHeaders {
 /// A parsed but unverified JWS: the header is decoded and checked, nothing else is trusted.
 #[derive(Debug, Clone)]
 pub struct CompactJws<'a> {
-    header: Header,
+    /// Shared with the recent-header table when found there (a hit copies nothing).
+    header: Arc<Header>,
     signing_input: &'a [u8],
     payload: &'a [u8],
     signature: &'a [u8],
@@ -395,7 +382,7 @@ impl<'a> CompactJws<'a> {
                         segment: Segment::Header,
                         error,
                     })?;
-                let header = Header::parse(header_json)?;
+                let header = Arc::new(Header::parse(header_json)?);
                 RecentHeaders::remember(header_b64, &header);
                 header
             }
@@ -416,8 +403,13 @@ impl<'a> CompactJws<'a> {
         &self.header
     }
 
-    /// Consumes the token, returning its header (no clone).
+    /// Consumes the token, returning its header (a copy when the header is shared).
     pub fn into_header(self) -> Header {
+        Arc::unwrap_or_clone(self.header)
+    }
+
+    /// Consumes the token, returning its header as shared (never a copy).
+    pub(crate) fn into_shared_header(self) -> Arc<Header> {
         self.header
     }
 

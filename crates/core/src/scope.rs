@@ -126,20 +126,24 @@ fn words(text: Option<&str>) -> NonEmptyPieces<'_> {
 pub const MAX_GRANTED_SCOPES: usize = 1024;
 
 /// True when the claims grant more than [`MAX_GRANTED_SCOPES`] entries (stops counting there).
-pub fn exceeds_cap(claims: &dyn ClaimSet) -> Option<usize> {
+pub fn exceeds_cap<C: ClaimSet>(claims: &C) -> Option<usize> {
     // Most entries each claim could hold: a space-delimited string of `n` bytes has at most
     // `ceil(n / 2)` non-empty entries, an array one per element. Real tokens are far below the
     // cap by this bound alone, so they are never split here.
     let text_bound = |text: &str| text.len().div_ceil(2);
-    let bound = |name: &str| match claims.get(name) {
+    let bound = |claim: Claim<'_>| match claim {
         Claim::Text(text) => text_bound(text),
         Claim::Strings(items) => items.count(),
         Claim::Json(Value::Array(items)) => items.len(),
         _ => 0,
     };
-    if SCOPE_CLAIMS.iter().map(|name| bound(name)).sum::<usize>() <= MAX_GRANTED_SCOPES {
+    // Each claim by its constant name (so that a compact claim set reads its slot directly).
+    let total =
+        bound(claims.get("scope")) + bound(claims.get("scp")) + bound(claims.get("permissions"));
+    if total <= MAX_GRANTED_SCOPES {
         return None;
     }
+    let claims: &dyn ClaimSet = claims;
     let over = granted(claims).nth(MAX_GRANTED_SCOPES).is_some();
     over.then(|| granted(claims).count())
 }

@@ -436,14 +436,15 @@ impl DpopRefusal {
 /// (the origin a front end passes in `RequestView::origin`) ever read, so a front end finds it
 /// only for such requests.
 pub fn carries_proof(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(PROOF_HEADER)
+    headers.contains_key(&PROOF_HEADER_NAME)
 }
 
 /// The request header that carries a DPoP proof (RFC 9449 §4.1).
 pub const PROOF_HEADER: &str = "dpop";
 
-/// [`PROOF_HEADER`] as a header name.
-pub const PROOF_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(PROOF_HEADER);
+/// [`PROOF_HEADER`] as a header name, built once (a `&str` name is parsed again on every
+/// lookup).
+pub static PROOF_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(PROOF_HEADER);
 
 /// `scheme://authority` from the fronting proxy's `X-Forwarded-Proto` and `X-Forwarded-Host`
 /// (forward-auth, ext_authz): exactly one of each, `http` or `https`, a plain authority.

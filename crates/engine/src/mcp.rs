@@ -612,8 +612,8 @@ fn needed_missing<'a>(extra: &'a ScopeRequirement, verified: &Verified) -> Vec<&
 /// The header carrying a Streamable HTTP session.
 pub const SESSION_HEADER: &str = "mcp-session-id";
 
-/// [`SESSION_HEADER`] as a header name.
-pub const SESSION_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(SESSION_HEADER);
+/// [`SESSION_HEADER`] as a header name, built once.
+pub static SESSION_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(SESSION_HEADER);
 
 /// Most sessions remembered (least recently used forgotten first).
 const SESSION_BINDINGS: usize = 100_000;

@@ -98,21 +98,28 @@ enum OriginalRequestError {
 /// copy through (nginx's `auth_request` forwards client headers unless told otherwise) must never
 /// let the client choose which path is checked.
 fn original_request(headers: &HeaderMap) -> Result<(Cow<'_, str>, &str), OriginalRequestError> {
-    /// The four headers, as names built once (a `&str` name is parsed on every lookup).
+    /// The four headers, as names built once.
     static NAMES: [HeaderName; 4] = [
         HeaderName::from_static("x-forwarded-method"),
         HeaderName::from_static("x-original-method"),
         HeaderName::from_static("x-forwarded-uri"),
         HeaderName::from_static("x-original-uri"),
     ];
-    let get = |name: &'static HeaderName| {
-        let label = name.as_str();
-        let mut values = headers.get_all(name).iter();
-        let first = values.next();
-        if values.next().is_some() {
+    // One pass over the headers (a lookup hashes the name; four of them cost more than the
+    // walk): each name's value, and whether it came more than once.
+    let mut values: [Option<&HeaderValue>; 4] = [None; 4];
+    let mut repeated = [false; 4];
+    for (name, value) in headers {
+        if let Some(slot) = NAMES.iter().position(|known| known == name) {
+            repeated[slot] |= values[slot].replace(value).is_some();
+        }
+    }
+    let get = |slot: usize| {
+        let label = NAMES[slot].as_str();
+        if repeated[slot] {
             return Err(OriginalRequestError::Conflict);
         }
-        let Some(first) = first else {
+        let Some(first) = values[slot] else {
             return Ok(None);
         };
         let text = first
@@ -143,8 +150,8 @@ fn original_request(headers: &HeaderMap) -> Result<(Cow<'_, str>, &str), Origina
             (a, b) => Ok(a.or(b)),
         }
     }
-    let method = agree(get(&NAMES[0])?, get(&NAMES[1])?, true)?;
-    let uri = agree(get(&NAMES[2])?, get(&NAMES[3])?, false)?;
+    let method = agree(get(0)?, get(1)?, true)?;
+    let uri = agree(get(2)?, get(3)?, false)?;
     match (method, uri) {
         (Some(method), Some(uri)) if method.bytes().any(|b| b.is_ascii_lowercase()) => {
             Ok((Cow::Owned(method.to_ascii_uppercase()), uri))
@@ -269,11 +276,12 @@ fn render_forward_auth(state: &AppState, outcome: Outcome) -> Response {
     match outcome {
         Outcome::Allow(allow) => {
             let mut response = StatusCode::OK.into_response();
+            let headers = response.headers_mut();
             for (name, value) in allow.identity {
-                response.headers_mut().insert(name, value);
+                headers.insert(name, value);
             }
             // The proxy copies it to the client's answer (the recipes say how).
-            add_dpop_nonce(response.headers_mut(), allow.dpop_nonce.as_deref());
+            add_dpop_nonce(headers, allow.dpop_nonce.as_deref());
             response
         }
         Outcome::Preflight => StatusCode::OK.into_response(),

@@ -137,8 +137,14 @@ impl<'a> Iterator for Items<'a> {
         self.state = ItemsState::Next;
         self.walker.whitespace();
         let start = self.walker.pos;
-        // Validated already, so each item only needs its end found.
-        match self.walker.value() {
+        // Validated already, so each item only needs its end found (a string, the usual item,
+        // directly).
+        let found = if self.walker.bytes.get(start) == Some(&b'"') {
+            self.walker.string().map(|escaped| (Kind::String, escaped))
+        } else {
+            self.walker.value()
+        };
+        match found {
             Some((kind, escaped)) => Some(RawValue {
                 kind,
                 text: self.text.get(start..self.walker.pos).unwrap_or_default(),
@@ -193,11 +199,16 @@ pub const MAX_SLOTS: usize = 64;
 /// Validates `bytes` as one JSON object exactly as [`super::json::parse_object`] does, handing
 /// each top-level member for which `slot_of` gives a slot (below [`MAX_SLOTS`]) to `keep`,
 /// in document order. Returns the order of the kept members.
-pub fn scan_members<'a>(
+/// (Generic, so the request path's name lookup and keeper are inlined; `&dyn` closures work too.)
+pub fn scan_members<'a, S, K>(
     bytes: &'a [u8],
-    slot_of: &dyn Fn(&str) -> Option<usize>,
-    keep: &mut dyn FnMut(usize, RawValue<'a>),
-) -> Result<MemberOrder, JsonError> {
+    slot_of: &S,
+    keep: &mut K,
+) -> Result<MemberOrder, JsonError>
+where
+    S: Fn(&str) -> Option<usize> + ?Sized,
+    K: FnMut(usize, RawValue<'a>) + ?Sized,
+{
     // One UTF-8 check of the whole document (word at a time) instead of one per string.
     let text = std::str::from_utf8(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
     let mut scanner = Scanner::new(text);
@@ -227,7 +238,19 @@ pub fn scan_members<'a>(
                 return Err(JsonError::DuplicateMember(name.into_owned()));
             }
             scanner.colon()?;
-            let (kind, start, escaped) = scanner.value(1)?;
+            // Strings and numbers, most members' values, are read here without a call.
+            let start = scanner.pos;
+            let (kind, escaped) = match scanner.peek() {
+                Some(b'"') => (Kind::String, scanner.string()?),
+                Some(b'-' | b'0'..=b'9') => {
+                    scanner.number()?;
+                    (Kind::Number, false)
+                }
+                _ => {
+                    let (kind, _, escaped) = scanner.value(1)?;
+                    (kind, escaped)
+                }
+            };
             match slot {
                 Some(slot) => {
                     filled |= 1 << slot;
@@ -250,6 +273,54 @@ pub fn scan_members<'a>(
     }
     scanner.end()?;
     Ok(order)
+}
+
+/// Past JSON whitespace from `pos`.
+#[inline(always)]
+pub fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// For a plain one-pass reading of common documents (`crate::claims`): past the closing quote
+/// of the string opening at `pos`, when it has no escape and no control character (`None`
+/// otherwise: the full scan decides).
+#[inline(always)]
+pub fn plain_string_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    if *bytes.get(pos)? != b'"' {
+        return None;
+    }
+    let end = plain_end(bytes, pos + 1, true);
+    (*bytes.get(end)? == b'"').then_some(end + 1)
+}
+
+/// For a plain one-pass reading of common documents (`crate::claims`): the kind and end of the
+/// string without escapes, integer (below 300 digits, so finite) or literal at `pos` (`None`
+/// for anything else: the full scan decides).
+#[inline(always)]
+pub fn plain_scalar_end(bytes: &[u8], pos: usize) -> Option<(Kind, usize)> {
+    let literal = |word: &[u8], kind: Kind| {
+        (bytes.get(pos..pos + word.len())? == word).then_some((kind, pos + word.len()))
+    };
+    match *bytes.get(pos)? {
+        b'"' => Some((Kind::String, plain_string_end(bytes, pos)?)),
+        b't' => literal(b"true", Kind::Bool),
+        b'f' => literal(b"false", Kind::Bool),
+        b'n' => literal(b"null", Kind::Null),
+        _ => {
+            let first = pos + usize::from(bytes.get(pos) == Some(&b'-'));
+            let mut end = first;
+            while let Some(b'0'..=b'9') = bytes.get(end) {
+                end += 1;
+            }
+            let digits = end - first;
+            let leading_zero = digits > 1 && bytes.get(first) == Some(&b'0');
+            let more = matches!(bytes.get(end), Some(b'.' | b'e' | b'E'));
+            (digits > 0 && digits < 300 && !leading_zero && !more).then_some((Kind::Number, end))
+        }
+    }
 }
 
 /// In a document [`scan_members`] accepted, the top-level member named `name`: found by
@@ -331,6 +402,7 @@ impl Walker<'_> {
     }
 
     /// From a string's opening quote to past its closing one; whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         self.pos += 1;
@@ -465,14 +537,17 @@ fn plain_end(bytes: &[u8], mut pos: usize, controls: bool) -> usize {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
-        let zero = |v: u64| v.wrapping_sub(splat(1)) & !v & splat(0x80);
-        // Bytes below 0x20; the lowest flagged byte is exact (borrows only run upwards).
-        let control = if controls {
-            word.wrapping_sub(splat(0x20)) & !word & splat(0x80)
+        // Flags the bytes of `v` below `bound` (at most 0x80); the lowest flagged byte is
+        // exact (borrows only run upwards, and a byte from 0x80 up is never flagged).
+        let below = |v: u64, bound: u8| v.wrapping_sub(splat(bound)) & !v & splat(0x80);
+        // With `controls`, a quote or a control byte in one test: `x ^ 2` is below 0x21
+        // exactly for `x` below 0x20 and for `"` (0x22 ^ 2 = 0x20).
+        let quote_or_control = if controls {
+            below(word ^ splat(0x02), 0x21)
         } else {
-            0
+            below(word ^ splat(b'"'), 1)
         };
-        let special = zero(word ^ splat(b'"')) | zero(word ^ splat(b'\\')) | control;
+        let special = quote_or_control | below(word ^ splat(b'\\'), 1);
         if special != 0 {
             return pos + (special.trailing_zeros() / 8) as usize;
         }
@@ -511,10 +586,13 @@ impl<'a> Scanner<'a> {
         found
     }
 
+    #[cold]
+    #[inline(never)]
     fn malformed(&self, what: &str) -> JsonError {
         JsonError::Malformed(format!("{what} at byte {}", self.pos))
     }
 
+    #[inline(always)]
     fn whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -586,6 +664,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After an item or member: true at a `,` (another follows), false at `close`.
+    #[inline(always)]
     fn another(&mut self, close: u8) -> Result<bool, JsonError> {
         self.whitespace();
         if self.eat(b',') {
@@ -625,6 +704,7 @@ impl<'a> Scanner<'a> {
 
     /// A member name, unescaped (borrowed when it has no escapes). Its colon is read by
     /// [`Scanner::colon`] after the name is checked, in serde_json's order of errors.
+    #[inline(always)]
     fn name(&mut self) -> Result<Cow<'a, str>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.malformed("expected a member name"));
@@ -644,6 +724,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The colon after a member name, and the whitespace around it.
+    #[inline(always)]
     fn colon(&mut self) -> Result<(), JsonError> {
         self.whitespace();
         if !self.eat(b':') {
@@ -730,6 +811,7 @@ impl<'a> Scanner<'a> {
         Ok(unit)
     }
 
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -739,6 +821,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number: serde_json's grammar, and finite as serde_json reads it.
+    #[inline(always)]
     fn number(&mut self) -> Result<(), JsonError> {
         let start = self.pos;
         self.eat(b'-');
@@ -836,9 +919,83 @@ mod tests {
         Ok(kept)
     }
 
+    /// The claims capture's plain scan, when it reads `bytes`, keeps what the full scan keeps.
+    /// Returns whether it read them.
+    fn plain_agrees(bytes: &[u8]) -> bool {
+        crate::claims::plain_scan_agrees(bytes).unwrap_or_else(|| {
+            panic!(
+                "the plain scan disagrees with the full scan on {:?}",
+                String::from_utf8_lossy(bytes)
+            )
+        })
+    }
+
+    #[test]
+    fn the_plain_scan_reads_common_documents_and_leaves_the_rest() {
+        let read: [&[u8]; 8] = [
+            br#"{"iss":"https://i/","sub":"auth0|64f1","aud":["https://api/","https://i/userinfo"],"iat":1700000000,"exp":1700086400,"scope":"openid profile","azp":"Xk2T","permissions":["read:users","write:users"]}"#,
+            br#"{}"#,
+            b" { \"a\" : [ ] , \"b\":[1, -2,true,false,null, \"s\xc3\xa9\"] ,\"x\":-0}\n",
+            br#"{"a":"","b":0,"c":"\u00e9"}"#,
+            br#"{"k1":1,"k2":1,"k3":1,"k4":1,"k5":1,"k6":1,"k7":1,"k8":1,"k9":1,"k10":1,"k11":1,"k12":1,"k13":1,"k14":1,"k15":1,"k16":1}"#,
+            br#"{"a":"x","x":"a","aud":"a"}"#,
+            br#"{"a":"\u00e9"}"#,
+            br#"{"b":"\/"}"#,
+        ];
+        let expected = [true, true, true, false, true, true, false, false];
+        for (document, expected) in read.iter().zip(expected) {
+            agree(document);
+            assert_eq!(
+                plain_agrees(document),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        // Outside the subset, or not well-formed: left to the full scan.
+        let left: [&[u8]; 22] = [
+            br#"{"a":1.5}"#,
+            br#"{"a":1e3}"#,
+            br#"{"a":01}"#,
+            br#"{"a":-}"#,
+            br#"{"a":{"b":1}}"#,
+            br#"{"a":[[1]]}"#,
+            br#"{"a":[{}]}"#,
+            br#"{"\u0061":1}"#,
+            br#"{"a":1,"a":2}"#,
+            br#"{"b":1,"c":2,"b":3}"#,
+            br#"{"k1":1,"k2":1,"k3":1,"k4":1,"k5":1,"k6":1,"k7":1,"k8":1,"k9":1,"k10":1,"k11":1,"k12":1,"k13":1,"k14":1,"k15":1,"k16":1,"k17":1}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":truex}"#,
+            br#"{"a":1} x"#,
+            br#"[1]"#,
+            b"{\"a\":\"\x01\"}",
+            b"{\"a\":\"\xff\"}",
+            br#"{"a" 1}"#,
+            br#"{"a":1 "b":2}"#,
+            br#"{"a":"x"#,
+        ];
+        for document in left {
+            agree(document);
+            assert!(
+                !plain_agrees(document),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        let long = format!("{{\"a\":{}}}", "9".repeat(299));
+        assert!(plain_agrees(long.as_bytes()));
+        let longer = format!("{{\"a\":{}}}", "9".repeat(300));
+        assert!(!plain_agrees(longer.as_bytes()));
+    }
+
     /// Both readers agree: same verdict (errors of the same variant) and the kept values are
-    /// what the full parse holds.
+    /// what the full parse holds; and the plain scan, when it reads the document, hands over
+    /// what the full scan does.
     fn agree(bytes: &[u8]) {
+        plain_agrees(bytes);
         let parsed = parse_object(bytes);
         let scanned = scan(bytes);
         match (&parsed, &scanned) {

@@ -330,9 +330,13 @@ pub fn rendered<'a>(
 }
 
 /// A header value as protobuf text: nearly always UTF-8 already (identity values are sanitised
-/// text), else converted lossily.
+/// text), checked by `str::from_utf8` (its ASCII fast path reads a word at a time, where the
+/// lossy conversion walks chunks), else converted lossily.
 fn text(value: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(value)
+    match std::str::from_utf8(value) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value),
+    }
 }
 
 fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
@@ -742,6 +746,20 @@ mod tests {
                 denied.body
             );
         }
+    }
+
+    #[test]
+    fn header_values_become_text_as_the_lossy_conversion_makes_them() {
+        for value in [
+            &b"auth0|alice"[..],
+            b"",
+            b"caf\xc3\xa9",
+            b"\xff\xfe",
+            b"a\xc3",
+        ] {
+            assert_eq!(text(value), String::from_utf8_lossy(value));
+        }
+        assert!(matches!(text(b"read:users"), Cow::Borrowed("read:users")));
     }
 
     /// The engine's header rules, read from the check's fields (no `HeaderMap`): a duplicated

@@ -114,6 +114,21 @@ enum Items<'a> {
     Spans(Option<&'a CompactClaims>, std::slice::Iter<'a, Span>),
 }
 
+impl StringItems<'_> {
+    /// True when one of the strings equals `wanted` (a kept item's length is compared before
+    /// its text is looked up).
+    pub fn contains(&self, wanted: &str) -> bool {
+        match &self.0 {
+            Items::Values(values) => values.clone().any(|value| value.as_str() == Some(wanted)),
+            // Never made with spans (what it would yield is an empty string per span).
+            Items::Spans(None, spans) => wanted.is_empty() && spans.len() > 0,
+            Items::Spans(Some(claims), spans) => spans
+                .clone()
+                .any(|span| usize::from(span.len) == wanted.len() && claims.at(*span) == wanted),
+        }
+    }
+}
+
 impl<'a> Iterator for StringItems<'a> {
     type Item = &'a str;
 

@@ -4,7 +4,7 @@
 //! string (RFC 9068 §2.2.3), the `scp` claim (a string or an array, as Okta and Entra ID issue it)
 //! or the `permissions` array (Auth0 RBAC). `read:users2` does not grant `read:users`.
 
-use crate::claims::{Claim, ClaimSet};
+use crate::claims::{Claim, ClaimSet, StringItems};
 use crate::internal::pieces::NonEmptyPieces;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -69,22 +69,28 @@ impl ScopeRequirement {
 
     /// True when `claims` meet the requirement: [`ScopeRequirement::missing`] is empty, found
     /// without gathering the missing scopes.
-    pub fn is_met(&self, claims: &dyn ClaimSet) -> bool {
+    pub fn is_met<C: ClaimSet + ?Sized>(&self, claims: &C) -> bool {
+        self.is_met_by(&Grants::of(claims))
+    }
+
+    /// [`ScopeRequirement::is_met`] against scope claims already looked up.
+    pub fn is_met_by(&self, grants: &Grants<'_>) -> bool {
         match self.mode {
-            ScopeMode::AllOf => self.scopes.iter().all(|scope| grants(claims, scope)),
+            ScopeMode::AllOf => self.scopes.iter().all(|scope| grants.contains(scope)),
             ScopeMode::AnyOf => {
-                self.scopes.is_empty() || self.scopes.iter().any(|scope| grants(claims, scope))
+                self.scopes.is_empty() || self.scopes.iter().any(|scope| grants.contains(scope))
             }
         }
     }
 
     /// The required scopes the claims do not grant; empty when the requirement is met.
-    pub fn missing<'a>(&'a self, claims: &dyn ClaimSet) -> Vec<&'a str> {
+    pub fn missing<'a, C: ClaimSet + ?Sized>(&'a self, claims: &C) -> Vec<&'a str> {
+        let grants = Grants::of(claims);
         let missing: Vec<&str> = self
             .scopes
             .iter()
             .map(String::as_str)
-            .filter(|scope| !grants(claims, scope))
+            .filter(|scope| !grants.contains(scope))
             .collect();
         match self.mode {
             ScopeMode::AnyOf if missing.len() < self.scopes.len() => Vec::new(),
@@ -106,17 +112,78 @@ impl fmt::Display for ScopeRequirement {
 /// The claims that grant scopes.
 pub const SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
 
-/// Every scope the claims grant, in claim order (`scope`, then `scp`, then `permissions`).
-pub fn granted(claims: &dyn ClaimSet) -> impl Iterator<Item = &str> + '_ {
-    let scope = words(claims.text("scope"));
-    let scp = words(claims.text("scp")).chain(claims.items("scp"));
-    let permissions = claims.items("permissions");
-    scope.chain(scp).chain(permissions)
+/// The scope-granting claims of one token, looked up once: a requirement of several scopes,
+/// and the list of granted scopes, read them without looking the claims up again (and, for a
+/// concrete claim set such as [`crate::Verified`], without a call through `dyn ClaimSet`).
+#[derive(Debug, Clone)]
+pub struct Grants<'a> {
+    scope: &'a str,
+    scp: &'a str,
+    scp_items: StringItems<'a>,
+    permissions: StringItems<'a>,
 }
 
-/// The space-separated words of `text`, when present (empty ones skipped).
-fn words(text: Option<&str>) -> NonEmptyPieces<'_> {
-    NonEmptyPieces::new(text.unwrap_or_default(), b' ')
+impl<'a> Grants<'a> {
+    /// The `scope`, `scp` and `permissions` claims of `claims`.
+    #[inline(always)]
+    pub fn of<C: ClaimSet + ?Sized>(claims: &'a C) -> Grants<'a> {
+        Grants {
+            scope: claims.text("scope").unwrap_or_default(),
+            scp: claims.text("scp").unwrap_or_default(),
+            scp_items: claims.items("scp"),
+            permissions: claims.items("permissions"),
+        }
+    }
+
+    /// True when `wanted` is granted exactly: a word of `scope` or `scp`, or an item of `scp`
+    /// or `permissions`.
+    pub fn contains(&self, wanted: &str) -> bool {
+        has_word(self.scope, wanted)
+            || has_word(self.scp, wanted)
+            || self.scp_items.contains(wanted)
+            || self.permissions.contains(wanted)
+    }
+
+    /// Every granted scope, in claim order (`scope`, then `scp`, then `permissions`).
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> {
+        words(self.scope)
+            .chain(words(self.scp))
+            .chain(self.scp_items.clone())
+            .chain(self.permissions.clone())
+    }
+}
+
+/// Every scope the claims grant, in claim order (`scope`, then `scp`, then `permissions`).
+pub fn granted<C: ClaimSet + ?Sized>(claims: &C) -> impl Iterator<Item = &str> + '_ {
+    Grants::of(claims).iter()
+}
+
+/// The space-separated words of `text` (empty ones skipped).
+fn words(text: &str) -> NonEmptyPieces<'_> {
+    NonEmptyPieces::new(text, b' ')
+}
+
+/// True when `word` is one of the space-separated words of `text` (what
+/// `words(text).any(|w| w == word)` says: an empty `word` never is). One pass over the bytes
+/// (scope strings are a few short words: a searcher call per word costs more), comparing a
+/// word's bytes only when its length matches.
+fn has_word(text: &str, word: &str) -> bool {
+    let (text, word) = (text.as_bytes(), word.as_bytes());
+    if word.is_empty() || word.len() > text.len() {
+        return false;
+    }
+    let is_word =
+        |start: usize, end: usize| end - start == word.len() && text.get(start..end) == Some(word);
+    let mut start = 0;
+    for (at, &byte) in text.iter().enumerate() {
+        if byte == b' ' {
+            if is_word(start, at) {
+                return true;
+            }
+            start = at + 1;
+        }
+    }
+    is_word(start, text.len())
 }
 
 /// The most scope entries (across `scope`, `scp` and `permissions`, repeats counted) a token
@@ -150,7 +217,7 @@ pub fn exceeds_cap<C: ClaimSet>(claims: &C) -> Option<usize> {
 
 /// The granted scopes without repeats, in first-seen order (a scope in both `scope` and
 /// `permissions` appears once): what descriptions and identity headers show. Linear time.
-pub fn distinct(claims: &dyn ClaimSet) -> Vec<&str> {
+pub fn distinct<C: ClaimSet + ?Sized>(claims: &C) -> Vec<&str> {
     // A real token's few scopes are compared linearly (no hasher to seed, no table to allocate:
     // a third of the identity headers' cost on the miss path); past `LINEAR_LIMIT` a hash set
     // keeps a token packed with scopes from making this quadratic.
@@ -173,8 +240,8 @@ pub fn distinct(claims: &dyn ClaimSet) -> Vec<&str> {
 }
 
 /// True when the claims grant `scope` exactly.
-pub fn grants(claims: &dyn ClaimSet, scope: &str) -> bool {
-    granted(claims).any(|granted| granted == scope)
+pub fn grants<C: ClaimSet + ?Sized>(claims: &C, scope: &str) -> bool {
+    Grants::of(claims).contains(scope)
 }
 
 /// Claims other than the scope claims that contain `scope` (as a string, a space-delimited entry
@@ -249,9 +316,15 @@ mod tests {
             "a\u{a0}b c",
         ] {
             let expected: Vec<&str> = text.split(' ').filter(|s| !s.is_empty()).collect();
-            assert_eq!(words(Some(text)).collect::<Vec<_>>(), expected, "{text:?}");
+            assert_eq!(words(text).collect::<Vec<_>>(), expected, "{text:?}");
+            for word in ["", "a", "b", "é", "x", "read:users", "a b", "ab"] {
+                assert_eq!(
+                    has_word(text, word),
+                    expected.contains(&word),
+                    "{text:?} {word:?}"
+                );
+            }
         }
-        assert_eq!(words(None).count(), 0);
     }
 
     #[test]

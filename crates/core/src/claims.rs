@@ -626,6 +626,76 @@ pub fn plain_scan_agrees(payload: &[u8]) -> Option<bool> {
     same.then_some(true)
 }
 
+/// Whether the scope readings of the captured claims of `payload` (`scope::grants`,
+/// `scope::granted`, `scope::distinct`, as a verified token answers them) agree with their
+/// definition over the full claims map: the non-empty space-separated words of `scope` and `scp`
+/// (strings), then the string items of `scp` and `permissions` (arrays). Tried with every
+/// granted scope, each with its last character dropped, every whole scope string and the empty
+/// string. `Some(true)`: they agree; `Some(false)`: not a JSON object; `None`: they disagree
+/// (or the capture refused a document the full parse accepts). For the tests and the fuzz
+/// targets.
+#[doc(hidden)]
+pub fn scope_readings_agree(payload: &[u8]) -> Option<bool> {
+    let Ok(map) = crate::internal::json::parse_object(payload) else {
+        return Some(false);
+    };
+    let (compact, _) =
+        with_scratch(|builder| CompactClaims::scan_into(builder, payload, None, None)).ok()?;
+    let view = CapturedView(&compact);
+    let text = |name: &str| map.get(name).and_then(Value::as_str).unwrap_or_default();
+    let items = |name: &str| {
+        map.get(name)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let mut granted: Vec<&str> = Vec::new();
+    for name in ["scope", "scp"] {
+        granted.extend(text(name).split(' ').filter(|word| !word.is_empty()));
+    }
+    granted.extend(items("scp"));
+    granted.extend(items("permissions"));
+    let mut candidates: Vec<&str> = granted.clone();
+    for scope in &granted {
+        let last = scope.chars().last().map_or(0, char::len_utf8);
+        candidates.push(scope.get(..scope.len() - last).unwrap_or_default());
+    }
+    candidates.extend(["", text("scope"), text("scp")]);
+    for candidate in candidates {
+        if crate::scope::grants(&view, candidate) != granted.contains(&candidate) {
+            return None;
+        }
+    }
+    if !crate::scope::granted(&view).eq(granted.iter().copied()) {
+        return None;
+    }
+    let mut distinct: Vec<&str> = Vec::new();
+    for scope in &granted {
+        if !distinct.contains(scope) {
+            distinct.push(scope);
+        }
+    }
+    (crate::scope::distinct(&view) == distinct).then_some(true)
+}
+
+/// The captured claims as a claim set, as a verified token reads them (for
+/// [`scope_readings_agree`]).
+struct CapturedView<'a>(&'a CompactClaims);
+
+impl ClaimSet for CapturedView<'_> {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.json(name)
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.0.text(name)
+    }
+
+    fn items(&self, name: &str) -> StringItems<'_> {
+        self.0.items(name)
+    }
+}
+
 /// A decoded payload kept beside its captured claims (`None`: they are all of it).
 pub(crate) type KeptPayload = Option<Box<[u8]>>;
 
@@ -1053,9 +1123,35 @@ mod tests {
                 members.iter().map(|(name, value)| format!("\"{name}\":{value}")).collect();
             let text = format!("{{{}}}", members.join(separator)).into_bytes();
             proptest::prop_assert!(plain_scan_agrees(&text).is_some(), "{}", String::from_utf8_lossy(&text));
+            proptest::prop_assert!(scope_readings_agree(&text).is_some(), "{}", String::from_utf8_lossy(&text));
             let cut = text.len().saturating_sub(cut);
             proptest::prop_assert!(plain_scan_agrees(&text[..cut]).is_some());
         }
+    }
+
+    /// The scope readings of captured claims (plain or full scan, text or items, escapes,
+    /// mixed arrays, repeats) are their definition over the full map.
+    #[test]
+    fn scope_readings_of_captured_claims_follow_the_definition() {
+        let documents: [&[u8]; 8] = [
+            br#"{"scope":"openid profile email read:users","permissions":["read:users","write:users"]}"#,
+            br#"{"scope":"  a  b ","scp":"b c","permissions":["a","",7,"d",null]}"#,
+            br#"{"scp":["x","y","x"],"scope":"read:users2 read:user"}"#,
+            br#"{"scope":"a\u0020b\tc","permissions":["e\u0301","\u00e9"]}"#,
+            "{\"scope\":\"\u{e9} \u{a0}x x\u{a0} \u{120}\",\"scp\":{\"a\":1}}".as_bytes(),
+            br#"{"permissions":"a b","scp":true,"scope":["a"]}"#,
+            br#"{}"#,
+            br#"{"scope":"abcdefgh ijklmnop qrstuvwx yz abcdefgh","permissions":["abcdefgh"]}"#,
+        ];
+        for document in documents {
+            assert_eq!(
+                scope_readings_agree(document),
+                Some(true),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        assert_eq!(scope_readings_agree(b"[1]"), Some(false));
     }
 
     #[test]

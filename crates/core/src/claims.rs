@@ -316,14 +316,44 @@ fn intern_in_table(text: &str) -> Arc<str> {
 /// The value of a number written as up to 19 decimal digits and nothing else (what `exp`,
 /// `nbf` and `iat` are), without serde_json's general number parser; `None` for anything else
 /// (a sign, a fraction, an exponent, more digits), which takes the general path.
+/// The digits after the first `len % 8` are read eight at a time (a Unix time has ten).
+#[inline(always)]
 fn plain_integer(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || (text.len() > 1 && text.starts_with('0')) {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > 19 || (bytes.len() > 1 && bytes.first() == Some(&b'0')) {
         return None;
     }
-    text.bytes().try_fold(0u64, |value, byte| {
+    let (head, eights) = bytes.split_at(bytes.len() % 8);
+    let mut value = head.iter().try_fold(0u64, |value, &byte| {
         byte.is_ascii_digit()
             .then(|| value * 10 + u64::from(byte - b'0'))
-    })
+    })?;
+    for chunk in eights.chunks_exact(8) {
+        // Nineteen digits at most, so this never exceeds `u64::MAX`.
+        value = value * 100_000_000 + u64::from(eight_digits(chunk)?);
+    }
+    Some(value)
+}
+
+/// The value of eight ASCII digits (the first the most significant); `None` when a byte is not
+/// a digit.
+#[inline(always)]
+fn eight_digits(chunk: &[u8]) -> Option<u32> {
+    const fn splat(byte: u8) -> u64 {
+        0x0101_0101_0101_0101 * byte as u64
+    }
+    let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?);
+    // Each byte minus `'0'`: a byte below `'0'` borrows and sets its top bit, a byte from
+    // `':'` up is 10 or more, which adding 0x76 carries into the top bit (a byte of 0x8A or
+    // more has it set already; only such a byte carries on into the next).
+    let digits = word.wrapping_sub(splat(b'0'));
+    if (digits | digits.wrapping_add(splat(0x76))) & splat(0x80) != 0 {
+        return None;
+    }
+    // Pairs, then quads, then the eight (little-endian: the first digit is the lowest byte).
+    let pairs = (digits * 10 + (digits >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs * 100 + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+    u32::try_from((quads * 10_000 + (quads >> 32)) & 0xFFFF_FFFF).ok()
 }
 
 /// A piece of one of a [`CompactClaims`]'s two text buffers: the token's own or the shared one
@@ -820,6 +850,7 @@ impl CompactClaims {
     }
 
     /// A span's text (empty if out of range, which the constructor never makes).
+    #[inline(always)]
     fn at(&self, span: Span) -> &str {
         let (buffer, start) = if span.start & Span::SHARED != 0 {
             (&*self.shared, span.start & !Span::SHARED)
@@ -1018,6 +1049,21 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             texts.push((seed >> (seed % 64)).to_string());
+        }
+        // Every length, with one byte at every position replaced by a byte next to the digits
+        // (or far from them): none of these is a plain integer.
+        for len in 1..=20 {
+            let digits: String = (0..len).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+            for at in 0..len {
+                for foreign in ['/', ':', ' ', '\u{0}', '\u{b0}', '\u{3a0}', 'a', '~'] {
+                    let mut text: String = digits.chars().take(at).collect();
+                    text.push(foreign);
+                    text.extend(digits.chars().skip(at + 1));
+                    texts.push(text);
+                }
+            }
+            texts.push(digits);
+            texts.push("9".repeat(len));
         }
         for text in &texts {
             let serde_number = text.parse::<Number>().ok();

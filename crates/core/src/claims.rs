@@ -263,12 +263,14 @@ const INTERNED_LEN_MAX: usize = 1024;
 /// The one copy of `text` this process keeps for verified tokens: the tokens of one issuer
 /// and client, whose issuer, audiences, client and scopes are the same, share one buffer. The
 /// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
-/// a buffer keep it) and holds only what verified tokens said.
-fn intern(text: &str) -> Arc<str> {
+/// a buffer keep it) and holds only what verified tokens said. `text` is UTF-8 (`None` when
+/// not, which the scans never give): it is checked only when it is not the last one interned,
+/// which it equals byte for byte.
+fn intern(text: &[u8]) -> Option<Arc<str>> {
     // Real shared text is a few hundred bytes; a larger one is not shared, so the table holds
     // at most `INTERNED_MAX * INTERNED_LEN_MAX` bytes beside what the cache weighs.
     if text.len() > INTERNED_LEN_MAX {
-        return Arc::from(text);
+        return Some(Arc::from(std::str::from_utf8(text).ok()?));
     }
     thread_local! {
         /// The buffer this thread interned last: consecutive tokens mostly come from one
@@ -277,23 +279,25 @@ fn intern(text: &str) -> Arc<str> {
     }
     let last = LAST
         .try_with(|last| {
-            last.try_borrow()
-                .ok()
-                .and_then(|last| last.as_ref().filter(|last| ***last == *text).cloned())
+            last.try_borrow().ok().and_then(|last| {
+                last.as_ref()
+                    .filter(|last| last.as_bytes() == text)
+                    .cloned()
+            })
         })
         .ok()
         .flatten();
     if let Some(found) = last {
-        return found;
+        return Some(found);
     }
-    let shared = intern_in_table(text);
+    let shared = intern_in_table(std::str::from_utf8(text).ok()?);
     // A thread that cannot remember it simply takes the table's path next time.
     let _ = LAST.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
             *last = Some(shared.clone());
         }
     });
-    shared
+    Some(shared)
 }
 
 /// [`intern`] through the process-wide table.
@@ -406,8 +410,11 @@ pub(crate) struct CompactClaims {
 struct CompactBuilder {
     /// The decoded payload being scanned.
     payload: Vec<u8>,
-    text: String,
-    shared: String,
+    /// The token's own text and the shared text, as bytes: every piece is a whole string of
+    /// a validated UTF-8 document (or a `kid`/`typ`), so each buffer is UTF-8; it is made a
+    /// `str` once, at the end (the shared one only when it is not the last one interned).
+    text: Vec<u8>,
+    shared: Vec<u8>,
     items: Vec<Span>,
     values: Vec<Value>,
 }
@@ -434,7 +441,7 @@ impl CompactBuilder {
     }
 
     /// Appends `text` to the shared buffer or the token's own; `None` past fifteen bits.
-    fn push(&mut self, text: &str, shared: bool) -> Option<Span> {
+    fn push(&mut self, text: &[u8], shared: bool) -> Option<Span> {
         let buffer = if shared {
             &mut self.shared
         } else {
@@ -448,7 +455,7 @@ impl CompactBuilder {
             start: u16::try_from(buffer.len()).ok()? | if shared { Span::SHARED } else { 0 },
             len: u16::try_from(text.len()).ok()?,
         };
-        buffer.push_str(text);
+        buffer.extend_from_slice(text);
         Some(span)
     }
 
@@ -463,7 +470,10 @@ impl CompactBuilder {
         let text_len = (self.text.len(), self.shared.len());
         let mut complete = true;
         for item in items {
-            match item.string().and_then(|text| self.push(&text, shared)) {
+            match item
+                .string()
+                .and_then(|text| self.push(text.as_bytes(), shared))
+            {
                 Some(span) => self.items.push(span),
                 None => {
                     complete = false;
@@ -490,9 +500,9 @@ impl CompactBuilder {
         let compact = match raw.kind() {
             Kind::String => raw
                 .string()
-                .and_then(|text| self.push(&text, shared))
+                .and_then(|text| self.push(text.as_bytes(), shared))
                 .map(Kept::Text),
-            Kind::Number => self.push(raw.text(), false).map(Kept::Number),
+            Kind::Number => self.push(raw.text().as_bytes(), false).map(Kept::Number),
             Kind::Array => self.push_strings(raw.items(), shared),
             Kind::Object | Kind::Bool | Kind::Null => None,
         };
@@ -524,7 +534,9 @@ impl CompactBuilder {
     ) -> Option<bool> {
         use members::{plain_scalar_end, plain_string_end, skip_whitespace};
         const OTHER_NAMES: usize = 16;
-        let text = std::str::from_utf8(payload).ok()?;
+        // The whole document is UTF-8 (this is what refuses a bad byte in a string the scan
+        // only skips), so every string cut at its quotes is too.
+        std::str::from_utf8(payload).ok()?;
         let bytes = payload;
         let mut filled: u64 = 0;
         let mut kept_count = 0usize;
@@ -570,7 +582,7 @@ impl CompactBuilder {
                                 if kind != Kind::String {
                                     return None;
                                 }
-                                let span = self.push(text.get(pos + 1..end - 1)?, shared)?;
+                                let span = self.push(bytes.get(pos + 1..end - 1)?, shared)?;
                                 self.items.push(span);
                             }
                             pos = skip_whitespace(bytes, end);
@@ -591,10 +603,10 @@ impl CompactBuilder {
                     let kept = match (slot, kind) {
                         (None, _) => Kept::Absent,
                         (Some(_), Kind::String) => {
-                            Kept::Text(self.push(text.get(pos + 1..end - 1)?, shared)?)
+                            Kept::Text(self.push(bytes.get(pos + 1..end - 1)?, shared)?)
                         }
                         (Some(_), Kind::Number) => {
-                            Kept::Number(self.push(text.get(pos..end)?, false)?)
+                            Kept::Number(self.push(bytes.get(pos..end)?, false)?)
                         }
                         (Some(_), _) => return None,
                     };
@@ -838,12 +850,14 @@ impl CompactClaims {
                 order.others()
             }
         };
-        compact.kid = kid.and_then(|kid| builder.push(kid, true));
-        compact.typ = typ.and_then(|typ| builder.push(typ, true));
+        compact.kid = kid.and_then(|kid| builder.push(kid.as_bytes(), true));
+        compact.typ = typ.and_then(|typ| builder.push(typ.as_bytes(), true));
         // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
         // memory beside every cached token.
-        compact.text = Box::from(builder.text.as_str());
-        compact.shared = intern(&builder.shared);
+        // Whole UTF-8 strings put together, so neither check fails.
+        let not_utf8 = || JsonError::Malformed("captured text is not UTF-8".to_owned());
+        compact.text = Box::from(std::str::from_utf8(&builder.text).map_err(|_| not_utf8())?);
+        compact.shared = intern(&builder.shared).ok_or_else(not_utf8)?;
         compact.items = Box::from(builder.items.as_slice());
         compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
         Ok((compact, others))
@@ -1011,14 +1025,23 @@ mod tests {
 
     #[test]
     fn interned_text_is_one_buffer_whether_it_was_last_or_not() {
-        let first = intern("interned-a");
-        assert!(Arc::ptr_eq(&first, &intern("interned-a")), "the last one");
-        let other = intern("interned-b");
+        let first = intern(b"interned-a").unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &intern(b"interned-a").unwrap()),
+            "the last one"
+        );
+        let other = intern(b"interned-b").unwrap();
         assert_eq!(&*other, "interned-b");
         assert!(!Arc::ptr_eq(&first, &other));
-        assert!(Arc::ptr_eq(&first, &intern("interned-a")), "from the table");
-        assert!(Arc::ptr_eq(&other, &intern("interned-b")), "from the table");
-        let from_another_thread = std::thread::spawn(|| intern("interned-a"))
+        assert!(
+            Arc::ptr_eq(&first, &intern(b"interned-a").unwrap()),
+            "from the table"
+        );
+        assert!(
+            Arc::ptr_eq(&other, &intern(b"interned-b").unwrap()),
+            "from the table"
+        );
+        let from_another_thread = std::thread::spawn(|| intern(b"interned-a").unwrap())
             .join()
             .expect("thread runs");
         assert!(Arc::ptr_eq(&first, &from_another_thread));

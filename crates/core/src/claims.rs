@@ -1223,6 +1223,27 @@ mod tests {
         assert_eq!(scope_readings_agree(b"[1]"), Some(false));
     }
 
+    /// A byte that is not UTF-8, in a captured string, a skipped one or an array item, refuses
+    /// the document: the buffers filled as bytes never hold one.
+    #[test]
+    fn text_that_is_not_utf8_is_refused_wherever_it_is() {
+        let documents: [&[u8]; 5] = [
+            b"{\"sub\":\"a\xffb\"}",
+            b"{\"other\":\"a\xc3\"}",
+            b"{\"aud\":[\"a\",\"\xe2\x82\"]}",
+            b"{\"scope\":\"a b\",\"x\":\"\xed\xa0\x80\"}",
+            b"{\"iss\":\"i\",\"\xff\":1}",
+        ];
+        for document in documents {
+            assert!(
+                CompactClaims::scan(document, None, None).is_err(),
+                "{document:?}"
+            );
+            assert_eq!(plain_scan_agrees(document), Some(false), "{document:?}");
+            assert_eq!(scope_readings_agree(document), Some(false), "{document:?}");
+        }
+    }
+
     #[test]
     fn shared_slots_are_the_listed_ones() {
         for slot in 0..80 {

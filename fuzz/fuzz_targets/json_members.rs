@@ -8,7 +8,8 @@
 //! `find_member` (which skips values by their ends, trusting the scan) finds every top-level
 //! member as the full parse holds it. The claims capture's plain one-pass scan
 //! (`claims::plain_scan_agrees`), when it reads a document at all, keeps exactly what the full
-//! scan keeps. Nothing may panic.
+//! scan keeps, and the scope readings of the captured claims (`claims::scope_readings_agree`)
+//! are what their definition over the full map says. Nothing may panic.
 //!
 //! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run json_members fuzz/seeds/json_members -- -max_total_time=60`
 //! from the repository root (see `fuzz/README.md`).
@@ -17,7 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwtgate_core::internal::json::parse_object;
-use jwtgate_core::claims::plain_scan_agrees;
+use jwtgate_core::claims::{plain_scan_agrees, scope_readings_agree};
 use jwtgate_core::internal::members::{find_member, scan_members};
 use libfuzzer_sys::fuzz_target;
 
@@ -39,6 +40,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(
         plain_scan_agrees(data).is_some(),
         "the plain claims scan disagrees with the full scan"
+    );
+    assert!(
+        scope_readings_agree(data).is_some(),
+        "the scope readings of the captured claims disagree with their definition"
     );
     let parsed = parse_object(data);
     match (&scanned, &parsed) {

@@ -22,6 +22,9 @@
 //! * `JWTGATE_BENCH_ONLY=<alg>:<variant>` with `JWTGATE_BENCH_ITERS=N` — run only `N` iterations
 //!   of one cell (e.g. `RS256:b`) inside the function `measured_loop`, for instruction counts:
 //!   `valgrind --tool=callgrind --toggle-collect='*measured_loop*' <bench binary> --bench`.
+//!   The variants `require` (`Verified::require` of `read:users`) and `scopes`
+//!   (`Verified::distinct_scopes`) run instead the per-request scope reads on the verified token,
+//!   in `scope_measured_loop`.
 //!
 //! Keys are fixed (embedded PKCS#8, generated for this benchmark only) so that runs, and
 //! instruction counts in particular, are reproducible.
@@ -30,7 +33,9 @@
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use jwtgate_core::internal::base64url;
-use jwtgate_core::{Algorithm, KeySet, Policy, SigningKey, UnixTime, Verifier};
+use jwtgate_core::{
+    Algorithm, KeySet, Policy, ScopeRequirement, SigningKey, UnixTime, Verified, Verifier,
+};
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -440,6 +445,57 @@ fn thousands(value: f64) -> String {
     out
 }
 
+/// What the gateway reads from a verified token on every request, cached or not.
+#[derive(Debug, Clone, Copy)]
+enum ScopeReader {
+    /// `Verified::require` of one scope (`read:users`), granted.
+    Require,
+    /// `Verified::distinct_scopes` (the identity headers' scope list).
+    Distinct,
+}
+
+impl ScopeReader {
+    fn of_letter(letter: &str) -> Option<ScopeReader> {
+        match letter {
+            "require" => Some(ScopeReader::Require),
+            "scopes" => Some(ScopeReader::Distinct),
+            _ => None,
+        }
+    }
+}
+
+/// The per-request scope reads, `iterations` times; returns how many found the scope granted.
+#[inline(always)]
+fn scope_loop(
+    verified: &Verified,
+    route: &ScopeRequirement,
+    reader: ScopeReader,
+    iterations: u64,
+) -> u64 {
+    let mut ok = 0u64;
+    for _ in 0..iterations {
+        let granted = match reader {
+            ScopeReader::Require => black_box(verified).require(black_box(route)).is_ok(),
+            ScopeReader::Distinct => black_box(verified)
+                .distinct_scopes()
+                .contains(&"read:users"),
+        };
+        ok += u64::from(black_box(granted));
+    }
+    ok
+}
+
+/// [`scope_loop`] under its own name, for `--toggle-collect='*scope_measured_loop*'`.
+#[inline(never)]
+fn scope_measured_loop(
+    verified: &Verified,
+    route: &ScopeRequirement,
+    reader: ScopeReader,
+    iterations: u64,
+) -> u64 {
+    scope_loop(verified, route, reader, iterations)
+}
+
 /// `JWTGATE_BENCH_ONLY=<alg>:<variant>`: a fixed number of iterations of one cell, for callgrind.
 fn run_only(fixture: &Fixture, selector: &str) {
     let (alg, letter) = selector
@@ -450,11 +506,26 @@ fn run_only(fixture: &Fixture, selector: &str) {
         .iter()
         .find(|c| c.alg.name().eq_ignore_ascii_case(alg))
         .expect("JWTGATE_BENCH_ONLY names RS256, ES256 or EdDSA");
+    let iterations = env_number("JWTGATE_BENCH_ITERS").unwrap_or(1000);
+    if let Some(reader) = ScopeReader::of_letter(letter) {
+        let verified = fixture
+            .verifier
+            .verify(case.token.as_bytes(), fixture.now)
+            .expect("jwtgate accepts");
+        let route = ScopeRequirement::all_of(["read:users"]);
+        scope_loop(&verified, &route, reader, 3);
+        let ok = scope_measured_loop(&verified, &route, reader, iterations);
+        assert_eq!(ok, iterations);
+        println!(
+            "ran {iterations} iterations of {} {letter} in scope_measured_loop",
+            case.alg
+        );
+        return;
+    }
     let variant = Variant::ALL
         .into_iter()
         .find(|v| v.letter().eq_ignore_ascii_case(letter))
-        .expect("JWTGATE_BENCH_ONLY variant is a, b or c");
-    let iterations = env_number("JWTGATE_BENCH_ITERS").unwrap_or(1000);
+        .expect("JWTGATE_BENCH_ONLY variant is a, b, c, require or scopes");
     warm_up_loop(fixture, case, variant, 3);
     let ok = measured_loop(fixture, case, variant, iterations);
     assert_eq!(ok, iterations);

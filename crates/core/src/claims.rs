@@ -114,6 +114,21 @@ enum Items<'a> {
     Spans(Option<&'a CompactClaims>, std::slice::Iter<'a, Span>),
 }
 
+impl StringItems<'_> {
+    /// True when one of the strings equals `wanted` (a kept item's length is compared before
+    /// its text is looked up).
+    pub fn contains(&self, wanted: &str) -> bool {
+        match &self.0 {
+            Items::Values(values) => values.clone().any(|value| value.as_str() == Some(wanted)),
+            // Never made with spans (what it would yield is an empty string per span).
+            Items::Spans(None, spans) => wanted.is_empty() && spans.len() > 0,
+            Items::Spans(Some(claims), spans) => spans
+                .clone()
+                .any(|span| usize::from(span.len) == wanted.len() && claims.at(*span) == wanted),
+        }
+    }
+}
+
 impl<'a> Iterator for StringItems<'a> {
     type Item = &'a str;
 
@@ -248,12 +263,14 @@ const INTERNED_LEN_MAX: usize = 1024;
 /// The one copy of `text` this process keeps for verified tokens: the tokens of one issuer
 /// and client, whose issuer, audiences, client and scopes are the same, share one buffer. The
 /// table is bounded ([`INTERNED_MAX`] buffers; full, it is emptied, and tokens already holding
-/// a buffer keep it) and holds only what verified tokens said.
-fn intern(text: &str) -> Arc<str> {
+/// a buffer keep it) and holds only what verified tokens said. `text` is UTF-8 (`None` when
+/// not, which the scans never give): it is checked only when it is not the last one interned,
+/// which it equals byte for byte.
+fn intern(text: &[u8]) -> Option<Arc<str>> {
     // Real shared text is a few hundred bytes; a larger one is not shared, so the table holds
     // at most `INTERNED_MAX * INTERNED_LEN_MAX` bytes beside what the cache weighs.
     if text.len() > INTERNED_LEN_MAX {
-        return Arc::from(text);
+        return Some(Arc::from(std::str::from_utf8(text).ok()?));
     }
     thread_local! {
         /// The buffer this thread interned last: consecutive tokens mostly come from one
@@ -262,23 +279,25 @@ fn intern(text: &str) -> Arc<str> {
     }
     let last = LAST
         .try_with(|last| {
-            last.try_borrow()
-                .ok()
-                .and_then(|last| last.as_ref().filter(|last| ***last == *text).cloned())
+            last.try_borrow().ok().and_then(|last| {
+                last.as_ref()
+                    .filter(|last| last.as_bytes() == text)
+                    .cloned()
+            })
         })
         .ok()
         .flatten();
     if let Some(found) = last {
-        return found;
+        return Some(found);
     }
-    let shared = intern_in_table(text);
+    let shared = intern_in_table(std::str::from_utf8(text).ok()?);
     // A thread that cannot remember it simply takes the table's path next time.
     let _ = LAST.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
             *last = Some(shared.clone());
         }
     });
-    shared
+    Some(shared)
 }
 
 /// [`intern`] through the process-wide table.
@@ -301,14 +320,44 @@ fn intern_in_table(text: &str) -> Arc<str> {
 /// The value of a number written as up to 19 decimal digits and nothing else (what `exp`,
 /// `nbf` and `iat` are), without serde_json's general number parser; `None` for anything else
 /// (a sign, a fraction, an exponent, more digits), which takes the general path.
+/// The digits after the first `len % 8` are read eight at a time (a Unix time has ten).
+#[inline(always)]
 fn plain_integer(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || (text.len() > 1 && text.starts_with('0')) {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > 19 || (bytes.len() > 1 && bytes.first() == Some(&b'0')) {
         return None;
     }
-    text.bytes().try_fold(0u64, |value, byte| {
+    let (head, eights) = bytes.split_at(bytes.len() % 8);
+    let mut value = head.iter().try_fold(0u64, |value, &byte| {
         byte.is_ascii_digit()
             .then(|| value * 10 + u64::from(byte - b'0'))
-    })
+    })?;
+    for chunk in eights.chunks_exact(8) {
+        // Nineteen digits at most, so this never exceeds `u64::MAX`.
+        value = value * 100_000_000 + u64::from(eight_digits(chunk)?);
+    }
+    Some(value)
+}
+
+/// The value of eight ASCII digits (the first the most significant); `None` when a byte is not
+/// a digit.
+#[inline(always)]
+fn eight_digits(chunk: &[u8]) -> Option<u32> {
+    const fn splat(byte: u8) -> u64 {
+        0x0101_0101_0101_0101 * byte as u64
+    }
+    let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?);
+    // Each byte minus `'0'`: a byte below `'0'` borrows and sets its top bit, a byte from
+    // `':'` up is 10 or more, which adding 0x76 carries into the top bit (a byte of 0x8A or
+    // more has it set already; only such a byte carries on into the next).
+    let digits = word.wrapping_sub(splat(b'0'));
+    if (digits | digits.wrapping_add(splat(0x76))) & splat(0x80) != 0 {
+        return None;
+    }
+    // Pairs, then quads, then the eight (little-endian: the first digit is the lowest byte).
+    let pairs = (digits * 10 + (digits >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs * 100 + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+    u32::try_from((quads * 10_000 + (quads >> 32)) & 0xFFFF_FFFF).ok()
 }
 
 /// A piece of one of a [`CompactClaims`]'s two text buffers: the token's own or the shared one
@@ -361,8 +410,11 @@ pub(crate) struct CompactClaims {
 struct CompactBuilder {
     /// The decoded payload being scanned.
     payload: Vec<u8>,
-    text: String,
-    shared: String,
+    /// The token's own text and the shared text, as bytes: every piece is a whole string of
+    /// a validated UTF-8 document (or a `kid`/`typ`), so each buffer is UTF-8; it is made a
+    /// `str` once, at the end (the shared one only when it is not the last one interned).
+    text: Vec<u8>,
+    shared: Vec<u8>,
     items: Vec<Span>,
     values: Vec<Value>,
 }
@@ -389,7 +441,7 @@ impl CompactBuilder {
     }
 
     /// Appends `text` to the shared buffer or the token's own; `None` past fifteen bits.
-    fn push(&mut self, text: &str, shared: bool) -> Option<Span> {
+    fn push(&mut self, text: &[u8], shared: bool) -> Option<Span> {
         let buffer = if shared {
             &mut self.shared
         } else {
@@ -403,7 +455,7 @@ impl CompactBuilder {
             start: u16::try_from(buffer.len()).ok()? | if shared { Span::SHARED } else { 0 },
             len: u16::try_from(text.len()).ok()?,
         };
-        buffer.push_str(text);
+        buffer.extend_from_slice(text);
         Some(span)
     }
 
@@ -418,7 +470,10 @@ impl CompactBuilder {
         let text_len = (self.text.len(), self.shared.len());
         let mut complete = true;
         for item in items {
-            match item.string().and_then(|text| self.push(&text, shared)) {
+            match item
+                .string()
+                .and_then(|text| self.push(text.as_bytes(), shared))
+            {
                 Some(span) => self.items.push(span),
                 None => {
                     complete = false;
@@ -445,9 +500,9 @@ impl CompactBuilder {
         let compact = match raw.kind() {
             Kind::String => raw
                 .string()
-                .and_then(|text| self.push(&text, shared))
+                .and_then(|text| self.push(text.as_bytes(), shared))
                 .map(Kept::Text),
-            Kind::Number => self.push(raw.text(), false).map(Kept::Number),
+            Kind::Number => self.push(raw.text().as_bytes(), false).map(Kept::Number),
             Kind::Array => self.push_strings(raw.items(), shared),
             Kind::Object | Kind::Bool | Kind::Null => None,
         };
@@ -479,7 +534,9 @@ impl CompactBuilder {
     ) -> Option<bool> {
         use members::{plain_scalar_end, plain_string_end, skip_whitespace};
         const OTHER_NAMES: usize = 16;
-        let text = std::str::from_utf8(payload).ok()?;
+        // The whole document is UTF-8 (this is what refuses a bad byte in a string the scan
+        // only skips), so every string cut at its quotes is too.
+        std::str::from_utf8(payload).ok()?;
         let bytes = payload;
         let mut filled: u64 = 0;
         let mut kept_count = 0usize;
@@ -525,7 +582,7 @@ impl CompactBuilder {
                                 if kind != Kind::String {
                                     return None;
                                 }
-                                let span = self.push(text.get(pos + 1..end - 1)?, shared)?;
+                                let span = self.push(bytes.get(pos + 1..end - 1)?, shared)?;
                                 self.items.push(span);
                             }
                             pos = skip_whitespace(bytes, end);
@@ -546,10 +603,10 @@ impl CompactBuilder {
                     let kept = match (slot, kind) {
                         (None, _) => Kept::Absent,
                         (Some(_), Kind::String) => {
-                            Kept::Text(self.push(text.get(pos + 1..end - 1)?, shared)?)
+                            Kept::Text(self.push(bytes.get(pos + 1..end - 1)?, shared)?)
                         }
                         (Some(_), Kind::Number) => {
-                            Kept::Number(self.push(text.get(pos..end)?, false)?)
+                            Kept::Number(self.push(bytes.get(pos..end)?, false)?)
                         }
                         (Some(_), _) => return None,
                     };
@@ -609,6 +666,76 @@ pub fn plain_scan_agrees(payload: &[u8]) -> Option<bool> {
         && plain.values.is_empty()
         && full.values.is_empty();
     same.then_some(true)
+}
+
+/// Whether the scope readings of the captured claims of `payload` (`scope::grants`,
+/// `scope::granted`, `scope::distinct`, as a verified token answers them) agree with their
+/// definition over the full claims map: the non-empty space-separated words of `scope` and `scp`
+/// (strings), then the string items of `scp` and `permissions` (arrays). Tried with every
+/// granted scope, each with its last character dropped, every whole scope string and the empty
+/// string. `Some(true)`: they agree; `Some(false)`: not a JSON object; `None`: they disagree
+/// (or the capture refused a document the full parse accepts). For the tests and the fuzz
+/// targets.
+#[doc(hidden)]
+pub fn scope_readings_agree(payload: &[u8]) -> Option<bool> {
+    let Ok(map) = crate::internal::json::parse_object(payload) else {
+        return Some(false);
+    };
+    let (compact, _) =
+        with_scratch(|builder| CompactClaims::scan_into(builder, payload, None, None)).ok()?;
+    let view = CapturedView(&compact);
+    let text = |name: &str| map.get(name).and_then(Value::as_str).unwrap_or_default();
+    let items = |name: &str| {
+        map.get(name)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let mut granted: Vec<&str> = Vec::new();
+    for name in ["scope", "scp"] {
+        granted.extend(text(name).split(' ').filter(|word| !word.is_empty()));
+    }
+    granted.extend(items("scp"));
+    granted.extend(items("permissions"));
+    let mut candidates: Vec<&str> = granted.clone();
+    for scope in &granted {
+        let last = scope.chars().last().map_or(0, char::len_utf8);
+        candidates.push(scope.get(..scope.len() - last).unwrap_or_default());
+    }
+    candidates.extend(["", text("scope"), text("scp")]);
+    for candidate in candidates {
+        if crate::scope::grants(&view, candidate) != granted.contains(&candidate) {
+            return None;
+        }
+    }
+    if !crate::scope::granted(&view).eq(granted.iter().copied()) {
+        return None;
+    }
+    let mut distinct: Vec<&str> = Vec::new();
+    for scope in &granted {
+        if !distinct.contains(scope) {
+            distinct.push(scope);
+        }
+    }
+    (crate::scope::distinct(&view) == distinct).then_some(true)
+}
+
+/// The captured claims as a claim set, as a verified token reads them (for
+/// [`scope_readings_agree`]).
+struct CapturedView<'a>(&'a CompactClaims);
+
+impl ClaimSet for CapturedView<'_> {
+    fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.json(name)
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.0.text(name)
+    }
+
+    fn items(&self, name: &str) -> StringItems<'_> {
+        self.0.items(name)
+    }
 }
 
 /// A decoded payload kept beside its captured claims (`None`: they are all of it).
@@ -723,18 +850,21 @@ impl CompactClaims {
                 order.others()
             }
         };
-        compact.kid = kid.and_then(|kid| builder.push(kid, true));
-        compact.typ = typ.and_then(|typ| builder.push(typ, true));
+        compact.kid = kid.and_then(|kid| builder.push(kid.as_bytes(), true));
+        compact.typ = typ.and_then(|typ| builder.push(typ.as_bytes(), true));
         // Exact-size copies: shrinking a grown buffer in place would leave a sliver of free
         // memory beside every cached token.
-        compact.text = Box::from(builder.text.as_str());
-        compact.shared = intern(&builder.shared);
+        // Whole UTF-8 strings put together, so neither check fails.
+        let not_utf8 = || JsonError::Malformed("captured text is not UTF-8".to_owned());
+        compact.text = Box::from(std::str::from_utf8(&builder.text).map_err(|_| not_utf8())?);
+        compact.shared = intern(&builder.shared).ok_or_else(not_utf8)?;
         compact.items = Box::from(builder.items.as_slice());
         compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
         Ok((compact, others))
     }
 
     /// A span's text (empty if out of range, which the constructor never makes).
+    #[inline(always)]
     fn at(&self, span: Span) -> &str {
         let (buffer, start) = if span.start & Span::SHARED != 0 {
             (&*self.shared, span.start & !Span::SHARED)
@@ -895,14 +1025,23 @@ mod tests {
 
     #[test]
     fn interned_text_is_one_buffer_whether_it_was_last_or_not() {
-        let first = intern("interned-a");
-        assert!(Arc::ptr_eq(&first, &intern("interned-a")), "the last one");
-        let other = intern("interned-b");
+        let first = intern(b"interned-a").unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &intern(b"interned-a").unwrap()),
+            "the last one"
+        );
+        let other = intern(b"interned-b").unwrap();
         assert_eq!(&*other, "interned-b");
         assert!(!Arc::ptr_eq(&first, &other));
-        assert!(Arc::ptr_eq(&first, &intern("interned-a")), "from the table");
-        assert!(Arc::ptr_eq(&other, &intern("interned-b")), "from the table");
-        let from_another_thread = std::thread::spawn(|| intern("interned-a"))
+        assert!(
+            Arc::ptr_eq(&first, &intern(b"interned-a").unwrap()),
+            "from the table"
+        );
+        assert!(
+            Arc::ptr_eq(&other, &intern(b"interned-b").unwrap()),
+            "from the table"
+        );
+        let from_another_thread = std::thread::spawn(|| intern(b"interned-a").unwrap())
             .join()
             .expect("thread runs");
         assert!(Arc::ptr_eq(&first, &from_another_thread));
@@ -933,6 +1072,21 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             texts.push((seed >> (seed % 64)).to_string());
+        }
+        // Every length, with one byte at every position replaced by a byte next to the digits
+        // (or far from them): none of these is a plain integer.
+        for len in 1..=20 {
+            let digits: String = (0..len).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+            for at in 0..len {
+                for foreign in ['/', ':', ' ', '\u{0}', '\u{b0}', '\u{3a0}', 'a', '~'] {
+                    let mut text: String = digits.chars().take(at).collect();
+                    text.push(foreign);
+                    text.extend(digits.chars().skip(at + 1));
+                    texts.push(text);
+                }
+            }
+            texts.push(digits);
+            texts.push("9".repeat(len));
         }
         for text in &texts {
             let serde_number = text.parse::<Number>().ok();
@@ -1038,8 +1192,55 @@ mod tests {
                 members.iter().map(|(name, value)| format!("\"{name}\":{value}")).collect();
             let text = format!("{{{}}}", members.join(separator)).into_bytes();
             proptest::prop_assert!(plain_scan_agrees(&text).is_some(), "{}", String::from_utf8_lossy(&text));
+            proptest::prop_assert!(scope_readings_agree(&text).is_some(), "{}", String::from_utf8_lossy(&text));
             let cut = text.len().saturating_sub(cut);
             proptest::prop_assert!(plain_scan_agrees(&text[..cut]).is_some());
+        }
+    }
+
+    /// The scope readings of captured claims (plain or full scan, text or items, escapes,
+    /// mixed arrays, repeats) are their definition over the full map.
+    #[test]
+    fn scope_readings_of_captured_claims_follow_the_definition() {
+        let documents: [&[u8]; 8] = [
+            br#"{"scope":"openid profile email read:users","permissions":["read:users","write:users"]}"#,
+            br#"{"scope":"  a  b ","scp":"b c","permissions":["a","",7,"d",null]}"#,
+            br#"{"scp":["x","y","x"],"scope":"read:users2 read:user"}"#,
+            br#"{"scope":"a\u0020b\tc","permissions":["e\u0301","\u00e9"]}"#,
+            "{\"scope\":\"\u{e9} \u{a0}x x\u{a0} \u{120}\",\"scp\":{\"a\":1}}".as_bytes(),
+            br#"{"permissions":"a b","scp":true,"scope":["a"]}"#,
+            br#"{}"#,
+            br#"{"scope":"abcdefgh ijklmnop qrstuvwx yz abcdefgh","permissions":["abcdefgh"]}"#,
+        ];
+        for document in documents {
+            assert_eq!(
+                scope_readings_agree(document),
+                Some(true),
+                "{:?}",
+                String::from_utf8_lossy(document)
+            );
+        }
+        assert_eq!(scope_readings_agree(b"[1]"), Some(false));
+    }
+
+    /// A byte that is not UTF-8, in a captured string, a skipped one or an array item, refuses
+    /// the document: the buffers filled as bytes never hold one.
+    #[test]
+    fn text_that_is_not_utf8_is_refused_wherever_it_is() {
+        let documents: [&[u8]; 5] = [
+            b"{\"sub\":\"a\xffb\"}",
+            b"{\"other\":\"a\xc3\"}",
+            b"{\"aud\":[\"a\",\"\xe2\x82\"]}",
+            b"{\"scope\":\"a b\",\"x\":\"\xed\xa0\x80\"}",
+            b"{\"iss\":\"i\",\"\xff\":1}",
+        ];
+        for document in documents {
+            assert!(
+                CompactClaims::scan(document, None, None).is_err(),
+                "{document:?}"
+            );
+            assert_eq!(plain_scan_agrees(document), Some(false), "{document:?}");
+            assert_eq!(scope_readings_agree(document), Some(false), "{document:?}");
         }
     }
 

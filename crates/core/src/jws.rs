@@ -603,6 +603,21 @@ mod tests {
         }
         assert!(!scan(b"abc\x7fdefgh").0);
         assert!(!scan(b"abcdefgh ijk").0);
+        // An unprintable byte in any segment, before or after the second dot, and a further
+        // dot after it, are all seen.
+        for bad in [
+            &b"a b.c.d"[..],
+            b"a.b c.d",
+            b"a.b.c d",
+            b"a.b.cd\x80",
+            b"a.b.\x00",
+            b"a.b.c.d\x7f",
+        ] {
+            assert!(!scan(bad).0, "{bad:?}");
+        }
+        assert_eq!(scan(b"a.b.c.d.e").1, 4);
+        assert_eq!(scan(b"a.b.c..").1, 4);
+        assert!(scan(b"a.b.c").0);
     }
 
     #[test]

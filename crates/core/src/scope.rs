@@ -4,7 +4,7 @@
 //! string (RFC 9068 §2.2.3), the `scp` claim (a string or an array, as Okta and Entra ID issue it)
 //! or the `permissions` array (Auth0 RBAC). `read:users2` does not grant `read:users`.
 
-use crate::claims::{Claim, ClaimSet};
+use crate::claims::{Claim, ClaimSet, StringItems};
 use crate::internal::pieces::NonEmptyPieces;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -69,22 +69,32 @@ impl ScopeRequirement {
 
     /// True when `claims` meet the requirement: [`ScopeRequirement::missing`] is empty, found
     /// without gathering the missing scopes.
-    pub fn is_met(&self, claims: &dyn ClaimSet) -> bool {
+    #[inline]
+    pub fn is_met<C: ClaimSet + ?Sized>(&self, claims: &C) -> bool {
+        // Nothing required (most policies): no claim is looked up.
+        self.scopes.is_empty() || self.is_met_by(&Grants::of(claims))
+    }
+
+    /// [`ScopeRequirement::is_met`] against scope claims already looked up (out of line: the
+    /// claims checks that inline `is_met` stay small when nothing is required).
+    #[inline(never)]
+    pub fn is_met_by(&self, grants: &Grants<'_>) -> bool {
         match self.mode {
-            ScopeMode::AllOf => self.scopes.iter().all(|scope| grants(claims, scope)),
+            ScopeMode::AllOf => self.scopes.iter().all(|scope| grants.contains(scope)),
             ScopeMode::AnyOf => {
-                self.scopes.is_empty() || self.scopes.iter().any(|scope| grants(claims, scope))
+                self.scopes.is_empty() || self.scopes.iter().any(|scope| grants.contains(scope))
             }
         }
     }
 
     /// The required scopes the claims do not grant; empty when the requirement is met.
-    pub fn missing<'a>(&'a self, claims: &dyn ClaimSet) -> Vec<&'a str> {
+    pub fn missing<'a, C: ClaimSet + ?Sized>(&'a self, claims: &C) -> Vec<&'a str> {
+        let grants = Grants::of(claims);
         let missing: Vec<&str> = self
             .scopes
             .iter()
             .map(String::as_str)
-            .filter(|scope| !grants(claims, scope))
+            .filter(|scope| !grants.contains(scope))
             .collect();
         match self.mode {
             ScopeMode::AnyOf if missing.len() < self.scopes.len() => Vec::new(),
@@ -106,17 +116,108 @@ impl fmt::Display for ScopeRequirement {
 /// The claims that grant scopes.
 pub const SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
 
-/// Every scope the claims grant, in claim order (`scope`, then `scp`, then `permissions`).
-pub fn granted(claims: &dyn ClaimSet) -> impl Iterator<Item = &str> + '_ {
-    let scope = words(claims.text("scope"));
-    let scp = words(claims.text("scp")).chain(claims.items("scp"));
-    let permissions = claims.items("permissions");
-    scope.chain(scp).chain(permissions)
+/// The scope-granting claims of one token, looked up once: a requirement of several scopes,
+/// and the list of granted scopes, read them without looking the claims up again (and, for a
+/// concrete claim set such as [`crate::Verified`], without a call through `dyn ClaimSet`).
+#[derive(Debug, Clone)]
+pub struct Grants<'a> {
+    scope: &'a str,
+    scp: &'a str,
+    scp_items: StringItems<'a>,
+    permissions: StringItems<'a>,
 }
 
-/// The space-separated words of `text`, when present (empty ones skipped).
-fn words(text: Option<&str>) -> NonEmptyPieces<'_> {
-    NonEmptyPieces::new(text.unwrap_or_default(), b' ')
+impl<'a> Grants<'a> {
+    /// The `scope`, `scp` and `permissions` claims of `claims`.
+    #[inline(always)]
+    pub fn of<C: ClaimSet + ?Sized>(claims: &'a C) -> Grants<'a> {
+        Grants {
+            scope: claims.text("scope").unwrap_or_default(),
+            scp: claims.text("scp").unwrap_or_default(),
+            scp_items: claims.items("scp"),
+            permissions: claims.items("permissions"),
+        }
+    }
+
+    /// True when `wanted` is granted exactly: a word of `scope` or `scp`, or an item of `scp`
+    /// or `permissions`.
+    pub fn contains(&self, wanted: &str) -> bool {
+        has_word(self.scope, wanted)
+            || has_word(self.scp, wanted)
+            || self.scp_items.contains(wanted)
+            || self.permissions.contains(wanted)
+    }
+
+    /// Every granted scope, in claim order (`scope`, then `scp`, then `permissions`).
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> {
+        words(self.scope)
+            .chain(words(self.scp))
+            .chain(self.scp_items.clone())
+            .chain(self.permissions.clone())
+    }
+}
+
+/// Every scope the claims grant, in claim order (`scope`, then `scp`, then `permissions`).
+pub fn granted<C: ClaimSet + ?Sized>(claims: &C) -> impl Iterator<Item = &str> + '_ {
+    Grants::of(claims).iter()
+}
+
+/// The space-separated words of `text` (empty ones skipped).
+fn words(text: &str) -> NonEmptyPieces<'_> {
+    NonEmptyPieces::new(text, b' ')
+}
+
+/// True when `word` is one of the space-separated words of `text` (what
+/// `words(text).any(|w| w == word)` says: an empty `word` never is). The spaces are found
+/// eight bytes at a time, and a word's bytes are compared only when its length matches (scope
+/// strings are a few short words: a searcher call per word costs more than the search).
+fn has_word(text: &str, word: &str) -> bool {
+    let (text, word) = (text.as_bytes(), word.as_bytes());
+    if word.is_empty() || word.len() > text.len() {
+        return false;
+    }
+    let is_word =
+        |start: usize, end: usize| end - start == word.len() && text.get(start..end) == Some(word);
+    let mut start = 0;
+    let mut chunks = text.chunks_exact(8);
+    let mut base = 0;
+    let search = |spaces: u64, base: usize, start: &mut usize| {
+        let mut spaces = spaces;
+        while spaces != 0 {
+            let at = base + spaces.trailing_zeros() as usize / 8;
+            if is_word(*start, at) {
+                return true;
+            }
+            *start = at + 1;
+            spaces &= spaces - 1;
+        }
+        false
+    };
+    for chunk in &mut chunks {
+        let bytes = <[u8; 8]>::try_from(chunk).unwrap_or_default();
+        if search(space_bytes(bytes), base, &mut start) {
+            return true;
+        }
+        base += 8;
+    }
+    // The last few bytes, padded with bytes that are not spaces.
+    let rest = chunks.remainder();
+    let mut bytes = [0u8; 8];
+    for (target, &byte) in bytes.iter_mut().zip(rest) {
+        *target = byte;
+    }
+    search(space_bytes(bytes), base, &mut start) || is_word(start, text.len())
+}
+
+/// The top bit of each byte of `bytes` (little-endian) that is a space, and no other bit.
+#[inline(always)]
+fn space_bytes(bytes: [u8; 8]) -> u64 {
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    const LOW_SEVEN: u64 = u64::from_ne_bytes([0x7f; 8]);
+    // Spaces become zero bytes; a byte's top bit then survives only when it and its low seven
+    // bits are all zero (adding 0x7f to the low seven bits never carries into the next byte).
+    let zeroed = u64::from_le_bytes(bytes) ^ SPACES;
+    !(((zeroed & LOW_SEVEN) + LOW_SEVEN) | zeroed | LOW_SEVEN)
 }
 
 /// The most scope entries (across `scope`, `scp` and `permissions`, repeats counted) a token
@@ -150,31 +251,42 @@ pub fn exceeds_cap<C: ClaimSet>(claims: &C) -> Option<usize> {
 
 /// The granted scopes without repeats, in first-seen order (a scope in both `scope` and
 /// `permissions` appears once): what descriptions and identity headers show. Linear time.
-pub fn distinct(claims: &dyn ClaimSet) -> Vec<&str> {
+pub fn distinct<C: ClaimSet + ?Sized>(claims: &C) -> Vec<&str> {
     // A real token's few scopes are compared linearly (no hasher to seed, no table to allocate:
     // a third of the identity headers' cost on the miss path); past `LINEAR_LIMIT` a hash set
     // keeps a token packed with scopes from making this quadratic.
     const LINEAR_LIMIT: usize = 32;
+    /// Room for a real token's scopes, made on the first one: one allocation, no growth.
+    const FIRST_CAPACITY: usize = 8;
+    let grants = Grants::of(claims);
     let mut out: Vec<&str> = Vec::new();
     let mut seen: Option<HashSet<&str>> = None;
-    for scope in granted(claims) {
+    let mut add = |scope| {
         let new = match &mut seen {
             Some(set) => set.insert(scope),
             None => !out.contains(&scope),
         };
         if new {
+            if out.capacity() == 0 {
+                out.reserve(FIRST_CAPACITY);
+            }
             out.push(scope);
             if seen.is_none() && out.len() > LINEAR_LIMIT {
                 seen = Some(out.iter().copied().collect());
             }
         }
-    }
+    };
+    // Each claim in its own loop (the order of `Grants::iter`), without a chain of iterators.
+    words(grants.scope).for_each(&mut add);
+    words(grants.scp).for_each(&mut add);
+    grants.scp_items.for_each(&mut add);
+    grants.permissions.for_each(&mut add);
     out
 }
 
 /// True when the claims grant `scope` exactly.
-pub fn grants(claims: &dyn ClaimSet, scope: &str) -> bool {
-    granted(claims).any(|granted| granted == scope)
+pub fn grants<C: ClaimSet + ?Sized>(claims: &C, scope: &str) -> bool {
+    Grants::of(claims).contains(scope)
 }
 
 /// Claims other than the scope claims that contain `scope` (as a string, a space-delimited entry
@@ -249,9 +361,47 @@ mod tests {
             "a\u{a0}b c",
         ] {
             let expected: Vec<&str> = text.split(' ').filter(|s| !s.is_empty()).collect();
-            assert_eq!(words(Some(text)).collect::<Vec<_>>(), expected, "{text:?}");
+            assert_eq!(words(text).collect::<Vec<_>>(), expected, "{text:?}");
+            for word in ["", "a", "b", "é", "x", "read:users", "a b", "ab"] {
+                assert_eq!(
+                    has_word(text, word),
+                    expected.contains(&word),
+                    "{text:?} {word:?}"
+                );
+            }
         }
-        assert_eq!(words(None).count(), 0);
+    }
+
+    #[test]
+    fn word_match_agrees_with_split_on_texts_of_every_length() {
+        // Texts of 0 to 40 characters from an alphabet with bytes one bit away from a space
+        // (`!`, `0xA0` in `é`-like and non-breaking-space encodings), so that spaces at every
+        // offset of the eight-byte groups, and near misses, are tried.
+        let alphabet = [" ", "a", "b", "!", "\u{a0}", "\u{120}", "é", "ab", "  "];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let len = next(41);
+            let text: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let expected: Vec<&str> = text.split(' ').filter(|s| !s.is_empty()).collect();
+            let mut wanted: Vec<&str> = expected.clone();
+            wanted.extend(["", "a", "ab", "a!", "b", "\u{a0}", "a b", " "]);
+            if let Some(first) = expected.first() {
+                wanted.push(&first[..first.len() - first.chars().last().map_or(0, char::len_utf8)]);
+            }
+            for word in wanted {
+                assert_eq!(
+                    has_word(&text, word),
+                    expected.contains(&word),
+                    "{text:?} {word:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -469,3 +469,122 @@ proptest! {
         let _ = Check::MaxAge.run(&p, &header(), &claims, now);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Scope grants: the compact word match agrees with the plain definition.
+// ---------------------------------------------------------------------------------------------
+
+/// The definition the scope checks implement, over the claims as JSON: the non-empty
+/// space-separated words of `scope` and of `scp` (strings), and the string items of `scp` and
+/// `permissions` (arrays), in that order.
+fn reference_granted(claims: &Map<String, Value>) -> Vec<String> {
+    let words = |name: &str| -> Vec<String> {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .map(|text| {
+                text.split(' ')
+                    .filter(|word| !word.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let items = |name: &str| -> Vec<String> {
+        claims
+            .get(name)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut all = words("scope");
+    all.extend(words("scp"));
+    all.extend(items("scp"));
+    all.extend(items("permissions"));
+    all
+}
+
+/// A scope-claim value: words from a small alphabet (so that requirements hit and miss), with
+/// empty pieces, near misses, non-ASCII text and escapes; an array of such strings mixed with
+/// other values; or something else entirely.
+fn scope_value() -> impl Strategy<Value = Value> {
+    let word = prop::sample::select(vec![
+        "",
+        "a",
+        "b",
+        "ab",
+        "read:users",
+        "read:users2",
+        "é",
+        "a\u{a0}b",
+        "x\"y",
+        "\t",
+        "a b",
+    ]);
+    let text = prop::collection::vec(word.clone(), 0..6).prop_map(|words| words.join(" "));
+    let item = prop_oneof![
+        4 => word.prop_map(|w| json!(w)),
+        1 => Just(json!(7)),
+        1 => Just(Value::Null),
+    ];
+    prop_oneof![
+        3 => text.prop_map(Value::String),
+        3 => prop::collection::vec(item, 0..5).prop_map(Value::Array),
+        1 => Just(json!({"scope": "a"})),
+        1 => Just(json!(true)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// `Verified::require`, `Verified::scopes` and `scope::grants` on the compact claims decide
+    /// exactly what the plain definition over the full claims map decides, for all-of and
+    /// any-of requirements of words that are granted, near misses, empty or absent.
+    #[test]
+    fn scope_grants_agree_with_the_definition(
+        scope in prop::option::of(scope_value()),
+        scp in prop::option::of(scope_value()),
+        permissions in prop::option::of(scope_value()),
+        wanted in prop::collection::vec(
+            prop::sample::select(vec!["a", "b", "ab", "read:users", "é", "a\u{a0}b", "x\"y", "a b", "c"]),
+            0..4,
+        ),
+        any_of in any::<bool>(),
+    ) {
+        let mut patch = Map::new();
+        for (name, value) in [("scope", scope), ("scp", scp), ("permissions", permissions)] {
+            if let Some(value) = value {
+                patch.insert(name.to_owned(), value);
+            }
+        }
+        let token = sign(&keys().es, &claims(Value::Object(patch)));
+        let verified = accept(&token);
+        let map = verified.to_claims();
+        let granted = reference_granted(&map);
+        prop_assert_eq!(verified.scopes().collect::<Vec<_>>(), granted.iter().map(String::as_str).collect::<Vec<_>>());
+        for scope in &wanted {
+            let expected = granted.iter().any(|granted| granted == scope);
+            prop_assert_eq!(jwtgate_core::scope::grants(&verified, scope), expected);
+            prop_assert_eq!(jwtgate_core::scope::grants(&map, scope), expected);
+        }
+        let requirement = if any_of {
+            jwtgate_core::ScopeRequirement::any_of(wanted.iter().copied())
+        } else {
+            jwtgate_core::ScopeRequirement::all_of(wanted.iter().copied())
+        };
+        let met = |scope: &&str| granted.iter().any(|granted| granted == scope);
+        let expected = if any_of {
+            wanted.is_empty() || wanted.iter().any(met)
+        } else {
+            wanted.iter().all(met)
+        };
+        prop_assert_eq!(verified.require(&requirement).is_ok(), expected);
+        prop_assert_eq!(requirement.is_met(&map), expected);
+    }
+}

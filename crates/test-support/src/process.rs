@@ -201,18 +201,131 @@ pub async fn start_with_ports<T: Clone, F: Future<Output = bool>>(
 }
 
 /// Starts `name` listening on a free loopback address, with the `command` for that address;
-/// ready once it accepts connections (retried as [`start_with_ports`] says).
+/// ready once it accepts connections there on a socket the process (or one it started) holds.
+/// A port taken in the meantime by another test's server would otherwise look ready: that
+/// server answers, while this program fails to bind and exits (or, like nginx, retries for
+/// seconds first), and the test talks to the wrong server. Retried as [`start_with_ports`]
+/// says.
 pub async fn start_on_free_port(
     name: &'static str,
     dir: &Path,
     command: impl Fn(SocketAddr) -> Command,
 ) -> (Running, SocketAddr) {
-    start_with_ports(
-        name,
-        dir,
-        free_loopback_addr,
-        |listen| command(*listen),
-        accepts,
-    )
-    .await
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let listen = free_loopback_addr();
+        let log = dir.join(format!("{name}.log"));
+        let mut running = Running::spawn(name, command(listen), log);
+        let pid = running.id();
+        let waited = running
+            .wait_for("listening", Duration::from_secs(20), || async move {
+                accepts(listen).await && holds_listener(pid, listen.port())
+            })
+            .await;
+        match waited {
+            Ok(()) => return (running, listen),
+            Err(log) => failures.push(log),
+        }
+    }
+    panic!("{name} did not start:\n{}", failures.join("\n"))
+}
+
+/// Whether process `pid`, or a process it started, holds a TCP socket listening on `port`
+/// (Linux: the socket's inode in `/proc/net/tcp{,6}` among the processes' open files). True
+/// where `/proc/net/tcp` cannot be read (another system: the check is then skipped).
+pub fn holds_listener(pid: u32, port: u16) -> bool {
+    const LISTEN: &str = "0A";
+    let Ok(tcp4) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let tcp6 = std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    let inodes: Vec<String> = tcp4
+        .lines()
+        .chain(tcp6.lines())
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            let listening = fields.get(3) == Some(&LISTEN);
+            (listening && u16::from_str_radix(local_port, 16).ok() == Some(port))
+                .then(|| format!("socket:[{}]", fields.get(9).unwrap_or(&"")))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    process_tree(pid).into_iter().any(|member| {
+        std::fs::read_dir(format!("/proc/{member}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+            .any(|target| {
+                inodes
+                    .iter()
+                    .any(|inode| target.as_os_str() == inode.as_str())
+            })
+    })
+}
+
+/// `pid` and every process descended from it (by the parent ids in `/proc/*/stat`).
+fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+            let after_comm = stat.rsplit_once(')')?.1;
+            let parent = after_comm.split_whitespace().nth(1)?.parse().ok()?;
+            Some((child, parent))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while let Some(&member) = tree.get(next) {
+        for &(child, parent) in &parents {
+            if parent == member && !tree.contains(&child) {
+                tree.push(child);
+            }
+        }
+        next += 1;
+    }
+    tree
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_is_held_by_its_process_and_no_other() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(holds_listener(std::process::id(), port));
+        let mut other = Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(!holds_listener(other.id(), port));
+        let _ = other.kill();
+        let _ = other.wait();
+        drop(listener);
+        assert!(!holds_listener(std::process::id(), port));
+    }
+
+    #[test]
+    fn the_tree_holds_what_a_process_started() {
+        let mut shell = Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while process_tree(shell.id()).len() < 2 {
+            assert!(Instant::now() < deadline, "the shell's sleep never showed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(process_tree(shell.id())[0], shell.id());
+        let _ = shell.kill();
+        let _ = shell.wait();
+    }
 }

@@ -19,7 +19,9 @@
 
 use jwtgate_test_support::certificates::{bound_token, client_certificate, tls_client, tls_data};
 use jwtgate_test_support::client::get_bearer;
-use jwtgate_test_support::process::{accepts, free_loopback_addr, start_with_ports, Running};
+use jwtgate_test_support::process::{
+    free_loopback_addr, holds_listener, listening, start_with_ports, Running,
+};
 use jwtgate_test_support::recipes::{recipe, render};
 use jwtgate_test_support::upstream::{folded_values, start_echo_upstream, Seen};
 use jwtgate_test_support::wire::{send, Reply};
@@ -95,11 +97,11 @@ async fn start_jwtgate_with(
                 .env("JWTGATE_LOG", "warn");
             command
         },
-        |(http, grpc)| async move {
+        |(http, grpc), pid| async move {
             if tls {
-                return accepts(grpc).await;
+                return listening(grpc, pid).await;
             }
-            accepts(http).await && send(http, "GET", "/readyz", &[]).await.status == 200
+            listening(http, pid).await && send(http, "GET", "/readyz", &[]).await.status == 200
         },
     )
     .await
@@ -116,8 +118,9 @@ async fn start_proxy(
         dir,
         free_loopback_addr,
         |listen| command(*listen),
-        |listen| async move {
-            accepts(listen).await && send(listen, "GET", "/public/ready", &[]).await.status == 200
+        |listen, pid| async move {
+            listening(listen, pid).await
+                && send(listen, "GET", "/public/ready", &[]).await.status == 200
         },
     )
     .await
@@ -226,10 +229,11 @@ async fn start_envoy_tls(
             assert!(config.contains(plain), "the recipe's listener moved");
             envoy_command(dir, recipe_name, change(config.replacen(plain, &tls, 1)))
         },
-        |listen| {
+        |listen, pid| {
             let ready =
                 tls_client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
-            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
+            let own = holds_listener(pid, listen.port());
+            async move { own && ready.send().await.is_ok_and(|r| r.status() == 200) }
         },
     )
     .await
@@ -902,10 +906,11 @@ http:
             command.arg(format!("--configFile={}", path.display()));
             command
         },
-        |listen| {
+        |listen, pid| {
             let ready =
                 client(None).get(format!("https://localhost:{}/public/ready", listen.port()));
-            async move { ready.send().await.is_ok_and(|r| r.status() == 200) }
+            let own = holds_listener(pid, listen.port());
+            async move { own && ready.send().await.is_ok_and(|r| r.status() == 200) }
         },
     )
     .await;

@@ -11,7 +11,9 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use jwtgate_core::{Algorithm, SigningKey};
-use jwtgate_test_support::process::{free_loopback_addr, start_with_ports, Running};
+use jwtgate_test_support::process::{
+    free_loopback_addr, holds_listener, start_with_ports, Running,
+};
 use serde_json::{json, Map};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -75,10 +77,11 @@ async fn start_gateway(dir: &Path, jwks_url: &str) -> Gateway {
             command
         },
         // The "listening" line comes after the SIGHUP handler is installed.
-        |_| {
+        |addr, pid| {
             let listening = std::fs::read_to_string(&log)
                 .unwrap_or_default()
-                .contains("jwtgate: listening");
+                .contains("jwtgate: listening")
+                && holds_listener(pid, addr.port());
             async move { listening }
         },
     )

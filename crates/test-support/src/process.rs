@@ -174,23 +174,29 @@ impl Drop for Running {
 }
 
 /// Starts `name` (log `{dir}/{name}.log`) on what `ports` chooses (free loopback ports), with
-/// the `command` for them, until `ready` holds for them (20 s at most). When the process exits
-/// before, e.g. because a port was taken in the meantime, it is started again on other ports
-/// (three tries, then a failure with every log).
+/// the `command` for them, until `ready` holds for them and the process id (20 s at most). When
+/// the process exits before, e.g. because a port was taken in the meantime, it is started again
+/// on other ports (three tries, then a failure with every log). `ready` should require
+/// [`holds_listener`] for the ports it reads: a port another test's server took in the meantime
+/// would otherwise look ready (that server answers, while this program fails to bind and exits
+/// or, like nginx, retries for seconds first), and the test would talk to the wrong server.
 pub async fn start_with_ports<T: Clone, F: Future<Output = bool>>(
     name: &'static str,
     dir: &Path,
     ports: impl Fn() -> T,
     command: impl Fn(&T) -> Command,
-    ready: impl Fn(T) -> F,
+    ready: impl Fn(T, u32) -> F,
 ) -> (Running, T) {
     let mut failures = Vec::new();
     for _ in 0..3 {
         let chosen = ports();
         let log = dir.join(format!("{name}.log"));
         let mut running = Running::spawn(name, command(&chosen), log);
+        let pid = running.id();
         let waited = running
-            .wait_for("ready", Duration::from_secs(20), || ready(chosen.clone()))
+            .wait_for("ready", Duration::from_secs(20), || {
+                ready(chosen.clone(), pid)
+            })
             .await;
         match waited {
             Ok(()) => return (running, chosen),
@@ -201,33 +207,26 @@ pub async fn start_with_ports<T: Clone, F: Future<Output = bool>>(
 }
 
 /// Starts `name` listening on a free loopback address, with the `command` for that address;
-/// ready once it accepts connections there on a socket the process (or one it started) holds.
-/// A port taken in the meantime by another test's server would otherwise look ready: that
-/// server answers, while this program fails to bind and exits (or, like nginx, retries for
-/// seconds first), and the test talks to the wrong server. Retried as [`start_with_ports`]
-/// says.
+/// ready once it accepts connections there on a socket it (or a process it started) holds
+/// ([`start_with_ports`]).
 pub async fn start_on_free_port(
     name: &'static str,
     dir: &Path,
     command: impl Fn(SocketAddr) -> Command,
 ) -> (Running, SocketAddr) {
-    let mut failures = Vec::new();
-    for _ in 0..3 {
-        let listen = free_loopback_addr();
-        let log = dir.join(format!("{name}.log"));
-        let mut running = Running::spawn(name, command(listen), log);
-        let pid = running.id();
-        let waited = running
-            .wait_for("listening", Duration::from_secs(20), || async move {
-                accepts(listen).await && holds_listener(pid, listen.port())
-            })
-            .await;
-        match waited {
-            Ok(()) => return (running, listen),
-            Err(log) => failures.push(log),
-        }
-    }
-    panic!("{name} did not start:\n{}", failures.join("\n"))
+    start_with_ports(
+        name,
+        dir,
+        free_loopback_addr,
+        |listen| command(*listen),
+        listening,
+    )
+    .await
+}
+
+/// Whether process `pid` (or one it started) accepts connections on `addr` on its own socket.
+pub async fn listening(addr: SocketAddr, pid: u32) -> bool {
+    accepts(addr).await && holds_listener(pid, addr.port())
 }
 
 /// Whether process `pid`, or a process it started, holds a TCP socket listening on `port`

@@ -307,6 +307,17 @@ impl RecentHeaders {
             .map(|(_, header)| Arc::clone(header))
     }
 
+    /// The header kept for the segment `token` starts with, followed by a `.`, and that
+    /// segment's length (at most one entry can match: a kept segment holds no `.`).
+    fn find_leading(token: &[u8]) -> Option<(usize, Arc<Header>)> {
+        let table = Self::table().lock().ok()?;
+        table
+            .entries
+            .iter()
+            .find(|(kept, _)| token.get(kept.len()) == Some(&b'.') && token.starts_with(kept))
+            .map(|(kept, header)| (kept.len(), Arc::clone(header)))
+    }
+
     /// Keeps `header`, parsed from `segment`.
     fn remember(segment: &[u8], header: &Arc<Header>) {
         if segment.len() > Self::MAX_LEN {
@@ -398,6 +409,37 @@ impl<'a> CompactJws<'a> {
         })
     }
 
+    /// For the verify path ([`crate::Verifier::verify`]): the token cut as
+    /// [`CompactJws::parse`] cuts it, without its whole-token pass, when it starts with a
+    /// recently parsed header segment and a `.`, and ends with a `.` and a non-empty segment
+    /// without one; `None` otherwise (the caller parses).
+    ///
+    /// The header is the one `parse` gives, and when `parse` accepts the token the segments are
+    /// the ones it gives. `parse` also refuses what this does not look at: an unprintable byte
+    /// anywhere, a `.` in the payload. Base64url decoding refuses both in the payload and the
+    /// signature, so a token this cuts that then passes every check is one `parse` accepts;
+    /// a caller that refuses it must refuse it with `parse`'s error when `parse` has one
+    /// (it came first), which [`crate::Verifier::verify`] does.
+    pub(crate) fn parse_after_recent_header(
+        token: &'a [u8],
+        max_len: usize,
+    ) -> Option<CompactJws<'a>> {
+        if token.len() > max_len {
+            return None;
+        }
+        let (header_len, header) = RecentHeaders::find_leading(token)?;
+        let last_dot = memchr::memrchr(b'.', token)?;
+        if last_dot <= header_len || last_dot + 1 == token.len() {
+            return None;
+        }
+        Some(CompactJws {
+            header,
+            signing_input: token.get(..last_dot)?,
+            payload: token.get(header_len + 1..last_dot)?,
+            signature: token.get(last_dot + 1..)?,
+        })
+    }
+
     /// The checked header.
     pub fn header(&self) -> &Header {
         &self.header
@@ -450,6 +492,15 @@ impl<'a> CompactJws<'a> {
     pub fn decode_signature<'b>(
         &self,
         buffer: &'b mut [u8; MAX_SIGNATURE_LEN],
+    ) -> Result<&'b [u8], JwsError> {
+        self.decode_signature_into(buffer)
+    }
+
+    /// [`CompactJws::decode_signature`] into a buffer of any size (`TooLong` with its size
+    /// when the signature does not fit).
+    pub(crate) fn decode_signature_into<'b>(
+        &self,
+        buffer: &'b mut [u8],
     ) -> Result<&'b [u8], JwsError> {
         let len =
             base64url::decode_into(self.signature, buffer).map_err(|error| JwsError::Base64 {

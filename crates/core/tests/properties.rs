@@ -16,7 +16,9 @@ mod common;
 
 use common::*;
 use jwtgate_core::internal::base64url;
-use jwtgate_core::{explain, Algorithm, Check, Header, Reason, Verifier};
+use jwtgate_core::{
+    explain, Algorithm, Check, Header, Reason, Rejection, UnverifiedToken, Verified, Verifier,
+};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
@@ -281,6 +283,145 @@ proptest! {
         let mut mutated = token.to_vec();
         mutated[position] ^= 1 << bit;
         prop_assert!(!verify_and_explain(&mutated, NOW));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `Verifier::verify` refuses as the parse, signature and claims steps in order refuse.
+// ---------------------------------------------------------------------------------------------
+
+/// The steps `Verifier::verify` stands for, one after the other: the whole-token parse
+/// (printable bytes and dots first), the signature, the claims.
+fn verify_in_order(verifier: &Verifier, token: &[u8], now: i64) -> Result<Verified, Rejection> {
+    UnverifiedToken::parse(token, verifier.policy())?
+        .verify_signature(verifier.keys())?
+        .check(verifier.policy(), now)
+}
+
+/// `verify` and the steps in order give the same result: the same token, or the same
+/// refusal (reason and its text).
+fn assert_verify_refuses_in_order(token: &[u8]) {
+    let v: &Verifier = &VERIFIER;
+    let in_order = verify_in_order(v, token, NOW);
+    let verified = v.verify(token, NOW);
+    assert_eq!(
+        verified,
+        in_order,
+        "{}",
+        String::from_utf8_lossy(token).escape_debug()
+    );
+    if let (Err(verified), Err(in_order)) = (&verified, &in_order) {
+        assert_eq!(verified.description(), in_order.description());
+    }
+}
+
+/// Tokens whose header each verifier has parsed: valid ones, and signed ones that a claims
+/// check or the key lookup refuses.
+fn recent_header_tokens() -> Vec<String> {
+    let k = keys();
+    let mut tokens = valid_tokens();
+    tokens.push(sign(&k.rs, &claims(json!({"exp": NOW - 600}))));
+    tokens.push(sign(&k.es, &claims(json!({"aud": "other"}))));
+    tokens.push(sign(&k.ed, &claims(json!({"iss": null}))));
+    tokens.push(sign_h(&k.es, json!({"kid": "unknown"}), &base_claims()));
+    for token in &tokens {
+        let _ = VERIFIER.verify(token.as_bytes(), NOW);
+    }
+    tokens
+}
+
+/// Bytes `verify`'s decoding refuses that the parse's whole-token pass refuses first: every
+/// unprintable byte class, `.`, and base64url's near misses.
+const FOREIGN: &[u8] = b"\0\x01\t\n\x1f \x7f\x80\xc3\xff.=+/";
+
+#[test]
+fn every_foreign_byte_anywhere_is_refused_as_by_the_steps_in_order() {
+    for token in recent_header_tokens() {
+        let original = token.as_bytes();
+        assert_verify_refuses_in_order(original);
+        for position in 0..=original.len() {
+            for &byte in FOREIGN {
+                let mut inserted = original.to_vec();
+                inserted.insert(position, byte);
+                assert_verify_refuses_in_order(&inserted);
+                if let Some(&was) = original.get(position) {
+                    let mut replaced = original.to_vec();
+                    replaced[position] = byte;
+                    if was != byte {
+                        assert_verify_refuses_in_order(&replaced);
+                    }
+                }
+            }
+            let mut shorter = original.to_vec();
+            if position < shorter.len() {
+                shorter.remove(position);
+                assert_verify_refuses_in_order(&shorter);
+            }
+            assert_verify_refuses_in_order(&original[..position]);
+        }
+        // Too long for the policy, with a foreign byte too.
+        let long = format!("{token}.{}", "A".repeat(70_000));
+        assert_verify_refuses_in_order(long.as_bytes());
+        assert_verify_refuses_in_order(format!("{long}\0").as_bytes());
+    }
+}
+
+/// One edit of a token: a byte replaced, inserted or removed at a position.
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(prop::sample::Index, u8),
+    Insert(prop::sample::Index, u8),
+    Remove(prop::sample::Index),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let byte = prop_oneof![
+        any::<u8>(),
+        prop::sample::select(FOREIGN.to_vec()),
+        prop::sample::select(ALPHABET.to_vec()),
+    ];
+    prop_oneof![
+        (any::<prop::sample::Index>(), byte.clone()).prop_map(|(at, b)| Edit::Replace(at, b)),
+        (any::<prop::sample::Index>(), byte).prop_map(|(at, b)| Edit::Insert(at, b)),
+        any::<prop::sample::Index>().prop_map(Edit::Remove),
+    ]
+}
+
+static RECENT_HEADER_TOKENS: LazyLock<Vec<String>> = LazyLock::new(recent_header_tokens);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+    /// Tokens with up to four edits (foreign bytes, dots, alphabet bytes, anywhere; segments
+    /// added, dropped, cut) are refused exactly as the steps in order refuse them.
+    #[test]
+    fn edited_tokens_are_refused_as_by_the_steps_in_order(
+        which in any::<prop::sample::Index>(),
+        edits in prop::collection::vec(edit(), 1..5),
+        tail in prop::option::of("[A-Za-z0-9_.-]{0,90}"),
+    ) {
+        let tokens: &[String] = &RECENT_HEADER_TOKENS;
+        let mut token = which.get(tokens).clone().into_bytes();
+        for edit in edits {
+            match edit {
+                Edit::Replace(at, byte) if !token.is_empty() => {
+                    let at = at.index(token.len());
+                    token[at] = byte;
+                }
+                Edit::Insert(at, byte) => {
+                    let at = at.index(token.len() + 1);
+                    token.insert(at, byte);
+                }
+                Edit::Remove(at) if !token.is_empty() => {
+                    token.remove(at.index(token.len()));
+                }
+                _ => {}
+            }
+        }
+        if let Some(tail) = tail {
+            token.extend_from_slice(tail.as_bytes());
+        }
+        assert_verify_refuses_in_order(&token);
     }
 }
 

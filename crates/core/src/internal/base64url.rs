@@ -45,24 +45,29 @@ const DECODE_TABLE: [u8; 256] = {
 /// What an invalid character contributes to a 24-bit group: bits no valid group can have.
 const INVALID_GROUP: u32 = 0xFF00_0000;
 
-/// A decode table whose values are shifted into the bits of a 24-bit group that the
-/// character at position `position` (0..4) of a four-character quantum fills.
-const fn shifted_table(position: u32) -> [u32; 256] {
+/// A decode table for the character at position `position` (0..4) of a four-character quantum:
+/// its sextet's bits placed where they land in the three bytes the quantum decodes to, read
+/// little-endian (the first byte lowest), so the OR of a quantum's four entries is its three
+/// bytes, ready to store; an invalid character maps to a word with its top byte set, which no
+/// valid quantum has.
+const fn placed_table(position: u32) -> [u32; 256] {
     let mut table = [INVALID_GROUP; 256];
     let mut i = 0;
     while i < 64 {
-        table[ALPHABET[i] as usize] = (i as u32) << (18 - 6 * position);
+        // The bits as the big-endian 24-bit group, then its three bytes in store order.
+        let group = (i as u32) << (18 - 6 * position);
+        table[ALPHABET[i] as usize] = (group >> 16) | (group & 0x00FF00) | ((group & 0xFF) << 16);
         i += 1;
     }
     table
 }
 
-/// [`shifted_table`] for each position of a quantum (4 KiB in all).
-const SHIFTED: [[u32; 256]; 4] = [
-    shifted_table(0),
-    shifted_table(1),
-    shifted_table(2),
-    shifted_table(3),
+/// [`placed_table`] for each position of a quantum (4 KiB in all).
+const PLACED: [[u32; 256]; 4] = [
+    placed_table(0),
+    placed_table(1),
+    placed_table(2),
+    placed_table(3),
 ];
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -99,15 +104,15 @@ pub fn decode_into(input: &[u8], out: &mut [u8]) -> Result<usize, Base64UrlError
     };
     let full_chunks = input.len() / 4;
     // Fast path: four lookups per four characters in tables that hold each sextet already
-    // shifted into place (an invalid character maps to a word with its top byte set), OR-ed into
-    // one 24-bit group; the OR of every group is checked once at the end and the offending
-    // character is only located on failure. Eight characters are stored as six bytes at once.
+    // placed in the quantum's three bytes (an invalid character maps to a word with its top
+    // byte set), OR-ed into one word; the OR of every quantum is checked once at the end and the
+    // offending character is only located on failure.
     let mut invalid = 0u32;
     let group = |chars: &[u8]| -> u32 {
-        SHIFTED[0][usize::from(chars[0])]
-            | SHIFTED[1][usize::from(chars[1])]
-            | SHIFTED[2][usize::from(chars[2])]
-            | SHIFTED[3][usize::from(chars[3])]
+        PLACED[0][usize::from(chars[0])]
+            | PLACED[1][usize::from(chars[1])]
+            | PLACED[2][usize::from(chars[2])]
+            | PLACED[3][usize::from(chars[3])]
     };
     // Sixteen characters into twelve bytes per round of the main loop, then eight into six at
     // most once.
@@ -117,29 +122,29 @@ pub fn decode_into(input: &[u8], out: &mut [u8]) -> Result<usize, Base64UrlError
         let (a, b) = (group(&chars[..4]), group(&chars[4..8]));
         let (c, d) = (group(&chars[8..12]), group(&chars[12..]));
         invalid |= a | b | c | d;
-        // The 96 bits as a 64-bit and a 32-bit big-endian store (an invalid group's top bits
-        // garble the output, which is then refused).
-        let high = u64::from(a) << 40 | u64::from(b) << 16 | u64::from(c) >> 8;
-        let low = c << 24 | d;
-        bytes[..8].copy_from_slice(&high.to_be_bytes());
-        bytes[8..].copy_from_slice(&low.to_be_bytes());
+        // The twelve bytes as a 64-bit and a 32-bit little-endian store (an invalid quantum's
+        // top byte garbles the output, which is then refused).
+        let low = u64::from(a) | u64::from(b) << 24 | u64::from(c) << 48;
+        let high = c >> 16 | d << 8;
+        bytes[..8].copy_from_slice(&low.to_le_bytes());
+        bytes[8..].copy_from_slice(&high.to_le_bytes());
     }
     let mut eights = sixteens.remainder().chunks_exact(8);
     let mut sixes = twelves.into_remainder().chunks_exact_mut(6);
     for (chars, bytes) in (&mut eights).zip(&mut sixes) {
-        let (high, low) = (group(&chars[..4]), group(&chars[4..]));
-        invalid |= high | low;
-        let word = u64::from(high) << 24 | u64::from(low);
-        bytes.copy_from_slice(&word.to_be_bytes()[2..]);
+        let (first, second) = (group(&chars[..4]), group(&chars[4..]));
+        invalid |= first | second;
+        let word = u64::from(first) | u64::from(second) << 24;
+        bytes.copy_from_slice(&word.to_le_bytes()[..6]);
     }
     let tail = eights.remainder();
     if tail.len() == 4 {
         let word = group(tail);
         invalid |= word;
         if let [x, y, z] = sixes.into_remainder() {
-            *x = (word >> 16) as u8;
+            *x = word as u8;
             *y = (word >> 8) as u8;
-            *z = word as u8;
+            *z = (word >> 16) as u8;
         }
     }
     if invalid & INVALID_GROUP != 0 {

@@ -692,7 +692,7 @@ pub fn scope_readings_agree(payload: &[u8]) -> Option<bool> {
         return Some(false);
     };
     let (compact, _) =
-        with_scratch(|builder| CompactClaims::scan_into(builder, payload, None, None)).ok()?;
+        with_scratch(|builder| CompactClaims::scanned(builder, payload, None, None)).ok()?;
     let view = CapturedView(&compact);
     let text = |name: &str| map.get(name).and_then(Value::as_str).unwrap_or_default();
     let items = |name: &str| {
@@ -753,24 +753,28 @@ pub(crate) type KeptPayload = Option<Box<[u8]>>;
 
 /// Runs `work` with this thread's reused builder (emptied first, trimmed after), or with a
 /// fresh one when that is unavailable (re-entered, or the thread is ending).
-fn with_scratch<T>(work: impl Fn(&mut CompactBuilder) -> T) -> T {
+fn with_scratch<T>(mut work: impl FnMut(&mut CompactBuilder) -> T) -> T {
     thread_local! {
         /// The buffers claims are gathered in before their exact-size copies, reused by
         /// every scan on this thread (no allocation for them per token).
         static SCRATCH: RefCell<CompactBuilder> = RefCell::default();
     }
-    let run = |builder: &mut CompactBuilder| {
+    let mut run = |builder: &mut CompactBuilder| {
         builder.clear();
         let result = work(builder);
         builder.trim();
         result
     };
-    SCRATCH
-        .try_with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut builder) => run(&mut builder),
-            Err(_) => run(&mut CompactBuilder::default()),
-        })
-        .unwrap_or_else(|_| run(&mut CompactBuilder::default()))
+    let reused = SCRATCH.try_with(|scratch| {
+        scratch
+            .try_borrow_mut()
+            .ok()
+            .map(|mut builder| run(&mut builder))
+    });
+    match reused {
+        Ok(Some(result)) => result,
+        _ => run(&mut CompactBuilder::default()),
+    }
 }
 
 impl CompactClaims {
@@ -784,29 +788,43 @@ impl CompactClaims {
         kid: Option<&str>,
         typ: Option<&str>,
     ) -> Result<(CompactClaims, bool), JsonError> {
-        with_scratch(|builder| Self::scan_into(builder, payload, kid, typ))
+        with_scratch(|builder| Self::scanned(builder, payload, kid, typ))
+    }
+
+    /// [`CompactClaims::scan_into`] a new value.
+    fn scanned(
+        builder: &mut CompactBuilder,
+        payload: &[u8],
+        kid: Option<&str>,
+        typ: Option<&str>,
+    ) -> Result<(CompactClaims, bool), JsonError> {
+        let mut compact = CompactClaims::default();
+        let others = Self::scan_into(builder, payload, kid, typ, &mut compact)?;
+        Ok((compact, others))
     }
 
     /// Decodes the base64url payload segment `payload_b64` into a reused buffer and scans it as
-    /// [`CompactClaims::scan`] does. Also returns an owned copy of the payload when it has
-    /// members beyond the captured ones (otherwise the captured claims are all of it, and
-    /// nothing else is kept).
-    pub(crate) fn decode_and_scan(
+    /// [`CompactClaims::scan`] does, into `compact` (a default value: it is filled where it is,
+    /// so the request path does not copy it around). Returns an owned copy of the payload when
+    /// it has members beyond the captured ones (otherwise the captured claims are all of it,
+    /// and nothing else is kept).
+    pub(crate) fn decode_and_scan_into(
         payload_b64: &[u8],
         kid: Option<&str>,
         typ: Option<&str>,
-    ) -> Result<(CompactClaims, KeptPayload), JwsError> {
+        compact: &mut CompactClaims,
+    ) -> Result<KeptPayload, JwsError> {
         with_scratch(|builder| {
             let mut payload = std::mem::take(&mut builder.payload);
             let scanned = Self::decode_into(&mut payload, payload_b64).and_then(|()| {
-                let (claims, others) =
-                    Self::scan_into(builder, &payload, kid, typ).map_err(|error| {
+                let others =
+                    Self::scan_into(builder, &payload, kid, typ, compact).map_err(|error| {
                         JwsError::Json {
                             segment: Segment::Payload,
                             error,
                         }
                     })?;
-                Ok((claims, others.then(|| Box::from(payload.as_slice()))))
+                Ok(others.then(|| Box::from(payload.as_slice())))
             });
             builder.payload = payload;
             scanned
@@ -825,21 +843,20 @@ impl CompactClaims {
         Ok(())
     }
 
-    /// [`CompactClaims::scan`] with `builder`'s (empty) buffers.
+    /// [`CompactClaims::scan`] with `builder`'s (empty) buffers, into `compact` (a default
+    /// value); returns whether the payload has other members.
     fn scan_into(
         builder: &mut CompactBuilder,
         payload: &[u8],
         kid: Option<&str>,
         typ: Option<&str>,
-    ) -> Result<(CompactClaims, bool), JsonError> {
+        compact: &mut CompactClaims,
+    ) -> Result<bool, JsonError> {
         // No buffer outgrows the payload (escapes only shrink text), so none grows while filled.
         let shared_len = payload.len() + kid.map_or(0, str::len) + typ.map_or(0, str::len);
         builder.text.reserve(payload.len());
         builder.shared.reserve(shared_len);
-        let mut compact = CompactClaims {
-            order: [u8::MAX; CAPTURED.len()],
-            ..CompactClaims::default()
-        };
+        compact.order = [u8::MAX; CAPTURED.len()];
         // The common document in one pass; anything else (or any error) by the full scan,
         // from the start.
         let others = match builder.scan_plain(&mut compact.slots, &mut compact.order, payload) {
@@ -870,7 +887,7 @@ impl CompactClaims {
         compact.shared = intern(&builder.shared).ok_or_else(not_utf8)?;
         compact.items = Box::from(builder.items.as_slice());
         compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
-        Ok((compact, others))
+        Ok(others)
     }
 
     /// A span's text (empty if out of range, which the constructor never makes).

@@ -64,19 +64,52 @@ impl<'a> UnverifiedToken<'a> {
     pub fn verify_signature(self, keys: &KeySet) -> Result<SignedToken, Rejection> {
         self.check_signature(keys)?;
         let payload_b64 = self.jws.payload_b64();
+        let mut signed = SignedToken {
+            header: self.jws.into_shared_header(),
+            payload: None,
+            captured: CompactClaims::default(),
+            claims: OnceLock::new(),
+        };
+        signed.payload = CompactClaims::decode_and_scan_into(
+            payload_b64,
+            signed.header.kid.as_deref(),
+            signed.header.typ.as_deref(),
+            &mut signed.captured,
+        )
+        .map_err(Reason::BadPayload)?;
+        Ok(signed)
+    }
+
+    /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], with the
+    /// [`Verified`] filled where it is (not built in one state and moved into the next: the
+    /// copies of a value this size, just written, cost more than the checks).
+    #[inline(always)]
+    fn verify_and_check(
+        self,
+        keys: &KeySet,
+        policy: &Policy,
+        now: UnixTime,
+    ) -> Result<Verified, Rejection> {
+        self.check_signature(keys)?;
+        let payload_b64 = self.jws.payload_b64();
         let header = self.jws.into_shared_header();
-        let (captured, payload) = CompactClaims::decode_and_scan(
+        let mut verified = Verified {
+            alg: header.alg,
+            expires_at: 0,
+            payload: None,
+            captured: CompactClaims::default(),
+            claims: OnceLock::new(),
+        };
+        verified.payload = CompactClaims::decode_and_scan_into(
             payload_b64,
             header.kid.as_deref(),
             header.typ.as_deref(),
+            &mut verified.captured,
         )
         .map_err(Reason::BadPayload)?;
-        Ok(SignedToken {
-            header,
-            payload,
-            captured,
-            claims: OnceLock::new(),
-        })
+        verified.expires_at = exp_seconds(verified.captured.number("exp"));
+        verified.check_claims(policy, &header, now)?;
+        Ok(verified)
     }
 
     /// Checks the signature and returns the raw payload bytes, whatever they are: the JWS layer
@@ -177,12 +210,7 @@ impl SignedToken {
             captured: self.captured,
             claims,
         };
-        for check in Check::ALL {
-            if check.applies(policy) && check.run_inline(policy, &header, &verified, now).is_err() {
-                // Run the failing check again on every claim, for the complete diagnosis.
-                check.run(policy, &header, &verified.to_claims(), now)?;
-            }
-        }
+        verified.check_claims(policy, &header, now)?;
         Ok(verified)
     }
 }
@@ -248,6 +276,23 @@ impl ClaimSet for Verified {
 }
 
 impl Verified {
+    /// Runs every check `policy` asks for, in order, on these claims (signed under `header`).
+    #[inline(always)]
+    fn check_claims(
+        &self,
+        policy: &Policy,
+        header: &Header,
+        now: UnixTime,
+    ) -> Result<(), Rejection> {
+        for check in Check::ALL {
+            if check.applies(policy) && check.run_inline(policy, header, self, now).is_err() {
+                // Run the failing check again on every claim, for the complete diagnosis.
+                check.run(policy, header, &self.to_claims(), now)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The algorithm the token was signed with.
     pub fn algorithm(&self) -> Algorithm {
         self.alg
@@ -439,18 +484,18 @@ impl Verifier {
     /// decoding refuses too, so it is run only for a token about to be refused, whose refusal
     /// it names when it has one (it would have come first).
     pub fn verify(&self, token: &[u8], now: UnixTime) -> Result<Verified, Rejection> {
-        let Some(jws) = CompactJws::parse_after_recent_header(token, self.policy.max_token_len)
-        else {
-            return UnverifiedToken::parse(token, &self.policy)?
-                .verify_signature(&self.keys)?
-                .check(&self.policy, now);
+        let (unverified, cut_after_recent_header) =
+            match CompactJws::parse_after_recent_header(token, self.policy.max_token_len) {
+                Some(jws) => (UnverifiedToken::allowed(jws, &self.policy), true),
+                None => (UnverifiedToken::parse(token, &self.policy), false),
+            };
+        let mut verified = match unverified {
+            Ok(unverified) => unverified.verify_and_check(&self.keys, &self.policy, now),
+            Err(refusal) => Err(refusal),
         };
-        let verified = UnverifiedToken::allowed(jws, &self.policy)
-            .and_then(|unverified| unverified.verify_signature(&self.keys))
-            .and_then(|signed| signed.check(&self.policy, now));
-        if verified.is_err() {
+        if cut_after_recent_header && verified.is_err() {
             if let Some(refusal) = self.structural_refusal(token) {
-                return Err(refusal);
+                verified = Err(refusal);
             }
         }
         verified

@@ -9,6 +9,7 @@ use crate::alg::Algorithm;
 use crate::internal::base64url::{self, Base64UrlError};
 use crate::internal::json::{self, JsonError};
 use serde_json::{Map, Value};
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use thiserror::Error;
 
@@ -267,7 +268,7 @@ impl Header {
     }
 }
 
-/// The last few headers parsed, by their exact base64url text. Every token one key signs
+/// The last few headers this thread parsed, by their exact base64url text. Every token one key signs
 /// carries the same header segment, so most tokens find theirs here and skip decoding and
 /// scanning it. An entry is what [`Header::parse`] made of exactly those bytes, so a hit is the
 /// header a fresh parse would give; only headers that parsed are kept, and only short ones.
@@ -284,14 +285,21 @@ impl RecentHeaders {
     /// The longest header segment kept (a real one is under 200 bytes).
     const MAX_LEN: usize = 256;
 
-    fn table() -> &'static std::sync::Mutex<RecentHeaders> {
-        static TABLE: OnceLock<std::sync::Mutex<RecentHeaders>> = OnceLock::new();
-        TABLE.get_or_init(|| {
-            std::sync::Mutex::new(RecentHeaders {
-                entries: Vec::with_capacity(Self::ENTRIES),
-                next: 0,
-            })
-        })
+    /// Runs `read` on this thread's table (`None` when it is in use or the thread is ending).
+    /// Per thread, so a lookup takes no lock: each thread parses a header once.
+    fn with<T>(read: impl FnOnce(&mut RecentHeaders) -> Option<T>) -> Option<T> {
+        thread_local! {
+            static TABLE: RefCell<RecentHeaders> = const {
+                RefCell::new(RecentHeaders {
+                    entries: Vec::new(),
+                    next: 0,
+                })
+            };
+        }
+        TABLE
+            .try_with(|table| read(&mut *table.try_borrow_mut().ok()?))
+            .ok()
+            .flatten()
     }
 
     /// The header parsed from exactly `segment`, when kept (shared: a hit copies nothing).
@@ -299,23 +307,25 @@ impl RecentHeaders {
         if segment.len() > Self::MAX_LEN {
             return None;
         }
-        let table = Self::table().lock().ok()?;
-        table
-            .entries
-            .iter()
-            .find(|(kept, _)| **kept == *segment)
-            .map(|(_, header)| Arc::clone(header))
+        Self::with(|table| {
+            table
+                .entries
+                .iter()
+                .find(|(kept, _)| **kept == *segment)
+                .map(|(_, header)| Arc::clone(header))
+        })
     }
 
     /// The header kept for the segment `token` starts with, followed by a `.`, and that
     /// segment's length (at most one entry can match: a kept segment holds no `.`).
     fn find_leading(token: &[u8]) -> Option<(usize, Arc<Header>)> {
-        let table = Self::table().lock().ok()?;
-        table
-            .entries
-            .iter()
-            .find(|(kept, _)| token.get(kept.len()) == Some(&b'.') && token.starts_with(kept))
-            .map(|(kept, header)| (kept.len(), Arc::clone(header)))
+        Self::with(|table| {
+            table
+                .entries
+                .iter()
+                .find(|(kept, _)| token.get(kept.len()) == Some(&b'.') && token.starts_with(kept))
+                .map(|(kept, header)| (kept.len(), Arc::clone(header)))
+        })
     }
 
     /// Keeps `header`, parsed from `segment`.
@@ -324,15 +334,15 @@ impl RecentHeaders {
             return;
         }
         let entry = (Box::from(segment), Arc::clone(header));
-        let Ok(mut table) = Self::table().lock() else {
-            return;
-        };
-        let next = table.next;
-        match table.entries.get_mut(next) {
-            Some(slot) => *slot = entry,
-            None => table.entries.push(entry),
-        }
-        table.next = (next + 1) % Self::ENTRIES;
+        Self::with(|table| {
+            let next = table.next;
+            match table.entries.get_mut(next) {
+                Some(slot) => *slot = entry,
+                None => table.entries.push(entry),
+            }
+            table.next = (next + 1) % Self::ENTRIES;
+            Some(())
+        });
     }
 }
 
@@ -586,6 +596,41 @@ mod tests {
             let text = token(r#"{"alg":"none"}"#, "{}", "c2ln");
             assert!(CompactJws::parse(text.as_bytes(), 1 << 16).is_err());
         }
+    }
+
+    /// After its header was parsed, a token is cut without the whole-token pass exactly as the
+    /// parse cuts it whenever the parse accepts it; what the cut leaves to the decoding (a
+    /// foreign byte, a further `.`) the parse refuses; structural oddities are left to the parse.
+    #[test]
+    fn a_token_after_a_recent_header_is_cut_as_the_parse_cuts_it() {
+        let header = r#"{"alg":"ES256","kid":"cut"}"#;
+        let good = token(header, r#"{"a":1}"#, "c2lnbmF0dXJl");
+        let parsed = CompactJws::parse(good.as_bytes(), 1 << 16).unwrap();
+        let cut = CompactJws::parse_after_recent_header(good.as_bytes(), 1 << 16).unwrap();
+        assert!(Arc::ptr_eq(&parsed.header, &cut.header));
+        assert_eq!(
+            (parsed.signing_input, parsed.payload, parsed.signature),
+            (cut.signing_input, cut.payload, cut.signature)
+        );
+        let (head, rest) = good.split_once('.').unwrap();
+        for (text, cut_too) in [
+            (format!("{head}.e30.a b"), true),
+            (format!("{head}.e\u{7f}30.abc"), true),
+            (format!("{head}.e30.x.abc"), true),
+            (format!("{head}.e30."), false),
+            (format!("{head}.e30"), false),
+            (format!("{head}x.{rest}"), false),
+            (format!("x{head}.{rest}"), false),
+            (format!(" {head}.{rest}"), false),
+        ] {
+            let cut = CompactJws::parse_after_recent_header(text.as_bytes(), 1 << 16);
+            assert_eq!(cut.is_some(), cut_too, "{text}");
+            assert!(
+                CompactJws::parse(text.as_bytes(), 1 << 16).is_err(),
+                "{text}"
+            );
+        }
+        assert!(CompactJws::parse_after_recent_header(good.as_bytes(), good.len() - 1).is_none());
     }
 
     #[test]

@@ -198,9 +198,7 @@ pub fn extract<'a>(
     match (found, more) {
         (_, true) => BearerToken::Invalid("the token was sent in more than one place"),
         (None, false) => BearerToken::Missing,
-        (Some(token), false) if token.is_empty() => {
-            BearerToken::Invalid("the bearer token is empty")
-        }
+        (Some([]), false) => BearerToken::Invalid("the bearer token is empty"),
         (Some(token), false) if dpop => BearerToken::Dpop(token),
         (Some(token), false) => BearerToken::Present(token),
     }

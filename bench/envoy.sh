@@ -7,6 +7,7 @@
 #   (f)   `jwtgate serve` forward-auth alone (default verified-token cache)
 #   (g)   Envoy -> jwtgate over gRPC ext_authz (default cache), Envoy answering directly, with
 #         the ext_authz filter of docs/recipes/envoy-grpc.yaml (bench/lib/envoy.sh)
+#   (gs)  the same with jwtgate on the other core (beside wrk), as when it runs in its own pod
 #   (g0)  the same with the bare filter (without the recipe's cost settings), one token only:
 #         what those settings save, in the same run
 #   (h)   Envoy -> jwtgate over HTTP ext_authz (forward_auth_prefix), for comparison

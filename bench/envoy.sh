@@ -7,6 +7,7 @@
 #   (f)   `jwtgate serve` forward-auth alone (default verified-token cache)
 #   (g)   Envoy -> jwtgate over gRPC ext_authz (default cache), Envoy answering directly, with
 #         the ext_authz filter of docs/recipes/envoy-grpc.yaml (bench/lib/envoy.sh)
+#   (gs)  the same with jwtgate on the other core (beside wrk), as when it runs in its own pod
 #   (g0)  the same with the bare filter (without the recipe's cost settings), one token only:
 #         what those settings save, in the same run
 #   (h)   Envoy -> jwtgate over HTTP ext_authz (forward_auth_prefix), for comparison
@@ -218,6 +219,20 @@ for tokens in 1 n; do
   stop "$ENVOY_PID" "$GATE_PID"
 done
 
+echo "==> (gs) Envoy -> jwtgate gRPC ext_authz, jwtgate on the other core (beside wrk), as deployed"
+alloc_port PORT
+for tokens in 1 n; do
+  SERVER_CPU=$CLIENT_CPU start jwtgate-gs$tokens "$JWTGATE" serve --config "$WORK/jwtgate.toml"
+  GATE_PID=$LAST_PID
+  wait_ready "$HTTP_PORT" /readyz "$GATE_PID"
+  start_envoy "gs$tokens" "$(envoy_config "$PORT" "$(ext_authz_grpc)" "$(jwtgate_cluster "$GRPC_PORT")")"
+  ENVOY_PID=$LAST_PID
+  wait_ready "$PORT" /api/users "$ENVOY_PID" "$GATE_PID"
+  if [ $tokens = 1 ]; then args=("${ONE[@]}"); else args=("${ROTATE[@]}"); fi
+  JWTGATE_PID=$GATE_PID run "gs$tokens" "http://127.0.0.1:$PORT/api/users" "$ENVOY_PID $GATE_PID" "${args[@]}"
+  stop "$ENVOY_PID" "$GATE_PID"
+done
+
 echo "==> (g0) Envoy -> jwtgate gRPC ext_authz, the filter without the recipe's cost settings"
 alloc_port PORT
 start jwtgate-g0 "$JWTGATE" serve --config "$WORK/jwtgate.toml"
@@ -259,12 +274,14 @@ describe() {
     fn) echo "jwtgate forward-auth alone, $COUNT tokens" ;;
     g1) echo "Envoy -> jwtgate gRPC ext_authz, one token" ;;
     gn) echo "Envoy -> jwtgate gRPC ext_authz, $COUNT tokens" ;;
+    gs1) echo "Envoy -> jwtgate gRPC, jwtgate on core $CLIENT_CPU, one token" ;;
+    gsn) echo "Envoy -> jwtgate gRPC, jwtgate on core $CLIENT_CPU, $COUNT tokens" ;;
     g0) echo "Envoy -> jwtgate gRPC, bare filter, one token" ;;
     h1) echo "Envoy -> jwtgate HTTP ext_authz, one token" ;;
     hn) echo "Envoy -> jwtgate HTTP ext_authz, $COUNT tokens" ;;
   esac
 }
-for name in e1 j1 jn jc1 jcn f1 fn g1 gn g0 h1 hn; do
+for name in e1 j1 jn jc1 jcn f1 fn g1 gn gs1 gsn g0 h1 hn; do
   printf '%-4s %-52s %10s %9s %9s %14s %12s\n' "$name" "$(describe "$name")" "${RPS[$name]}" \
     "${P50[$name]}" "${P99[$name]}" "${CPU[$name]}" "${CPU_JWTGATE[$name]:-}"
 done
@@ -272,9 +289,10 @@ for name in f1 fn g1 gn; do echo "  ($name) ${EXTRA[$name]}"; done
 for tokens in 1 n; do
   awk -v what="$([ $tokens = 1 ] && echo "one token" || echo "$COUNT tokens")" \
       -v f="${CPU[f$tokens]}" -v gj="${CPU_JWTGATE[g$tokens]}" -v g="${CPU[g$tokens]}" \
-      -v j="${CPU[j$tokens]}" -v jc="${CPU[jc$tokens]}" -v e="${CPU[e1]}" '
+      -v j="${CPU[j$tokens]}" -v jc="${CPU[jc$tokens]}" -v e="${CPU[e1]}" -v gs="${CPU[gs$tokens]}" '
     BEGIN {
       printf "%s: goal 1, jwtgate per gRPC check %.1f us <= forward-auth %.1f us + 3 = %.1f us: %s\n", what, gj, f, f + 3, (gj <= f + 3 ? "met" : "NOT met")
       printf "%s: goal 2, Envoy + jwtgate over gRPC %.1f us < Envoy jwt_authn without cache %.1f us: %s (%.2fx; jwt_authn with cache %.1f us; Envoy alone %.1f us)\n", what, g, j, (g < j ? "met" : "NOT met"), g / j, jc, e
+      printf "%s: goal 2, the same with jwtgate on its own core %.1f us < %.1f us: %s (%.2fx)\n", what, gs, j, (gs < j ? "met" : "NOT met"), gs / j
     }'
 done

@@ -15,21 +15,25 @@ pub struct TokenLocations {
     pub query: Option<String>,
 }
 
-/// What the request carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BearerToken {
+/// What the request carries. A token is borrowed from the request, as bytes: it is found in
+/// header values or text already checked to be visible ASCII (a header value may also hold a
+/// tab, which no token has: it fails verification), so it is never copied or checked as UTF-8
+/// again on the way to the verifier, which reads bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerToken<'a> {
     /// No token anywhere (including an `Authorization` header of another scheme).
     Missing,
-    /// Exactly one token, sent as a bearer token (`Authorization: Bearer`, a cookie or a query
-    /// parameter).
-    Present(String),
-    /// Exactly one token, sent as `Authorization: DPoP` (RFC 9449): it must come with a proof.
-    Dpop(String),
+    /// Exactly one token (non-empty), sent as a bearer token (`Authorization: Bearer`, a cookie
+    /// or a query parameter).
+    Present(&'a [u8]),
+    /// Exactly one token (non-empty), sent as `Authorization: DPoP` (RFC 9449): it must come
+    /// with a proof.
+    Dpop(&'a [u8]),
     /// A malformed header or several tokens: `invalid_request`.
     Invalid(&'static str),
 }
 
-fn from_authorization(headers: RequestHeaders<'_>) -> BearerToken {
+fn from_authorization<'a>(headers: RequestHeaders<'a>) -> BearerToken<'a> {
     let mut values = headers.get_all(&AUTHORIZATION);
     let Some(value) = values.next() else {
         return BearerToken::Missing;
@@ -46,7 +50,7 @@ const SPACE_IN_TOKEN: &str = "the bearer token contains a space";
 /// An `Authorization` header's value as received: text only if every byte is visible ASCII or a
 /// tab (what `HeaderValue::to_str` accepts), then read as [`parse_authorization`] reads text. A
 /// `Bearer`/`DPoP` value is checked in one pass over its token, the kilobyte that matters.
-fn parse_authorization_header(bytes: &[u8]) -> BearerToken {
+fn parse_authorization_header(bytes: &[u8]) -> BearerToken<'_> {
     let (dpop, token) = match credentials(bytes) {
         Ok(credentials) => credentials,
         Err(BearerToken::Missing) if visible_ascii(bytes).is_none() => {
@@ -69,10 +73,7 @@ fn parse_authorization_header(bytes: &[u8]) -> BearerToken {
             return BearerToken::Invalid(SPACE_IN_TOKEN);
         }
     }
-    match std::str::from_utf8(token) {
-        Ok(token) => present(dpop, token),
-        Err(_) => BearerToken::Invalid(NOT_ASCII),
-    }
+    present(dpop, token)
 }
 
 /// `bytes` as text when every byte is visible ASCII or a tab (what `HeaderValue::to_str`
@@ -91,7 +92,7 @@ fn visible_ascii(bytes: &[u8]) -> Option<&str> {
 /// Splits `Bearer <token>` / `DPoP <token>` (scheme case-insensitive, one or more spaces):
 /// whether the scheme is DPoP, and the token's bytes (non-empty). `Err(Missing)` for another
 /// scheme, `Err(Invalid)` for a Bearer/DPoP scheme without a token.
-fn credentials(bytes: &[u8]) -> Result<(bool, &[u8]), BearerToken> {
+fn credentials(bytes: &[u8]) -> Result<(bool, &[u8]), BearerToken<'static>> {
     // The scheme is a few bytes: found byte by byte, not with a searcher set up for a long text.
     let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
     let (scheme, rest) = bytes.split_at(scheme_end);
@@ -110,18 +111,18 @@ fn credentials(bytes: &[u8]) -> Result<(bool, &[u8]), BearerToken> {
     }
 }
 
-fn present(dpop: bool, token: &str) -> BearerToken {
+fn present(dpop: bool, token: &[u8]) -> BearerToken<'_> {
     if dpop {
-        BearerToken::Dpop(token.to_owned())
+        BearerToken::Dpop(token)
     } else {
-        BearerToken::Present(token.to_owned())
+        BearerToken::Present(token)
     }
 }
 
 /// Reads an `Authorization` value (`Bearer <token>` or `DPoP <token>`, scheme case-insensitive).
 /// Another scheme is [`BearerToken::Missing`]; a Bearer/DPoP value without a token, or whose
 /// token contains a space, is `invalid_request`.
-pub fn parse_authorization(text: &str) -> BearerToken {
+pub fn parse_authorization(text: &str) -> BearerToken<'_> {
     let (dpop, token) = match credentials(text.as_bytes()) {
         Ok(credentials) => credentials,
         Err(refusal) => return refusal,
@@ -133,45 +134,41 @@ pub fn parse_authorization(text: &str) -> BearerToken {
     {
         return BearerToken::Invalid(SPACE_IN_TOKEN);
     }
-    // The token is the text's tail after ASCII spaces: a character boundary.
-    match text.get(text.len() - token.len()..) {
-        Some(token) => present(dpop, token),
-        None => BearerToken::Invalid(NOT_ASCII),
-    }
+    present(dpop, token)
 }
 
-fn from_cookie(headers: RequestHeaders<'_>, name: &str) -> Vec<String> {
+fn from_cookie<'a>(headers: RequestHeaders<'a>, name: &str) -> Vec<&'a [u8]> {
     headers
         .get_all(&COOKIE)
         .filter_map(visible_ascii)
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .map(|(_, v)| v.trim_matches('"').as_bytes())
         .collect()
 }
 
-fn from_query(query: Option<&str>, name: &str) -> Vec<String> {
+fn from_query<'a>(query: Option<&'a str>, name: &str) -> Vec<&'a [u8]> {
     query
         .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+        .map(|(_, v)| v.as_bytes())
         .collect()
 }
 
 /// Finds the token in `headers` (and `query`, the raw query string) according to `locations`.
-pub fn extract(
-    headers: RequestHeaders<'_>,
-    query: Option<&str>,
+pub fn extract<'a>(
+    headers: RequestHeaders<'a>,
+    query: Option<&'a str>,
     locations: &TokenLocations,
-) -> BearerToken {
+) -> BearerToken<'a> {
     // The one token found so far, and whether a second one was.
-    let mut found: Option<String> = None;
+    let mut found: Option<&'a [u8]> = None;
     let mut more = false;
     let mut dpop = false;
-    let mut take = |token: String| {
+    let mut take = |token: &'a [u8]| {
         if found.is_some() {
             more = true;
         } else {
@@ -201,9 +198,7 @@ pub fn extract(
     match (found, more) {
         (_, true) => BearerToken::Invalid("the token was sent in more than one place"),
         (None, false) => BearerToken::Missing,
-        (Some(token), false) if token.is_empty() => {
-            BearerToken::Invalid("the bearer token is empty")
-        }
+        (Some([]), false) => BearerToken::Invalid("the bearer token is empty"),
         (Some(token), false) if dpop => BearerToken::Dpop(token),
         (Some(token), false) => BearerToken::Present(token),
     }
@@ -249,11 +244,11 @@ mod tests {
         map
     }
 
-    fn extract_map(
-        map: &HeaderMap,
-        query: Option<&str>,
+    fn extract_map<'a>(
+        map: &'a HeaderMap,
+        query: Option<&'a str>,
         locations: &TokenLocations,
-    ) -> BearerToken {
+    ) -> BearerToken<'a> {
         extract(map.into(), query, locations)
     }
 
@@ -297,11 +292,11 @@ mod tests {
         let none = TokenLocations::default();
         assert_eq!(
             extract_map(&headers(&[("authorization", "DPoP abc")]), None, &none),
-            BearerToken::Dpop("abc".into())
+            BearerToken::Dpop(b"abc")
         );
         assert_eq!(
             extract_map(&headers(&[("authorization", "dpop abc")]), None, &none),
-            BearerToken::Dpop("abc".into())
+            BearerToken::Dpop(b"abc")
         );
         assert!(matches!(
             extract_map(&headers(&[("authorization", "DPoP")]), None, &none),
@@ -330,11 +325,11 @@ mod tests {
         );
         assert_eq!(
             extract_map(&headers(&[("authorization", "Bearer abc")]), None, &none),
-            BearerToken::Present("abc".into())
+            BearerToken::Present(b"abc")
         );
         assert_eq!(
             extract_map(&headers(&[("authorization", "bearer abc")]), None, &none),
-            BearerToken::Present("abc".into())
+            BearerToken::Present(b"abc")
         );
         assert_eq!(
             extract_map(
@@ -373,11 +368,11 @@ mod tests {
         assert_eq!(extract_map(&cookie, None, &none), BearerToken::Missing);
         assert_eq!(
             extract_map(&cookie, None, &both),
-            BearerToken::Present("xyz".into())
+            BearerToken::Present(b"xyz")
         );
         assert_eq!(
             extract_map(&headers(&[]), Some("access_token=q1"), &both),
-            BearerToken::Present("q1".into())
+            BearerToken::Present(b"q1")
         );
         assert!(matches!(
             extract_map(
@@ -406,7 +401,7 @@ mod tests {
         );
         assert_eq!(
             extract_map(&map, None, &TokenLocations::default()),
-            BearerToken::Present("abc".into())
+            BearerToken::Present(b"abc")
         );
     }
 

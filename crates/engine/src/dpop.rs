@@ -546,7 +546,7 @@ pub struct ProofRequest<'a> {
     /// The request's headers (for `DPoP`).
     pub headers: crate::RequestHeaders<'a>,
     /// The token as sent.
-    pub token: &'a str,
+    pub token: &'a [u8],
     /// The client certificate the TLS listener verified, when there is one.
     pub client_certificate: Option<&'a CertificateThumbprint>,
     /// Now, Unix seconds.
@@ -798,7 +798,7 @@ impl DpopPolicy {
         let context = ProofContext {
             method: request.method,
             uri: &uri,
-            access_token: Some(request.token.as_bytes()),
+            access_token: Some(request.token),
             jkt: Some(jkt),
             now: request.now,
             iat_window: self.iat_window,

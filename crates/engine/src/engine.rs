@@ -75,12 +75,12 @@ pub enum FrontEnd {
 }
 
 /// Where the bearer token of a request is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenInput {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenInput<'a> {
     /// Read it from the headers (and the configured cookie or query parameter).
     FromRequest,
     /// The front end already has it (an API Gateway `TOKEN` event's `authorizationToken`).
-    Given(BearerToken),
+    Given(BearerToken<'a>),
 }
 
 /// The protocol-neutral view of one request.
@@ -101,7 +101,7 @@ pub struct RequestView<'a> {
     /// refusal.
     pub origin: Option<&'a str>,
     /// Where the token is.
-    pub token: TokenInput,
+    pub token: TokenInput<'a>,
     /// The client certificate the TLS listener verified (RFC 8705 certificate-bound tokens),
     /// when jwtgate terminates TLS with client certificates; `None` otherwise.
     pub client_certificate: Option<CertificateThumbprint>,
@@ -573,7 +573,7 @@ impl Engine {
             Requirement::Token(scopes) => scopes,
         };
         let found = match &request.token {
-            TokenInput::Given(token) => token.clone(),
+            TokenInput::Given(token) => *token,
             TokenInput::FromRequest => {
                 let query = request.target.split_once('?').map(|(_, q)| q);
                 bearer::extract(headers, query, &self.locations)
@@ -608,12 +608,12 @@ impl Engine {
         // An authorizer renders its answer from the token: no identity headers to build.
         let identity = request.front != FrontEnd::Authorizer;
         let pass = match self
-            .verify_with_identity(token.as_bytes(), request.now, identity)
+            .verify_with_identity(token, request.now, identity)
             .await
         {
             Ok(pass) => pass,
             Err(rejection) => {
-                tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token.as_bytes()), %rejection, "token rejected");
+                tracing::debug!(token = %jwtgate_core::crypto::fingerprint(token), %rejection, "token rejected");
                 return Ok(Outcome::Deny(early(
                     Denial::from_rejection(&self.realm, &rejection),
                     scheme,
@@ -639,7 +639,7 @@ impl Engine {
             origin: request.origin,
             target: request.target,
             headers,
-            token: &token,
+            token,
             client_certificate: request.client_certificate.as_ref(),
             now: request.now,
         };

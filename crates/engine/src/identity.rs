@@ -284,9 +284,12 @@ fn flatten(value: &Value) -> String {
     }
 }
 
-/// True when `text` can be a header value as it is: printable ASCII (and spaces) only.
+/// True when `text` can be a header value as it is: printable ASCII (and spaces) only. One
+/// branch-free pass (the compiler vectorises it), not a branch per byte.
 fn already_safe(text: &str) -> bool {
-    text.bytes().all(|b| (0x20..0x7F).contains(&b))
+    text.bytes().fold(0u8, |unsafe_bytes, b| {
+        unsafe_bytes | u8::from(b.wrapping_sub(0x20) > 0x5E)
+    }) == 0
 }
 
 /// Turns a claim value into a safe header value, or `None` when empty or too long.
@@ -333,6 +336,19 @@ pub fn sanitize_text(text: &str, max_len: usize) -> Option<HeaderValue> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn already_safe_is_printable_ascii_and_space() {
+        for c in (0..0x800).filter_map(char::from_u32) {
+            let text = format!("a{c}z");
+            assert_eq!(
+                already_safe(&text),
+                (' '..='~').contains(&c),
+                "{:#x}",
+                c as u32
+            );
+        }
+    }
 
     #[test]
     fn sanitising() {

@@ -334,7 +334,7 @@ async fn check_sdk_proof(verifier: &Registry, run: &Value) {
         origin: Some(&origin),
         target: url.path(),
         headers: (&headers).into(),
-        token,
+        token: token.as_bytes(),
         client_certificate: None,
         now: now(),
     };

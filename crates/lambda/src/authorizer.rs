@@ -164,7 +164,7 @@ impl Authorizer {
             method: request.arn.method(),
             target: request.arn.path(),
             headers: (&request.headers).into(),
-            token: request.token.clone(),
+            token: request.token.input(),
             client_certificate: request.client_certificate,
             now,
         };

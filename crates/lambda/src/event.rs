@@ -85,7 +85,7 @@ pub struct AuthorizerRequest {
     /// The request's headers, every value of every name (a `TOKEN` event has none).
     pub headers: HeaderMap,
     /// Where the token is: the headers, or a `TOKEN` event's `authorizationToken`.
-    pub token: TokenInput,
+    pub token: EventToken,
     /// `https://host[/stage]`: with the ARN's path, the URI the client used (a DPoP proof's
     /// `htu`); `None` when the event does not say (a `TOKEN` event, or a path that does not end
     /// with the ARN's).
@@ -93,6 +93,27 @@ pub struct AuthorizerRequest {
     /// The thumbprint of the client certificate API Gateway's mutual TLS verified; `None`
     /// without one, when it is not one PEM certificate, or when the [`Reading`] skips it.
     pub client_certificate: Option<CertificateThumbprint>,
+}
+
+/// Where an event's token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventToken {
+    /// In the request's headers (`REQUEST` and HTTP API events).
+    FromHeaders,
+    /// A `TOKEN` event's `authorizationToken`, as sent (`None` when absent).
+    AuthorizationToken(Option<String>),
+}
+
+impl EventToken {
+    /// The engine's reading of it: a `TOKEN` event's value is read by [`token_value`].
+    pub fn input(&self) -> TokenInput<'_> {
+        match self {
+            EventToken::FromHeaders => TokenInput::FromRequest,
+            EventToken::AuthorizationToken(value) => {
+                TokenInput::Given(token_value(value.as_deref()))
+            }
+        }
+    }
 }
 
 /// What to read from an event besides its kind, ARN and token.
@@ -412,7 +433,9 @@ impl RawEvent<'_> {
                 kind,
                 arn: arn(kind, "methodArn", self.method_arn)?,
                 headers: HeaderMap::new(),
-                token: TokenInput::Given(token_value(self.authorization_token.as_deref())),
+                token: EventToken::AuthorizationToken(
+                    self.authorization_token.map(Cow::into_owned),
+                ),
                 origin: None,
                 client_certificate: None,
             }),
@@ -446,7 +469,7 @@ impl RawEvent<'_> {
                     kind,
                     arn,
                     headers,
-                    token: TokenInput::FromRequest,
+                    token: EventToken::FromHeaders,
                     origin,
                     client_certificate,
                 })
@@ -473,7 +496,7 @@ impl RawEvent<'_> {
                     kind,
                     arn,
                     headers,
-                    token: TokenInput::FromRequest,
+                    token: EventToken::FromHeaders,
                     origin,
                     client_certificate,
                 })
@@ -623,14 +646,14 @@ fn request_origin(host: Option<&str>, full_path: Option<&str>, arn: &MethodArn) 
 /// A TOKEN event's `authorizationToken`: the value of the configured token-source header. With
 /// the `Bearer` scheme it is read like an `Authorization` header; a value without any space is
 /// taken as the bare token (for token sources such as `X-Access-Token`).
-fn token_value(value: Option<&str>) -> BearerToken {
+fn token_value(value: Option<&str>) -> BearerToken<'_> {
     match value {
         None | Some("") => BearerToken::Missing,
         Some(text) if !text.contains(' ') => {
             if text.eq_ignore_ascii_case("bearer") {
                 BearerToken::Invalid("the Authorization header has the Bearer scheme but no token")
             } else {
-                BearerToken::Present(text.to_owned())
+                BearerToken::Present(text.as_bytes())
             }
         }
         Some(text) => match bearer::parse_authorization(text) {
@@ -652,8 +675,8 @@ mod tests {
         let parsed = parse(token).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.kind, EventKind::RestToken);
         assert_eq!(
-            parsed.token,
-            TokenInput::Given(BearerToken::Present("abc".into()))
+            parsed.token.input(),
+            TokenInput::Given(BearerToken::Present(b"abc"))
         );
 
         let unknown = parse(json!({"type": "SOMETHING"}));
@@ -951,10 +974,10 @@ mod tests {
     fn token_values() {
         assert_eq!(token_value(None), BearerToken::Missing);
         assert_eq!(token_value(Some("")), BearerToken::Missing);
-        assert_eq!(token_value(Some("abc")), BearerToken::Present("abc".into()));
+        assert_eq!(token_value(Some("abc")), BearerToken::Present(b"abc"));
         assert_eq!(
             token_value(Some("bearer abc")),
-            BearerToken::Present("abc".into())
+            BearerToken::Present(b"abc")
         );
         assert!(matches!(
             token_value(Some("Bearer")),

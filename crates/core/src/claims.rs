@@ -398,11 +398,68 @@ pub(crate) struct CompactClaims {
     text: Box<str>,
     shared: Arc<str>,
     slots: [Kept; CAPTURED.len()],
-    items: Box<[Span]>,
+    items: ItemSpans,
     values: Box<[Value]>,
     order: [u8; CAPTURED.len()],
     kid: Option<Span>,
     typ: Option<Span>,
+}
+
+/// The spans of a [`CompactClaims`]'s array items, in one list: up to [`ItemSpans::INLINE`]
+/// kept in the value itself (an Auth0 token's two audiences and two permissions: no heap
+/// block, so no allocation per token and 32 bytes less held), more in a heap block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ItemSpans {
+    /// At most [`ItemSpans::INLINE`] spans: the first `len` of `spans`.
+    Inline {
+        spans: [Span; ItemSpans::INLINE],
+        len: u8,
+    },
+    /// More.
+    Heap(Box<[Span]>),
+}
+
+impl ItemSpans {
+    /// How many spans are kept without a heap block.
+    const INLINE: usize = 4;
+
+    /// The list `spans`.
+    fn new(spans: &[Span]) -> ItemSpans {
+        let mut inline = [Span::default(); ItemSpans::INLINE];
+        match (inline.get_mut(..spans.len()), u8::try_from(spans.len())) {
+            (Some(front), Ok(len)) => {
+                front.copy_from_slice(spans);
+                ItemSpans::Inline { spans: inline, len }
+            }
+            _ => ItemSpans::Heap(Box::from(spans)),
+        }
+    }
+
+    /// The spans.
+    #[inline(always)]
+    fn as_slice(&self) -> &[Span] {
+        match self {
+            ItemSpans::Inline { spans, len } => spans.get(..usize::from(*len)).unwrap_or_default(),
+            ItemSpans::Heap(spans) => spans,
+        }
+    }
+
+    /// The heap block's size (0 when inline).
+    fn heap_len(&self) -> usize {
+        match self {
+            ItemSpans::Inline { .. } => 0,
+            ItemSpans::Heap(spans) => std::mem::size_of_val::<[Span]>(spans),
+        }
+    }
+}
+
+impl Default for ItemSpans {
+    fn default() -> ItemSpans {
+        ItemSpans::Inline {
+            spans: [Span::default(); ItemSpans::INLINE],
+            len: 0,
+        }
+    }
 }
 
 /// Builds a [`CompactClaims`]: appends texts to one buffer.
@@ -885,7 +942,7 @@ impl CompactClaims {
         let not_utf8 = || JsonError::Malformed("captured text is not UTF-8".to_owned());
         compact.text = Box::from(std::str::from_utf8(&builder.text).map_err(|_| not_utf8())?);
         compact.shared = intern(&builder.shared).ok_or_else(not_utf8)?;
-        compact.items = Box::from(builder.items.as_slice());
+        compact.items = ItemSpans::new(&builder.items);
         compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
         Ok(others)
     }
@@ -980,7 +1037,7 @@ impl CompactClaims {
         };
         block(self.text.len())
             + shared
-            + block(self.items.len() * std::mem::size_of::<Span>())
+            + block(self.items.heap_len())
             + block(self.values.len() * std::mem::size_of::<Value>())
             + self.values.iter().map(value_heap_bytes).sum::<usize>()
     }
@@ -1033,6 +1090,7 @@ impl CompactClaims {
             Kept::Strings { first, count } => {
                 let spans = self
                     .items
+                    .as_slice()
                     .get(usize::from(first)..usize::from(first) + usize::from(count))
                     .unwrap_or_default();
                 StringItems(Items::Spans(Some(self), spans.iter()))
@@ -1310,6 +1368,13 @@ mod tests {
             serde_json::json!({
                 "sub": "x".repeat(32_760), "exp": 1_800_000_000, "iat": 1_700_000_000,
                 "iss": "i",
+            }),
+            // Items kept inline (four in all) and on the heap (more).
+            serde_json::json!({"aud": ["a", "b"], "permissions": ["p", "q"], "iss": "i"}),
+            serde_json::json!({"aud": ["a", "b", "c", "d"], "iss": "i"}),
+            serde_json::json!({"aud": ["a", "b", "c"], "scp": ["s", "t"], "iss": "i"}),
+            serde_json::json!({
+                "aud": ["a"], "scp": [], "permissions": ["p1", "p2", "p3", "p4", "p5", "p6", "p7"],
             }),
             // An array whose first item fits and whose second does not, then more arrays.
             serde_json::json!({

@@ -80,26 +80,21 @@ impl<'a> UnverifiedToken<'a> {
         Ok(signed)
     }
 
-    /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], with the
-    /// [`Verified`] filled where it is (not built in one state and moved into the next: the
-    /// copies of a value this size, just written, cost more than the checks).
+    /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], into `verified` (a
+    /// [`Verified::empty`]), filled where it is (not built in one state and moved into the
+    /// next: the copies of a value this size, just written, cost more than the checks).
     #[inline(always)]
     fn verify_and_check(
         self,
         keys: &KeySet,
         policy: &Policy,
         now: UnixTime,
-    ) -> Result<Verified, Rejection> {
+        verified: &mut Verified,
+    ) -> Result<(), Rejection> {
         self.check_signature(keys)?;
         let payload_b64 = self.jws.payload_b64();
         let header = self.jws.into_shared_header();
-        let mut verified = Verified {
-            alg: header.alg,
-            expires_at: 0,
-            payload: None,
-            captured: CompactClaims::default(),
-            claims: OnceLock::new(),
-        };
+        verified.alg = header.alg;
         verified.payload = CompactClaims::decode_and_scan_into(
             payload_b64,
             header.kid.as_deref(),
@@ -108,8 +103,7 @@ impl<'a> UnverifiedToken<'a> {
         )
         .map_err(Reason::BadPayload)?;
         verified.expires_at = exp_seconds(verified.captured.number("exp"));
-        verified.check_claims(policy, &header, now)?;
-        Ok(verified)
+        verified.check_claims(policy, &header, now)
     }
 
     /// Checks the signature and returns the raw payload bytes, whatever they are: the JWS layer
@@ -276,6 +270,17 @@ impl ClaimSet for Verified {
 }
 
 impl Verified {
+    /// A value to verify a token into (no claims; never handed out as it is).
+    fn empty() -> Verified {
+        Verified {
+            alg: Algorithm::RS256,
+            expires_at: 0,
+            payload: None,
+            captured: CompactClaims::default(),
+            claims: OnceLock::new(),
+        }
+    }
+
     /// Runs every check `policy` asks for, in order, on these claims (signed under `header`).
     #[inline(always)]
     fn check_claims(
@@ -484,21 +489,40 @@ impl Verifier {
     /// decoding refuses too, so it is run only for a token about to be refused, whose refusal
     /// it names when it has one (it would have come first).
     pub fn verify(&self, token: &[u8], now: UnixTime) -> Result<Verified, Rejection> {
+        // The result is made first and the token verified into it, so the value (216 bytes)
+        // is written once, where the caller receives it, not copied out of each step.
+        let mut outcome = Ok(Verified::empty());
+        if let Ok(verified) = &mut outcome {
+            if let Err(refusal) = self.verify_into(token, now, verified) {
+                outcome = Err(refusal);
+            }
+        }
+        outcome
+    }
+
+    /// [`Verifier::verify`] into `verified` (a [`Verified::empty`]).
+    #[inline(always)]
+    fn verify_into(
+        &self,
+        token: &[u8],
+        now: UnixTime,
+        verified: &mut Verified,
+    ) -> Result<(), Rejection> {
         let (unverified, cut_after_recent_header) =
             match CompactJws::parse_after_recent_header(token, self.policy.max_token_len) {
                 Some(jws) => (UnverifiedToken::allowed(jws, &self.policy), true),
                 None => (UnverifiedToken::parse(token, &self.policy), false),
             };
-        let mut verified = match unverified {
-            Ok(unverified) => unverified.verify_and_check(&self.keys, &self.policy, now),
+        let outcome = match unverified {
+            Ok(unverified) => unverified.verify_and_check(&self.keys, &self.policy, now, verified),
             Err(refusal) => Err(refusal),
         };
-        if cut_after_recent_header && verified.is_err() {
+        if cut_after_recent_header && outcome.is_err() {
             if let Some(refusal) = self.structural_refusal(token) {
-                verified = Err(refusal);
+                return Err(refusal);
             }
         }
-        verified
+        outcome
     }
 
     /// The parse's refusal of `token`, when it has one.

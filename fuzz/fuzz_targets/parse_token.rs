@@ -3,7 +3,9 @@
 //! Runs [`UnverifiedToken::parse`] and, when the header passes, the claims decoding and the
 //! signature check against a fixed key set (an RSA and a P-256 key, plus an explicit HMAC secret),
 //! then the claims policy; and always [`jwtgate_core::explain`], checking its documented promise
-//! that its outcome is exactly what [`Verifier::verify`] returns. Nothing may panic.
+//! that its outcome is exactly what [`Verifier::verify`] returns, and that `verify` (which skips
+//! the parse's whole-token pass for a token after a recently parsed header) returns exactly what
+//! the parse, the signature and the claims steps in order return. Nothing may panic.
 //!
 //! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run parse_token fuzz/seeds/parse_token -- -max_total_time=60`
 //! from the repository root (see `fuzz/README.md`).
@@ -45,6 +47,15 @@ static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
 fuzz_target!(|data: &[u8]| {
     let verifier = &*VERIFIER;
     let (policy, keys) = (verifier.policy(), verifier.keys());
+
+    let in_order = UnverifiedToken::parse(data, policy)
+        .and_then(|token| token.verify_signature(keys))
+        .and_then(|signed| signed.check(policy, NOW));
+    assert_eq!(
+        verifier.verify(data, NOW),
+        in_order,
+        "Verifier::verify differs from the steps in order"
+    );
 
     if let Ok(token) = UnverifiedToken::parse(data, policy) {
         let _ = token.header();

@@ -213,7 +213,15 @@ impl SignedToken {
 /// is).
 fn exp_seconds(exp: Option<f64>) -> i64 {
     exp.map_or(0, |exp| {
-        exp.clamp(i64::MIN as f64, i64::MAX as f64).floor() as i64
+        // Truncated (saturating, NaN to 0), then one less when that rounded a negative
+        // fraction up: `floor` without a call into libm (the baseline x86-64 has no rounding
+        // instruction).
+        let truncated = exp as i64;
+        if (truncated as f64) > exp {
+            truncated.saturating_sub(1)
+        } else {
+            truncated
+        }
     })
 }
 
@@ -891,6 +899,53 @@ mod tests {
     use super::*;
     use crate::sign::SigningKey;
     use serde_json::json;
+
+    /// `exp` is floored into the i64 range, at every edge, as clamping then `floor` does.
+    #[test]
+    fn exp_seconds_floors_and_saturates() {
+        let reference = |exp: f64| exp.clamp(i64::MIN as f64, i64::MAX as f64).floor() as i64;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            1.999_999,
+            -1.000_001,
+            1.8e9,
+            1_800_000_000.75,
+            -1_800_000_000.25,
+            9.007_199_254_740_993e15,
+            -9.007_199_254_740_993e15,
+            i64::MAX as f64,
+            i64::MIN as f64,
+            9.3e18,
+            -9.3e18,
+            1e300,
+            -1e300,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let mut x = 0.3_f64;
+        for _ in 0..2_000 {
+            x = x * -3.7 + 0.123;
+            if x.abs() > 1e25 {
+                x = x.fract() * 1e3 - 0.77;
+            }
+            values.push(x);
+            values.push(x.trunc());
+        }
+        for exp in values {
+            assert_eq!(exp_seconds(Some(exp)), reference(exp), "{exp:?}");
+        }
+        assert_eq!(exp_seconds(None), 0);
+    }
 
     /// A signed token's claims read the same whether the payload had members beyond the
     /// captured ones (kept, and parsed on request) or not (rebuilt from the captured members),

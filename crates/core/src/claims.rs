@@ -498,6 +498,7 @@ impl CompactBuilder {
     }
 
     /// Appends `text` to the shared buffer or the token's own; `None` past fifteen bits.
+    #[inline(always)]
     fn push(&mut self, text: &[u8], shared: bool) -> Option<Span> {
         let buffer = if shared {
             &mut self.shared

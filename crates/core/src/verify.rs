@@ -80,6 +80,20 @@ impl<'a> UnverifiedToken<'a> {
         Ok(signed)
     }
 
+    /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], in one step: the same
+    /// result and the same refusal, without the [`SignedToken`] in between (the [`Verified`] is
+    /// filled where it is, not moved from state to state).
+    pub fn verify(
+        self,
+        keys: &KeySet,
+        policy: &Policy,
+        now: UnixTime,
+    ) -> Result<Verified, Rejection> {
+        let mut verified = Verified::empty();
+        self.verify_and_check(keys, policy, now, &mut verified)?;
+        Ok(verified)
+    }
+
     /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], into `verified` (a
     /// [`Verified::empty`]), filled where it is (not built in one state and moved into the
     /// next: the copies of a value this size, just written, cost more than the checks).

@@ -298,11 +298,15 @@ fn verify_in_order(verifier: &Verifier, token: &[u8], now: i64) -> Result<Verifi
         .check(verifier.policy(), now)
 }
 
-/// `verify` and the steps in order give the same result: the same token, or the same
-/// refusal (reason and its text).
+/// `Verifier::verify`, `UnverifiedToken::verify` (signature and claims in one step) and the
+/// steps in order give the same result: the same token, or the same refusal (reason and its
+/// text).
 fn assert_verify_refuses_in_order(token: &[u8]) {
     let v: &Verifier = &VERIFIER;
     let in_order = verify_in_order(v, token, NOW);
+    let in_one_step = UnverifiedToken::parse(token, v.policy())
+        .and_then(|unverified| unverified.verify(v.keys(), v.policy(), NOW));
+    assert_eq!(in_one_step, in_order);
     let verified = v.verify(token, NOW);
     assert_eq!(
         verified,

@@ -396,7 +396,9 @@ enum Kept {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct CompactClaims {
     text: Box<str>,
-    shared: Arc<str>,
+    /// `None` only before the scan: a default `Arc<str>` is one process-wide static, whose
+    /// count each clone and drop would change atomically, from every thread.
+    shared: Option<Arc<str>>,
     slots: [Kept; CAPTURED.len()],
     items: ItemSpans,
     values: Box<[Value]>,
@@ -942,7 +944,7 @@ impl CompactClaims {
         // Whole UTF-8 strings put together, so neither check fails.
         let not_utf8 = || JsonError::Malformed("captured text is not UTF-8".to_owned());
         compact.text = Box::from(std::str::from_utf8(&builder.text).map_err(|_| not_utf8())?);
-        compact.shared = intern(&builder.shared).ok_or_else(not_utf8)?;
+        compact.shared = Some(intern(&builder.shared).ok_or_else(not_utf8)?);
         compact.items = ItemSpans::new(&builder.items);
         compact.values = std::mem::take(&mut builder.values).into_boxed_slice();
         Ok(others)
@@ -952,7 +954,10 @@ impl CompactClaims {
     #[inline(always)]
     fn at(&self, span: Span) -> &str {
         let (buffer, start) = if span.start & Span::SHARED != 0 {
-            (&*self.shared, span.start & !Span::SHARED)
+            (
+                self.shared.as_deref().unwrap_or_default(),
+                span.start & !Span::SHARED,
+            )
         } else {
             (&*self.text, span.start)
         };
@@ -1031,10 +1036,9 @@ impl CompactClaims {
     pub(crate) fn heap_bytes(&self) -> usize {
         let block = |len: usize| if len == 0 { 0 } else { len + BLOCK_OVERHEAD };
         // The shared text is counted only while no other token shares it.
-        let shared = if Arc::strong_count(&self.shared) <= 2 {
-            block(self.shared.len())
-        } else {
-            0
+        let shared = match &self.shared {
+            Some(shared) if Arc::strong_count(shared) <= 2 => block(shared.len()),
+            _ => 0,
         };
         block(self.text.len())
             + shared

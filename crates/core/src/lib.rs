@@ -92,5 +92,6 @@ pub use scope::ScopeRequirement;
 pub use sign::SigningKey;
 pub use time::UnixTime;
 pub use verify::{
-    audiences, id_token_signs, Check, SignedToken, UnverifiedToken, Verified, Verifier,
+    audiences, id_token_signs, Check, SignedToken, TokenToVerify, UnverifiedToken, Verified,
+    Verifier,
 };

@@ -33,6 +33,31 @@ impl<'a> UnverifiedToken<'a> {
         UnverifiedToken::allowed(jws, policy)
     }
 
+    /// [`UnverifiedToken::parse`] for a caller that verifies the token next and chooses its
+    /// keys in between (the key registry): a token that starts with a recently parsed header
+    /// segment is cut without the parse's whole-token pass, as [`Verifier::verify`] cuts it.
+    /// Every refusal of the result — its own, and the caller's through
+    /// [`TokenToVerify::refusal`] — is the one the steps in order give.
+    pub fn parse_to_verify(
+        token: &'a [u8],
+        policy: &Policy,
+    ) -> Result<TokenToVerify<'a>, Rejection> {
+        let Some(jws) = CompactJws::parse_after_recent_header(token, policy.max_token_len) else {
+            return Ok(TokenToVerify {
+                unverified: UnverifiedToken::parse(token, policy)?,
+                skipped_pass: None,
+            });
+        };
+        let to_verify = |unverified| TokenToVerify {
+            unverified,
+            skipped_pass: Some((token, policy.max_token_len)),
+        };
+        match UnverifiedToken::allowed(jws, policy) {
+            Ok(unverified) => Ok(to_verify(unverified)),
+            Err(refusal) => Err(structural_refusal(token, policy.max_token_len).unwrap_or(refusal)),
+        }
+    }
+
     /// The parsed token, when `policy` allows its algorithm.
     fn allowed(jws: CompactJws<'a>, policy: &Policy) -> Result<UnverifiedToken<'a>, Rejection> {
         let alg = jws.header().alg;
@@ -537,31 +562,89 @@ impl Verifier {
         now: UnixTime,
         verified: &mut Verified,
     ) -> Result<(), Rejection> {
-        let (unverified, cut_after_recent_header) =
-            match CompactJws::parse_after_recent_header(token, self.policy.max_token_len) {
-                Some(jws) => (UnverifiedToken::allowed(jws, &self.policy), true),
-                None => (UnverifiedToken::parse(token, &self.policy), false),
-            };
-        let outcome = match unverified {
-            Ok(unverified) => unverified.verify_and_check(&self.keys, &self.policy, now, verified),
-            Err(refusal) => Err(refusal),
-        };
-        if cut_after_recent_header && outcome.is_err() {
-            if let Some(refusal) = self.structural_refusal(token) {
-                return Err(refusal);
-            }
-        }
-        outcome
+        UnverifiedToken::parse_to_verify(token, &self.policy)?.verify_into(
+            &self.keys,
+            &self.policy,
+            now,
+            verified,
+        )
+    }
+}
+
+/// A token about to be verified ([`UnverifiedToken::parse_to_verify`]), perhaps cut without the
+/// parse's whole-token pass (printable bytes, where the dots are). What that pass refuses, the
+/// payload's and the signature's decoding refuse too, so it runs only for a token about to be
+/// refused, and names the refusal when it has one: it would have come first.
+#[derive(Debug, Clone)]
+pub struct TokenToVerify<'a> {
+    unverified: UnverifiedToken<'a>,
+    /// The whole token and the size limit, when the pass was skipped.
+    skipped_pass: Option<(&'a [u8], usize)>,
+}
+
+impl<'a> TokenToVerify<'a> {
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        self.unverified.header()
     }
 
-    /// The parse's refusal of `token`, when it has one.
-    #[cold]
-    #[inline(never)]
-    fn structural_refusal(&self, token: &[u8]) -> Option<Rejection> {
-        CompactJws::parse(token, self.policy.max_token_len)
-            .err()
-            .map(|error| Reason::Malformed(error).into())
+    /// [`UnverifiedToken::unverified_claims`] (never base a decision on these).
+    pub fn unverified_claims(&self) -> Result<Map<String, Value>, Rejection> {
+        self.unverified
+            .unverified_claims()
+            .map_err(|refusal| self.refusal(refusal))
     }
+
+    /// The refusal to give for this token instead of `refusal` (the caller's own, such as no key
+    /// for its `kid`): the parse's, when it has one.
+    pub fn refusal(&self, refusal: Rejection) -> Rejection {
+        match self.skipped_pass {
+            Some((token, max_len)) => structural_refusal(token, max_len).unwrap_or(refusal),
+            None => refusal,
+        }
+    }
+
+    /// [`UnverifiedToken::verify`]: signature, then claims, with the refusal of the steps in order.
+    pub fn verify(
+        self,
+        keys: &KeySet,
+        policy: &Policy,
+        now: UnixTime,
+    ) -> Result<Verified, Rejection> {
+        let mut verified = Verified::empty();
+        self.verify_into(keys, policy, now, &mut verified)?;
+        Ok(verified)
+    }
+
+    /// [`TokenToVerify::verify`] into `verified` (a [`Verified::empty`]).
+    #[inline(always)]
+    fn verify_into(
+        self,
+        keys: &KeySet,
+        policy: &Policy,
+        now: UnixTime,
+        verified: &mut Verified,
+    ) -> Result<(), Rejection> {
+        let skipped_pass = self.skipped_pass;
+        let outcome = self
+            .unverified
+            .verify_and_check(keys, policy, now, verified);
+        match (outcome, skipped_pass) {
+            (Err(refusal), Some((token, max_len))) => {
+                Err(structural_refusal(token, max_len).unwrap_or(refusal))
+            }
+            (outcome, _) => outcome,
+        }
+    }
+}
+
+/// The parse's refusal of `token`, when it has one.
+#[cold]
+#[inline(never)]
+fn structural_refusal(token: &[u8], max_len: usize) -> Option<Rejection> {
+    CompactJws::parse(token, max_len)
+        .err()
+        .map(|error| Reason::Malformed(error).into())
 }
 
 /// One claims check, in the order they run.

@@ -307,6 +307,19 @@ fn assert_verify_refuses_in_order(token: &[u8]) {
     let in_one_step = UnverifiedToken::parse(token, v.policy())
         .and_then(|unverified| unverified.verify(v.keys(), v.policy(), NOW));
     assert_eq!(in_one_step, in_order);
+    // Cut for a caller that chooses the keys itself (the key registry): its verification, and
+    // a refusal of its own before it (no key for the `kid`), come out as the steps in order.
+    let to_verify = UnverifiedToken::parse_to_verify(token, v.policy());
+    let verified_after_cut = to_verify
+        .clone()
+        .and_then(|cut| cut.verify(v.keys(), v.policy(), NOW));
+    assert_eq!(verified_after_cut, in_order);
+    let own = Rejection::from(Reason::MissingClaim("the caller's own refusal"));
+    let expected: Result<(), Rejection> =
+        UnverifiedToken::parse(token, v.policy()).and_then(|_| Err(own.clone()));
+    let refused_after_cut: Result<(), Rejection> =
+        to_verify.and_then(|cut| Err(cut.refusal(own.clone())));
+    assert_eq!(refused_after_cut, expected);
     let verified = v.verify(token, NOW);
     assert_eq!(
         verified,

@@ -189,7 +189,7 @@ impl Registry {
         let tenant: Arc<IssuerEntry>;
         let single = self.templates.is_empty() && self.entries.len() == 1;
         let (entry, parsed) = match self.entries.as_slice() {
-            [only] if single => (only, UnverifiedToken::parse(token, &only.policy)?),
+            [only] if single => (only, UnverifiedToken::parse_to_verify(token, &only.policy)?),
             _ => {
                 // The issuer decides which policy reads the header, so the claims come first.
                 let jws =
@@ -202,7 +202,10 @@ impl Registry {
                         &*tenant
                     }
                 };
-                (entry, UnverifiedToken::parse(token, &entry.policy)?)
+                (
+                    entry,
+                    UnverifiedToken::parse_to_verify(token, &entry.policy)?,
+                )
             }
         };
         let keys = match entry.source.cached(parsed.header()) {
@@ -210,11 +213,17 @@ impl Registry {
             None => {
                 // Before any network call, make sure the token names this issuer at all.
                 if single {
-                    self.pick(&parsed.unverified_claims()?)?;
+                    let claims = parsed.unverified_claims()?;
+                    self.pick(&claims)
+                        .map_err(|refusal| parsed.refusal(refusal))?;
                 }
-                entry.source.keys_for(parsed.header()).await?
+                entry
+                    .source
+                    .keys_for(parsed.header())
+                    .await
+                    .map_err(|refusal| parsed.refusal(refusal))?
             }
         };
-        parsed.verify_signature(&keys)?.check(&entry.policy, now)
+        parsed.verify(&keys, &entry.policy, now)
     }
 }

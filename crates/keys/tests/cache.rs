@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use jwtgate_core::{Algorithm, ErrorCode, Policy, Reason, Rejection, SigningKey};
+use jwtgate_core::{Algorithm, ErrorCode, Policy, Reason, Rejection, SigningKey, UnverifiedToken};
 use jwtgate_keys::{
     CacheSettings, Clock, IssuerEntry, KeySource, ManualClock, RefreshOutcome, Registry, SourceKind,
 };
@@ -282,6 +282,47 @@ async fn rotation_needs_exactly_one_refresh_and_old_keys_keep_working() {
         assert_accepts(&reg, &new, &issuer).await;
     }
     assert_eq!(server.fetches(), 2);
+}
+
+/// The registry cuts a token after a recently parsed header without the parse's whole-token
+/// pass; a token it then refuses for its own reasons (no key for the `kid`) gets the parse's
+/// refusal when the parse has one, as the steps in order would give it.
+#[tokio::test]
+async fn a_refusal_names_the_parse_s_refusal_first() {
+    let key = SigningKey::generate(Algorithm::RS256, "known").unwrap();
+    let stranger = SigningKey::generate(Algorithm::RS256, "unknown").unwrap();
+    let server = TestServer::start(&jwks_of(&[&key])).await;
+    let issuer = server.issuer();
+    let source = url_source(&server, &ManualClock::new(), settings());
+    let registry = registry_for(&issuer, source);
+    let policy = Policy::builder()
+        .issuer(&issuer)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let unknown = token(&stranger, &issuer);
+    let refused = registry.verify(unknown.as_bytes(), NOW).await.unwrap_err();
+    assert!(matches!(refused.reason(), Reason::NoKey(_)), "{refused}");
+    let replaced = |at: usize, byte: u8| {
+        let mut bytes = unknown.clone().into_bytes();
+        bytes[at] = byte;
+        bytes
+    };
+    let tampered_tokens = [
+        replaced(unknown.len() - 3, b'\0'),
+        replaced(unknown.len() / 2, 0xC3),
+        format!("{unknown} ").into_bytes(),
+    ];
+    for tampered in tampered_tokens {
+        let expected = UnverifiedToken::parse(&tampered, &policy).unwrap_err();
+        assert!(
+            matches!(expected.reason(), Reason::Malformed(_)),
+            "{expected}"
+        );
+        let refused = registry.verify(&tampered, NOW).await.unwrap_err();
+        assert_eq!(refused, expected);
+        assert_eq!(refused.description(), expected.description());
+    }
 }
 
 #[tokio::test]

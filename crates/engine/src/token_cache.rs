@@ -66,11 +66,11 @@
 //! **Capacity.** `max_bytes` bounds the estimated memory of the entries (each weighed with
 //! [`Verified::retained_bytes`] plus the Arc and the cache's bookkeeping, 88 bytes, 83 measured);
 //! an optional entry `capacity` bounds the count beside it (each entry then weighs at least
-//! `max_bytes / capacity`). An Auth0-shaped RS256 token's entry is weighed 456 bytes and holds
-//! 423 bytes of resident memory (`tests/cache_memory.rs`: 50,000 entries, `VmRSS` growth; it
+//! `max_bytes / capacity`). An Auth0-shaped RS256 token's entry is weighed 432 bytes and holds
+//! 407 bytes of resident memory (`tests/cache_memory.rs`: 50,000 entries, `VmRSS` growth; it
 //! was ~2.9 KB before the compact `Verified`: 2,495 for the `Verified`, measured the same way
 //! by `crates/core/tests/retained_bytes.rs`, plus the identity headers), so the 46 MiB default
-//! holds about 105,000 such tokens. `bench/http.sh` measured the whole gateway at 64.5 MiB peak
+//! holds about 111,000 such tokens. `bench/http.sh` measured the whole gateway at 64.5 MiB peak
 //! RSS with a 48 MiB budget full (200,000 tokens rotated); 46 MiB keeps it under 64 MiB.
 //!
 //! **Thrash.** With 200,000 distinct tokens rotated (more than the cache holds), every request
@@ -89,7 +89,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use thiserror::Error;
 
-/// Default memory budget of the cache's entries: 46 MiB, about 105,000 Auth0-shaped tokens,
+/// Default memory budget of the cache's entries: 46 MiB, about 111,000 Auth0-shaped tokens,
 /// keeps the gateway process under 64 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 46 * 1024 * 1024;
 /// Default longest life of an entry, in seconds.

@@ -595,6 +595,16 @@ impl<'a> TokenToVerify<'a> {
             .map_err(|refusal| self.refusal(refusal))
     }
 
+    /// Runs the skipped whole-token pass now: the parse's refusal, when it has one. For a caller
+    /// about to do costly work for the token (fetch keys for its `kid`), so that a token the
+    /// parse refuses causes none.
+    pub fn check_structure(&self) -> Result<(), Rejection> {
+        match self.skipped_pass {
+            Some((token, max_len)) => structural_refusal(token, max_len).map_or(Ok(()), Err),
+            None => Ok(()),
+        }
+    }
+
     /// The refusal to give for this token instead of `refusal` (the caller's own, such as no key
     /// for its `kid`): the parse's, when it has one.
     pub fn refusal(&self, refusal: Rejection) -> Rejection {

@@ -14,6 +14,7 @@
 
 mod common;
 
+use aws_lc_rs::signature::Ed25519KeyPair;
 use common::*;
 use jwtgate_core::internal::base64url;
 use jwtgate_core::{
@@ -310,6 +311,13 @@ fn assert_verify_refuses_in_order(token: &[u8]) {
     // Cut for a caller that chooses the keys itself (the key registry): its verification, and
     // a refusal of its own before it (no key for the `kid`), come out as the steps in order.
     let to_verify = UnverifiedToken::parse_to_verify(token, v.policy());
+    if let Ok(cut) = &to_verify {
+        // The skipped pass, run on request, is the parse's only refusal left.
+        assert_eq!(
+            cut.check_structure(),
+            UnverifiedToken::parse(token, v.policy()).map(|_| ())
+        );
+    }
     let verified_after_cut = to_verify
         .clone()
         .and_then(|cut| cut.verify(v.keys(), v.policy(), NOW));
@@ -380,6 +388,50 @@ fn every_foreign_byte_anywhere_is_refused_as_by_the_steps_in_order() {
         let long = format!("{token}.{}", "A".repeat(70_000));
         assert_verify_refuses_in_order(long.as_bytes());
         assert_verify_refuses_in_order(format!("{long}\0").as_bytes());
+    }
+}
+
+/// Tokens whose signature verifies over a malformed signing input — a foreign byte or a `.` in
+/// the payload segment, an empty or doubled payload — where only the payload's strict decoding
+/// stands between the cut path and acceptance: `verify` refuses every one as the steps in order.
+#[test]
+fn signed_malformed_payloads_are_refused_as_by_the_steps_in_order() {
+    let k = keys();
+    let signer = Ed25519KeyPair::from_pkcs8(&k.ed.to_pkcs8().unwrap()).unwrap();
+    let valid = sign(&k.ed, &base_claims());
+    assert!(VERIFIER.verify(valid.as_bytes(), NOW).is_ok());
+    let [header, payload, _] = segments(&valid);
+    let mut payloads = vec![
+        Vec::new(),
+        format!("{payload}.{payload}").into_bytes(),
+        format!("{payload}..").into_bytes(),
+        format!(".{payload}").into_bytes(),
+    ];
+    for position in 0..=payload.len() {
+        for &byte in FOREIGN {
+            let mut inserted = payload.clone().into_bytes();
+            inserted.insert(position, byte);
+            payloads.push(inserted);
+            if position < payload.len() {
+                let mut replaced = payload.clone().into_bytes();
+                replaced[position] = byte;
+                payloads.push(replaced);
+            }
+        }
+    }
+    for tampered in payloads {
+        let mut token = format!("{header}.").into_bytes();
+        token.extend_from_slice(&tampered);
+        let signature = signer.sign(&token);
+        token.push(b'.');
+        token.extend_from_slice(base64url::encode(signature.as_ref()).as_bytes());
+        let refusal = VERIFIER.verify(&token, NOW).unwrap_err();
+        // The signature is good: what refuses the token is its structure or payload.
+        assert!(
+            !matches!(refusal.reason(), Reason::BadSignature { .. }),
+            "{refusal}"
+        );
+        assert_verify_refuses_in_order(&token);
     }
 }
 

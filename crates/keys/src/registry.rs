@@ -211,7 +211,9 @@ impl Registry {
         let keys = match entry.source.cached(parsed.header()) {
             Some(keys) => keys,
             None => {
-                // Before any network call, make sure the token names this issuer at all.
+                // Before any network call, make sure the token is well formed (the parse's pass,
+                // skipped for a recent header) and names this issuer at all.
+                parsed.check_structure()?;
                 if single {
                     let claims = parsed.unverified_claims()?;
                     self.pick(&claims)

@@ -285,33 +285,41 @@ async fn rotation_needs_exactly_one_refresh_and_old_keys_keep_working() {
 }
 
 /// The registry cuts a token after a recently parsed header without the parse's whole-token
-/// pass; a token it then refuses for its own reasons (no key for the `kid`) gets the parse's
-/// refusal when the parse has one, as the steps in order would give it.
+/// pass. A token the parse refuses causes no key fetch (an unknown `kid` after the cooldown
+/// would), and gets the parse's refusal, as the steps in order would give it.
 #[tokio::test]
-async fn a_refusal_names_the_parse_s_refusal_first() {
+async fn a_malformed_token_fetches_nothing_and_gets_the_parse_s_refusal() {
     let key = SigningKey::generate(Algorithm::RS256, "known").unwrap();
-    let stranger = SigningKey::generate(Algorithm::RS256, "unknown").unwrap();
     let server = TestServer::start(&jwks_of(&[&key])).await;
     let issuer = server.issuer();
-    let source = url_source(&server, &ManualClock::new(), settings());
+    let clock = ManualClock::new();
+    let settings = settings();
+    let cooldown = settings.cooldown;
+    let source = url_source(&server, &clock, settings);
     let registry = registry_for(&issuer, source);
     let policy = Policy::builder()
         .issuer(&issuer)
         .audience(AUD)
         .build()
         .unwrap();
-    let unknown = token(&stranger, &issuer);
-    let refused = registry.verify(unknown.as_bytes(), NOW).await.unwrap_err();
-    assert!(matches!(refused.reason(), Reason::NoKey(_)), "{refused}");
-    let replaced = |at: usize, byte: u8| {
-        let mut bytes = unknown.clone().into_bytes();
-        bytes[at] = byte;
-        bytes
+    assert_accepts(&registry, &key, &issuer).await;
+    // Each case a `kid` the registry has not seen, whose header this thread parsed recently.
+    let unknown = |kid: &str| {
+        let stranger = SigningKey::generate(Algorithm::RS256, kid).unwrap();
+        let token = token(&stranger, &issuer).into_bytes();
+        assert!(UnverifiedToken::parse(&token, &policy).is_ok());
+        token
+    };
+    let replaced = |mut token: Vec<u8>, at: fn(usize) -> usize, byte: u8| {
+        let at = at(token.len());
+        token[at] = byte;
+        token
     };
     let tampered_tokens = [
-        replaced(unknown.len() - 3, b'\0'),
-        replaced(unknown.len() / 2, 0xC3),
-        format!("{unknown} ").into_bytes(),
+        replaced(unknown("unknown-1"), |len| len - 3, b'\0'),
+        replaced(unknown("unknown-2"), |len| len / 2, 0xC3),
+        [unknown("unknown-3"), b" ".to_vec()].concat(),
+        [unknown("unknown-4"), b"\t".to_vec()].concat(),
     ];
     for tampered in tampered_tokens {
         let expected = UnverifiedToken::parse(&tampered, &policy).unwrap_err();
@@ -319,10 +327,21 @@ async fn a_refusal_names_the_parse_s_refusal_first() {
             matches!(expected.reason(), Reason::Malformed(_)),
             "{expected}"
         );
+        clock.advance(cooldown + Duration::from_secs(1));
+        let fetches = server.fetches();
         let refused = registry.verify(&tampered, NOW).await.unwrap_err();
         assert_eq!(refused, expected);
         assert_eq!(refused.description(), expected.description());
+        assert_eq!(server.fetches(), fetches, "a malformed token fetched keys");
     }
+    // A well-formed token with a new unknown kid after the cooldown does fetch (the check
+    // above can fail).
+    let well_formed = unknown("unknown-5");
+    clock.advance(cooldown + Duration::from_secs(1));
+    let fetches = server.fetches();
+    let refused = registry.verify(&well_formed, NOW).await.unwrap_err();
+    assert!(matches!(refused.reason(), Reason::NoKey(_)), "{refused}");
+    assert_eq!(server.fetches(), fetches + 1);
 }
 
 #[tokio::test]

@@ -114,9 +114,11 @@ impl<'a> UnverifiedToken<'a> {
         policy: &Policy,
         now: UnixTime,
     ) -> Result<Verified, Rejection> {
-        let mut verified = Verified::empty();
-        self.verify_and_check(keys, policy, now, &mut verified)?;
-        Ok(verified)
+        let parsed = TokenToVerify {
+            unverified: self,
+            skipped_pass: None,
+        };
+        parsed.verify(keys, policy, now)
     }
 
     /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], into `verified` (a

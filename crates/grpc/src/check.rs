@@ -534,13 +534,7 @@ mod tests {
         };
         allowed.dpop_nonce = Some("n-1".into());
         let outcome = Outcome::Allow(allowed);
-        let response = render(
-            &engine,
-            (&sent).into(),
-            "/api",
-            &outcome,
-            CheckOptions::default(),
-        );
+        let response = render_plain(&engine, (&sent).into(), "/api", &outcome);
         let ok = ok(&response);
         assert_eq!(ok.headers_to_remove, ["x-forwarded-client-cert"]);
         let added: Vec<(&str, &str)> = ok
@@ -552,6 +546,16 @@ mod tests {
             })
             .collect();
         assert_eq!(added, [("dpop-nonce", "n-1")]);
+    }
+
+    /// [`render`] with the default options.
+    fn render_plain(
+        engine: &Engine,
+        headers: RequestHeaders<'_>,
+        target: &str,
+        outcome: &Outcome,
+    ) -> CheckResponse {
+        render(engine, headers, target, outcome, CheckOptions::default())
     }
 
     fn ok(response: &CheckResponse) -> &OkHttpResponse {
@@ -583,13 +587,7 @@ mod tests {
             ("accept", "*/*"),
         ]);
         let outcome = allow(&[("x-auth-subject", "alice"), ("x-auth-issuer", "https://i/")]);
-        let response = render(
-            &engine,
-            (&sent).into(),
-            "/api",
-            &outcome,
-            CheckOptions::default(),
-        );
+        let response = render_plain(&engine, (&sent).into(), "/api", &outcome);
         let ok = ok(&response);
         assert_eq!(set_names(ok), ["x-auth-subject", "x-auth-issuer"]);
         for option in &ok.headers {
@@ -635,13 +633,7 @@ mod tests {
         assert!(kept.headers.is_empty());
         assert!(kept.query_parameters_to_remove.is_empty());
         // Without it, the cookie is rewritten and the parameter removed.
-        let response = render(
-            &engine,
-            (&sent).into(),
-            target,
-            &allow(&[]),
-            CheckOptions::default(),
-        );
+        let response = render_plain(&engine, (&sent).into(), target, &allow(&[]));
         let removed = ok(&response);
         assert_eq!(removed.headers_to_remove, ["authorization"]);
         let cookie = removed.headers[0].header.as_ref().unwrap();
@@ -652,13 +644,7 @@ mod tests {
         assert_eq!(removed.query_parameters_to_remove, ["access_token"]);
         // A cookie header holding only the token goes.
         let only = headers(&[("cookie", "at=t")]);
-        let response = render(
-            &engine,
-            (&only).into(),
-            "/api",
-            &allow(&[]),
-            CheckOptions::default(),
-        );
+        let response = render_plain(&engine, (&only).into(), "/api", &allow(&[]));
         assert_eq!(ok(&response).headers_to_remove, ["cookie"]);
     }
 
@@ -666,13 +652,7 @@ mod tests {
     fn a_preflight_passes_without_identity_but_still_loses_spoofed_headers() {
         let (_issuer, engine) = engine_with("");
         let sent = headers(&[("x-auth-subject", "admin"), ("origin", "http://a")]);
-        let response = render(
-            &engine,
-            (&sent).into(),
-            "/api",
-            &Outcome::Preflight,
-            CheckOptions::default(),
-        );
+        let response = render_plain(&engine, (&sent).into(), "/api", &Outcome::Preflight);
         let ok = ok(&response);
         assert!(ok.headers.is_empty());
         assert_eq!(ok.headers_to_remove, ["x-auth-subject"]);
@@ -692,12 +672,11 @@ mod tests {
             ),
         ];
         for (denial, status, grpc) in cases {
-            let response = render(
+            let response = render_plain(
                 &engine,
                 (&HeaderMap::new()).into(),
                 "/",
                 &Outcome::Deny(denial.clone()),
-                CheckOptions::default(),
             );
             assert_eq!(response.status.as_ref().unwrap().code, grpc);
             let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
@@ -907,7 +886,7 @@ mod tests {
             [&b"admin"[..], b"root"]
         );
         let (_issuer, engine) = engine_with("");
-        let response = render(&engine, view, "/api", &allow(&[]), CheckOptions::default());
+        let response = render_plain(&engine, view, "/api", &allow(&[]));
         assert_eq!(
             ok(&response).headers_to_remove,
             ["authorization", "x_auth_subject"]

@@ -36,8 +36,8 @@ impl<'a> UnverifiedToken<'a> {
     /// [`UnverifiedToken::parse`] for a caller that verifies the token next and chooses its
     /// keys in between (the key registry): a token that starts with a recently parsed header
     /// segment is cut without the parse's whole-token pass, as [`Verifier::verify`] cuts it.
-    /// Every refusal of the result — its own, and the caller's through
-    /// [`TokenToVerify::refusal`] — is the one the steps in order give.
+    /// Every refusal of the result — its own, and the caller's after
+    /// [`TokenToVerify::check_structure`] — is the one the steps in order give.
     pub fn parse_to_verify(
         token: &'a [u8],
         policy: &Policy,
@@ -103,22 +103,6 @@ impl<'a> UnverifiedToken<'a> {
         )
         .map_err(Reason::BadPayload)?;
         Ok(signed)
-    }
-
-    /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], in one step: the same
-    /// result and the same refusal, without the [`SignedToken`] in between (the [`Verified`] is
-    /// filled where it is, not moved from state to state).
-    pub fn verify(
-        self,
-        keys: &KeySet,
-        policy: &Policy,
-        now: UnixTime,
-    ) -> Result<Verified, Rejection> {
-        let parsed = TokenToVerify {
-            unverified: self,
-            skipped_pass: None,
-        };
-        parsed.verify(keys, policy, now)
     }
 
     /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], into `verified` (a
@@ -590,33 +574,24 @@ impl<'a> TokenToVerify<'a> {
         self.unverified.header()
     }
 
-    /// [`UnverifiedToken::unverified_claims`] (never base a decision on these).
+    /// [`UnverifiedToken::unverified_claims`] (never base a decision on these), after the
+    /// skipped pass: its refusal comes first, as in the parse.
     pub fn unverified_claims(&self) -> Result<Map<String, Value>, Rejection> {
-        self.unverified
-            .unverified_claims()
-            .map_err(|refusal| self.refusal(refusal))
+        self.check_structure()?;
+        self.unverified.unverified_claims()
     }
 
-    /// Runs the skipped whole-token pass now: the parse's refusal, when it has one. For a caller
-    /// about to do costly work for the token (fetch keys for its `kid`), so that a token the
-    /// parse refuses causes none.
+    /// Runs the skipped whole-token pass now: the parse's refusal, when it has one. A caller
+    /// that refuses the token for its own reasons, or is about to do costly work for it (fetch
+    /// keys for its `kid`), calls this first, so that its refusal is the one the steps in order
+    /// give and a token the parse refuses costs nothing more.
     pub fn check_structure(&self) -> Result<(), Rejection> {
-        match self.skipped_pass {
-            Some((token, max_len)) => structural_refusal(token, max_len).map_or(Ok(()), Err),
-            None => Ok(()),
-        }
+        parse_refusal(self.skipped_pass).map_or(Ok(()), Err)
     }
 
-    /// The refusal to give for this token instead of `refusal` (the caller's own, such as no key
-    /// for its `kid`): the parse's, when it has one.
-    pub fn refusal(&self, refusal: Rejection) -> Rejection {
-        match self.skipped_pass {
-            Some((token, max_len)) => structural_refusal(token, max_len).unwrap_or(refusal),
-            None => refusal,
-        }
-    }
-
-    /// [`UnverifiedToken::verify`]: signature, then claims, with the refusal of the steps in order.
+    /// [`UnverifiedToken::verify_signature`], then [`SignedToken::check`], in one step: the same
+    /// result and the same refusal as the steps in order, without the [`SignedToken`] in between
+    /// (the [`Verified`] is filled where it is, not moved from state to state).
     pub fn verify(
         self,
         keys: &KeySet,
@@ -638,16 +613,16 @@ impl<'a> TokenToVerify<'a> {
         verified: &mut Verified,
     ) -> Result<(), Rejection> {
         let skipped_pass = self.skipped_pass;
-        let outcome = self
-            .unverified
-            .verify_and_check(keys, policy, now, verified);
-        match (outcome, skipped_pass) {
-            (Err(refusal), Some((token, max_len))) => {
-                Err(structural_refusal(token, max_len).unwrap_or(refusal))
-            }
-            (outcome, _) => outcome,
-        }
+        self.unverified
+            .verify_and_check(keys, policy, now, verified)
+            .map_err(|refusal| parse_refusal(skipped_pass).unwrap_or(refusal))
     }
+}
+
+/// The refusal of the parse's whole-token pass when it was skipped (`Some((token, max_len))`)
+/// and has one.
+fn parse_refusal(skipped_pass: Option<(&[u8], usize)>) -> Option<Rejection> {
+    skipped_pass.and_then(|(token, max_len)| structural_refusal(token, max_len))
 }
 
 /// The parse's refusal of `token`, when it has one.

@@ -299,15 +299,12 @@ fn verify_in_order(verifier: &Verifier, token: &[u8], now: i64) -> Result<Verifi
         .check(verifier.policy(), now)
 }
 
-/// `Verifier::verify`, `UnverifiedToken::verify` (signature and claims in one step) and the
+/// `Verifier::verify`, `TokenToVerify::verify` (signature and claims in one step) and the
 /// steps in order give the same result: the same token, or the same refusal (reason and its
 /// text).
 fn assert_verify_refuses_in_order(token: &[u8]) {
     let v: &Verifier = &VERIFIER;
     let in_order = verify_in_order(v, token, NOW);
-    let in_one_step = UnverifiedToken::parse(token, v.policy())
-        .and_then(|unverified| unverified.verify(v.keys(), v.policy(), NOW));
-    assert_eq!(in_one_step, in_order);
     // Cut for a caller that chooses the keys itself (the key registry): its verification, and
     // a refusal of its own before it (no key for the `kid`), come out as the steps in order.
     let to_verify = UnverifiedToken::parse_to_verify(token, v.policy());
@@ -318,16 +315,23 @@ fn assert_verify_refuses_in_order(token: &[u8]) {
             UnverifiedToken::parse(token, v.policy()).map(|_| ())
         );
     }
-    let verified_after_cut = to_verify
-        .clone()
-        .and_then(|cut| cut.verify(v.keys(), v.policy(), NOW));
-    assert_eq!(verified_after_cut, in_order);
+    assert_eq!(
+        to_verify
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|cut| cut.unverified_claims()),
+        UnverifiedToken::parse(token, v.policy()).and_then(|parsed| parsed.unverified_claims())
+    );
     let own = Rejection::from(Reason::MissingClaim("the caller's own refusal"));
     let expected: Result<(), Rejection> =
         UnverifiedToken::parse(token, v.policy()).and_then(|_| Err(own.clone()));
-    let refused_after_cut: Result<(), Rejection> =
-        to_verify.and_then(|cut| Err(cut.refusal(own.clone())));
+    let refused_after_cut: Result<(), Rejection> = to_verify.clone().and_then(|cut| {
+        cut.check_structure()?;
+        Err(own.clone())
+    });
     assert_eq!(refused_after_cut, expected);
+    let verified_after_cut = to_verify.and_then(|cut| cut.verify(v.keys(), v.policy(), NOW));
+    assert_eq!(verified_after_cut, in_order);
     let verified = v.verify(token, NOW);
     assert_eq!(
         verified,

@@ -215,15 +215,9 @@ impl Registry {
                 // skipped for a recent header) and names this issuer at all.
                 parsed.check_structure()?;
                 if single {
-                    let claims = parsed.unverified_claims()?;
-                    self.pick(&claims)
-                        .map_err(|refusal| parsed.refusal(refusal))?;
+                    self.pick(&parsed.unverified_claims()?)?;
                 }
-                entry
-                    .source
-                    .keys_for(parsed.header())
-                    .await
-                    .map_err(|refusal| parsed.refusal(refusal))?
+                entry.source.keys_for(parsed.header()).await?
             }
         };
         parsed.verify(&keys, &entry.policy, now)

@@ -15,10 +15,11 @@ pub struct TokenLocations {
     pub query: Option<String>,
 }
 
-/// What the request carries. A token is borrowed from the request, as bytes: it is found in
-/// header values or text already checked to be visible ASCII (a header value may also hold a
-/// tab, which no token has: it fails verification), so it is never copied or checked as UTF-8
-/// again on the way to the verifier, which reads bytes.
+/// What the request carries. A token is borrowed from the request, as bytes, and is never
+/// copied or checked as UTF-8 again on the way to the verifier, which reads bytes and refuses
+/// any that base64url does not allow. An `Authorization` header's token is visible ASCII (or
+/// holds a tab, which fails verification); a cookie's or query parameter's is the request's text
+/// as sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BearerToken<'a> {
     /// No token anywhere (including an `Authorization` header of another scheme).

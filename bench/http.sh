@@ -276,6 +276,9 @@ measure() { # server scenario round
   FAULTS[$key]+="$(awk -v d=$((faults_after - faults_before)) -v n="$requests" 'BEGIN {printf "%.3f", d / n}') "
   SWITCHES[$key]+="$(awk -v d=$((switches_after - switches_before)) -v n="$requests" 'BEGIN {printf "%.3f", d / n}') "
   if [[ $server == jwtgate* ]]; then EXTRA[$key]=$(metrics_line "$port"); fi
+  # Each run's own figures as it ends: the table shows medians, this shows how far runs differ.
+  awk -v t=$((after - before)) -v u=$((user_after - user_before)) -v hz="$TICKS" -v n="$requests" 'BEGIN {
+    printf "    %.1f us/request (user %.1f + kernel %.1f), %d requests\n", t / hz / n * 1e6, u / hz / n * 1e6, (t - u) / hz / n * 1e6, n }'
   stop "$pid"
 }
 

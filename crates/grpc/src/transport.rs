@@ -24,7 +24,9 @@
 //!   against 3.4 when a `select!` in random order alternated the connection and the calls). One
 //!   connection's checks therefore share one core; Envoy opens a connection per worker thread
 //!   (and more when one reaches its stream limit), so the load spreads over cores with
-//!   Envoy's workers.
+//!   Envoy's workers. The connection's clocks (a tick) and the stop signal wake the task
+//!   through their own waker (`WatchdogWaker`) and are polled only after they did, not on
+//!   every check's wake-up.
 //! * **Shutdown**: accepting stops, every connection gets `GOAWAY`, calls in flight finish
 //!   (within `body_read_timeout`: a peer that never acknowledges the `GOAWAY` cannot hold it).
 
@@ -33,11 +35,13 @@ use crate::service::{AfterCall, Services, MAX_MESSAGE_SIZE};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jwtgate_engine::Metrics;
 use jwtgate_http::server::{
-    effective_max_connections, Admission, Admitted, ConnectionLimits, OVERLOAD_TIMEOUT,
+    effective_max_connections, Admission, Admitted, ConnectionLimits, WatchdogWaker,
+    OVERLOAD_TIMEOUT,
 };
 use jwtgate_http::SharedEngine;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::future::Future;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -239,79 +243,86 @@ impl Connection {
         }
         let mut tick = tokio::time::interval(watchdog_tick(&limits));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                // Polled first (`biased`: no random order drawn per wake-up), by hand: every
-                // stream received is taken (h2 reads all that arrived in the first poll and
-                // hands the streams over one a poll), then every call ready is finished, then
-                // the connection is polled again, which writes their answers together (and
-                // flushes once) and registers the task for what comes next.
-                () = std::future::poll_fn(|cx| loop {
-                    loop {
-                        match connection.poll_accept(cx) {
-                            Poll::Ready(Some(Ok((request, respond)))) => {
-                                waiting_first = false;
-                                // Boxed: the call's future (its body read, timer and
-                                // decision) is large, and the set moves what it holds.
-                                calls.push(Box::pin(services.call(request, respond, overloaded)));
-                                // An overloaded connection serves this call and closes, so
-                                // that its client (Envoy keeps one connection per worker)
-                                // reconnects under the limit instead of getting UNAVAILABLE
-                                // for the connection's whole life.
-                                if overloaded {
-                                    close_gracefully(&mut connection, &mut closing);
-                                }
-                            }
-                            Poll::Ready(Some(Err(error))) => {
-                                tracing::debug!(%error, "gRPC connection ended with an error");
-                                return Poll::Ready(());
-                            }
-                            Poll::Ready(None) => return Poll::Ready(()),
-                            Poll::Pending => break,
-                        }
-                    }
-                    let mut answered = false;
-                    while let Poll::Ready(Some(after)) = calls.poll_next_unpin(cx) {
-                        answered = true;
-                        if after == AfterCall::Close {
-                            tracing::debug!("an unreadable or late gRPC call: closing its connection");
+        let stop = stopped.changed();
+        tokio::pin!(stop);
+        // The tick and the stop signal are polled only when one of them woke the task
+        // (`WatchdogWaker`), not on every wake-up of a check.
+        let watchdog = WatchdogWaker::new();
+        std::future::poll_fn(|cx| loop {
+            // Every stream received is taken (h2 reads all that arrived in the first poll and
+            // hands the streams over one a poll), then every call ready is finished, then the
+            // connection is polled again, which writes their answers together (and flushes
+            // once) and registers the task for what comes next.
+            loop {
+                match connection.poll_accept(cx) {
+                    Poll::Ready(Some(Ok((request, respond)))) => {
+                        waiting_first = false;
+                        // Boxed: the call's future (its body read, timer and decision) is
+                        // large, and the set moves what it holds.
+                        calls.push(Box::pin(services.call(request, respond, overloaded)));
+                        // An overloaded connection serves this call and closes, so that its
+                        // client (Envoy keeps one connection per worker) reconnects under the
+                        // limit instead of getting UNAVAILABLE for the connection's whole life.
+                        if overloaded {
                             close_gracefully(&mut connection, &mut closing);
                         }
                     }
-                    if !answered {
-                        return Poll::Pending;
+                    Poll::Ready(Some(Err(error))) => {
+                        tracing::debug!(%error, "gRPC connection ended with an error");
+                        return Poll::Ready(());
                     }
-                    if calls.is_empty() {
-                        idle_since = Instant::now();
-                    }
-                }) => return,
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    if let Some(grace) = closing {
-                        if now >= grace {
-                            return;
-                        }
-                    } else if waiting_first {
-                        if tokio::time::Instant::now() >= first_call_by {
-                            tracing::debug!("no gRPC call in time: closing");
-                            return;
-                        }
-                    } else if calls.is_empty() && now.duration_since(idle_since) >= limits.idle_timeout {
-                        close_gracefully(&mut connection, &mut closing);
-                    }
-                }
-                _ = stopped.changed(), if !stopping => {
-                    stopping = true;
-                    connection.graceful_shutdown();
-                    // A peer that never acknowledges the GOAWAY does not hold the shutdown:
-                    // calls in flight get as long as a body may take, then the socket closes.
-                    let grace =
-                        deadline_after(Instant::now(), limits.body_read_timeout.max(CLOSE_GRACE));
-                    closing = Some(closing.map_or(grace, |earlier| earlier.min(grace)));
+                    Poll::Ready(None) => return Poll::Ready(()),
+                    Poll::Pending => break,
                 }
             }
-        }
+            let mut answered = false;
+            while let Poll::Ready(Some(after)) = calls.poll_next_unpin(cx) {
+                answered = true;
+                if after == AfterCall::Close {
+                    tracing::debug!("an unreadable or late gRPC call: closing its connection");
+                    close_gracefully(&mut connection, &mut closing);
+                }
+            }
+            if answered {
+                if calls.is_empty() {
+                    idle_since = Instant::now();
+                }
+                continue;
+            }
+            if !watchdog.due(cx) {
+                return Poll::Pending;
+            }
+            let mut watchdog_cx = watchdog.context();
+            if !stopping && stop.as_mut().poll(&mut watchdog_cx).is_ready() {
+                stopping = true;
+                watchdog.again();
+                connection.graceful_shutdown();
+                // A peer that never acknowledges the GOAWAY does not hold the shutdown: calls
+                // in flight get as long as a body may take, then the socket closes.
+                let grace =
+                    deadline_after(Instant::now(), limits.body_read_timeout.max(CLOSE_GRACE));
+                closing = Some(closing.map_or(grace, |earlier| earlier.min(grace)));
+                continue;
+            }
+            if tick.poll_tick(&mut watchdog_cx).is_pending() {
+                return Poll::Pending;
+            }
+            watchdog.again();
+            let now = Instant::now();
+            if let Some(grace) = closing {
+                if now >= grace {
+                    return Poll::Ready(());
+                }
+            } else if waiting_first {
+                if tokio::time::Instant::now() >= first_call_by {
+                    tracing::debug!("no gRPC call in time: closing");
+                    return Poll::Ready(());
+                }
+            } else if calls.is_empty() && now.duration_since(idle_since) >= limits.idle_timeout {
+                close_gracefully(&mut connection, &mut closing);
+            }
+        })
+        .await;
     }
 }
 

@@ -14,12 +14,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use futures_util::task::AtomicWaker;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -1304,44 +1306,119 @@ impl Accepted {
         if stopping {
             connection.as_mut().graceful_shutdown();
         }
+        let stop = stopped.changed();
+        tokio::pin!(stop);
         // The clocks are checked on a tick, not on every request: a request costs the watchdog
-        // nothing (no wake-up, no timer), and a clock runs out at most a tick late.
+        // nothing (no wake-up, no timer), and a clock runs out at most a tick late. The tick and
+        // the stop signal wake the task through their own waker, which records it: they are
+        // polled only then, and a request's wake-ups poll the connection alone.
         let mut tick = tokio::time::interval(watchdog_tick(&limits));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watchdog = WatchdogWaker::new();
         let mut closing: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
-                    return;
+        std::future::poll_fn(|cx| loop {
+            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
                 }
-                _ = tick.tick() => {
-                    if let Some(grace) = closing {
-                        if Instant::now() >= grace {
-                            return;
-                        }
-                        continue;
-                    }
-                    match activity.phase() {
-                        Phase::Head(since) if since.elapsed() >= limits.header_read_timeout => {
-                            tracing::debug!("request head not received in time: closing");
-                            return;
-                        }
-                        Phase::Idle(since) if since.elapsed() >= limits.idle_timeout => {
-                            connection.as_mut().graceful_shutdown();
-                            closing = Some(Instant::now() + CLOSE_GRACE);
-                        }
-                        _ => {}
-                    }
-                }
-                _ = stopped.changed(), if !stopping => {
-                    stopping = true;
-                    connection.as_mut().graceful_shutdown();
-                }
+                return Poll::Ready(());
             }
-        }
+            if !watchdog.due(cx) {
+                return Poll::Pending;
+            }
+            let mut watchdog_cx = watchdog.context();
+            if !stopping && stop.as_mut().poll(&mut watchdog_cx).is_ready() {
+                stopping = true;
+                watchdog.again();
+                connection.as_mut().graceful_shutdown();
+                continue;
+            }
+            if tick.poll_tick(&mut watchdog_cx).is_pending() {
+                return Poll::Pending;
+            }
+            watchdog.again();
+            if let Some(grace) = closing {
+                if Instant::now() >= grace {
+                    return Poll::Ready(());
+                }
+                continue;
+            }
+            match activity.phase() {
+                Phase::Head(since) if since.elapsed() >= limits.header_read_timeout => {
+                    tracing::debug!("request head not received in time: closing");
+                    return Poll::Ready(());
+                }
+                Phase::Idle(since) if since.elapsed() >= limits.idle_timeout => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = Some(Instant::now() + CLOSE_GRACE);
+                }
+                _ => {}
+            }
+        })
+        .await;
+    }
+}
+
+/// The waker a connection's task gives its watchdog (timers, the stop signal): it records that
+/// the watchdog woke the task, so the task polls the watchdog only after such a wake-up. A
+/// `select!` would poll every branch on every wake-up: a timer and a channel per request
+/// (~670 instructions of a forward-auth check's ~20,900, counted by callgrind).
+pub struct WatchdogWaker {
+    wake: Arc<WatchdogWake>,
+    waker: std::task::Waker,
+}
+
+/// What [`WatchdogWaker`] shares with the wakers it hands out.
+struct WatchdogWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for WatchdogWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Default for WatchdogWaker {
+    fn default() -> Self {
+        WatchdogWaker::new()
+    }
+}
+
+impl WatchdogWaker {
+    /// A waker whose watchdog is due for its first poll.
+    pub fn new() -> WatchdogWaker {
+        let wake = Arc::new(WatchdogWake {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let waker = std::task::Waker::from(wake.clone());
+        WatchdogWaker { wake, waker }
+    }
+
+    /// Whether the watchdog is due: it woke the task (or [`WatchdogWaker::again`] asked) since
+    /// the last call. Wakes `cx`'s task on the watchdog's next wake-up; registered before the
+    /// flag is read, so a wake-up in between is not lost.
+    pub fn due(&self, cx: &Context<'_>) -> bool {
+        self.wake.task.register(cx.waker());
+        self.wake.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// The context to poll the watchdog's futures with.
+    pub fn context(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
+    }
+
+    /// Makes the watchdog due again: after one of its futures was ready, so that it is polled
+    /// again to wait for its next wake-up.
+    pub fn again(&self) {
+        self.wake.woken.store(true, Ordering::Release);
     }
 }
 

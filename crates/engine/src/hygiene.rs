@@ -297,6 +297,18 @@ mod tests {
     }
 
     #[test]
+    fn every_override_name_is_refused_in_both_spellings() {
+        let names = identity();
+        for name in METHOD_OVERRIDE_HEADERS.iter().chain(&PATH_OVERRIDE_HEADERS) {
+            for spelling in [name.to_string(), name.replace('-', "_")] {
+                let headers = map(&[(&spelling, "DELETE")]);
+                let refusal = forward_auth_refusal((&headers).into(), names.iter(), "GET");
+                assert!(refusal.is_some(), "{spelling} passed");
+            }
+        }
+    }
+
+    #[test]
     fn path_overrides() {
         let mut headers = map(&[("X-Original-URL", "/admin"), ("x_rewrite_url", "/admin")]);
         remove_overrides(&mut headers);

@@ -39,9 +39,9 @@ use jwtgate_http::server::{
     OVERLOAD_TIMEOUT,
 };
 use jwtgate_http::SharedEngine;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::future::Future;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -24,9 +24,9 @@
 //!   against 3.4 when a `select!` in random order alternated the connection and the calls). One
 //!   connection's checks therefore share one core; Envoy opens a connection per worker thread
 //!   (and more when one reaches its stream limit), so the load spreads over cores with
-//!   Envoy's workers. The connection's clocks (a tick) and the stop signal wake the task
-//!   through their own waker (`WatchdogWaker`) and are polled only after they did, not on
-//!   every check's wake-up.
+//!   Envoy's workers. The connection's clocks (a tick) and the stop signal
+//!   (`jwtgate_http::server::Watchdog`) wake the task through a waker of their own and are
+//!   polled only after they did, not on every check's wake-up.
 //! * **Shutdown**: accepting stops, every connection gets `GOAWAY`, calls in flight finish
 //!   (within `body_read_timeout`: a peer that never acknowledges the `GOAWAY` cannot hold it).
 
@@ -35,11 +35,10 @@ use crate::service::{AfterCall, Services, MAX_MESSAGE_SIZE};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jwtgate_engine::Metrics;
 use jwtgate_http::server::{
-    effective_max_connections, Admission, Admitted, ConnectionLimits, WatchdogWaker,
+    effective_max_connections, Admission, Admitted, ConnectionLimits, Watchdog, WatchdogEvent,
     OVERLOAD_TIMEOUT,
 };
 use jwtgate_http::SharedEngine;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
@@ -220,7 +219,7 @@ impl Connection {
             services,
             limits,
             overloaded,
-            mut stopped,
+            stopped,
         } = self;
         let handshake = h2_builder(&limits).handshake::<T, bytes::Bytes>(io);
         let mut connection = match tokio::time::timeout_at(first_call_by, handshake).await {
@@ -235,19 +234,14 @@ impl Connection {
         let mut calls = FuturesUnordered::new();
         let mut waiting_first = true;
         let mut idle_since = Instant::now();
-        let mut stopping = *stopped.borrow();
         let mut closing: Option<Instant> = None;
-        if stopping {
+        if *stopped.borrow() {
             connection.graceful_shutdown();
             closing = Some(Instant::now() + CLOSE_GRACE);
         }
-        let mut tick = tokio::time::interval(watchdog_tick(&limits));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = stopped.changed();
-        tokio::pin!(stop);
-        // The tick and the stop signal are polled only when one of them woke the task
-        // (`WatchdogWaker`), not on every wake-up of a check.
-        let watchdog = WatchdogWaker::new();
+        // The tick and the stop signal are polled only when one of them woke the task, not on
+        // every wake-up of a check.
+        let mut watchdog = Watchdog::new(watchdog_tick(&limits), stopped);
         std::future::poll_fn(|cx| loop {
             // Every stream received is taken (h2 reads all that arrived in the first poll and
             // hands the streams over one a poll), then every call ready is finished, then the
@@ -289,25 +283,19 @@ impl Connection {
                 }
                 continue;
             }
-            if !watchdog.due(cx) {
-                return Poll::Pending;
+            match watchdog.poll_event(cx) {
+                None => return Poll::Pending,
+                Some(WatchdogEvent::Stop) => {
+                    connection.graceful_shutdown();
+                    // A peer that never acknowledges the GOAWAY does not hold the shutdown:
+                    // calls in flight get as long as a body may take, then the socket closes.
+                    let grace =
+                        deadline_after(Instant::now(), limits.body_read_timeout.max(CLOSE_GRACE));
+                    closing = Some(closing.map_or(grace, |earlier| earlier.min(grace)));
+                    continue;
+                }
+                Some(WatchdogEvent::Tick) => {}
             }
-            let mut watchdog_cx = watchdog.context();
-            if !stopping && stop.as_mut().poll(&mut watchdog_cx).is_ready() {
-                stopping = true;
-                watchdog.again();
-                connection.graceful_shutdown();
-                // A peer that never acknowledges the GOAWAY does not hold the shutdown: calls
-                // in flight get as long as a body may take, then the socket closes.
-                let grace =
-                    deadline_after(Instant::now(), limits.body_read_timeout.max(CLOSE_GRACE));
-                closing = Some(closing.map_or(grace, |earlier| earlier.min(grace)));
-                continue;
-            }
-            if tick.poll_tick(&mut watchdog_cx).is_pending() {
-                return Poll::Pending;
-            }
-            watchdog.again();
             let now = Instant::now();
             if let Some(grace) = closing {
                 if now >= grace {

@@ -1298,23 +1298,16 @@ impl Accepted {
             builder,
             activity,
             limits,
-            mut stopped,
+            stopped,
         } = self;
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
-        let mut stopping = *stopped.borrow();
-        if stopping {
+        if *stopped.borrow() {
             connection.as_mut().graceful_shutdown();
         }
-        let stop = stopped.changed();
-        tokio::pin!(stop);
         // The clocks are checked on a tick, not on every request: a request costs the watchdog
-        // nothing (no wake-up, no timer), and a clock runs out at most a tick late. The tick and
-        // the stop signal wake the task through their own waker, which records it: they are
-        // polled only then, and a request's wake-ups poll the connection alone.
-        let mut tick = tokio::time::interval(watchdog_tick(&limits));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let watchdog = WatchdogWaker::new();
+        // nothing (no wake-up, no timer, no poll), and a clock runs out at most a tick late.
+        let mut watchdog = Watchdog::new(watchdog_tick(&limits), stopped);
         let mut closing: Option<Instant> = None;
         std::future::poll_fn(|cx| loop {
             if let Poll::Ready(result) = connection.as_mut().poll(cx) {
@@ -1323,20 +1316,14 @@ impl Accepted {
                 }
                 return Poll::Ready(());
             }
-            if !watchdog.due(cx) {
-                return Poll::Pending;
+            match watchdog.poll_event(cx) {
+                None => return Poll::Pending,
+                Some(WatchdogEvent::Stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    continue;
+                }
+                Some(WatchdogEvent::Tick) => {}
             }
-            let mut watchdog_cx = watchdog.context();
-            if !stopping && stop.as_mut().poll(&mut watchdog_cx).is_ready() {
-                stopping = true;
-                watchdog.again();
-                connection.as_mut().graceful_shutdown();
-                continue;
-            }
-            if tick.poll_tick(&mut watchdog_cx).is_pending() {
-                return Poll::Pending;
-            }
-            watchdog.again();
             if let Some(grace) = closing {
                 if Instant::now() >= grace {
                     return Poll::Ready(());
@@ -1359,16 +1346,29 @@ impl Accepted {
     }
 }
 
-/// The waker a connection's task gives its watchdog (timers, the stop signal): it records that
-/// the watchdog woke the task, so the task polls the watchdog only after such a wake-up. A
-/// `select!` would poll every branch on every wake-up: a timer and a channel per request
-/// (~670 instructions of a forward-auth check's ~20,900, counted by callgrind).
-pub struct WatchdogWaker {
+/// A connection's watchdog: its tick (the clocks of [`ConnectionLimits`] are checked on it) and
+/// the server's stop signal. They wake the connection's task through a waker of their own that
+/// records it, so the task polls them only after they did: a `select!` would poll every branch
+/// on every wake-up, a timer and a channel per request (~670 instructions of a forward-auth
+/// check's ~20,900, counted by callgrind).
+pub struct Watchdog {
     wake: Arc<WatchdogWake>,
     waker: std::task::Waker,
+    tick: tokio::time::Interval,
+    /// Resolves when the server stops; `None` once it has (or if it had at the start).
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-/// What [`WatchdogWaker`] shares with the wakers it hands out.
+/// What happened, when the [`Watchdog`] woke its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchdogEvent {
+    /// The server is stopping (once per connection, never if it was stopping at the start).
+    Stop,
+    /// A tick: time to look at the connection's clocks.
+    Tick,
+}
+
+/// What [`Watchdog`] shares with the wakers it hands out.
 struct WatchdogWake {
     woken: AtomicBool,
     task: AtomicWaker,
@@ -1385,40 +1385,54 @@ impl std::task::Wake for WatchdogWake {
     }
 }
 
-impl Default for WatchdogWaker {
-    fn default() -> Self {
-        WatchdogWaker::new()
-    }
-}
-
-impl WatchdogWaker {
-    /// A waker whose watchdog is due for its first poll.
-    pub fn new() -> WatchdogWaker {
+impl Watchdog {
+    /// A watchdog ticking every `tick` (the first tick at once) and watching `stopped` for the
+    /// server's stop (already stopping: no [`WatchdogEvent::Stop`]).
+    pub fn new(tick: Duration, mut stopped: watch::Receiver<bool>) -> Watchdog {
         let wake = Arc::new(WatchdogWake {
             woken: AtomicBool::new(true),
             task: AtomicWaker::new(),
         });
         let waker = std::task::Waker::from(wake.clone());
-        WatchdogWaker { wake, waker }
+        let mut tick = tokio::time::interval(tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = if *stopped.borrow() {
+            None
+        } else {
+            // A dropped sender is a stop too.
+            Some(Box::pin(async move {
+                let _ = stopped.changed().await;
+            }))
+        };
+        Watchdog {
+            wake,
+            waker,
+            tick,
+            stop,
+        }
     }
 
-    /// Whether the watchdog is due: it woke the task (or [`WatchdogWaker::again`] asked) since
-    /// the last call. Wakes `cx`'s task on the watchdog's next wake-up; registered before the
-    /// flag is read, so a wake-up in between is not lost.
-    pub fn due(&self, cx: &Context<'_>) -> bool {
+    /// The event that woke the task, if one did. Otherwise `None`, and `cx`'s task is woken on
+    /// the next one; it is registered before the record is read, so a wake-up in between is
+    /// not lost. After an event, call again: the watchdog waits for the next one only then.
+    pub fn poll_event(&mut self, cx: &Context<'_>) -> Option<WatchdogEvent> {
         self.wake.task.register(cx.waker());
-        self.wake.woken.swap(false, Ordering::AcqRel)
-    }
-
-    /// The context to poll the watchdog's futures with.
-    pub fn context(&self) -> Context<'_> {
-        Context::from_waker(&self.waker)
-    }
-
-    /// Makes the watchdog due again: after one of its futures was ready, so that it is polled
-    /// again to wait for its next wake-up.
-    pub fn again(&self) {
-        self.wake.woken.store(true, Ordering::Release);
+        if !self.wake.woken.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let mut own = Context::from_waker(&self.waker);
+        if let Some(stop) = &mut self.stop {
+            if stop.as_mut().poll(&mut own).is_ready() {
+                self.stop = None;
+                self.wake.woken.store(true, Ordering::Release);
+                return Some(WatchdogEvent::Stop);
+            }
+        }
+        if self.tick.poll_tick(&mut own).is_ready() {
+            self.wake.woken.store(true, Ordering::Release);
+            return Some(WatchdogEvent::Tick);
+        }
+        None
     }
 }
 
@@ -1512,6 +1526,63 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    /// The watchdog's next event, awaited by a task of its own that only the watchdog's wake-up
+    /// can wake (at most a second), and the watchdog back.
+    async fn next_event(watchdog: Watchdog) -> (Option<Watchdog>, Option<WatchdogEvent>) {
+        let task = tokio::spawn(async move {
+            let mut watchdog = watchdog;
+            let event = std::future::poll_fn(|cx| {
+                watchdog.poll_event(cx).map_or(Poll::Pending, Poll::Ready)
+            })
+            .await;
+            (watchdog, event)
+        });
+        match tokio::time::timeout(Duration::from_secs(1), task).await {
+            Ok(Ok((watchdog, event))) => (Some(watchdog), Some(event)),
+            _ => (None, None),
+        }
+    }
+
+    /// One look at the watchdog, as a connection's task takes on a wake-up of its own.
+    async fn look(watchdog: &mut Watchdog) -> Option<WatchdogEvent> {
+        std::future::poll_fn(|cx| Poll::Ready(watchdog.poll_event(cx))).await
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_wakes_its_task_for_ticks_and_the_stop_only() {
+        let (stop, stopped) = watch::channel(false);
+        let watchdog = Watchdog::new(Duration::from_millis(50), stopped);
+        // The first tick comes at once (on the timer's next turn); then nothing is due until
+        // something wakes the task.
+        let (Some(mut watchdog), Some(WatchdogEvent::Tick)) = next_event(watchdog).await else {
+            panic!("no first tick");
+        };
+        let started = Instant::now();
+        assert_eq!(look(&mut watchdog).await, None);
+        assert_eq!(look(&mut watchdog).await, None);
+        assert!(stop.send(true).is_ok());
+        let (Some(watchdog), Some(WatchdogEvent::Stop)) = next_event(watchdog).await else {
+            panic!("the stop did not wake the task");
+        };
+        // The stop comes once; the next tick wakes the task about a tick after the first.
+        let (Some(mut watchdog), Some(WatchdogEvent::Tick)) = next_event(watchdog).await else {
+            panic!("the second tick did not wake the task");
+        };
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert_eq!(look(&mut watchdog).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_watchdog_made_while_stopping_reports_no_stop() {
+        let (_stop, stopped) = watch::channel(true);
+        let mut watchdog = Watchdog::new(Duration::from_millis(20), stopped);
+        for _ in 0..2 {
+            let (next, event) = next_event(watchdog).await;
+            assert_eq!(event, Some(WatchdogEvent::Tick));
+            watchdog = next.unwrap_or_else(|| unreachable!());
+        }
     }
 
     #[test]

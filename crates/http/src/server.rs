@@ -1529,7 +1529,7 @@ mod tests {
     }
 
     /// The watchdog's next event, awaited by a task of its own that only the watchdog's wake-up
-    /// can wake (at most a second), and the watchdog back.
+    /// can wake (at most two seconds), and the watchdog back.
     async fn next_event(watchdog: Watchdog) -> (Option<Watchdog>, Option<WatchdogEvent>) {
         let task = tokio::spawn(async move {
             let mut watchdog = watchdog;
@@ -1539,7 +1539,7 @@ mod tests {
             .await;
             (watchdog, event)
         });
-        match tokio::time::timeout(Duration::from_secs(1), task).await {
+        match tokio::time::timeout(Duration::from_secs(2), task).await {
             Ok(Ok((watchdog, event))) => (Some(watchdog), Some(event)),
             _ => (None, None),
         }
@@ -1553,7 +1553,9 @@ mod tests {
     #[tokio::test]
     async fn the_watchdog_wakes_its_task_for_ticks_and_the_stop_only() {
         let (stop, stopped) = watch::channel(false);
-        let watchdog = Watchdog::new(Duration::from_millis(50), stopped);
+        // A tick long enough that a loaded machine does not reach the second one between the
+        // looks below.
+        let watchdog = Watchdog::new(Duration::from_millis(300), stopped);
         // The first tick comes at once (on the timer's next turn); then nothing is due until
         // something wakes the task.
         let (Some(mut watchdog), Some(WatchdogEvent::Tick)) = next_event(watchdog).await else {
@@ -1570,7 +1572,7 @@ mod tests {
         let (Some(mut watchdog), Some(WatchdogEvent::Tick)) = next_event(watchdog).await else {
             panic!("the second tick did not wake the task");
         };
-        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert!(started.elapsed() >= Duration::from_millis(100));
         assert_eq!(look(&mut watchdog).await, None);
     }
 

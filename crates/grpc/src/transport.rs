@@ -25,7 +25,7 @@
 //!   connection's checks therefore share one core; Envoy opens a connection per worker thread
 //!   (and more when one reaches its stream limit), so the load spreads over cores with
 //!   Envoy's workers. The connection's clocks (a tick) and the stop signal
-//!   (`jwtgate_http::server::Watchdog`) wake the task through a waker of their own and are
+//!   (`jwtgate_http::watchdog::Watchdog`) wake the task through a waker of their own and are
 //!   polled only after they did, not on every check's wake-up.
 //! * **Shutdown**: accepting stops, every connection gets `GOAWAY`, calls in flight finish
 //!   (within `body_read_timeout`: a peer that never acknowledges the `GOAWAY` cannot hold it).
@@ -35,9 +35,9 @@ use crate::service::{AfterCall, Services, MAX_MESSAGE_SIZE};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jwtgate_engine::Metrics;
 use jwtgate_http::server::{
-    effective_max_connections, Admission, Admitted, ConnectionLimits, Watchdog, WatchdogEvent,
-    OVERLOAD_TIMEOUT,
+    effective_max_connections, Admission, Admitted, ConnectionLimits, OVERLOAD_TIMEOUT,
 };
+use jwtgate_http::watchdog::{Watchdog, WatchdogEvent};
 use jwtgate_http::SharedEngine;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -20,7 +20,8 @@
 //! * **Hot reload** ([`reload`]): `SIGHUP` or a changed file builds a new engine that keeps the
 //!   key caches of unchanged issuers, and swaps it in.
 //! * **Connections are bounded** ([`server`]): header, idle and body timeouts and a connection
-//!   limit derived from the descriptor limit.
+//!   limit derived from the descriptor limit, each connection's timeouts checked by its
+//!   [`watchdog`], which costs a request nothing.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -32,6 +33,7 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 mod shared;
+pub mod watchdog;
 
 pub use jwtgate_engine::token_cache as cache;
 pub use jwtgate_engine::{bearer, hygiene, identity, metrics, path, routes};

@@ -254,7 +254,7 @@ fn exp_seconds(exp: Option<f64>) -> i64 {
 ///
 /// Kept compact, as a verified-token cache holds many: the header's algorithm, `kid` and `typ`;
 /// the captured registered claims that are present, as spans of one text buffer (see
-/// [`crate::claims::CompactClaims`]); the decoded payload only when it has other members too;
+/// `CompactClaims` in `claims.rs`); the decoded payload only when it has other members too;
 /// and the full claims map only once someone asks for it ([`Verified::claims`], or
 /// [`Verified::claim`] of a claim not kept as a JSON value). Per-request readers use the typed
 /// accessors ([`Verified::text`], [`Verified::items`], [`Verified::number`],

@@ -7,7 +7,7 @@
 //!
 //! The issuer and scopes values are the same for every token of one issuer and client, and
 //! building them (the distinct scopes joined, both values checked and copied) was most of the
-//! headers' cost on a cached hit: the last few are kept ([`SharedValues`]) and found again by
+//! headers' cost on a cached hit: the last few are kept (`SharedValues`) and found again by
 //! comparing the token's issuer and granted scopes with what they were built from.
 
 use http::{HeaderName, HeaderValue};

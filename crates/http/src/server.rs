@@ -1,5 +1,5 @@
 //! The gateway server: operations endpoints, the forward-auth endpoint, and the reverse proxy
-//! behind the same [`AuthLayer`](crate::AuthLayer), with graceful shutdown; one accept loop for
+//! behind the same [`AuthLayer`], with graceful shutdown; one accept loop for
 //! plain (HTTP/1.1 and h2c) and TLS listeners enforces the [`ConnectionLimits`]: header, idle and
 //! body timeouts watched per connection, a connection limit with an overload reserve that still
 //! answers the health paths, and HTTP/2 stream limits.
@@ -816,7 +816,7 @@ fn is_connection_error(error: &std::io::Error) -> bool {
 /// How a listener admits connections: at most `max_connections` normal ones, then up to
 /// [`OVERLOAD_RESERVE`] more for the listener's overload responder; when both are full,
 /// accepting pauses until a connection closes (new clients wait in the kernel's backlog). Accept
-/// errors that concern one connection are skipped; others back off for [`ACCEPT_BACKOFF`]. Both
+/// errors that concern one connection are skipped; others back off for 100 ms. Both
 /// the HTTP gateway's and the gRPC listener's accept loops admit through this.
 pub struct Admission {
     normal: Arc<Semaphore>,

@@ -3,6 +3,9 @@
 #
 # Servers (each started fresh for every scenario, pinned to core 0 with taskset; wrk on core 1):
 #   floor        an axum hello-world with no auth (crates/http/examples/hello.rs)
+#   floor-fwd    the same sent exactly jwtgate's forward-auth request (`/auth` with
+#                X-Forwarded-Method/-Uri; `repeated` only): what the forward-auth request itself
+#                costs to serve, the reference beside the hit-path goal
 #   floor-sig    the same checking one RS256 signature per request (bare, through core's crypto
 #                boundary, key parsed once): the floor plus one signature check, in a server
 #   jwtgate      `jwtgate serve` forward-auth (/auth with X-Forwarded-Method/-Uri), default cache
@@ -48,7 +51,7 @@ ROOT=$PWD
 DURATION=${BENCH_DURATION:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 ROUNDS=${BENCH_ROUNDS:-1}
-SERVERS=${BENCH_SERVERS:-floor floor-sig jwtgate jwtgate-off envoy envoy-cache}
+SERVERS=${BENCH_SERVERS:-floor floor-fwd floor-sig jwtgate jwtgate-off envoy envoy-cache}
 SCENARIOS=${BENCH_SCENARIOS:-repeated 10k 200k dpop-bearer dpop}
 DPOP_PROOFS=${BENCH_DPOP_PROOFS:-$((16000 * DURATION))}
 DPOP_URI=http://api.example.com/api/users
@@ -230,6 +233,10 @@ measure() { # server scenario round
     floor)
       start "$port" "$HELLO" "127.0.0.1:$port"
       url="http://127.0.0.1:$port/api/users" ;;
+    floor-fwd)
+      start "$port" "$HELLO" "127.0.0.1:$port"
+      wrk_args+=(-H "X-Forwarded-Method: GET" -H "X-Forwarded-Uri: /api/users")
+      url="http://127.0.0.1:$port/auth" ;;
     floor-sig)
       start "$port" "$HELLO" "127.0.0.1:$port" "$TOKENS"
       url="http://127.0.0.1:$port/api/users" ;;
@@ -286,6 +293,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for scenario in $SCENARIOS; do
     for server in $SERVERS; do
       [[ $scenario == dpop* && $server != jwtgate ]] && continue
+      [[ $server == floor-fwd && $scenario != repeated ]] && continue
       echo "==> round $round: $server, $scenario"
       measure "$server" "$scenario" "$round"
     done
@@ -340,6 +348,8 @@ goal "jwtgate / envoy-cache, 10,000 distinct tokens" "$(value jwtgate/10k)" "$(v
 goal "jwtgate / envoy (no cache), 200,000 distinct tokens" "$(value jwtgate/200k)" "$(value envoy/200k)" 1.8
 us_goal "hit path: jwtgate, repeated <= floor + 1 us" "$(value jwtgate/repeated)" \
   "$(awk -v f="$(floor_us repeated)" 'BEGIN {print f ? f + 1 : 0}')"
+us_goal "  (the same against floor-fwd, sent jwtgate's request)" "$(value jwtgate/repeated)" \
+  "$(awk -v r="$(value floor-fwd/repeated)" 'BEGIN {print r ? 1e6 / r + 1 : 0}')"
 us_goal "miss path: jwtgate-off, 10k <= floor + t_sig + 2 us" "$(value jwtgate-off/10k)" \
   "$(awk -v f="$(floor_us 10k)" -v s="$T_SIG_US" 'BEGIN {print f ? f + s + 2 : 0}')"
 us_goal "  (the same with the cache-cold t_sig, for reference)" "$(value jwtgate-off/10k)" \

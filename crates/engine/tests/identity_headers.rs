@@ -116,3 +116,47 @@ async fn kept_issuer_and_scopes_values_are_always_the_tokens_own() {
         }
     }
 }
+
+/// The subject's place in the kept headers: whatever tokens of the same issuer and scopes came
+/// before, a token carries its own subject, or no subject header at all when it has none or one
+/// too long to send — never an empty or stale value.
+#[tokio::test]
+async fn the_subject_header_is_each_tokens_own_or_absent() {
+    let first = Issuer::new().with_issuer(FIRST).with_audience("api");
+    let second = Issuer::new().with_issuer(SECOND).with_audience("api");
+    let too_long = "x".repeat(jwtgate_engine::identity::DEFAULT_MAX_VALUE_LEN + 1);
+    let subjects = [
+        (Some(json!("alice")), Some("alice")),
+        (None, None),
+        (Some(json!(42)), Some("42")),
+        (Some(json!(too_long)), None),
+        (Some(json!("bob")), Some("bob")),
+        (None, None),
+    ];
+    for cache in [true, false] {
+        let engine = engine(&first, &second, cache);
+        for round in 0..2 {
+            for (index, (sub, want_subject)) in subjects.iter().enumerate() {
+                let now = jwtgate_test_support::now();
+                let mut claims = json!({
+                    "iss": FIRST, "aud": "api", "scope": "read:users",
+                    "iat": now - 10, "exp": now + 600, "jti": format!("{round}-{index}"),
+                });
+                if let Some(sub) = sub {
+                    claims["sub"] = sub.clone();
+                }
+                let mut got = identity(&engine, &first.sign(&claims)).await;
+                got.sort();
+                let mut want = vec![
+                    ("x-auth-issuer".to_owned(), FIRST.to_owned()),
+                    ("x-auth-scopes".to_owned(), "read:users".to_owned()),
+                ];
+                if let Some(subject) = want_subject {
+                    want.push(("x-auth-subject".to_owned(), (*subject).to_owned()));
+                }
+                want.sort();
+                assert_eq!(got, want, "cache {cache}, round {round}, subject {sub:?}");
+            }
+        }
+    }
+}

@@ -153,6 +153,10 @@ fn main() {
     let packed_ms = medians[2] * 1e3;
     println!(
         "  goal: packed token decided in a few ms: {packed_ms:.3} ms ({})",
-        if packed_ms < 3.0 { "met" } else { "NOT met" }
+        match (quick, packed_ms < 3.0) {
+            (true, _) => "not judged in a quick run",
+            (false, true) => "met",
+            (false, false) => "NOT met",
+        }
     );
 }

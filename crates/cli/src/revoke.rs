@@ -18,6 +18,8 @@ use std::process::ExitCode;
 #[command(group(ArgGroup::new("what").required(true).args(["jti", "issuer", "client", "list", "import"])))]
 pub struct RevokeArgs {
     /// Redis holding the rules: redis://[user[:password]@]host[:port][/db], or rediss:// (TLS).
+    // This text is the option's `--help`: its brackets are optional URL parts, not links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, env = "JWTGATE_REDIS_URL", value_name = "URL")]
     redis: Option<String>,
     /// A JSON-lines rules file (the gateway's `[revocation] file`), rewritten atomically (a

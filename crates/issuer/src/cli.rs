@@ -65,6 +65,8 @@ pub struct ServeArgs {
     /// The issuer URL clients use (`iss`, discovery), e.g. http://localhost:4400/ [default:
     /// http://<listen address>/]. The SPA must use the same host name (auth0-spa-js compares
     /// `iss` exactly, and silent login needs the issuer's cookie on the same site).
+    // This text is the option's `--help`: `<listen address>` is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
     /// Configuration file (TOML) [default: the built-in configuration; see `jwtgate issuer

@@ -16,6 +16,8 @@ use std::process::ExitCode;
 pub struct LambdaArgs {
     /// Configuration file (TOML) with [[issuers]], [[routes]], [keys], [cache], [paths] and
     /// [lambda].
+    // This text is the option's `--help`: its brackets are TOML tables, not links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, env = "JWTGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Issuer, route, cache and path settings (shared with `jwtgate serve`).

@@ -105,7 +105,8 @@ pub enum EventToken {
 }
 
 impl EventToken {
-    /// The engine's reading of it: a `TOKEN` event's value is read by [`token_value`].
+    /// The engine's reading of it: a `TOKEN` event's value is read by `token_value` (an
+    /// `Authorization` value, or the bare token).
     pub fn input(&self) -> TokenInput<'_> {
         match self {
             EventToken::FromHeaders => TokenInput::FromRequest,

@@ -13,51 +13,47 @@ use jwtgate_revocation::redis_store::{RedisStore, StoreError};
 use jwtgate_revocation::{
     DpopReplayFallback, Match, RevocationSection, Rule, SharedDpopReplay, TokenFacts,
 };
-use jwtgate_test_support::{free_port, now};
-use std::process::{Child, Command, Stdio};
+use jwtgate_test_support::now;
+use jwtgate_test_support::process::{require_program, start_on_free_port, Running};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "test:revocation:";
 
+/// A redis-server of this test's own (killed when dropped), its log in `dir`.
 struct Redis {
-    child: Child,
+    server: Running,
     url: String,
     port: u16,
+    dir: tempfile::TempDir,
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_redis() -> Redis {
-    let port = free_port();
-    let child = Command::new("redis-server")
+/// An empty, non-persistent redis-server on `port`, its files in `dir`.
+fn redis_command(port: u16, dir: &Path) -> Command {
+    let mut command = Command::new(require_program("redis-server"));
+    command
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "redis-server is needed ({e}): apt-get install -y redis-server (scripts/test installs it)"
-            )
-        });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    command
+}
+
+/// A redis-server on a free loopback port, ready once it holds that port itself: a port another
+/// test's server took in the meantime is not mistaken for this one (the server is started again
+/// on another port).
+async fn start_redis() -> Redis {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr) = start_on_free_port("redis-server", dir.path(), |addr| {
+        redis_command(addr.port(), dir.path())
+    })
+    .await;
     Redis {
-        child,
-        url: format!("redis://127.0.0.1:{port}/"),
-        port,
+        server,
+        url: format!("redis://{addr}/"),
+        port: addr.port(),
+        dir,
     }
 }
 
@@ -208,7 +204,8 @@ async fn the_shared_replay_store_is_bounded_and_comes_back() {
 
     // Redis gone: the answer is an error at once, then Redis is not asked for a moment.
     let port = redis.port;
-    drop(redis);
+    let dir = redis.dir;
+    drop(redis.server);
     let started = Instant::now();
     let error = one.first_use("jkt-a", "p2", until).await.unwrap_err();
     assert!(started.elapsed() <= Duration::from_millis(1500), "bounded");
@@ -228,19 +225,11 @@ async fn the_shared_replay_store_is_bounded_and_comes_back() {
     assert!(started.elapsed() < Duration::from_millis(1000));
 
     // Redis back on the same port: used again once the pause is over.
-    let child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _redis = Redis {
-        child,
-        url: format!("redis://127.0.0.1:{port}/"),
-        port,
-    };
+    let _back = Running::spawn(
+        "redis-server",
+        redis_command(port, dir.path()),
+        dir.path().join("redis-back.log"),
+    );
     tokio::time::sleep(RETRY_AFTER).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -330,44 +319,23 @@ async fn tls_with_a_private_ca_and_an_acl_user() {
             "ext.cnf",
         ],
     );
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-        ])
-        .args(["--tls-cert-file", "leaf.pem", "--tls-key-file", "leaf.key"])
-        .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(["--user", "gate", "on", ">gate-secret", "~test:revocation:*"])
-        .args(["&test:revocation:*", "+@all"])
-        .current_dir(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    // Killed on drop, also when an assertion fails.
-    let _server = Redis {
-        child,
-        url: String::new(),
-        port,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server (TLS) did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Killed on drop, also when an assertion fails; started again on another port when the
+    // one chosen was taken in the meantime.
+    let (_server, addr) = start_on_free_port("redis-server", path, |addr| {
+        let mut command = Command::new(require_program("redis-server"));
+        command
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(["--tls-port", &addr.port().to_string()])
+            .args(["--tls-cert-file", "leaf.pem", "--tls-key-file", "leaf.key"])
+            .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--user", "gate", "on", ">gate-secret", "~test:revocation:*"])
+            .args(["&test:revocation:*", "+@all"])
+            .current_dir(path);
+        command
+    })
+    .await;
+    let port = addr.port();
     // The private CA is trusted through SSL_CERT_FILE (read when a TLS connection is made).
     std::env::set_var("SSL_CERT_FILE", path.join("ca.pem"));
     let url = format!("rediss://gate:gate-secret@127.0.0.1:{port}/");

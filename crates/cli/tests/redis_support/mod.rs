@@ -7,10 +7,14 @@ use jwtgate_test_support::now;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
+use jwtgate_test_support::process::listening;
 pub use jwtgate_test_support::process::{require_program, Running};
 
-/// An empty, non-persistent redis-server on `port`.
+/// An empty, non-persistent redis-server on `port`, ready once it holds that port itself (a
+/// server of another test that took the port in the meantime fails this start with the log,
+/// rather than answering for it).
 pub async fn start_redis(dir: &Path, port: u16) -> Running {
     let mut command = Command::new(require_program("redis-server"));
     command
@@ -20,8 +24,14 @@ pub async fn start_redis(dir: &Path, port: u16) -> Running {
         .arg(dir);
     let log = dir.join(format!("redis-{}-{}.log", port, now()));
     let mut redis = Running::spawn("redis-server", command, log);
-    redis
-        .expect_listening(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let pid = redis.id();
+    let what = format!("listening on {addr}");
+    if let Err(log) = redis
+        .wait_for(&what, Duration::from_secs(15), || listening(addr, pid))
+        .await
+    {
+        panic!("{log}");
+    }
     redis
 }

@@ -15,7 +15,7 @@ use crate::path::{self, PathPolicy};
 use crate::request_headers::RequestHeaders;
 use crate::routes::{Requirement, RouteTable};
 use crate::token_cache::TokenCache;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderName, HeaderValue};
 use jwtgate_core::{ScopeRequirement, Verified};
 use jwtgate_keys::Registry;
 use jwtgate_revocation::Revocations;
@@ -49,7 +49,7 @@ pub struct CachedPass {
     /// The verified token.
     pub verified: Arc<Verified>,
     /// Its identity headers, sanitised.
-    pub identity: HeaderMap,
+    pub identity: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Which front end asks: the boundary checks on headers, and where the token may be, differ.
@@ -143,7 +143,7 @@ pub enum Inspection {
 pub struct Allow {
     /// Headers for the upstream: the verified identity (none for public routes, nor for the
     /// Lambda authorizer, whose context comes from the token).
-    pub identity: HeaderMap,
+    pub identity: Vec<(HeaderName, HeaderValue)>,
     /// The verified token, when the route needed one.
     pub verified: Option<Arc<Verified>>,
     /// The normalised path that was checked: what a proxy must send upstream.
@@ -562,7 +562,7 @@ impl Engine {
         let requirement = match requirement {
             Requirement::Public => {
                 return Ok(Outcome::Allow(Allow {
-                    identity: HeaderMap::new(),
+                    identity: Vec::new(),
                     verified: None,
                     path,
                     dpop_nonce: None,
@@ -829,7 +829,7 @@ impl Engine {
         let identity = if identity {
             self.identity.headers_for(&verified)
         } else {
-            HeaderMap::new()
+            Vec::new()
         };
         Ok(CachedPass { identity, verified })
     }

@@ -10,7 +10,7 @@
 //! headers' cost on a cached hit: the last few are kept (`SharedValues`) and found again by
 //! comparing the token's issuer and granted scopes with what they were built from.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use jwtgate_core::Verified;
 use serde_json::Value;
 use std::sync::RwLock;
@@ -241,16 +241,10 @@ impl IdentityHeaders {
             .chain(self.claims.iter().map(|(_, h)| h))
     }
 
-    /// The headers for a verified token, inserted in this order (a later header of a name
-    /// replaces an earlier one): subject, issuer, scopes, then the configured claims. Subject,
-    /// issuer and scopes come from the claims verification captured; only configured extra
-    /// claims may build the full claims map.
-    ///
-    /// The map has room for four headers beside the configured claims' (no growth while it is
-    /// filled): a front end makes it the answer's own map, and hyper keeps an answer's map to
-    /// read the connection's next request into (a forward-auth check has four headers).
-    pub fn headers_for(&self, verified: &Verified) -> HeaderMap {
-        let mut out = HeaderMap::with_capacity(4 + self.claims.len());
+    /// The headers for a verified token. Subject, issuer and scopes come from the claims
+    /// verification captured; only configured extra claims may build the full claims map.
+    pub fn headers_for(&self, verified: &Verified) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::with_capacity(3 + self.claims.len());
         let limit = self.max_value_len;
         // A string subject is sanitised from its text (no JSON value built on the request path).
         let subject = match verified.text("sub") {
@@ -260,21 +254,21 @@ impl IdentityHeaders {
                 .and_then(|sub| sanitize(&sub, limit)),
         };
         if let Some(value) = subject {
-            out.insert(self.subject.clone(), value);
+            out.push((self.subject.clone(), value));
         }
         let (issuer, scopes) = self.shared.for_token(verified, limit);
         if let Some(value) = issuer {
-            out.insert(self.issuer.clone(), value);
+            out.push((self.issuer.clone(), value));
         }
         if let Some(value) = scopes {
-            out.insert(self.scopes.clone(), value);
+            out.push((self.scopes.clone(), value));
         }
         for (claim, header) in &self.claims {
             if let Some(value) = verified
                 .claim_value(claim)
                 .and_then(|value| sanitize(&value, limit))
             {
-                out.insert(header.clone(), value);
+                out.push((header.clone(), value));
             }
         }
         out

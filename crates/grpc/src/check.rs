@@ -30,6 +30,7 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse};
 use envoy_types::pb::google::rpc::Status;
+use http::{HeaderName, HeaderValue};
 use jwtgate_engine::mtls::{CertificateSource, CertificateThumbprint};
 use jwtgate_engine::request_headers::{self, HeaderFields};
 use jwtgate_engine::{
@@ -358,11 +359,14 @@ fn render_allow<'a>(
     allow: Option<&'a Allow>,
     options: CheckOptions,
 ) -> AllowAnswer<'a> {
-    let identity = || allow.into_iter().flat_map(|allow| allow.identity.iter());
-    let mut set: Vec<(&str, Cow<'_, str>)> =
-        Vec::with_capacity(allow.map_or(0, |allow| allow.identity.len()) + 1);
-    set.extend(identity().map(|(name, value)| (name.as_str(), text(value.as_bytes()))));
-    let is_set = |name: &[u8]| identity().any(|(n, _)| n.as_str().as_bytes() == name);
+    let identity: &[(HeaderName, HeaderValue)] = allow.map_or(&[], |a| &a.identity);
+    let mut set: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(identity.len() + 1);
+    set.extend(
+        identity
+            .iter()
+            .map(|(name, value)| (name.as_str(), text(value.as_bytes()))),
+    );
+    let is_set = |name: &[u8]| identity.iter().any(|(n, _)| n.as_str().as_bytes() == name);
     let mut remove: Vec<&str> = Vec::new();
     let locations = engine.locations();
     for (name, _) in headers.iter() {
@@ -466,7 +470,7 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
     use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, OkHttpResponse};
-    use http::{HeaderMap, HeaderName, HeaderValue};
+    use http::HeaderMap;
     use jwtgate_http::config::GatewayConfig;
     use jwtgate_test_support::Issuer;
     use prost::Message;
@@ -501,7 +505,7 @@ mod tests {
     }
 
     fn allow(identity: &[(&'static str, &str)]) -> Outcome {
-        let identity: HeaderMap = identity
+        let identity: Vec<(HeaderName, HeaderValue)> = identity
             .iter()
             .map(|(n, v)| {
                 (

@@ -115,8 +115,8 @@ pub struct AuthService<S> {
 /// checked path.
 pub fn apply_identity<B>(request: &mut Request<B>, engine: &Arc<Engine>, allow: Allow) {
     hygiene::remove_spoofed(request.headers_mut(), engine.protected_headers());
-    for (name, value) in &allow.identity {
-        request.headers_mut().insert(name.clone(), value.clone());
+    for (name, value) in allow.identity {
+        request.headers_mut().insert(name, value);
     }
     if let Some(verified) = allow.verified {
         request.extensions_mut().insert(VerifiedToken(verified));

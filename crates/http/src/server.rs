@@ -278,12 +278,9 @@ fn render_forward_auth(state: &AppState, outcome: Outcome) -> Response {
     match outcome {
         Outcome::Allow(allow) => {
             let mut response = StatusCode::OK.into_response();
-            // The identity headers become the answer's own map (no copy into another), with
-            // whatever the answer had already added after them (nothing, today).
-            let own = std::mem::replace(response.headers_mut(), allow.identity);
             let headers = response.headers_mut();
-            if !own.is_empty() {
-                headers.extend(own);
+            for (name, value) in allow.identity {
+                headers.insert(name, value);
             }
             // The proxy copies it to the client's answer (the recipes say how).
             add_dpop_nonce(headers, allow.dpop_nonce.as_deref());

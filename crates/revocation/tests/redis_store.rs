@@ -14,8 +14,7 @@ use jwtgate_revocation::{
     DpopReplayFallback, Match, RevocationSection, Rule, SharedDpopReplay, TokenFacts,
 };
 use jwtgate_test_support::now;
-use jwtgate_test_support::process::{require_program, start_on_free_port, Running};
-use std::path::Path;
+use jwtgate_test_support::process::{redis_command, require_program, start_on_free_port, Running};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,17 +26,6 @@ struct Redis {
     url: String,
     port: u16,
     dir: tempfile::TempDir,
-}
-
-/// An empty, non-persistent redis-server on `port`, its files in `dir`.
-fn redis_command(port: u16, dir: &Path) -> Command {
-    let mut command = Command::new(require_program("redis-server"));
-    command
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir);
-    command
 }
 
 /// A redis-server on a free loopback port, ready once it holds that port itself: a port another

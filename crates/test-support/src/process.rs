@@ -47,6 +47,18 @@ pub fn nginx_command(prefix: &Path, conf: &str) -> Command {
     command
 }
 
+/// The real redis-server (Debian's `redis-server`), empty and non-persistent, on loopback
+/// `port`, its files in `dir`.
+pub fn redis_command(port: u16, dir: &Path) -> Command {
+    let mut command = Command::new(require_program("redis-server"));
+    command
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    command
+}
+
 /// A loopback address on a port that was free a moment ago (see [`crate::free_port`]).
 pub fn free_loopback_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], crate::free_port()))

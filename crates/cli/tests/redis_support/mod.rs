@@ -6,22 +6,16 @@
 use jwtgate_test_support::now;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use jwtgate_test_support::process::listening;
-pub use jwtgate_test_support::process::{require_program, Running};
+pub use jwtgate_test_support::process::Running;
+use jwtgate_test_support::process::{listening, redis_command};
 
 /// An empty, non-persistent redis-server on `port`, ready once it holds that port itself (a
 /// server of another test that took the port in the meantime fails this start with the log,
 /// rather than answering for it).
 pub async fn start_redis(dir: &Path, port: u16) -> Running {
-    let mut command = Command::new(require_program("redis-server"));
-    command
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir);
+    let command = redis_command(port, dir);
     let log = dir.join(format!("redis-{}-{}.log", port, now()));
     let mut redis = Running::spawn("redis-server", command, log);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -132,11 +132,14 @@ impl Running {
         }
     }
 
-    /// Waits (15 s at most) until `addr` accepts connections; `Err` with the log when the
-    /// process exits first.
+    /// Waits (15 s at most) until `addr` accepts connections on a socket this process (or one
+    /// it started) holds ([`listening`]): a server of another test that took the port in the
+    /// meantime is not mistaken for this one. `Err` with the log when the process exits first
+    /// (which it does when the port was taken).
     pub async fn wait_until_listening(&mut self, addr: SocketAddr) -> Result<(), String> {
         let what = format!("listening on {addr}");
-        self.wait_for(&what, Duration::from_secs(15), || accepts(addr))
+        let pid = self.id();
+        self.wait_for(&what, Duration::from_secs(15), || listening(addr, pid))
             .await
     }
 

@@ -6,26 +6,19 @@
 use jwtgate_test_support::now;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
+use jwtgate_test_support::process::redis_command;
 pub use jwtgate_test_support::process::Running;
-use jwtgate_test_support::process::{listening, redis_command};
 
 /// An empty, non-persistent redis-server on `port`, ready once it holds that port itself (a
 /// server of another test that took the port in the meantime fails this start with the log,
-/// rather than answering for it).
+/// rather than answering for it: [`Running::expect_listening`]).
 pub async fn start_redis(dir: &Path, port: u16) -> Running {
     let command = redis_command(port, dir);
     let log = dir.join(format!("redis-{}-{}.log", port, now()));
     let mut redis = Running::spawn("redis-server", command, log);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let pid = redis.id();
-    let what = format!("listening on {addr}");
-    if let Err(log) = redis
-        .wait_for(&what, Duration::from_secs(15), || listening(addr, pid))
-        .await
-    {
-        panic!("{log}");
-    }
+    redis
+        .expect_listening(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await;
     redis
 }

@@ -55,6 +55,8 @@ SERVERS=${BENCH_SERVERS:-floor floor-fwd floor-sig jwtgate jwtgate-off envoy env
 SCENARIOS=${BENCH_SCENARIOS:-repeated 10k 200k dpop-bearer dpop}
 DPOP_PROOFS=${BENCH_DPOP_PROOFS:-$((16000 * DURATION))}
 DPOP_URI=http://api.example.com/api/users
+# What a proxy adds to a forward-auth check of GET /api/users (jwtgate, and floor-fwd).
+FORWARD_AUTH_HEADERS=(-H "X-Forwarded-Method: GET" -H "X-Forwarded-Uri: /api/users")
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ENVOY=${ENVOY:-$ROOT/target/proxies-venv/bin/envoy}
 SERVER_CPU=0
@@ -235,7 +237,7 @@ measure() { # server scenario round
       url="http://127.0.0.1:$port/api/users" ;;
     floor-fwd)
       start "$port" "$HELLO" "127.0.0.1:$port"
-      wrk_args+=(-H "X-Forwarded-Method: GET" -H "X-Forwarded-Uri: /api/users")
+      wrk_args+=("${FORWARD_AUTH_HEADERS[@]}")
       url="http://127.0.0.1:$port/auth" ;;
     floor-sig)
       start "$port" "$HELLO" "127.0.0.1:$port" "$TOKENS"
@@ -246,7 +248,7 @@ measure() { # server scenario round
       [[ $scenario == dpop* ]] && bytes=dpop
       gateway_config "$port" "$bytes" > "$WORK/$server.toml"
       start "$port" "$JWTGATE" serve --config "$WORK/$server.toml"
-      wrk_args+=(-H "X-Forwarded-Method: GET" -H "X-Forwarded-Uri: /api/users")
+      wrk_args+=("${FORWARD_AUTH_HEADERS[@]}")
       url="http://127.0.0.1:$port/auth" ;;
     envoy | envoy-cache)
       local cache=no

@@ -117,8 +117,8 @@ async fn kept_issuer_and_scopes_values_are_always_the_tokens_own() {
     }
 }
 
-/// The subject's place in the kept headers: whatever tokens of the same issuer and scopes came
-/// before, a token carries its own subject, or no subject header at all when it has none or one
+/// Whatever tokens of the same issuer and scopes came before (their issuer and scopes values
+/// kept), a token carries its own subject, or no subject header at all when it has none or one
 /// too long to send — never an empty or stale value.
 #[tokio::test]
 async fn the_subject_header_is_each_tokens_own_or_absent() {

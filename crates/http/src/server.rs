@@ -816,8 +816,9 @@ fn is_connection_error(error: &std::io::Error) -> bool {
 /// How a listener admits connections: at most `max_connections` normal ones, then up to
 /// [`OVERLOAD_RESERVE`] more for the listener's overload responder; when both are full,
 /// accepting pauses until a connection closes (new clients wait in the kernel's backlog). Accept
-/// errors that concern one connection are skipped; others back off for 100 ms. Both
-/// the HTTP gateway's and the gRPC listener's accept loops admit through this.
+/// errors that concern one connection are skipped; others back off a moment
+/// (`ACCEPT_BACKOFF`). Both the HTTP gateway's and the gRPC listener's accept loops admit
+/// through this.
 pub struct Admission {
     normal: Arc<Semaphore>,
     reserve: Arc<Semaphore>,

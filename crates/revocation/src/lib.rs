@@ -15,9 +15,10 @@
 //! target), so holding them all costs little, and a slow or absent source can never slow or fail
 //! a request: it only makes the rules older, which `/readyz` reports after `max_stale`.
 //!
-//! **Sources** ([`config`]): a JSON-lines file ([`file`](mod@file)), or Redis ([`redis_store`], feature
-//! `redis`), where each rule is a key expiring with the rule, changes are published on a channel
-//! every replica subscribes to, and a periodic full load is the backstop. Redis was chosen
+//! **Sources** ([`config`]): a JSON-lines file ([`file`](mod@file)), or Redis
+//! ([`redis_store`], feature `redis`), where each rule is a key expiring with the rule, changes
+//! are published on a channel every replica subscribes to, and a periodic full load is the
+//! backstop. Redis was chosen
 //! because operators already run it (or Valkey) and its pub/sub gives sub-second propagation
 //! without a protocol of our own. A Redis that loses its data never un-revokes anything a
 //! replica holds ([`handle`]).
